@@ -1,0 +1,152 @@
+"""The one scan path: parse -> language -> detectors -> decide -> Verdict.
+
+Every entry point (``seawall scan``, the milter, spamd, HTTP) calls
+:meth:`Engine.scan`.  A detector that fails is logged, becomes the symbol
+``DETECTOR_FAILED`` scored 0, and never stops the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from seawall.detectors.base import Context, Detector, Hit
+from seawall.message import Envelope, Message, ParseLimits, parse_message
+from seawall.policy.decide import decide
+from seawall.policy.model import Verdict
+from seawall.policy.scores import Scores
+
+log = logging.getLogger("seawall.engine")
+
+
+@dataclass
+class StageTimes:
+    """Cumulative seconds spent per stage, for the per-stage profile."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    messages: int = 0
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+
+    def merge(self, other: StageTimes) -> None:
+        for stage, value in other.seconds.items():
+            self.add(stage, value)
+        self.messages += other.messages
+
+
+@dataclass(frozen=True, slots=True)
+class Scan:
+    """A verdict with the parsed message it was made from."""
+
+    verdict: Verdict
+    message: Message
+
+
+class Engine:
+    """Parse, detect, decide.
+
+    >>> engine = build_engine(load_config())          # doctest: +SKIP
+    >>> verdict = engine.scan_sync(Envelope(), raw)    # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        *,
+        scores: Scores,
+        detectors: Sequence[Detector],
+        limits: ParseLimits,
+        identify_language: Callable[[str], str | None] | None = None,
+        io_timeout_s: float = 2.0,
+    ) -> None:
+        self.scores = scores
+        self.detectors = tuple(detectors)
+        self._cpu = tuple(d for d in self.detectors if not d.io)
+        self._io = tuple(d for d in self.detectors if d.io)
+        self.limits = limits
+        self.identify_language = identify_language
+        self.io_timeout_s = io_timeout_s
+        self.times = StageTimes()
+
+    async def scan(self, envelope: Envelope, raw: bytes, *, now: float | None = None) -> Verdict:
+        return (await self.scan_message(envelope, raw, now=now)).verdict
+
+    async def scan_message(
+        self, envelope: Envelope, raw: bytes, *, now: float | None = None
+    ) -> Scan:
+        clock = time.perf_counter
+        t0 = clock()
+        msg = parse_message(raw, envelope, self.limits)
+        t1 = clock()
+        times = self.times
+        times.add("parse", t1 - t0)
+        language = None
+        if self.identify_language is not None:
+            language = self.identify_language(msg.text)
+            t2 = clock()
+            times.add("language", t2 - t1)
+            t1 = t2
+        ctx = Context(
+            now=time.time() if now is None else now,
+            authenticated=envelope.user is not None,
+            language=language,
+        )
+        hits: list[Hit] = [Hit(f"DEFECT_{d.upper()}") for d in msg.defects]
+        for detector in self._cpu:
+            try:
+                hits.extend(await detector.check(msg, ctx))
+            except Exception:
+                log.exception("detector %s failed", detector.name)
+                hits.append(Hit("DETECTOR_FAILED", options=(detector.name,)))
+            t2 = clock()
+            times.add(detector.name, t2 - t1)
+            t1 = t2
+        if self._io:
+            results = await asyncio.gather(*(self._run_io(d, msg, ctx) for d in self._io))
+            for found in results:
+                hits.extend(found)
+            t2 = clock()
+            times.add("io", t2 - t1)
+            t1 = t2
+        verdict = decide(
+            hits,
+            self.scores,
+            language=language,
+            elapsed_ms=round((clock() - t0) * 1000, 3),
+            message_id=msg.headers.get("Message-ID"),
+        )
+        times.add("policy", clock() - t1)
+        times.messages += 1
+        return Scan(verdict, msg)
+
+    async def _run_io(self, detector: Detector, msg: Message, ctx: Context) -> Sequence[Hit]:
+        try:
+            async with asyncio.timeout(self.io_timeout_s):
+                return await detector.check(msg, ctx)
+        except TimeoutError:
+            log.warning("detector %s timed out after %.1fs", detector.name, self.io_timeout_s)
+            return (Hit("DETECTOR_TIMEOUT", options=(detector.name,)),)
+        except Exception:
+            log.exception("detector %s failed", detector.name)
+            return (Hit("DETECTOR_FAILED", options=(detector.name,)),)
+
+    def scan_sync(self, envelope: Envelope, raw: bytes, *, now: float | None = None) -> Scan:
+        """Scan from synchronous code (CLI workers) on a private event loop."""
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.new_event_loop()
+        return loop.run_until_complete(self.scan_message(envelope, raw, now=now))
+
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    def close(self) -> None:
+        if self._loop is not None:
+            self._loop.close()
+            self._loop = None
+        for detector in self.detectors:
+            closer = getattr(detector, "close", None)
+            if callable(closer):
+                closer()

@@ -1,0 +1,137 @@
+"""The parsed message: immutable values read by every detector."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """What the MTA knows about a message; every field is optional for `seawall scan`."""
+
+    client_ip: str | None = None
+    helo: str | None = None
+    mail_from: str | None = None
+    rcpts: tuple[str, ...] = ()
+    queue_id: str | None = None
+    hostname: str | None = None  # the client's reverse DNS name as the MTA resolved it
+    user: str | None = None  # SASL login; authenticated senders are our own users
+
+
+class Headers(Mapping[str, str]):
+    """Ordered, case-insensitive header fields with RFC 2047 words already decoded.
+
+    ``headers["Subject"]`` gives the first value; ``headers.get_all("Received")`` all of them,
+    top first.  Values are unfolded; ``raw_items()`` keeps the undecoded text.
+    """
+
+    __slots__ = ("_by_name", "_items", "_raw")
+
+    def __init__(
+        self, items: tuple[tuple[str, str], ...], raw: tuple[tuple[str, str], ...] = ()
+    ) -> None:
+        self._items = items
+        self._raw = raw or items
+        by_name: dict[str, list[str]] = {}
+        for name, value in items:
+            by_name.setdefault(name.lower(), []).append(value)
+        self._by_name = {k: tuple(v) for k, v in by_name.items()}
+
+    def __getitem__(self, name: str) -> str:
+        return self._by_name[name.lower()][0]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_name)
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._by_name
+
+    def get_all(self, name: str) -> tuple[str, ...]:
+        return self._by_name.get(name.lower(), ())
+
+    def items_in_order(self) -> tuple[tuple[str, str], ...]:
+        return self._items
+
+    def raw_items(self) -> tuple[tuple[str, str], ...]:
+        return self._raw
+
+    def __repr__(self) -> str:
+        return f"Headers({len(self._items)} fields)"
+
+
+@dataclass(frozen=True, slots=True)
+class TextPart:
+    """One human-readable MIME part, decoded to text."""
+
+    content_type: str  # "text/plain" or "text/html"
+    text: str  # plain text; HTML already converted
+    charset: str  # the charset actually used to decode
+    declared_charset: str | None  # what the part said, if anything
+    size: int  # decoded size in bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Url:
+    """A link found in the message, normalised."""
+
+    url: str  # normalised: lower-case scheme and host, default port dropped, deobfuscated
+    scheme: str
+    host: str  # lower-case, IDNA-decoded where possible, no trailing dot
+    domain: str  # registrable domain from the Public Suffix List ("example.co.uk"); host if IP
+    is_ip: bool  # host is an IPv4/IPv6 literal (or a decimal/hex encoded IPv4)
+    source: str  # "text", "href", "src", "bare" (a domain with no scheme) or "obfuscated"
+    link_text: str | None = None  # the visible text of an <a>, for "names another domain"
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A non-text part, or a part with a filename."""
+
+    filename: str | None
+    declared_type: str  # Content-Type as sent, lower-case
+    sniffed_type: str | None  # from magic bytes, None when unknown
+    size: int  # decoded bytes
+    sha256: str  # hex digest of the decoded bytes
+    members: tuple[str, ...] = ()  # names inside a zip archive (first level)
+    defects: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Hop:
+    """One Received header, parsed."""
+
+    helo: str | None  # the name the client gave ("from HELO")
+    rdns: str | None  # the reverse DNS name the receiver recorded, None for "unknown"
+    ip: str | None  # client address
+    by: str | None  # the receiving host
+    raw: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A message parsed once, read by every detector.
+
+    Never raised from: every problem of the input is a string in ``defects``
+    (for example ``"truncated"``, ``"nesting_too_deep"``, ``"bad_base64"``).
+    """
+
+    raw: bytes
+    envelope: Envelope
+    headers: Headers
+    subject: str
+    text: str  # all human-readable text, decoded, bounded in length
+    parts: tuple[TextPart, ...]
+    urls: tuple[Url, ...]
+    attachments: tuple[Attachment, ...]
+    received: tuple[Hop, ...]  # top (newest) first
+    first_untrusted: Hop | None  # the hop where mail entered from outside the trusted networks
+    defects: tuple[str, ...]
+    size: int  # bytes of the raw message before any truncation
+
+    @property
+    def has_html(self) -> bool:
+        return any(p.content_type == "text/html" for p in self.parts)

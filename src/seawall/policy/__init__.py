@@ -1,0 +1,8 @@
+"""Scores as data and the pure decision from hits to a Verdict."""
+
+from __future__ import annotations
+
+from seawall.policy.model import Action, SymbolResult, Verdict
+from seawall.policy.scores import GroupDef, Scores, SymbolDef, load_scores
+
+__all__ = ["Action", "GroupDef", "Scores", "SymbolDef", "SymbolResult", "Verdict", "load_scores"]

@@ -1,0 +1,52 @@
+"""Verdict values: actions, symbol results and the verdict itself."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+class Action(enum.StrEnum):
+    """What the MTA should do.  Values are Rspamd's wire words, most severe first."""
+
+    REJECT = "reject"
+    SOFT_REJECT = "soft reject"
+    REWRITE_SUBJECT = "rewrite subject"
+    ADD_HEADER = "add header"
+    GREYLIST = "greylist"
+    NO_ACTION = "no action"
+
+    @property
+    def is_spam(self) -> bool:
+        """Actions that say "this is spam" (soft reject and greylist say "not now")."""
+        return self in (Action.REJECT, Action.REWRITE_SUBJECT, Action.ADD_HEADER)
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolResult:
+    """One symbol as scored by the policy."""
+
+    name: str
+    score: float
+    options: tuple[str, ...] = ()
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Everything a front end needs to answer the MTA, and to explain why."""
+
+    score: float
+    required: float  # the score at which the spam action starts (Rspamd's required_score)
+    action: Action
+    symbols: Mapping[str, SymbolResult]
+    language: str | None
+    elapsed_ms: float
+    campaign: str | None = None
+    forced_by: str | None = None  # the symbol whose force decided the action
+    message_id: str | None = None
+
+    @property
+    def is_spam(self) -> bool:
+        return self.action.is_spam
