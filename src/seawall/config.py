@@ -15,11 +15,7 @@ import msgspec
 from seawall.errors import ConfigError
 
 
-class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    pass
-
-
-class Limits(_Section):
+class Limits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     # Bigger messages are scored on their first max_message_bytes; raise for fax/scan gateways.
     max_message_bytes: int = 20 * 1024 * 1024
     # MIME parts walked; worm and bomb mail uses thousands to exhaust filters.
@@ -36,50 +32,77 @@ class Limits(_Section):
     max_urls: int = 500
 
 
-class Trusted(_Section):
+class Trusted(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     # Relays we run ourselves: Received hops from these are not "the first untrusted hop".
     networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
     # Treat RFC 1918 / ULA addresses as our own relays (typical behind a load balancer).
     private_is_trusted: bool = True
 
 
-class ClassifierSettings(_Section):
+class ClassifierSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     enabled: bool = True
     # Learned messages of each class before the classifier votes (avoids noise at start).
     min_learns: int = 50
+    # 2**hash_bits float32 weights per worker (20: 4 MiB); more bits, fewer hash collisions.
+    hash_bits: int = 20
+    # Step size of the online logistic regression; lower learns more slowly and smoothly.
+    learning_rate: float = 16.0
+    # Earlier messages re-learned with each new one (the first from the other class), so
+    # learning all spam and then all ham does not skew the model; 0 turns replay off.
+    replay: int = 3
+    # Recent messages whose features are kept for replay (about 4 KB each in the SQLite file).
+    memory_messages: int = 10_000
+    # Seconds between checks for what other processes learned; lower sees learning sooner.
+    reload_interval_s: float = 1.0
+    # Log-odds of spam at which the detector's weight is tanh(1) = 0.76; lower is bolder.
+    margin_scale: float = 12.0
 
 
-class HeadersSettings(_Section):
+class HeadersSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     enabled: bool = True
+    # A Date this far ahead of the scan is forged; raise if your users' clocks are badly off.
+    date_future_s: float = 2 * 3600.0
+    # A Date this far behind the scan is stale; raise where mail may sit in queues for days.
+    date_past_s: float = 7 * 86400.0
+    # Extra X-Mailer / User-Agent substrings (lower-case) of mass mailers your users receive.
+    bulk_mailers: tuple[str, ...] = ()
+    # Extra provider families, [["example.net", "example-mail.net"]], whose names bots fake.
+    providers: tuple[tuple[str, ...], ...] = ()
 
 
-class LanguageSettings(_Section):
+class LanguageSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     enabled: bool = True
     # Score added per detected language, e.g. {de = 3.0} for an English-speaking customer base.
     scores: dict[str, float] = msgspec.field(default_factory=dict)
     # Characters of text examined; more is slower and rarely changes the answer.
     sample_chars: int = 800
+    # Letters of text needed before "no language found" is reported as LANGUAGE_UNKNOWN.
+    unknown_min_letters: int = 100
 
 
-class UrlsSettings(_Section):
+class UrlsSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     enabled: bool = True
     # More links than this in one message looks like a link farm.
     many_urls: int = 30
+    # Extra URL-shortener domains, for local ones the built-in list does not know.
+    shorteners: tuple[str, ...] = ()
+    # Extra click-tracking domains exempt from the link-text check (your users' newsletters).
+    redirectors: tuple[str, ...] = ()
 
 
-class Detectors(_Section):
+class Detectors(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     classifier: ClassifierSettings = ClassifierSettings()
     headers: HeadersSettings = HeadersSettings()
     language: LanguageSettings = LanguageSettings()
     urls: UrlsSettings = UrlsSettings()
 
 
-class EngineSettings(_Section):
+class EngineSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     # Budget for the network-bound detectors of one message.
     io_timeout_s: float = 2.0
 
 
-class Config(_Section):
+class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     # Where the embedded store (SQLite) lives; --state and SEAWALL_STATE override it.
     state_dir: str = "var"
     # A site scores file merged over the packaged one.

@@ -12,12 +12,21 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
 
+from seawall.config import Config
+from seawall.detectors import build_detectors
 from seawall.detectors.base import Context, Detector, Hit
+from seawall.language import identify, preload
 from seawall.message import Envelope, Message, ParseLimits, parse_message
 from seawall.policy.decide import decide
 from seawall.policy.model import Verdict
-from seawall.policy.scores import Scores
+from seawall.policy.scores import Scores, load_scores
+
+if TYPE_CHECKING:
+    from seawall.classifier import Classifier
 
 log = logging.getLogger("seawall.engine")
 
@@ -70,6 +79,7 @@ class Engine:
         self.identify_language = identify_language
         self.io_timeout_s = io_timeout_s
         self.times = StageTimes()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def scan(self, envelope: Envelope, raw: bytes, *, now: float | None = None) -> Verdict:
         return (await self.scan_message(envelope, raw, now=now)).verdict
@@ -140,8 +150,6 @@ class Engine:
             loop = self._loop = asyncio.new_event_loop()
         return loop.run_until_complete(self.scan_message(envelope, raw, now=now))
 
-    _loop: asyncio.AbstractEventLoop | None = None
-
     def close(self) -> None:
         if self._loop is not None:
             self._loop.close()
@@ -150,3 +158,23 @@ class Engine:
             closer = getattr(detector, "close", None)
             if callable(closer):
                 closer()
+
+
+def build_engine(config: Config, *, classifier: Classifier | None = None) -> Engine:
+    """An Engine for ``config``.  The classifier is opened from the state dir unless given.
+
+    Raises ConfigError when the scores file or a detector's settings cannot work.
+    """
+    if classifier is None and config.detectors.classifier.enabled:
+        from seawall.classifier import Classifier
+
+        classifier = Classifier.open(Path(config.state_dir), config.detectors.classifier)
+    scores = load_scores(Path(config.scores_file) if config.scores_file else None)
+    preload()
+    return Engine(
+        scores=scores,
+        detectors=build_detectors(config, classifier),
+        limits=ParseLimits.from_config(config),
+        identify_language=partial(identify, sample_chars=config.detectors.language.sample_chars),
+        io_timeout_s=config.engine.io_timeout_s,
+    )

@@ -24,6 +24,11 @@ def _identifier() -> Any:
     return _model
 
 
+def preload() -> None:
+    """Load the model now (about 1 s) rather than on the first message."""
+    _identifier()
+
+
 def identify(text: str, *, sample_chars: int = 800, min_letters: int = 20) -> str | None:
     """ISO 639-1 code of ``text``'s language, or None when there is too little text to tell.
 

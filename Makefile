@@ -1,0 +1,51 @@
+# Seawall: `make demo` runs the main job on embedded defaults; `make test` installs what the
+# tests need and runs them all; `make bench` measures and prints the figures in docs/benchmarks.md.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell $(PY) -c 'import hashlib,sys;print(hashlib.sha1(open("pyproject.toml","rb").read()).hexdigest()[:12])')
+APT := DEBIAN_FRONTEND=noninteractive apt-get -y -q -o Dpkg::Use-Pty=0
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# Debian packages: what the benchmarks compare against.
+BENCH_DEBS := rspamd redis-server
+
+.PHONY: venv demo test lint typecheck unit bench clean system-python bench-deps
+
+system-python:
+	@$(PY) -c 'import ensurepip, venv' 2>/dev/null || \
+	  { $(SUDO) apt-get update -q && $(SUDO) $(APT) install python3-venv python3-dev; }
+
+$(STAMP): pyproject.toml | system-python
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+venv: $(STAMP)
+
+demo: venv
+	$(BIN)/seawall demo
+
+lint: venv
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: venv
+	$(BIN)/mypy
+
+unit: venv
+	$(BIN)/pytest
+
+test: lint typecheck unit
+
+bench-deps:
+	@for p in $(BENCH_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  if [ -n "$$missing" ]; then $(SUDO) apt-get update -q && $(SUDO) $(APT) install $$missing; fi
+
+bench: venv bench-deps
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) .cache var .pytest_cache .mypy_cache .ruff_cache

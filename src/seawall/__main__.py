@@ -1,0 +1,7 @@
+"""``python -m seawall``."""
+
+from __future__ import annotations
+
+from seawall.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,267 @@
+"""The learning content classifier: features + model + store behind one small API."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from seawall.classifier.features import VERSION, Keys, digest, features, split
+from seawall.classifier.memory import Memory
+from seawall.classifier.model import Model, sigmoid
+from seawall.classifier.store import FILENAME, Step, WeightStore
+from seawall.config import ClassifierSettings
+from seawall.errors import ConfigError, StoreError
+from seawall.message.model import Message
+
+_COMPACT_AFTER = 200  # deltas before the whole vector is rewritten (4 MiB at 20 bits)
+
+
+def check_settings(settings: ClassifierSettings) -> None:
+    """Raise ConfigError for settings that cannot work."""
+    problems = []
+    if not 12 <= settings.hash_bits <= 26:
+        problems.append("hash_bits must be 12..26")
+    if not settings.learning_rate > 0:
+        problems.append("learning_rate must be > 0")
+    if settings.replay < 0 or settings.memory_messages < 0 or settings.min_learns < 0:
+        problems.append("replay, memory_messages and min_learns must be >= 0")
+    if not settings.margin_scale > 0 or settings.reload_interval_s < 0:
+        problems.append("margin_scale must be > 0 and reload_interval_s >= 0")
+    if problems:
+        raise ConfigError("detectors.classifier: " + "; ".join(problems))
+
+
+class Classifier:
+    """Online logistic regression over hashed byte 4-grams, persisted in SQLite.
+
+    One instance per process.  Scanning reads an in-memory weight vector and
+    picks up what other processes learned every ``reload_interval_s``; learning
+    writes through at once.  Thread-safe.
+
+    >>> clf = Classifier.open(Path("var"), ClassifierSettings())     # doctest: +SKIP
+    >>> clf.learn(msg, spam=True), clf.learn(msg, spam=True)         # doctest: +SKIP
+    (True, False)
+    >>> clf.score(msg) > 0.5                                         # doctest: +SKIP
+    True
+    """
+
+    def __init__(self, store: WeightStore, settings: ClassifierSettings) -> None:
+        self.settings = settings
+        self.store = store
+        self.model = Model.zeros(settings.hash_bits, settings.learning_rate)
+        self._generation = 0
+        self._snapshot = 0  # generation of the saved vector
+        self._counts = (0, 0)
+        self._lock = threading.RLock()
+        self._checked_at = float("-inf")
+        self.memory = Memory(store, settings.memory_messages)
+        self._closed = False
+        with self._lock, store.read():
+            self._check_meta(store.meta())
+            self._sync()
+
+    @classmethod
+    def open(cls, state_dir: Path, settings: ClassifierSettings) -> Classifier:
+        """Open (or create) the classifier in ``state_dir/seawall.sqlite``."""
+        check_settings(settings)
+        return cls(WeightStore(Path(state_dir) / FILENAME), settings)
+
+    def close(self) -> None:
+        """Close the database; safe to call twice."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self.store.close()
+
+    @property
+    def counts(self) -> tuple[int, int]:
+        """(spam learned, ham learned), as of the last reload."""
+        self._maybe_reload()
+        return self._counts
+
+    @property
+    def bits(self) -> int:
+        return self.settings.hash_bits
+
+    @property
+    def ready(self) -> bool:
+        """Both classes have at least ``min_learns`` messages: the score means something."""
+        spam, ham = self.counts
+        return min(spam, ham) >= self.settings.min_learns
+
+    def margin(self, msg: Message) -> float:
+        """Log-odds that ``msg`` is spam: positive for spam, 0.0 knows nothing."""
+        self._maybe_reload()
+        return self.model.margin(*split(features(msg, bits=self.bits), bits=self.bits))
+
+    def score(self, msg: Message) -> float:
+        """Probability that ``msg`` is spam."""
+        return sigmoid(self.margin(msg))
+
+    def learn(self, msg: Message, spam: bool) -> bool:
+        """Learn ``msg`` with its label; False when it was already learned with that label.
+
+        A message learned before with the other label is unlearned first, so
+        correcting a mistake is one call.
+        """
+        return self.learn_many(((msg, spam),), log=True) == 1
+
+    def learn_many(self, pairs: Iterable[tuple[Message, bool]], *, log: bool = False) -> int:
+        """Learn many messages in one transaction; returns how many changed anything.
+
+        Faster than :meth:`learn` in a loop: other processes reload the whole
+        vector once at the end instead of replaying one change per message.
+        """
+        changed = 0
+        with self._lock, self._writing():
+            gen = self._generation
+            journal: list[Step] | None = [] if log else None
+            for msg, spam in pairs:
+                changed += self._learn_one(msg, spam, journal)
+            if changed:
+                self._finish(gen + 1, journal)
+        return changed
+
+    def unlearn(self, msg: Message) -> bool:
+        """Forget ``msg`` exactly; False if it was never learned."""
+        with self._lock, self._writing():
+            found = self.store.find(digest(msg))
+            if found is None:
+                return False
+            keys = self.store.example(found.id)
+            if keys is None:
+                keys = features(msg, bits=self.bits)
+            self._add(keys, -found.coef)
+            self.store.delete(found.id)
+            self.memory.forget(found.id)
+            spam, ham = self._counts
+            self._counts = (spam - found.spam, ham - (not found.spam))
+            self._finish(self._generation + 1, [(keys, -found.coef)])
+        return True
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """A write transaction on up-to-date weights; a failure reloads them from the file."""
+        try:
+            with self.store.write():
+                self._sync()
+                yield
+        except BaseException:
+            self._generation = -1  # the weights may hold a step the file does not
+            self.memory.invalidate()
+            raise
+
+    def _learn_one(self, msg: Message, spam: bool, journal: list[Step] | None) -> int:
+        key = digest(msg)
+        keys = features(msg, bits=self.bits)
+        now = time.time()
+        found = self.store.find(key)
+        if found is not None and found.spam == spam:
+            return 0
+        steps: list[Step] = []
+        spam_n, ham_n = self._counts
+        if found is not None:  # relabel: take the old lesson back first
+            old = self.store.example(found.id)
+            old = keys if old is None else old
+            self._add(old, -found.coef)
+            steps.append((old, -found.coef))
+            self.memory.forget(found.id)
+            spam_n, ham_n = spam_n - found.spam, ham_n - (not found.spam)
+        amount = self._step(keys, spam)
+        steps.append((keys, amount))
+        if found is None:
+            row = self.store.insert(key, spam, amount, now)
+        else:
+            row = found.id
+            self.store.relabel(row, spam, amount, now)
+        steps.extend(self._replay(spam, random.Random(key)))
+        self.memory.remember(row, spam, keys)
+        self._counts = (spam_n + spam, ham_n + (not spam))
+        if journal is not None:
+            journal.extend(steps)
+        return 1
+
+    def _replay(self, spam: bool, rng: random.Random) -> list[Step]:
+        """Re-learn ``settings.replay`` remembered messages (see :class:`Memory`).
+
+        Without this, online learning is at the mercy of the order: after a
+        bulk ``learn`` of all spam then all ham, the last ham pushes every
+        common feature towards ham.  Each replayed message's coefficient grows
+        by its step, so unlearning it later stays exact.
+        """
+        steps: list[Step] = []
+        bumps: list[tuple[float, int]] = []
+        for row, label, keys in self.memory.draws(spam, self.settings.replay, rng):
+            amount = self._step(keys, label)
+            steps.append((keys, amount))
+            bumps.append((amount, row))
+        self.store.add_coef(bumps)
+        return steps
+
+    def _step(self, keys: Keys, spam: bool) -> float:
+        return self.model.step(*split(keys, bits=self.bits), spam)
+
+    def _add(self, keys: Keys, amount: float) -> None:
+        self.model.add(*split(keys, bits=self.bits), amount)
+
+    def _finish(self, gen: int, journal: list[Step] | None) -> None:
+        """Record generation ``gen``: as a delta, or (bulk, or too many deltas) a snapshot."""
+        spam, ham = self._counts
+        self.store.set_meta(spam=spam, ham=ham, bits=self.settings.hash_bits, features=VERSION)
+        if journal is not None:
+            self.store.append_delta(gen, journal)
+        if journal is None or gen - self._snapshot >= _COMPACT_AFTER:
+            self.store.save_snapshot(gen, self.model.weights)
+            self._snapshot = gen
+        self._generation = gen
+        self.store.changed()  # our own commit is not news
+
+    def _maybe_reload(self) -> None:
+        now = time.monotonic()
+        if now - self._checked_at < self.settings.reload_interval_s and self._generation >= 0:
+            return
+        with self._lock:
+            self._checked_at = now
+            if self.store.changed() or self._generation < 0:
+                with self.store.read():
+                    self._sync()
+
+    def _sync(self) -> None:
+        """Catch up with what other processes learned (inside a read or write transaction)."""
+        meta = self.store.meta()
+        self._counts = (meta.get("spam", 0), meta.get("ham", 0))
+        self._snapshot = meta.get("snapshot", 0)
+        latest = meta.get("generation", 0)
+        if latest == self._generation:
+            return
+        self.memory.invalidate()  # another writer may have added or evicted examples
+        if self._generation < meta.get("snapshot", 0) or latest < self._generation:
+            saved = self.store.snapshot()
+            if saved is None:  # only deltas so far (or the tables were emptied)
+                saved = (0, np.zeros_like(self.model.weights))
+            self._generation, self.model.weights = saved
+        for gen, steps in self.store.deltas_after(self._generation):
+            for keys, amount in steps:
+                self._add(keys, amount)
+            self._generation = gen
+
+    def _check_meta(self, meta: dict[str, int]) -> None:
+        bits, version = meta.get("bits"), meta.get("features")
+        if bits is None:
+            return
+        if bits != self.settings.hash_bits:
+            raise ConfigError(
+                f"detectors.classifier.hash_bits is {self.settings.hash_bits} but "
+                f"{self.store.path} was learned with {bits}: set it back or relearn"
+            )
+        if version != VERSION:
+            raise StoreError(
+                f"{self.store.path}: classifier features v{version}, this version reads "
+                f"v{VERSION}; delete the classifier_* tables and learn again"
+            )

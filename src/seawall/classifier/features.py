@@ -1,0 +1,134 @@
+"""A message to hashed, binary character n-gram features: any language, no word lists.
+
+Four regions of the message are turned into text: the header block (names and
+undecoded values), the subject, the decoded body text (whitespace collapsed)
+and the sorted set of URL hosts.  Each region is cut to a byte budget, encoded
+as UTF-8, and every 4-byte window becomes one feature: the window read as a
+little-endian ``uint32``, mixed with the region's constant, and hashed into
+``2**bits`` slots by a multiplicative (Fibonacci) hash.  Features are binary:
+the sorted, de-duplicated slot numbers, each tagged with its region
+(``key = region << bits | slot``).
+
+Each region is scaled to its own unit length, times a region weight, and the
+message to unit length overall (:func:`split`): a long body does not drown the
+headers, and a one-line subject does not outweigh both.  On the SpamAssassin
+corpus this per-region scaling lifted spam recall at 0.1% ham FPR by two to
+three points over one joint scaling.
+
+Byte 4-grams are the TREC spam-track recipe (Sculley and Wachman 2007): they
+need no tokeniser, so they work the same for German compounds, Cyrillic or
+Chinese, and they see obfuscations ("V1agra", "f r e e") that word lists miss.
+Everything is vectorised with numpy; there is no per-character Python loop.
+
+>>> from seawall.message import parse_message
+>>> keys = features(parse_message(b"Subject: Hallo\\n\\nGuten Tag"), bits=20)
+>>> slots, scales = split(keys, bits=20)
+>>> round(float((scales**2).sum()), 4)
+1.0
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import numpy as np
+from numpy.typing import NDArray
+
+from seawall.message.model import Message
+
+VERSION = 2  # bump when a change here moves any slot: stored examples become stale
+
+HEADER_BYTES = 3000  # header text read; Received chains are long, the rest is short
+SUBJECT_BYTES = 400
+BODY_BYTES = 3000  # the TREC recipe: the start of a message carries most of the signal
+HOSTS_MAX = 50
+
+# Our own verdict headers must not teach the classifier what it said last time.
+_OWN_HEADERS = ("x-spam", "x-seawall")
+
+# One constant per region, so "free" in a subject and in a body are different features.
+_REGIONS = np.array([0x1B873593, 0x85EBCA6B, 0xC2B2AE35, 0x27D4EB2F], dtype=np.uint32)
+_GOLDEN = np.uint32(0x9E3779B1)  # 2**32 / phi, odd: multiplication permutes uint32
+# Relative weight of headers, subject, body and hosts: measured (bench/accuracy_classifier.py).
+_WEIGHTS = (1.0, 0.5, 1.0, 0.5)
+_BOUNDS = np.arange(1, len(_WEIGHTS) + 1, dtype=np.uint32)  # region r ends below (r + 1) << bits
+
+Keys = NDArray[np.uint32]  # region << bits | slot, sorted, unique
+Slots = NDArray[np.uint32]
+Scales = NDArray[np.float32]
+
+
+def regions(msg: Message) -> tuple[str, str, str, str]:
+    """The four texts features are read from: headers, subject, body, URL hosts."""
+    lines = [
+        f"{name}: {value}"
+        for name, value in msg.headers.raw_items()
+        if not name.lower().startswith(_OWN_HEADERS)
+    ]
+    body = " ".join(msg.text[: BODY_BYTES * 3].split())
+    hosts = " ".join(sorted({url.host for url in msg.urls})[:HOSTS_MAX])
+    return "\n".join(lines), " ".join(msg.subject.split()), body, hosts
+
+
+def features(msg: Message, *, bits: int) -> Keys:
+    """The message's features: sorted, unique ``region << bits | slot`` keys."""
+    headers, subject, body, hosts = regions(msg)
+    chunks = [
+        headers[:HEADER_BYTES].encode("utf-8", "replace")[:HEADER_BYTES],
+        subject[:SUBJECT_BYTES].encode("utf-8", "replace")[:SUBJECT_BYTES],
+        body[:BODY_BYTES].encode("utf-8", "replace")[:BODY_BYTES],
+    ]
+    if hosts:
+        chunks.append(hosts[:HEADER_BYTES].encode("utf-8", "replace")[:HEADER_BYTES])
+    # One buffer, each region between spaces, so a region's first and last bytes make
+    # windows too; the few windows that straddle two regions are harmless constants.
+    data = b" " + b"  ".join(chunks) + b" "
+    count = len(data) - 3
+    sizes = [len(chunk) + 2 for chunk in chunks]
+    tags = np.repeat(_REGIONS[: len(chunks)], sizes)[:count]
+    regions_of = np.repeat(np.arange(len(chunks), dtype=np.uint32) << np.uint32(bits), sizes)
+    # Window i is the 4 bytes at i..i+3 read as one uint32: a strided view, no copy.
+    windows = np.ndarray((count,), dtype="<u4", buffer=data, offset=0, strides=(1,))
+    mixed = windows ^ tags
+    mixed ^= mixed >> np.uint32(15)
+    mixed *= _GOLDEN
+    mixed >>= np.uint32(32 - bits)
+    mixed |= regions_of[:count]
+    mixed.sort()
+    keep = np.empty(count, dtype=bool)
+    keep[0] = True
+    np.not_equal(mixed[1:], mixed[:-1], out=keep[1:])
+    unique: Keys = mixed[keep]
+    return unique
+
+
+def split(keys: Keys, *, bits: int) -> tuple[Slots, Scales]:
+    """Slots and their values: each region at unit length times its weight, all at unit length.
+
+    A pure function of ``keys``, so every process computes identical float32 values.
+    """
+    slots: Slots = keys & np.uint32((1 << bits) - 1)
+    # Keys are sorted, and the region is their top bits: a region is one contiguous run.
+    ends = np.searchsorted(keys, _BOUNDS << np.uint32(bits)).tolist()
+    counts = [end - start for start, end in zip([0, *ends[:-1]], ends, strict=True)]
+    norm = math.sqrt(sum(w * w for w, n in zip(_WEIGHTS, counts, strict=True) if n)) or 1.0
+    values = [w / math.sqrt(n) / norm if n else 0.0 for w, n in zip(_WEIGHTS, counts, strict=True)]
+    scales: Scales = np.repeat(np.array(values, dtype=np.float32), counts)
+    return slots, scales
+
+
+def digest(msg: Message) -> bytes:
+    """What makes two copies "the same message" for learning: Message-ID and body.
+
+    Copies of one message fetched from different mailboxes differ in their
+    Received and Delivered-To headers but not in these.  Without a Message-ID
+    the whole raw message is the key.
+    """
+    raw = msg.raw
+    message_id = msg.headers.get("Message-ID", "").strip()
+    if not message_id:
+        return hashlib.sha256(b"raw\0" + raw).digest()
+    ends = [end for end in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if end >= 0]
+    body = raw[min(ends) :].lstrip(b"\r\n") if ends else b""
+    return hashlib.sha256(b"mid\0" + message_id.encode("utf-8", "replace") + b"\0" + body).digest()

@@ -1,0 +1,232 @@
+"""The classifier's tables in the embedded SQLite file (WAL; many readers, one writer at a time).
+
+Tables, all prefixed ``classifier_``:
+
+``classifier_meta``      key/value: ``bits``, ``features`` (feature VERSION), ``generation``
+                         (bumped by every change), ``snapshot`` (generation of the saved
+                         vector), ``spam`` and ``ham`` (messages learned)
+``classifier_weights``   one row: the whole float32 weight vector as a BLOB
+``classifier_deltas``    one row per change since the snapshot: its steps (the slots of one
+                         message and the float32 amount added to each), replayed in order
+                         by other processes
+``classifier_messages``  one row per learned message: digest, label, coefficient
+``classifier_examples``  the slots of the most recent messages, sampled for replay
+
+A scanning process loads the snapshot once (a few milliseconds for 4 MiB) and
+afterwards only replays the few new deltas, so learning is visible to every
+worker within ``reload_interval_s`` without reloading the vector.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from seawall.errors import StoreError
+
+Keys = NDArray[np.uint32]  # a message's features, see seawall.classifier.features
+Vector = NDArray[np.float32]
+Step = tuple[Keys, float]  # add the amount times this message's vector
+
+FILENAME = "seawall.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS classifier_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS classifier_weights (
+    id INTEGER PRIMARY KEY CHECK (id = 0), generation INTEGER NOT NULL, vector BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS classifier_deltas (
+    generation INTEGER PRIMARY KEY, slots BLOB NOT NULL, sizes BLOB NOT NULL,
+    amounts BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS classifier_messages (
+    id INTEGER PRIMARY KEY, digest BLOB NOT NULL UNIQUE, spam INTEGER NOT NULL,
+    coef REAL NOT NULL, learned_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS classifier_examples (
+    id INTEGER PRIMARY KEY, spam INTEGER NOT NULL, slots BLOB NOT NULL);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Learned:
+    """A row of ``classifier_messages``."""
+
+    id: int
+    spam: bool
+    coef: float
+
+
+_STRIDE = 0xFFFF  # a uint16 of this value means "move on 65535, no key here"
+
+
+def encode_slots(keys: Keys) -> bytes:
+    """Sorted keys as uint16 gaps, about 2 bytes a key; a gap of 65535 or more takes
+    ``gap // 65535`` extra entries of 65535 before its remainder."""
+    gaps = np.diff(keys, prepend=np.uint32(0))
+    strides, rest = np.divmod(gaps, np.uint32(_STRIDE))
+    out = np.full(int(strides.sum()) + gaps.size, _STRIDE, dtype="<u2")
+    out[np.cumsum(strides + 1) - 1] = rest
+    return out.tobytes()
+
+
+def decode_slots(blob: bytes) -> Keys:
+    entries = np.frombuffer(blob, dtype="<u2").astype(np.uint32)
+    keys: Keys = np.cumsum(entries, dtype=np.uint32)[entries != _STRIDE]
+    return keys
+
+
+class WeightStore:
+    """SQLite access for :class:`~seawall.classifier.Classifier`; every method is one statement.
+
+    Writers call :meth:`write` (``BEGIN IMMEDIATE``: one writer at a time,
+    others wait up to ``timeout_s``); readers call :meth:`read` for a consistent view.
+    """
+
+    def __init__(self, path: Path, *, timeout_s: float = 30.0) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(
+                path, timeout=timeout_s, isolation_level=None, check_same_thread=False
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable at checkpoints
+            with self.write():
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the classifier store {path}: {exc}") from None
+        self._data_version = -1
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def write(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    @contextmanager
+    def read(self) -> Iterator[None]:
+        self._db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self._db.execute("COMMIT")
+
+    def changed(self) -> bool:
+        """Whether another connection committed since the last call (cheap: no I/O)."""
+        version = int(self._db.execute("PRAGMA data_version").fetchone()[0])
+        changed, self._data_version = version != self._data_version, version
+        return changed
+
+    def meta(self) -> dict[str, int]:
+        return {k: int(v) for k, v in self._db.execute("SELECT key, value FROM classifier_meta")}
+
+    def set_meta(self, **values: int) -> None:
+        self._db.executemany(
+            "INSERT INTO classifier_meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            values.items(),
+        )
+
+    def snapshot(self) -> tuple[int, Vector] | None:
+        row = self._db.execute("SELECT generation, vector FROM classifier_weights").fetchone()
+        if row is None:
+            return None
+        vector: Vector = np.frombuffer(row[1], dtype="<f4").astype(np.float32)
+        return int(row[0]), vector
+
+    def save_snapshot(self, generation: int, weights: Vector) -> None:
+        """Write the whole vector and drop the deltas it includes."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO classifier_weights (id, generation, vector) VALUES (0, ?, ?)",
+            (generation, weights.astype("<f4").tobytes()),
+        )
+        self._db.execute("DELETE FROM classifier_deltas WHERE generation <= ?", (generation,))
+        self.set_meta(snapshot=generation, generation=generation)
+
+    def deltas_after(self, generation: int) -> Iterator[tuple[int, list[Step]]]:
+        for gen, blob, sizes, amounts in self._db.execute(
+            "SELECT generation, slots, sizes, amounts FROM classifier_deltas"
+            " WHERE generation > ? ORDER BY generation",
+            (generation,),
+        ):
+            ends = np.cumsum(np.frombuffer(sizes, dtype="<u4")).tolist()
+            starts = [0, *ends[:-1]]
+            steps = [
+                (decode_slots(blob[a:b]), float(amount))
+                for a, b, amount in zip(
+                    starts, ends, np.frombuffer(amounts, dtype="<f4").tolist(), strict=True
+                )
+            ]
+            yield int(gen), steps
+
+    def append_delta(self, generation: int, steps: list[Step]) -> None:
+        """Log one change: its steps, each as compact as an example."""
+        blobs = [encode_slots(slots) for slots, _ in steps]
+        self._db.execute(
+            "INSERT INTO classifier_deltas (generation, slots, sizes, amounts) VALUES (?, ?, ?, ?)",
+            (
+                generation,
+                b"".join(blobs),
+                np.array([len(b) for b in blobs], dtype="<u4").tobytes(),
+                np.array([a for _, a in steps], dtype="<f4").tobytes(),
+            ),
+        )
+        self.set_meta(generation=generation)
+
+    def find(self, digest: bytes) -> Learned | None:
+        row = self._db.execute(
+            "SELECT id, spam, coef FROM classifier_messages WHERE digest = ?", (digest,)
+        ).fetchone()
+        return Learned(int(row[0]), bool(row[1]), float(row[2])) if row else None
+
+    def insert(self, digest: bytes, spam: bool, coef: float, now: float) -> int:
+        cursor = self._db.execute(
+            "INSERT INTO classifier_messages (digest, spam, coef, learned_at) VALUES (?, ?, ?, ?)",
+            (digest, int(spam), coef, now),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def relabel(self, id_: int, spam: bool, coef: float, now: float) -> None:
+        self._db.execute(
+            "UPDATE classifier_messages SET spam = ?, coef = ?, learned_at = ? WHERE id = ?",
+            (int(spam), coef, now, id_),
+        )
+
+    def add_coef(self, amounts: list[tuple[float, int]]) -> None:
+        self._db.executemany("UPDATE classifier_messages SET coef = coef + ? WHERE id = ?", amounts)
+
+    def delete(self, id_: int) -> None:
+        self._db.execute("DELETE FROM classifier_messages WHERE id = ?", (id_,))
+        self._db.execute("DELETE FROM classifier_examples WHERE id = ?", (id_,))
+
+    def example(self, id_: int) -> Keys | None:
+        row = self._db.execute(
+            "SELECT slots FROM classifier_examples WHERE id = ?", (id_,)
+        ).fetchone()
+        return decode_slots(row[0]) if row else None
+
+    def example_ids(self) -> list[tuple[int, bool]]:
+        rows = self._db.execute("SELECT id, spam FROM classifier_examples ORDER BY id")
+        return [(int(i), bool(s)) for i, s in rows]
+
+    def put_example(self, id_: int, spam: bool, slots: Keys) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO classifier_examples (id, spam, slots) VALUES (?, ?, ?)",
+            (id_, int(spam), encode_slots(slots)),
+        )
+
+    def drop_examples(self, ids: list[int]) -> None:
+        self._db.executemany("DELETE FROM classifier_examples WHERE id = ?", ((i,) for i in ids))

@@ -1,0 +1,297 @@
+"""The ``seawall`` command: scan | learn | eval | demo."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from seawall import __version__
+from seawall.batch import Record, scan_units
+from seawall.config import Config, load_config
+from seawall.engine import StageTimes
+from seawall.errors import SeawallError
+from seawall.sources import Unit, iter_units
+
+log = logging.getLogger("seawall")
+
+
+def _config(args: argparse.Namespace) -> Config:
+    return load_config(Path(args.config) if args.config else None, state_dir=args.state)
+
+
+def _units(paths: Sequence[str]) -> list[Unit]:
+    try:
+        return list(iter_units(paths))
+    except FileNotFoundError as exc:
+        raise SeawallError(f"no such file or directory: {exc.args[0]}") from None
+
+
+class _Progress:
+    """A tqdm bar on stderr when stderr is a terminal; silent otherwise."""
+
+    def __init__(self, total: int, desc: str) -> None:
+        self.bar: Any = None
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=desc, unit="msg", file=sys.stderr, leave=False)
+
+    def __call__(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _top_symbols(record: Record, n: int = 4) -> str:
+    ranked = sorted(record.symbols.items(), key=lambda kv: -abs(kv[1]))[:n]
+    return " ".join(f"{name}({score:+.1f})" for name, score in ranked if score)
+
+
+def _print_table_row(record: Record, width: int) -> None:
+    path = record.path if len(record.path) <= width else "…" + record.path[-(width - 1) :]
+    lang = record.language or "-"
+    print(
+        f"{path:<{width}} {record.action:<12} {record.score:7.2f} {lang:<3} {_top_symbols(record)}"
+    )
+
+
+def _print_profile(times: StageTimes, out: Any) -> None:
+    if not times.messages:
+        return
+    total = sum(times.seconds.values())
+    print(f"per-stage profile over {times.messages} messages (ms/msg):", file=out)
+    for stage, seconds in sorted(times.seconds.items(), key=lambda kv: -kv[1]):
+        ms = seconds * 1000 / times.messages
+        print(f"  {stage:<12} {ms:8.3f}  {seconds / total * 100:5.1f}%", file=out)
+    print(f"  {'total':<12} {total * 1000 / times.messages:8.3f}", file=out)
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    config = _config(args)
+    units = _units(args.paths)
+    workers = args.workers or os.cpu_count() or 1
+    times = StageTimes()
+    progress = _Progress(len(units), "scan")
+    counts: Counter[str] = Counter()
+    encoder = msgspec.json.Encoder()
+    out = sys.stdout.buffer
+    width = 60
+    if not args.json:
+        print(f"{'path':<{width}} {'action':<12} {'score':>7} {'lng':<3} symbols")
+    t0 = time.perf_counter()
+    n = 0
+    for record in scan_units(units, config, workers=workers, times=times):
+        n += 1
+        counts[record.action] += 1
+        if args.json:
+            out.write(encoder.encode(record) + b"\n")
+        else:
+            _print_table_row(record, width)
+        progress(1)
+    seconds = time.perf_counter() - t0
+    progress.close()
+    out.flush()
+    summary_to = sys.stderr if args.json else sys.stdout
+    rate = n / seconds if seconds > 0 else 0.0
+    actions = ", ".join(f"{action}: {count}" for action, count in counts.most_common())
+    print(
+        f"scanned {n} messages in {seconds:.2f}s ({rate:.1f} msg/s, {workers} workers)"
+        f"{'; ' + actions if actions else ''}",
+        file=summary_to,
+    )
+    if args.profile:
+        _print_profile(times, sys.stderr)
+    return 0
+
+
+def _labelled(spam: Sequence[str], ham: Sequence[str]) -> list[Any]:
+    from seawall.evaluation import Labelled
+
+    out = [Labelled(u, True) for u in _units(spam)]
+    out += [Labelled(u, False) for u in _units(ham)]
+    return out
+
+
+def cmd_learn(args: argparse.Namespace) -> int:
+    from seawall.classifier import Classifier
+    from seawall.message import Envelope, ParseLimits, parse_message
+
+    if not args.spam and not args.ham:
+        raise SeawallError("give --spam PATH... and/or --ham PATH...")
+    config = _config(args)
+    items = _labelled(args.spam or (), args.ham or ())
+    limits = ParseLimits.from_config(config)
+    classifier = Classifier.open(Path(config.state_dir), config.detectors.classifier)
+    progress = _Progress(len(items), "learn")
+    changed = 0
+    t0 = time.perf_counter()
+    try:
+        for item in items:
+            msg = parse_message(item.unit.read(), Envelope(), limits)
+            changed += bool(classifier.learn(msg, item.spam))
+            progress(1)
+    finally:
+        progress.close()
+        spam_total, ham_total = classifier.counts
+        classifier.close()
+    seconds = time.perf_counter() - t0
+    print(
+        f"learned {changed} of {len(items)} messages in {seconds:.1f}s "
+        f"({len(items) - changed} already known with that label); "
+        f"the classifier now knows {spam_total} spam and {ham_total} ham "
+        f"({config.state_dir})"
+    )
+    return 0
+
+
+def _print_metrics(metrics: Any, title: str) -> None:
+    print(title)
+    print(f"  messages            {metrics.spam} spam, {metrics.ham} ham")
+    print(f"  ROC AUC             {metrics.roc_auc:.6f}   (1-ROCA)% {metrics.one_minus_roca_pct}")
+    print(f"  recall @ 0.1% FPR   {metrics.recall_at_fpr_01 * 100:.2f}%")
+    print(f"  recall @ 1% FPR     {metrics.recall_at_fpr_1 * 100:.2f}%")
+    print(
+        f"  default action      recall {metrics.recall_at_action * 100:.2f}%, "
+        f"FPR {metrics.fpr_at_action * 100:.3f}%"
+    )
+    print(f"  speed               {metrics.msgs_per_s} msg/s")
+
+
+def _state_dir(args: argparse.Namespace) -> Iterator[str]:
+    if args.state:
+        yield args.state
+        return
+    with tempfile.TemporaryDirectory(prefix="seawall-eval-") as tmp:
+        yield tmp
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from seawall import evaluation
+
+    items = _labelled(args.spam or (), args.ham or ())
+    if not any(i.spam for i in items) or all(i.spam for i in items):
+        raise SeawallError("eval needs both --spam and --ham messages")
+    # Without --state the evaluation learns into a throw-away state dir.
+    for state in _state_dir(args):
+        config = load_config(Path(args.config) if args.config else None, state_dir=state)
+        progress = _Progress(len(items), "eval")
+        try:
+            if args.online:
+                outcome = evaluation.run_online(items, config, seed=args.seed, progress=progress)
+            else:
+                train, test = evaluation.split(items, args.train_fraction, args.seed)
+                workers = args.workers or os.cpu_count() or 1
+                outcome = evaluation.run_offline(
+                    train, test, config, workers=workers, progress=progress
+                )
+        finally:
+            progress.close()
+    if args.json:
+        doc = {
+            "mode": "online" if args.online else "offline",
+            "train_fraction": None if args.online else args.train_fraction,
+            "seed": args.seed,
+            **outcome.metrics.as_dict(),
+            "learn_s": round(outcome.learn_s, 2),
+        }
+        sys.stdout.buffer.write(msgspec.json.encode(doc) + b"\n")
+    else:
+        mode = (
+            "online (each message scored, then learned)"
+            if args.online
+            else (
+                f"offline (learned {outcome.learned[0]} spam + {outcome.learned[1]} ham "
+                f"in {outcome.learn_s:.1f}s, scored the rest)"
+            )
+        )
+        _print_metrics(outcome.metrics, f"evaluation, {mode}")
+    if args.profile:
+        _print_profile(outcome.times, sys.stderr)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from seawall.demo import run_demo
+
+    return run_demo(state=args.state, workers=args.workers or os.cpu_count() or 1)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="seawall", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"seawall {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="FILE", help="a seawall.toml file")
+    common.add_argument(
+        "--state", metavar="DIR", help="state dir (default: $SEAWALL_STATE, else ./var)"
+    )
+    common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    scan = sub.add_parser("scan", parents=[common], help="score messages")
+    scan.add_argument("paths", nargs="+", metavar="PATH", help="file, tree, Maildir or mbox")
+    scan.add_argument("--json", action="store_true", help="one JSON object per message")
+    scan.add_argument("--workers", type=int, default=0, help="processes (default: cores)")
+    scan.add_argument("--profile", action="store_true", help="per-stage times on stderr")
+    scan.set_defaults(func=cmd_scan)
+
+    learn = sub.add_parser("learn", parents=[common], help="teach the classifier")
+    learn.add_argument("--spam", nargs="+", metavar="PATH", default=[])
+    learn.add_argument("--ham", nargs="+", metavar="PATH", default=[])
+    learn.set_defaults(func=cmd_learn)
+
+    ev = sub.add_parser("eval", parents=[common], help="measure accuracy on labelled mail")
+    ev.add_argument("--spam", nargs="+", metavar="PATH", default=[])
+    ev.add_argument("--ham", nargs="+", metavar="PATH", default=[])
+    ev.add_argument("--train-fraction", type=float, default=0.5)
+    ev.add_argument("--seed", type=int, default=0, help="split seed (0: SHA-1 of the basename)")
+    ev.add_argument("--online", action="store_true", help="TREC-style: score, then learn")
+    ev.add_argument("--json", action="store_true")
+    ev.add_argument("--workers", type=int, default=0)
+    ev.add_argument("--profile", action="store_true")
+    ev.set_defaults(func=cmd_eval)
+
+    demo = sub.add_parser("demo", parents=[common], help="learn and scan a public corpus")
+    demo.add_argument("--workers", type=int, default=0)
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    from seawall.errors import ConfigError
+
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except ConfigError as exc:
+        print(f"seawall: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except SeawallError as exc:
+        print(f"seawall: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

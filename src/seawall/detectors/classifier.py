@@ -1,0 +1,49 @@
+"""The learned content classifier's verdict as a symbol whose weight follows its confidence."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import ClassVar
+
+from seawall.classifier import Classifier
+from seawall.classifier.model import sigmoid
+from seawall.config import ClassifierSettings
+from seawall.detectors.base import Context, Hit
+from seawall.message.model import Message
+
+
+class ClassifierDetector:
+    """CLASSIFIER_SPAM or CLASSIFIER_HAM, weighted by the classifier's margin.
+
+    The weight is ``tanh(margin / margin_scale)``: 0 at an even guess, 0.76 at
+    one scale, and only margins far beyond any seen in evaluation come close to
+    1.  It is strictly monotone and far from saturating, so the verdict score
+    keeps the classifier's ranking (ties only between equal margins).
+    Silent until ``min_learns`` messages of each class were learned: an
+    untrained model's opinion is noise.
+    """
+
+    name: ClassVar[str] = "classifier"
+    io: ClassVar[bool] = False
+    symbols: ClassVar[Mapping[str, str]] = {
+        "CLASSIFIER_SPAM": "The learned content classifier says spam (weight: confidence)",
+        "CLASSIFIER_HAM": "The learned content classifier says ham (weight: confidence)",
+    }
+
+    def __init__(self, settings: ClassifierSettings, classifier: Classifier) -> None:
+        self.settings = settings
+        self.classifier = classifier
+
+    async def check(self, msg: Message, ctx: Context) -> Sequence[Hit]:
+        if not self.classifier.ready:
+            return ()
+        margin = self.classifier.margin(msg)
+        weight = math.tanh(margin / self.settings.margin_scale)
+        evidence = (f"p={sigmoid(margin):.4f}",)
+        if margin > 0:
+            return (Hit("CLASSIFIER_SPAM", weight=weight, options=evidence),)
+        return (Hit("CLASSIFIER_HAM", weight=-weight, options=evidence),)
+
+    def close(self) -> None:
+        self.classifier.close()

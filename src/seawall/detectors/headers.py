@@ -1,0 +1,489 @@
+"""Forged and ratware headers: Date, Message-ID, From, To, the first hop's HELO and rDNS."""
+
+from __future__ import annotations
+
+import calendar
+import functools
+import re
+from collections.abc import Mapping, Sequence
+from email.utils import parsedate_tz
+from typing import ClassVar
+
+from seawall.config import HeadersSettings
+from seawall.detectors.base import Context, Hit
+from seawall.detectors.urls import registrable_domain, same_site
+from seawall.message.model import Headers, Hop, Message
+
+# Values are cut to one RFC 5322 line (§2.1.1) before matching: stdlib re is then safe on
+# them, although a hostile 64 KB field would make some of these patterns quadratic.
+_MAX_FIELD = 998
+_DATE = re.compile(
+    r"\s*(?:[a-z]{3,9},?\s*)?(\d{1,2})[\s-]+([a-z]{3})[a-z]*\.?[\s-]+(\d{2,4})\s+"
+    r"(\d{1,2}):(\d{2})(?::(\d{2}))?\s*(?:([+-])(\d{2}):?(\d{2})|([a-z]{1,5}))?",
+    re.IGNORECASE,
+)
+_MONTHS = {m.lower(): i for i, m in enumerate(calendar.month_abbr) if m}
+_MONTH_DAYS = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # index 1..12
+_DAYS_BEFORE = (0, 0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334)
+_ZONES = {"edt": -4, "est": -5, "cdt": -5, "cst": -6, "mdt": -6, "mst": -7, "pdt": -7, "pst": -8}
+_MID = re.compile(r"<([^<>@\s]+)@([^<>@\s]+)>")
+_MID_NO_AT = re.compile(r"<[^<>@\s]+>")
+_TRAILING_COMMENT = re.compile(r"\s*\([^()]*\)\s*$")
+_OUTLOOK_MID = re.compile(r"<[0-9a-f]{12}\$[0-9a-f]{8}\$[0-9a-f]{8}@", re.IGNORECASE)
+_IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
+_COMMENT = re.compile(r"\((?:[^()\\]|\\.)*\)")
+_ADDR_RUN = re.compile(r"[^\s<>()\[\],;:\"@]*")  # one side of a bare addr-spec's "@"
+_DOMAIN_LIKE = re.compile(r"(?:[a-z0-9-]+\.)+[a-z]{2,24}", re.IGNORECASE)
+# Host names in display names: only country codes and the classic gTLDs, as with hundreds
+# of new gTLDs "R.Hughes" and "Nal.Sav" would read as host names.
+_NAME_HOST = re.compile(
+    r"(?:[a-z0-9-]+\.)*[a-z0-9-]{2,}\.(?:[a-z]{2}|com|net|org|info|biz|edu|gov|mil|int"
+    r"|name|pro|mobi|online|site|shop)",
+    re.IGNORECASE,
+)
+_TOKEN_EDGES = "\"'()<>[]{},;:!?*."
+_TO_DOMAINS = re.compile(r"@([\w.-]+)")
+_UNDISCLOSED = ("undisclosed", "unlisted-recipients", "recipient list not shown", "suppressed")
+_FOUR_OCTETS = re.compile(r"(?<!\d)(\d{1,3})[.\-_](\d{1,3})[.\-_](\d{1,3})[.\-_](\d{1,3})(?!\d)")
+_LETTERS = re.compile(r"[a-z]+")
+_ZOMBIE_SIGNS = frozenset(
+    {
+        "RCVD_HELO_BARE_IP", "RCVD_HELO_IP_LITERAL", "RCVD_HELO_NOT_FQDN", "RCVD_HELO_DYNAMIC",
+        "RCVD_NO_RDNS", "RCVD_RDNS_DYNAMIC", "RCVD_RDNS_GENERIC",
+    }
+)  # fmt: skip
+_RAW_HELO_ARGUMENT = re.compile(r"\((?:HELO|EHLO)[ =]([^\s()]+)|\bhelo=([^\s()]+)", re.I)
+_RAW_FROM = re.compile(r"\s*from\s+([^\s()]+)", re.IGNORECASE)
+# Genuine Outlook X-Mailer spellings; bots often get the wording or the version wrong.
+_OUTLOOK_GENUINE = re.compile(
+    r"microsoft(?: outlook express [456]\.\d{2}\.\d{4}\.\d{3,4}"
+    r"| outlook(?: imo| cws)?, build \d+\.\d+\.\d+(?: \(\d+(?:\.\d+)+\))?"
+    r"| outlook 8\.5, build 4\.71\.\d+\.\d+"
+    r"| office outlook, build 11\.0\.\d+| office outlook 12\.0| outlook 1[4-6]\.0"
+    r"| outlook express macintosh edition - [\d.]+ \(\d+\)"
+    r"|-outlook-express-macintosh-edition/[\d.]+|-macoutlook/[\d.]+)\s*$",
+    re.IGNORECASE,
+)
+# Outlook versions whose Message-IDs always have the "<12hex$8hex$8hex@host>" form.
+_OUTLOOK_DOLLAR_MID = re.compile(
+    r"microsoft (?:outlook express \d|office outlook|outlook 1[4-6]\.0)", re.IGNORECASE
+)
+# Outlook Express ended with Windows XP; in mail dated after 2012 it is a bot's disguise.
+_OUTLOOK_EXPRESS_END = calendar.timegm((2012, 1, 1, 0, 0, 0))
+
+# Lower-case X-Mailer / User-Agent substrings of desktop mass-mail programs.
+MASS_MAILERS = (
+    "advanced mass sender", "atomic mail sender", "sendblaster", "send-safe", "darkmailer",
+    "dark mailer", "group mail", "groupmail", "gammadyne", "mailloop", "worldmerge",
+    "supermailer", "mass mailer", "massmailer", "bulk mailer", "bulkmailer", "mach5 mailer",
+    "stealth mailer", "floodgate", "mailbomber", "mail bomber", "aristotle",
+)  # fmt: skip
+# Each tuple is one provider's own domains: a HELO inside one must come from an rDNS inside it.
+PROVIDERS = (
+    ("gmail.com", "google.com", "googlemail.com"),
+    ("yahoo.com", "yahoo.co.uk", "yahoo.fr", "yahoo.de", "yahoo.co.jp", "ymail.com",
+     "yahoodns.net", "aol.com", "aol.net"),
+    ("hotmail.com", "outlook.com", "live.com", "msn.com", "microsoft.com"),
+    ("icloud.com", "me.com", "mac.com", "apple.com"),
+    ("mail.ru", "bk.ru", "inbox.ru", "list.ru"),
+    ("yandex.ru", "yandex.net", "yandex.com"),
+    ("gmx.net", "gmx.de", "gmx.com", "web.de"),
+    ("t-online.de",), ("comcast.net",), ("qq.com",), ("163.com", "126.com", "netease.com"),
+    ("orange.fr", "wanadoo.fr"), ("amazon.com", "amazonses.com"), ("paypal.com",),
+)  # fmt: skip
+# Words ISPs put in the names of subscriber (dial-up, DSL, cable, mobile) addresses.  Only
+# counted beside an IP written into the name: "client.example.com" alone is not dynamic.
+DYNAMIC_WORDS = frozenset(
+    {
+        "dyn", "dynamic", "dynip", "dip", "pool", "pools", "dhcp", "dial", "dialup", "dialin",
+        "ppp", "pppoe", "adsl", "dsl", "dslb", "xdsl", "vdsl", "sdsl", "cable", "catv", "cm",
+        "cpe", "bb", "broadband", "client", "clients", "cust", "customer", "user", "users",
+        "res", "residential", "home", "host", "static", "nat", "wifi", "wireless", "mobile",
+        "gprs", "lte", "ftth", "fiber", "fibre", "ip", "unassigned", "reverse", "generic",
+    }
+)  # fmt: skip
+
+
+class HeadersDetector:
+    """Header fields and first-hop names that bots and ratware get wrong."""
+
+    name: ClassVar[str] = "headers"
+    io: ClassVar[bool] = False
+    symbols: ClassVar[Mapping[str, str]] = {
+        "HDR_DATE_MISSING": "No Date header",
+        "HDR_DATE_INVALID": "The Date header cannot be parsed",
+        "HDR_DATE_FUTURE": "The Date is ahead of the scan by more than date_future_s",
+        "HDR_DATE_PAST": "The Date is behind the scan by more than date_past_s",
+        "HDR_MID_MISSING": "No Message-ID header",
+        "HDR_MID_MALFORMED": "The Message-ID is not <local@domain>",
+        "HDR_MID_NO_DOMAIN": "The Message-ID has no @domain part",
+        "HDR_MID_RHS_NOT_FQDN": "The Message-ID domain is a single label (localhost, PC name)",
+        "HDR_MID_RHS_IP": "The Message-ID domain is an IP address",
+        "HDR_MID_RHS_MATCH_TO": "The Message-ID domain is the recipient's, not the sender's",
+        "HDR_MID_FORGED_OUTLOOK": "Outlook-style Message-ID without an Outlook mailer",
+        "HDR_FROM_MISSING": "No From header",
+        "HDR_FROM_MULTIPLE": "More than one From header or address",
+        "HDR_FROM_NO_ADDR": "The From header has no usable address",
+        "HDR_FROM_NAME_ADDR": "The From display name holds an address of another domain",
+        "HDR_FROM_NAME_DOMAIN": "The From display name names another domain",
+        "HDR_TO_MISSING": "No To header",
+        "HDR_TO_UNDISCLOSED": "To: undisclosed recipients",
+        "HDR_XMAILER_BULK": "X-Mailer or User-Agent of a mass-mail program",
+        "HDR_XMAILER_PHP": "X-Mailer of a PHP script (compromised web sites)",
+        "HDR_XMAILER_FORGED_OUTLOOK": "Outlook X-Mailer that real Outlook never sends",
+        "HDR_XMAILER_OUTDATED": "Outlook Express years after it was discontinued",
+        "HDR_PRECEDENCE_BULK": "Precedence: bulk or junk",
+        "HDR_BULK_NO_UNSUB": "Bulk mail without List-Unsubscribe",
+        "RCVD_HELO_BARE_IP": "HELO is a bare IP address, not a name or [literal]",
+        "RCVD_HELO_IP_LITERAL": "HELO is an address literal [192.0.2.1]",
+        "RCVD_HELO_NOT_FQDN": "HELO is not a fully-qualified name",
+        "RCVD_HELO_DYNAMIC": "HELO looks like a subscriber-pool host name",
+        "RCVD_HELO_FORGED_PROVIDER": "HELO claims a big provider; the client's rDNS disagrees",
+        "RCVD_NO_RDNS": "The first external client has no reverse DNS",
+        "RCVD_RDNS_DYNAMIC": "rDNS of a dial-up / DSL / cable pool (IP and pool word in name)",
+        "RCVD_RDNS_GENERIC": "rDNS with the IP written into it (generic, unnamed host)",
+        "RCVD_DIRECT_TO_MX": "Sent straight to our border from the client (one hop, no auth)",
+        "RCVD_DIRECT_TO_MX_DYNAMIC": "Sent in one hop by a dynamic, nameless or bare-IP client",
+    }
+
+    def __init__(self, settings: HeadersSettings) -> None:
+        self.settings = settings
+        mailers = MASS_MAILERS + tuple(m.lower() for m in settings.bulk_mailers)
+        self.mass_mailers = re.compile("|".join(re.escape(m) for m in mailers))
+        self.provider_of: dict[str, int] = {}
+        for index, family in enumerate(PROVIDERS + settings.providers):
+            for domain in family:
+                self.provider_of[domain.lower().strip(".")] = index
+
+    async def check(self, msg: Message, ctx: Context) -> Sequence[Hit]:
+        hits: list[Hit] = []
+        headers = msg.headers
+        date = self._date(headers.get_all("Date"), ctx.now, hits)
+        from_domain = self._from(headers.get_all("From"), hits)
+        to = headers.get_all("To")
+        if not to:
+            hits.append(Hit("HDR_TO_MISSING"))
+        else:
+            head = to[0][:200].lower()  # MUAs write it first; a long To is a real list
+            if any(words in head for words in _UNDISCLOSED):
+                hits.append(Hit("HDR_TO_UNDISCLOSED"))
+        mids = headers.get_all("Message-ID")
+        mid = mids[0][:_MAX_FIELD].strip() if mids else ""
+        if mid.endswith(")"):  # "<id@host> (added by postmaster)"
+            mid = _TRAILING_COMMENT.sub("", mid)
+        self._message_id(mid, from_domain, msg, hits)
+        self._mailer(msg, mid, date, hits)
+        if not ctx.authenticated:
+            self._first_hop(msg, hits)
+        return hits
+
+    def _date(self, values: tuple[str, ...], now: float, hits: list[Hit]) -> float | None:
+        if not values or not values[0].strip():
+            hits.append(Hit("HDR_DATE_MISSING"))
+            return None
+        when = parse_date(values[0][:_MAX_FIELD])
+        if when is None:
+            hits.append(Hit("HDR_DATE_INVALID", options=(values[0][:60],)))
+        elif when - now > self.settings.date_future_s:
+            hits.append(Hit("HDR_DATE_FUTURE", options=(f"{(when - now) / 3600:.0f}h",)))
+        elif now - when > self.settings.date_past_s:
+            hits.append(Hit("HDR_DATE_PAST", options=(f"{(now - when) / 86400:.0f}d",)))
+        return when
+
+    def _from(self, values: tuple[str, ...], hits: list[Hit]) -> str | None:
+        """Check From and return the address's domain (lower-case) when it has one."""
+        if not values or not values[0].strip():
+            hits.append(Hit("HDR_FROM_MISSING"))
+            return None
+        value = values[0][:_MAX_FIELD]
+        # Blank out quoted strings and comments (same length), so commas and brackets
+        # inside a display name do not split or end it.
+        masked = value
+        if '"' in value or "(" in value:
+            masked = _COMMENT.sub(_blank, _QUOTED.sub(_blank, value))
+        if len(values) > 1 or (
+            masked.count("@") > 1 and sum("@" in piece for piece in masked.split(",")) > 1
+        ):
+            hits.append(Hit("HDR_FROM_MULTIPLE"))
+        opening = masked.find("<")
+        closing = masked.find(">", opening + 1)
+        if opening >= 0 and closing > 0 and "<" not in masked[opening + 1 : closing]:
+            address = masked[opening + 1 : closing].strip()
+            name = value[:opening]
+        elif (at_sign := masked.find("@")) >= 0:
+            # Grow the bare addr-spec out from its "@" (anchored matches: linear time).
+            start = at_sign - _ADDR_RUN.match(masked[:at_sign][::-1]).end()  # type: ignore[union-attr]
+            end = _ADDR_RUN.match(masked, at_sign + 1).end()  # type: ignore[union-attr]
+            address = value[start:end]
+            name = value[:start] + value[end:]
+        else:
+            address, name = "", value
+        local, at, domain = address.rpartition("@")
+        domain = domain.lower().rstrip(".")
+        if not at or not local or "." not in domain:
+            hits.append(Hit("HDR_FROM_NO_ADDR", options=(value[:60],)))
+            return None
+        if "." in name:  # every address or host in a display name has a dot
+            self._display_name(name, domain, hits)
+        return domain
+
+    def _display_name(self, name: str, domain: str, hits: list[Hit]) -> None:
+        tokens = [t.strip(_TOKEN_EDGES) for t in name[:256].split() if "." in t]
+        for token in tokens:
+            other = token.rpartition("@")[2].lower()
+            if "@" in token and _DOMAIN_LIKE.fullmatch(other) and not same_site(other, domain):
+                hits.append(Hit("HDR_FROM_NAME_ADDR", options=(other, domain)))
+                return
+        for token in tokens:
+            if "@" in token or not _NAME_HOST.fullmatch(token):
+                continue
+            other = token.lower()
+            if registrable_domain(other) is not None and not same_site(other, domain):
+                hits.append(Hit("HDR_FROM_NAME_DOMAIN", options=(other, domain)))
+                return
+
+    def _message_id(
+        self, value: str, from_domain: str | None, msg: Message, hits: list[Hit]
+    ) -> None:
+        if not value:
+            hits.append(Hit("HDR_MID_MISSING"))
+            return
+        found = _MID.fullmatch(value)
+        if found is None:
+            if _MID_NO_AT.fullmatch(value):
+                hits.append(Hit("HDR_MID_NO_DOMAIN", options=(value[:80],)))
+            else:
+                hits.append(Hit("HDR_MID_MALFORMED", options=(value[:80],)))
+            return
+        rhs = found.group(2).lower().rstrip(".")
+        if rhs.startswith("[") or (rhs[-1:].isdigit() and _IPV4.fullmatch(rhs)):
+            hits.append(Hit("HDR_MID_RHS_IP", options=(rhs,)))
+        elif "." not in rhs:
+            hits.append(Hit("HDR_MID_RHS_NOT_FQDN", options=(rhs,)))
+        elif (
+            from_domain is not None
+            and not rhs.endswith(from_domain)  # the sender's own domain: the usual case
+            and self._recipient_domain(rhs, msg)
+            # Bots build Message-IDs from the recipient's domain.  Big providers host
+            # both sides of much honest mail, and colleagues share one domain.
+            and self._provider(rhs) is None
+            and not same_site(rhs, from_domain)
+            and not _list_headers(msg.headers)  # list servers write IDs of the list's domain
+        ):
+            hits.append(Hit("HDR_MID_RHS_MATCH_TO", options=(rhs,)))
+
+    @staticmethod
+    def _recipient_domain(rhs: str, msg: Message) -> bool:
+        to = msg.headers.get_all("To")
+        domains = _TO_DOMAINS.findall(to[0][:_MAX_FIELD]) if to else []
+        domains.extend(r.rpartition("@")[2] for r in msg.envelope.rcpts)
+        for domain in domains:
+            domain = domain.lower().rstrip(".>")
+            if "." in domain and (rhs == domain or rhs.endswith("." + domain)):
+                return True
+        return False
+
+    def _mailer(self, msg: Message, mid: str, date: float | None, hits: list[Hit]) -> None:
+        headers = msg.headers
+        mailers = headers.get_all("X-Mailer") or headers.get_all("User-Agent")
+        mailer = mailers[0][:200].strip() if mailers else ""
+        low = mailer.lower()
+        bulk = False
+        if low:
+            if self.mass_mailers.search(low):
+                bulk = True
+                hits.append(Hit("HDR_XMAILER_BULK", options=(mailer[:60],)))
+            elif low.startswith(("php/", "phpmailer")):
+                hits.append(Hit("HDR_XMAILER_PHP", options=(mailer[:60],)))
+            if "outlook" in low and low.startswith("microsoft"):
+                self._outlook(mailer, mid, date, hits)
+        elif _OUTLOOK_MID.match(mid):
+            hits.append(Hit("HDR_MID_FORGED_OUTLOOK"))
+        precedence = headers.get_all("Precedence")
+        if precedence and precedence[0].strip().lower() in ("bulk", "junk"):
+            bulk = True
+            hits.append(Hit("HDR_PRECEDENCE_BULK"))
+        if bulk and not _list_headers(headers):
+            hits.append(Hit("HDR_BULK_NO_UNSUB"))
+
+    def _outlook(self, mailer: str, mid: str, date: float | None, hits: list[Hit]) -> None:
+        if not _OUTLOOK_GENUINE.match(mailer):
+            hits.append(Hit("HDR_XMAILER_FORGED_OUTLOOK", options=(mailer[:60],)))
+        elif (
+            _OUTLOOK_DOLLAR_MID.match(mailer)
+            and mid
+            and not _OUTLOOK_MID.match(mid)
+            # Webmail providers (Hotmail's "<OE17...@hotmail.com>") write their own IDs.
+            and self._provider(mid.rpartition("@")[2].rstrip(">").lower()) is None
+        ):
+            hits.append(Hit("HDR_XMAILER_FORGED_OUTLOOK", options=(mailer[:60], "message-id")))
+        if (
+            date is not None
+            and mailer.lower().startswith("microsoft outlook express")
+            and date > _OUTLOOK_EXPRESS_END
+        ):
+            hits.append(Hit("HDR_XMAILER_OUTDATED", options=(mailer[:60],)))
+
+    def _first_hop(self, msg: Message, hits: list[Hit]) -> None:
+        envelope = msg.envelope
+        first = msg.first_untrusted
+        if envelope.helo or envelope.hostname:
+            # The MTA told us about its client: that is the first hop, whatever the headers say.
+            helo, rdns, ip = envelope.helo, envelope.hostname, envelope.client_ip
+            unknown = rdns is not None and rdns.lower() in ("unknown", "[unknown]")
+            rdns = None if unknown else rdns
+        elif first is not None:
+            helo, rdns, ip = first.helo or _literal_helo(first.raw), first.rdns, first.ip
+            # Only a receiver that says "unknown" looked and found nothing: Sendmail and
+            # Exchange often record no name at all even when there is one.
+            unknown = rdns is None and _says_unknown(first.raw)
+        else:
+            return
+        before = len(hits)
+        if helo:
+            self._helo(helo.strip().lower().rstrip("."), rdns, ip, unknown, hits)
+        if rdns:
+            rdns = rdns.lower().rstrip(".")
+            if _ip_in_name(rdns, ip):
+                symbol = "RCVD_RDNS_DYNAMIC" if _pool_word(rdns) else "RCVD_RDNS_GENERIC"
+                hits.append(Hit(symbol, options=(rdns,)))
+        elif unknown and ip:
+            hits.append(Hit("RCVD_NO_RDNS", options=(ip,)))
+        if _direct(msg.received, first, envelope.client_ip):
+            # Servers that write their own mail (newsletters, web shops) also send in one
+            # hop; a subscriber-looking client doing it is what a spam zombie looks like.
+            hits.append(Hit("RCVD_DIRECT_TO_MX"))
+            if any(hit.symbol in _ZOMBIE_SIGNS for hit in hits[before:]):
+                hits.append(Hit("RCVD_DIRECT_TO_MX_DYNAMIC"))
+
+    def _helo(
+        self, helo: str, rdns: str | None, ip: str | None, unknown: bool, hits: list[Hit]
+    ) -> None:
+        if (helo[:1].isdigit() and _IPV4.fullmatch(helo)) or (":" in helo and "[" not in helo):
+            hits.append(Hit("RCVD_HELO_BARE_IP", options=(helo,)))
+            return
+        if helo.startswith("["):
+            hits.append(Hit("RCVD_HELO_IP_LITERAL", options=(helo,)))
+            return
+        if "." not in helo:
+            hits.append(Hit("RCVD_HELO_NOT_FQDN", options=(helo,)))
+            return
+        if _ip_in_name(helo, ip):
+            hits.append(Hit("RCVD_HELO_DYNAMIC", options=(helo,)))
+        claimed = self._provider(helo)
+        if claimed is not None and (rdns or unknown):
+            real = self._provider(rdns.lower().rstrip(".")) if rdns else None
+            if real != claimed:
+                hits.append(Hit("RCVD_HELO_FORGED_PROVIDER", options=(helo, rdns or "unknown")))
+
+    def _provider(self, host: str) -> int | None:
+        """Index of the provider family ``host`` belongs to, by its last 2, 3 or 4 labels."""
+        dot = host.rfind(".")
+        for _ in range(3):
+            dot = host.rfind(".", 0, dot)
+            found = self.provider_of.get(host[dot + 1 :])
+            if found is not None or dot < 0:
+                return found
+        return None
+
+
+def parse_date(value: str) -> float | None:
+    """Unix time of an RFC 5322 date, None when it cannot be read.
+
+    >>> parse_date("Tue, 1 Jul 2003 10:52:37 +0200")
+    1057049557.0
+    """
+    found = _DATE.match(value)
+    if found is None:
+        parsed = parsedate_tz(value)  # the slow, lenient stdlib reader for odd spellings
+        if parsed is None:
+            return None
+        try:
+            return float(calendar.timegm(parsed[:6]) - (parsed[9] or 0))
+        except (ValueError, OverflowError):
+            return None
+    day, mon, year, hour, minute, second, sign, zh, zm, zone = found.groups()
+    month = _MONTHS.get(mon.lower())
+    if month is None:
+        return None
+    y = int(year)
+    if len(year) < 4:  # RFC 5322 §4.3: obsolete two- and three-digit years
+        y += 2000 if y < 50 else 1900
+    offset = 0
+    if sign:
+        offset = (int(zh) * 60 + int(zm)) * 60 * (-1 if sign == "-" else 1)
+    elif zone:
+        offset = _ZONES.get(zone.lower(), 0) * 3600
+    d, h, m, s = int(day), int(hour), int(minute), int(second or 0)
+    leap = y % 4 == 0 and (y % 100 != 0 or y % 400 == 0)
+    if h > 23 or m > 59 or s > 60 or not 1 <= d <= _MONTH_DAYS[month] + (month == 2 and leap):
+        return None
+    # Days since 1970 in the proleptic Gregorian calendar (what calendar.timegm computes,
+    # without building a datetime: this runs on every message).
+    b = y - 1
+    days = b * 365 + b // 4 - b // 100 + b // 400 - 719162 + _DAYS_BEFORE[month] + d - 1
+    days += month > 2 and leap
+    return float(days * 86400 + h * 3600 + m * 60 + min(s, 59) - offset)
+
+
+def _says_unknown(received: str) -> bool:
+    """The receiver wrote "unknown" for the client's name (Postfix, qmail)."""
+    end = received.find(" by ")
+    return "unknown" in received[: end if end >= 0 else 300].lower()
+
+
+def _literal_helo(received: str) -> str | None:
+    """The HELO of a Received field when it was an IP, which the hop parser drops as a name."""
+    found = _RAW_HELO_ARGUMENT.search(received[:500])
+    helo = (found.group(1) or found.group(2)) if found else None
+    if helo is None:
+        found = _RAW_FROM.match(received)
+        helo = found.group(1) if found else None
+    if helo and (helo.startswith("[") or _IPV4.fullmatch(helo) or ":" in helo):
+        return helo
+    return None
+
+
+def _list_headers(headers: Headers) -> bool:
+    """Mailing-list software marks its mail (RFC 2369, ezmlm, old majordomo set-ups)."""
+    return any(
+        name.startswith(("list-", "mailing-list", "x-mailing-list", "x-list")) for name in headers
+    )
+
+
+def _blank(found: re.Match[str]) -> str:
+    return " " * len(found.group())
+
+
+def _direct(hops: tuple[Hop, ...], first: Hop | None, client_ip: str | None) -> bool:
+    """The sender's client talked straight to our border: no relay of its own below it."""
+    if client_ip and (not hops or hops[0].ip != client_ip):
+        # A milter sees the headers before its MTA writes its own Received: every field
+        # there is a relay on the sender's side.
+        return not hops
+    return first is not None and hops[-1] is first
+
+
+def _ip_in_name(host: str, ip: str | None) -> bool:
+    """The host name spells out an IPv4 address, dotted, dashed, zero-padded or in hex."""
+    if host.count(".") + host.count("-") + host.count("_") >= 3:  # four numbers, three gaps
+        for found in _FOUR_OCTETS.finditer(host):
+            if all(int(octet) <= 255 for octet in found.groups()):
+                return True
+    return ip is not None and any(form in host for form in _ip_spellings(ip))
+
+
+@functools.lru_cache(maxsize=1024)
+def _ip_spellings(ip: str) -> tuple[str, ...]:
+    """``"203.0.113.7"`` as ISPs write it into names without separators: hex, zero-padded."""
+    if not _IPV4.fullmatch(ip):
+        return ()
+    octets = [int(o) for o in ip.split(".")]
+    if any(o > 255 for o in octets):
+        return ()
+    return ("".join(f"{o:02x}" for o in octets), "".join(f"{o:03d}" for o in octets))
+
+
+def _pool_word(host: str) -> bool:
+    return any(word in DYNAMIC_WORDS for word in _LETTERS.findall(host))

@@ -1,0 +1,171 @@
+"""Links that hide where they go: IP hosts, shorteners, lying link text, link farms."""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping, Sequence
+from typing import ClassVar
+
+from seawall.config import UrlsSettings
+from seawall.detectors.base import Context, Hit
+from seawall.message.model import Message
+from seawall.message.urls import known_tld
+from seawall.message.urls import registrable_domain as psl_domain
+
+# Registrable domains whose only job is to redirect.  Facts, not a judgement: legitimate
+# senders use them too, which is why URL_SHORTENER scores low.
+SHORTENERS = frozenset(
+    {
+        "0rz.tw", "1url.com", "2.gp", "adf.ly", "amzn.to", "bc.vc", "bit.do", "bit.ly",
+        "bitly.com", "buff.ly", "clck.ru", "cli.gs", "cutt.ly", "db.tt", "dlvr.it", "fb.me",
+        "goo.gl", "gg.gg", "git.io", "is.gd", "j.mp", "lnkd.in", "mcaf.ee", "ow.ly",
+        "qr.ae", "qrco.de", "rb.gy", "rebrand.ly", "s.id", "shorturl.at", "shorte.st",
+        "snip.ly", "soo.gd", "t.co", "t.ly", "tiny.cc", "tinyurl.com", "tr.im", "trib.al",
+        "u.to", "urlz.fr", "v.gd", "x.co", "y2u.be", "yourls.org", "zpr.io",
+    }
+)  # fmt: skip
+
+# Click-tracking hosts of mail service providers: their hrefs never name the domain the
+# link text shows, so the link-text check would flag every honest newsletter.
+REDIRECTORS = frozenset(
+    {
+        "awstrack.me", "ct.sendgrid.net", "sendgrid.net", "list-manage.com", "mcsv.net",
+        "mailchi.mp", "rs6.net", "hubspotlinks.com", "hs-sites.com", "mandrillapp.com",
+        "mailgun.org", "exacttarget.com", "createsend1.com", "cmail19.com", "cmail20.com",
+        "klclick.com", "klclick1.com", "sendibt3.com", "sendinblue.com", "mjt.lu",
+        "safelinks.protection.outlook.com", "urldefense.com", "urldefense.proofpoint.com",
+        "mimecastprotect.com", "doubleclick.net", "linksynergy.com", "emltrk.com",
+        "constantcontact.com", "aweber.com", "icptrack.com", "mkt.com", "sailthru.com",
+    }
+)  # fmt: skip
+
+# A host name written in link text: "www.paypal.com", "https://paypal.com/login".  Bounded
+# by the anchor text length, so stdlib re is safe here.
+_TEXT_HOST = re.compile(
+    r"(?:https?://)?((?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,24})(?![a-z0-9-])",
+    re.IGNORECASE,
+)
+_MAX_LINK_TEXT = 300  # longer anchor texts are sentences, not addresses
+_MAX_TEXT_CHECKS = 50  # anchors compared per message: a phish needs one, a flood gets 50
+_FROM_DOMAIN = re.compile(r"@([\w-]+(?:\.[\w-]+)+)>?\s*$")
+_WEB = frozenset({"http", "https"})
+
+
+@functools.lru_cache(maxsize=8192)
+def registrable_domain(host: str) -> str | None:
+    """The domain a registrant controls: ``registrable_domain("a.b.example.co.uk")`` is
+    ``"example.co.uk"``; None for IPs, single labels, bare public suffixes ("co.uk") and
+    names under no known TLD ("setup.exe")."""
+    host = host.lower().rstrip(".")
+    if "." not in host or ":" in host or host[-1].isdigit():  # IP addresses end in digits
+        return None
+    if not known_tld(host.rpartition(".")[2]) or known_tld(host):
+        return None
+    return psl_domain(host)
+
+
+def same_site(a: str, b: str) -> bool:
+    """``a`` and ``b`` belong to one registrant (cheap suffix test before the PSL)."""
+    if a == b or a.endswith("." + b) or b.endswith("." + a):
+        return True
+    return registrable_domain(a) == registrable_domain(b) is not None
+
+
+@functools.lru_cache(maxsize=4096)
+def _text_host(text: str) -> str | None:
+    """The host named by an anchor text that reads as an address, else None.
+
+    Only text that *is* an address counts ("www.bank.com", "https://bank.com/x"): prose
+    such as "read the FAQ.html" or "Click here" names nothing.
+    """
+    text = text.strip().strip("<>[]()\"'").rstrip("/.,;:!")
+    if not text or len(text) > _MAX_LINK_TEXT or " " in text:
+        return None
+    found = _TEXT_HOST.match(text)
+    if found is None:
+        return None
+    rest = text[found.end() :]
+    if rest and rest[0] not in "/?#:":
+        return None
+    host = found.group(1).lower()
+    if registrable_domain(host) is None:
+        return None  # "file.exe": no public suffix, so not a host name
+    return host
+
+
+class UrlsDetector:
+    """Links whose host or presentation is a common spam and phishing trait."""
+
+    name: ClassVar[str] = "urls"
+    io: ClassVar[bool] = False
+    symbols: ClassVar[Mapping[str, str]] = {
+        "URL_IP": "A link to a bare IP address instead of a host name",
+        "URL_SHORTENER": "A link through a URL shortener, which hides the destination",
+        "URL_TEXT_MISMATCH": "Link text shows one domain, the link goes to another",
+        "URL_MANY": "More links than the configured many_urls",
+        "URL_OBFUSCATED": "A link written to evade filters: hxxp://, example[.]com, [dot]",
+        "URL_USERINFO": "A link with user@ before the host: 'https://bank.com@evil.example/'",
+        "URL_PORT": "A web link on a non-standard port",
+    }
+
+    def __init__(self, settings: UrlsSettings) -> None:
+        self.settings = settings
+        self.shorteners = SHORTENERS | {d.lower().strip(".") for d in settings.shorteners}
+        self.redirectors = REDIRECTORS | {d.lower().strip(".") for d in settings.redirectors}
+
+    async def check(self, msg: Message, ctx: Context) -> Sequence[Hit]:
+        urls = msg.urls
+        if not urls:
+            return ()
+        found: dict[str, list[str]] = {}
+        shorteners = self.shorteners
+        checks = 0
+        for url in urls:
+            host = url.host
+            if url.is_ip:
+                found.setdefault("URL_IP", []).append(host)
+            elif host in shorteners or url.domain in shorteners:
+                found.setdefault("URL_SHORTENER", []).append(host)
+            if url.source == "obfuscated":
+                found.setdefault("URL_OBFUSCATED", []).append(url.url[:100])
+            if url.scheme not in _WEB:
+                continue
+            # Normalised URLs are "scheme://authority/path": the authority ends at the "/".
+            netloc = url.url[len(url.scheme) + 3 :].partition("/")[0]
+            userinfo, at, _ = netloc.rpartition("@")
+            if at and "." in userinfo:  # "www.bank.com@evil.example", not "user:pw@"
+                found.setdefault("URL_USERINFO", []).append(netloc[:100])
+            elif self._odd_port(netloc):
+                found.setdefault("URL_PORT", []).append(netloc[:100])
+            if url.link_text and checks < _MAX_TEXT_CHECKS:
+                checks += 1
+                shown = _text_host(url.link_text)
+                if shown is not None and not self._honest(shown, host, msg):
+                    found.setdefault("URL_TEXT_MISMATCH", []).append(f"{shown}->{host}")
+        if len(urls) > self.settings.many_urls:  # the parser keeps each URL once
+            found["URL_MANY"] = [str(len(urls))]
+        return tuple(Hit(symbol, options=_summarize(opts)) for symbol, opts in found.items())
+
+    def _honest(self, shown: str, host: str, msg: Message) -> bool:
+        if same_site(shown, host):
+            return True
+        domain = registrable_domain(host)
+        if host in self.redirectors or (domain is not None and domain in self.redirectors):
+            return True
+        # A sender counting clicks on its own domain ("clickthru.online.com" in a newsletter
+        # from online.com) is not hiding where the link goes.
+        sender = _FROM_DOMAIN.search(msg.headers.get("From", "")[-300:])
+        return sender is not None and same_site(sender.group(1).lower(), host)
+
+    @staticmethod
+    def _odd_port(netloc: str) -> bool:
+        # The parser already drops :80 and :443; IPv6 literals contain colons of their own.
+        port = netloc.rpartition("]")[2] if netloc.startswith("[") else netloc
+        _, colon, digits = port.rpartition(":")
+        return bool(colon) and digits.isdigit() and digits not in ("80", "443")
+
+
+def _summarize(options: list[str], limit: int = 5) -> tuple[str, ...]:
+    """Up to ``limit`` distinct pieces of evidence, in order of appearance."""
+    return tuple(dict.fromkeys(options))[:limit]

@@ -1,0 +1,116 @@
+"""Where messages come from: files, directory trees, Maildirs and mboxes.
+
+A :class:`Unit` names one message by a byte range of a file, so a worker
+process can read it itself.  ``path`` is how the message is reported: the file
+name, or ``file#N`` for the Nth message (from 1) of an mbox.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+# Files a mail store keeps beside its messages (Dovecot, Courier, our corpora).
+_NOT_MESSAGES = frozenset(
+    {
+        "dovecot-uidlist",
+        "dovecot-keywords",
+        "dovecot.index",
+        "dovecot.index.log",
+        "dovecot.index.cache",
+        "dovecot.list.index",
+        "dovecot.list.index.log",
+        "maildirfolder",
+        "subscriptions",
+        "courierimapuiddb",
+        "courierimapkeywords",
+        "courierimapacl",
+        "labels.csv",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    """One message: ``file[start:end]`` (``end`` None: to the end of the file)."""
+
+    path: str
+    file: str
+    start: int = 0
+    end: int | None = None
+
+    def read(self) -> bytes:
+        with open(self.file, "rb") as fh:
+            if self.start:
+                fh.seek(self.start)
+            if self.end is None:
+                return fh.read()
+            return fh.read(self.end - self.start)
+
+
+def _is_from_line(line: bytes) -> bool:
+    # An mbox separator: "From " then a sender then a date; a body line that merely starts
+    # with "From " in a one-message file does not occur at offset 0 of a real message.
+    return line.startswith(b"From ") and len(line.split()) >= 3
+
+
+def _mbox_units(path: str) -> list[Unit]:
+    """Split an mbox at lines starting "From " (mboxo/mboxrd), dropping the From_ lines."""
+    size = os.path.getsize(path)
+    if size == 0:
+        return [Unit(path, path)]
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        starts: list[int] = [0]
+        pos = mm.find(b"\nFrom ", 0)
+        while pos != -1:
+            line_end = mm.find(b"\n", pos + 1)
+            line = mm[pos + 1 : line_end if line_end != -1 else size]
+            if _is_from_line(line):
+                starts.append(pos + 1)
+            pos = mm.find(b"\nFrom ", pos + 1)
+        units: list[Unit] = []
+        for index, start in enumerate(starts):
+            end = starts[index + 1] if index + 1 < len(starts) else size
+            body = mm.find(b"\n", start, end)
+            body = end if body == -1 else body + 1
+            units.append(Unit("", path, body, end))
+    if len(units) == 1:
+        return [Unit(path, path, units[0].start, None)]
+    return [Unit(f"{path}#{n}", path, u.start, u.end) for n, u in enumerate(units, 1)]
+
+
+def units_of_file(path: str) -> list[Unit]:
+    with open(path, "rb") as fh:
+        head = fh.readline(1024)
+    if _is_from_line(head):
+        return _mbox_units(path)
+    return [Unit(path, path)]
+
+
+def _walk(root: str) -> Iterator[str]:
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d != "tmp" and not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith(".") or name in _NOT_MESSAGES:
+                continue
+            yield os.path.join(dirpath, name)
+
+
+def iter_units(paths: Iterable[str | Path]) -> Iterator[Unit]:
+    """Every message under ``paths``, in a stable order.
+
+    Raises FileNotFoundError for a path that does not exist.
+    """
+    for raw in paths:
+        path = str(raw)
+        if os.path.isdir(path):
+            # A Maildir's tmp/ holds messages still being written: skipped by _walk.
+            for file in _walk(path):
+                yield from units_of_file(file)
+        elif os.path.exists(path):
+            yield from units_of_file(path)
+        else:
+            raise FileNotFoundError(path)

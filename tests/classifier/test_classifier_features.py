@@ -1,0 +1,69 @@
+"""Features: hashed byte 4-grams of four regions, for any script, deterministic."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from seawall.classifier.features import digest, features, split
+from seawall.message import parse_message
+
+from .conftest import inline
+
+
+def test_keys_are_sorted_unique_and_split_into_a_unit_vector() -> None:
+    keys = features(inline("Cheap watches", "Buy now " * 50, "id@x"), bits=12)
+    assert keys.dtype == np.uint32
+    assert (np.diff(keys.astype(np.int64)) > 0).all()
+    slots, values = split(keys, bits=12)
+    assert int(slots.max()) < 2**12
+    assert values.dtype == np.float32
+    assert abs(float((values.astype(np.float64) ** 2).sum()) - 1.0) < 1e-5
+    # a long body does not drown the headers: each region keeps its share
+    regions = keys >> np.uint32(12)
+    body = float((values[regions == 2].astype(np.float64) ** 2).sum())
+    headers = float((values[regions == 0].astype(np.float64) ** 2).sum())
+    assert body == pytest.approx(headers, rel=1e-4)
+
+
+def test_same_message_same_slots() -> None:
+    a = features(inline("Hello", "the same text"), bits=20)
+    b = features(inline("Hello", "the same text"), bits=20)
+    assert np.array_equal(a, b)
+
+
+def test_any_script_gives_features() -> None:
+    for body in (
+        "Sehr geehrter Kunde, Ihr Konto wurde gesperrt",
+        "Ваш аккаунт заблокирован",
+        "您的账户已被冻结，请立即验证",
+    ):
+        base = features(inline("x", ""), bits=20)
+        slots = features(inline("x", body), bits=20)
+        assert np.setdiff1d(slots, base).size >= len(body.encode()) // 2
+
+
+def test_regions_are_separate_namespaces() -> None:
+    nothing = features(inline("", ""), bits=20)
+    in_body = np.setdiff1d(features(inline("", "lottery winner"), bits=20), nothing)
+    in_subject = np.setdiff1d(features(inline("lottery winner", ""), bits=20), nothing)
+    assert in_body.size > 10
+    assert np.intersect1d(in_subject, in_body).size <= 2  # hash collisions or region edges
+
+
+def test_own_verdict_headers_are_ignored() -> None:
+    plain = features(inline("Hi", "text"), bits=20)
+    marked = features(inline("Hi", "text", extra="X-Spam-Flag: YES\nX-Spam-Score: 12.5\n"), bits=20)
+    assert np.array_equal(plain, marked)
+
+
+def test_digest_ignores_delivery_headers_when_there_is_a_message_id() -> None:
+    body = b"Message-ID: <1@x>\nSubject: s\n\nbody\n"
+    one = parse_message(b"Received: from a by b; Mon, 1 Jan 2024 00:00:00 +0000\n" + body)
+    two = parse_message(b"Delivered-To: someone@example.org\n" + body)
+    assert digest(one) == digest(two)
+    assert digest(one) != digest(parse_message(body.replace(b"body", b"other")))
+
+
+def test_digest_without_message_id_is_the_raw_message() -> None:
+    assert digest(inline("s", "b")) != digest(inline("s", "b", extra="Received: from x\n"))

@@ -1,0 +1,143 @@
+"""`seawall` end to end, as a subprocess, on a subset of the SpamAssassin corpus."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def seawall(
+    *args: str, state: Path | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "seawall", *args]
+    if state is not None:
+        cmd += ["--state", str(state)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def _copy(paths: list[Path], dest: Path) -> Path:
+    dest.mkdir(parents=True)
+    for p in paths:
+        shutil.copy(p, dest / p.name)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, sa_subset: dict[str, list[Path]]) -> Path:
+    root = tmp_path_factory.mktemp("cli")
+    spam = _copy(sa_subset["train_spam"], root / "spam")
+    ham = _copy(sa_subset["train_ham"], root / "ham")
+    state = root / "state"
+    out = seawall("learn", "--spam", str(spam), "--ham", str(ham), state=state)
+    assert "learned 400 of 400" in out.stdout
+    return state
+
+
+def test_learn_is_idempotent(trained: Path, sa_subset: dict[str, list[Path]]) -> None:
+    again = seawall("learn", "--spam", *map(str, sa_subset["train_spam"][:10]), state=trained)
+    assert "learned 0 of 10" in again.stdout
+
+
+def test_scan_json_contract(
+    trained: Path, sa_subset: dict[str, list[Path]], tmp_path: Path
+) -> None:
+    spam = _copy(sa_subset["test_spam"], tmp_path / "spam")
+    ham = _copy(sa_subset["test_ham"], tmp_path / "ham")
+    out = seawall("scan", "--json", "--workers", "2", str(spam), str(ham), state=trained)
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert len(rows) == 120
+    for row in rows:
+        assert {"path", "score", "action", "symbols", "language", "elapsed_ms"} <= row.keys()
+        assert isinstance(row["symbols"], dict)
+    assert "scanned 120 messages" in out.stderr
+    flagged_spam = sum(r["action"] != "no action" for r in rows if "/spam/" in r["path"])
+    flagged_ham = sum(r["action"] != "no action" for r in rows if "/ham/" in r["path"])
+    # learned on only 400 messages, the classifier already separates most of them
+    assert flagged_spam >= 40
+    assert flagged_ham <= 3
+    assert any("CLASSIFIER_SPAM" in r["symbols"] for r in rows)
+    assert {r["language"] for r in rows} >= {"en"}
+
+
+def test_scan_mbox_paths_and_table(
+    trained: Path, sa_subset: dict[str, list[Path]], tmp_path: Path
+) -> None:
+    box = tmp_path / "box.mbox"
+    with box.open("wb") as fh:
+        for path in sa_subset["test_spam"][:3]:
+            data = path.read_bytes()
+            if not data.startswith(b"From "):
+                fh.write(b"From someone@example.com Thu Aug 22 12:36:23 2002\n")
+            fh.write(data.rstrip(b"\n") + b"\n\n")
+    rows = [
+        json.loads(x)
+        for x in seawall("scan", "--json", str(box), state=trained).stdout.splitlines()
+    ]
+    assert [r["path"] for r in rows] == [f"{box}#1", f"{box}#2", f"{box}#3"]
+    table = seawall("scan", str(box), state=trained)
+    assert "action" in table.stdout
+    assert "scanned 3 messages" in table.stdout
+
+
+def test_scan_state_from_environment(trained: Path, sa_subset: dict[str, list[Path]]) -> None:
+    env_run = subprocess.run(
+        [sys.executable, "-m", "seawall", "scan", "--json", str(sa_subset["test_spam"][0])],
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "SEAWALL_STATE": str(trained)},
+        timeout=120,
+        check=True,
+    )
+    [row] = [json.loads(x) for x in env_run.stdout.splitlines()]
+    assert "CLASSIFIER_SPAM" in row["symbols"] or "CLASSIFIER_HAM" in row["symbols"]
+
+
+def test_eval_offline_and_online_json(sa_subset: dict[str, list[Path]], tmp_path: Path) -> None:
+    spam = _copy(sa_subset["train_spam"][:150] + sa_subset["test_spam"], tmp_path / "spam")
+    ham = _copy(sa_subset["train_ham"][:150] + sa_subset["test_ham"], tmp_path / "ham")
+    out = seawall("eval", "--json", "--workers", "2", "--spam", str(spam), "--ham", str(ham))
+    doc = json.loads(out.stdout)
+    for key in (
+        "roc_auc",
+        "one_minus_roca_pct",
+        "recall_at_fpr_01",
+        "recall_at_fpr_1",
+        "recall_at_action",
+        "fpr_at_action",
+        "msgs_per_s",
+    ):
+        assert key in doc
+    assert doc["spam"] + doc["ham"] < 420  # only the test part was scored
+    assert doc["roc_auc"] > 0.95
+    online = json.loads(
+        seawall("eval", "--online", "--json", "--spam", str(spam), "--ham", str(ham)).stdout
+    )
+    assert online["mode"] == "online"
+    assert online["spam"] + online["ham"] == 420
+    human = seawall("eval", "--spam", str(spam), "--ham", str(ham))
+    assert "ROC AUC" in human.stdout
+    assert "recall @ 0.1% FPR" in human.stdout
+
+
+def test_bad_config_exits_2(tmp_path: Path) -> None:
+    conf = tmp_path / "seawall.toml"
+    conf.write_text("[limits]\nmax_partz = 3\n")
+    empty = tmp_path / "m.eml"
+    empty.write_bytes(b"")
+    result = seawall("scan", "--config", str(conf), str(empty), check=False)
+    assert result.returncode == 2
+    assert "max_partz" in result.stderr
+
+
+def test_missing_path_is_a_clear_error(tmp_path: Path) -> None:
+    result = seawall("scan", str(tmp_path / "nope"), check=False)
+    assert result.returncode == 1
+    assert "no such file" in result.stderr

@@ -1,0 +1,265 @@
+from __future__ import annotations
+
+import pytest
+
+from seawall.config import HeadersSettings
+from seawall.detectors.base import Context
+from seawall.detectors.headers import HeadersDetector, parse_date
+from seawall.message import Envelope
+
+from .conftest import msg, scan
+
+DETECTOR = HeadersDetector(HeadersSettings())
+SENT = "Tue, 01 Jul 2003 10:52:37 +0200"
+NOW = Context(now=(parse_date(SENT) or 0.0) + 60)
+CLEAN = {
+    "From": "Alice Example <alice@example.org>",
+    "To": "bob@example.net",
+    "Date": SENT,
+    "Message-ID": "<20030701085237.GA1234@mail.example.org>",
+    "Subject": "lunch",
+}
+# The sender's own server relayed the mail (second hop: its user's submission).
+HOPS = (
+    "Received: from mail.example.org (mail.example.org [198.51.100.7])\n"
+    "\tby mx.example.net (Postfix) with ESMTPS id 4F2A1; Tue, 01 Jul 2003 10:52:40 +0200\n"
+    "Received: from [192.168.1.20] (pc7.example.org [192.0.2.50])\n"
+    "\tby mail.example.org (Postfix) with ESMTPSA id 9C3D2; Tue, 01 Jul 2003 10:52:38 +0200\n"
+)
+OE_MID = "<000801c5c9f2$8d3e0380$6400a8c0@ivory.example.org>"
+# What an MTA passes for a well-run sending server.
+RELAY = Envelope(client_ip="198.51.100.7", helo="mail.example.org", hostname="mail.example.org")
+
+
+def inline(hops: str = HOPS, **fields: str | None) -> bytes:
+    """The clean message with some fields replaced (``None`` drops one)."""
+    headers = {**CLEAN, **fields}
+    lines = [f"{name}: {value}" for name, value in headers.items() if value is not None]
+    return (hops + "\n".join(lines) + "\n\nSee you at noon.\n").encode()
+
+
+async def symbols(raw: bytes, envelope: Envelope | None = RELAY) -> set[str]:
+    return set(await scan(DETECTOR, msg(raw, envelope), NOW))
+
+
+async def test_clean_message_has_no_hits() -> None:
+    assert await symbols(inline()) == set()
+
+
+@pytest.mark.parametrize(
+    ("symbol", "field", "value"),
+    [
+        ("HDR_DATE_MISSING", "Date", None),
+        ("HDR_DATE_INVALID", "Date", "yesterday at noon"),
+        ("HDR_DATE_INVALID", "Date", "Tue, 01 Jul 2003 25:61:00 +0200"),
+        ("HDR_DATE_FUTURE", "Date", "Wed, 02 Jul 2003 10:52:37 +0200"),
+        ("HDR_DATE_PAST", "Date", "Wed, 01 Jan 2003 10:52:37 +0200"),
+        ("HDR_MID_MISSING", "Message-ID", None),
+        ("HDR_MID_MALFORMED", "Message-ID", "20030701.GA1234@example.org"),
+        ("HDR_MID_MALFORMED", "Message-ID", "<a b@example.org>"),
+        ("HDR_MID_NO_DOMAIN", "Message-ID", "<20030701085237.GA1234>"),
+        ("HDR_MID_RHS_NOT_FQDN", "Message-ID", "<123.456@DESKTOP-7F3K2>"),
+        ("HDR_MID_RHS_IP", "Message-ID", "<123.456@[203.0.113.7]>"),
+        ("HDR_MID_RHS_IP", "Message-ID", "<123.456@203.0.113.7>"),
+        ("HDR_MID_RHS_MATCH_TO", "Message-ID", "<abc123@mx.example.net>"),
+        ("HDR_MID_FORGED_OUTLOOK", "Message-ID", "<000801c5c9f2$8d3e0380$6400a8c0@ivory.org>"),
+        ("HDR_FROM_MISSING", "From", None),
+        ("HDR_FROM_NO_ADDR", "From", "Alice Example"),
+        ("HDR_FROM_NO_ADDR", "From", "Alice <>"),
+        ("HDR_FROM_MULTIPLE", "From", "alice@example.org, carol@example.org"),
+        ("HDR_FROM_NAME_ADDR", "From", '"service@paypal.com" <alice@example.org>'),
+        ("HDR_FROM_NAME_DOMAIN", "From", "PayPal.com Security <alice@example.org>"),
+        ("HDR_TO_MISSING", "To", None),
+        ("HDR_TO_UNDISCLOSED", "To", "undisclosed-recipients:;"),
+        ("HDR_XMAILER_BULK", "X-Mailer", "Advanced Mass Sender v 3.21b"),
+        ("HDR_XMAILER_PHP", "X-Mailer", "PHP/5.2.17"),
+        ("HDR_XMAILER_FORGED_OUTLOOK", "X-Mailer", "Microsoft Outlook Express 6.00.2900.2180"),
+        ("HDR_XMAILER_FORGED_OUTLOOK", "X-Mailer", "Microsoft Outlook Build 10.0.2627"),
+        ("HDR_PRECEDENCE_BULK", "Precedence", "bulk"),
+        ("HDR_BULK_NO_UNSUB", "Precedence", "junk"),
+    ],
+)
+async def test_header_symbol_fires(symbol: str, field: str, value: str | None) -> None:
+    assert symbol in await symbols(inline(**{field: value}))
+
+
+async def test_outlook_express_after_it_was_discontinued() -> None:
+    raw = inline(
+        **{
+            "X-Mailer": "Microsoft Outlook Express 6.00.2900.2180",
+            "Message-ID": OE_MID,
+        }
+    )
+    assert await symbols(raw) == set()
+    later = Context(now=parse_date("Mon, 03 Mar 2025 09:00:00 +0000") or 0.0)
+    raw = raw.replace(b"Jul 2003", b"Mar 2025").replace(b"Tue, 01", b"Mon, 03")
+    assert set(await scan(DETECTOR, msg(raw, RELAY), later)) == {"HDR_XMAILER_OUTDATED"}
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"From": '"Smith, Alice" <alice@example.org>'},
+        {"From": "alice@example.org (Alice Example)"},
+        {"From": '"alice@example.org" <alice@lists.example.org>'},
+        {"From": "Amazon.com <store-news@amazon.com>"},
+        {"From": "Dr. J. R. Smith <alice@example.org>"},
+        {"Date": "1 Jul 2003 10:52:37 +0200"},
+        {"Date": "Tue, 1 Jul 03 04:52:37 EDT"},
+        {"Message-ID": "<20030701.GA1234@example.org> (added by mx)"},
+        {"Message-ID": "<abc@mail.gmail.com>", "To": "bob@gmail.com"},
+        {"X-Mailer": "Microsoft Outlook, Build 10.0.2627"},
+        {
+            "X-Mailer": "Microsoft Outlook 16.0",
+            "Message-ID": "<000001d5a1b2$c3d4e5f6$a7b8c9d0@x.org>",
+        },
+        {"User-Agent": "Mutt/1.4i"},
+        {"User-Agent": "Microsoft-Outlook-Express-Macintosh-Edition/5.02.2106"},
+        {"X-Mailer": "Microsoft Outlook Express 5.00.2615.200", "Message-ID": OE_MID},
+        {
+            "X-Mailer": "Microsoft Outlook Express 6.00.2600.0000",
+            "Message-ID": "<OE17Bc@hotmail.com>",
+        },
+        {"Precedence": "list"},
+        {"Precedence": "bulk", "List-Id": "<talk.lists.example.org>"},
+    ],
+)
+async def test_honest_variants_are_clean(fields: dict[str, str]) -> None:
+    hits = await symbols(inline(**fields))
+    assert hits <= {"HDR_PRECEDENCE_BULK"}, hits
+
+
+IP = "203.0.113.7"
+
+
+@pytest.mark.parametrize(
+    ("symbol", "helo", "rdns"),
+    [
+        ("RCVD_HELO_BARE_IP", IP, None),
+        ("RCVD_HELO_IP_LITERAL", f"[{IP}]", None),
+        ("RCVD_HELO_NOT_FQDN", "DESKTOP-7F3K2", None),
+        ("RCVD_HELO_DYNAMIC", "ppp-203-0-113-7.dialup.example.net", None),
+        ("RCVD_HELO_FORGED_PROVIDER", "mail.gmail.com", "ppp7.example.net"),
+        ("RCVD_HELO_FORGED_PROVIDER", "yahoo.com", "unknown"),
+        ("RCVD_NO_RDNS", "mail.example.org", "unknown"),
+        ("RCVD_RDNS_DYNAMIC", "x.example.org", "ppp-203-0-113-7.dialup.example.net"),
+        ("RCVD_RDNS_DYNAMIC", "x.example.org", "c-7.113.0.203.cable.example.net"),
+        ("RCVD_RDNS_DYNAMIC", "x.example.org", "dslb-203-000-113-007.pools.example.de"),
+        ("RCVD_RDNS_DYNAMIC", "x.example.org", "pCB007107.dip0.example.de"),
+        ("RCVD_RDNS_GENERIC", "x.example.org", "203-0-113-7.example.net"),
+    ],
+)
+async def test_first_hop_symbol_fires(symbol: str, helo: str | None, rdns: str | None) -> None:
+    envelope = Envelope(client_ip=IP, helo=helo, hostname=rdns)
+    assert symbol in await symbols(inline(), envelope)
+
+
+@pytest.mark.parametrize(
+    ("hops", "expected"),
+    [
+        (
+            "Received: from DESKTOP-7F3K2 (ppp-203-0-113-7.dialup.example.net [203.0.113.7])\n"
+            "\tby mx.example.net (Postfix) with SMTP id 1A; Tue, 01 Jul 2003 10:52:40 +0200\n",
+            {
+                "RCVD_DIRECT_TO_MX",
+                "RCVD_DIRECT_TO_MX_DYNAMIC",
+                "RCVD_HELO_NOT_FQDN",
+                "RCVD_RDNS_DYNAMIC",
+            },
+        ),
+        (
+            "Received: from filter.example.net (localhost [127.0.0.1]) by mx.example.net;"
+            " Tue, 01 Jul 2003 10:52:41 +0200\n"
+            "Received: from 203.0.113.7 (unknown [203.0.113.7]) by mx.example.net;"
+            " Tue, 01 Jul 2003 10:52:40 +0200\n",
+            {"RCVD_DIRECT_TO_MX", "RCVD_DIRECT_TO_MX_DYNAMIC", "RCVD_HELO_BARE_IP", "RCVD_NO_RDNS"},
+        ),
+        (
+            "Received: from unknown (HELO yahoo.com) (203.0.113.7) by mx.example.net;"
+            " Tue, 01 Jul 2003 10:52:40 +0200\n",
+            {
+                "RCVD_DIRECT_TO_MX",
+                "RCVD_DIRECT_TO_MX_DYNAMIC",
+                "RCVD_HELO_FORGED_PROVIDER",
+                "RCVD_NO_RDNS",
+            },
+        ),
+        ("", set()),  # no Received and no envelope: nothing is known about the first hop
+    ],
+)
+async def test_first_hop_from_received_headers(hops: str, expected: set[str]) -> None:
+    hits = await symbols(inline(hops), Envelope())
+    assert {s for s in hits if s.startswith("RCVD_")} == expected
+
+
+async def test_direct_to_mx_from_the_envelope() -> None:
+    envelope = Envelope(client_ip=IP, helo="mail.example.org", hostname="mail.example.org")
+    assert await symbols(inline(""), envelope) == {"RCVD_DIRECT_TO_MX"}
+
+
+async def test_milter_sees_the_senders_relay_before_our_received() -> None:
+    # Our MTA has not written its Received yet; the one field is the sender's own server.
+    relay = HOPS.split("Received: ")[2]
+    envelope = Envelope(
+        client_ip="198.51.100.7", helo="mail.example.org", hostname="mail.example.org"
+    )
+    assert await symbols(inline("Received: " + relay), envelope) == set()
+
+
+@pytest.mark.parametrize(
+    ("ip", "helo", "rdns"),
+    [
+        ("209.85.128.54", "mail-wm1-f54.google.com", "mail-wm1-f54.google.com"),
+        (IP, "gmail.com", "mail-wm1-f54.google.com"),
+        (IP, "mx2.example.org", "mx2.example.org"),
+        (IP, "mail.example.org", "mail2013.example.org"),
+        (IP, "client.example.org", "dynamic.example.org"),
+    ],
+)
+async def test_honest_first_hops_are_clean(ip: str, helo: str, rdns: str) -> None:
+    envelope = Envelope(client_ip=ip, helo=helo, hostname=rdns)
+    hits = await symbols(inline(), envelope)
+    assert not {s for s in hits if s.startswith("RCVD_") and s != "RCVD_DIRECT_TO_MX"}, hits
+
+
+async def test_authenticated_senders_skip_the_first_hop_checks() -> None:
+    envelope = Envelope(client_ip="203.0.113.7", helo="DESKTOP-7F3K2", user="alice")
+    hits = await scan(DETECTOR, msg(inline(), envelope), Context(now=NOW.now, authenticated=True))
+    assert not hits
+
+
+def test_parse_date() -> None:
+    assert parse_date("Tue, 1 Jul 2003 10:52:37 +0200") == 1057049557.0
+    assert parse_date("Tue, 1 Jul 2003 10:52:37 GMT") == 1057056757.0
+    assert parse_date("Tue, 1 Jul 03 04:52:37 EDT") == 1057049557.0
+    assert parse_date("Tuesday 1 July 2003 08:52 +0000") == 1057049520.0
+    assert parse_date("Tue, 31 Feb 2003 08:52:00 +0000") is None
+    assert parse_date("") is None
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"Message-ID": "<a@.>"},
+        {"Message-ID": "<@>"},
+        {"Message-ID": "<>"},
+        {"From": "<@>"},
+        {"From": '"unterminated <a@example.org>'},
+        {"From": "a@"},
+        {"From": ",,,@,,,"},
+        {"Date": "Tue, 99 Foo 2003 10:52:37 +9999"},
+        {"Date": "Mon, 1 Jan 99999 00:00:00 +0000"},
+        {"To": ""},
+        {"X-Mailer": "Microsoft Outlook"},
+    ],
+)
+async def test_odd_values_never_raise(fields: dict[str, str]) -> None:
+    await symbols(inline(**fields))
+
+
+@pytest.mark.parametrize("helo", [".", "[", "[]", ":", "-", "...", "1.2.3.4.5", "[IPv6:::1]"])
+async def test_odd_helos_never_raise(helo: str) -> None:
+    envelope = Envelope(client_ip=IP, helo=helo, hostname=".")
+    await symbols(inline(""), envelope)
+    raw = inline(f"Received: from {helo} (unknown [{IP}]) by mx.example.net\n")
+    await symbols(raw, Envelope())
