@@ -76,7 +76,8 @@ _engine: Engine | None = None
 
 def _init_worker(config: Config) -> None:
     global _engine
-    _engine = build_engine(config)
+    if _engine is None:  # spawn start method: nothing was inherited
+        _engine = build_engine(config)
 
 
 def _scan_batch(units: Sequence[Unit]) -> tuple[list[Record], StageTimes]:
@@ -99,20 +100,27 @@ def scan_units(
     units: Sequence[Unit], config: Config, *, workers: int, times: StageTimes | None = None
 ) -> Iterator[Record]:
     """Scan ``units`` in order with ``workers`` processes (1: in this process)."""
-    if workers <= 1 or len(units) <= BATCH:
-        engine = build_engine(config)
-        try:
-            for unit in units:
-                yield scan_unit(engine, unit)
-        finally:
-            if times is not None:
-                times.merge(engine.times)
-            engine.close()
-        return
-    # fork: workers start in milliseconds and share the imported modules' pages.
-    context = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
-    with context.Pool(workers, initializer=_init_worker, initargs=(config,)) as pool:
-        for records, delta in pool.imap(_scan_batch, _batches(units)):
-            if times is not None:
-                times.merge(delta)
-            yield from records
+    global _engine
+    engine = build_engine(config)
+    try:
+        if workers <= 1 or len(units) <= BATCH:
+            try:
+                for unit in units:
+                    yield scan_unit(engine, unit)
+            finally:
+                if times is not None:
+                    times.merge(engine.times)
+            return
+        # fork: the workers inherit the loaded engine (language model, classifier weights)
+        # and start in milliseconds; its pages stay shared until written.
+        method = "fork" if hasattr(os, "fork") else "spawn"
+        _engine = engine if method == "fork" else None
+        context = multiprocessing.get_context(method)
+        with context.Pool(workers, initializer=_init_worker, initargs=(config,)) as pool:
+            for records, delta in pool.imap(_scan_batch, _batches(units)):
+                if times is not None:
+                    times.merge(delta)
+                yield from records
+    finally:
+        _engine = None
+        engine.close()

@@ -75,7 +75,7 @@ class LanguageSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     # Score added per detected language, e.g. {de = 3.0} for an English-speaking customer base.
     scores: dict[str, float] = msgspec.field(default_factory=dict)
     # Characters of text examined; more is slower and rarely changes the answer.
-    sample_chars: int = 800
+    sample_chars: int = 600
     # Letters of text needed before "no language found" is reported as LANGUAGE_UNKNOWN.
     unknown_min_letters: int = 100
 

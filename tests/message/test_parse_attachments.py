@@ -139,3 +139,11 @@ def test_corpus_docx_attachment_lists_its_members() -> None:
     assert docx[0].sniffed_type == "application/zip"
     assert "word/document.xml" in docx[0].members
     assert "[Content_Types].xml" in docx[0].members
+
+
+def test_lying_directory_count_is_caught() -> None:
+    """The count in the end record can lie; the directory size bounds zipfile's work too."""
+    data = bytearray(make_zip([str(i) for i in range(30_000)], b""))
+    end = data.rfind(b"PK\x05\x06")
+    data[end + 8 : end + 12] = (10).to_bytes(2, "little") * 2
+    assert zip_members(bytes(data)) == ((), ("zip_too_many_members",))

@@ -28,7 +28,9 @@ GERMAN = "Grüße aus Köln, schöne Äpfel für 5 €"
             b"\x93quoted\x94 \x80", "iso-8859-1", "\u201cquoted\u201d €", "windows-1252", id="c1"
         ),
         pytest.param("Grüße".encode("latin-1"), "us-ascii", "Grüße", "windows-1252", id="ascii"),
-        pytest.param("5 € für".encode("iso8859-15"), "ISO-8859-15", "5 € für", "iso-8859-15", id="l9"),
+        pytest.param(
+            "5 € für".encode("iso8859-15"), "ISO-8859-15", "5 € für", "iso-8859-15", id="latin9"
+        ),
         pytest.param(
             "Grüße".encode("latin-1"), "x-unknown", "Grüße", "windows-1252", id="unknown-name"
         ),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from seawall.message import parse_message
-from seawall.message.html import Link, render_html
+from seawall.message.html import Link, render_flat, render_html, too_deep
 
 
 @pytest.mark.parametrize(
@@ -67,3 +67,38 @@ def test_html_part_in_a_message() -> None:
         "www.paypal.com",
     )
     assert (shown.host, shown.source) == ("www.paypal.com", "bare")
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<table>" + "<tr><td><font>cell</td>" * 5000 + "</table>",  # unclosed <font> in cells
+        "<ul>" + "<li><b>item" * 5000 + "</ul>",  # unclosed <li> and <b>
+        "<p>para" * 5000,
+        "<div>x</div>" * 5000,
+        "<br>" * 20000,
+    ],
+)
+def test_messy_but_shallow_html_is_not_too_deep(html: str) -> None:
+    assert not too_deep(html)
+    assert not render_html(html).too_deep
+
+
+def test_deep_html_is_rendered_flat() -> None:
+    html = '<div><a href="http://deep.example/">deep &amp; down</a>' * 20000
+    assert too_deep(html)
+    rendered = render_html(html)
+    assert rendered.too_deep
+    assert rendered.text.startswith("deep & down deep & down")
+    assert rendered.links[0] == Link("http://deep.example/", "href", None)
+
+
+def test_render_flat() -> None:
+    rendered = render_flat(
+        "<p>a<b>b</b> &lt;c&gt;<img src='http://i.example/x.png'><form action=/p>"
+    )
+    assert rendered.text == "a b <c>"
+    assert rendered.links == [
+        Link("http://i.example/x.png", "src", None),
+        Link("/p", "action", None),
+    ]

@@ -6,7 +6,8 @@ import pytest
 
 from seawall import corpus
 from seawall.message import ParseLimits, Url, parse_message
-from seawall.message.urls import collect_urls, normalize_url, parse_ipv4
+from seawall.message.hosts import parse_ipv4
+from seawall.message.urls import collect_urls, normalize_url
 
 
 def urls_in(text: str) -> list[Url]:

@@ -19,6 +19,7 @@ worker within ``reload_interval_s`` without reloading the vector.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -88,11 +89,10 @@ class WeightStore:
 
     def __init__(self, path: Path, *, timeout_s: float = 30.0) -> None:
         self.path = path
+        self._timeout_s = timeout_s
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(
-                path, timeout=timeout_s, isolation_level=None, check_same_thread=False
-            )
+            self._connect()
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # WAL: durable at checkpoints
             with self.write():
@@ -103,8 +103,22 @@ class WeightStore:
             raise StoreError(f"cannot open the classifier store {path}: {exc}") from None
         self._data_version = -1
 
+    def _connect(self) -> None:
+        self._conn = sqlite3.connect(
+            self.path, timeout=self._timeout_s, isolation_level=None, check_same_thread=False
+        )
+        self._pid = os.getpid()
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        # A connection must not cross fork(): a forked scan worker opens its own.
+        if self._pid != os.getpid():
+            self._connect()
+        return self._conn
+
     def close(self) -> None:
-        self._db.close()
+        if self._pid == os.getpid():
+            self._conn.close()
 
     @contextmanager
     def write(self) -> Iterator[None]:

@@ -43,7 +43,7 @@ _MAGIC: tuple[tuple[int, bytes, str], ...] = (
 )
 _HTML_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<script", b"<meta", b"<iframe")
 MAX_MEMBERS = 100  # zip member names kept
-_MAX_DIRECTORY = 5000  # entries zipfile may read; a bigger directory is not read at all
+_MAX_DIRECTORY = 5000  # entries zipfile may read (200 bytes each); bigger is not read
 _EOCD = b"PK\x05\x06"
 _EOCD_SEARCH = 22 + 65535  # the end record plus the longest archive comment
 
@@ -69,15 +69,13 @@ def sniff(data: bytes) -> str | None:
     return None
 
 
-def build_attachment(
-    data: bytes, filename: str | None, declared_type: str, defects: tuple[str, ...] = ()
-) -> Attachment:
+def build_attachment(data: bytes, filename: str | None, declared_type: str) -> Attachment:
     """An :class:`Attachment` for decoded ``data``; zip archives also list their members."""
     sniffed = sniff(data)
     members: tuple[str, ...] = ()
+    defects: tuple[str, ...] = ()
     if sniffed == "application/zip":
-        members, zip_defects = zip_members(data)
-        defects += zip_defects
+        members, defects = zip_members(data)
     return Attachment(
         filename=filename,
         declared_type=declared_type,
@@ -96,9 +94,12 @@ def zip_members(data: bytes) -> tuple[tuple[str, ...], tuple[str, ...]]:
     ``zip_encrypted``, a central directory too big to read ``zip_too_many_members``.
     """
     end = data.rfind(_EOCD, max(0, len(data) - _EOCD_SEARCH))
-    if end >= 0 and end + 12 <= len(data):
+    if end >= 0 and end + 16 <= len(data):
+        # zipfile reads the whole central directory: bound its entries and its size (the
+        # count can lie).  0xFFFF and 0xFFFFFFFF, the ZIP64 markers, count as too many.
         entries = int.from_bytes(data[end + 10 : end + 12], "little")
-        if entries > _MAX_DIRECTORY:  # includes 0xFFFF, the ZIP64 marker
+        directory = int.from_bytes(data[end + 12 : end + 16], "little")
+        if entries > _MAX_DIRECTORY or directory > _MAX_DIRECTORY * 200:
             return (), (ZIP_TOO_MANY_MEMBERS,)
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:

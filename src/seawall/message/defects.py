@@ -27,6 +27,8 @@ BAD_BASE64 = "bad_base64"
 BAD_QP = "bad_qp"
 UNKNOWN_ENCODING = "unknown_encoding"
 UNKNOWN_CHARSET = "unknown_charset"
+HTML_TOO_LARGE = "html_too_large"
+HTML_TOO_DEEP = "html_too_deep"
 
 # Defects of one attachment, in Attachment.defects (not on the Message).
 ZIP_BROKEN = "zip_broken"
@@ -53,6 +55,8 @@ DESCRIPTIONS: Mapping[str, str] = MappingProxyType(
         BAD_QP: "Quoted-printable with an '=' not followed by two hex digits",
         UNKNOWN_ENCODING: "A Content-Transfer-Encoding that is not 7bit/8bit/binary/base64/QP",
         UNKNOWN_CHARSET: "A charset name Python cannot decode; a fallback was used",
+        HTML_TOO_LARGE: "HTML longer than 5 x limits.max_text_chars; only its start was read",
+        HTML_TOO_DEEP: "HTML nested too deep to build a tree quickly; read without one",
     }
 )
 

@@ -28,6 +28,7 @@ _DELIMITER_TAIL = re.compile(rb"[ \t\r]*+(?:\n|\Z)")  # after "--boundary": blan
 _INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
 _PLAIN_TYPES = frozenset({"text/plain", "text/enriched", "text/richtext"})
 _ENCLOSED_TYPES = frozenset({"message/rfc822", "message/global"})
+_MIN_HTML_CHARS = 100_000  # HTML read even when max_text_chars is set very low
 
 
 class Entity(NamedTuple):
@@ -179,8 +180,10 @@ class Walk:
         limit = self.limits.max_text_chars
         if kind == "text/html":
             # Lexbor reads UTF-8: hand it the bytes when they already are, not a copy.
-            text, links = render_html(data if decoded.utf8 else text)
-            text = text[:limit]
+            rendered = render_html(self.html_source(data if decoded.utf8 else text))
+            if rendered.too_deep:
+                self.defects.add(d.HTML_TOO_DEEP)
+            text, links = rendered.text[:limit], rendered.links
         else:
             kind = "text/plain"
             text = text[:limit]
@@ -191,6 +194,18 @@ class Walk:
         self.parts.append(TextPart(kind, text, decoded.charset, charset, len(data)))
         self.shown.append(inline)
         self.links.append(links)
+
+    def html_source(self, html: str | bytes) -> str | bytes:
+        """At most 5 x ``max_text_chars`` of HTML: the text is cut there anyway, and beyond
+        a few hundred kilobytes (Gmail clips at 102 KB) HTML is an attack, not a letter."""
+        cap = max(_MIN_HTML_CHARS, 5 * self.limits.max_text_chars)
+        if len(html) <= cap:
+            return html
+        self.defects.add(d.HTML_TOO_LARGE)
+        if isinstance(html, bytes):
+            while cap > 0 and html[cap] & 0xC0 == 0x80:  # not inside a UTF-8 sequence
+                cap -= 1
+        return html[:cap]
 
     def choose_alternative(self, first: int) -> None:
         """Of the inline text parts from ``first`` on, keep one in ``Message.text``.

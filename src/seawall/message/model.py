@@ -83,7 +83,8 @@ class Url:
     host: str  # lower-case, IDNA-decoded where possible, no trailing dot
     domain: str  # registrable domain from the Public Suffix List ("example.co.uk"); host if IP
     is_ip: bool  # host is an IPv4/IPv6 literal (or a decimal/hex encoded IPv4)
-    source: str  # "text", "href", "src", "bare" (a domain with no scheme) or "obfuscated"
+    source: str  # "text", "href", "src", "action" (a form's target), "bare" (a domain with
+    # no scheme) or "obfuscated" (hxxp://, example[.]com)
     link_text: str | None = None  # the visible text of an <a>, for "names another domain"
 
 

@@ -7,16 +7,16 @@ scan resumes after each candidate, so no character is examined more than a few t
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import ipaddress
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from urllib.parse import unquote
 
-from publicsuffixlist import PublicSuffixList
-
+from seawall.message.hosts import check_host, known_tld, registrable_domain
 from seawall.message.model import Url
+
+# known_tld and registrable_domain are re-exported: detectors compare hosts with them.
+__all__ = ["collect_urls", "find_urls", "known_tld", "normalize_url", "registrable_domain"]
 
 _SCHEMES = {"http": "http", "https": "https", "ftp": "ftp", "hxxp": "http", "hxxps": "https"}
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ftp": 21}
@@ -43,29 +43,7 @@ _MAX_URL_CHARS = 4096
 _CONTROL_WS = re.compile(r"[\t\n\r]")
 _AUTHORITY_END = re.compile(r"[/?#\\]")
 _SEPARATORS = re.compile(r"\[\.\]|\(\.\)|\[dot\]|\(dot\)|\{\.\}", re.IGNORECASE)
-_BAD_HOST = re.compile(r"[\s<>\"'`{}|\\^%@/:\[\]()*,;=!$&+]")
-_NUMERIC_LABEL = re.compile(r"(?:0[xX][0-9a-fA-F]*+|[0-9]++)\Z")
-
-
-@functools.cache
-def _psl() -> PublicSuffixList:
-    return PublicSuffixList()  # the list bundled in the wheel; no network
-
-
-@functools.lru_cache(maxsize=4096)
-def registrable_domain(host: str) -> str:
-    """The registrable domain of ``host`` by the Public Suffix List, else ``host`` itself.
-
-    >>> registrable_domain("www.bbc.co.uk")
-    'bbc.co.uk'
-    """
-    return _psl().privatesuffix(host) or host
-
-
-@functools.lru_cache(maxsize=2048)
-def known_tld(label: str) -> bool:
-    """``label`` is a top-level domain on the Public Suffix List (ICANN or private)."""
-    return _psl().is_public(label.lower(), accept_unknown=False)
+_PLAIN = re.compile(r"(https?)://([a-z0-9_-]++(?:\.[a-z0-9_-]++)*+)(/[^\s\\]*+)?\Z")
 
 
 def collect_urls(
@@ -193,6 +171,20 @@ def normalize_url(raw: str, source: str, link_text: str | None = None) -> Url | 
 
 def _normalize(raw: str, source: str, link_text: str | None) -> Url | None:
     s = raw.strip(" \x00\x01\x02\x03\x04\x05\x06\x07\x08\t\n\x0b\x0c\r\x0e\x0f\x1f")
+    plain = _PLAIN.match(s)
+    if plain is not None and source != "obfuscated":
+        # Most links: lower-case http(s), a DNS name, no port, nothing to undo.
+        host = plain.group(2)
+        if not host[-1].isdigit() and "xn--" not in host and len(host) <= 253:
+            return Url(
+                url=s if plain.group(3) else s + "/",
+                scheme=plain.group(1),
+                host=host,
+                domain=registrable_domain(host),
+                is_ip=False,
+                source=source,
+                link_text=link_text,
+            )
     if "\t" in s or "\n" in s or "\r" in s:
         s = _CONTROL_WS.sub("", s)
     scheme, rest = _split_scheme(s)
@@ -218,7 +210,7 @@ def _normalize(raw: str, source: str, link_text: str | None) -> Url | None:
         except UnicodeDecodeError:
             return None
     host = host.lower().rstrip(".")
-    built = _host(host)
+    built = check_host(host)
     if built is None:
         return None
     host, url_host, is_ip = built
@@ -282,55 +274,3 @@ def _split_port(hostport: str) -> tuple[str, int | None]:
     if not (digits.isascii() and digits.isdigit()) or len(digits) > 5 or int(digits) > 65535:
         return host, None
     return host, int(digits)
-
-
-def _host(host: str) -> tuple[str, str, bool] | None:
-    """``(host, host as written in the URL, is_ip)``, or None for an impossible host."""
-    if not host or len(host) > 253:
-        return None
-    if host.startswith("["):
-        try:
-            address = ipaddress.IPv6Address(host[1:-1])
-        except ValueError:
-            return None
-        return str(address), f"[{address}]", True
-    if _BAD_HOST.search(host):
-        return None
-    last = host[host.rfind(".") + 1 :]
-    if _NUMERIC_LABEL.match(last):
-        # WHATWG URL: a host ending in a number is IPv4, in decimal, octal or hex parts.
-        ipv4 = parse_ipv4(host)
-        return None if ipv4 is None else (ipv4, ipv4, True)
-    if "xn--" in host:
-        with contextlib.suppress(UnicodeError):  # a broken label stays in its ACE form
-            host = host.encode("ascii").decode("idna")
-    return host, host, False
-
-
-def parse_ipv4(host: str) -> str | None:
-    """Dotted-quad form of an IPv4 host in any form browsers accept, else None.
-
-    >>> parse_ipv4("0xC0.0250.1"), parse_ipv4("3232235777")
-    ('192.168.0.1', '192.168.1.1')
-    """
-    labels = host.split(".")
-    if len(labels) > 4:
-        return None
-    numbers: list[int] = []
-    for label in labels:
-        if not _NUMERIC_LABEL.match(label):
-            return None
-        if label[:2] in ("0x", "0X"):
-            numbers.append(int(label[2:] or "0", 16))
-        elif len(label) > 1 and label[0] == "0":
-            if not label.isdigit() or "8" in label or "9" in label:
-                return None
-            numbers.append(int(label, 8))
-        else:
-            numbers.append(int(label, 10))
-    if any(n > 255 for n in numbers[:-1]) or numbers[-1] >= 256 ** (5 - len(numbers)):
-        return None
-    value = numbers[-1]
-    for index, number in enumerate(numbers[:-1]):
-        value += number << (8 * (3 - index))
-    return str(ipaddress.IPv4Address(value))

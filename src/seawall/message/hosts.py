@@ -1,0 +1,90 @@
+"""Host names: IPv4 in the forms browsers accept, IDNA, and the registrable domain.
+
+The registrable domain comes from the Public Suffix List bundled in the
+``publicsuffixlist`` wheel (no network), loaded on first use (~80 ms).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import ipaddress
+import re
+
+from publicsuffixlist import PublicSuffixList
+
+_BAD_HOST = re.compile(r"[\s<>\"'`{}|\\^%@/:\[\]()*,;=!$&+]")
+_NUMERIC_LABEL = re.compile(r"(?:0[xX][0-9a-fA-F]*+|[0-9]++)\Z")
+
+
+@functools.cache
+def _psl() -> PublicSuffixList:
+    return PublicSuffixList()  # the list bundled in the wheel; no network
+
+
+@functools.lru_cache(maxsize=4096)
+def registrable_domain(host: str) -> str:
+    """The registrable domain of ``host`` by the Public Suffix List, else ``host`` itself.
+
+    >>> registrable_domain("www.bbc.co.uk")
+    'bbc.co.uk'
+    """
+    return _psl().privatesuffix(host) or host
+
+
+@functools.lru_cache(maxsize=2048)
+def known_tld(label: str) -> bool:
+    """``label`` is a top-level domain on the Public Suffix List (ICANN or private)."""
+    return _psl().is_public(label.lower(), accept_unknown=False)
+
+
+def check_host(host: str) -> tuple[str, str, bool] | None:
+    """``(host, host as written in the URL, is_ip)``, or None for an impossible host."""
+    if not host or len(host) > 253:
+        return None
+    if host.startswith("["):
+        try:
+            address = ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return None
+        return str(address), f"[{address}]", True
+    if _BAD_HOST.search(host):
+        return None
+    last = host[host.rfind(".") + 1 :]
+    if _NUMERIC_LABEL.match(last):
+        # WHATWG URL: a host ending in a number is IPv4, in decimal, octal or hex parts.
+        ipv4 = parse_ipv4(host)
+        return None if ipv4 is None else (ipv4, ipv4, True)
+    if "xn--" in host:
+        with contextlib.suppress(UnicodeError):  # a broken label stays in its ACE form
+            host = host.encode("ascii").decode("idna")
+    return host, host, False
+
+
+def parse_ipv4(host: str) -> str | None:
+    """Dotted-quad form of an IPv4 host in any form browsers accept, else None.
+
+    >>> parse_ipv4("0xC0.0250.1"), parse_ipv4("3232235777")
+    ('192.168.0.1', '192.168.1.1')
+    """
+    labels = host.split(".")
+    if len(labels) > 4:
+        return None
+    numbers: list[int] = []
+    for label in labels:
+        if not _NUMERIC_LABEL.match(label):
+            return None
+        if label[:2] in ("0x", "0X"):
+            numbers.append(int(label[2:] or "0", 16))
+        elif len(label) > 1 and label[0] == "0":
+            if not label.isdigit() or "8" in label or "9" in label:
+                return None
+            numbers.append(int(label, 8))
+        else:
+            numbers.append(int(label, 10))
+    if any(n > 255 for n in numbers[:-1]) or numbers[-1] >= 256 ** (5 - len(numbers)):
+        return None
+    value = numbers[-1]
+    for index, number in enumerate(numbers[:-1]):
+        value += number << (8 * (3 - index))
+    return str(ipaddress.IPv4Address(value))
