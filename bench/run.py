@@ -40,7 +40,8 @@ def _link_tree(items: list[corpus.Item], dest: Path) -> Path:
     for label in ("spam", "ham"):
         (dest / label).mkdir(parents=True, exist_ok=True)
     for item in items:
-        (dest / item.label / f"{item.path.parent.name}.{item.path.name}").symlink_to(item.path)
+        # the original basename: the split is by SHA-1 of it
+        (dest / item.label / item.path.name).symlink_to(item.path)
     return dest
 
 

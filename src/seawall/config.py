@@ -49,7 +49,7 @@ class ClassifierSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unkno
     learning_rate: float = 16.0
     # Earlier messages re-learned with each new one (the first from the other class), so
     # learning all spam and then all ham does not skew the model; 0 turns replay off.
-    replay: int = 3
+    replay: int = 8
     # Recent messages whose features are kept for replay (about 4 KB each in the SQLite file).
     memory_messages: int = 10_000
     # Seconds between checks for what other processes learned; lower sees learning sooner.
@@ -75,7 +75,7 @@ class LanguageSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     # Score added per detected language, e.g. {de = 3.0} for an English-speaking customer base.
     scores: dict[str, float] = msgspec.field(default_factory=dict)
     # Characters of text examined; more is slower and rarely changes the answer.
-    sample_chars: int = 600
+    sample_chars: int = 300
     # Letters of text needed before "no language found" is reported as LANGUAGE_UNKNOWN.
     unknown_min_letters: int = 100
 

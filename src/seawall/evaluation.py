@@ -126,7 +126,8 @@ Progress = Callable[[int], None]
 
 
 def learn_all(items: Sequence[Labelled], config: Config, progress: Progress | None = None) -> int:
-    """Learn ``items`` one message at a time into the classifier under config.state_dir."""
+    """Learn ``items`` one message at a time, in their order, into the classifier under
+    config.state_dir; returns how many changed it."""
     from seawall.classifier import Classifier
 
     classifier = Classifier.open(Path(config.state_dir), config.detectors.classifier)

@@ -50,7 +50,7 @@ def preload() -> None:
     _identifier()
 
 
-def identify(text: str, *, sample_chars: int = 600, min_letters: int = 20) -> str | None:
+def identify(text: str, *, sample_chars: int = 300, min_letters: int = 20) -> str | None:
     """ISO 639-1 code (or fastText's code) of ``text``'s language, or None when unsure.
 
     >>> identify("Sehr geehrter Kunde, Ihr Konto wurde vorübergehend gesperrt.")

@@ -159,7 +159,7 @@ class HeadersDetector:
     async def check(self, msg: Message, ctx: Context) -> Sequence[Hit]:
         hits: list[Hit] = []
         headers = msg.headers
-        date = self._date(headers.get_all("Date"), ctx.now, hits)
+        date = self._date(headers.get_all("Date"), arrival_time(msg, ctx.now), hits)
         from_domain = self._from(headers.get_all("From"), hits)
         to = headers.get_all("To")
         if not to:
@@ -179,6 +179,7 @@ class HeadersDetector:
         return hits
 
     def _date(self, values: tuple[str, ...], now: float, hits: list[Hit]) -> float | None:
+        """Date sanity against ``now``: when the message reached us."""
         if not values or not values[0].strip():
             hits.append(Hit("HDR_DATE_MISSING"))
             return None
@@ -487,3 +488,20 @@ def _ip_spellings(ip: str) -> tuple[str, ...]:
 
 def _pool_word(host: str) -> bool:
     return any(word in DYNAMIC_WORDS for word in _LETTERS.findall(host))
+
+
+def arrival_time(msg: Message, now: float) -> float:
+    """When the message reached us: the top Received header's date, else ``now``.
+
+    A stored message (a Maildir scanned months later) is judged against its own
+    arrival, not the scan; live, our MTA's Received header is a moment old.
+    """
+    received = msg.headers.get_all("Received")
+    if received:
+        head = received[0][:_MAX_FIELD]
+        _, sep, stamp = head.rpartition(";")
+        if sep:
+            when = parse_date(stamp.strip())
+            if when is not None:
+                return when
+    return now
