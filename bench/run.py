@@ -36,12 +36,14 @@ ROOT = Path(__file__).resolve().parents[1]
 SEAWALL = [sys.executable, "-m", "seawall"]
 
 
-def _link_tree(items: list[corpus.Item], dest: Path) -> Path:
+def _link_tree(items: list[corpus.Item], dest: Path, *, numbered: bool = False) -> Path:
+    """Symlinks under dest/spam and dest/ham: by original basename (the split is by SHA-1
+    of it), or numbered where basenames repeat (Enron's are 1, 2, 3... in every folder)."""
     for label in ("spam", "ham"):
         (dest / label).mkdir(parents=True, exist_ok=True)
-    for item in items:
-        # the original basename: the split is by SHA-1 of it
-        (dest / item.label / item.path.name).symlink_to(item.path)
+    for n, item in enumerate(items):
+        name = f"{n:06d}" if numbered else item.path.name
+        (dest / item.label / name).symlink_to(item.path)
     return dest
 
 
@@ -163,7 +165,7 @@ def throughput(tmp: Path, skip_rspamd: bool) -> dict[str, Any]:
 def memory(tmp: Path, state: Path) -> dict[str, Any]:
     """Peak RSS of every worker over a 20,000-message scan (Enron ham + SpamAssassin)."""
     items = corpus.items(corpus.ENRON_HAM)[:14_000] + corpus.items(corpus.SPAMASSASSIN)
-    tree = _link_tree(items, tmp / "mem")
+    tree = _link_tree(items, tmp / "mem", numbered=True)
     proc = subprocess.Popen(
         [*SEAWALL, "scan", "--json", "--workers", "2", "--state", str(state), str(tree)],
         stdout=subprocess.DEVNULL,
@@ -215,19 +217,30 @@ def main() -> int:
         print(json.dumps(results["accuracy_sa"]), file=sys.stderr)
         print("throughput (seawall scan vs rspamd)...", file=sys.stderr)
         results["throughput"] = throughput(tmp, args.skip_rspamd)
+        _save(results)
+        for key in ("seawall_2", "seawall_1"):
+            rates = [run["msgs_per_s"] for run in results["throughput"][key]]
+            print(f"{key}: {rates} msg/s", file=sys.stderr)
         if not args.skip_memory:
             print("memory (20,000 messages)...", file=sys.stderr)
             results["memory"] = memory(tmp, tmp / "scan-state")
+            _save(results)
+            print(json.dumps(results["memory"]), file=sys.stderr)
         if not args.skip_online:
             print("online, all corpora...", file=sys.stderr)
             results["accuracy_online"] = accuracy_online(tmp)
     results["loadavg_end"] = os.getloadavg()
-    out = ROOT / ".cache" / "bench" / "results.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
+    out = _save(results)
     print(json.dumps(results, indent=2))
     print(f"written to {out}", file=sys.stderr)
     return 0
+
+
+def _save(results: dict[str, Any]) -> Path:
+    out = ROOT / ".cache" / "bench" / "results.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    return out
 
 
 if __name__ == "__main__":

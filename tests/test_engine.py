@@ -168,3 +168,26 @@ def test_path_to_state_is_honoured(tmp_path: Path) -> None:
     eng = build_engine(config)
     eng.close()
     assert (tmp_path / "s").exists()
+
+
+def test_parser_bug_tempfails_instead_of_crashing(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import seawall.engine as engine_module
+
+    real = engine_module.parse_message
+
+    def broken(raw: bytes, *args: object, **kwargs: object) -> Message:
+        if raw:
+            raise ValueError("parser bug")
+        return real(raw, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine_module, "parse_message", broken)
+    eng = Engine(scores=load_scores(), detectors=[], limits=ParseLimits())
+    try:
+        verdict = eng.scan_sync(Envelope(), b"From: a@b.example\r\n\r\nhi\r\n").verdict
+    finally:
+        eng.close()
+    assert verdict.action is Action.SOFT_REJECT
+    assert verdict.forced_by == "PARSE_FAILED"
+    assert "parser failed" in caplog.text

@@ -22,13 +22,18 @@ from seawall.detectors.base import Context, Detector, Hit
 from seawall.language import identify, preload
 from seawall.message import Envelope, Message, ParseLimits, parse_message
 from seawall.policy.decide import decide
-from seawall.policy.model import Verdict
+from seawall.policy.model import Action, Verdict
 from seawall.policy.scores import Scores, load_scores
 
 if TYPE_CHECKING:
     from seawall.classifier import Classifier
 
 log = logging.getLogger("seawall.engine")
+
+_WARM_UP = (
+    b"From: a@example.co.uk\nContent-Type: text/html\n\n"
+    b'<a href="http://www.example.com.au/x">https://example.org/</a> www.example.de\n'
+)
 
 
 @dataclass
@@ -89,13 +94,24 @@ class Engine:
     ) -> Scan:
         clock = time.perf_counter
         t0 = clock()
-        msg = parse_message(raw, envelope, self.limits)
+        hits: list[Hit] = []
+        try:
+            msg = parse_message(raw, envelope, self.limits)
+        except Exception:
+            # parse_message records defects instead of raising; if it raises anyway, the
+            # message is not lost: it is tempfailed (the MTA retries) and the bug is logged.
+            log.exception("parser failed on a %d-byte message", len(raw))
+            msg = parse_message(b"", envelope, self.limits)
+            hits.append(Hit("PARSE_FAILED", force=Action.SOFT_REJECT))
         t1 = clock()
         times = self.times
         times.add("parse", t1 - t0)
         language = None
         if self.identify_language is not None:
-            language = self.identify_language(msg.text)
+            try:
+                language = self.identify_language(msg.text)
+            except Exception:
+                log.exception("language identification failed")
             t2 = clock()
             times.add("language", t2 - t1)
             t1 = t2
@@ -104,7 +120,7 @@ class Engine:
             authenticated=envelope.user is not None,
             language=language,
         )
-        hits: list[Hit] = [Hit(f"DEFECT_{d.upper()}") for d in msg.defects]
+        hits.extend(Hit(f"DEFECT_{d.upper()}") for d in msg.defects)
         for detector in self._cpu:
             try:
                 hits.extend(await detector.check(msg, ctx))
@@ -171,6 +187,9 @@ def build_engine(config: Config, *, classifier: Classifier | None = None) -> Eng
         classifier = Classifier.open(Path(config.state_dir), config.detectors.classifier)
     scores = load_scores(Path(config.scores_file) if config.scores_file else None)
     preload()
+    # Load the Public Suffix List and the parser's lazy tables now, once: forked workers
+    # then share them instead of each paying for them on its first message.
+    parse_message(_WARM_UP, Envelope(), ParseLimits())
     return Engine(
         scores=scores,
         detectors=build_detectors(config, classifier),

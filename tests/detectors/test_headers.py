@@ -61,7 +61,7 @@ async def test_clean_message_has_no_hits() -> None:
         ("HDR_MID_RHS_NOT_FQDN", "Message-ID", "<123.456@DESKTOP-7F3K2>"),
         ("HDR_MID_RHS_IP", "Message-ID", "<123.456@[203.0.113.7]>"),
         ("HDR_MID_RHS_IP", "Message-ID", "<123.456@203.0.113.7>"),
-        ("HDR_MID_RHS_MATCH_TO", "Message-ID", "<abc123@mx.example.net>"),
+        ("HDR_MID_RHS_MATCH_TO", "Message-ID", "<abc123@example.net>"),
         ("HDR_MID_FORGED_OUTLOOK", "Message-ID", "<000801c5c9f2$8d3e0380$6400a8c0@ivory.org>"),
         ("HDR_FROM_MISSING", "From", None),
         ("HDR_FROM_NO_ADDR", "From", "Alice Example"),
@@ -263,3 +263,29 @@ async def test_odd_helos_never_raise(helo: str) -> None:
     await symbols(inline(""), envelope)
     raw = inline(f"Received: from {helo} (unknown [{IP}]) by mx.example.net\n")
     await symbols(raw, Envelope())
+
+
+def test_mid_added_by_receiving_relay_is_not_forged() -> None:
+    from seawall.config import HeadersSettings
+    from seawall.detectors.base import Context
+    from seawall.detectors.headers import HeadersDetector
+    from seawall.message import parse_message
+
+    raw = (
+        b"Received: from pebble.sender.example (pebble.sender.example [206.15.104.27])\n"
+        b"\tby lerami.rcpt.example (8.12.2/8.12.2) with ESMTP id g86GT2X2013854\n"
+        b"\tfor <user@rcpt.example>; Fri, 6 Sep 2002 11:29:02 -0500 (CDT)\n"
+        b"Message-Id: <200209061629.g86GT2X2013854@lerami.rcpt.example>\n"
+        b"From: News <news@mailings.sender.example>\nTo: user@rcpt.example\n"
+        b"Date: Fri, 6 Sep 2002 11:29:00 -0500\nSubject: news\n\nbody\n"
+    )
+    forged = raw.replace(b"@lerami.rcpt.example>", b"@rcpt.example>")
+    detector = HeadersDetector(HeadersSettings())
+    import asyncio
+
+    def symbols(data: bytes) -> set[str]:
+        hits = asyncio.run(detector.check(parse_message(data), Context(now=1031329742.0)))
+        return {h.symbol for h in hits}
+
+    assert "HDR_MID_RHS_MATCH_TO" not in symbols(raw)
+    assert "HDR_MID_RHS_MATCH_TO" in symbols(forged)

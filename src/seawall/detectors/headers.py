@@ -271,6 +271,9 @@ class HeadersDetector:
             and self._provider(rhs) is None
             and not same_site(rhs, from_domain)
             and not _list_headers(msg.headers)  # list servers write IDs of the list's domain
+            # A receiving relay adds a Message-ID of its own name when the sender sent none
+            # (RFC 5321 §6.4 allows it): that host is in the chain as a "by".
+            and not any(hop.by and hop.by.lower() == rhs for hop in msg.received)
         ):
             hits.append(Hit("HDR_MID_RHS_MATCH_TO", options=(rhs,)))
 

@@ -127,6 +127,10 @@ def too_deep(html: str) -> bool:
     special element, and a new <p>, <li>, <td> ... ends the open one, as browsers do.
     """
     tags = _TAG.findall(html)
+    # Each tag costs the builder at least the minimum below: no need to model the stack.
+    if len(tags) * 9 > _TREE_WORK:
+        return True
+    limit = _TREE_WORK // len(tags) - 8 if tags else 0  # the depth that tips it over
     stack: list[str] = []
     deepest = 0
     for closing, name in tags:
@@ -144,7 +148,10 @@ def too_deep(html: str) -> bool:
                 continue
         if name not in _VOID:
             stack.append(name)
-            deepest = max(deepest, len(stack))
+            if len(stack) > deepest:
+                deepest = len(stack)
+                if deepest > limit:
+                    return True
     return len(tags) * (deepest + 8) > _TREE_WORK
 
 
