@@ -28,3 +28,20 @@ def test_received_time_prefers_top_received() -> None:
     assert received_time(raw) == 1031047200.0
     assert received_time(b"Date: Mon, 1 Jan 2001 00:00:00 +0000\n\nx") == 978307200.0
     assert received_time(b"Subject: none\n\nx") is None
+
+
+def test_split_is_deterministic_and_mixes_the_train_order() -> None:
+    from seawall.evaluation import Labelled, split
+    from seawall.sources import Unit
+
+    items = [Labelled(Unit(f"spam/{n:05d}", "x"), True) for n in range(200)]
+    items += [Labelled(Unit(f"ham/{n:05d}.h", "x"), False) for n in range(200)]
+    train, test = split(items, 0.5, 0)
+    again, _ = split(items, 0.5, 0)
+    assert [i.key for i in train] == [i.key for i in again]
+    assert {i.key for i in train}.isdisjoint(i.key for i in test)
+    assert 150 < len(train) < 250
+    # not "all spam, then all ham": both classes within the first quarter
+    head = train[: len(train) // 4]
+    assert any(i.spam for i in head)
+    assert not all(i.spam for i in head)

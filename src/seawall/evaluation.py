@@ -115,10 +115,13 @@ def metrics_of(pairs: Sequence[tuple[Record, bool]], seconds: float) -> Metrics:
 def split(
     items: Sequence[Labelled], fraction: float, seed: int
 ) -> tuple[list[Labelled], list[Labelled]]:
+    """The train and test parts.  The train part comes in a seeded pseudo-random order, as
+    a live stream would, not in the order the folders were named (all spam, then all ham)."""
     train: list[Labelled] = []
     test: list[Labelled] = []
     for item in items:
         (train if in_train_split(item.key, fraction, seed) else test).append(item)
+    train.sort(key=lambda i: hashlib.sha1(f"order:{seed}:{i.key}".encode()).digest())
     return train, test
 
 
