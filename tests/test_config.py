@@ -39,3 +39,9 @@ def test_language_scores_map(tmp_path: Path) -> None:
     conf = tmp_path / "l.toml"
     conf.write_text("[detectors.language]\nscores = { de = 3.0, ru = 4 }\n")
     assert load_config(conf).detectors.language.scores == {"de": 3.0, "ru": 4.0}
+
+
+def test_parse_limits_defaults_match_the_config_defaults() -> None:
+    from seawall.message import ParseLimits
+
+    assert ParseLimits.from_config(Config()) == ParseLimits()

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from seawall.message import defects as d
 from seawall.message.defects import Defects
 from seawall.message.headers import decode_words, read_fields
@@ -51,15 +53,9 @@ class ParseLimits:
         """The limits of ``config``; a trusted network that does not parse is a ConfigError."""
         from seawall.errors import ConfigError
 
-        limits, trusted = config.limits, config.trusted
+        trusted = config.trusted
         result = cls(
-            max_message_bytes=limits.max_message_bytes,
-            max_parts=limits.max_parts,
-            max_depth=limits.max_depth,
-            max_header_bytes=limits.max_header_bytes,
-            max_text_chars=limits.max_text_chars,
-            max_part_bytes=limits.max_part_bytes,
-            max_urls=limits.max_urls,
+            **msgspec.structs.asdict(config.limits),
             trusted_networks=tuple(trusted.networks),
             private_is_trusted=trusted.private_is_trusted,
         )
