@@ -80,7 +80,9 @@ def _init_worker(config: Config) -> None:
         _engine = build_engine(config)
 
 
-def _scan_batch(units: Sequence[Unit]) -> tuple[list[Record], StageTimes]:
+def _scan_batch(units: Sequence[Unit]) -> tuple[bytes, StageTimes]:
+    """Scan in a worker; the records travel as one MessagePack blob (far cheaper for the
+    parent to decode than a pickle of each record)."""
     assert _engine is not None, "worker not initialised"
     before = StageTimes(dict(_engine.times.seconds), _engine.times.messages)
     records = [scan_unit(_engine, unit) for unit in units]
@@ -88,7 +90,11 @@ def _scan_batch(units: Sequence[Unit]) -> tuple[list[Record], StageTimes]:
         {k: v - before.seconds.get(k, 0.0) for k, v in _engine.times.seconds.items()},
         _engine.times.messages - before.messages,
     )
-    return records, delta
+    return _ENCODER.encode(records), delta
+
+
+_ENCODER = msgspec.msgpack.Encoder()
+_DECODER = msgspec.msgpack.Decoder(list[Record])
 
 
 def _batches(units: Sequence[Unit]) -> Iterator[Sequence[Unit]]:
@@ -117,10 +123,10 @@ def scan_units(
         _engine = engine if method == "fork" else None
         context = multiprocessing.get_context(method)
         with context.Pool(workers, initializer=_init_worker, initargs=(config,)) as pool:
-            for records, delta in pool.imap(_scan_batch, _batches(units)):
+            for blob, delta in pool.imap(_scan_batch, _batches(units)):
                 if times is not None:
                     times.merge(delta)
-                yield from records
+                yield from _DECODER.decode(blob)
     finally:
         _engine = None
         engine.close()
