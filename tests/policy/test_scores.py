@@ -50,3 +50,14 @@ def test_unreadable_site_file_is_config_error(tmp_path: Path) -> None:
     bad.write_text("[actions\n")
     with pytest.raises(ConfigError):
         load_scores(bad)
+
+
+def test_every_parse_defect_has_a_described_symbol() -> None:
+    from seawall.message.defects import DESCRIPTIONS
+
+    scores = load_scores()
+    for defect in DESCRIPTIONS:
+        symbol = scores.symbols.get(f"DEFECT_{defect.upper()}")
+        assert symbol is not None, defect
+        assert symbol.description
+        assert symbol.group == "defects"
