@@ -6,20 +6,20 @@ import argparse
 import logging
 import os
 import sys
-import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from seawall import __version__
+from seawall import __version__, evaluation
 from seawall.batch import Record, scan_units
 from seawall.config import Config, load_config
 from seawall.engine import StageTimes
 from seawall.errors import SeawallError
+from seawall.evaluation import Labelled, Metrics, learn_all, state_or_temporary
 from seawall.sources import Unit, iter_units
 
 log = logging.getLogger("seawall")
@@ -117,47 +117,34 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return 0
 
 
-def _labelled(spam: Sequence[str], ham: Sequence[str]) -> list[Any]:
-    from seawall.evaluation import Labelled
-
+def _labelled(spam: Sequence[str], ham: Sequence[str]) -> list[Labelled]:
     out = [Labelled(u, True) for u in _units(spam)]
     out += [Labelled(u, False) for u in _units(ham)]
     return out
 
 
 def cmd_learn(args: argparse.Namespace) -> int:
-    from seawall.classifier import Classifier
-    from seawall.message import Envelope, ParseLimits, parse_message
-
     if not args.spam and not args.ham:
         raise SeawallError("give --spam PATH... and/or --ham PATH...")
     config = _config(args)
-    items = _labelled(args.spam or (), args.ham or ())
-    limits = ParseLimits.from_config(config)
-    classifier = Classifier.open(Path(config.state_dir), config.detectors.classifier)
+    items = _labelled(args.spam, args.ham)
     progress = _Progress(len(items), "learn")
-    changed = 0
     t0 = time.perf_counter()
     try:
-        for item in items:
-            msg = parse_message(item.unit.read(), Envelope(), limits)
-            changed += bool(classifier.learn(msg, item.spam))
-            progress(1)
+        learned = learn_all(items, config, progress)
     finally:
         progress.close()
-        spam_total, ham_total = classifier.counts
-        classifier.close()
     seconds = time.perf_counter() - t0
     print(
-        f"learned {changed} of {len(items)} messages in {seconds:.1f}s "
-        f"({len(items) - changed} already known with that label); "
-        f"the classifier now knows {spam_total} spam and {ham_total} ham "
+        f"learned {learned.changed} of {len(items)} messages in {seconds:.1f}s "
+        f"({len(items) - learned.changed} already known with that label); "
+        f"the classifier now knows {learned.spam_total} spam and {learned.ham_total} ham "
         f"({config.state_dir})"
     )
     return 0
 
 
-def _print_metrics(metrics: Any, title: str) -> None:
+def _print_metrics(metrics: Metrics, title: str) -> None:
     print(title)
     print(f"  messages            {metrics.spam} spam, {metrics.ham} ham")
     print(f"  ROC AUC             {metrics.roc_auc:.6f}   (1-ROCA)% {metrics.one_minus_roca_pct}")
@@ -170,22 +157,12 @@ def _print_metrics(metrics: Any, title: str) -> None:
     print(f"  speed               {metrics.msgs_per_s} msg/s")
 
 
-def _state_dir(args: argparse.Namespace) -> Iterator[str]:
-    if args.state:
-        yield args.state
-        return
-    with tempfile.TemporaryDirectory(prefix="seawall-eval-") as tmp:
-        yield tmp
-
-
 def cmd_eval(args: argparse.Namespace) -> int:
-    from seawall import evaluation
-
-    items = _labelled(args.spam or (), args.ham or ())
+    items = _labelled(args.spam, args.ham)
     if not any(i.spam for i in items) or all(i.spam for i in items):
         raise SeawallError("eval needs both --spam and --ham messages")
     # Without --state the evaluation learns into a throw-away state dir.
-    for state in _state_dir(args):
+    with state_or_temporary(args.state, "seawall-eval-") as state:
         config = load_config(Path(args.config) if args.config else None, state_dir=state)
         progress = _Progress(len(items), "eval")
         try:

@@ -111,7 +111,7 @@ def items(name: str, *, cache: Path | None = None) -> list[Item]:
 
 def in_train_split(path: Path | str, fraction: float = 0.5, seed: int = 0) -> bool:
     """Deterministic split by SHA-1 of the file's basename (``seed`` 0: the plain name)."""
-    name = Path(path).name if not isinstance(path, str) or "#" not in path else str(path)
+    name = Path(path).name  # "box.mbox#3" for the third message of an mbox
     key = name if seed == 0 else f"{seed}:{name}"
     digest = hashlib.sha1(key.encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 < fraction

@@ -6,26 +6,14 @@ corpus (and a sample of German phishing from Phishing Pot to show languages).
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from seawall import corpus, evaluation
 from seawall.batch import Record, scan_units
 from seawall.config import load_config
 from seawall.sources import units_of_file
-
-
-@contextmanager
-def _state(state: str | None) -> Iterator[str]:
-    if state:
-        yield state
-        return
-    with tempfile.TemporaryDirectory(prefix="seawall-demo-") as tmp:
-        yield tmp
 
 
 def _explain(record: Record, truth: str) -> None:
@@ -47,7 +35,7 @@ def run_demo(*, state: str | None, workers: int) -> int:
         for unit in units_of_file(str(item.path))
     ]
     train, test = evaluation.split(items, 0.5, 0)
-    with _state(state) as state_dir:
+    with evaluation.state_or_temporary(state, "seawall-demo-") as state_dir:
         config = load_config(None, state_dir=state_dir)
         t0 = time.perf_counter()
         outcome = evaluation.run_offline(train, test, config, workers=workers)

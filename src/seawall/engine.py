@@ -64,7 +64,7 @@ class Engine:
     """Parse, detect, decide.
 
     >>> engine = build_engine(load_config())          # doctest: +SKIP
-    >>> verdict = engine.scan_sync(Envelope(), raw)    # doctest: +SKIP
+    >>> verdict = engine.scan_sync(Envelope(), raw).verdict    # doctest: +SKIP
     """
 
     def __init__(

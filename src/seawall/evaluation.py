@@ -10,8 +10,10 @@ from __future__ import annotations
 import email.utils
 import hashlib
 import re
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,9 +130,18 @@ def split(
 Progress = Callable[[int], None]
 
 
-def learn_all(items: Sequence[Labelled], config: Config, progress: Progress | None = None) -> int:
+@dataclass(frozen=True, slots=True)
+class Learned:
+    changed: int  # messages that changed the classifier (new, or moved to the other label)
+    spam_total: int  # what the classifier knows afterwards
+    ham_total: int
+
+
+def learn_all(
+    items: Sequence[Labelled], config: Config, progress: Progress | None = None
+) -> Learned:
     """Learn ``items`` one message at a time, in their order, into the classifier under
-    config.state_dir; returns how many changed it."""
+    config.state_dir."""
     from seawall.classifier import Classifier
 
     classifier = Classifier.open(Path(config.state_dir), config.detectors.classifier)
@@ -143,9 +154,20 @@ def learn_all(items: Sequence[Labelled], config: Config, progress: Progress | No
                 changed += 1
             if progress:
                 progress(1)
+        spam_total, ham_total = classifier.counts
     finally:
         classifier.close()
-    return changed
+    return Learned(changed, spam_total, ham_total)
+
+
+@contextmanager
+def state_or_temporary(state: str | None, prefix: str) -> Iterator[str]:
+    """``state`` if given, else a throw-away state dir removed afterwards."""
+    if state:
+        yield state
+        return
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        yield tmp
 
 
 def run_offline(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -92,7 +93,7 @@ def test_scan_state_from_environment(trained: Path, sa_subset: dict[str, list[Pa
         [sys.executable, "-m", "seawall", "scan", "--json", str(sa_subset["test_spam"][0])],
         capture_output=True,
         text=True,
-        env={**__import__("os").environ, "SEAWALL_STATE": str(trained)},
+        env={**os.environ, "SEAWALL_STATE": str(trained)},
         timeout=120,
         check=True,
     )
