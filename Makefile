@@ -7,10 +7,12 @@ STAMP := $(VENV)/.installed-$(shell $(PY) -c 'import hashlib,sys;print(hashlib.s
 APT := DEBIAN_FRONTEND=noninteractive apt-get -y -q -o Dpkg::Use-Pty=0
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-# Debian packages: what the benchmarks compare against.
-BENCH_DEBS := rspamd redis-server
+# Debian packages: the real peers the integration tests talk to (rspamd brings rspamc) ...
+TEST_DEBS := postfix swaks spamc rspamd
+# ... and what the benchmarks compare against.
+BENCH_DEBS := rspamd redis-server postfix swaks
 
-.PHONY: venv demo test lint typecheck unit bench clean system-python bench-deps
+.PHONY: venv demo test lint typecheck unit bench clean system-python bench-deps test-deps
 
 system-python:
 	@$(PY) -c 'import ensurepip, venv' 2>/dev/null || \
@@ -35,14 +37,24 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-unit: venv
+unit: venv test-deps
 	$(BIN)/pytest
 
 test: lint typecheck unit
 
+# Postfix is installed unconfigured: the tests run their own instances, never the system one.
+define install_debs
+	@for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  if [ -n "$$missing" ]; then \
+	    echo "postfix postfix/main_mailer_type select No configuration" | $(SUDO) debconf-set-selections; \
+	    $(SUDO) apt-get update -q && $(SUDO) $(APT) install $$missing; fi
+endef
+
+test-deps:
+	$(call install_debs,$(TEST_DEBS))
+
 bench-deps:
-	@for p in $(BENCH_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	  if [ -n "$$missing" ]; then $(SUDO) apt-get update -q && $(SUDO) $(APT) install $$missing; fi
+	$(call install_debs,$(BENCH_DEBS))
 
 bench: venv bench-deps
 	$(BIN)/python -m bench.run

@@ -1,4 +1,4 @@
-"""The ``seawall`` command: scan | learn | eval | demo."""
+"""The ``seawall`` command: scan | learn | eval | serve | config check | demo."""
 
 from __future__ import annotations
 
@@ -206,6 +206,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(state=args.state, workers=args.workers or os.cpu_count() or 1)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from seawall.serve.supervisor import Supervisor
+
+    logging.getLogger().setLevel(logging.DEBUG if args.verbose else logging.INFO)
+
+    def load() -> Config:
+        config = _config(args)
+        if args.workers:
+            serve = msgspec.structs.replace(config.serve, workers=args.workers)
+            config = msgspec.structs.replace(config, serve=serve)
+        return config
+
+    return Supervisor(load).run()
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    from seawall.serve.supervisor import prepare
+
+    config = load_config(Path(args.file), state_dir=args.state)
+    prepare(config).close()
+    print(f"{args.file}: ok")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seawall", description=__doc__)
     parser.add_argument("--version", action="version", version=f"seawall {__version__}")
@@ -240,6 +264,16 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--profile", action="store_true")
     ev.set_defaults(func=cmd_eval)
 
+    serve = sub.add_parser("serve", parents=[common], help="milter, spamd, HTTP and policy")
+    serve.add_argument("--workers", type=int, default=0, help="processes (default: config)")
+    serve.set_defaults(func=cmd_serve)
+
+    config = sub.add_parser("config", help="configuration tools")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    check = config_sub.add_parser("check", parents=[common], help="validate a config file")
+    check.add_argument("file", metavar="FILE")
+    check.set_defaults(func=cmd_config_check)
+
     demo = sub.add_parser("demo", parents=[common], help="learn and scan a public corpus")
     demo.add_argument("--workers", type=int, default=0)
     demo.set_defaults(func=cmd_demo)
@@ -250,7 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
     from seawall.errors import ConfigError

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -102,6 +103,80 @@ class EngineSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     io_timeout_s: float = 2.0
 
 
+class MilterSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    # "host:port" or "unix:/path"; "" turns the milter off.  Postfix: smtpd_milters = inet:...
+    listen: str = "127.0.0.1:7381"
+    # Reply text is prefixed with the code; Postfix logs it and shows it to the sender.
+    reject_code: str = "550 5.7.1"
+    tempfail_code: str = "451 4.7.1"
+
+
+class SpamdSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    # "host:port" or "unix:/path" for spamc (SPAMC/1.5); "" turns it off.
+    listen: str = "127.0.0.1:7783"
+    # Allow TELL (spamc -L spam|ham) to teach the classifier; off where users are untrusted.
+    allow_tell: bool = True
+
+
+class HttpSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    # "host:port" for /checkv2, /learnspam, /learnham, /ping, /stat and /api; "" turns it off.
+    listen: str = "127.0.0.1:7380"
+    # Allow /learnspam and /learnham; turn off if the port is reachable by untrusted clients.
+    allow_learn: bool = True
+    # Seconds an idle keep-alive connection is held open.
+    keepalive_s: float = 30.0
+
+
+class PolicySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    # "host:port" for Postfix check_policy_service; "" turns it off.
+    listen: str = "127.0.0.1:7382"
+    # Sliding window for connection and recipient rates; shorter reacts faster to a flood.
+    window_s: float = 60.0
+    # New SMTP transactions per window from one IP before DEFER (a zombie opens many).
+    ip_max_connections: int = 30
+    # Recipients per window from one IP before DEFER.
+    ip_max_recipients: int = 100
+    # The same for a whole /24 (IPv6: /64), where a botnet's PCs share a dial-up pool.
+    net_max_connections: int = 120
+    net_max_recipients: int = 400
+    # Verdicts remembered per IP for the spam history below.
+    history_window_s: float = 3600.0
+    # An IP with at least this many spam verdicts in the window, and this share of spam
+    # among its verdicts, is deferred before DATA; at the reject count it is rejected.
+    history_defer_spam: int = 5
+    history_reject_spam: int = 20
+    history_min_share: float = 0.8
+    # What Postfix is told when the state store fails: "dunno" fails open, "defer" closed.
+    on_store_error: Literal["dunno", "defer"] = "dunno"
+
+
+class ServeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    # Worker processes; 0 runs one per core.  Each serves every enabled front end.
+    workers: Annotated[int, msgspec.Meta(ge=0)] = 0
+    # Wall-clock seconds one message may take, queueing for a scan slot included; the MTA's
+    # own timeout (Postfix milter_content_timeout, 300 s) must be longer.
+    budget_s: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    # On a spent budget or an internal error: "tempfail" (the MTA retries, nothing is lost)
+    # or "accept" (pass the message with an X-Seawall-Skipped header).
+    fail_policy: Literal["tempfail", "accept"] = "tempfail"
+    # Messages scanned at once per worker; more wait (backpressure) within their budget.
+    max_scans: Annotated[int, msgspec.Meta(ge=1)] = 64
+    # Open client connections per worker and listener; more wait in the kernel's backlog.
+    max_connections: Annotated[int, msgspec.Meta(ge=1)] = 1024
+    # Seconds SIGTERM (and SIGHUP's old workers) wait for in-flight messages before exiting.
+    drain_s: float = 30.0
+    # The "greylist" action tempfails a new (client /24, sender, recipient) triplet; a retry
+    # after greylist_delay_s and within greylist_expire_s passes.  Bots rarely retry.
+    greylist_delay_s: float = 300.0
+    greylist_expire_s: float = 86400.0
+    # One log line per message (queue id, client, score, action, symbols, ms).
+    log_messages: bool = True
+    milter: MilterSettings = MilterSettings()
+    spamd: SpamdSettings = SpamdSettings()
+    http: HttpSettings = HttpSettings()
+    policy: PolicySettings = PolicySettings()
+
+
 class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     # Where the embedded store (SQLite) lives; --state and SEAWALL_STATE override it.
     state_dir: str = "var"
@@ -111,6 +186,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     trusted: Trusted = Trusted()
     engine: EngineSettings = EngineSettings()
     detectors: Detectors = Detectors()
+    serve: ServeSettings = ServeSettings()
 
 
 def load_config(path: Path | None = None, *, state_dir: str | None = None) -> Config:

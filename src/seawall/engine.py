@@ -52,6 +52,10 @@ class StageTimes:
         self.messages += other.messages
 
 
+class BudgetExceeded(TimeoutError):
+    """The message's time budget ran out; the argument names the stage that finished last."""
+
+
 @dataclass(frozen=True, slots=True)
 class Scan:
     """A verdict with the parsed message it was made from."""
@@ -75,8 +79,10 @@ class Engine:
         limits: ParseLimits,
         identify_language: Callable[[str], str | None] | None = None,
         io_timeout_s: float = 2.0,
+        classifier: Classifier | None = None,
     ) -> None:
         self.scores = scores
+        self.classifier = classifier  # learned by the front ends' learn commands
         self.detectors = tuple(detectors)
         self._cpu = tuple(d for d in self.detectors if not d.io)
         self._io = tuple(d for d in self.detectors if d.io)
@@ -86,12 +92,30 @@ class Engine:
         self.times = StageTimes()
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def scan(self, envelope: Envelope, raw: bytes, *, now: float | None = None) -> Verdict:
-        return (await self.scan_message(envelope, raw, now=now)).verdict
+    async def scan(
+        self,
+        envelope: Envelope,
+        raw: bytes,
+        *,
+        now: float | None = None,
+        deadline: float | None = None,
+    ) -> Verdict:
+        return (await self.scan_message(envelope, raw, now=now, deadline=deadline)).verdict
 
     async def scan_message(
-        self, envelope: Envelope, raw: bytes, *, now: float | None = None
+        self,
+        envelope: Envelope,
+        raw: bytes,
+        *,
+        now: float | None = None,
+        deadline: float | None = None,
     ) -> Scan:
+        """Scan one message.
+
+        ``deadline`` (a ``time.perf_counter()`` value) is checked between stages:
+        past it, the scan stops with :class:`BudgetExceeded` instead of running the
+        remaining detectors, so one huge message cannot hold a worker for long.
+        """
         clock = time.perf_counter
         t0 = clock()
         hits: list[Hit] = []
@@ -106,6 +130,8 @@ class Engine:
         t1 = clock()
         times = self.times
         times.add("parse", t1 - t0)
+        if deadline is not None and t1 > deadline:
+            raise BudgetExceeded("parse")
         language = None
         if self.identify_language is not None:
             try:
@@ -130,6 +156,8 @@ class Engine:
             t2 = clock()
             times.add(detector.name, t2 - t1)
             t1 = t2
+            if deadline is not None and t1 > deadline:
+                raise BudgetExceeded(detector.name)
         if self._io:
             results = await asyncio.gather(*(self._run_io(d, msg, ctx) for d in self._io))
             for found in results:
@@ -196,4 +224,5 @@ def build_engine(config: Config, *, classifier: Classifier | None = None) -> Eng
         limits=ParseLimits.from_config(config),
         identify_language=partial(identify, sample_chars=config.detectors.language.sample_chars),
         io_timeout_s=config.engine.io_timeout_s,
+        classifier=classifier,
     )

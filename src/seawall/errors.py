@@ -3,7 +3,11 @@
     SeawallError
      ├── ConfigError          bad configuration or scores file: exit 2 at startup
      ├── StoreError           the state store cannot be opened or written
-     └── CorpusError          a corpus archive or folder cannot be read
+     ├── CorpusError          a corpus archive or folder cannot be read
+     └── ProtocolViolation    a client broke its wire protocol: that connection is closed
+          ├── MilterViolation a malformed, oversized or unknown milter packet from the MTA
+          ├── SpamdViolation  a malformed SPAMC request (answered EX_PROTOCOL)
+          └── PolicyViolation a malformed or oversized Postfix policy request (no reply)
 
 Problems of a *message* are never exceptions: they are defects on the Message
 and symbols on the Verdict.
@@ -26,3 +30,20 @@ class StoreError(SeawallError):
 
 class CorpusError(SeawallError):
     """A corpus archive or folder cannot be read."""
+
+
+class ProtocolViolation(SeawallError):
+    """A client broke its wire protocol; the front end closes that connection."""
+
+
+class SpamdViolation(ProtocolViolation):
+    """A malformed SPAMC request: spamd answers EX_PROTOCOL and closes."""
+
+
+class MilterViolation(ProtocolViolation):
+    """A malformed, oversized or unknown milter packet: the milter closes that connection."""
+
+
+class PolicyViolation(ProtocolViolation):
+    """A malformed or oversized Postfix policy request: closed without a reply, as Postfix's
+    SMTPD_POLICY_README asks of a server in trouble (Postfix logs it and tempfails)."""

@@ -11,6 +11,7 @@ class Action(enum.StrEnum):
     """What the MTA should do.  Values are Rspamd's wire words, most severe first."""
 
     REJECT = "reject"
+    QUARANTINE = "quarantine"  # accept into the MTA's hold queue for an admin to review
     SOFT_REJECT = "soft reject"
     REWRITE_SUBJECT = "rewrite subject"
     ADD_HEADER = "add header"
@@ -20,7 +21,12 @@ class Action(enum.StrEnum):
     @property
     def is_spam(self) -> bool:
         """Actions that say "this is spam" (soft reject and greylist say "not now")."""
-        return self in (Action.REJECT, Action.REWRITE_SUBJECT, Action.ADD_HEADER)
+        return self in (
+            Action.REJECT,
+            Action.QUARANTINE,
+            Action.REWRITE_SUBJECT,
+            Action.ADD_HEADER,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +52,9 @@ class Verdict:
     campaign: str | None = None
     forced_by: str | None = None  # the symbol whose force decided the action
     message_id: str | None = None
+    # Why the message was not scanned (time budget spent, internal error) and passed
+    # under the "accept" fail policy; None for a scanned message.
+    skipped: str | None = None
 
     @property
     def is_spam(self) -> bool:

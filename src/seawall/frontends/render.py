@@ -1,0 +1,124 @@
+"""One Verdict, rendered for each wire (as Rspamd's protocol.c does for its clients).
+
+Every front end answers from the same Verdict: the milter and spamd add the
+same ``X-Spam-*`` headers, reject with the same reason and report the same
+symbols as /checkv2.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from seawall.policy.model import Action, Verdict
+
+SPAM_FLAG = "X-Spam-Flag"
+SPAM_SCORE = "X-Spam-Score"
+SPAM_STATUS = "X-Spam-Status"
+SKIPPED = "X-Seawall-Skipped"
+HEADER_NAMES = (SPAM_FLAG, SPAM_SCORE, SPAM_STATUS, SKIPPED)
+
+
+def _symbol_list(verdict: Verdict) -> str:
+    ranked = sorted(verdict.symbols.values(), key=lambda s: (-abs(s.score), s.name))
+    return ", ".join(f"{s.name}({s.score:g})" for s in ranked)
+
+
+def reason(verdict: Verdict) -> str:
+    """A short human reason for a reject, naming the strongest symbols."""
+    if verdict.skipped:
+        return f"Message not scanned ({verdict.skipped}), try again later"
+    if verdict.forced_by:
+        return f"Message refused ({verdict.forced_by})"
+    ranked = sorted(
+        (s for s in verdict.symbols.values() if s.score > 0), key=lambda s: (-s.score, s.name)
+    )
+    top = ", ".join(s.name for s in ranked[:3])
+    what = "held for review" if verdict.action is Action.QUARANTINE else "rejected"
+    return f"Spam message {what}; score {verdict.score:.1f}/{verdict.required:.1f}" + (
+        f" ({top})" if top else ""
+    )
+
+
+def smtp_reply(verdict: Verdict) -> tuple[int, str, str] | None:
+    """The SMTP reply (code, enhanced status, text) for an action that refuses the message."""
+    if verdict.action is Action.REJECT:
+        return 550, "5.7.1", reason(verdict)
+    if verdict.action in (Action.SOFT_REJECT, Action.GREYLIST):
+        text = "Try again later" if verdict.action is Action.GREYLIST else reason(verdict)
+        if verdict.action is Action.SOFT_REJECT and not verdict.skipped:
+            text = f"Message deferred ({verdict.forced_by or 'soft reject'})"
+        return 451, "4.7.1", text
+    return None
+
+
+def spam_headers(verdict: Verdict) -> list[tuple[str, str]]:
+    """The headers added to a passed message (SpamAssassin's names, which filters know)."""
+    flag = "YES" if verdict.is_spam else "NO"
+    status = (
+        f"{'Yes' if verdict.is_spam else 'No'}, score={verdict.score:.1f} "
+        f"required={verdict.required:.1f} action={verdict.action.value} "
+        f"tests=[{_symbol_list(verdict)}]"
+    )
+    headers = [(SPAM_FLAG, flag), (SPAM_SCORE, f"{verdict.score:.2f}"), (SPAM_STATUS, status)]
+    if verdict.skipped:
+        headers.append((SKIPPED, verdict.skipped))
+    return headers
+
+
+def report(verdict: Verdict) -> str:
+    """A plain-text report of every symbol with its score (spamd REPORT, rspamc)."""
+    lines = [
+        f"Seawall: score {verdict.score:.2f}, required {verdict.required:.2f}, "
+        f"action {verdict.action.value}",
+        "",
+        " pts rule name              description",
+        "---- ---------------------- --------------------------------------------------",
+    ]
+    for s in sorted(verdict.symbols.values(), key=lambda s: (-abs(s.score), s.name)):
+        text = s.description or ""
+        if s.options:
+            text = f"{text} [{', '.join(s.options)}]".strip()
+        lines.append(f"{s.score:4.1f} {s.name:<22} {text}")
+    if verdict.skipped:
+        lines.append(f"     (not scanned: {verdict.skipped})")
+    return "\n".join(lines) + "\n"
+
+
+def rspamd_json(verdict: Verdict) -> dict[str, Any]:
+    """The /checkv2 response body (Rspamd's protocol, plus ``language`` and ``campaign``)."""
+    symbols = {
+        s.name: {
+            "name": s.name,
+            "score": s.score,
+            "metric_score": s.score,
+            "options": list(s.options),
+            "description": s.description,
+        }
+        for s in verdict.symbols.values()
+    }
+    add_headers: dict[str, Any] = {
+        name: {"value": value, "order": 0} for name, value in spam_headers(verdict)
+    }
+    body: dict[str, Any] = {
+        "is_skipped": verdict.skipped is not None,
+        "score": verdict.score,
+        "required_score": verdict.required,
+        "action": verdict.action.value,
+        "symbols": symbols,
+        "messages": {},
+        "time_real": verdict.elapsed_ms / 1000.0,
+        "milter": {
+            "add_headers": add_headers,
+            "remove_headers": {name: 0 for name in HEADER_NAMES},
+        },
+        "language": verdict.language,
+        "campaign": verdict.campaign,
+    }
+    reply = smtp_reply(verdict)
+    if reply is not None:
+        body["messages"]["smtp_message"] = reply[2]
+    if verdict.message_id is not None:
+        body["message-id"] = verdict.message_id.strip().strip("<>")  # as Rspamd gives it
+    if verdict.skipped:
+        body["skipped"] = verdict.skipped
+    return body

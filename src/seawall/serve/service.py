@@ -1,0 +1,230 @@
+"""The Scanner every front end calls: the Engine under a time budget and a fail policy.
+
+A message always gets a Verdict.  When its budget (queueing for a scan slot
+included) is spent, or the scan fails inside Seawall, the configured policy
+applies: "tempfail" answers soft reject (the MTA keeps the message and
+retries), "accept" passes it with ``skipped`` set, which the front ends render
+as an ``X-Seawall-Skipped`` header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from seawall.errors import StoreError
+from seawall.frontends.policy.decide import network_of, record_verdict
+from seawall.message import Envelope, parse_message
+from seawall.policy.model import Action, SymbolResult, Verdict
+
+if TYPE_CHECKING:
+    from seawall.classifier import Classifier
+    from seawall.config import Config
+    from seawall.engine import Engine
+    from seawall.store import Store
+
+log = logging.getLogger("seawall.scan")
+
+SKIP_SYMBOLS = {
+    "timeout": "SCAN_TIMEOUT",
+    "error": "SCAN_FAILED",
+}
+_PASSED = SymbolResult(
+    "GREYLIST_PASSED", 0.0, (), "Greylisted before; the sender retried after the delay"
+)
+_DESCRIPTIONS = {
+    "SCAN_TIMEOUT": "The message's time budget ran out before it was scanned",
+    "SCAN_FAILED": "Seawall failed inside; the message was not scanned",
+}
+
+
+@dataclass
+class Stats:
+    """Counters of one worker, served by /stat and the JSON API."""
+
+    started: float = field(default_factory=time.time)
+    scanned: int = 0
+    actions: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+    learned: Counter[str] = field(default_factory=Counter)
+    in_flight: int = 0
+    busy_ms: float = 0.0
+
+
+class Service:
+    """The Engine as the front ends see it (the ``Scanner`` protocol)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        config: Config,
+        *,
+        classifier: Classifier | None = None,
+        store: Store | None = None,
+    ) -> None:
+        self.engine = engine
+        self.config = config
+        self.classifier = classifier
+        self.store = store
+        self.stats = Stats()
+        self._budget_s = config.serve.budget_s
+        self._fail_policy = config.serve.fail_policy
+        self._slots = asyncio.Semaphore(config.serve.max_scans)
+        self._background: set[asyncio.Task[None]] = set()
+        self._log_messages = config.serve.log_messages
+
+    @property
+    def max_message_bytes(self) -> int:
+        return self.config.limits.max_message_bytes
+
+    async def check(self, envelope: Envelope, raw: bytes) -> Verdict:
+        t0 = time.perf_counter()
+        self.stats.in_flight += 1
+        try:
+            # The timeout interrupts waits (a scan slot, network detectors); the deadline
+            # stops CPU work between stages.
+            async with asyncio.timeout(self._budget_s), self._slots:
+                verdict = await self.engine.scan(envelope, raw, deadline=t0 + self._budget_s)
+        except TimeoutError:
+            log.warning(
+                "budget of %.1fs spent: queue_id=%s client=%s",
+                self._budget_s,
+                envelope.queue_id,
+                envelope.client_ip,
+            )
+            verdict = self.unscanned("timeout", t0)
+        except Exception:
+            log.exception("scan failed: queue_id=%s", envelope.queue_id)
+            verdict = self.unscanned("error", t0)
+        finally:
+            self.stats.in_flight -= 1
+        if verdict.action is Action.GREYLIST:
+            verdict = await self._greylist(envelope, verdict)
+        elapsed = (time.perf_counter() - t0) * 1000
+        stats = self.stats
+        stats.scanned += 1
+        stats.busy_ms += elapsed
+        stats.actions[verdict.action.value] += 1
+        if verdict.skipped:
+            stats.skipped[verdict.skipped] += 1
+        elif self.store is not None and envelope.client_ip:
+            self._remember(envelope.client_ip, verdict.is_spam)
+        if self._log_messages:
+            log_verdict(envelope, verdict, elapsed)
+        return verdict
+
+    def unscanned(self, why: str, t0: float) -> Verdict:
+        """The Verdict of a message that could not be scanned, under the fail policy."""
+        symbol = SKIP_SYMBOLS[why]
+        result = SymbolResult(symbol, 0.0, (), _DESCRIPTIONS[symbol])
+        accept = self._fail_policy == "accept"
+        return Verdict(
+            score=0.0,
+            required=self.engine.scores.required,
+            action=Action.NO_ACTION if accept else Action.SOFT_REJECT,
+            symbols={symbol: result},
+            language=None,
+            elapsed_ms=round((time.perf_counter() - t0) * 1000, 3),
+            forced_by=None if accept else symbol,
+            skipped=why if accept else None,
+        )
+
+    async def _greylist(self, envelope: Envelope, verdict: Verdict) -> Verdict:
+        """Tempfail a new (client /24, sender, recipient) triplet; pass a patient retry.
+
+        Without an envelope (spamc) or a store there is nothing to remember: the
+        message passes, since a greylist that never lets go would lose mail.
+        """
+        serve = self.config.serve
+        passed = dataclasses.replace(
+            verdict,
+            action=Action.NO_ACTION,
+            symbols={**verdict.symbols, "GREYLIST_PASSED": _PASSED},
+        )
+        if self.store is None or not envelope.client_ip:
+            return passed
+        key = (
+            "grey:"
+            + hashlib.sha1(
+                "\0".join(
+                    (
+                        network_of(envelope.client_ip),
+                        envelope.mail_from or "",
+                        ",".join(envelope.rcpts),
+                    )
+                ).encode()
+            ).hexdigest()
+        )
+        now = time.time()
+        try:
+            first = await self.store.get(key)
+            if first is None:
+                await self.store.put(key, repr(now).encode(), ttl_s=serve.greylist_expire_s)
+                return verdict
+            if now - float(first) >= serve.greylist_delay_s:
+                return passed
+        except (StoreError, ValueError) as exc:
+            log.warning("greylisting skipped: %s", exc)
+            return passed
+        return verdict
+
+    def _remember(self, ip: str, spam: bool) -> None:
+        """Feed the policy service's spam history, off the reply's path."""
+        assert self.store is not None
+        settings = self.config.serve.policy
+        task = asyncio.ensure_future(
+            record_verdict(
+                self.store, ip, spam=spam, now=time.time(), window_s=settings.history_window_s
+            )
+        )
+        self._background.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("could not record the verdict: %s", task.exception())
+
+    async def learn(self, raw: bytes, *, spam: bool) -> bool:
+        if self.classifier is None:
+            raise RuntimeError("the classifier is disabled in the configuration")
+        msg = parse_message(raw, Envelope(), self.engine.limits)
+        changed = await asyncio.to_thread(self.classifier.learn, msg, spam)
+        self.stats.learned["spam" if spam else "ham"] += changed
+        return changed
+
+    async def forget(self, raw: bytes) -> bool:
+        if self.classifier is None:
+            raise RuntimeError("the classifier is disabled in the configuration")
+        msg = parse_message(raw, Envelope(), self.engine.limits)
+        return await asyncio.to_thread(self.classifier.unlearn, msg)
+
+    async def drain(self) -> None:
+        """Wait for background writes (spam history) to finish."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+
+def log_verdict(envelope: Envelope, verdict: Verdict, elapsed_ms: float) -> None:
+    """One line per message: queue id, client IP, score, action, symbols, ms."""
+    symbols = ",".join(
+        f"{s.name}({s.score:g})"
+        for s in sorted(verdict.symbols.values(), key=lambda s: (-abs(s.score), s.name))
+    )
+    log.info(
+        "queue_id=%s client=%s score=%.2f/%.2f action=%s%s symbols=[%s] ms=%.1f",
+        envelope.queue_id or "-",
+        envelope.client_ip or "-",
+        verdict.score,
+        verdict.required,
+        verdict.action.value.replace(" ", "_"),
+        f" skipped={verdict.skipped}" if verdict.skipped else "",
+        symbols,
+        elapsed_ms,
+    )

@@ -1,0 +1,220 @@
+"""The supervisor: bind the sockets, fork N workers, restart crashed ones, reload, drain.
+
+Signals (as nginx and Postfix's master do it):
+    SIGHUP   re-read the config, scores and classifier; start new workers with them and
+             drain the old ones.  A config that does not load is logged and ignored.
+    SIGTERM  (or SIGINT) stop accepting, let in-flight messages finish, exit 0.
+A worker that dies is replaced at once; its open connections are closed by the
+kernel, which the MTA answers with a tempfail (Postfix's milter_default_action).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import signal
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from seawall.config import Config
+from seawall.engine import Engine, build_engine
+from seawall.errors import ConfigError, SeawallError
+from seawall.serve import worker
+from seawall.serve.listeners import Address, addresses, bind, bound_address
+
+log = logging.getLogger("seawall.serve")
+
+SIGNALS = {signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGCHLD}
+KILL_GRACE_S = 5.0  # after drain_s, a worker that still runs is killed
+RESTART_BACKOFF_S = 1.0  # a worker dying this soon after its start is restarted after a pause
+
+
+@dataclass
+class Generation:
+    """The workers started from one configuration."""
+
+    config: Config
+    engine: Engine
+    workers: dict[int, float] = field(default_factory=dict)  # pid -> start time
+
+
+def workers_wanted(config: Config) -> int:
+    if config.serve.workers:
+        return config.serve.workers
+    return len(os.sched_getaffinity(0)) or 1
+
+
+_REPLY_CODE = re.compile(r"([45])\d\d ([45])\.\d{1,3}\.\d{1,3}")
+
+
+def check_reply_codes(config: Config) -> None:
+    """The milter's reply codes must be ones Postfix accepts (RFC 3463 enhanced codes)."""
+    milter = config.serve.milter
+    for key, value, first in (
+        ("reject_code", milter.reject_code, "5"),
+        ("tempfail_code", milter.tempfail_code, "4"),
+    ):
+        match = _REPLY_CODE.fullmatch(value)
+        if not match or match.group(1) != first or match.group(2) != first:
+            raise ConfigError(
+                f"serve.milter.{key}: expected like '{first}51 {first}.7.1', got {value!r}"
+            )
+
+
+def prepare(config: Config) -> Engine:
+    """Everything that can fail loudly, checked before a worker is started."""
+    addresses(config)
+    check_reply_codes(config)
+    return build_engine(config)
+
+
+class Supervisor:
+    """Runs ``seawall serve`` until SIGTERM.
+
+    ``load`` reads the configuration; it is called again on SIGHUP.
+    """
+
+    def __init__(self, load: Callable[[], Config]) -> None:
+        self.load = load
+        self.sockets: dict[Address, socket.socket] = {}
+        self.current: Generation | None = None
+        self.retiring: dict[int, float] = {}  # pid -> deadline of old-generation workers
+
+    def run(self) -> int:
+        signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+        config = self.load()
+        engine = prepare(config)
+        self.current = Generation(config, engine)
+        for name, sock in self._bind(config).items():
+            log.info("%s listening on %s", name, bound_address(sock))
+        for _ in range(workers_wanted(config)):
+            self._spawn(self.current)
+        log.info(
+            "seawall serve: %d workers, state in %s", len(self.current.workers), config.state_dir
+        )
+        return self._loop()
+
+    def _bind(self, config: Config) -> dict[str, socket.socket]:
+        wanted = addresses(config)
+        fresh: dict[Address, socket.socket] = {}
+        for address in wanted.values():
+            sock = self.sockets.get(address)
+            fresh[address] = sock if sock is not None else bind(address)
+        for address, sock in self.sockets.items():
+            if address not in fresh:
+                sock.close()
+        self.sockets = fresh
+        return {name: fresh[address] for name, address in wanted.items()}
+
+    def _spawn(self, gen: Generation) -> None:
+        named = {name: self.sockets[address] for name, address in addresses(gen.config).items()}
+        pid = os.fork()
+        if pid == 0:  # the worker
+            code = 70
+            try:
+                for sig in SIGNALS:
+                    signal.signal(sig, signal.SIG_DFL)
+                signal.pthread_sigmask(signal.SIG_SETMASK, set())
+                code = worker.run(gen.config, gen.engine, gen.engine.classifier, named)
+            except BaseException:
+                log.exception("worker %d failed", os.getpid())
+            finally:
+                logging.shutdown()
+                os._exit(code)
+        gen.workers[pid] = time.monotonic()
+
+    def _loop(self) -> int:
+        assert self.current is not None
+        stopping_since: float | None = None
+        while True:
+            info = signal.sigtimedwait(SIGNALS, 0.5)
+            signo = info.si_signo if info is not None else None
+            if signo in (signal.SIGTERM, signal.SIGINT) and stopping_since is None:
+                log.info("stopping: draining %d workers", len(self.current.workers))
+                stopping_since = time.monotonic()
+                self._signal_all(signal.SIGTERM)
+            elif signo == signal.SIGHUP and stopping_since is None:
+                self._reload()
+            self._reap(restart=stopping_since is None)
+            if stopping_since is not None:
+                if not self.current.workers and not self.retiring:
+                    log.info("stopped")
+                    return 0
+                if (
+                    time.monotonic() - stopping_since
+                    > self.current.config.serve.drain_s + KILL_GRACE_S
+                ):
+                    self._signal_all(signal.SIGKILL)
+            self._kill_overdue()
+
+    def _signal_all(self, signo: int) -> None:
+        assert self.current is not None
+        for pid in [*self.current.workers, *self.retiring]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signo)
+
+    def _reap(self, *, restart: bool) -> None:
+        assert self.current is not None
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if self.retiring.pop(pid, None) is not None:
+                continue
+            started = self.current.workers.pop(pid, None)
+            if started is None:
+                continue
+            if os.waitstatus_to_exitcode(status) != 0 or restart:
+                log.error("worker %d exited (%s)", pid, _describe(status))
+            if restart:
+                if time.monotonic() - started < RESTART_BACKOFF_S:
+                    time.sleep(RESTART_BACKOFF_S)
+                self._spawn(self.current)
+                log.info("worker restarted")
+
+    def _reload(self) -> None:
+        assert self.current is not None
+        log.info("SIGHUP: reloading the configuration")
+        try:
+            config = self.load()
+            engine = prepare(config)
+            self._bind(config)
+        except SeawallError as exc:
+            log.error("reload failed, keeping the running configuration: %s", exc)
+            return
+        old = self.current
+        self.current = Generation(config, engine)
+        for _ in range(workers_wanted(config)):
+            self._spawn(self.current)
+        deadline = time.monotonic() + old.config.serve.drain_s + KILL_GRACE_S
+        for pid in old.workers:
+            self.retiring[pid] = deadline
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        old.engine.close()
+        log.info(
+            "reloaded: %d new workers, %d draining", len(self.current.workers), len(old.workers)
+        )
+
+    def _kill_overdue(self) -> None:
+        now = time.monotonic()
+        for pid, deadline in list(self.retiring.items()):
+            if now > deadline:
+                log.warning("worker %d did not drain in time; killing it", pid)
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    self.retiring.pop(pid, None)
+
+
+def _describe(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"status {os.waitstatus_to_exitcode(status)}"

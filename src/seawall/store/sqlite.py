@@ -1,0 +1,247 @@
+"""``SqliteStore``: the default Store, one SQLite file in WAL mode shared by every worker.
+
+Tables, both prefixed ``store_``:
+
+``store_counters``  one row per (key, bucket): the count added in that bucket and the
+                    time at which the bucket has left every window (see ``store.base``)
+``store_values``    key, value and the wall-clock expiry (NULL: none)
+
+Every process opens its own connection (a connection must not cross ``fork()``), and
+every call runs on one dedicated thread per process, so the event loop never waits on
+a lock that another worker holds: only that thread does, up to ``busy_timeout_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+from seawall.errors import StoreError
+from seawall.store.base import bucket_expiry, bucket_range
+
+log = logging.getLogger("seawall.store")
+
+T = TypeVar("T")
+
+FILENAME = "state.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS store_counters (
+    key TEXT NOT NULL, bucket INTEGER NOT NULL, count INTEGER NOT NULL, expires REAL NOT NULL,
+    PRIMARY KEY (key, bucket)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS store_counters_expires ON store_counters (expires);
+CREATE TABLE IF NOT EXISTS store_values (
+    key TEXT PRIMARY KEY, value BLOB NOT NULL, expires REAL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS store_values_expires ON store_values (expires)
+    WHERE expires IS NOT NULL;
+"""
+
+# Rows deleted per table by one purge: a purge holds the write lock, and a flood from
+# many addresses can leave hundreds of thousands of buckets to drop, so it goes in slices.
+_PURGE_ROWS = 5000
+
+# Connections inherited across fork() are never used or closed in the child: closing one
+# would run SQLite's close path on the parent's file locks. They are only kept alive here.
+_INHERITED: list[sqlite3.Connection] = []
+
+
+class SqliteStore:
+    """The Store in ``<state_dir>/state.sqlite``; see the module docstring for the layout.
+
+    Open it with ``SqliteStore.open(Path(state_dir) / FILENAME)`` or
+    :func:`seawall.store.open_store`; one instance per process, or one opened before
+    ``fork()`` and used by the children (each reconnects on first use).
+    """
+
+    def __init__(self, path: Path, *, busy_timeout_s: float, purge_interval_s: float) -> None:
+        self.path = path
+        self._busy_timeout_s = busy_timeout_s
+        self._purge_interval_s = purge_interval_s
+        self._conn: sqlite3.Connection | None = None
+        self._pid = os.getpid()
+        self._executor = self._new_executor()
+        self._next_purge = time.monotonic() + purge_interval_s
+        self._now = 0.0  # the callers' clock at the last incr, for purging counters
+        self._closed = False
+
+    @classmethod
+    def open(
+        cls, path: Path, *, busy_timeout_s: float = 5.0, purge_interval_s: float = 60.0
+    ) -> SqliteStore:
+        """Open (creating if needed) the store at ``path``; raises :class:`StoreError`.
+
+        ``busy_timeout_s`` bounds the wait for another process's write; ``purge_interval_s``
+        is how often this process deletes expired buckets and values.
+        """
+        store = cls(path, busy_timeout_s=busy_timeout_s, purge_interval_s=purge_interval_s)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = store._db()
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            with contextlib.suppress(sqlite3.Error):
+                store._close_db()
+            store._executor.shutdown(wait=False)
+            raise StoreError(f"cannot open the state store {path}: {exc}") from None
+        return store
+
+    async def incr(self, key: str, *, window_s: float, now: float, amount: int = 1) -> int:
+        first, last = bucket_range(now, window_s)
+        expires = bucket_expiry(last, window_s)
+        return await self._call(self._incr, key, first, last, amount, expires, now)
+
+    async def get(self, key: str) -> bytes | None:
+        return await self._call(self._get, key)
+
+    async def put(self, key: str, value: bytes, *, ttl_s: float | None = None) -> None:
+        expires = None if ttl_s is None else time.time() + ttl_s
+        await self._call(self._put, key, bytes(value), expires)
+
+    async def delete(self, key: str) -> None:
+        await self._call(self._delete, key)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        if self._pid == os.getpid():
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._executor, self._close_db)
+            self._executor.shutdown(wait=False)
+        self._closed = True
+
+    async def _call(self, fn: Callable[..., T], *args: object) -> T:
+        if self._closed:
+            raise StoreError("the state store is closed")
+        if self._pid != os.getpid():
+            self._after_fork()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._guarded, fn, args)
+
+    def _after_fork(self) -> None:
+        # The parent's thread does not exist in this process and its connection must not
+        # be touched: start afresh, and connect lazily on the new thread.
+        if self._conn is not None:
+            _INHERITED.append(self._conn)
+        self._conn = None
+        self._pid = os.getpid()
+        self._executor = self._new_executor()
+
+    @staticmethod
+    def _new_executor() -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="seawall-store")
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            conn = sqlite3.connect(
+                self.path,
+                timeout=self._busy_timeout_s,  # sets SQLite's busy_timeout
+                isolation_level=None,  # transactions are explicit: BEGIN IMMEDIATE below
+                check_same_thread=False,  # opened by open() or the store thread, used by one
+            )
+            # In WAL mode NORMAL skips the fsync per commit: a power cut may lose the last
+            # counts, never the file, and counts are worth less than the latency.
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn = conn
+        return self._conn
+
+    def _close_db(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _guarded(self, fn: Callable[..., T], args: tuple[object, ...]) -> T:
+        """Run ``fn`` on the store thread; SQLite errors become :class:`StoreError`."""
+        try:
+            result = fn(*args)
+        except sqlite3.Error as exc:
+            raise StoreError(f"state store {self.path}: {exc}") from None
+        if time.monotonic() >= self._next_purge:
+            self._purge()
+        return result
+
+    def _incr(
+        self, key: str, first: int, last: int, amount: int, expires: float, now: float
+    ) -> int:
+        db = self._db()
+        self._now = now
+        total_sql = (
+            "SELECT COALESCE(SUM(count), 0) FROM store_counters"
+            " WHERE key = ? AND bucket BETWEEN ? AND ?"
+        )
+        if not amount:
+            return int(db.execute(total_sql, (key, first, last)).fetchone()[0])
+        with _write(db):  # one transaction: the sum includes this add and no later one
+            db.execute(
+                "INSERT INTO store_counters (key, bucket, count, expires) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (key, bucket) DO UPDATE SET count = count + excluded.count",
+                (key, last, amount, expires),
+            )
+            return int(db.execute(total_sql, (key, first, last)).fetchone()[0])
+
+    def _get(self, key: str) -> bytes | None:
+        row = (
+            self._db()
+            .execute("SELECT value, expires FROM store_values WHERE key = ?", (key,))
+            .fetchone()
+        )
+        if row is None or (row[1] is not None and row[1] <= time.time()):
+            return None
+        return bytes(row[0])
+
+    def _put(self, key: str, value: bytes, expires: float | None) -> None:
+        self._db().execute(
+            "INSERT OR REPLACE INTO store_values (key, value, expires) VALUES (?, ?, ?)",
+            (key, value, expires),
+        )
+
+    def _delete(self, key: str) -> None:
+        db = self._db()
+        with _write(db):
+            db.execute("DELETE FROM store_values WHERE key = ?", (key,))
+            db.execute("DELETE FROM store_counters WHERE key = ?", (key,))
+
+    def _purge(self) -> None:
+        """Delete a slice of expired buckets and values; come back soon if more are left."""
+        more = False
+        try:
+            db = self._db()
+            counters = db.execute(
+                "DELETE FROM store_counters WHERE (key, bucket) IN"
+                " (SELECT key, bucket FROM store_counters WHERE expires <= ? LIMIT ?)",
+                (self._now, _PURGE_ROWS),
+            )
+            values = db.execute(
+                "DELETE FROM store_values WHERE key IN"
+                " (SELECT key FROM store_values WHERE expires <= ? LIMIT ?)",
+                (time.time(), _PURGE_ROWS),
+            )
+            more = max(counters.rowcount, values.rowcount) >= _PURGE_ROWS
+        except sqlite3.Error as exc:
+            # Not the caller's failure: its own statement already succeeded.
+            log.warning("state store %s: purge failed: %s", self.path, exc)
+        delay = 1.0 if more else self._purge_interval_s
+        self._next_purge = time.monotonic() + delay
+
+
+@contextmanager
+def _write(db: sqlite3.Connection) -> Iterator[None]:
+    """A write transaction; IMMEDIATE takes the write lock up front (waiting up to the busy
+    timeout) instead of failing at the first write when another process got there first."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        if db.in_transaction:  # SQLite may have rolled back already (disk full, I/O error)
+            db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")

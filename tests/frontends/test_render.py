@@ -1,0 +1,94 @@
+"""One Verdict rendered for each wire."""
+
+from __future__ import annotations
+
+import pytest
+
+from seawall.frontends import render
+from seawall.policy.model import Action, SymbolResult, Verdict
+
+
+def verdict(action: Action, score: float = 16.0, **kw: object) -> Verdict:
+    symbols = {
+        "CLASSIFIER_SPAM": SymbolResult("CLASSIFIER_SPAM", 12.0, ("0.99",), "Spam by content"),
+        "URL_IP": SymbolResult("URL_IP", 4.0, ("10.0.0.1",), "Link to an IP address"),
+        "HDR_OK": SymbolResult("HDR_OK", 0.0),
+    }
+    return Verdict(
+        score=score,
+        required=15.0,
+        action=action,
+        symbols=symbols,
+        language="en",
+        elapsed_ms=1.5,
+        message_id="m1@example.org",
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def test_reject_reply_names_the_strongest_symbols() -> None:
+    assert render.smtp_reply(verdict(Action.REJECT)) == (
+        550,
+        "5.7.1",
+        "Spam message rejected; score 16.0/15.0 (CLASSIFIER_SPAM, URL_IP)",
+    )
+
+
+@pytest.mark.parametrize(
+    ("action", "forced_by", "skipped", "text"),
+    [
+        (Action.SOFT_REJECT, "SCAN_TIMEOUT", None, "Message deferred (SCAN_TIMEOUT)"),
+        (Action.GREYLIST, None, None, "Try again later"),
+    ],
+)
+def test_tempfail_replies(
+    action: Action, forced_by: str | None, skipped: str | None, text: str
+) -> None:
+    reply = render.smtp_reply(verdict(action, forced_by=forced_by, skipped=skipped))
+    assert reply == (451, "4.7.1", text)
+
+
+@pytest.mark.parametrize(
+    "action", [Action.NO_ACTION, Action.ADD_HEADER, Action.QUARANTINE, Action.REWRITE_SUBJECT]
+)
+def test_passing_actions_have_no_smtp_reply(action: Action) -> None:
+    assert render.smtp_reply(verdict(action)) is None
+
+
+def test_spam_headers() -> None:
+    headers = dict(render.spam_headers(verdict(Action.ADD_HEADER, 7.25)))
+    assert headers["X-Spam-Flag"] == "YES"
+    assert headers["X-Spam-Score"] == "7.25"
+    assert headers["X-Spam-Status"] == (
+        "Yes, score=7.2 required=15.0 action=add header "
+        "tests=[CLASSIFIER_SPAM(12), URL_IP(4), HDR_OK(0)]"
+    )
+    skipped = dict(render.spam_headers(verdict(Action.NO_ACTION, 0.0, skipped="timeout")))
+    assert skipped["X-Spam-Flag"] == "NO"
+    assert skipped["X-Seawall-Skipped"] == "timeout"
+
+
+def test_rspamd_json_shape() -> None:
+    body = render.rspamd_json(verdict(Action.REJECT))
+    assert body["action"] == "reject"
+    assert body["required_score"] == 15.0
+    assert body["message-id"] == "m1@example.org"
+    assert body["symbols"]["URL_IP"] == {
+        "name": "URL_IP",
+        "score": 4.0,
+        "metric_score": 4.0,
+        "options": ["10.0.0.1"],
+        "description": "Link to an IP address",
+    }
+    assert body["messages"]["smtp_message"].startswith("Spam message rejected")
+    assert body["milter"]["remove_headers"] == {name: 0 for name in render.HEADER_NAMES}
+    assert body["language"] == "en"
+    assert body["campaign"] is None
+    assert body["is_skipped"] is False
+
+
+def test_report_lists_every_symbol_with_options() -> None:
+    text = render.report(verdict(Action.REJECT))
+    assert text.startswith("Seawall: score 16.00, required 15.00, action reject\n")
+    assert "12.0 CLASSIFIER_SPAM        Spam by content [0.99]" in text
+    assert " 0.0 HDR_OK" in text

@@ -1,0 +1,66 @@
+"""Fixtures that start real peers on loopback: Seawall, Postfix and an SMTP sink."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import Message
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from tests.integration.postfix import free_port
+
+from seawall.config import load_config
+from seawall.evaluation import Labelled, learn_all
+from seawall.sources import iter_units
+
+
+@dataclass
+class Sink:
+    """Messages Postfix delivered, as parsed email.Message objects."""
+
+    messages: list[Message] = field(default_factory=list)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        content = envelope.original_content or b""
+        self.messages.append(message_from_bytes(content))
+        return "250 OK"
+
+    def with_subject(self, subject: str) -> list[Message]:
+        return [m for m in self.messages if m.get("Subject") == subject]
+
+
+@pytest.fixture(scope="session")
+def trained_state(sa_subset: dict[str, list[Path]]) -> Iterator[Path]:
+    """A state dir whose classifier learned 200 spam and 200 ham of the SpamAssassin corpus."""
+    root = Path(tempfile.mkdtemp(prefix="seawall-state-"))
+    config = load_config(state_dir=str(root))
+    items = [Labelled(u, True) for u in iter_units(map(str, sa_subset["train_spam"]))]
+    items += [Labelled(u, False) for u in iter_units(map(str, sa_subset["train_ham"]))]
+    learn_all(items, config)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def sink() -> Iterator[tuple[Sink, int]]:
+    handler = Sink()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield handler, port
+    controller.stop()
+
+
+@pytest.fixture
+def workdir() -> Iterator[Path]:
+    """A world-readable scratch dir (Postfix's own user must reach its queue)."""
+    root = Path(tempfile.mkdtemp(prefix="seawall-it-"))
+    root.chmod(0o755)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)

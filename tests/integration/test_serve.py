@@ -1,0 +1,189 @@
+"""``seawall serve`` as a real process: HTTP /checkv2, reload, drain, crashed workers, config."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+from tests.integration.seawall_proc import Seawall
+
+HAM = (
+    b"From: Alice <alice@example.org>\r\nTo: bob@example.org\r\nSubject: lunch\r\n"
+    b"Date: Fri, 27 Nov 2026 10:00:00 +0000\r\nMessage-ID: <lunch-1@example.org>\r\n\r\n"
+    b"Shall we meet at noon by the station? I will bring the papers.\r\n"
+)
+
+
+def post(sw: Seawall, path: str, body: bytes, headers: dict[str, str] | None = None) -> dict:
+    req = urllib.request.Request(sw.url(path), data=body, headers=headers or {}, method="POST")
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+def get(sw: Seawall, path: str) -> dict:
+    with urllib.request.urlopen(sw.url(path), timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+@pytest.fixture
+def seawall(workdir: Path) -> Iterator[Seawall]:
+    sw = Seawall(root=workdir / "seawall", state=workdir / "state", workers=2)
+    sw.start()
+    yield sw
+    sw.stop()
+
+
+def worker_pids(sw: Seawall) -> set[int]:
+    """The supervisor's live worker processes."""
+    assert sw.proc is not None
+    children = psutil.Process(sw.proc.pid).children()
+    return {c.pid for c in children if c.status() != psutil.STATUS_ZOMBIE}
+
+
+def test_checkv2_renders_the_verdict(seawall: Seawall) -> None:
+    body = post(
+        seawall,
+        "/checkv2",
+        HAM,
+        {
+            "IP": "198.51.100.7",
+            "Helo": "mail.example.org",
+            "From": "alice@example.org",
+            "Rcpt": "bob@example.org",
+            "Queue-Id": "ABC123",
+        },
+    )
+    assert body["action"] == "no action"
+    assert body["required_score"] == 15.0
+    assert body["language"] == "en"
+    assert body["campaign"] is None
+    assert body["message-id"] == "lunch-1@example.org"
+    for name, symbol in body["symbols"].items():
+        assert symbol["name"] == name
+        assert set(symbol) >= {"score", "options", "description"}
+    assert "X-Spam-Status" in body["milter"]["add_headers"]
+    assert "queue_id=ABC123 client=198.51.100.7" in seawall.log()
+
+
+def test_json_api_and_openapi(seawall: Seawall) -> None:
+    spec = get(seawall, "/openapi.json")
+    assert spec["openapi"].startswith("3.")
+    for path in spec["paths"]:
+        assert path.startswith("/api/v1/")
+    verdict = post(seawall, "/api/v1/scan?ip=198.51.100.7&rcpt=bob@example.org", HAM)
+    assert verdict["action"] == "no action"
+    assert verdict["language"] == "en"
+    assert get(seawall, "/api/v1/health")["status"] == "ok"
+    assert post(seawall, "/api/v1/learn/spam", HAM)["learned"] is True
+    assert post(seawall, "/api/v1/learn/spam", HAM)["learned"] is False
+    assert post(seawall, "/api/v1/forget", HAM)["forgotten"] is True
+
+
+def test_oversized_message_is_refused_with_413(workdir: Path) -> None:
+    sw = Seawall(root=workdir / "sw", state=workdir / "state")
+    sw.extra = "[limits]\nmax_message_bytes = 1000\n"
+    sw.start()
+    try:
+        with pytest.raises(urllib.error.HTTPError) as info:
+            post(sw, "/checkv2", HAM + b"x" * 2000)
+        assert info.value.code == 413
+        info.value.close()
+        assert post(sw, "/checkv2", HAM)["action"] == "no action"
+    finally:
+        assert sw.stop() == 0
+
+
+def test_crashed_worker_is_replaced(seawall: Seawall) -> None:
+    before = worker_pids(seawall)
+    assert len(before) == 2
+    victim = min(before)
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        pids = worker_pids(seawall)
+        if victim not in pids and len(pids) == 2:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail(f"worker {victim} was not replaced:\n{seawall.log()}")
+    assert "exited (killed by SIGKILL)" in seawall.log()
+    assert post(seawall, "/checkv2", HAM)["action"] == "no action"
+
+
+def test_sighup_reloads_scores_and_keeps_serving(seawall: Seawall) -> None:
+    assert post(seawall, "/checkv2", HAM)["required_score"] == 15.0
+    old = worker_pids(seawall)
+    seawall.scores = '[actions]\nreject = 12.0\n"add header" = 6.0\ngreylist = 4.0\n'
+    seawall.write_config()
+    seawall.signal(signal.SIGHUP)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if post(seawall, "/checkv2", HAM)["required_score"] == 12.0 and not (
+            worker_pids(seawall) & old
+        ):
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail(f"reload not seen:\n{seawall.log()}")
+    # A broken file on the next SIGHUP is reported and the running config stays.
+    seawall.config_file.write_text("[serve]\nnot_a_key = 1\n")
+    seawall.signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while "reload failed" not in seawall.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "reload failed, keeping the running configuration" in seawall.log()
+    assert post(seawall, "/checkv2", HAM)["required_score"] == 12.0
+
+
+def test_sigterm_drains_in_flight_requests(seawall: Seawall) -> None:
+    results: list[object] = []
+    big = HAM + b"word " * 400_000  # about 2 MB: slow enough to be in flight at SIGTERM
+
+    def client() -> None:
+        try:
+            results.append(post(seawall, "/checkv2", big)["action"])
+        except Exception as exc:  # noqa: BLE001 - recorded and asserted below
+            results.append(exc)
+
+    threads = [threading.Thread(target=client) for _ in range(6)]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)
+    assert seawall.stop() == 0
+    for t in threads:
+        t.join(30)
+    assert len(results) == 6
+    assert all(isinstance(r, str) for r in results), results
+    assert "stopped" in seawall.log()
+
+
+def test_config_check(tmp_path: Path) -> None:
+    good = tmp_path / "good.toml"
+    shutil.copy(Path(__file__).parents[2] / "docs" / "seawall.example.toml", good)
+    run = [sys.executable, "-m", "seawall", "config", "check"]
+    ok = subprocess.run([*run, str(good), "--state", str(tmp_path)], capture_output=True)
+    assert ok.returncode == 0, ok.stderr
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[serve]\nfail_policy = "shrug"\n')
+    out = subprocess.run([*run, str(bad)], capture_output=True, text=True)
+    assert out.returncode == 2
+    assert "fail_policy" in out.stderr
+    clash = tmp_path / "clash.toml"
+    clash.write_text('[serve.milter]\nlisten = "127.0.0.1:7380"\n')
+    out = subprocess.run(
+        [*run, str(clash), "--state", str(tmp_path)], capture_output=True, text=True
+    )
+    assert out.returncode == 2
+    assert "already used" in out.stderr
