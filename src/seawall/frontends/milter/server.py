@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -310,6 +311,25 @@ class _Session:
         return [ChangeHeader(1, "Subject", self._wire(SUBJECT_PREFIX + subject))]
 
 
+def _quickack(writer: asyncio.StreamWriter) -> Callable[[], None]:
+    """Acknowledge each read at once (Linux TCP_QUICKACK; the kernel resets it after use).
+
+    Events the MTA sends without waiting for a reply (headers, macros) are small
+    writes; with Nagle's algorithm on the MTA's side, the next one waits for our
+    ACK, which a delayed ACK holds for 40 ms: a 40 ms stall on every message.
+    """
+    sock = writer.get_extra_info("socket")
+    option = getattr(socket, "TCP_QUICKACK", None)
+    if sock is None or option is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return lambda: None
+
+    def ack() -> None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, option, 1)
+
+    return ack
+
+
 async def serve_milter_connection(
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
@@ -327,12 +347,14 @@ async def serve_milter_connection(
     """
     codec = MilterCodec(max_packet_bytes=max_packet_bytes)
     peer = writer.get_extra_info("peername")
+    quickack = _quickack(writer)
     try:
         session = _Session(scanner, settings, log_message)
         while not session.closed:
             data = await reader.read(READ_BYTES)
             if not data:
                 break
+            quickack()
             for command in codec.feed(data):
                 try:
                     out = b"".join(map(encode, await session.handle(command)))
