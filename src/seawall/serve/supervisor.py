@@ -24,6 +24,7 @@ from seawall.config import Config
 from seawall.engine import Engine, build_engine
 from seawall.errors import ConfigError, SeawallError
 from seawall.serve import worker
+from seawall.serve.balance import Slots
 from seawall.serve.listeners import Address, addresses, bind, bound_address
 
 log = logging.getLogger("seawall.serve")
@@ -83,6 +84,8 @@ class Supervisor:
         self.sockets: dict[Address, socket.socket] = {}
         self.current: Generation | None = None
         self.retiring: dict[int, float] = {}  # pid -> deadline of old-generation workers
+        self.balance = Slots()
+        self.slot_of: dict[int, int] = {}  # every live worker's slot, old generations' too
 
     def run(self) -> int:
         signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
@@ -112,6 +115,7 @@ class Supervisor:
 
     def _spawn(self, gen: Generation) -> None:
         named = {name: self.sockets[address] for name, address in addresses(gen.config).items()}
+        slot = self.balance.claim(set(self.slot_of.values()))
         pid = os.fork()
         if pid == 0:  # the worker
             code = 70
@@ -119,13 +123,15 @@ class Supervisor:
                 for sig in SIGNALS:
                     signal.signal(sig, signal.SIG_DFL)
                 signal.pthread_sigmask(signal.SIG_SETMASK, set())
-                code = worker.run(gen.config, gen.engine, gen.engine.classifier, named)
+                fair = self.balance.fair(slot)
+                code = worker.run(gen.config, gen.engine, gen.engine.classifier, named, fair)
             except BaseException:
                 log.exception("worker %d failed", os.getpid())
             finally:
                 logging.shutdown()
                 os._exit(code)
         gen.workers[pid] = time.monotonic()
+        self.slot_of[pid] = slot
 
     def _loop(self) -> int:
         assert self.current is not None
@@ -166,6 +172,9 @@ class Supervisor:
                 return
             if pid == 0:
                 return
+            slot = self.slot_of.pop(pid, None)
+            if slot is not None:
+                self.balance.free(slot)
             if self.retiring.pop(pid, None) is not None:
                 continue
             started = self.current.workers.pop(pid, None)

@@ -15,7 +15,7 @@ import signal
 import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 import uvloop
@@ -24,6 +24,7 @@ from seawall.frontends.http import build_app
 from seawall.frontends.milter.server import serve_milter_connection
 from seawall.frontends.policy.server import serve_policy_connection
 from seawall.frontends.spamd.server import serve_spamd_connection
+from seawall.serve.balance import Fairness, accept_forever
 from seawall.serve.service import Service
 from seawall.store import open_store
 
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
     from seawall.classifier import Classifier
     from seawall.config import Config
     from seawall.engine import Engine
-    from seawall.store import Store
 
 log = logging.getLogger("seawall.worker")
 logging.getLogger("uvicorn.error").setLevel(logging.WARNING)  # its start-up chatter
@@ -50,31 +50,42 @@ class _Uvicorn(uvicorn.Server):
 class _Connections:
     """Bounds open connections per listener; the rest wait unread (TCP backpressure)."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, fair: Fairness, handler: Handler) -> None:
         self.slots = asyncio.Semaphore(limit)
         self.tasks: set[asyncio.Task[None]] = set()
+        self.fair = fair
+        self.handler = handler
 
-    def wrap(self, handler: Handler) -> Handler:
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            task = asyncio.current_task()
-            assert task is not None
-            self.tasks.add(task)
-            try:
-                async with self.slots:
-                    await handler(reader, writer)
-            finally:
-                self.tasks.discard(task)
-                writer.close()
+    def accept(self, conn: socket.socket) -> None:
+        task = asyncio.ensure_future(self._serve(conn))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
-        return handle
+    async def _serve(self, conn: socket.socket) -> None:
+        try:
+            async with self.slots:
+                reader, writer = await asyncio.open_connection(sock=conn)
+                try:
+                    await self.handler(reader, writer)
+                finally:
+                    writer.close()
+        except OSError as exc:
+            log.debug("connection lost before it was served: %s", exc)
+            conn.close()
+        finally:
+            self.fair.closed()
 
 
 def run(
-    config: Config, engine: Engine, classifier: Classifier | None, sockets: dict[str, socket.socket]
+    config: Config,
+    engine: Engine,
+    classifier: Classifier | None,
+    sockets: dict[str, socket.socket],
+    fair: Fairness,
 ) -> int:
     """The body of a forked worker; returns its exit status."""
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(_main(config, engine, classifier, sockets))
+        return runner.run(_main(config, engine, classifier, sockets, fair))
 
 
 async def _main(
@@ -82,6 +93,7 @@ async def _main(
     engine: Engine,
     classifier: Classifier | None,
     sockets: dict[str, socket.socket],
+    fair: Fairness,
 ) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -91,15 +103,30 @@ async def _main(
     loop.add_signal_handler(signal.SIGHUP, lambda: None)
     store = open_store(config)
     service = Service(engine, config, classifier=classifier, store=store)
-    servers, connections, http = await _listen(config, service, store, sockets)
+    serve = config.serve
+    handlers: dict[str, Handler] = {
+        "milter": lambda r, w: serve_milter_connection(r, w, service, serve.milter),
+        "spamd": lambda r, w: serve_spamd_connection(r, w, service, serve.spamd),
+        "policy": lambda r, w: serve_policy_connection(r, w, store, config),
+    }
+    acceptors: list[asyncio.Task[None]] = []
+    connections: list[_Connections] = []
+    http: tuple[_Uvicorn, asyncio.Task[None]] | None = None
+    for name, sock in sockets.items():
+        if name == "http":
+            http = await _start_http(service, sock, fair, acceptors)
+            continue
+        bounded = _Connections(serve.max_connections, fair, handlers[name])
+        connections.append(bounded)
+        acceptors.append(asyncio.ensure_future(accept_forever(sock, fair, bounded.accept)))
     log.info("worker %d serving %s", os.getpid(), ", ".join(sorted(sockets)))
     await stop.wait()
     log.info("worker %d draining", os.getpid())
-    for server in servers:
-        server.close()
+    for task in acceptors:
+        task.cancel()
     if http is not None:
         http[0].should_exit = True
-    await _drain(service, connections, config.serve.drain_s)
+    await _drain(service, connections, serve.drain_s)
     if http is not None:
         await http[1]
     await service.drain()
@@ -108,43 +135,57 @@ async def _main(
     return 0
 
 
-async def _listen(
-    config: Config,
-    service: Service,
-    store: Store,
-    sockets: dict[str, socket.socket],
-) -> tuple[list[asyncio.Server], list[_Connections], tuple[_Uvicorn, asyncio.Task[None]] | None]:
-    serve = config.serve
-    handlers: dict[str, Handler] = {
-        "milter": lambda r, w: serve_milter_connection(r, w, service, serve.milter),
-        "spamd": lambda r, w: serve_spamd_connection(r, w, service, serve.spamd),
-        "policy": lambda r, w: serve_policy_connection(r, w, store, config),
-    }
-    servers: list[asyncio.Server] = []
-    connections: list[_Connections] = []
-    http = None
-    for name, sock in sockets.items():
-        if name == "http":
-            server = _Uvicorn(
-                uvicorn.Config(
-                    build_app(service),
-                    http="httptools",
-                    loop="none",
-                    lifespan="off",
-                    access_log=False,
-                    log_config=None,
-                    server_header=False,
-                    timeout_keep_alive=int(serve.http.keepalive_s),
-                    limit_concurrency=serve.max_connections,
-                    timeout_graceful_shutdown=int(serve.drain_s),
-                )
-            )
-            http = (server, asyncio.ensure_future(server.serve(sockets=[sock])))
-            continue
-        bounded = _Connections(serve.max_connections)
-        connections.append(bounded)
-        servers.append(await asyncio.start_server(bounded.wrap(handlers[name]), sock=sock))
-    return servers, connections, http
+async def _start_http(
+    service: Service, sock: socket.socket, fair: Fairness, acceptors: list[asyncio.Task[None]]
+) -> tuple[_Uvicorn, asyncio.Task[None]]:
+    """uvicorn with no listener of its own: connections come from the fair accept loop."""
+    serve = service.config.serve
+    config = uvicorn.Config(
+        build_app(service),
+        http="httptools",
+        loop="none",
+        lifespan="off",
+        access_log=False,
+        log_config=None,
+        server_header=False,
+        timeout_keep_alive=int(serve.http.keepalive_s),
+        limit_concurrency=serve.max_connections,
+        timeout_graceful_shutdown=int(serve.drain_s),
+    )
+    server = _Uvicorn(config)
+    task = asyncio.ensure_future(server.serve(sockets=[]))
+    while not server.started:
+        if task.done():
+            task.result()  # raises what stopped it
+        await asyncio.sleep(0.01)
+    loop = asyncio.get_running_loop()
+    protocol_class: Any = config.http_protocol_class
+
+    def protocol() -> asyncio.Protocol:
+        proto: asyncio.Protocol = protocol_class(
+            config=config, server_state=server.server_state, app_state=server.lifespan.state
+        )
+        lost = proto.connection_lost
+
+        def connection_lost(exc: Exception | None) -> None:
+            fair.closed()
+            lost(exc)
+
+        proto.connection_lost = connection_lost  # type: ignore[method-assign]
+        return proto
+
+    def accept(conn: socket.socket) -> None:
+        future = asyncio.ensure_future(loop.connect_accepted_socket(protocol, conn))
+
+        def failed(done: asyncio.Future[Any]) -> None:
+            if not done.cancelled() and done.exception() is not None:
+                fair.closed()
+                conn.close()
+
+        future.add_done_callback(failed)
+
+    acceptors.append(asyncio.ensure_future(accept_forever(sock, fair, accept)))
+    return server, task
 
 
 async def _drain(service: Service, connections: list[_Connections], drain_s: float) -> None:
