@@ -58,6 +58,7 @@ bench-deps:
 
 bench: venv bench-deps
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.serve
 
 clean:
 	rm -rf $(VENV) .cache var .pytest_cache .mypy_cache .ruff_cache

@@ -115,3 +115,26 @@ def test_wrong_method_and_path(client: tuple[TestClient, Service]) -> None:
     http, _ = client
     assert http.get("/checkv2").status_code == 405
     assert http.get("/nope").status_code == 404
+
+
+def test_learning_can_be_turned_off_and_size_is_bounded(tmp_path: Path) -> None:
+    import msgspec
+
+    config = load_config(state_dir=str(tmp_path))
+    serve = msgspec.structs.replace(
+        config.serve, http=msgspec.structs.replace(config.serve.http, allow_learn=False)
+    )
+    config = msgspec.structs.replace(
+        config, serve=serve, limits=msgspec.structs.replace(config.limits, max_message_bytes=500)
+    )
+    engine = build_engine(config)
+    with TestClient(build_app(Service(engine, config, classifier=engine.classifier))) as http:
+        refused = http.post("/learnspam", content=RAW)
+        assert refused.status_code == 403
+        assert refused.json() == {"error": "learning is turned off"}
+        assert http.post("/api/v1/learn/ham", content=RAW).status_code == 403
+        assert http.post("/api/v1/forget", content=RAW).status_code == 403
+        big = http.post("/checkv2", content=RAW + b"x" * 600)
+        assert big.status_code == 413
+        assert big.json() == {"error": "message larger than 500 bytes"}
+    engine.close()

@@ -6,6 +6,7 @@ loopback, and lets the tests speak as any client IP through XCLIENT.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import smtplib
 import tempfile
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from tests.integration.conftest import Sink
-from tests.integration.postfix import Postfix
+from tests.integration.postfix import Postfix, free_port
 from tests.integration.seawall_proc import Seawall
 
 from seawall.config import load_config
@@ -89,22 +90,11 @@ def wait_for(check, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-d
     raise AssertionError("timed out")
 
 
-@pytest.fixture(scope="module")
-def mta(
-    trained_state: Path,
-    sa_subset: dict[str, list[Path]],
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Mta]:
+@contextlib.contextmanager
+def running(sw: Seawall, root: Path, *, policy: bool, picks: dict[str, bytes]) -> Iterator[Mta]:
+    """Seawall, an SMTP sink and a Postfix wired to Seawall's milter (and policy service)."""
     from aiosmtpd.controller import Controller
-    from tests.integration.postfix import free_port
 
-    root = Path(tempfile.mkdtemp(prefix="seawall-mta-"))
-    root.chmod(0o755)  # Postfix's own user must reach its queue
-    state = root / "state"
-    shutil.copytree(trained_state, state)
-    sw = Seawall(root=root / "sw", state=state, workers=2, scores=SCORES)
-    sw.write_config(policy={"ip_max_connections": 5, "net_max_connections": 50})
-    picks = pick_messages(sw.config_file, sa_subset)
     sink = Sink()
     sink_port = free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=sink_port)
@@ -112,7 +102,7 @@ def mta(
         root=root / "postfix",
         sink_port=sink_port,
         milter=f"inet:127.0.0.1:{sw.ports['milter']}",
-        policy=f"inet:127.0.0.1:{sw.ports['policy']}",
+        policy=f"inet:127.0.0.1:{sw.ports['policy']}" if policy else None,
     )
     controller.start()
     try:
@@ -123,8 +113,27 @@ def mta(
         postfix.stop()
         controller.stop()
         code = sw.stop()
-        shutil.rmtree(root, ignore_errors=True)
     assert code == 0
+
+
+def world_readable_dir(prefix: str) -> Path:
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    root.chmod(0o755)  # Postfix's own user must reach its queue
+    return root
+
+
+@pytest.fixture(scope="module")
+def mta(trained_state: Path, sa_subset: dict[str, list[Path]]) -> Iterator[Mta]:
+    root = world_readable_dir("seawall-mta-")
+    state = root / "state"
+    shutil.copytree(trained_state, state)
+    sw = Seawall(root=root / "sw", state=state, workers=2, scores=SCORES)
+    sw.write_config(policy={"ip_max_connections": 5, "net_max_connections": 50})
+    try:
+        with running(sw, root, policy=True, picks=pick_messages(sw.config_file, sa_subset)) as mta:
+            yield mta
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_spam_is_rejected_with_seawalls_reason(mta: Mta) -> None:
@@ -179,38 +188,19 @@ def test_policy_service_defers_a_flooding_ip(mta: Mta) -> None:
     assert "reject: RCPT from unknown[198.51.100.77]: 450 4.7.1" in mta.postfix.log()
 
 
-def test_engine_timeout_tempfails(
-    trained_state: Path, tmp_path_factory: pytest.TempPathFactory
-) -> None:
+def test_engine_timeout_tempfails() -> None:
     """A budget no scan can meet: Postfix answers 451 and keeps nothing half-done."""
-    from aiosmtpd.controller import Controller
-    from tests.integration.postfix import free_port
-
-    root = Path(tempfile.mkdtemp(prefix="seawall-timeout-"))
-    root.chmod(0o755)
+    root = world_readable_dir("seawall-timeout-")
     sw = Seawall(root=root / "sw", state=root / "state")
     sw.write_config(budget_s=0.0005)
-    sink = Sink()
-    sink_port = free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=sink_port)
-    postfix = Postfix(
-        root=root / "postfix", sink_port=sink_port, milter=f"inet:127.0.0.1:{sw.ports['milter']}"
-    )
-    controller.start()
+    raw = b"Subject: slow\r\nFrom: a@example.net\r\n\r\n" + b"many words here\r\n" * 20_000
     try:
-        sw.start()
-        postfix.start()
-        raw = b"Subject: slow\r\nFrom: a@example.net\r\n\r\n" + b"many words here\r\n" * 20_000
-        mta = Mta(postfix, sw, sink, {})
-        with pytest.raises(smtplib.SMTPDataError) as info:
-            send(mta, raw, client="192.0.2.99")
-        assert info.value.smtp_code == 451
-        assert b"4.7.1" in info.value.smtp_error
-        assert "budget of" in sw.log()
-        assert not sink.messages
+        with running(sw, root, policy=False, picks={}) as mta:
+            with pytest.raises(smtplib.SMTPDataError) as info:
+                send(mta, raw, client="192.0.2.99")
+            assert info.value.smtp_code == 451
+            assert b"4.7.1" in info.value.smtp_error
+            assert "budget of" in sw.log()
+            assert not mta.sink.messages
     finally:
-        postfix.stop()
-        controller.stop()
-        code = sw.stop()
         shutil.rmtree(root, ignore_errors=True)
-    assert code == 0

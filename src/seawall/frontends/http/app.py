@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -37,8 +38,28 @@ class MsgspecJSON(Response):
         return _json.encode(content)
 
 
-class TooLarge(Exception):
-    """The body is over the size limit."""
+class Refused(Exception):
+    """A request answered with an error: its status and message."""
+
+    def __init__(self, status: int, error: str) -> None:
+        super().__init__(error)
+        self.status = status
+
+    def response(self) -> JSONResponse:
+        return JSONResponse({"error": str(self)}, status_code=self.status)
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _answering_refusals(handler: Handler) -> Handler:
+    async def handle(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except Refused as refused:
+            return refused.response()
+
+    return handle
 
 
 def envelope_of(headers: Headers) -> Envelope:
@@ -59,23 +80,33 @@ def envelope_of(headers: Headers) -> Envelope:
     )
 
 
+def _query_envelope(request: Request) -> Envelope:
+    params = request.query_params
+    return Envelope(
+        client_ip=params.get("ip"),
+        helo=params.get("helo"),
+        mail_from=params.get("from"),
+        rcpts=tuple(params.getlist("rcpt")),
+        queue_id=params.get("queue_id"),
+        hostname=params.get("hostname"),
+        user=params.get("user"),
+    )
+
+
 async def _body(request: Request, limit: int) -> bytes:
     """The request body, refused beyond ``limit`` bytes without reading it all into memory."""
+    too_large = Refused(413, f"message larger than {limit} bytes")
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit:
-        raise TooLarge
+        raise too_large
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise TooLarge
+            raise too_large
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _too_large(limit: int) -> JSONResponse:
-    return JSONResponse({"error": f"message larger than {limit} bytes"}, status_code=413)
 
 
 def build_app(service: Service) -> Starlette:
@@ -83,32 +114,28 @@ def build_app(service: Service) -> Starlette:
     limit = service.max_message_bytes
     allow_learn = service.config.serve.http.allow_learn
 
-    async def checkv2(request: Request) -> Response:
+    async def teach(request: Request, spam: bool | None) -> bool:
+        """Learn (spam True/False) or forget (None) the body; whether anything changed."""
+        if not allow_learn:
+            raise Refused(403, "learning is turned off")
+        raw = await _body(request, limit)
         try:
-            raw = await _body(request, limit)
-        except TooLarge:
-            return _too_large(limit)
+            if spam is None:
+                return await service.forget(raw)
+            return await service.learn(raw, spam=spam)
+        except RuntimeError as exc:
+            raise Refused(503, str(exc)) from None
+
+    async def checkv2(request: Request) -> Response:
+        raw = await _body(request, limit)
         verdict = await service.check(envelope_of(request.headers), raw)
         return MsgspecJSON(rspamd_json(verdict))
 
     async def learn(request: Request, spam: bool) -> Response:
-        if not allow_learn:
-            return JSONResponse({"error": "learning is turned off"}, status_code=403)
-        try:
-            raw = await _body(request, limit)
-        except TooLarge:
-            return _too_large(limit)
-        try:
-            changed = await service.learn(raw, spam=spam)
-        except RuntimeError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=503)
-        if not changed:
+        if not await teach(request, spam):
             # Rspamd's answer to a message learned before: 208 Already Reported.
             label = "spam" if spam else "ham"
-            return JSONResponse(
-                {"error": f"message has been already learned as {label}, ignore it"},
-                status_code=208,
-            )
+            raise Refused(208, f"message has been already learned as {label}, ignore it")
         return JSONResponse({"success": True})
 
     async def learnspam(request: Request) -> Response:
@@ -124,54 +151,19 @@ def build_app(service: Service) -> Starlette:
         return MsgspecJSON(stat_body(service))
 
     async def api_scan(request: Request) -> Response:
-        try:
-            raw = await _body(request, limit)
-        except TooLarge:
-            return _too_large(limit)
-        params = request.query_params
-        envelope = Envelope(
-            client_ip=params.get("ip"),
-            helo=params.get("helo"),
-            mail_from=params.get("from"),
-            rcpts=tuple(params.getlist("rcpt")),
-            queue_id=params.get("queue_id"),
-            hostname=params.get("hostname"),
-            user=params.get("user"),
-        )
-        verdict = await service.check(envelope, raw)
-        body = rspamd_json(verdict)
+        raw = await _body(request, limit)
+        body = rspamd_json(await service.check(_query_envelope(request), raw))
         del body["milter"], body["messages"]
         return MsgspecJSON(body)
 
     async def api_learn(request: Request) -> Response:
         label = request.path_params["label"]
         if label not in ("spam", "ham"):
-            return JSONResponse({"error": "label must be spam or ham"}, status_code=404)
-        if not allow_learn:
-            return JSONResponse({"error": "learning is turned off"}, status_code=403)
-        try:
-            raw = await _body(request, limit)
-        except TooLarge:
-            return _too_large(limit)
-        try:
-            changed = await service.learn(raw, spam=label == "spam")
-        except RuntimeError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=503)
-        return JSONResponse({"learned": changed, "label": label})
+            raise Refused(404, "label must be spam or ham")
+        return JSONResponse({"learned": await teach(request, label == "spam"), "label": label})
 
     async def api_forget(request: Request) -> Response:
-        try:
-            raw = await _body(request, limit)
-        except TooLarge:
-            return _too_large(limit)
-        try:
-            changed = await service.forget(raw)
-        except RuntimeError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=503)
-        return JSONResponse({"forgotten": changed})
-
-    async def api_stats(request: Request) -> Response:
-        return MsgspecJSON(stat_body(service))
+        return JSONResponse({"forgotten": await teach(request, None)})
 
     async def api_health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "version": __version__})
@@ -179,19 +171,23 @@ def build_app(service: Service) -> Starlette:
     async def openapi(request: Request) -> Response:
         return JSONResponse(OPENAPI)
 
+    routes = {
+        ("/checkv2", "POST"): checkv2,
+        ("/learnspam", "POST"): learnspam,
+        ("/learnham", "POST"): learnham,
+        ("/ping", "GET"): ping,
+        ("/stat", "GET"): stat,
+        ("/api/v1/scan", "POST"): api_scan,
+        ("/api/v1/learn/{label}", "POST"): api_learn,
+        ("/api/v1/forget", "POST"): api_forget,
+        ("/api/v1/stats", "GET"): stat,
+        ("/api/v1/health", "GET"): api_health,
+        ("/openapi.json", "GET"): openapi,
+    }
     return Starlette(
         routes=[
-            Route("/checkv2", checkv2, methods=["POST"]),
-            Route("/learnspam", learnspam, methods=["POST"]),
-            Route("/learnham", learnham, methods=["POST"]),
-            Route("/ping", ping, methods=["GET"]),
-            Route("/stat", stat, methods=["GET"]),
-            Route("/api/v1/scan", api_scan, methods=["POST"]),
-            Route("/api/v1/learn/{label}", api_learn, methods=["POST"]),
-            Route("/api/v1/forget", api_forget, methods=["POST"]),
-            Route("/api/v1/stats", api_stats, methods=["GET"]),
-            Route("/api/v1/health", api_health, methods=["GET"]),
-            Route("/openapi.json", openapi, methods=["GET"]),
+            Route(path, _answering_refusals(handler), methods=[method])
+            for (path, method), handler in routes.items()
         ]
     )
 
