@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from email import message_from_bytes
 from pathlib import Path
 
+import psutil
 import pytest
 from tests.integration.conftest import Sink
 from tests.integration.postfix import Postfix, free_port
@@ -204,3 +205,24 @@ def test_engine_timeout_tempfails() -> None:
             assert not mta.sink.messages
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_dead_workers_give_a_tempfail_then_service_resumes(mta: Mta) -> None:
+    """Workers killed mid-transaction: Postfix answers 451 (never hangs); new workers serve."""
+    assert mta.seawall.proc is not None
+    supervisor = psutil.Process(mta.seawall.proc.pid)
+    raw = retag(mta.picks["ham"], "after-crash")
+    with smtplib.SMTP("127.0.0.1", mta.postfix.smtp_port, timeout=60) as smtp:
+        smtp.ehlo("client.example.net")
+        smtp.mail("sender@example.net")
+        smtp.rcpt("bob@example.org")  # the milter connection is open, inside one worker
+        victims = supervisor.children()
+        for worker in victims:
+            worker.kill()
+        psutil.wait_procs(victims, timeout=10)
+        code, text = smtp.data(raw)
+    assert code == 451, text
+    assert text.startswith(b"4.7.1")
+    wait_for(lambda: len(supervisor.children()) == 2 and not {*supervisor.children()} & {*victims})
+    send(mta, raw, client="192.0.2.120")
+    wait_for(lambda: mta.sink.with_subject("after-crash"))
