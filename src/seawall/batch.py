@@ -7,12 +7,15 @@ with the action "soft reject" and the symbol ``READ_ERROR``: nothing is dropped.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 from collections.abc import Iterator, Sequence
 
 import msgspec
 
+from seawall.campaigns import wire as campaign_wire
+from seawall.campaigns.client import LocalTracker
 from seawall.config import Config
 from seawall.engine import Engine, StageTimes, build_engine
 from seawall.message import Envelope
@@ -105,18 +108,42 @@ def _batches(units: Sequence[Unit]) -> Iterator[Sequence[Unit]]:
 def scan_units(
     units: Sequence[Unit], config: Config, *, workers: int, times: StageTimes | None = None
 ) -> Iterator[Record]:
-    """Scan ``units`` in order with ``workers`` processes (1: in this process)."""
+    """Scan ``units`` in order with ``workers`` processes (1: in this process).
+
+    Campaigns are tracked across the whole run (by a tracker process when there are
+    several workers) and saved into the state dir at the end.
+    """
+    campaigns = config.detectors.campaigns.enabled
+    if workers <= 1 or len(units) <= BATCH:
+        tracker = campaign_wire.load(config) if campaigns else None
+        engine = build_engine(config, tracker=LocalTracker(tracker) if tracker else None)
+        try:
+            for unit in units:
+                yield scan_unit(engine, unit)
+        finally:
+            if times is not None:
+                times.merge(engine.times)
+            engine.close()
+            if tracker is not None:
+                campaign_wire.save(config, tracker)
+        return
+    with contextlib.ExitStack() as stack:
+        remote = None
+        if campaigns:
+            stack.enter_context(campaign_wire.tracker_process(config))
+            remote = campaign_wire.RemoteTracker(campaign_wire.address(config))
+        yield from _scan_forked(units, config, workers, times, build_engine(config, tracker=remote))
+
+
+def _scan_forked(
+    units: Sequence[Unit],
+    config: Config,
+    workers: int,
+    times: StageTimes | None,
+    engine: Engine,
+) -> Iterator[Record]:
     global _engine
-    engine = build_engine(config)
     try:
-        if workers <= 1 or len(units) <= BATCH:
-            try:
-                for unit in units:
-                    yield scan_unit(engine, unit)
-            finally:
-                if times is not None:
-                    times.merge(engine.times)
-            return
         # fork: the workers inherit the loaded engine (language model, classifier weights)
         # and start in milliseconds; its pages stay shared until written.
         method = "fork" if hasattr(os, "fork") else "spawn"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
@@ -200,6 +201,34 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from seawall.sim.model import SimSettings
+    from seawall.sim.output import default_progress, run
+
+    settings = SimSettings(
+        seed=args.seed,
+        campaigns=args.campaigns,
+        zombies=args.zombies,
+        hours=args.hours,
+        peak_per_hour=args.peak_per_hour,
+        ham_per_hour=args.ham_per_hour,
+        newsletters=args.newsletters,
+        worm_share=args.worm_share,
+        speed=args.speed,
+    )
+    report = run(
+        settings,
+        out=args.out,
+        to=args.to,
+        truth=args.truth,
+        radius=args.radius,
+        workers=args.workers,
+        progress=default_progress(),
+    )
+    print("\n".join(report.lines()))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from seawall.demo import run_demo
 
@@ -219,6 +248,68 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return config
 
     return Supervisor(load).run()
+
+
+def cmd_campaigns(args: argparse.Namespace) -> int:
+    from seawall.campaigns import wire
+
+    config = _config(args)
+    live = wire.running(config)
+    if args.action == "mark":
+        if len(args.rest) != 2 or args.rest[1] not in ("spam", "ham"):
+            raise SeawallError("usage: seawall campaigns mark ID spam|ham")
+        cid, label = args.rest
+        if live:
+            sample = asyncio.run(wire.RemoteTracker(wire.address(config)).mark(cid, label))
+        else:
+            tracker = wire.load(config)
+            campaign = tracker.mark(cid, label, time.time())
+            sample = campaign.sample if campaign is not None else None
+            if campaign is not None:
+                wire.save(config, tracker)
+        if sample is None:
+            raise SeawallError(f"no campaign {cid}")
+        learned = _learn_sample(config, sample, label == "spam")
+        print(f"{cid} marked {label}; its sample message {'learned' if learned else 'was known'}")
+        return 0
+    if args.rest:
+        raise SeawallError("usage: seawall campaigns [--json] | seawall campaigns mark ID spam|ham")
+    if live:
+        listing = asyncio.run(wire.RemoteTracker(wire.address(config)).listing(args.min_count))
+    else:
+        listing = wire.load(config).listing(time.time(), min_count=args.min_count)
+    if args.json:
+        for item in listing:
+            sys.stdout.buffer.write(msgspec.json.encode(item) + b"\n")
+        return 0
+    print(
+        f"{'campaign':<20} {'count':>7} {'/hour':>6} {'IPs':>5} {'/16s':>5} {'dyn':>4} "
+        f"{'spam':>9} subject"
+    )
+    for item in listing:
+        subjects: dict[str, int] = item["subjects"]
+        subject = next(iter(subjects), "")
+        judged = f"{item['spam']}/{int(item['spam']) + int(item['ham'])}"
+        mark = item["mark"] or ("spam" if item["confirmed_spam"] else "")
+        print(
+            f"{item['id']:<20} {item['count']:>7} {item['per_hour']:>6} {item['ips']:>5} "
+            f"{item['nets16']:>5} {float(item['dynamic_share']):>4.0%} {judged:>9} "
+            f"{mark:<4} {subject[:50]}"
+        )
+    return 0
+
+
+def _learn_sample(config: Config, raw: bytes, spam: bool) -> bool:
+    from seawall.classifier import Classifier
+    from seawall.message import Envelope, ParseLimits, parse_message
+
+    classifier = Classifier.open(Path(config.state_dir), config.detectors.classifier)
+    try:
+        return classifier.learn(
+            parse_message(raw, Envelope(), ParseLimits.from_config(config)), spam
+        )
+    finally:
+        classifier.close()
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
@@ -268,11 +359,41 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=0, help="processes (default: config)")
     serve.set_defaults(func=cmd_serve)
 
+    campaigns = sub.add_parser("campaigns", parents=[common], help="list or judge campaigns")
+    campaigns.add_argument("action", nargs="?", choices=["list", "mark"], default="list")
+    campaigns.add_argument("rest", nargs="*", metavar="ID spam|ham")
+    campaigns.add_argument("--json", action="store_true", help="one JSON object per campaign")
+    campaigns.add_argument("--min-count", type=int, default=2, help="smallest campaign shown")
+    campaigns.set_defaults(func=cmd_campaigns)
+
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True)
     check = config_sub.add_parser("check", parents=[common], help="validate a config file")
     check.add_argument("file", metavar="FILE")
     check.set_defaults(func=cmd_config_check)
+
+    from seawall.sim.model import SimSettings
+
+    sim_defaults = SimSettings()
+    sim = sub.add_parser("simulate", parents=[common], help="a seeded botnet spam run")
+    sim.add_argument("--seed", type=int, default=sim_defaults.seed)
+    sim.add_argument("--campaigns", type=int, default=sim_defaults.campaigns)
+    sim.add_argument("--zombies", type=int, default=sim_defaults.zombies)
+    sim.add_argument("--hours", type=float, default=sim_defaults.hours, help="simulated time")
+    sim.add_argument("--peak-per-hour", type=int, default=sim_defaults.peak_per_hour)
+    sim.add_argument("--ham-per-hour", type=int, default=sim_defaults.ham_per_hour)
+    sim.add_argument("--newsletters", type=int, default=sim_defaults.newsletters)
+    sim.add_argument("--worm-share", type=float, default=sim_defaults.worm_share)
+    sim.add_argument(
+        "--speed", type=float, default=sim_defaults.speed, help="simulated s per real s (--to)"
+    )
+    target = sim.add_mutually_exclusive_group()
+    target.add_argument("--out", metavar="DIR", help="write N.eml files and envelopes.jsonl")
+    target.add_argument("--to", metavar="URL", help="smtp://host:port or http://host:port")
+    sim.add_argument("--truth", metavar="FILE", help="ground truth (and outcomes) as JSONL")
+    sim.add_argument("--radius", metavar="FILE", help="FreeRADIUS detail file of the sessions")
+    sim.add_argument("--workers", type=int, default=8, help="concurrent sends with --to")
+    sim.set_defaults(func=cmd_simulate)
 
     demo = sub.add_parser("demo", parents=[common], help="learn and scan a public corpus")
     demo.add_argument("--workers", type=int, default=0)

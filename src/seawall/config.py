@@ -91,11 +91,45 @@ class UrlsSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     redirectors: tuple[str, ...] = ()
 
 
+class CampaignSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    enabled: bool = True
+    # Copies of one message before it counts as a campaign (and gets CAMPAIGN).
+    min_copies: int = 3
+    # A botnet's spread: this many distinct client IPs in this many /16s, mostly dynamic.
+    botnet_min_ips: int = 5
+    botnet_min_nets16: int = 3
+    botnet_min_dynamic_share: float = 0.5
+    # A bulk sender: this many copies from at most this many /24s, hardly any dynamic.
+    bulk_min_copies: int = 10
+    bulk_max_nets24: int = 2
+    # Verdicts by content needed before a campaign is "judged", and the spam share that
+    # confirms it as spam (its later copies then get CAMPAIGN_SPAM, its domains the blocklist).
+    min_judged: int = 3
+    spam_share: float = 0.6
+    # Messages per hour at which a campaign is an outbreak: a log line, an event, a symbol.
+    outbreak_per_hour: int = 500
+    # Domains of a confirmed spam campaign stay on the local URI blocklist this long.
+    blocklist_ttl_s: float = 86400.0
+    # A campaign not seen for this long is forgotten; at most max_campaigns are kept.
+    ttl_s: float = 86400.0
+    max_campaigns: int = 200_000
+    # Seconds between saves of the campaign state into the state dir.
+    snapshot_interval_s: float = 30.0
+
+
 class Detectors(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     classifier: ClassifierSettings = ClassifierSettings()
     headers: HeadersSettings = HeadersSettings()
     language: LanguageSettings = LanguageSettings()
     urls: UrlsSettings = UrlsSettings()
+    campaigns: CampaignSettings = CampaignSettings()
+
+
+class IspSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    # The ISP's own address space (subscribers, relays): sources in it count as "own".
+    networks: tuple[str, ...] = ()
+    # Its dial-up, DSL and cable pools: a source in them is dynamic whatever its rDNS says.
+    dynamic: tuple[str, ...] = ()
 
 
 class EngineSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -184,6 +218,7 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     scores_file: str | None = None
     limits: Limits = Limits()
     trusted: Trusted = Trusted()
+    isp: IspSettings = IspSettings()
     engine: EngineSettings = EngineSettings()
     detectors: Detectors = Detectors()
     serve: ServeSettings = ServeSettings()

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from seawall.config import Config
 from seawall.detectors import build_detectors
 from seawall.detectors.base import Context, Detector, Hit
+from seawall.detectors.campaign import CAMPAIGN
 from seawall.language import identify, preload
 from seawall.message import Envelope, Message, ParseLimits, parse_message
 from seawall.policy.decide import decide
@@ -26,6 +27,7 @@ from seawall.policy.model import Action, Verdict
 from seawall.policy.scores import Scores, load_scores
 
 if TYPE_CHECKING:
+    from seawall.campaigns.client import TrackerClient
     from seawall.classifier import Classifier
 
 log = logging.getLogger("seawall.engine")
@@ -86,6 +88,7 @@ class Engine:
         self.detectors = tuple(detectors)
         self._cpu = tuple(d for d in self.detectors if not d.io)
         self._io = tuple(d for d in self.detectors if d.io)
+        self._after = tuple(d for d in self.detectors if hasattr(d, "after_verdict"))
         self.limits = limits
         self.identify_language = identify_language
         self.io_timeout_s = io_timeout_s
@@ -165,16 +168,31 @@ class Engine:
             t2 = clock()
             times.add("io", t2 - t1)
             t1 = t2
+        campaign = next((h.options[0] for h in hits if h.symbol == CAMPAIGN and h.options), None)
         verdict = decide(
             hits,
             self.scores,
             language=language,
             elapsed_ms=round((clock() - t0) * 1000, 3),
+            campaign=campaign,
             message_id=msg.headers.get("Message-ID"),
         )
-        times.add("policy", clock() - t1)
+        t2 = clock()
+        times.add("policy", t2 - t1)
+        if self._after:
+            await self._feedback(msg, verdict, ctx.now)
+            times.add("feedback", clock() - t2)
         times.messages += 1
         return Scan(verdict, msg)
+
+    async def _feedback(self, msg: Message, verdict: Verdict, now: float) -> None:
+        """Detectors that learn from verdicts (campaigns) hear how the message was judged."""
+        for detector in self._after:
+            try:
+                async with asyncio.timeout(self.io_timeout_s):
+                    await detector.after_verdict(msg, verdict, now)
+            except Exception:
+                log.exception("detector %s failed after the verdict", detector.name)
 
     async def _run_io(self, detector: Detector, msg: Message, ctx: Context) -> Sequence[Hit]:
         try:
@@ -204,8 +222,14 @@ class Engine:
                 closer()
 
 
-def build_engine(config: Config, *, classifier: Classifier | None = None) -> Engine:
-    """An Engine for ``config``.  The classifier is opened from the state dir unless given.
+def build_engine(
+    config: Config,
+    *,
+    classifier: Classifier | None = None,
+    tracker: TrackerClient | None = None,
+) -> Engine:
+    """An Engine for ``config``.  The classifier is opened from the state dir unless given;
+    without a ``tracker`` the campaigns are tracked in this process.
 
     Raises ConfigError when the scores file or a detector's settings cannot work.
     """
@@ -220,7 +244,7 @@ def build_engine(config: Config, *, classifier: Classifier | None = None) -> Eng
     parse_message(_WARM_UP, Envelope(), ParseLimits())
     return Engine(
         scores=scores,
-        detectors=build_detectors(config, classifier),
+        detectors=build_detectors(config, classifier, scores=scores, tracker=tracker),
         limits=ParseLimits.from_config(config),
         identify_language=partial(identify, sample_chars=config.detectors.language.sample_chars),
         io_timeout_s=config.engine.io_timeout_s,

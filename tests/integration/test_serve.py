@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -46,10 +47,11 @@ def seawall(workdir: Path) -> Iterator[Seawall]:
 
 
 def worker_pids(sw: Seawall) -> set[int]:
-    """The supervisor's live worker processes."""
+    """The supervisor's live worker processes (its children but the campaign tracker)."""
     assert sw.proc is not None
+    trackers = {int(pid) for pid in re.findall(r"campaign tracker (\d+) serving", sw.log())}
     children = psutil.Process(sw.proc.pid).children()
-    return {c.pid for c in children if c.status() != psutil.STATUS_ZOMBIE}
+    return {c.pid for c in children if c.status() != psutil.STATUS_ZOMBIE and c.pid not in trackers}
 
 
 def test_checkv2_renders_the_verdict(seawall: Seawall) -> None:
@@ -189,3 +191,31 @@ def test_config_check(tmp_path: Path) -> None:
     )
     assert out.returncode == 2
     assert "already used" in out.stderr
+
+
+def test_workers_share_one_campaign_registry(seawall: Seawall) -> None:
+    """Copies spread over both workers land in one campaign; the CLI lists and marks it."""
+    import random
+
+    from tests.detectors.test_campaign import bot, spam_copy
+
+    rng = random.Random(5)
+    answers = []
+    for i in range(12):
+        env = bot(i)
+        headers = {"IP": env.client_ip or "", "Hostname": env.hostname or "", "Helo": "x"}
+        answers.append(post(seawall, "/checkv2", spam_copy(i, rng), headers))
+    campaign = answers[-1]["campaign"]
+    assert campaign is not None
+    assert {a["campaign"] for a in answers[2:]} == {campaign}
+    cli = [sys.executable, "-m", "seawall", "campaigns", "--config", str(seawall.config_file)]
+    listed = subprocess.run([*cli, "--json"], capture_output=True, text=True, check=True)
+    (row,) = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert row["id"] == campaign
+    assert row["count"] == 12
+    assert row["ips"] == 12
+    marked = subprocess.run([*cli, "mark", campaign, "ham"], capture_output=True, text=True)
+    assert marked.returncode == 0, marked.stderr
+    env = bot(20)
+    again = post(seawall, "/checkv2", spam_copy(20, rng), {"IP": env.client_ip or "", "Helo": "x"})
+    assert "CAMPAIGN_HAM" in again["symbols"]

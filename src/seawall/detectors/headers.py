@@ -508,3 +508,9 @@ def arrival_time(msg: Message, now: float) -> float:
             if when is not None:
                 return when
     return now
+
+
+def is_dynamic_name(host: str, ip: str | None) -> bool:
+    """A subscriber-pool name: the client's IP written into it beside a pool word."""
+    host = host.lower().rstrip(".")
+    return _ip_in_name(host, ip) and _pool_word(host)

@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from seawall.campaigns import wire as campaign_wire
+from seawall.campaigns.wire import RemoteTracker
 from seawall.config import Config
 from seawall.engine import Engine, build_engine
 from seawall.errors import ConfigError, SeawallError
@@ -67,10 +69,17 @@ def check_reply_codes(config: Config) -> None:
 
 
 def prepare(config: Config) -> Engine:
-    """Everything that can fail loudly, checked before a worker is started."""
+    """Everything that can fail loudly, checked before a worker is started.
+
+    The Engine's campaign detector talks to the tracker process (started separately), so
+    every worker sees the same campaigns.
+    """
     addresses(config)
     check_reply_codes(config)
-    return build_engine(config)
+    tracker = None
+    if config.detectors.campaigns.enabled:
+        tracker = RemoteTracker(campaign_wire.address(config))
+    return build_engine(config, tracker=tracker)
 
 
 class Supervisor:
@@ -86,12 +95,14 @@ class Supervisor:
         self.retiring: dict[int, float] = {}  # pid -> deadline of old-generation workers
         self.balance = Slots()
         self.slot_of: dict[int, int] = {}  # every live worker's slot, old generations' too
+        self.tracker: int | None = None  # the campaign tracker's pid
 
     def run(self) -> int:
         signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
         config = self.load()
         engine = prepare(config)
         self.current = Generation(config, engine)
+        self._start_tracker(config)
         for name, sock in self._bind(config).items():
             log.info("%s listening on %s", name, bound_address(sock))
         for _ in range(workers_wanted(config)):
@@ -100,6 +111,23 @@ class Supervisor:
             "seawall serve: %d workers, state in %s", len(self.current.workers), config.state_dir
         )
         return self._loop()
+
+    def _start_tracker(self, config: Config) -> None:
+        if config.detectors.campaigns.enabled:
+            self.tracker = campaign_wire.spawn(config)
+            campaign_wire.wait_ready(config)
+            log.info("campaign tracker %d started", self.tracker)
+
+    def _stop_tracker(self) -> None:
+        """Stop the tracker (it saves its state) and wait for it."""
+        if self.tracker is None:
+            return
+        pid, self.tracker = self.tracker, None
+        try:
+            os.kill(pid, signal.SIGTERM)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
 
     def _bind(self, config: Config) -> dict[str, socket.socket]:
         wanted = addresses(config)
@@ -148,6 +176,7 @@ class Supervisor:
             self._reap(restart=stopping_since is None)
             if stopping_since is not None:
                 if not self.current.workers and not self.retiring:
+                    self._stop_tracker()
                     log.info("stopped")
                     return 0
                 if (
@@ -172,6 +201,12 @@ class Supervisor:
                 return
             if pid == 0:
                 return
+            if pid == self.tracker:
+                log.error("campaign tracker %d exited (%s)", pid, _describe(status))
+                self.tracker = None
+                if restart:
+                    self._start_tracker(self.current.config)
+                continue
             slot = self.slot_of.pop(pid, None)
             if slot is not None:
                 self.balance.free(slot)
@@ -200,6 +235,11 @@ class Supervisor:
             return
         old = self.current
         self.current = Generation(config, engine)
+        if config.detectors.campaigns != old.config.detectors.campaigns or (
+            config.state_dir != old.config.state_dir
+        ):
+            self._stop_tracker()
+            self._start_tracker(config)
         for _ in range(workers_wanted(config)):
             self._spawn(self.current)
         deadline = time.monotonic() + old.config.serve.drain_s + KILL_GRACE_S

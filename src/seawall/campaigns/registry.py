@@ -1,0 +1,165 @@
+"""The campaign registry: per-campaign counts, rates, spread and judgement, bounded in memory.
+
+Pure: the tracker feeds it one Observation per clustered message and one
+judgement per verdict; it answers with a CampaignView the detector scores.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter
+from dataclasses import dataclass, field
+
+import msgspec
+
+MAX_IPS = 4096  # distinct sources remembered per campaign; past this the counts are floors
+MAX_KEYS = 64  # top URLs, domains, subjects and languages kept per campaign
+SAMPLE_BYTES = 64 * 1024
+
+
+class Observation(msgspec.Struct, frozen=True):
+    """What the tracker learns of one message (sent from the worker that parsed it)."""
+
+    ip: str | None = None
+    hostname: str | None = None
+    dynamic: bool = False  # a consumer pool or nameless source (rDNS, or an own dynamic pool)
+    own: bool = False  # from the ISP's own address space
+    language: str | None = None
+    subject: str = ""
+    domains: tuple[str, ...] = ()
+    urls: tuple[str, ...] = ()
+    sample: bytes = b""
+
+
+class CampaignView(msgspec.Struct, frozen=True):
+    """A campaign as a detector sees it when scoring one of its messages."""
+
+    id: str
+    count: int
+    first_seen: float
+    last_seen: float
+    per_minute: int  # messages in the last 60 s
+    per_hour: int  # messages in the last 3600 s
+    peak_per_hour: int
+    ips: int
+    nets24: int
+    nets16: int
+    dynamic_share: float
+    own_share: float
+    spam: int  # verdicts judged spam by content (campaign symbols left out)
+    ham: int
+    mark: str | None  # "spam" or "ham", set by an admin
+
+
+def _bump(counter: Counter[str], key: str) -> None:
+    counter[key] += 1
+    if len(counter) > 2 * MAX_KEYS:
+        for stale, _ in counter.most_common()[MAX_KEYS:]:
+            del counter[stale]
+
+
+def _nets(ip: str) -> tuple[str, str]:
+    """The /24 and /16 of an IPv4 address (IPv6: /64 and /48)."""
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip, ip
+    if addr.version == 4:
+        parts = ip.split(".")
+        return ".".join(parts[:3]), ".".join(parts[:2])
+    packed = addr.packed
+    return packed[:8].hex(), packed[:6].hex()
+
+
+@dataclass
+class Campaign:
+    """One campaign's running record."""
+
+    id: str
+    first_seen: float
+    last_seen: float
+    count: int = 0
+    minutes: dict[int, int] = field(default_factory=dict)  # minute -> messages, last 60 min
+    peak_per_minute: int = 0
+    peak_per_hour: int = 0
+    ips: set[str] = field(default_factory=set)
+    nets24: set[str] = field(default_factory=set)
+    nets16: set[str] = field(default_factory=set)
+    dynamic: int = 0
+    own: int = 0
+    spam: int = 0
+    ham: int = 0
+    mark: str | None = None
+    alerted: bool = False
+    languages: Counter[str] = field(default_factory=Counter)
+    domains: Counter[str] = field(default_factory=Counter)
+    urls: Counter[str] = field(default_factory=Counter)
+    subjects: Counter[str] = field(default_factory=Counter)
+    sample: bytes = b""
+
+    def add(self, obs: Observation, now: float) -> None:
+        self.count += 1
+        self.last_seen = max(self.last_seen, now)
+        minute = int(now // 60)
+        self.minutes[minute] = self.minutes.get(minute, 0) + 1
+        if len(self.minutes) > 61:
+            for old in [m for m in self.minutes if m <= minute - 60]:
+                del self.minutes[old]
+        self.peak_per_minute = max(self.peak_per_minute, self.minutes[minute])
+        self.peak_per_hour = max(self.peak_per_hour, self.per_hour(now))
+        if obs.ip and len(self.ips) < MAX_IPS:
+            self.ips.add(obs.ip)
+            net24, net16 = _nets(obs.ip)
+            self.nets24.add(net24)
+            self.nets16.add(net16)
+        self.dynamic += obs.dynamic
+        self.own += obs.own
+        if obs.language:
+            _bump(self.languages, obs.language)
+        if obs.subject:
+            _bump(self.subjects, obs.subject[:200])
+        for domain in set(obs.domains):
+            _bump(self.domains, domain)
+        for url in set(obs.urls[:20]):
+            _bump(self.urls, url[:300])
+        if not self.sample and obs.sample:
+            self.sample = obs.sample[:SAMPLE_BYTES]
+
+    def per_minute(self, now: float) -> int:
+        return self.minutes.get(int(now // 60), 0)
+
+    def per_hour(self, now: float) -> int:
+        minute = int(now // 60)
+        return sum(n for m, n in self.minutes.items() if m > minute - 60)
+
+    def view(self, now: float) -> CampaignView:
+        return CampaignView(
+            id=self.id,
+            count=self.count,
+            first_seen=self.first_seen,
+            last_seen=self.last_seen,
+            per_minute=self.per_minute(now),
+            per_hour=self.per_hour(now),
+            peak_per_hour=self.peak_per_hour,
+            ips=len(self.ips),
+            nets24=len(self.nets24),
+            nets16=len(self.nets16),
+            dynamic_share=self.dynamic / self.count if self.count else 0.0,
+            own_share=self.own / self.count if self.count else 0.0,
+            spam=self.spam,
+            ham=self.ham,
+            mark=self.mark,
+        )
+
+    def summary(self, now: float) -> dict[str, object]:
+        """Everything ``seawall campaigns --json`` shows."""
+        view = msgspec.structs.asdict(self.view(now))
+        view.update(
+            peak_per_minute=self.peak_per_minute,
+            languages=dict(self.languages.most_common(5)),
+            top_domains=dict(self.domains.most_common(10)),
+            top_urls=dict(self.urls.most_common(10)),
+            subjects=dict(self.subjects.most_common(10)),
+            subject_variants=len(self.subjects),
+        )
+        return view

@@ -1,0 +1,229 @@
+"""The tracker: clusters each message into a campaign and keeps the registry, one per host.
+
+It owns the only copy of the LSH index and the registry, so every worker
+process sees the same campaigns (``seawall serve`` runs it as its own process
+and the workers reach it over a unix socket, see ``wire.py``).  It also keeps
+the local URI blocklist (domains of confirmed spam campaigns, with expiry) and
+raises outbreak alerts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from seawall.campaigns.fingerprint import Fingerprint
+from seawall.campaigns.index import Clusterer
+from seawall.campaigns.registry import Campaign, CampaignView, Observation
+from seawall.config import CampaignSettings
+
+log = logging.getLogger("seawall.campaigns")
+
+MAX_HAM_DOMAINS = 50_000
+
+
+class Reply(msgspec.Struct, frozen=True):
+    """The tracker's answer for one message."""
+
+    view: CampaignView
+    new: bool
+    blocked: tuple[str, ...]  # the message's domains on the local URI blocklist
+
+
+class Snapshot(msgspec.Struct):
+    index: bytes
+    campaigns: list[dict[str, Any]]
+    blocklist: dict[str, float]
+    ham_domains: dict[str, list[str]]
+
+
+class Tracker:
+    """Campaigns of one host; every method is synchronous and cheap (no I/O but events)."""
+
+    def __init__(self, settings: CampaignSettings, *, events: Path | None = None) -> None:
+        self.settings = settings
+        self.index = Clusterer(ttl_s=settings.ttl_s, max_clusters=settings.max_campaigns)
+        self.campaigns: dict[str, Campaign] = {}
+        self.blocklist: dict[str, float] = {}  # domain -> expiry
+        self.ham_domains: dict[str, list[str]] = {}  # domain -> clusters of ham sightings
+        self.events = events
+        self._swept = 0.0
+
+    def observe(self, fp: Fingerprint, obs: Observation, now: float) -> Reply:
+        assignment = self.index.assign(fp, now)
+        blocked = tuple(d for d in obs.domains if self.blocklist.get(d, 0.0) > now)
+        if not assignment.cluster:
+            # Too little text to compare (a one-line note): a campaign of one, not recorded.
+            alone = Campaign(id="", first_seen=now, last_seen=now)
+            alone.add(obs, now)
+            return Reply(view=alone.view(now), new=True, blocked=blocked)
+        campaign = self.campaigns.get(assignment.cluster)
+        if campaign is None:
+            campaign = self.campaigns[assignment.cluster] = Campaign(
+                id=assignment.cluster, first_seen=now, last_seen=now
+            )
+        campaign.add(obs, now)
+        self._maybe_alert(campaign, now)
+        if now - self._swept > 60.0:
+            self._sweep(now)
+        return Reply(view=campaign.view(now), new=assignment.new, blocked=blocked)
+
+    def judge(
+        self, campaign_id: str | None, spam: bool, domains: tuple[str, ...], now: float
+    ) -> None:
+        """A verdict by content (campaign symbols left out) for a message of ``campaign_id``."""
+        if not spam:
+            # Where each domain was seen in mail judged ham: a domain that also appears in
+            # ham outside a spam campaign is never blocklisted.
+            for domain in set(domains):
+                seen = self.ham_domains.setdefault(domain, [])
+                if campaign_id not in seen and len(seen) < 8:
+                    seen.append(campaign_id or "")
+            if len(self.ham_domains) > MAX_HAM_DOMAINS:
+                for domain in list(self.ham_domains)[: MAX_HAM_DOMAINS // 2]:
+                    del self.ham_domains[domain]
+        campaign = self.campaigns.get(campaign_id) if campaign_id else None
+        if campaign is None:
+            return
+        if spam:
+            campaign.spam += 1
+        else:
+            campaign.ham += 1
+        if self.confirmed_spam(campaign):
+            self._block(campaign, now)
+
+    def mark(self, campaign_id: str, label: str, now: float) -> Campaign | None:
+        """An admin's judgement; a spam mark puts the campaign's domains on the blocklist."""
+        campaign = self.campaigns.get(campaign_id)
+        if campaign is None:
+            return None
+        campaign.mark = label
+        if label == "spam":
+            self._block(campaign, now)
+        else:
+            for domain in campaign.domains:
+                self.blocklist.pop(domain, None)
+        return campaign
+
+    def confirmed_spam(self, campaign: Campaign) -> bool:
+        if campaign.mark is not None:
+            return campaign.mark == "spam"
+        judged = campaign.spam + campaign.ham
+        settings = self.settings
+        return judged >= settings.min_judged and campaign.spam >= settings.spam_share * judged
+
+    def _block(self, campaign: Campaign, now: float) -> None:
+        """Domains in at least half the campaign's messages, not in other ham, go on the list."""
+        expiry = now + self.settings.blocklist_ttl_s
+        for domain, n in campaign.domains.items():
+            if 2 * n >= campaign.count and not self._in_other_ham(domain, campaign.id):
+                if domain not in self.blocklist:
+                    log.info("blocklisted %s (campaign %s)", domain, campaign.id)
+                self.blocklist[domain] = expiry
+
+    def _in_other_ham(self, domain: str, campaign_id: str) -> bool:
+        for cid in self.ham_domains.get(domain, ()):
+            other = self.campaigns.get(cid) if cid else None
+            if cid != campaign_id and (other is None or not self.confirmed_spam(other)):
+                return True
+        return False
+
+    def _maybe_alert(self, campaign: Campaign, now: float) -> None:
+        rate = campaign.per_hour(now)
+        if campaign.alerted or rate < self.settings.outbreak_per_hour:
+            return
+        campaign.alerted = True
+        event = {
+            "event": "outbreak",
+            "at": now,
+            "campaign": campaign.id,
+            "per_hour": rate,
+            "count": campaign.count,
+            "ips": len(campaign.ips),
+            "nets24": len(campaign.nets24),
+            "nets16": len(campaign.nets16),
+            "dynamic_share": round(campaign.dynamic / campaign.count, 3),
+            "own_share": round(campaign.own / campaign.count, 3),
+            "subject": campaign.subjects.most_common(1)[0][0] if campaign.subjects else "",
+            "domains": [d for d, _ in campaign.domains.most_common(5)],
+        }
+        log.warning(
+            "outbreak: campaign %s at %d/h (%d messages from %d IPs in %d /16s, %.0f%% dynamic)",
+            campaign.id,
+            rate,
+            campaign.count,
+            len(campaign.ips),
+            len(campaign.nets16),
+            100 * event["dynamic_share"],  # type: ignore[operator]
+        )
+        if self.events is not None:
+            with self.events.open("a", encoding="utf-8") as out:
+                out.write(json.dumps(event) + "\n")
+
+    def _sweep(self, now: float) -> None:
+        """Forget campaigns the index evicted, and expired blocklist entries."""
+        self._swept = now
+        live = self.index.live()
+        for cid in [cid for cid in self.campaigns if cid not in live]:
+            del self.campaigns[cid]
+        for domain in [d for d, expiry in self.blocklist.items() if expiry <= now]:
+            del self.blocklist[domain]
+
+    def listing(self, now: float, *, min_count: int = 2) -> list[dict[str, object]]:
+        """Campaigns with at least ``min_count`` messages, busiest first."""
+        chosen = [c for c in self.campaigns.values() if c.count >= min_count]
+        chosen.sort(key=lambda c: (-c.per_hour(now), -c.count))
+        return [c.summary(now) | {"confirmed_spam": self.confirmed_spam(c)} for c in chosen]
+
+    def snapshot(self) -> bytes:
+        return msgspec.msgpack.encode(
+            Snapshot(
+                index=self.index.snapshot(),
+                campaigns=[_campaign_state(c) for c in self.campaigns.values()],
+                blocklist=self.blocklist,
+                ham_domains=self.ham_domains,
+            )
+        )
+
+    @classmethod
+    def restore(
+        cls, data: bytes, settings: CampaignSettings, *, events: Path | None = None
+    ) -> Tracker:
+        snap = msgspec.msgpack.decode(data, type=Snapshot)
+        tracker = cls(settings, events=events)
+        tracker.index = Clusterer.restore(snap.index)
+        for state in snap.campaigns:
+            campaign = _campaign_of(state)
+            tracker.campaigns[campaign.id] = campaign
+        tracker.blocklist = dict(snap.blocklist)
+        tracker.ham_domains = dict(snap.ham_domains)
+        return tracker
+
+
+_COUNTERS = ("languages", "domains", "urls", "subjects")
+_SETS = ("ips", "nets24", "nets16")
+
+
+def _campaign_state(campaign: Campaign) -> dict[str, Any]:
+    state = dict(vars(campaign))
+    for name in _SETS:
+        state[name] = sorted(state[name])
+    for name in _COUNTERS:
+        state[name] = dict(state[name])
+    state["minutes"] = [[k, v] for k, v in campaign.minutes.items()]
+    return state
+
+
+def _campaign_of(state: dict[str, Any]) -> Campaign:
+    values = dict(state)
+    for name in _SETS:
+        values[name] = set(values[name])
+    for name in _COUNTERS:
+        values[name] = Counter(values[name])
+    values["minutes"] = {int(k): int(v) for k, v in values["minutes"]}
+    return Campaign(**values)

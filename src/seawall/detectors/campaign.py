@@ -1,0 +1,147 @@
+"""Campaigns: is this message one of a wave of near-duplicates, and what is the wave like?
+
+Symbols (scores in policy/scores.toml):
+    CAMPAIGN           the message belongs to a known campaign (options: id, copies)
+    CAMPAIGN_BOTNET    the campaign comes from many dynamic IPs over many /16s
+    CAMPAIGN_BULK      the campaign comes from a few fixed servers (an ESP, a list)
+    CAMPAIGN_SPAM      the campaign is confirmed spam: by the content of its earlier copies,
+                       or by an admin's mark
+    CAMPAIGN_HAM       an admin marked the campaign as ham
+    CAMPAIGN_OUTBREAK  the campaign is sending faster than the outbreak rate
+    URIBL_LOCAL        the message links to a domain of a confirmed spam campaign
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping, Sequence
+from typing import ClassVar
+
+from seawall.campaigns.client import TrackerClient
+from seawall.campaigns.fingerprint import Fingerprint
+from seawall.campaigns.registry import Observation
+from seawall.config import CampaignSettings, IspSettings
+from seawall.detectors.base import Context, Hit
+from seawall.detectors.headers import is_dynamic_name
+from seawall.message import Message
+from seawall.policy.model import Verdict
+
+CAMPAIGN = "CAMPAIGN"
+# Symbols that follow from the campaign's judgement: left out when judging a message by its
+# content, so a campaign cannot confirm itself.
+JUDGEMENT_SYMBOLS = ("CAMPAIGN_SPAM", "CAMPAIGN_HAM", "URIBL_LOCAL")
+
+
+class CampaignDetector:
+    name: ClassVar[str] = "campaigns"
+    io: ClassVar[bool] = True  # the tracker may be another process
+    symbols: ClassVar[Mapping[str, str]] = {
+        CAMPAIGN: "One of a campaign of near-duplicate messages",
+        "CAMPAIGN_BOTNET": "The campaign is sent by many dynamic IPs over many networks",
+        "CAMPAIGN_BULK": "The campaign is sent by a few fixed servers (bulk sender)",
+        "CAMPAIGN_SPAM": "The campaign is confirmed spam (earlier copies or an admin)",
+        "CAMPAIGN_HAM": "An admin marked the campaign as ham",
+        "CAMPAIGN_OUTBREAK": "The campaign is sending faster than the outbreak rate",
+        "URIBL_LOCAL": "Links to a domain of a confirmed spam campaign",
+    }
+
+    def __init__(
+        self,
+        settings: CampaignSettings,
+        isp: IspSettings,
+        tracker: TrackerClient,
+        *,
+        spam_threshold: float,
+    ) -> None:
+        self.settings = settings
+        self.tracker = tracker
+        self.spam_threshold = spam_threshold
+        self._clusters: dict[int, str] = {}
+        self._own = tuple(ipaddress.ip_network(n, strict=False) for n in isp.networks)
+        self._dynamic = tuple(ipaddress.ip_network(n, strict=False) for n in isp.dynamic)
+
+    async def check(self, msg: Message, ctx: Context) -> Sequence[Hit]:
+        if ctx.authenticated:
+            return ()  # our own users' mail is not a botnet's
+        reply = await self.tracker.observe(Fingerprint.of(msg), self.observation(msg, ctx), ctx.now)
+        # Remembered until the verdict: the judgement goes to this cluster even while it is
+        # too small to be named a campaign.
+        self._clusters[id(msg)] = reply.view.id
+        if len(self._clusters) > 10_000:  # verdicts that never came (a cancelled scan)
+            self._clusters.clear()
+        hits: list[Hit] = []
+        if reply.blocked:
+            hits.append(Hit("URIBL_LOCAL", options=reply.blocked[:5]))
+        view = reply.view
+        s = self.settings
+        if not view.id or view.count < s.min_copies:
+            return hits
+        hits.append(Hit(CAMPAIGN, options=(view.id, str(view.count))))
+        spread = (f"{view.ips} IPs", f"{view.nets16} /16s", f"{view.dynamic_share:.0%} dynamic")
+        bulk = False
+        if (
+            view.ips >= s.botnet_min_ips
+            and view.nets16 >= s.botnet_min_nets16
+            and view.dynamic_share >= s.botnet_min_dynamic_share
+        ):
+            hits.append(Hit("CAMPAIGN_BOTNET", options=spread))
+        elif (
+            view.count >= s.bulk_min_copies
+            and view.nets24 <= s.bulk_max_nets24
+            and view.dynamic_share < 0.1
+        ):
+            hits.append(Hit("CAMPAIGN_BULK", options=spread))
+            bulk = True
+        judged = view.spam + view.ham
+        if view.mark == "spam" or (
+            view.mark is None and judged >= s.min_judged and view.spam >= s.spam_share * judged
+        ):
+            hits.append(Hit("CAMPAIGN_SPAM", options=(f"{view.spam}/{judged} spam",)))
+        elif view.mark == "ham":
+            hits.append(Hit("CAMPAIGN_HAM"))
+        # Newsletters go out in bursts: a bulk sender's rate is no outbreak.
+        if view.per_hour >= s.outbreak_per_hour and not bulk:
+            hits.append(Hit("CAMPAIGN_OUTBREAK", options=(f"{view.per_hour}/h",)))
+        return hits
+
+    def observation(self, msg: Message, ctx: Context) -> Observation:
+        envelope = msg.envelope
+        hop = msg.first_untrusted
+        ip = envelope.client_ip or (hop.ip if hop else None)
+        name = envelope.hostname or (hop.rdns if hop else None)
+        if name and name.lower() in ("unknown", "[unknown]"):
+            name = None
+        own = dynamic = False
+        if ip:
+            try:
+                addr = ipaddress.ip_address(ip)
+            except ValueError:
+                addr = None
+            if addr is not None:
+                own = any(addr in net for net in self._own)
+                dynamic = any(addr in net for net in self._dynamic)
+            dynamic = dynamic or name is None or is_dynamic_name(name, ip)
+        return Observation(
+            ip=ip,
+            hostname=name,
+            dynamic=dynamic,
+            own=own,
+            language=ctx.language,
+            subject=msg.subject,
+            domains=tuple(sorted({u.domain for u in msg.urls if u.domain})),
+            urls=tuple(u.url for u in msg.urls[:20]),
+            sample=msg.raw[:65536],
+        )
+
+    async def after_verdict(self, msg: Message, verdict: Verdict, now: float) -> None:
+        """Tell the tracker how the message was judged by its content."""
+        derived = sum(
+            verdict.symbols[name].score for name in JUDGEMENT_SYMBOLS if name in verdict.symbols
+        )
+        spam = verdict.score - derived >= self.spam_threshold
+        domains = tuple(sorted({u.domain for u in msg.urls if u.domain}))
+        cluster = self._clusters.pop(id(msg), verdict.campaign)
+        await self.tracker.judge(cluster, spam, domains, now)
+
+    def close(self) -> None:
+        self.tracker.close()

@@ -1,0 +1,150 @@
+"""Campaign detection end to end in one process: a wave from a botnet, a newsletter, ham."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from seawall.campaigns import wire
+from seawall.campaigns.client import LocalTracker
+from seawall.campaigns.tracker import Tracker
+from seawall.config import Config, load_config
+from seawall.engine import Engine, build_engine
+from seawall.message import Envelope
+
+NOW = 1_795_000_000.0
+WORDS = [
+    "alpha",
+    "bravo",
+    "charlie",
+    "delta",
+    "echo",
+    "foxtrot",
+    "golf",
+    "hotel",
+    "india",
+    "juliet",
+    "kilo",
+    "lima",
+    "mike",
+]
+PITCH = (
+    "Dear {name},\n\nOur pharmacy ships discreetly to your door. Genuine medicines at up to "
+    "eighty percent off the prices you pay at home, with no prescription needed and a "
+    "money back guarantee on every order. Order number {n} is reserved for you until "
+    "Friday. Visit http://{domain}/shop/{n} today and enter your code to claim the "
+    "discount before the offer ends.\n\nThousands of happy customers trust us every "
+    "month. Reply STOP to be removed.\n{noise}\n"
+)
+
+
+def spam_copy(i: int, rng: random.Random, domain: str = "cheap-pills.example") -> bytes:
+    noise = " ".join(rng.choice(WORDS) for _ in range(6))
+    body = PITCH.format(
+        name=rng.choice(["Ann", "Bob", "Eve"]), n=1000 + i, domain=domain, noise=noise
+    )
+    return (
+        f"From: Pharmacy <sales{i}@shop{i}.example>\r\nTo: user{i}@example.org\r\n"
+        f"Subject: Save {rng.randint(50, 80)}% today\r\nMessage-ID: <{i}.{rng.random()}@x>\r\n"
+        f"Date: Fri, 27 Nov 2026 12:00:00 +0000\r\n\r\n{body}"
+    ).encode()
+
+
+def bot(i: int) -> Envelope:
+    ip = f"{20 + i}.{i % 200}.{i}.{7 + i}"
+    return Envelope(
+        client_ip=ip,
+        helo=f"host{i}",
+        hostname=f"dyn-{ip.replace('.', '-')}.pool.isp{i}.example",
+        mail_from=f"sales{i}@shop{i}.example",
+        rcpts=(f"user{i}@example.org",),
+    )
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    config = load_config(state_dir=str(tmp_path))
+    detectors = msgspec.structs.replace(
+        config.detectors,
+        classifier=msgspec.structs.replace(config.detectors.classifier, enabled=False),
+        campaigns=msgspec.structs.replace(config.detectors.campaigns, outbreak_per_hour=20),
+    )
+    return msgspec.structs.replace(config, detectors=detectors)
+
+
+@pytest.fixture
+def engine(config: Config) -> Iterator[Engine]:
+    tracker = Tracker(config.detectors.campaigns, events=Path(config.state_dir) / "events.jsonl")
+    engine = build_engine(config, tracker=LocalTracker(tracker))
+    yield engine
+    engine.close()
+
+
+def test_a_botnet_wave_is_recognised_and_blocked(engine: Engine, config: Config) -> None:
+    rng = random.Random(7)
+    verdicts = [
+        engine.scan_sync(bot(i), spam_copy(i, rng), now=NOW + 10 * i).verdict for i in range(40)
+    ]
+    ids = {v.campaign for v in verdicts[2:]}
+    assert len(ids) == 1, ids
+    assert None not in ids
+    assert verdicts[0].campaign is None  # one copy is not yet a campaign
+    assert "CAMPAIGN_BOTNET" in verdicts[10].symbols
+    assert all("CAMPAIGN_SPAM" in v.symbols for v in verdicts[15:])
+    assert all(v.action.value == "reject" for v in verdicts[15:])
+    # The confirmed campaign's domain is blocklisted for any other message linking to it.
+    other = (
+        b"From: x@y.example\r\nSubject: hello\r\n\r\nA completely different text about a "
+        b"garden party next week, see http://cheap-pills.example/party for the map.\r\n"
+    )
+    assert "URIBL_LOCAL" in engine.scan_sync(Envelope(), other, now=NOW + 500).verdict.symbols
+    events = (Path(config.state_dir) / "events.jsonl").read_text().splitlines()
+    assert json.loads(events[0])["event"] == "outbreak"
+
+
+def test_a_newsletter_is_bulk_not_botnet(engine: Engine) -> None:
+    base = (
+        "From: News <news@shop.example.com>\r\nTo: {to}\r\nSubject: November news\r\n"
+        "Date: Fri, 27 Nov 2026 12:00:00 +0000\r\nMessage-ID: <n{n}@esp.example.com>\r\n"
+        "List-Unsubscribe: <https://esp.example.com/u/{n}>\r\n\r\nHello {to}, our autumn "
+        "catalogue is out with new garden furniture, winter tyres and kitchen tools. Read "
+        "it online at https://shop.example.com/catalogue and find your nearest store.\r\n"
+    )
+    esp = Envelope(client_ip="192.0.2.10", hostname="mta1.esp.example.com", helo="mta1")
+    for n in range(30):
+        raw = base.format(to=f"reader{n}@example.org", n=n).encode()
+        verdict = engine.scan_sync(esp, raw, now=NOW + n).verdict
+        assert "CAMPAIGN_BOTNET" not in verdict.symbols
+        assert not verdict.action.is_spam
+    assert "CAMPAIGN_BULK" in verdict.symbols
+
+
+def test_unique_ham_is_not_a_campaign(engine: Engine, sa_subset: dict[str, list[Path]]) -> None:
+    for n, path in enumerate(sa_subset["test_ham"]):
+        verdict = engine.scan_sync(Envelope(), path.read_bytes(), now=NOW + n).verdict
+        assert not any(s.startswith(("CAMPAIGN", "URIBL")) for s in verdict.symbols), path
+
+
+def test_an_admin_mark_overrides_and_state_survives_a_restart(config: Config) -> None:
+    tracker = Tracker(config.detectors.campaigns)
+    engine = build_engine(config, tracker=LocalTracker(tracker))
+    rng = random.Random(3)
+    for i in range(5):
+        cid = engine.scan_sync(bot(i), spam_copy(i, rng), now=NOW + i).verdict.campaign
+    assert cid is not None
+    assert tracker.mark(cid, "ham", NOW) is not None
+    verdict = engine.scan_sync(bot(9), spam_copy(9, rng), now=NOW + 9).verdict
+    assert "CAMPAIGN_HAM" in verdict.symbols
+    wire.save(config, tracker)
+    restored = wire.load(config)
+    assert restored.campaigns[cid].count == 6
+    assert restored.campaigns[cid].mark == "ham"
+    again = build_engine(config, tracker=LocalTracker(restored))
+    assert again.scan_sync(bot(11), spam_copy(11, rng), now=NOW + 11).verdict.campaign == cid
+    engine.close()
+    again.close()
