@@ -73,6 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--speed", type=float, default=12.0)
     parser.add_argument("--trained", action="store_true")
+    parser.add_argument("--workers", type=int, default=32, help="concurrent SMTP senders")
     args = parser.parse_args(argv)
     root = Path(tempfile.mkdtemp(prefix="seawall-replay-"))
     root.chmod(0o755)
@@ -117,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"smtp://127.0.0.1:{postfix.smtp_port}",
                     "--truth",
                     str(truth),
+                    "--workers",
+                    str(args.workers),
                 ],
                 capture_output=True,
                 text=True,

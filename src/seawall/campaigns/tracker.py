@@ -19,6 +19,7 @@ import msgspec
 
 from seawall.campaigns.fingerprint import Fingerprint
 from seawall.campaigns.index import Clusterer
+from seawall.campaigns.recurring import Recurring
 from seawall.campaigns.registry import Campaign, CampaignView, Observation
 from seawall.config import CampaignSettings
 
@@ -48,6 +49,8 @@ class Tracker:
     def __init__(self, settings: CampaignSettings, *, events: Path | None = None) -> None:
         self.settings = settings
         self.index = Clusterer(ttl_s=settings.ttl_s, max_clusters=settings.max_campaigns)
+        self.alias: dict[str, str] = {}  # cluster -> the campaign it was merged into
+        self.recurring = Recurring(ttl_s=settings.ttl_s, max_clusters=settings.max_campaigns)
         self.campaigns: dict[str, Campaign] = {}
         self.blocklist: dict[str, float] = {}  # domain -> expiry
         self.ham_domains: dict[str, list[str]] = {}  # domain -> clusters of ham sightings
@@ -62,11 +65,16 @@ class Tracker:
             alone = Campaign(id="", first_seen=now, last_seen=now)
             alone.add(obs, now)
             return Reply(view=alone.view(now), new=True, blocked=blocked)
-        campaign = self.campaigns.get(assignment.cluster)
+        cid = self.alias.get(assignment.cluster, assignment.cluster)
+        # A hash-busted copy of a known run may match it only on its recurring features:
+        # then its cluster becomes part of that campaign, for this and later copies.
+        other = self.recurring.campaign(fp, cid, now)
+        if other is not None and other != cid and other in self.campaigns:
+            self.alias[assignment.cluster] = other
+            cid = other
+        campaign = self.campaigns.get(cid)
         if campaign is None:
-            campaign = self.campaigns[assignment.cluster] = Campaign(
-                id=assignment.cluster, first_seen=now, last_seen=now
-            )
+            campaign = self.campaigns[cid] = Campaign(id=cid, first_seen=now, last_seen=now)
         campaign.add(obs, now)
         self._maybe_alert(campaign, now)
         if now - self._swept > 60.0:
@@ -168,7 +176,11 @@ class Tracker:
     def _sweep(self, now: float) -> None:
         """Forget campaigns the index evicted, and expired blocklist entries."""
         self._swept = now
-        live = self.index.live()
+        self.recurring.prune()
+        index_live = self.index.live()
+        for cluster in [c for c in self.alias if c not in index_live]:
+            del self.alias[cluster]
+        live = index_live | set(self.recurring.campaign_of.values()) | set(self.alias.values())
         for cid in [cid for cid in self.campaigns if cid not in live]:
             del self.campaigns[cid]
         for domain in [d for d, expiry in self.blocklist.items() if expiry <= now]:
