@@ -140,10 +140,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             result["seawall_exit"] = sw.stop()
         lines = [json.loads(x) for x in truth.read_text().splitlines() if x.strip()]
         start = min(line["at"] for line in lines)
-        delivered_ids = {m.get("Message-ID", "").strip() for m in sink.messages}
+        delivered_ids = {m.get("Message-ID", "").strip().strip("<>") for m in sink.messages}
         statuses = Counter(line["outcome"]["status"] for line in lines)
         accepted = [x for x in lines if x["outcome"]["status"] in ("accepted", "partial")]
-        missing = [x["message_id"] for x in accepted if x["message_id"] not in delivered_ids]
+        missing = [
+            x["message_id"]
+            for x in accepted
+            if x["message_id"].strip().strip("<>") not in delivered_ids
+        ]
         result.update(
             messages=len(lines),
             statuses=dict(statuses),

@@ -51,15 +51,18 @@ class Recurring:
         self.counts[rows, slots] = np.minimum(current, 254) + 1
         return before  # type: ignore[no-any-return]
 
-    def campaign(self, fp: Fingerprint, opened: str, now: float) -> str | None:
-        """The campaign a message that opened cluster ``opened`` really belongs to, if any.
+    def campaign(self, fp: Fingerprint, opened: str, now: float, *, look: bool) -> str | None:
+        """The campaign a message in cluster ``opened`` really belongs to, if any.
 
-        Every message's features are counted; only one that matched no cluster on all its
-        features is looked up again on its recurring ones.
+        Every message's features are counted; only with ``look`` is it matched on its
+        recurring ones (the tracker looks for mail from dynamic sources, where hash-busting
+        botnets send from: a mailing list's posts share their footer, and must not merge).
         """
         if not fp.features.size:
             return None
         known = self.seen(fp.features, now)
+        if not look:
+            return None
         recurring = fp.features[known]
         if recurring.size < MIN_RECURRING:
             return None

@@ -68,7 +68,7 @@ class Tracker:
         cid = self.alias.get(assignment.cluster, assignment.cluster)
         # A hash-busted copy of a known run may match it only on its recurring features:
         # then its cluster becomes part of that campaign, for this and later copies.
-        other = self.recurring.campaign(fp, cid, now)
+        other = self.recurring.campaign(fp, cid, now, look=obs.dynamic)
         if other is not None and other != cid and other in self.campaigns:
             self.alias[assignment.cluster] = other
             cid = other
