@@ -269,6 +269,9 @@ def cmd_campaigns(args: argparse.Namespace) -> int:
                 wire.save(config, tracker)
         if sample is None:
             raise SeawallError(f"no campaign {cid}")
+        if not sample:  # its first copy's verdict has not come back yet
+            print(f"{cid} marked {label}; no sample message to learn yet")
+            return 0
         learned = _learn_sample(config, sample, label == "spam")
         print(f"{cid} marked {label}; its sample message {'learned' if learned else 'was known'}")
         return 0

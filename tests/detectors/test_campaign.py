@@ -148,3 +148,17 @@ def test_an_admin_mark_overrides_and_state_survives_a_restart(config: Config) ->
     assert again.scan_sync(bot(11), spam_copy(11, rng), now=NOW + 11).verdict.campaign == cid
     engine.close()
     again.close()
+
+
+def test_the_sample_travels_once_with_the_first_judgement(config: Config) -> None:
+    tracker = Tracker(config.detectors.campaigns)
+    engine = build_engine(config, tracker=LocalTracker(tracker))
+    rng = random.Random(9)
+    first = spam_copy(0, rng)
+    cid = None
+    for i in range(4):
+        cid = engine.scan_sync(bot(i), first if i == 0 else spam_copy(i, rng), now=NOW + i)
+        cid = cid.verdict.campaign
+    engine.close()
+    assert cid is not None
+    assert tracker.campaigns[cid].sample == first

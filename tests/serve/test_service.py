@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -117,9 +118,7 @@ async def test_verdicts_feed_the_ip_history(tmp_path: Path) -> None:
     await service.drain()
     from seawall.frontends.policy.decide import history_counts
 
-    spam, ham = await history_counts(
-        store, "198.51.100.7", now=__import__("time").time(), window_s=3600
-    )
+    spam, ham = await history_counts(store, "198.51.100.7", now=time.time(), window_s=3600)
     assert (spam, ham) == (0, 1)
 
 

@@ -13,7 +13,12 @@ class TrackerClient(Protocol):
     async def observe(self, fp: Fingerprint, obs: Observation, now: float) -> Reply: ...
 
     async def judge(
-        self, campaign: str | None, spam: bool, domains: tuple[str, ...], now: float
+        self,
+        campaign: str | None,
+        spam: bool,
+        domains: tuple[str, ...],
+        now: float,
+        sample: bytes = b"",
     ) -> None: ...
 
     def close(self) -> None: ...
@@ -29,9 +34,14 @@ class LocalTracker:
         return self.tracker.observe(fp, obs, now)
 
     async def judge(
-        self, campaign: str | None, spam: bool, domains: tuple[str, ...], now: float
+        self,
+        campaign: str | None,
+        spam: bool,
+        domains: tuple[str, ...],
+        now: float,
+        sample: bytes = b"",
     ) -> None:
-        self.tracker.judge(campaign, spam, domains, now)
+        self.tracker.judge(campaign, spam, domains, now, sample)
 
     def close(self) -> None:
         pass

@@ -28,7 +28,6 @@ class Observation(msgspec.Struct, frozen=True):
     subject: str = ""
     domains: tuple[str, ...] = ()
     urls: tuple[str, ...] = ()
-    sample: bytes = b""
 
 
 class CampaignView(msgspec.Struct, frozen=True):
@@ -122,8 +121,6 @@ class Campaign:
             _bump(self.domains, domain)
         for url in set(obs.urls[:20]):
             _bump(self.urls, url[:300])
-        if not self.sample and obs.sample:
-            self.sample = obs.sample[:SAMPLE_BYTES]
 
     def per_minute(self, now: float) -> int:
         return self.minutes.get(int(now // 60), 0)

@@ -20,7 +20,7 @@ import msgspec
 from seawall.campaigns.fingerprint import Fingerprint
 from seawall.campaigns.index import Clusterer
 from seawall.campaigns.recurring import Recurring
-from seawall.campaigns.registry import Campaign, CampaignView, Observation
+from seawall.campaigns.registry import SAMPLE_BYTES, Campaign, CampaignView, Observation
 from seawall.config import CampaignSettings
 
 log = logging.getLogger("seawall.campaigns")
@@ -34,6 +34,9 @@ class Reply(msgspec.Struct, frozen=True):
     view: CampaignView
     new: bool
     blocked: tuple[str, ...]  # the message's domains on the local URI blocklist
+    # The campaign keeps no sample message yet: send this one with the judgement (samples
+    # travel once per campaign, not with every copy).
+    wants_sample: bool = False
 
 
 class Snapshot(msgspec.Struct):
@@ -79,12 +82,23 @@ class Tracker:
         self._maybe_alert(campaign, now)
         if now - self._swept > 60.0:
             self._sweep(now)
-        return Reply(view=campaign.view(now), new=assignment.new, blocked=blocked)
+        return Reply(
+            view=campaign.view(now),
+            new=assignment.new,
+            blocked=blocked,
+            wants_sample=not campaign.sample,
+        )
 
     def judge(
-        self, campaign_id: str | None, spam: bool, domains: tuple[str, ...], now: float
+        self,
+        campaign_id: str | None,
+        spam: bool,
+        domains: tuple[str, ...],
+        now: float,
+        sample: bytes = b"",
     ) -> None:
-        """A verdict by content (campaign symbols left out) for a message of ``campaign_id``."""
+        """A verdict by content (campaign symbols left out) for a message of ``campaign_id``,
+        with the message itself when the campaign asked for a sample."""
         if not spam:
             # Where each domain was seen in mail judged ham: a domain that also appears in
             # ham outside a spam campaign is never blocklisted.
@@ -98,6 +112,8 @@ class Tracker:
         campaign = self.campaigns.get(campaign_id) if campaign_id else None
         if campaign is None:
             return
+        if sample and not campaign.sample:
+            campaign.sample = sample[:SAMPLE_BYTES]
         if spam:
             campaign.spam += 1
         else:

@@ -46,6 +46,7 @@ class Judge(msgspec.Struct, tag="judge"):
     spam: bool
     domains: tuple[str, ...]
     now: float
+    sample: bytes = b""
 
 
 class Mark(msgspec.Struct, tag="mark"):
@@ -92,7 +93,9 @@ class TrackerServer:
         if isinstance(request, Observe):
             return tracker.observe(Fingerprint.from_bytes(request.fp), request.obs, request.now)
         if isinstance(request, Judge):
-            tracker.judge(request.campaign, request.spam, request.domains, request.now)
+            tracker.judge(
+                request.campaign, request.spam, request.domains, request.now, request.sample
+            )
             return None
         if isinstance(request, Mark):
             campaign = tracker.mark(request.campaign, request.label, request.now)
@@ -242,16 +245,11 @@ def running(config: Config) -> bool:
 
 
 def wait_ready(config: Config, timeout: float = 30.0) -> None:
-
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            try:
-                sock.connect(address(config))
-                return
-            except OSError:
-                time.sleep(0.02)
-    raise TimeoutError("the campaign tracker did not start")
+    while not running(config):
+        if time.monotonic() > deadline:
+            raise TimeoutError("the campaign tracker did not start")
+        time.sleep(0.02)
 
 
 class RemoteTracker:
@@ -298,9 +296,16 @@ class RemoteTracker:
         return reply
 
     async def judge(
-        self, campaign: str | None, spam: bool, domains: tuple[str, ...], now: float
+        self,
+        campaign: str | None,
+        spam: bool,
+        domains: tuple[str, ...],
+        now: float,
+        sample: bytes = b"",
     ) -> None:
-        await self._call(Judge(campaign=campaign, spam=spam, domains=domains, now=now))
+        await self._call(
+            Judge(campaign=campaign, spam=spam, domains=domains, now=now, sample=sample)
+        )
 
     async def mark(self, campaign: str, label: str) -> bytes | None:
         """Mark a campaign; its sample message (to learn), or None if it is unknown."""

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import ClassVar
 
 from seawall.campaigns.client import TrackerClient
 from seawall.campaigns.fingerprint import Fingerprint
-from seawall.campaigns.registry import Observation
+from seawall.campaigns.registry import SAMPLE_BYTES, Observation
 from seawall.config import CampaignSettings, IspSettings
 from seawall.detectors.base import Context, Hit
 from seawall.detectors.headers import is_dynamic_name
@@ -30,6 +31,15 @@ CAMPAIGN = "CAMPAIGN"
 # Symbols that follow from the campaign's judgement: left out when judging a message by its
 # content, so a campaign cannot confirm itself.
 JUDGEMENT_SYMBOLS = ("CAMPAIGN_SPAM", "CAMPAIGN_HAM", "URIBL_LOCAL")
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """What the verdict's judgement needs of a message's observation."""
+
+    cluster: str
+    domains: tuple[str, ...]
+    wants_sample: bool
 
 
 class CampaignDetector:
@@ -56,19 +66,20 @@ class CampaignDetector:
         self.settings = settings
         self.tracker = tracker
         self.spam_threshold = spam_threshold
-        self._clusters: dict[int, str] = {}
+        self._pending: dict[int, _Pending] = {}
         self._own = tuple(ipaddress.ip_network(n, strict=False) for n in isp.networks)
         self._dynamic = tuple(ipaddress.ip_network(n, strict=False) for n in isp.dynamic)
 
     async def check(self, msg: Message, ctx: Context) -> Sequence[Hit]:
         if ctx.authenticated:
             return ()  # our own users' mail is not a botnet's
-        reply = await self.tracker.observe(Fingerprint.of(msg), self.observation(msg, ctx), ctx.now)
+        obs = self.observation(msg, ctx)
+        reply = await self.tracker.observe(Fingerprint.of(msg), obs, ctx.now)
         # Remembered until the verdict: the judgement goes to this cluster even while it is
         # too small to be named a campaign.
-        self._clusters[id(msg)] = reply.view.id
-        if len(self._clusters) > 10_000:  # verdicts that never came (a cancelled scan)
-            self._clusters.clear()
+        self._pending[id(msg)] = _Pending(reply.view.id, obs.domains, reply.wants_sample)
+        if len(self._pending) > 10_000:  # verdicts that never came (a cancelled scan)
+            self._pending.clear()
         hits: list[Hit] = []
         if reply.blocked:
             hits.append(Hit("URIBL_LOCAL", options=reply.blocked[:5]))
@@ -130,7 +141,6 @@ class CampaignDetector:
             subject=msg.subject,
             domains=tuple(sorted({u.domain for u in msg.urls if u.domain})),
             urls=tuple(u.url for u in msg.urls[:20]),
-            sample=msg.raw[:65536],
         )
 
     async def after_verdict(self, msg: Message, verdict: Verdict, now: float) -> None:
@@ -139,9 +149,13 @@ class CampaignDetector:
             verdict.symbols[name].score for name in JUDGEMENT_SYMBOLS if name in verdict.symbols
         )
         spam = verdict.score - derived >= self.spam_threshold
-        domains = tuple(sorted({u.domain for u in msg.urls if u.domain}))
-        cluster = self._clusters.pop(id(msg), verdict.campaign)
-        await self.tracker.judge(cluster, spam, domains, now)
+        pending = self._pending.pop(id(msg), None)
+        if pending is None:  # not observed: an authenticated sender's message
+            domains = tuple(sorted({u.domain for u in msg.urls if u.domain}))
+            await self.tracker.judge(verdict.campaign, spam, domains, now)
+            return
+        sample = msg.raw[:SAMPLE_BYTES] if pending.wants_sample else b""
+        await self.tracker.judge(pending.cluster, spam, pending.domains, now, sample)
 
     def close(self) -> None:
         self.tracker.close()
