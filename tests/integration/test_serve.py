@@ -50,8 +50,14 @@ def worker_pids(sw: Seawall) -> set[int]:
     """The supervisor's live worker processes (its children but the campaign tracker)."""
     assert sw.proc is not None
     trackers = {int(pid) for pid in re.findall(r"campaign tracker (\d+) serving", sw.log())}
-    children = psutil.Process(sw.proc.pid).children()
-    return {c.pid for c in children if c.status() != psutil.STATUS_ZOMBIE and c.pid not in trackers}
+    pids = set()
+    for child in psutil.Process(sw.proc.pid).children():
+        try:  # a child may exit between the listing and this look
+            if child.status() != psutil.STATUS_ZOMBIE and child.pid not in trackers:
+                pids.add(child.pid)
+        except psutil.NoSuchProcess:
+            pass
+    return pids
 
 
 def test_checkv2_renders_the_verdict(seawall: Seawall) -> None:
