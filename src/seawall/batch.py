@@ -89,6 +89,7 @@ def _scan_batch(units: Sequence[Unit]) -> tuple[bytes, StageTimes]:
     assert _engine is not None, "worker not initialised"
     before = StageTimes(dict(_engine.times.seconds), _engine.times.messages)
     records = [scan_unit(_engine, unit) for unit in units]
+    _engine.flush_sync()  # the batch's reputation counts, before the worker may exit
     delta = StageTimes(
         {k: v - before.seconds.get(k, 0.0) for k, v in _engine.times.seconds.items()},
         _engine.times.messages - before.messages,

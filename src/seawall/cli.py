@@ -315,6 +315,68 @@ def _learn_sample(config: Config, raw: bytes, spam: bool) -> bool:
         classifier.close()
 
 
+def cmd_reputation(args: argparse.Namespace) -> int:
+    from seawall.frontends.policy.decide import history_counts
+    from seawall.reputation import Reputation, keys_of
+    from seawall.store import open_store
+
+    config = _config(args)
+    if keys_of(args.ip) is None:
+        raise SeawallError(f"not an IP address: {args.ip!r}")
+
+    async def read() -> dict[str, object]:
+        store = open_store(config)
+        try:
+            now = time.time()
+            own, net = await Reputation(store, config.detectors.reputation).read(args.ip, now)
+            window = config.serve.policy.history_window_s
+            spam, ham = await history_counts(store, args.ip, now=now, window_s=window)
+        finally:
+            await store.close()
+        out: dict[str, object] = {}
+        for label, record in (("ip", own), ("network", net)):
+            out[label] = (
+                None
+                if record is None
+                else {
+                    "key": record.key,
+                    "spam": round(record.spam, 2),
+                    "ham": round(record.ham, 2),
+                    "volume": round(record.volume, 2),
+                    "spam_share": round(record.spam_share, 3),
+                    "first_seen": _iso(record.first),
+                    "last_seen": _iso(record.last),
+                }
+            )
+        out["policy_window"] = {"seconds": window, "spam": spam, "ham": ham}
+        return out
+
+    found = asyncio.run(read())
+    if args.json:
+        print(msgspec.json.encode({"query": args.ip, **found}).decode())
+        return 0
+    half = config.detectors.reputation.half_life_s / 3600
+    print(f"{args.ip}  (counts decayed to now; half-life {half:g} h)")
+    for label in ("ip", "network"):
+        record = found[label]
+        if not isinstance(record, dict):
+            print(f"  {label:8} no recent history")
+            continue
+        print(
+            f"  {label:8} {record['key']:20} spam {record['spam']:>8}  ham {record['ham']:>8}"
+            f"  volume {record['volume']:>8}  spam share {record['spam_share']:.0%}"
+            f"  seen {record['first_seen']} .. {record['last_seen']}"
+        )
+    policy = found["policy_window"]
+    assert isinstance(policy, dict)
+    print(f"  policy   last {policy['seconds']:g} s: {policy['spam']} spam, {policy['ham']} ham")
+    return 0
+
+
+def _iso(when: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
+
+
 def cmd_config_check(args: argparse.Namespace) -> int:
     from seawall.serve.supervisor import prepare
 
@@ -369,11 +431,25 @@ def _parser() -> argparse.ArgumentParser:
     campaigns.add_argument("--min-count", type=int, default=2, help="smallest campaign shown")
     campaigns.set_defaults(func=cmd_campaigns)
 
+    rep = sub.add_parser("reputation", parents=[common], help="an address's sender reputation")
+    rep.add_argument("ip", help="IPv4 or IPv6 address")
+    rep.add_argument("--json", action="store_true", help="one JSON object")
+    rep.set_defaults(func=cmd_reputation)
+
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True)
     check = config_sub.add_parser("check", parents=[common], help="validate a config file")
     check.add_argument("file", metavar="FILE")
     check.set_defaults(func=cmd_config_check)
+
+    from seawall.dnslists.check import cmd_dnsbl_test
+
+    dnsbl = sub.add_parser("dnsbl", help="DNS block list tools")
+    dnsbl_sub = dnsbl.add_subparsers(dest="dnsbl_command", required=True)
+    dnsbl_test = dnsbl_sub.add_parser(
+        "test", parents=[common], help="ask each list for its RFC 5782 test entries"
+    )
+    dnsbl_test.set_defaults(func=cmd_dnsbl_test)
 
     from seawall.sim.model import SimSettings
 

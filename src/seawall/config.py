@@ -71,6 +71,11 @@ class HeadersSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     providers: tuple[tuple[str, ...], ...] = ()
 
 
+class ReceivedSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    # The first external hop's HELO, rDNS and path (RCVD_*); [isp] dynamic names our pools.
+    enabled: bool = True
+
+
 class LanguageSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     enabled: bool = True
     # Score added per detected language, e.g. {de = 3.0} for an English-speaking customer base.
@@ -117,12 +122,198 @@ class CampaignSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     snapshot_interval_s: float = 30.0
 
 
+class ReputationSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    enabled: bool = True
+    # Counts halve this often: a dynamic address changes hands within hours.
+    half_life_s: Annotated[float, msgspec.Meta(gt=0)] = 6 * 3600.0
+    # A record nobody adds to for this long is forgotten.
+    ttl_s: float = 7 * 86400.0
+    # REP_IP_SPAM: at least this much recent spam from the address, at least spam_share of
+    # what it sent that was judged; REP_NET_SPAM likewise for its /24 (IPv6 /64).
+    ip_min_spam: float = 3.0
+    net_min_spam: float = 10.0
+    spam_share: float = 0.8
+    # Shares are taken as if this many more messages had been of the other kind: three
+    # spam and nothing else is a share of 0.6, not 1, and fires nothing.
+    prior: Annotated[float, msgspec.Meta(ge=0)] = 2.0
+    # REP_IP_HAM: an address with at least this much recent ham and ham_share of it.
+    ip_min_ham: float = 10.0
+    ham_share: float = 0.95
+    # A message whose score without reputation is below this counts as ham.
+    ham_below: float = 4.0
+    # Writes are batched per process this long; reads are cached this long.
+    flush_s: float = 1.0
+    cache_s: float = 2.0
+
+
+class ClamavSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    # Off by default: it needs a running clamd (Debian: apt install clamav-daemon).
+    enabled: bool = False
+    # clamd's LocalSocket path (Debian's is below) or its "TCPAddr:TCPSocket" ("127.0.0.1:3310").
+    address: str = "/var/run/clamav/clamd.ctl"
+    # Seconds for one message's scan; must stay below engine.io_timeout_s, or the engine
+    # cuts the scan first and on_failure does not apply.  Raise both for big attachments.
+    timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 1.5
+    # Seconds to open a connection to clamd; a dead remote clamd costs this much per message.
+    connect_timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 0.5
+    # Bigger messages are not sent (CLAMAV_TOO_LARGE); keep at most clamd's StreamMaxLength.
+    max_bytes: Annotated[int, msgspec.Meta(gt=0)] = 25 * 1024 * 1024
+    # "message": the raw message, MIME parsed by ClamAV itself (as clamav-milter does);
+    # "attachments": each decoded attachment on its own (as Rspamd does), skipping text parts.
+    scan: Literal["message", "attachments"] = "message"
+    # Send only messages with an attachment; false also scans text-only mail (HTML smuggling,
+    # phishing signatures) at one clamd round trip per message.
+    only_with_attachments: bool = True
+    # clamd down, timed out or failing: "tempfail" soft-rejects (the MTA retries later),
+    # "continue" passes the message on with CLAMAV_FAILED, scored 0.
+    on_failure: Literal["tempfail", "continue"] = "tempfail"
+    # Connections to clamd kept open per worker process; more scans at once wait.
+    max_connections: Annotated[int, msgspec.Meta(ge=1)] = 8
+
+
+class DnsListSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    # Short name shown in symbol options, logs and `seawall dnsbl test`.
+    name: str
+    # The zone queried: "zen.spamhaus.org", or with Spamhaus DQS "KEY.zen.dq.spamhaus.net".
+    zone: str
+    # "ip": sender addresses are looked up (reversed); "domain": the domains of links.
+    kind: Literal["ip", "domain"] = "ip"
+    # Multiplies the score of every symbol of this list: 0.5 halves its say, 0 only observes.
+    weight: Annotated[float, msgspec.Meta(ge=0)] = 1.0
+    # Seconds to wait for this list's answer; detectors.dnsbl.budget_s still caps it.
+    timeout_s: Annotated[float, msgspec.Meta(gt=0)] = 0.8
+    # Domain lists: also look up link host names ("a.b.example.com"), not only domains.
+    hosts: bool = False
+    # IP lists: also look up links to bare IP addresses ("http://203.0.113.9/").
+    link_ips: bool = False
+    # Return address -> symbol ({"127.0.0.2" = "RBL_SPAMHAUS_SBL"}); other answers are logged.
+    codes: dict[str, str] = msgspec.field(default_factory=dict)
+    # Bitmask lists (SURBL multi): bit value of the last octet -> symbol ({"8" = "..."}).
+    bits: dict[str, str] = msgspec.field(default_factory=dict)
+    # Codes that count for the connecting client only, never for a Received hop behind it:
+    # a PBL (dynamic) address that submitted through its provider's relay is normal.
+    direct_only: tuple[str, ...] = ()
+    # The entry `seawall dnsbl test` expects listed; "" is RFC 5782's "127.0.0.2" or "test".
+    test_entry: str = ""
+
+
+_ZEN = DnsListSettings(
+    name="zen",
+    zone="zen.spamhaus.org",
+    kind="ip",
+    link_ips=True,
+    codes={
+        "127.0.0.2": "RBL_SPAMHAUS_SBL",
+        "127.0.0.3": "RBL_SPAMHAUS_CSS",
+        "127.0.0.4": "RBL_SPAMHAUS_XBL",
+        "127.0.0.5": "RBL_SPAMHAUS_XBL",
+        "127.0.0.6": "RBL_SPAMHAUS_XBL",
+        "127.0.0.7": "RBL_SPAMHAUS_XBL",
+        "127.0.0.9": "RBL_SPAMHAUS_DROP",
+        "127.0.0.10": "RBL_SPAMHAUS_PBL",
+        "127.0.0.11": "RBL_SPAMHAUS_PBL",
+    },
+    direct_only=("127.0.0.10", "127.0.0.11"),
+)
+_DBL = DnsListSettings(
+    name="dbl",
+    zone="dbl.spamhaus.org",
+    kind="domain",
+    codes={
+        "127.0.1.2": "URIBL_DBL_SPAM",
+        "127.0.1.4": "URIBL_DBL_PHISH",
+        "127.0.1.5": "URIBL_DBL_MALWARE",
+        "127.0.1.6": "URIBL_DBL_BOTNET",
+        "127.0.1.102": "URIBL_DBL_ABUSED_SPAM",
+        "127.0.1.103": "URIBL_DBL_ABUSED_REDIRECTOR",
+        "127.0.1.104": "URIBL_DBL_ABUSED_PHISH",
+        "127.0.1.105": "URIBL_DBL_ABUSED_MALWARE",
+        "127.0.1.106": "URIBL_DBL_ABUSED_BOTNET",
+    },
+    test_entry="dbltest.com",
+)
+_SURBL = DnsListSettings(
+    name="surbl",
+    zone="multi.surbl.org",
+    kind="domain",
+    bits={
+        "8": "URIBL_SURBL_PHISH",
+        "16": "URIBL_SURBL_MALWARE",
+        "64": "URIBL_SURBL_ABUSE",
+        "128": "URIBL_SURBL_CRACKED",
+    },
+    test_entry="test.surbl.org",
+)
+
+
+class DnsblSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    # Off by default: Spamhaus refuses queries from public resolvers, and the embedded demo
+    # runs offline.  docs/dnsbl.md: a local recursive resolver or a DQS key, then true.
+    enabled: bool = False
+    # Resolvers asked, "ip" or "ip:port" ("[v6]:port"); empty: those of /etc/resolv.conf.
+    nameservers: tuple[str, ...] = ()
+    # Wall-clock seconds one message waits for all its lists; below engine.io_timeout_s.
+    budget_s: Annotated[float, msgspec.Meta(gt=0)] = 1.0
+    # Link domains (or hosts) looked up per message and list, the most linked first.
+    max_names: Annotated[int, msgspec.Meta(ge=0)] = 20
+    # Answers cached per worker; the least recently used go first when it is full.
+    cache_entries: Annotated[int, msgspec.Meta(ge=0)] = 100_000
+    # Answer TTLs (listed and NXDOMAIN alike) are clamped to these bounds.
+    min_ttl_s: Annotated[float, msgspec.Meta(ge=0)] = 60.0
+    max_ttl_s: Annotated[float, msgspec.Meta(ge=0)] = 3600.0
+    # A timeout or SERVFAIL is remembered this long (RFC 9520), so a dead list is not
+    # waited for by every message.
+    failure_ttl_s: Annotated[float, msgspec.Meta(ge=0)] = 5.0
+    # The lists; a [[detectors.dnsbl.lists]] table in the file replaces all three.
+    lists: tuple[DnsListSettings, ...] = (_ZEN, _DBL, _SURBL)
+
+
+class AttachmentsSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    enabled: bool = True
+    # Extensions that run code (or mount a disk image) when opened on Windows; remove one
+    # your users exchange legitimately, add one your users' malware mail uses.
+    executable_extensions: tuple[str, ...] = (
+        "exe", "com", "bat", "cmd", "pif", "scr", "vbs", "vbe", "js", "jse", "wsf", "wsh",
+        "hta", "lnk", "iso", "img", "msi", "cpl", "jar", "ps1", "reg", "vhd", "vhdx", "chm",
+        "xll",
+    )  # fmt: skip
+    # Harmless-looking extensions that, before an executable one, disguise it ("data.xls.pif").
+    decoy_extensions: tuple[str, ...] = (
+        "txt", "text", "doc", "docx", "xls", "xlsx", "ppt", "pptx", "pdf", "rtf", "csv",
+        "htm", "html", "jpg", "jpeg", "gif", "png", "bmp", "tif", "tiff", "mp3", "wav", "avi",
+        "mpg", "mpeg", "zip", "rar", "eml", "msg", "dat", "odt", "ods",
+    )  # fmt: skip
+    # A disguised program (double extension, or a right-to-left override hiding ".exe"),
+    # attached or in an archive: "reject" whatever the score, as ISPs did in the 2004
+    # worm outbreaks, or "score" it like any other symbol.
+    double_extension_action: Literal["reject", "score"] = "reject"
+    # Archives nested in archives are opened this deep (the attachment is depth 0); deeper
+    # ones are ARCHIVE_TOO_DEEP.
+    max_depth: Annotated[int, msgspec.Meta(ge=1)] = 3
+    # Files examined in all the archives of one message; more are ARCHIVE_TOO_MANY_MEMBERS.
+    max_members: Annotated[int, msgspec.Meta(ge=1)] = 1000
+    # Bytes inflated per message (nested archives, the first bytes of each file); the walk
+    # stops inflating there (ARCHIVE_LIMIT).  About 2 ms per MiB; memory up to twice this.
+    max_unpacked_bytes: Annotated[int, msgspec.Meta(ge=0)] = 32 * 1024 * 1024
+    # A file of at least min_bomb_bytes that inflates more than max_ratio times its
+    # compressed size is a bomb; real files rarely pass 20:1 and deflate's limit is ~1032.
+    max_ratio: Annotated[float, msgspec.Meta(gt=1)] = 200.0
+    min_bomb_bytes: Annotated[int, msgspec.Meta(ge=0)] = 1024 * 1024
+    # One archive declaring more than this in total is a bomb.
+    max_declared_bytes: Annotated[int, msgspec.Meta(ge=0)] = 1024**3
+
+
 class Detectors(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     classifier: ClassifierSettings = ClassifierSettings()
     headers: HeadersSettings = HeadersSettings()
+    received: ReceivedSettings = ReceivedSettings()
     language: LanguageSettings = LanguageSettings()
     urls: UrlsSettings = UrlsSettings()
     campaigns: CampaignSettings = CampaignSettings()
+    attachments: AttachmentsSettings = AttachmentsSettings()
+    dnsbl: DnsblSettings = DnsblSettings()
+    clamav: ClamavSettings = ClamavSettings()
+    reputation: ReputationSettings = ReputationSettings()
 
 
 class IspSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -8,9 +8,10 @@ Every entry point (``seawall scan``, the milter, spamd, HTTP) calls
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -150,24 +151,31 @@ class Engine:
             language=language,
         )
         hits.extend(Hit(f"DEFECT_{d.upper()}") for d in msg.defects)
-        for detector in self._cpu:
-            try:
-                hits.extend(await detector.check(msg, ctx))
-            except Exception:
-                log.exception("detector %s failed", detector.name)
-                hits.append(Hit("DETECTOR_FAILED", options=(detector.name,)))
-            t2 = clock()
-            times.add(detector.name, t2 - t1)
-            t1 = t2
-            if deadline is not None and t1 > deadline:
-                raise BudgetExceeded(detector.name)
-        if self._io:
-            results = await asyncio.gather(*(self._run_io(d, msg, ctx) for d in self._io))
-            for found in results:
-                hits.extend(found)
-            t2 = clock()
-            times.add("io", t2 - t1)
-            t1 = t2
+        io_deadline, io = await self._start_io(msg, ctx) if self._io else (0.0, [])
+        try:
+            for detector in self._cpu:
+                try:
+                    hits.extend(await detector.check(msg, ctx))
+                except Exception:
+                    log.exception("detector %s failed", detector.name)
+                    hits.append(Hit("DETECTOR_FAILED", options=(detector.name,)))
+                t2 = clock()
+                times.add(detector.name, t2 - t1)
+                t1 = t2
+                if deadline is not None and t1 > deadline:
+                    raise BudgetExceeded(detector.name)
+            if io:
+                for detector, pending in io:  # they all run meanwhile: the wait is the longest
+                    hits.extend(await self._run_io(detector, pending, io_deadline))
+                t2 = clock()
+                times.add("io", t2 - t1)  # what is left of the waits once the CPU work is done
+                t1 = t2
+        finally:
+            for _, pending in io:  # those never awaited: a spent budget or a cancelled scan
+                if isinstance(pending, asyncio.Future):
+                    pending.cancel()
+                elif inspect.iscoroutine(pending):
+                    pending.close()
         campaign = next((h.options[0] for h in hits if h.symbol == CAMPAIGN and h.options), None)
         verdict = decide(
             hits,
@@ -194,10 +202,46 @@ class Engine:
             except Exception:
                 log.exception("detector %s failed after the verdict", detector.name)
 
-    async def _run_io(self, detector: Detector, msg: Message, ctx: Context) -> Sequence[Hit]:
+    async def _start_io(
+        self, msg: Message, ctx: Context
+    ) -> tuple[float, list[tuple[Detector, Awaitable[Sequence[Hit]] | None]]]:
+        """Start the network-bound detectors before the CPU ones, so their waits overlap.
+
+        A task that was only created has not run yet, so a detector with a synchronous
+        ``start(msg, ctx) -> Awaitable[hits]`` sends its requests inside that call (DNS
+        lists do; what it returns is awaited after the CPU work, with no task of its own);
+        the others run as tasks and get one turn of the loop here to send theirs.  All of
+        them share one deadline, ``io_timeout_s`` from now.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.io_timeout_s
+        started: list[tuple[Detector, Awaitable[Sequence[Hit]] | None]] = []
+        turn = False
+        for detector in self._io:
+            start = getattr(detector, "start", None)
+            pending: Awaitable[Sequence[Hit]] | None
+            if start is None:
+                turn = True
+                pending = loop.create_task(detector.check(msg, ctx))
+            else:
+                try:
+                    pending = start(msg, ctx)
+                except Exception:
+                    log.exception("detector %s failed", detector.name)
+                    pending = None
+            started.append((detector, pending))
+        if turn:
+            await asyncio.sleep(0)
+        return deadline, started
+
+    async def _run_io(
+        self, detector: Detector, pending: Awaitable[Sequence[Hit]] | None, deadline: float
+    ) -> Sequence[Hit]:
+        if pending is None:
+            return (Hit("DETECTOR_FAILED", options=(detector.name,)),)
         try:
-            async with asyncio.timeout(self.io_timeout_s):
-                return await detector.check(msg, ctx)
+            async with asyncio.timeout_at(deadline):
+                return await pending
         except TimeoutError:
             log.warning("detector %s timed out after %.1fs", detector.name, self.io_timeout_s)
             return (Hit("DETECTOR_TIMEOUT", options=(detector.name,)),)
@@ -212,8 +256,25 @@ class Engine:
             loop = self._loop = asyncio.new_event_loop()
         return loop.run_until_complete(self.scan_message(envelope, raw, now=now))
 
+    async def flush(self) -> None:
+        """Write what detectors keep pending (reputation counts); at batch ends and on close."""
+        for detector in self._after:
+            flush = getattr(detector, "flush", None)
+            if flush is None:
+                continue
+            try:
+                await flush()
+            except Exception:
+                log.exception("detector %s failed to flush", detector.name)
+
+    def flush_sync(self) -> None:
+        """:meth:`flush` from synchronous code, on the loop of :meth:`scan_sync`."""
+        if self._loop is not None:
+            self._loop.run_until_complete(self.flush())
+
     def close(self) -> None:
         if self._loop is not None:
+            self._loop.run_until_complete(self.flush())
             self._loop.close()
             self._loop = None
         for detector in self.detectors:

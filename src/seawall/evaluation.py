@@ -117,13 +117,16 @@ def metrics_of(pairs: Sequence[tuple[Record, bool]], seconds: float) -> Metrics:
 def split(
     items: Sequence[Labelled], fraction: float, seed: int
 ) -> tuple[list[Labelled], list[Labelled]]:
-    """The train and test parts.  The train part comes in a seeded pseudo-random order, as
-    a live stream would, not in the order the folders were named (all spam, then all ham)."""
+    """The train and test parts, each in a seeded pseudo-random order, as a live stream
+    would come, not in the order the folders were named (all spam, then all ham): what
+    learns from verdicts while the test part is scanned (campaigns, reputation) sees the
+    two kinds mixed."""
     train: list[Labelled] = []
     test: list[Labelled] = []
     for item in items:
         (train if in_train_split(item.key, fraction, seed) else test).append(item)
     train.sort(key=lambda i: hashlib.sha1(f"order:{seed}:{i.key}".encode()).digest())
+    test.sort(key=lambda i: hashlib.sha1(f"test:{seed}:{i.key}".encode()).digest())
     return train, test
 
 

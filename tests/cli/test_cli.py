@@ -142,3 +142,43 @@ def test_missing_path_is_a_clear_error(tmp_path: Path) -> None:
     result = seawall("scan", str(tmp_path / "nope"), check=False)
     assert result.returncode == 1
     assert "no such file" in result.stderr
+
+
+BOT_HOP = (
+    "Received: from DESKTOP-7F3K2 (ppp-198-51-100-23.dialup.example.net [198.51.100.23])\n"
+    "\tby mx.example.net (Postfix) with SMTP id 1A; Tue, 01 Jul 2003 10:52:40 +0200\n"
+)
+
+
+def test_reputation_learned_while_scanning(
+    trained: Path, sa_subset: dict[str, list[Path]], tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    shutil.copytree(trained, state)
+    bot = tmp_path / "bot"
+    bot.mkdir()
+    for path in sa_subset["test_spam"][:20]:
+        (bot / path.name).write_bytes(BOT_HOP.encode() + path.read_bytes())
+    out = seawall("scan", "--json", "--workers", "1", str(bot), state=state)
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    own = [r for r in rows if "REP_IP_SPAM" in r["symbols"]]
+
+    def content(row: dict[str, object]) -> float:
+        symbols = row["symbols"]
+        assert isinstance(symbols, dict)
+        rep = sum(v for k, v in symbols.items() if k.startswith("REP_"))
+        return float(row["score"]) - rep  # type: ignore[arg-type]
+
+    spam = sum(content(r) >= 6.0 for r in rows)
+    assert spam >= 3  # enough for the symbol, on a model learned from 400 messages
+    assert own, "a spamming address earns REP_IP_SPAM within the run"
+    shown = json.loads(seawall("reputation", "198.51.100.23", "--json", state=state).stdout)
+    assert shown["ip"]["volume"] == 20
+    assert shown["ip"]["spam"] == spam
+    assert shown["network"]["key"] == "198.51.100.0/24"
+    text = seawall("reputation", "198.51.100.99", state=state).stdout
+    assert "ip       no recent history" in text
+    assert "198.51.100.0/24" in text
+    bad = seawall("reputation", "not-an-ip", state=state, check=False)
+    assert bad.returncode == 1
+    assert "not an IP address" in bad.stderr

@@ -6,11 +6,17 @@ import pytest
 
 from seawall.detectors.headers import HeadersDetector
 from seawall.detectors.language import LanguageDetector
+from seawall.detectors.received import ReceivedDetector
 from seawall.detectors.urls import UrlsDetector
 from seawall.policy.scores import load_scores
 
 GROUPS = {"HDR_": "headers", "RCVD_": "received", "URL_": "urls", "LANGUAGE_": "language"}
-SYMBOLS = {**HeadersDetector.symbols, **UrlsDetector.symbols, **LanguageDetector.symbols}
+SYMBOLS = {
+    **HeadersDetector.symbols,
+    **ReceivedDetector.symbols,
+    **UrlsDetector.symbols,
+    **LanguageDetector.symbols,
+}
 
 
 @pytest.mark.parametrize("symbol", sorted(SYMBOLS))

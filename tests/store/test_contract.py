@@ -237,3 +237,47 @@ async def test_open_store_uses_the_state_dir(tmp_path: Path) -> None:
     finally:
         await store.close()
     assert (tmp_path / "var" / "state.sqlite").is_file()
+
+
+HALF = 3600.0  # half-life of the decaying counters below
+
+
+async def test_decay_adds_and_halves_per_half_life(store: Store) -> None:
+    got = await store.decay({"d": (1.0, 0.0, 1.0)}, half_life_s=HALF, now=T0, ttl_s=600)
+    assert got["d"].values == (1.0, 0.0, 1.0)
+    assert (got["d"].first, got["d"].last) == (T0, T0)
+    await store.decay({"d": (1.0, 0.0, 1.0)}, half_life_s=HALF, now=T0, ttl_s=600)
+    later = await store.decay({"d": (0, 0, 0)}, half_life_s=HALF, now=T0 + HALF, ttl_s=600)
+    assert later["d"].values == pytest.approx((1.0, 0.0, 1.0))
+    more = await store.decay({"d": (0, 2, 2)}, half_life_s=HALF, now=T0 + 2 * HALF, ttl_s=600)
+    assert more["d"].values == pytest.approx((0.5, 2.0, 2.5))
+    assert (more["d"].first, more["d"].last) == (T0, T0 + 2 * HALF)
+
+
+async def test_decay_reads_leave_missing_keys_missing(store: Store) -> None:
+    assert await store.decay({"nope": (0.0, 0.0)}, half_life_s=HALF, now=T0, ttl_s=600) == {}
+    both = await store.decay(
+        {"nope": (0.0, 0.0), "yes": (1.0, 0.0)}, half_life_s=HALF, now=T0, ttl_s=600
+    )
+    assert set(both) == {"yes"}
+    # A clock that steps back never grows a counter.
+    back = await store.decay({"yes": (0.0, 0.0)}, half_life_s=HALF, now=T0 - HALF, ttl_s=600)
+    assert back["yes"].values == (1.0, 0.0)
+
+
+async def test_decay_expires_and_deletes(store: Store) -> None:
+    await store.decay({"d": (1.0,)}, half_life_s=HALF, now=T0, ttl_s=0.05)
+    await store.decay({"e": (1.0,)}, half_life_s=HALF, now=T0, ttl_s=600)
+    await asyncio.sleep(0.1)
+    assert await store.decay({"d": (0.0,)}, half_life_s=HALF, now=T0, ttl_s=600) == {}
+    fresh = await store.decay({"d": (2.0,)}, half_life_s=HALF, now=T0 + 5, ttl_s=600)
+    assert fresh["d"].values == (2.0,)
+    assert fresh["d"].first == T0 + 5
+    await store.delete("e")
+    assert await store.decay({"e": (0.0,)}, half_life_s=HALF, now=T0, ttl_s=600) == {}
+    # A different number of counters under one key starts afresh instead of failing.
+    assert (await store.decay({"d": (1.0, 1.0)}, half_life_s=HALF, now=T0, ttl_s=9))[
+        "d"
+    ].values == (1.0, 1.0)
+    with pytest.raises(ValueError, match="half_life_s"):
+        await store.decay({"d": (1.0,)}, half_life_s=0, now=T0, ttl_s=9)

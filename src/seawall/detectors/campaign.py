@@ -23,7 +23,7 @@ from seawall.campaigns.fingerprint import Fingerprint
 from seawall.campaigns.registry import SAMPLE_BYTES, Observation
 from seawall.config import CampaignSettings, IspSettings
 from seawall.detectors.base import Context, Hit
-from seawall.detectors.headers import is_dynamic_name
+from seawall.detectors.hostnames import is_dynamic_name
 from seawall.message import Message
 from seawall.policy.model import Verdict
 

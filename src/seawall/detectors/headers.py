@@ -1,9 +1,11 @@
-"""Forged and ratware headers: Date, Message-ID, From, To, the first hop's HELO and rDNS."""
+"""Forged and ratware headers: Date, Message-ID, From, To, X-Mailer, Precedence.
+
+The first hop's HELO and rDNS are checked by detectors/received.py.
+"""
 
 from __future__ import annotations
 
 import calendar
-import functools
 import re
 from collections.abc import Mapping, Sequence
 from email.utils import parsedate_tz
@@ -11,8 +13,9 @@ from typing import ClassVar
 
 from seawall.config import HeadersSettings
 from seawall.detectors.base import Context, Hit
+from seawall.detectors.hostnames import Providers
 from seawall.detectors.urls import registrable_domain, same_site
-from seawall.message.model import Headers, Hop, Message
+from seawall.message.model import Headers, Message
 
 # Values are cut to one RFC 5322 line (§2.1.1) before matching: stdlib re is then safe on
 # them, although a hostile 64 KB field would make some of these patterns quadratic.
@@ -45,16 +48,6 @@ _NAME_HOST = re.compile(
 _TOKEN_EDGES = "\"'()<>[]{},;:!?*."
 _TO_DOMAINS = re.compile(r"@([\w.-]+)")
 _UNDISCLOSED = ("undisclosed", "unlisted-recipients", "recipient list not shown", "suppressed")
-_FOUR_OCTETS = re.compile(r"(?<!\d)(\d{1,3})[.\-_](\d{1,3})[.\-_](\d{1,3})[.\-_](\d{1,3})(?!\d)")
-_LETTERS = re.compile(r"[a-z]+")
-_ZOMBIE_SIGNS = frozenset(
-    {
-        "RCVD_HELO_BARE_IP", "RCVD_HELO_IP_LITERAL", "RCVD_HELO_NOT_FQDN", "RCVD_HELO_DYNAMIC",
-        "RCVD_NO_RDNS", "RCVD_RDNS_DYNAMIC", "RCVD_RDNS_GENERIC",
-    }
-)  # fmt: skip
-_RAW_HELO_ARGUMENT = re.compile(r"\((?:HELO|EHLO)[ =]([^\s()]+)|\bhelo=([^\s()]+)", re.I)
-_RAW_FROM = re.compile(r"\s*from\s+([^\s()]+)", re.IGNORECASE)
 # Genuine Outlook X-Mailer spellings; bots often get the wording or the version wrong.
 _OUTLOOK_GENUINE = re.compile(
     r"microsoft(?: outlook express [456]\.\d{2}\.\d{4}\.\d{3,4}"
@@ -78,30 +71,6 @@ MASS_MAILERS = (
     "dark mailer", "group mail", "groupmail", "gammadyne", "mailloop", "worldmerge",
     "supermailer", "mass mailer", "massmailer", "bulk mailer", "bulkmailer", "mach5 mailer",
     "stealth mailer", "floodgate", "mailbomber", "mail bomber", "aristotle",
-)  # fmt: skip
-# Each tuple is one provider's own domains: a HELO inside one must come from an rDNS inside it.
-PROVIDERS = (
-    ("gmail.com", "google.com", "googlemail.com"),
-    ("yahoo.com", "yahoo.co.uk", "yahoo.fr", "yahoo.de", "yahoo.co.jp", "ymail.com",
-     "yahoodns.net", "aol.com", "aol.net"),
-    ("hotmail.com", "outlook.com", "live.com", "msn.com", "microsoft.com"),
-    ("icloud.com", "me.com", "mac.com", "apple.com"),
-    ("mail.ru", "bk.ru", "inbox.ru", "list.ru"),
-    ("yandex.ru", "yandex.net", "yandex.com"),
-    ("gmx.net", "gmx.de", "gmx.com", "web.de"),
-    ("t-online.de",), ("comcast.net",), ("qq.com",), ("163.com", "126.com", "netease.com"),
-    ("orange.fr", "wanadoo.fr"), ("amazon.com", "amazonses.com"), ("paypal.com",),
-)  # fmt: skip
-# Words ISPs put in the names of subscriber (dial-up, DSL, cable, mobile) addresses.  Only
-# counted beside an IP written into the name: "client.example.com" alone is not dynamic.
-DYNAMIC_WORDS = frozenset(
-    {
-        "dyn", "dynamic", "dynip", "dip", "pool", "pools", "dhcp", "dial", "dialup", "dialin",
-        "ppp", "pppoe", "adsl", "dsl", "dslb", "xdsl", "vdsl", "sdsl", "cable", "catv", "cm",
-        "cpe", "bb", "broadband", "client", "clients", "cust", "customer", "user", "users",
-        "res", "residential", "home", "host", "static", "nat", "wifi", "wireless", "mobile",
-        "gprs", "lte", "ftth", "fiber", "fibre", "ip", "unassigned", "reverse", "generic",
-    }
 )  # fmt: skip
 
 
@@ -135,26 +104,13 @@ class HeadersDetector:
         "HDR_XMAILER_OUTDATED": "Outlook Express years after it was discontinued",
         "HDR_PRECEDENCE_BULK": "Precedence: bulk or junk",
         "HDR_BULK_NO_UNSUB": "Bulk mail without List-Unsubscribe",
-        "RCVD_HELO_BARE_IP": "HELO is a bare IP address, not a name or [literal]",
-        "RCVD_HELO_IP_LITERAL": "HELO is an address literal [192.0.2.1]",
-        "RCVD_HELO_NOT_FQDN": "HELO is not a fully-qualified name",
-        "RCVD_HELO_DYNAMIC": "HELO looks like a subscriber-pool host name",
-        "RCVD_HELO_FORGED_PROVIDER": "HELO claims a big provider; the client's rDNS disagrees",
-        "RCVD_NO_RDNS": "The first external client has no reverse DNS",
-        "RCVD_RDNS_DYNAMIC": "rDNS of a dial-up / DSL / cable pool (IP and pool word in name)",
-        "RCVD_RDNS_GENERIC": "rDNS with the IP written into it (generic, unnamed host)",
-        "RCVD_DIRECT_TO_MX": "Sent straight to our border from the client (one hop, no auth)",
-        "RCVD_DIRECT_TO_MX_DYNAMIC": "Sent in one hop by a dynamic, nameless or bare-IP client",
     }
 
-    def __init__(self, settings: HeadersSettings) -> None:
+    def __init__(self, settings: HeadersSettings, providers: Providers | None = None) -> None:
         self.settings = settings
         mailers = MASS_MAILERS + tuple(m.lower() for m in settings.bulk_mailers)
         self.mass_mailers = re.compile("|".join(re.escape(m) for m in mailers))
-        self.provider_of: dict[str, int] = {}
-        for index, family in enumerate(PROVIDERS + settings.providers):
-            for domain in family:
-                self.provider_of[domain.lower().strip(".")] = index
+        self.providers = providers or Providers(settings.providers)
 
     async def check(self, msg: Message, ctx: Context) -> Sequence[Hit]:
         hits: list[Hit] = []
@@ -174,8 +130,6 @@ class HeadersDetector:
             mid = _TRAILING_COMMENT.sub("", mid)
         self._message_id(mid, from_domain, msg, hits)
         self._mailer(msg, mid, date, hits)
-        if not ctx.authenticated:
-            self._first_hop(msg, hits)
         return hits
 
     def _date(self, values: tuple[str, ...], now: float, hits: list[Hit]) -> float | None:
@@ -268,7 +222,7 @@ class HeadersDetector:
             and self._recipient_domain(rhs, msg)
             # Bots build Message-IDs from the recipient's domain.  Big providers host
             # both sides of much honest mail, and colleagues share one domain.
-            and self._provider(rhs) is None
+            and self.providers.of(rhs) is None
             and not same_site(rhs, from_domain)
             and not _list_headers(msg.headers)  # list servers write IDs of the list's domain
             # A receiving relay adds a Message-ID of its own name when the sender sent none
@@ -319,7 +273,7 @@ class HeadersDetector:
             and mid
             and not _OUTLOOK_MID.match(mid)
             # Webmail providers (Hotmail's "<OE17...@hotmail.com>") write their own IDs.
-            and self._provider(mid.rpartition("@")[2].rstrip(">").lower()) is None
+            and self.providers.of(mid.rpartition("@")[2].rstrip(">").lower()) is None
         ):
             hits.append(Hit("HDR_XMAILER_FORGED_OUTLOOK", options=(mailer[:60], "message-id")))
         if (
@@ -328,68 +282,6 @@ class HeadersDetector:
             and date > _OUTLOOK_EXPRESS_END
         ):
             hits.append(Hit("HDR_XMAILER_OUTDATED", options=(mailer[:60],)))
-
-    def _first_hop(self, msg: Message, hits: list[Hit]) -> None:
-        envelope = msg.envelope
-        first = msg.first_untrusted
-        if envelope.helo or envelope.hostname:
-            # The MTA told us about its client: that is the first hop, whatever the headers say.
-            helo, rdns, ip = envelope.helo, envelope.hostname, envelope.client_ip
-            unknown = rdns is not None and rdns.lower() in ("unknown", "[unknown]")
-            rdns = None if unknown else rdns
-        elif first is not None:
-            helo, rdns, ip = first.helo or _literal_helo(first.raw), first.rdns, first.ip
-            # Only a receiver that says "unknown" looked and found nothing: Sendmail and
-            # Exchange often record no name at all even when there is one.
-            unknown = rdns is None and _says_unknown(first.raw)
-        else:
-            return
-        before = len(hits)
-        if helo:
-            self._helo(helo.strip().lower().rstrip("."), rdns, ip, unknown, hits)
-        if rdns:
-            rdns = rdns.lower().rstrip(".")
-            if _ip_in_name(rdns, ip):
-                symbol = "RCVD_RDNS_DYNAMIC" if _pool_word(rdns) else "RCVD_RDNS_GENERIC"
-                hits.append(Hit(symbol, options=(rdns,)))
-        elif unknown and ip:
-            hits.append(Hit("RCVD_NO_RDNS", options=(ip,)))
-        if _direct(msg.received, first, envelope.client_ip):
-            # Servers that write their own mail (newsletters, web shops) also send in one
-            # hop; a subscriber-looking client doing it is what a spam zombie looks like.
-            hits.append(Hit("RCVD_DIRECT_TO_MX"))
-            if any(hit.symbol in _ZOMBIE_SIGNS for hit in hits[before:]):
-                hits.append(Hit("RCVD_DIRECT_TO_MX_DYNAMIC"))
-
-    def _helo(
-        self, helo: str, rdns: str | None, ip: str | None, unknown: bool, hits: list[Hit]
-    ) -> None:
-        if (helo[:1].isdigit() and _IPV4.fullmatch(helo)) or (":" in helo and "[" not in helo):
-            hits.append(Hit("RCVD_HELO_BARE_IP", options=(helo,)))
-            return
-        if helo.startswith("["):
-            hits.append(Hit("RCVD_HELO_IP_LITERAL", options=(helo,)))
-            return
-        if "." not in helo:
-            hits.append(Hit("RCVD_HELO_NOT_FQDN", options=(helo,)))
-            return
-        if _ip_in_name(helo, ip):
-            hits.append(Hit("RCVD_HELO_DYNAMIC", options=(helo,)))
-        claimed = self._provider(helo)
-        if claimed is not None and (rdns or unknown):
-            real = self._provider(rdns.lower().rstrip(".")) if rdns else None
-            if real != claimed:
-                hits.append(Hit("RCVD_HELO_FORGED_PROVIDER", options=(helo, rdns or "unknown")))
-
-    def _provider(self, host: str) -> int | None:
-        """Index of the provider family ``host`` belongs to, by its last 2, 3 or 4 labels."""
-        dot = host.rfind(".")
-        for _ in range(3):
-            dot = host.rfind(".", 0, dot)
-            found = self.provider_of.get(host[dot + 1 :])
-            if found is not None or dot < 0:
-                return found
-        return None
 
 
 def parse_date(value: str) -> float | None:
@@ -431,24 +323,6 @@ def parse_date(value: str) -> float | None:
     return float(days * 86400 + h * 3600 + m * 60 + min(s, 59) - offset)
 
 
-def _says_unknown(received: str) -> bool:
-    """The receiver wrote "unknown" for the client's name (Postfix, qmail)."""
-    end = received.find(" by ")
-    return "unknown" in received[: end if end >= 0 else 300].lower()
-
-
-def _literal_helo(received: str) -> str | None:
-    """The HELO of a Received field when it was an IP, which the hop parser drops as a name."""
-    found = _RAW_HELO_ARGUMENT.search(received[:500])
-    helo = (found.group(1) or found.group(2)) if found else None
-    if helo is None:
-        found = _RAW_FROM.match(received)
-        helo = found.group(1) if found else None
-    if helo and (helo.startswith("[") or _IPV4.fullmatch(helo) or ":" in helo):
-        return helo
-    return None
-
-
 def _list_headers(headers: Headers) -> bool:
     """Mailing-list software marks its mail (RFC 2369, ezmlm, old majordomo set-ups)."""
     return any(
@@ -458,39 +332,6 @@ def _list_headers(headers: Headers) -> bool:
 
 def _blank(found: re.Match[str]) -> str:
     return " " * len(found.group())
-
-
-def _direct(hops: tuple[Hop, ...], first: Hop | None, client_ip: str | None) -> bool:
-    """The sender's client talked straight to our border: no relay of its own below it."""
-    if client_ip and (not hops or hops[0].ip != client_ip):
-        # A milter sees the headers before its MTA writes its own Received: every field
-        # there is a relay on the sender's side.
-        return not hops
-    return first is not None and hops[-1] is first
-
-
-def _ip_in_name(host: str, ip: str | None) -> bool:
-    """The host name spells out an IPv4 address, dotted, dashed, zero-padded or in hex."""
-    if host.count(".") + host.count("-") + host.count("_") >= 3:  # four numbers, three gaps
-        for found in _FOUR_OCTETS.finditer(host):
-            if all(int(octet) <= 255 for octet in found.groups()):
-                return True
-    return ip is not None and any(form in host for form in _ip_spellings(ip))
-
-
-@functools.lru_cache(maxsize=1024)
-def _ip_spellings(ip: str) -> tuple[str, ...]:
-    """``"203.0.113.7"`` as ISPs write it into names without separators: hex, zero-padded."""
-    if not _IPV4.fullmatch(ip):
-        return ()
-    octets = [int(o) for o in ip.split(".")]
-    if any(o > 255 for o in octets):
-        return ()
-    return ("".join(f"{o:02x}" for o in octets), "".join(f"{o:03d}" for o in octets))
-
-
-def _pool_word(host: str) -> bool:
-    return any(word in DYNAMIC_WORDS for word in _LETTERS.findall(host))
 
 
 def arrival_time(msg: Message, now: float) -> float:
@@ -508,9 +349,3 @@ def arrival_time(msg: Message, now: float) -> float:
             if when is not None:
                 return when
     return now
-
-
-def is_dynamic_name(host: str, ip: str | None) -> bool:
-    """A subscriber-pool name: the client's IP written into it beside a pool word."""
-    host = host.lower().rstrip(".")
-    return _ip_in_name(host, ip) and _pool_word(host)

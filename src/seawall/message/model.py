@@ -99,6 +99,8 @@ class Attachment:
     sha256: str  # hex digest of the decoded bytes
     members: tuple[str, ...] = ()  # names inside a zip archive (first level)
     defects: tuple[str, ...] = ()
+    # The decoded bytes (at most limits.max_part_bytes), for detectors that open archives.
+    data: bytes = field(default=b"", repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

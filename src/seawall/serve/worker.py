@@ -130,6 +130,7 @@ async def _main(
     if http is not None:
         await http[1]
     await service.drain()
+    await engine.flush()  # the reputation counts still pending
     await store.close()
     log.info("worker %d stopped", os.getpid())
     return 0

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 # A sliding window is kept as this many sub-buckets of window_s / BUCKETS seconds each.
 # Ten keeps a counter to ten rows (or dict entries) however busy the key is, at the price of
 # an error of at most one bucket: an event is counted for between 0.9 and 1.0 window after it.
 BUCKETS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Decayed:
+    """Exponentially decaying counters of one key, as they stand at the caller's ``now``."""
+
+    values: tuple[float, ...]
+    first: float  # the caller's clock when the key was first added to
+    last: float  # ... and when it was last added to
 
 
 class Store(Protocol):
@@ -40,6 +51,23 @@ class Store(Protocol):
         """Set ``key``; with ``ttl_s`` it reads as missing ``ttl_s`` seconds from now."""
         ...
 
+    async def decay(
+        self,
+        updates: Mapping[str, Sequence[float]],
+        *,
+        half_life_s: float,
+        now: float,
+        ttl_s: float,
+    ) -> dict[str, Decayed]:
+        """Add to decaying counters, several keys in one atomic step; return them at ``now``.
+
+        Each key's counters lose half their value every ``half_life_s`` of the caller's
+        clock. All zeros only read (a missing key then stays missing and is left out of
+        the result). A key that was added to lives ``ttl_s`` wall-clock seconds from then.
+        A key whose stored counters differ in number from the update starts afresh.
+        """
+        ...
+
     async def delete(self, key: str) -> None:
         """Remove the value and the counter of ``key``; a missing key is not an error."""
         ...
@@ -65,3 +93,11 @@ def bucket_range(now: float, window_s: float) -> tuple[int, int]:
 def bucket_expiry(bucket: int, window_s: float) -> float:
     """The first ``now`` at which ``bucket`` has left every window: it may be deleted then."""
     return (bucket + BUCKETS) * bucket_span(window_s)
+
+
+def decayed(values: Sequence[float], since: float, now: float, half_life_s: float) -> list[float]:
+    """``values`` counted at ``since``, at ``now``; a clock stepping back never grows them."""
+    if not half_life_s > 0:
+        raise ValueError(f"half_life_s must be positive, not {half_life_s!r}")
+    factor = 0.5 ** (max(0.0, now - since) / half_life_s)
+    return [v * factor for v in values]

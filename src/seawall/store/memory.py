@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 
-from seawall.store.base import BUCKETS, bucket_expiry, bucket_range
+from seawall.store.base import BUCKETS, Decayed, bucket_expiry, bucket_range, decayed
 
 # Operations between sweeps of expired buckets and values; a sweep walks every key.
 _SWEEP_EVERY = 10_000
@@ -22,6 +23,8 @@ class MemoryStore:
         self._counters: dict[str, dict[int, tuple[int, float]]] = {}
         # key -> (value, wall-clock expiry or None)
         self._values: dict[str, tuple[bytes, float | None]] = {}
+        # key -> (counters at `since`, since, first, last, wall-clock expiry)
+        self._decay: dict[str, tuple[list[float], float, float, float, float]] = {}
         self._ops = 0
         self._now = 0.0  # the callers' clock at the last incr, for sweeping counters
 
@@ -59,13 +62,48 @@ class MemoryStore:
         expires = None if ttl_s is None else time.time() + ttl_s
         self._values[key] = (bytes(value), expires)
 
+    async def decay(
+        self,
+        updates: Mapping[str, Sequence[float]],
+        *,
+        half_life_s: float,
+        now: float,
+        ttl_s: float,
+    ) -> dict[str, Decayed]:
+        self._tick()
+        decayed((), now, now, half_life_s)  # validates half_life_s
+        wall = time.time()
+        out: dict[str, Decayed] = {}
+        for key, amounts in updates.items():
+            row = self._decay.get(key)
+            if row is not None and (row[4] <= wall or len(row[0]) != len(amounts)):
+                row = None
+            adding = any(amounts)
+            if row is None:
+                if not adding:
+                    continue
+                values, first, last = [0.0] * len(amounts), now, now
+            else:
+                values = decayed(row[0], row[1], now, half_life_s)
+                first, last = row[2], row[3]
+            since = max(now, row[1]) if row is not None else now
+            expires = row[4] if row is not None else wall + ttl_s
+            if adding:
+                values = [v + a for v, a in zip(values, amounts, strict=True)]
+                last, expires = max(last, now), wall + ttl_s
+            self._decay[key] = (values, since, first, last, expires)
+            out[key] = Decayed(tuple(values), first, last)
+        return out
+
     async def delete(self, key: str) -> None:
         self._values.pop(key, None)
         self._counters.pop(key, None)
+        self._decay.pop(key, None)
 
     async def close(self) -> None:
         self._values.clear()
         self._counters.clear()
+        self._decay.clear()
 
     def _tick(self) -> None:
         """Every ``_SWEEP_EVERY`` operations, forget what has expired."""
@@ -75,6 +113,8 @@ class MemoryStore:
         wall = time.time()
         for key in [k for k, (_, exp) in self._values.items() if exp is not None and exp <= wall]:
             del self._values[key]
+        for key in [k for k, row in self._decay.items() if row[4] <= wall]:
+            del self._decay[key]
         for key, buckets in list(self._counters.items()):
             for bucket in [b for b, (_, exp) in buckets.items() if exp <= self._now]:
                 del buckets[bucket]

@@ -5,6 +5,8 @@ Tables, both prefixed ``store_``:
 ``store_counters``  one row per (key, bucket): the count added in that bucket and the
                     time at which the bucket has left every window (see ``store.base``)
 ``store_values``    key, value and the wall-clock expiry (NULL: none)
+``store_decay``     key, its decaying counters (packed doubles) as of ``since``, when it
+                    was first and last added to, and its wall-clock expiry
 
 Every process opens its own connection (a connection must not cross ``fork()``), and
 every call runs on one dedicated thread per process, so the event loop never waits on
@@ -13,20 +15,21 @@ a lock that another worker holds: only that thread does, up to ``busy_timeout_s`
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
 import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
 from seawall.errors import StoreError
-from seawall.store.base import bucket_expiry, bucket_range
+from seawall.store.base import Decayed, bucket_expiry, bucket_range, decayed
 
 log = logging.getLogger("seawall.store")
 
@@ -43,6 +46,10 @@ CREATE TABLE IF NOT EXISTS store_values (
     key TEXT PRIMARY KEY, value BLOB NOT NULL, expires REAL) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS store_values_expires ON store_values (expires)
     WHERE expires IS NOT NULL;
+CREATE TABLE IF NOT EXISTS store_decay (
+    key TEXT PRIMARY KEY, counters BLOB NOT NULL, since REAL NOT NULL, first REAL NOT NULL,
+    last REAL NOT NULL, expires REAL NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS store_decay_expires ON store_decay (expires);
 """
 
 # Rows deleted per table by one purge: a purge holds the write lock, and a flood from
@@ -106,6 +113,18 @@ class SqliteStore:
     async def put(self, key: str, value: bytes, *, ttl_s: float | None = None) -> None:
         expires = None if ttl_s is None else time.time() + ttl_s
         await self._call(self._put, key, bytes(value), expires)
+
+    async def decay(
+        self,
+        updates: Mapping[str, Sequence[float]],
+        *,
+        half_life_s: float,
+        now: float,
+        ttl_s: float,
+    ) -> dict[str, Decayed]:
+        decayed((), now, now, half_life_s)  # validates half_life_s in the caller
+        items = [(key, tuple(map(float, amounts))) for key, amounts in updates.items()]
+        return await self._call(self._decay, items, half_life_s, now, ttl_s)
 
     async def delete(self, key: str) -> None:
         await self._call(self._delete, key)
@@ -204,11 +223,58 @@ class SqliteStore:
             (key, value, expires),
         )
 
+    def _decay(
+        self,
+        items: list[tuple[str, tuple[float, ...]]],
+        half_life_s: float,
+        now: float,
+        ttl_s: float,
+    ) -> dict[str, Decayed]:
+        db = self._db()
+        wall = time.time()
+        select = "SELECT counters, since, first, last, expires FROM store_decay WHERE key = ?"
+        out: dict[str, Decayed] = {}
+        if not any(any(amounts) for _, amounts in items):  # reads only: no write lock
+            for key, amounts in items:
+                row = db.execute(select, (key,)).fetchone()
+                if row is None or row[4] <= wall:
+                    continue
+                counters = array.array("d", row[0])
+                if len(counters) == len(amounts):
+                    current = decayed(counters, row[1], now, half_life_s)
+                    out[key] = Decayed(tuple(current), row[2], row[3])
+            return out
+        with _write(db):
+            for key, amounts in items:
+                row = db.execute(select, (key,)).fetchone()
+                stored = array.array("d", row[0]) if row is not None else None
+                if row is None or row[4] <= wall or len(stored or ()) != len(amounts):
+                    if not any(amounts):
+                        continue
+                    values: list[float] = [0.0] * len(amounts)
+                    since, first, last = now, now, now
+                else:
+                    values = decayed(stored or (), row[1], now, half_life_s)
+                    since, first, last = max(now, row[1]), row[2], row[3]
+                if not any(amounts):
+                    out[key] = Decayed(tuple(values), first, last)
+                    continue
+                values = [v + a for v, a in zip(values, amounts, strict=True)]
+                last = max(last, now)
+                db.execute(
+                    "INSERT OR REPLACE INTO store_decay (key, counters, since, first, last,"
+                    " expires) VALUES (?, ?, ?, ?, ?, ?)",
+                    (key, array.array("d", values).tobytes(), since, first, last, wall + ttl_s),
+                )
+                out[key] = Decayed(tuple(values), first, last)
+        return out
+
     def _delete(self, key: str) -> None:
         db = self._db()
         with _write(db):
             db.execute("DELETE FROM store_values WHERE key = ?", (key,))
             db.execute("DELETE FROM store_counters WHERE key = ?", (key,))
+            db.execute("DELETE FROM store_decay WHERE key = ?", (key,))
 
     def _purge(self) -> None:
         """Delete a slice of expired buckets and values; come back soon if more are left."""
@@ -225,7 +291,12 @@ class SqliteStore:
                 " (SELECT key FROM store_values WHERE expires <= ? LIMIT ?)",
                 (time.time(), _PURGE_ROWS),
             )
-            more = max(counters.rowcount, values.rowcount) >= _PURGE_ROWS
+            decaying = db.execute(
+                "DELETE FROM store_decay WHERE key IN"
+                " (SELECT key FROM store_decay WHERE expires <= ? LIMIT ?)",
+                (time.time(), _PURGE_ROWS),
+            )
+            more = max(counters.rowcount, values.rowcount, decaying.rowcount) >= _PURGE_ROWS
         except sqlite3.Error as exc:
             # Not the caller's failure: its own statement already succeeded.
             log.warning("state store %s: purge failed: %s", self.path, exc)

@@ -1,0 +1,116 @@
+"""Sender reputation: a source whose recent mail was mostly spam, or reliably ham.
+
+Reads and feeds :mod:`seawall.reputation`. A message is counted by what its content
+scored, its own reputation symbols left out, so a bad name cannot feed on itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import ClassVar
+
+from seawall.config import Config, ReputationSettings
+from seawall.detectors.base import Context, Hit
+from seawall.errors import StoreError
+from seawall.message.model import Message
+from seawall.message.received import TrustedNetworks
+from seawall.policy.model import Verdict
+from seawall.reputation import Record, Reputation
+from seawall.store import Store
+
+log = logging.getLogger("seawall.reputation")
+
+
+class ReputationDetector:
+    """REP_*: the decaying spam and ham history of the client address and its network."""
+
+    name: ClassVar[str] = "reputation"
+    io: ClassVar[bool] = True
+    symbols: ClassVar[Mapping[str, str]] = {
+        "REP_IP_SPAM": "The client address sent mostly spam recently",
+        "REP_NET_SPAM": "The client's /24 (IPv6 /64) sent mostly spam recently",
+        "REP_IP_HAM": "The client address has a steady recent history of ham",
+    }
+
+    def __init__(
+        self, config: Config, store: Callable[[], Store], *, spam_threshold: float
+    ) -> None:
+        """``store`` opens the store on first use (an engine that never scans opens none)."""
+        self.settings: ReputationSettings = config.detectors.reputation
+        self._open = store
+        self._reputation: Reputation | None = None
+        self._broken = False
+        self.spam_threshold = spam_threshold
+        self.trusted = TrustedNetworks(
+            config.trusted.networks, private_is_trusted=config.trusted.private_is_trusted
+        )
+
+    @property
+    def reputation(self) -> Reputation | None:
+        if self._reputation is None and not self._broken:
+            try:
+                self._reputation = Reputation(self._open(), self.settings)
+            except StoreError as exc:
+                self._broken = True
+                log.error("reputation is off: %s", exc)
+        return self._reputation
+
+    def source(self, msg: Message, ctx: Context) -> str | None:
+        """The address the message came from, unless it is our own user or network."""
+        if ctx.authenticated:
+            return None
+        ip = msg.envelope.client_ip
+        if not ip and msg.first_untrusted is not None:
+            ip = msg.first_untrusted.ip
+        if not ip or self.trusted.contains(ip):
+            return None
+        return ip
+
+    async def check(self, msg: Message, ctx: Context) -> Sequence[Hit]:
+        ip = self.source(msg, ctx)
+        reputation = self.reputation
+        if ip is None or reputation is None:
+            return ()
+        s = self.settings
+        own, net = await reputation.lookup(ip, ctx.now)
+        hits: list[Hit] = []
+        prior = s.prior
+        if own is not None and own.spam >= s.ip_min_spam:
+            share = own.cautious_share(prior)
+            if share >= s.spam_share:
+                hits.append(_hit("REP_IP_SPAM", own, share))
+        if net is not None and net.spam >= s.net_min_spam:
+            share = net.cautious_share(prior)
+            if share >= s.spam_share:
+                hits.append(_hit("REP_NET_SPAM", net, share))
+        if (
+            own is not None
+            and own.ham >= s.ip_min_ham
+            and own.cautious_ham_share(prior) >= s.ham_share
+        ):
+            hits.append(_hit("REP_IP_HAM", own, 1.0))
+        return hits
+
+    async def after_verdict(self, msg: Message, verdict: Verdict, now: float) -> None:
+        if verdict.skipped:
+            return
+        ip = self.source(msg, Context(now=now, authenticated=msg.envelope.user is not None))
+        reputation = self.reputation
+        if ip is None or reputation is None:
+            return
+        score = verdict.score - sum(
+            result.score for name, result in verdict.symbols.items() if name in self.symbols
+        )
+        await reputation.record(
+            ip, spam=score >= self.spam_threshold, ham=score < self.settings.ham_below, now=now
+        )
+
+    async def flush(self) -> None:
+        """Write the counts still pending (at most ``flush_s`` old) to the store."""
+        if self._reputation is not None:
+            await self._reputation.flush()
+
+
+def _hit(symbol: str, record: Record, weight: float) -> Hit:
+    return Hit(symbol, weight=round(weight, 3), options=(record.key, record.describe()))

@@ -1,0 +1,125 @@
+"""``seawall dnsbl test``: does each configured list answer as RFC 5782 §5 says it must?
+
+Every list keeps a test entry that is always listed (127.0.0.2 for IP lists, ``test`` for
+domain lists, or the list's own ``test_entry``) and never lists 127.0.0.1 or ``invalid``.
+Asking both through the configured resolver shows a mistyped zone, a resolver that cannot
+reach the list, one the list refuses (Spamhaus's 127.255.255.254 for public resolvers) and
+a resolver that rewrites NXDOMAIN, before any mail is scored with the list.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+from seawall.config import DnsblSettings, load_config
+from seawall.dnslists.answer import Answer, Status
+from seawall.dnslists.cache import AnswerCache
+from seawall.dnslists.client import DnsClient, Resolver
+from seawall.dnslists.lists import DnsList, Kind, compile_lists, query_domain, reverse_ip
+from seawall.dnslists.nameservers import parse_nameserver, system_nameservers
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """One list's result: ``problem`` is empty when it is healthy."""
+
+    name: str
+    zone: str
+    entries: tuple[str, str]  # the always-listed entry, the never-listed one
+    listed: str  # what the always-listed entry got
+    unlisted: str  # what the never-listed entry got
+    problem: str = ""
+    note: str = ""
+
+    @property
+    def healthy(self) -> bool:
+        return not self.problem
+
+
+async def check_lists(settings: DnsblSettings, resolver: Resolver | None = None) -> list[Health]:
+    """Ask every list for its two test entries, all at once, and judge the answers."""
+    lists = compile_lists(settings)
+    own = resolver is None
+    if resolver is None:
+        servers = tuple(parse_nameserver(s) for s in settings.nameservers)
+        resolver = DnsClient(servers or system_nameservers(), cache=AnswerCache(max_entries=0))
+    try:
+        asked = []
+        for spec in lists:
+            positive = spec.test_entry
+            negative = "127.0.0.1" if spec.kind == "ip" else "invalid"
+            keys = [_key(spec, entry) for entry in (positive, negative)]
+            asked.append(
+                (spec, [resolver.lookup(spec.query_name(k) or k, spec.timeout_s) for k in keys])
+            )
+        await asyncio.gather(*(f for _, pair in asked for f in pair))
+        return [_judge(spec, pair[0].result(), pair[1].result()) for spec, pair in asked]
+    finally:
+        if own and isinstance(resolver, DnsClient):
+            resolver.close()
+
+
+def _key(spec: DnsList, entry: str) -> str:
+    key = reverse_ip(entry) if spec.kind == "ip" else query_domain(entry)
+    return key or entry
+
+
+def _judge(spec: DnsList, listed: Answer, unlisted: Answer) -> Health:
+    shown = _show(listed)
+    negative = _show(unlisted)
+    problem = note = ""
+    if listed.status is Status.LISTED:
+        meanings = [spec.meaning(address) for address in listed.addresses]
+        errors = [m.reason for m in meanings if m.kind is Kind.ERROR]
+        unknown = [
+            a for a, m in zip(listed.addresses, meanings, strict=True) if m.kind is Kind.UNKNOWN
+        ]
+        if errors:
+            problem = f"the list refuses to answer: {errors[0]}"
+        elif unknown:
+            note = f"codes the configuration does not name: {', '.join(unknown)}"
+    elif listed.status is Status.NOT_LISTED:
+        problem = (
+            f"its test entry {spec.test_entry} is not listed: a mistyped zone, or a resolver "
+            "that cannot reach the list"
+        )
+    else:
+        problem = f"{listed.status.value}: {listed.detail}"
+    if not problem:
+        if unlisted.status is Status.LISTED:
+            problem = "it lists an entry no list may list: a wildcard zone, or a resolver that "
+            problem += "rewrites NXDOMAIN"
+        elif unlisted.status.failed:
+            problem = f"{unlisted.status.value}: {unlisted.detail}"
+    entries = (spec.test_entry, "127.0.0.1" if spec.kind == "ip" else "invalid")
+    return Health(spec.name, spec.zone, entries, shown, negative, problem, note)
+
+
+def _show(answer: Answer) -> str:
+    if answer.status is Status.LISTED:
+        return ",".join(answer.addresses)
+    return str(answer.status.value)
+
+
+def cmd_dnsbl_test(args: argparse.Namespace) -> int:
+    """Print one line per configured list; exit 1 when any list is unhealthy."""
+    config = load_config(Path(args.config) if args.config else None, state_dir=args.state)
+    settings = config.detectors.dnsbl
+    servers = settings.nameservers or tuple(f"{h}:{p}" for h, p in system_nameservers())
+    state = "enabled" if settings.enabled else "disabled ([detectors.dnsbl] enabled = false)"
+    print(f"dnsbl: {state}; asking {', '.join(servers)}")
+    results = asyncio.run(check_lists(settings))
+    width = max((len(r.name) for r in results), default=4)
+    zones = max((len(r.zone) for r in results), default=4)
+    for r in results:
+        verdict = "healthy" if r.healthy else f"UNHEALTHY: {r.problem}"
+        answers = f"{r.entries[0]} -> {r.listed}, {r.entries[1]} -> {r.unlisted}"
+        print(f"{r.name:<{width}}  {r.zone:<{zones}}  {verdict}  ({answers})")
+        if r.note:
+            print(f"{'':<{width}}  note: {r.note}")
+    bad = sum(not r.healthy for r in results)
+    print(f"{len(results) - bad} of {len(results)} lists healthy")
+    return 1 if bad else 0

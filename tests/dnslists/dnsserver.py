@@ -1,0 +1,128 @@
+"""A scriptable DNS server on 127.0.0.1 for tests, built with dnspython's message API.
+
+It runs its own event loop in a thread, so it keeps answering (and its delays keep
+running) while the loop under test is busy with CPU work.  It answers A queries from a
+table, NXDOMAIN with an SOA otherwise, and can instead delay, stay silent, answer with an
+RCODE, or set TC on UDP (answering in full over TCP on the same port).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+
+
+@dataclass
+class Behaviour:
+    listed: dict[str, list[str]] = field(default_factory=dict)  # name -> A records
+    ttl: int = 300
+    negative_ttl: int | None = 120  # the SOA's minimum in NXDOMAIN; None: no SOA
+    delay_s: float = 0.0
+    rcode: str | None = None  # "SERVFAIL", "REFUSED": every query gets it
+    silent: bool = False  # read queries, answer none
+    truncate: bool = False  # UDP replies carry only TC; TCP answers in full
+
+
+class DnsServer:
+    """``with DnsServer(Behaviour(...)) as server: server.address``"""
+
+    def __init__(self, behaviour: Behaviour | None = None) -> None:
+        self.behaviour = behaviour or Behaviour()
+        self.queries: Counter[str] = Counter()  # names asked, UDP and TCP
+        self.port = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def __enter__(self) -> DnsServer:
+        self._thread = threading.Thread(target=self._run, name="test-dns", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("the test DNS server did not start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def _run(self) -> None:
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        loop = self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        server = self
+        tcp = await asyncio.start_server(self._tcp, "127.0.0.1", 0)
+        self.port = tcp.sockets[0].getsockname()[1]
+
+        class Udp(asyncio.DatagramProtocol):
+            def connection_made(self, transport: Any) -> None:
+                self.transport = transport
+
+            def datagram_received(self, data: bytes, addr: Any) -> None:
+                reply = server._reply(data, tcp=False)
+                if reply is None:
+                    return
+                delay = server.behaviour.delay_s
+                if delay:
+                    loop.call_later(delay, self.transport.sendto, reply, addr)
+                else:
+                    self.transport.sendto(reply, addr)
+
+        udp, _ = await loop.create_datagram_endpoint(Udp, local_addr=("127.0.0.1", self.port))
+        self._ready.set()
+        await self._stop.wait()
+        udp.close()
+        tcp.close()
+
+    async def _tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            size = int.from_bytes(await reader.readexactly(2), "big")
+            reply = self._reply(await reader.readexactly(size), tcp=True)
+            if reply is not None:
+                await asyncio.sleep(self.behaviour.delay_s)
+                writer.write(len(reply).to_bytes(2, "big") + reply)
+                await writer.drain()
+        finally:
+            writer.close()
+
+    def _reply(self, data: bytes, *, tcp: bool) -> bytes | None:
+        query = dns.message.from_wire(data)
+        name = query.question[0].name.to_text(omit_final_dot=True).lower()
+        self.queries[name] += 1
+        b = self.behaviour
+        if b.silent:
+            return None
+        response = dns.message.make_response(query)
+        if b.rcode is not None:
+            response.set_rcode(dns.rcode.from_text(b.rcode))
+        elif b.truncate and not tcp:
+            response.flags |= dns.flags.TC
+        elif name in b.listed:
+            rrset = dns.rrset.from_text_list(
+                query.question[0].name, b.ttl, "IN", "A", b.listed[name]
+            )
+            response.answer.append(rrset)
+        else:
+            response.set_rcode(dns.rcode.NXDOMAIN)
+            if b.negative_ttl is not None:
+                zone = query.question[0].name.parent().parent()
+                soa = f"ns.{zone} hostmaster.{zone} 1 3600 600 86400 {b.negative_ttl}"
+                response.authority.append(dns.rrset.from_text(zone, 3600, "IN", "SOA", soa))
+        return response.to_wire()
