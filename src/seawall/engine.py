@@ -152,6 +152,10 @@ class Engine:
         )
         hits.extend(Hit(f"DEFECT_{d.upper()}") for d in msg.defects)
         io_deadline, io = await self._start_io(msg, ctx) if self._io else (0.0, [])
+        if io:  # the I/O detectors' first step (their CPU work up to their first wait)
+            t2 = clock()
+            times.add("io start", t2 - t1)
+            t1 = t2
         try:
             for detector in self._cpu:
                 try:

@@ -14,6 +14,7 @@ per second instead of four per message.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -61,6 +62,7 @@ class Record:
         return f"spam={self.spam:.1f} ham={self.ham:.1f} volume={self.volume:.1f}"
 
 
+@functools.lru_cache(maxsize=65536)
 def keys_of(ip: str) -> tuple[str, str] | None:
     """The store keys of ``ip``'s record and its network's; None when it is no address."""
     address = parse_address(ip)
@@ -101,6 +103,16 @@ class Reputation:
             await self._fetch(stale, now)
         ip_key, net_key = keys
         return self._current(ip_key, now), self._current(net_key, now)
+
+    def cached(self, ip: str, now: float) -> tuple[Record | None, Record | None] | None:
+        """What :meth:`lookup` would answer, when it needs no store call; else None."""
+        keys = keys_of(ip)
+        if keys is None:
+            return None, None
+        fresh = self._clock() - self._ttl
+        if any(self._fetched.get(k, -1e18) < fresh for k in keys):
+            return None
+        return self._current(keys[0], now), self._current(keys[1], now)
 
     async def record(self, ip: str, *, spam: bool, ham: bool, now: float) -> None:
         """Count one message from ``ip``; written with the next flush."""

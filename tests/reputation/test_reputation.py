@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import msgspec
@@ -165,3 +166,18 @@ async def test_own_users_and_trusted_networks_are_not_counted(
     rep = det.reputation
     assert rep is not None
     assert await rep.lookup(ip or BOT, T0) == (None, None)
+
+
+async def test_start_answers_from_the_cache_without_waiting(tmp_path: Path) -> None:
+    det = detector(tmp_path)
+    msg = parse_message(b"Subject: x\n\nbuy\n", Envelope(client_ip=BOT))
+    ctx = Context(now=T0)
+    first = det.start(msg, ctx)
+    assert not isinstance(first, asyncio.Future)  # nothing cached: a store read, awaited later
+    assert await first == []
+    for _ in range(10):
+        await det.after_verdict(msg, verdict(9.0), T0)
+    ready = det.start(msg, ctx)
+    assert isinstance(ready, asyncio.Future)
+    assert ready.done()
+    assert [h.symbol for h in await ready] == ["REP_IP_SPAM", "REP_NET_SPAM"]

@@ -6,8 +6,9 @@ scored, its own reputation symbols left out, so a bad name cannot feed on itself
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import ClassVar
 
 from seawall.config import Config, ReputationSettings
@@ -67,13 +68,27 @@ class ReputationDetector:
             return None
         return ip
 
+    def start(self, msg: Message, ctx: Context) -> Awaitable[Sequence[Hit]]:
+        """The engine's early start: answered at once from this worker's cache, which holds
+        most sources of a busy hour; a store read otherwise, awaited after the CPU work."""
+        ip = self.source(msg, ctx)
+        reputation = self.reputation
+        if ip is None or reputation is None:
+            return _ready(())
+        records = reputation.cached(ip, ctx.now)
+        if records is None:
+            return self.check(msg, ctx)
+        return _ready(self._judge(*records))
+
     async def check(self, msg: Message, ctx: Context) -> Sequence[Hit]:
         ip = self.source(msg, ctx)
         reputation = self.reputation
         if ip is None or reputation is None:
             return ()
+        return self._judge(*await reputation.lookup(ip, ctx.now))
+
+    def _judge(self, own: Record | None, net: Record | None) -> list[Hit]:
         s = self.settings
-        own, net = await reputation.lookup(ip, ctx.now)
         hits: list[Hit] = []
         prior = s.prior
         if own is not None and own.spam >= s.ip_min_spam:
@@ -110,6 +125,12 @@ class ReputationDetector:
         """Write the counts still pending (at most ``flush_s`` old) to the store."""
         if self._reputation is not None:
             await self._reputation.flush()
+
+
+def _ready(hits: Sequence[Hit]) -> Awaitable[Sequence[Hit]]:
+    future: asyncio.Future[Sequence[Hit]] = asyncio.get_running_loop().create_future()
+    future.set_result(hits)
+    return future
 
 
 def _hit(symbol: str, record: Record, weight: float) -> Hit:
