@@ -275,11 +275,8 @@ def accuracy(root: Path, rbl: Rbldnsd) -> dict[str, Any]:
         flagged = Counter(
             (s.label, n)
             for v, s in zip(verdicts, test, strict=True)
-            for n in {
-                n.split("_")[0]
-                for n in v.symbols
-                if n.startswith(("RBL", "URIBL", "REP", "ATTACH", "ARCHIVE"))
-            }
+            for n in v.symbols
+            if n.startswith(("RBL", "URIBL", "REP", "ATTACH", "ARCHIVE", "CAMPAIGN_SPAM"))
         )
         out[mode] = {
             "roc_auc": round(auc, 6),
@@ -288,7 +285,7 @@ def accuracy(root: Path, rbl: Rbldnsd) -> dict[str, Any]:
             "recall_at_fpr_1%": round(100 * recall_at_fpr(spam, ham, 0.01), 2),
             "spam_at_add_header": sum(x >= 6.0 for x in spam),
             "ham_at_add_header": sum(x >= 6.0 for x in ham),
-            "flagged": {f"{label} {family}": n for (label, family), n in sorted(flagged.items())},
+            "flagged": {f"{label} {symbol}": n for (label, symbol), n in sorted(flagged.items())},
             "spam": len(spam),
             "ham": len(ham),
             "msgs_per_s": round(len(items) / seconds, 1),

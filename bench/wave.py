@@ -6,11 +6,12 @@ For each seed the simulated traffic is scanned in arrival order by one in-proces
 whose clock is the simulated one (so an hour-long wave takes as long as its scanning):
 
 - blocking: per spam campaign, the share of copies after the first 10 that carry CAMPAIGN
-  and get a spam action (and the share rejected);
+  and get a spam action (and the share rejected); the same for each worm family;
 - ham: the share of ham messages given a spam-campaign symbol; newsletters called botnet-like;
 - clustering quality: V-measure (homogeneity, completeness) and adjusted Rand index of the
   verdicts' campaign ids against the ground truth (a message with no campaign is a cluster
-  of its own);
+  of its own), and per true campaign, worm family and newsletter (``classes``): how many
+  campaign ids its messages got, how many got none, and the share of the biggest;
 - with ``--replay``: the default world through a real Postfix with Seawall's milter, at the
   simulator's speed, with a per-minute table (see bench/replay.py).
 
@@ -98,20 +99,23 @@ def summarise(seed: int, rows: Sequence[tuple[SimMessage, Any]], seconds: float)
     newsletter_botnet = newsletters = 0
     truth_ids: list[str] = []
     pred_ids: list[str] = []
+    found: dict[str, Counter[str]] = defaultdict(Counter)
     for n, (sim, verdict) in enumerate(rows):
         truth = sim.truth
         kinds[truth.kind] += 1
         truth_ids.append(truth.campaign or f"single-{n}")
         pred_ids.append(verdict.campaign or f"single-{n}")
+        if truth.campaign:
+            found[truth.campaign][verdict.campaign or ""] += 1
         if truth.kind == "ham":
             ham += 1
             ham_flagged += any(s in verdict.symbols for s in SPAM_CAMPAIGN_SYMBOLS)
         elif truth.kind == "newsletter":
             newsletters += 1
             newsletter_botnet += "CAMPAIGN_BOTNET" in verdict.symbols
-        elif truth.kind == "spam" and truth.campaign:
+        elif truth.kind in ("spam", "worm") and truth.campaign:
             by_campaign[truth.campaign].append(verdict)
-    campaigns = {}
+    campaigns: dict[str, dict[str, Any]] = {}
     for cid, verdicts in sorted(by_campaign.items()):
         later = verdicts[10:]
         flagged = sum(1 for v in later if "CAMPAIGN" in v.symbols and v.action.is_spam)
@@ -127,14 +131,24 @@ def summarise(seed: int, rows: Sequence[tuple[SimMessage, Any]], seconds: float)
             "later_rejected_pct": round(100 * rejected / len(later), 3) if later else None,
             "first_blocked_copy": first_blocked,
         }
-    later_total = sum(c["later_copies"] for c in campaigns.values())
-    flagged_total = sum(
-        c["later_copies"] * (c["later_flagged_pct"] or 0) / 100 for c in campaigns.values()
-    )
-    rejected_total = sum(
-        c["later_copies"] * (c["later_rejected_pct"] or 0) / 100 for c in campaigns.values()
-    )
+    spam = [c for cid, c in campaigns.items() if not cid.startswith("worm-")]
+    later_total = sum(c["later_copies"] for c in spam)
+    flagged_total = sum(c["later_copies"] * (c["later_flagged_pct"] or 0) / 100 for c in spam)
+    rejected_total = sum(c["later_copies"] * (c["later_rejected_pct"] or 0) / 100 for c in spam)
+    worms = [c for cid, c in campaigns.items() if cid.startswith("worm-")]
+    worm_later = sum(c["later_copies"] for c in worms)
+    worm_flagged = sum(c["later_copies"] * (c["later_flagged_pct"] or 0) / 100 for c in worms)
     quality = v_measure(truth_ids, pred_ids)
+    classes = {}
+    for name, ids in sorted(found.items()):
+        named = Counter({cid: n for cid, n in ids.items() if cid})
+        biggest = named.most_common(1)[0][1] if named else 0
+        classes[name] = {
+            "messages": ids.total(),
+            "campaign_ids": len(named),
+            "without_campaign": ids[""],
+            "biggest_share": round(biggest / ids.total(), 4),
+        }
     return {
         "seed": seed,
         "messages": len(rows),
@@ -143,6 +157,8 @@ def summarise(seed: int, rows: Sequence[tuple[SimMessage, Any]], seconds: float)
         "campaigns": campaigns,
         "later_flagged_pct": round(100 * flagged_total / later_total, 3) if later_total else None,
         "later_rejected_pct": round(100 * rejected_total / later_total, 3) if later_total else None,
+        # Worm families the same way (they are in "campaigns" too, named worm-*).
+        "worm_later_flagged_pct": round(100 * worm_flagged / worm_later, 3) if worm_later else None,
         "ham": ham,
         "ham_with_spam_campaign_symbol": ham_flagged,
         "ham_flagged_pct": round(100 * ham_flagged / ham, 4) if ham else None,
@@ -150,6 +166,7 @@ def summarise(seed: int, rows: Sequence[tuple[SimMessage, Any]], seconds: float)
         "newsletters_botnet": newsletter_botnet,
         **{k: round(v, 4) for k, v in quality.items()},
         "adjusted_rand": round(adjusted_rand(truth_ids, pred_ids), 4),
+        "classes": classes,
     }
 
 
@@ -169,7 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = run_seed(seed, state, SimSettings(seed=seed))
         finally:
             shutil.rmtree(state, ignore_errors=True)
-        print(json.dumps({k: v for k, v in result.items() if k != "campaigns"}), file=sys.stderr)
+        brief = {k: v for k, v in result.items() if k not in ("campaigns", "classes")}
+        print(json.dumps(brief), file=sys.stderr)
         results["seeds"].append(result)
     out = ROOT / ".cache" / "bench" / "wave.json"
     out.parent.mkdir(parents=True, exist_ok=True)

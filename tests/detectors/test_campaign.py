@@ -150,15 +150,16 @@ def test_an_admin_mark_overrides_and_state_survives_a_restart(config: Config) ->
     again.close()
 
 
-def test_the_sample_travels_once_with_the_first_judgement(config: Config) -> None:
+def test_the_sample_travels_once_when_the_cluster_becomes_a_campaign(config: Config) -> None:
+    # A sample for every cluster of one would be up to 64 KB for each message that is no
+    # campaign: the copy that makes it one (min_copies, 3) brings it, and no later copy.
     tracker = Tracker(config.detectors.campaigns)
     engine = build_engine(config, tracker=LocalTracker(tracker))
     rng = random.Random(9)
-    first = spam_copy(0, rng)
+    copies = [spam_copy(i, rng) for i in range(5)]
     cid = None
-    for i in range(4):
-        cid = engine.scan_sync(bot(i), first if i == 0 else spam_copy(i, rng), now=NOW + i)
-        cid = cid.verdict.campaign
+    for i, raw in enumerate(copies):
+        cid = engine.scan_sync(bot(i), raw, now=NOW + i).verdict.campaign
     engine.close()
     assert cid is not None
-    assert tracker.campaigns[cid].sample == first
+    assert tracker.campaigns[cid].sample == copies[2]

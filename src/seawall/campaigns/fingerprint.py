@@ -2,11 +2,12 @@
 
 A message becomes a set of 64-bit features: every run of ``SHINGLE`` consecutive normalised
 words of its text, plus one feature for its subject skeleton, one per registrable URL
-domain and one for its MIME structure.  The set is summarised by a MinHash signature of
-``PERMUTATIONS`` slots (the share of equal slots estimates the Jaccard similarity of two
-sets) whose first ``BANDS * ROWS`` slots are cut into ``BANDS`` band keys for locality
-sensitive hashing: two messages that share a band key are candidates, which the index
-then verifies on the whole signature.
+domain, one for its MIME structure and those of its attachments (``payload.py``: a
+worm's copies are a line of text and the same program under another name).  The set
+is summarised by a MinHash signature of ``PERMUTATIONS`` slots (the share of equal
+slots estimates the Jaccard similarity of two sets) whose first ``BANDS * ROWS`` slots
+are cut into ``BANDS`` band keys for locality sensitive hashing: two messages that share
+a band key are candidates, which the index then verifies on the whole signature.
 
 Normalisation undoes what a bot does to each copy of a run: NFKC folds look-alike forms,
 case is folded, URLs and e-mail addresses (per-message tokens) are dropped, every run of
@@ -31,15 +32,17 @@ import hashlib
 import re
 import unicodedata
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
 import numpy as np
 from numpy.typing import NDArray
 
+from seawall.campaigns.payload import payload_features
 from seawall.message.model import Message
 
-VERSION: Final = 1  # bump when any change here moves a signature: snapshots become stale
+VERSION: Final = 2  # bump when any change here moves a signature: snapshots become stale
 
 # Three-word shingles: one inserted hash-buster word breaks two of them and adds three noise
 # ones.  Four-word shingles lose a third more to each insertion; two-word shingles share
@@ -337,7 +340,8 @@ class Fingerprint:
     def of(cls, msg: Message) -> Fingerprint:
         """Fingerprint a parsed message (pure; about 0.3 ms for a typical one)."""
         domains = frozenset(u.domain for u in msg.urls if u.domain)
-        return cls.from_text(msg.text, msg.subject, domains, structure(msg))
+        payload = payload_features(msg.attachments)
+        return cls.from_text(msg.text, msg.subject, domains, structure(msg), payload)
 
     @classmethod
     def from_text(
@@ -346,9 +350,13 @@ class Fingerprint:
         subject: str = "",
         domains: frozenset[str] = frozenset(),
         shape: str = "",
+        payload: Sequence[int] = (),
     ) -> Fingerprint:
-        """Fingerprint the parts of a message given one by one (tests, simulators)."""
-        extra = [_feature(shape.encode(), _STRUCTURE)]
+        """Fingerprint the parts of a message given one by one (tests, simulators).
+
+        ``payload`` holds the attachments' features (``payload.payload_features``).
+        """
+        extra = [_feature(shape.encode(), _STRUCTURE), *payload]
         if subject.strip():
             extra.append(subject_skeleton(subject))
         extra.extend(_feature(d.encode(), _DOMAIN) for d in sorted(domains)[:MAX_DOMAINS])
@@ -361,7 +369,7 @@ class Fingerprint:
     @classmethod
     def from_features(cls, features: NDArray[np.uint64]) -> Fingerprint:
         """The fingerprint of a chosen subset of another's features (sorted, distinct)."""
-        return cls._sealed(_signature(features), int(features.size), frozenset())
+        return cls._sealed(_signature(features), int(features.size), frozenset(), features)
 
     @classmethod
     def from_minhash(

@@ -61,12 +61,15 @@ class Assignment:
     founding message's digest); it is ``""`` for a fingerprint too small to cluster.
     ``similarity`` is the estimated Jaccard similarity to the nearest representative of
     the cluster (1.0 for the founder); ``size`` counts the messages the cluster has taken.
+    ``also`` names the other clusters the message was near enough to join: evidence that
+    they hold the same campaign (the tracker decides whether to merge them).
     """
 
     cluster: str
     new: bool
     similarity: float
     size: int
+    also: tuple[str, ...] = ()
 
     @property
     def clustered(self) -> bool:
@@ -131,7 +134,7 @@ class _BandTable:
         self.buckets = buckets
         self.tags = np.zeros((buckets, _SLOTS), dtype=np.uint16)
         self.reps = np.full((buckets, _SLOTS), -1, dtype=np.int32)
-        self.head = np.zeros(buckets, dtype=np.intp)
+        self.head = np.zeros(buckets, dtype=np.uint8)  # the next entry to overwrite
         self.written = 0  # entries ever written: a representative's keys age by it
 
     @property
@@ -253,6 +256,10 @@ class Clusterer:
         self._filed = np.zeros(1024, dtype=np.int64)  # table.written when its keys went in
         self._table = _BandTable(_MIN_BUCKETS)
         self._next_sweep = -np.inf
+        # Whether to remember the ids of expired and evicted clusters for ``evicted()``
+        # (the tracker forgets their campaigns by them, without scanning all clusters).
+        self.report_evictions = False
+        self._evicted: list[NDArray[np.uint64]] = []
 
     def __len__(self) -> int:
         return self._clusters.used
@@ -262,6 +269,12 @@ class Clusterer:
         ids = self._ids[self._seen > -np.inf].tolist()
         return frozenset(f"c-{ident:016x}" for ident in ids)
 
+    def evicted(self) -> list[str]:
+        """The clusters expired or evicted since the last call (with ``report_evictions``)."""
+        gone = np.concatenate(self._evicted).tolist() if self._evicted else []
+        self._evicted = []
+        return [f"c-{ident:016x}" for ident in gone]
+
     def assign(self, fp: Fingerprint, now: float) -> Assignment:
         """Put one message's fingerprint into its cluster, opening one if none is near."""
         if not fp.clusterable:
@@ -270,7 +283,7 @@ class Clusterer:
             self._expire(now)
         keys = np.array(fp.bands, dtype=np.uint64)
         place = self._table.locate(keys)
-        cluster, rep, similarity = self._nearest(place, fp.minhash, now)
+        cluster, rep, similarity, also = self._nearest(place, fp.minhash, now)
         if cluster < 0:
             cluster = self._open(int(fp.digest, 16), now)
             self._represent(cluster, fp.minhash, keys, place)
@@ -284,28 +297,34 @@ class Clusterer:
             # campaign is still running.
             self._file(rep, band_keys(self._sigs[rep]))
         ident = f"c-{int(self._ids[cluster]):016x}"
-        return Assignment(ident, False, similarity, int(self._sizes[cluster]))
+        others = tuple(f"c-{int(self._ids[c]):016x}" for c in also)
+        return Assignment(ident, False, similarity, int(self._sizes[cluster]), others)
 
-    def _nearest(self, place: Place, sig: NDArray[np.uint16], now: float) -> tuple[int, int, float]:
-        """The best cluster at or above the threshold, its nearest representative, and how near."""
+    def _nearest(
+        self, place: Place, sig: NDArray[np.uint16], now: float
+    ) -> tuple[int, int, float, list[int]]:
+        """The best cluster at or above the threshold, its nearest representative, how near,
+        and the other clusters at or above the threshold."""
         reps = self._table.find(place)
         if reps.size == 0:
-            return -1, -1, 0.0
+            return -1, -1, 0.0, []
         clusters = np.unique(self._owner[reps])
         if clusters.size > _CANDIDATES:
             clusters, hits = np.unique(self._owner[reps], return_counts=True)
             clusters = clusters[np.argsort(-hits, kind="stable")[:_CANDIDATES]]
         clusters = clusters[self._seen[clusters] >= now - self.ttl_s]  # not swept yet
         if clusters.size == 0:
-            return -1, -1, 0.0
+            return -1, -1, 0.0, []
         members = self._members[clusters]
         agree = np.count_nonzero(self._sigs[np.maximum(members, 0)] == sig, axis=2)
         agree[members < 0] = -1
         row, column = np.unravel_index(int(np.argmax(agree)), agree.shape)
         similarity = float(agree[row, column]) / PERMUTATIONS
         if similarity < self.threshold:
-            return -1, -1, similarity
-        return int(clusters[row]), int(members[row, column]), similarity
+            return -1, -1, similarity, []
+        near = np.flatnonzero(agree.max(axis=1) >= self.threshold * PERMUTATIONS)
+        also = [int(clusters[r]) for r in near if r != row]
+        return int(clusters[row]), int(members[row, column]), similarity, also
 
     def _open(self, ident: int, now: float) -> int:
         if self._clusters.used >= self.max_clusters:
@@ -380,6 +399,8 @@ class Clusterer:
         self._filed[rep] = self._table.written
 
     def _evict(self, clusters: Ints) -> None:
+        if self.report_evictions:
+            self._evicted.append(self._ids[clusters])
         members = self._members[clusters].reshape(-1)
         reps = members[members >= 0]
         for lo in range(0, reps.size, _CHUNK // BANDS):

@@ -2,11 +2,14 @@
 
 Pure: the tracker feeds it one Observation per clustered message and one
 judgement per verdict; it answers with a CampaignView the detector scores.
+Most clusters never see a second message, so a cluster of one keeps a small
+Founder record; its second message makes it a Campaign.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import struct
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -59,6 +62,9 @@ def _bump(counter: Counter[str], key: str) -> None:
 
 def _nets(ip: str) -> tuple[str, str]:
     """The /24 and /16 of an IPv4 address (IPv6: /64 and /48)."""
+    parts = ip.split(".")
+    if len(parts) == 4 and all(p.isdigit() and len(p) <= 3 for p in parts):
+        return ".".join(parts[:3]), ".".join(parts[:2])
     try:
         addr = ipaddress.ip_address(ip)
     except ValueError:
@@ -95,12 +101,16 @@ class Campaign:
     urls: Counter[str] = field(default_factory=Counter)
     subjects: Counter[str] = field(default_factory=Counter)
     sample: bytes = b""
+    clusters: int = 1  # clusters of the index in this campaign (more once merged)
+    # per_hour's last answer (minute, messages): asked three times a message, summed once.
+    hour: tuple[int, int] | None = None
 
     def add(self, obs: Observation, now: float) -> None:
         self.count += 1
         self.last_seen = max(self.last_seen, now)
         minute = int(now // 60)
         self.minutes[minute] = self.minutes.get(minute, 0) + 1
+        self.hour = (minute, self.hour[1] + 1) if self.hour and self.hour[0] == minute else None
         if len(self.minutes) > 61:
             for old in [m for m in self.minutes if m <= minute - 60]:
                 del self.minutes[old]
@@ -127,7 +137,9 @@ class Campaign:
 
     def per_hour(self, now: float) -> int:
         minute = int(now // 60)
-        return sum(n for m, n in self.minutes.items() if m > minute - 60)
+        if self.hour is None or self.hour[0] != minute:
+            self.hour = (minute, sum(n for m, n in self.minutes.items() if m > minute - 60))
+        return self.hour[1]
 
     def view(self, now: float) -> CampaignView:
         return CampaignView(
@@ -160,3 +172,120 @@ class Campaign:
             subject_variants=len(self.subjects),
         )
         return view
+
+    def merge(self, other: Campaign) -> None:
+        """Take in the record of ``other``: the two turned out to be one campaign."""
+        self.first_seen = min(self.first_seen, other.first_seen)
+        self.last_seen = max(self.last_seen, other.last_seen)
+        self.count += other.count
+        for minute, n in other.minutes.items():
+            self.minutes[minute] = self.minutes.get(minute, 0) + n
+        self.hour = None
+        newest = max(self.minutes, default=0)
+        for old in [m for m in self.minutes if m <= newest - 60]:
+            del self.minutes[old]
+        self.peak_per_minute = max(self.peak_per_minute, other.peak_per_minute)
+        self.peak_per_minute = max(self.peak_per_minute, max(self.minutes.values(), default=0))
+        self.peak_per_hour = max(
+            self.peak_per_hour, other.peak_per_hour, sum(self.minutes.values())
+        )
+        for ip in other.ips:
+            if len(self.ips) >= MAX_IPS:
+                break
+            self.ips.add(ip)
+        self.nets24 |= other.nets24
+        self.nets16 |= other.nets16
+        self.dynamic += other.dynamic
+        self.own += other.own
+        self.spam += other.spam
+        self.ham += other.ham
+        self.mark = self.mark or other.mark
+        self.alerted = self.alerted or other.alerted
+        for mine, theirs in (
+            (self.languages, other.languages),
+            (self.domains, other.domains),
+            (self.urls, other.urls),
+            (self.subjects, other.subjects),
+        ):
+            for key, n in theirs.items():
+                mine[key] += n
+            if len(mine) > 2 * MAX_KEYS:
+                for stale, _ in mine.most_common()[MAX_KEYS:]:
+                    del mine[stale]
+        self.sample = self.sample or other.sample
+
+
+_FOUNDER = struct.Struct("<dBHH")  # time, flags (dynamic, own), spam, ham; then the IP
+
+
+class Founder(msgspec.Struct, frozen=True):
+    """The first message of a cluster, until a second one makes the cluster a campaign.
+
+    Most clusters hold one message (mail that is no campaign): the tracker keeps each
+    founder packed in a few dozen bytes (``pack``) instead of a Campaign's sets and
+    counters: with its key, about 170 bytes, against 2 KB or more.  What the spread, the
+    rates and the judgement need is kept; the founder's subject, language and links are
+    not (a campaign's lists start with its second message).
+
+    >>> f = Founder(1.5, "192.0.2.7", dynamic=True, own=False, spam=1)
+    >>> Founder.unpack(f.pack()) == f, len(f.pack())
+    (True, 22)
+    """
+
+    at: float
+    ip: str | None
+    dynamic: bool
+    own: bool
+    spam: int = 0
+    ham: int = 0
+
+    @classmethod
+    def of(cls, obs: Observation, now: float) -> Founder:
+        return cls(now, obs.ip, obs.dynamic, obs.own)
+
+    @staticmethod
+    def packed(data: bytes) -> bool:
+        """Whether ``data`` can be a packed founder (a snapshot from elsewhere may lie)."""
+        return len(data) >= _FOUNDER.size
+
+    def pack(self) -> bytes:
+        flags = self.dynamic | self.own << 1 | (self.ip is None) << 2
+        head = _FOUNDER.pack(self.at, flags, min(self.spam, 0xFFFF), min(self.ham, 0xFFFF))
+        return head + (self.ip or "").encode()
+
+    @classmethod
+    def unpack(cls, data: bytes) -> Founder:
+        at, flags, spam, ham = _FOUNDER.unpack_from(data)
+        ip = None if flags & 4 else data[_FOUNDER.size :].decode(errors="replace")
+        return cls(at, ip, bool(flags & 1), bool(flags & 2), spam, ham)
+
+    def judged(self, spam: bool) -> Founder:
+        return msgspec.structs.replace(self, spam=self.spam + spam, ham=self.ham + (not spam))
+
+    def view(self, campaign_id: str) -> CampaignView:
+        """What ``Campaign.view`` would say of this one message."""
+        sources = 1 if self.ip else 0
+        return CampaignView(
+            id=campaign_id,
+            count=1,
+            first_seen=self.at,
+            last_seen=self.at,
+            per_minute=1,
+            per_hour=1,
+            peak_per_hour=1,
+            ips=sources,
+            nets24=sources,
+            nets16=sources,
+            dynamic_share=float(self.dynamic),
+            own_share=float(self.own),
+            spam=self.spam,
+            ham=self.ham,
+            mark=None,
+        )
+
+    def campaign(self, campaign_id: str) -> Campaign:
+        """The campaign of this one message, to which a second one can be added."""
+        campaign = Campaign(id=campaign_id, first_seen=self.at, last_seen=self.at)
+        campaign.add(Observation(ip=self.ip, dynamic=self.dynamic, own=self.own), self.at)
+        campaign.spam, campaign.ham = self.spam, self.ham
+        return campaign

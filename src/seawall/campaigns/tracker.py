@@ -5,6 +5,15 @@ process sees the same campaigns (``seawall serve`` runs it as its own process
 and the workers reach it over a unix socket, see ``wire.py``).  It also keeps
 the local URI blocklist (domains of confirmed spam campaigns, with expiry) and
 raises outbreak alerts.
+
+A campaign is one cluster of the index or several: a run can open a second
+cluster before its copies look alike enough (its first copies are the ones
+furthest from its template), and a message near two clusters, or matched to
+another campaign on its recurring features, shows that they are one.  Such
+clusters are merged, only for mail from dynamic sources (where botnets send
+from; the clusters of mail from named servers are never merged), only when
+both campaigns come mostly from dynamic sources, and never when one was judged
+spam and the other ham.
 """
 
 from __future__ import annotations
@@ -20,7 +29,13 @@ import msgspec
 from seawall.campaigns.fingerprint import Fingerprint
 from seawall.campaigns.index import Clusterer
 from seawall.campaigns.recurring import Recurring
-from seawall.campaigns.registry import SAMPLE_BYTES, Campaign, CampaignView, Observation
+from seawall.campaigns.registry import (
+    SAMPLE_BYTES,
+    Campaign,
+    CampaignView,
+    Founder,
+    Observation,
+)
 from seawall.config import CampaignSettings
 
 log = logging.getLogger("seawall.campaigns")
@@ -44,6 +59,8 @@ class Snapshot(msgspec.Struct):
     campaigns: list[dict[str, Any]]
     blocklist: dict[str, float]
     ham_domains: dict[str, list[str]]
+    alias: dict[str, str] = {}
+    founders: dict[str, bytes] = {}  # Founder.pack()
 
 
 class Tracker:
@@ -52,9 +69,11 @@ class Tracker:
     def __init__(self, settings: CampaignSettings, *, events: Path | None = None) -> None:
         self.settings = settings
         self.index = Clusterer(ttl_s=settings.ttl_s, max_clusters=settings.max_campaigns)
-        self.alias: dict[str, str] = {}  # cluster -> the campaign it was merged into
+        self.index.report_evictions = True
+        self.alias: dict[str, str] = {}  # cluster -> the campaign it was merged into (a root)
         self.recurring = Recurring(ttl_s=settings.ttl_s, max_clusters=settings.max_campaigns)
-        self.campaigns: dict[str, Campaign] = {}
+        self.campaigns: dict[str, Campaign] = {}  # clusters of two messages or more
+        self.founders: dict[str, bytes] = {}  # clusters of one message: Founder.pack()
         self.blocklist: dict[str, float] = {}  # domain -> expiry
         self.ham_domains: dict[str, list[str]] = {}  # domain -> clusters of ham sightings
         self.events = events
@@ -63,31 +82,99 @@ class Tracker:
     def observe(self, fp: Fingerprint, obs: Observation, now: float) -> Reply:
         assignment = self.index.assign(fp, now)
         blocked = tuple(d for d in obs.domains if self.blocklist.get(d, 0.0) > now)
-        if not assignment.cluster:
-            # Too little text to compare (a one-line note): a campaign of one, not recorded.
-            alone = Campaign(id="", first_seen=now, last_seen=now)
-            alone.add(obs, now)
-            return Reply(view=alone.view(now), new=True, blocked=blocked)
-        cid = self.alias.get(assignment.cluster, assignment.cluster)
-        # A hash-busted copy of a known run may match it only on its recurring features:
-        # then its cluster becomes part of that campaign, for this and later copies.
-        other = self.recurring.campaign(fp, cid, now, look=obs.dynamic)
-        if other is not None and other != cid and other in self.campaigns:
-            self.alias[assignment.cluster] = other
-            cid = other
-        campaign = self.campaigns.get(cid)
-        if campaign is None:
-            campaign = self.campaigns[cid] = Campaign(id=cid, first_seen=now, last_seen=now)
-        campaign.add(obs, now)
-        self._maybe_alert(campaign, now)
+        self._forget()
         if now - self._swept > 60.0:
             self._sweep(now)
+        if not assignment.cluster:
+            # Too little text to compare (a one-line note): a campaign of one, not recorded.
+            return Reply(view=Founder.of(obs, now).view(""), new=True, blocked=blocked)
+        cid = self.root(assignment.cluster)
+        # A hash-busted copy of a known run may match it only on its recurring features,
+        # or be near two clusters at once: then they are one campaign.  The second look is
+        # for a copy that found no cluster: one that joined a cluster only counts features.
+        look = obs.dynamic and assignment.new
+        related = self.recurring.related(fp, cid, now, look=look)
+        if obs.dynamic:
+            related.extend(assignment.also)
+        campaign = self._record(cid)
+        if campaign is None:
+            if not related:
+                # Most clusters never get a second message: a small record until one comes.
+                founder = Founder.of(obs, now)
+                self.founders[cid] = founder.pack()
+                return Reply(view=founder.view(cid), new=True, blocked=blocked)
+            campaign = self.campaigns[cid] = Campaign(id=cid, first_seen=now, last_seen=now)
+        for other in related:
+            campaign = self._merge(campaign, self.root(other))
+        campaign.add(obs, now)
+        self._maybe_alert(campaign, now)
         return Reply(
             view=campaign.view(now),
             new=assignment.new,
             blocked=blocked,
-            wants_sample=not campaign.sample,
+            # The sample is what an admin's mark teaches: one per campaign, once it is one.
+            wants_sample=not campaign.sample and campaign.count >= self.settings.min_copies,
         )
+
+    def root(self, cluster: str) -> str:
+        """The campaign a cluster belongs to (itself, unless it was merged into another)."""
+        return self.alias.get(cluster, cluster)
+
+    def _record(self, cid: str) -> Campaign | None:
+        """The campaign ``cid`` as a full record (a founder's is made one), if it is known."""
+        campaign = self.campaigns.get(cid)
+        if campaign is None:
+            founder = self.founders.pop(cid, None)
+            if founder is not None:
+                campaign = self.campaigns[cid] = Founder.unpack(founder).campaign(cid)
+        return campaign
+
+    def _merge(self, campaign: Campaign, other_id: str) -> Campaign:
+        """One campaign of ``campaign`` and ``other_id``, when they may be merged."""
+        if other_id == campaign.id:
+            return campaign
+        other = self.campaigns.get(other_id)
+        founder = self.founders.get(other_id) if other is None else None
+        if founder is not None:
+            other = Founder.unpack(founder).campaign(other_id)
+        if other is None or not self._mergeable(campaign, other):
+            return campaign
+        self.founders.pop(other_id, None)
+        self.campaigns[other_id] = other
+        # The bigger one keeps its id (the one its verdicts and the admin have seen so far).
+        bigger = (campaign.count, -campaign.first_seen) >= (other.count, -other.first_seen)
+        keep, gone = (campaign, other) if bigger else (other, campaign)
+        keep.merge(gone)
+        del self.campaigns[gone.id]
+        if gone.clusters > 1:
+            # Aliases point at roots only: re-point the clusters merged into the one that
+            # goes (rare: mostly a new cluster joins a campaign).
+            for cluster in [c for c, root in self.alias.items() if root == gone.id]:
+                self.alias[cluster] = keep.id
+        keep.clusters += gone.clusters
+        self.alias[gone.id] = keep.id
+        log.info("campaign %s merged into %s (%d copies)", gone.id, keep.id, keep.count)
+        return keep
+
+    def _mergeable(self, a: Campaign, b: Campaign) -> bool:
+        # A botnet's run comes from dynamic sources; an ESP's newsletter, a mailing list or
+        # people's mail from named servers: never glue one to the other.
+        if 2 * a.dynamic < a.count or 2 * b.dynamic < b.count:
+            return False
+        judged = (self._judgement(a), self._judgement(b))
+        return None in judged or judged[0] == judged[1]
+
+    def _judgement(self, campaign: Campaign) -> str | None:
+        """The judgement so far: by an admin, or by enough verdicts; None if neither."""
+        if campaign.mark is not None:
+            return campaign.mark
+        judged = campaign.spam + campaign.ham
+        if judged < self.settings.min_judged:
+            return None
+        share = self.settings.spam_share
+        if campaign.spam >= share * judged:
+            return "spam"
+        return "ham" if campaign.ham >= share * judged else None
 
     def judge(
         self,
@@ -109,7 +196,12 @@ class Tracker:
             if len(self.ham_domains) > MAX_HAM_DOMAINS:
                 for domain in list(self.ham_domains)[: MAX_HAM_DOMAINS // 2]:
                     del self.ham_domains[domain]
-        campaign = self.campaigns.get(campaign_id) if campaign_id else None
+        root = self.root(campaign_id) if campaign_id else ""
+        founder = self.founders.get(root)
+        if founder is not None:
+            self.founders[root] = Founder.unpack(founder).judged(spam).pack()
+            return
+        campaign = self.campaigns.get(root)
         if campaign is None:
             return
         if sample and not campaign.sample:
@@ -123,7 +215,7 @@ class Tracker:
 
     def mark(self, campaign_id: str, label: str, now: float) -> Campaign | None:
         """An admin's judgement; a spam mark puts the campaign's domains on the blocklist."""
-        campaign = self.campaigns.get(campaign_id)
+        campaign = self._record(self.root(campaign_id))
         if campaign is None:
             return None
         campaign.mark = label
@@ -152,8 +244,9 @@ class Tracker:
 
     def _in_other_ham(self, domain: str, campaign_id: str) -> bool:
         for cid in self.ham_domains.get(domain, ()):
-            other = self.campaigns.get(cid) if cid else None
-            if cid != campaign_id and (other is None or not self.confirmed_spam(other)):
+            root = self.root(cid) if cid else ""
+            other = self.campaigns.get(root) if root else None
+            if root != campaign_id and (other is None or not self.confirmed_spam(other)):
                 return True
         return False
 
@@ -189,16 +282,25 @@ class Tracker:
             with self.events.open("a", encoding="utf-8") as out:
                 out.write(json.dumps(event) + "\n")
 
-    def _sweep(self, now: float) -> None:
-        """Forget campaigns the index evicted, and expired blocklist entries."""
-        self._swept = now
+    def _forget(self) -> None:
+        """Forget the records of the clusters the indexes let go (expired or evicted).
+
+        The cost is in what went, not in what is kept: no pass over every cluster.
+        """
         self.recurring.prune()
-        index_live = self.index.live()
-        for cluster in [c for c in self.alias if c not in index_live]:
-            del self.alias[cluster]
-        live = index_live | set(self.recurring.campaign_of.values()) | set(self.alias.values())
-        for cid in [cid for cid in self.campaigns if cid not in live]:
-            del self.campaigns[cid]
+        for cluster in self.index.evicted():
+            if self.founders.pop(cluster, None) is not None:
+                continue
+            root = self.alias.pop(cluster, cluster)
+            campaign = self.campaigns.get(root)
+            if campaign is not None:
+                campaign.clusters -= 1
+                if campaign.clusters <= 0:
+                    del self.campaigns[root]
+
+    def _sweep(self, now: float) -> None:
+        """Forget expired blocklist entries."""
+        self._swept = now
         for domain in [d for d, expiry in self.blocklist.items() if expiry <= now]:
             del self.blocklist[domain]
 
@@ -215,6 +317,8 @@ class Tracker:
                 campaigns=[_campaign_state(c) for c in self.campaigns.values()],
                 blocklist=self.blocklist,
                 ham_domains=self.ham_domains,
+                alias=self.alias,
+                founders=self.founders,
             )
         )
 
@@ -225,6 +329,9 @@ class Tracker:
         snap = msgspec.msgpack.decode(data, type=Snapshot)
         tracker = cls(settings, events=events)
         tracker.index = Clusterer.restore(snap.index)
+        tracker.index.report_evictions = True
+        tracker.alias = dict(snap.alias)
+        tracker.founders = {k: v for k, v in snap.founders.items() if Founder.packed(v)}
         for state in snap.campaigns:
             campaign = _campaign_of(state)
             tracker.campaigns[campaign.id] = campaign
@@ -244,6 +351,7 @@ def _campaign_state(campaign: Campaign) -> dict[str, Any]:
     for name in _COUNTERS:
         state[name] = dict(state[name])
     state["minutes"] = [[k, v] for k, v in campaign.minutes.items()]
+    del state["hour"]  # a cache
     return state
 
 

@@ -143,7 +143,7 @@ def load(config: Config) -> Tracker:
     if data:
         try:
             return Tracker.restore(data, settings, events=events)
-        except (msgspec.DecodeError, msgspec.ValidationError, TypeError, KeyError) as exc:
+        except (ValueError, TypeError, KeyError) as exc:  # DecodeError is a ValueError
             log.error("campaign state could not be restored, starting empty: %s", exc)
     return Tracker(settings, events=events)
 
