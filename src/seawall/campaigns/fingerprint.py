@@ -209,10 +209,9 @@ def word_hashes(text: str) -> NDArray[np.uint64]:
     >>> bool((word_hashes("Price: $19.99, and more!") == word_hashes("price 5 AND MORE")).all())
     True
     """
-    found = words(text)
-    hashes = np.fromiter(map(zlib.crc32, found), dtype=np.uint64, count=len(found))
-    lengths = np.fromiter(map(len, found), dtype=np.intp, count=len(found))
-    return hashes[(lengths > 1) & (lengths <= MAX_TOKEN_BYTES)]
+    crc32 = zlib.crc32
+    kept = [crc32(w) for w in words(text) if 1 < len(w) <= MAX_TOKEN_BYTES]
+    return np.array(kept, dtype=np.uint64)
 
 
 def shingles(hashes: NDArray[np.uint64], size: int = SHINGLE) -> NDArray[np.uint64]:
@@ -302,6 +301,14 @@ def band_keys(signatures: Signature) -> NDArray[np.uint64]:
     return keys[0] if sig.ndim == 1 else keys
 
 
+def _distinct(ordered: NDArray[np.uint64]) -> NDArray[np.uint64]:
+    """The distinct values of a sorted array (``np.unique`` without its sort and hashing)."""
+    keep = np.empty(ordered.size, dtype=np.bool_)
+    keep[:1] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep]
+
+
 def similarity(a: Signature, b: Signature) -> float:
     """Estimated Jaccard similarity of the feature sets behind two signatures."""
     return float(np.count_nonzero(a == b)) / PERMUTATIONS
@@ -363,8 +370,8 @@ class Fingerprint:
         features = np.sort(
             np.concatenate((shingles(word_hashes(text)), np.array(extra, dtype=np.uint64)))
         )
-        tokens = 1 + int(np.count_nonzero(features[1:] != features[:-1]))
-        return cls._sealed(_signature(features), tokens, domains, np.unique(features))
+        distinct = _distinct(features)
+        return cls._sealed(_signature(features), int(distinct.size), domains, distinct)
 
     @classmethod
     def from_features(cls, features: NDArray[np.uint64]) -> Fingerprint:

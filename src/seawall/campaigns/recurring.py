@@ -30,6 +30,7 @@ HALF_LIFE_S = 3600.0  # counts halve every hour: "recently" means the last hour 
 # it, a million messages a day would take 85% of the counters within the hour.
 MAX_ADDED = (1 << WIDTH_BITS) // 8
 _SALTS = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F], dtype=np.uint64)
+_ROW_STARTS = (np.arange(ROWS, dtype=np.intp) << WIDTH_BITS)[:, None]
 
 
 class Recurring:
@@ -43,9 +44,10 @@ class Recurring:
         self._halved_at = 0.0
         self._added = 0  # features counted since the last halving
 
-    def _slots(self, features: NDArray[np.uint64]) -> NDArray[np.uint64]:
+    def _slots(self, features: NDArray[np.uint64]) -> NDArray[np.intp]:
+        """Each feature's counter in each row, as positions in the flattened counts."""
         mixed = features[None, :] * _SALTS[:, None]
-        return (mixed >> np.uint64(64 - WIDTH_BITS)).astype(np.intp)
+        return (mixed >> np.uint64(64 - WIDTH_BITS)).astype(np.intp) + _ROW_STARTS
 
     def seen(self, features: NDArray[np.uint64], now: float) -> NDArray[np.bool_]:
         """Which features were seen before (count-min > 0); then count these."""
@@ -55,12 +57,14 @@ class Recurring:
             self._added = 0
         self._added += features.size
         slots = self._slots(features)
-        rows = np.arange(ROWS)[:, None]
-        current = self.counts[rows, slots]
+        flat = self.counts.reshape(-1)  # a view
+        current = flat.take(slots)
         before = current.min(axis=0) > 0
         # A message's features are distinct, so a plain add is exact but for the rare two
         # features sharing a counter; counters stop at 255 instead of wrapping.
-        self.counts[rows, slots] = np.minimum(current, 254) + 1
+        np.minimum(current, 254, out=current)
+        current += 1
+        flat.put(slots, current)
         return before  # type: ignore[no-any-return]
 
     def related(self, fp: Fingerprint, campaign: str, now: float, *, look: bool) -> list[str]:

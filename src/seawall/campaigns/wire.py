@@ -1,6 +1,8 @@
 """The tracker as a process: a unix-socket server, and the client the workers use.
 
-Frames are a 4-byte big-endian length and a msgpack body.  The socket lives in
+Frames are a 4-byte big-endian length and a msgpack body.  Every request gets one
+answer frame but a judgement, which is one-way: a worker does not wait on the tracker
+after its verdict (one round trip a message, not two).  The socket lives in
 Linux's abstract namespace, named after the state dir, so no file is left
 behind and long state-dir paths do not matter.
 """
@@ -106,11 +108,15 @@ class TrackerServer:
         try:
             while True:
                 body = await _read(reader)
+                request: Request | None = None
                 try:
-                    answer: Any = self.handle(_requests.decode(body))
+                    request = _requests.decode(body)
+                    answer: Any = self.handle(request)
                 except Exception as exc:
                     log.exception("tracker request failed")
                     answer = {"error": str(exc)}
+                if isinstance(request, Judge):
+                    continue  # one-way: no answer is awaited
                 writer.write(_frame(_encode(answer)))
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -262,7 +268,8 @@ class RemoteTracker:
         self._lock: asyncio.Lock | None = None
         self._decode_reply = msgspec.msgpack.Decoder(Reply | None).decode
 
-    async def _call(self, request: Request) -> bytes:
+    async def _call(self, request: Request, *, answer: bool = True) -> bytes:
+        """Send one request and read its answer (none for a one-way ``Judge``)."""
         if self._pid != os.getpid() or self._lock is None:
             self._pid, self._conn, self._lock = os.getpid(), None, asyncio.Lock()
         async with self._lock:
@@ -280,7 +287,7 @@ class RemoteTracker:
                 reader, writer = self._conn
                 writer.write(_frame(_encode(request)))
                 await writer.drain()
-                return await _read(reader)
+                return await _read(reader) if answer else b""
             except BaseException:
                 # A half-done exchange leaves the stream out of step: start afresh next time.
                 if self._conn is not None:
@@ -304,7 +311,8 @@ class RemoteTracker:
         sample: bytes = b"",
     ) -> None:
         await self._call(
-            Judge(campaign=campaign, spam=spam, domains=domains, now=now, sample=sample)
+            Judge(campaign=campaign, spam=spam, domains=domains, now=now, sample=sample),
+            answer=False,
         )
 
     async def mark(self, campaign: str, label: str) -> bytes | None:
