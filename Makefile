@@ -56,9 +56,14 @@ test-deps:
 bench-deps:
 	$(call install_debs,$(BENCH_DEBS))
 
-bench: venv bench-deps
+bench: venv bench-deps test-deps
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.serve
+	$(BIN)/python -m bench.wave --seeds 7,11,23
+	$(BIN)/python -m bench.replay --seed 7
+	$(BIN)/python -m bench.campaigns --tracker
+	$(BIN)/python -m bench.dnsbl --rounds 3 --concurrency 16,64,128 --sim-hours 1 --accuracy
+	$(BIN)/python -m bench.clamav
 
 clean:
 	rm -rf $(VENV) .cache var .pytest_cache .mypy_cache .ruff_cache

@@ -40,6 +40,7 @@ def per_minute(lines: Sequence[dict[str, Any]], start: float) -> list[dict[str, 
             "arrived": 0,
             "spam": 0,
             "blocked": 0,
+            "legit_blocked": 0,  # ham and newsletters rejected
             "delivered": 0,
             "tempfailed": 0,
             "by": Counter(),
@@ -53,6 +54,7 @@ def per_minute(lines: Sequence[dict[str, Any]], start: float) -> list[dict[str, 
         status = line["outcome"]["status"]
         if status == "rejected":
             row["blocked"] += 1
+            row["legit_blocked"] += line["kind"] not in ("spam", "worm")
             found = REASON.search(line["outcome"]["text"])
             row["by"][found.group(1) if found else line["outcome"]["text"][:40]] += 1
         elif status in ("accepted", "partial"):
