@@ -163,3 +163,43 @@ def test_the_sample_travels_once_when_the_cluster_becomes_a_campaign(config: Con
     engine.close()
     assert cid is not None
     assert tracker.campaigns[cid].sample == copies[2]
+
+
+@pytest.mark.parametrize(
+    ("hop", "extra", "dynamic"),
+    [
+        # A nameless client is a zombie's mark ...
+        ("Received: from x (unknown [198.51.100.7]) by mx.example.net; {d}\n", "", True),
+        # ... unless the mail came through a mailing list, whose server archived mail often
+        # leaves unnamed.
+        (
+            "Received: from x (unknown [198.51.100.7]) by mx.example.net; {d}\n",
+            "List-Id: <razor-users.lists.example.net>\n",
+            False,
+        ),
+        # A pool name stays dynamic, list headers or not (bots forge List-Unsubscribe).
+        (
+            "Received: from x (ppp-198-51-100-7.dialup.example.net [198.51.100.7])"
+            " by mx.example.net; {d}\n",
+            "List-Unsubscribe: <mailto:u@example.net>\n",
+            True,
+        ),
+    ],
+)
+def test_list_mail_from_a_nameless_hop_is_not_dynamic(
+    config: Config, hop: str, extra: str, dynamic: bool
+) -> None:
+    from seawall.detectors.base import Context
+    from seawall.detectors.campaign import CampaignDetector
+    from seawall.message import parse_message
+
+    date = "Tue, 01 Jul 2003 10:52:40 +0200"
+    raw = (hop.format(d=date) + extra + "Subject: hi\n\nbody text\n").encode()
+    detector = CampaignDetector(
+        config.detectors.campaigns,
+        config.isp,
+        LocalTracker(Tracker(config.detectors.campaigns)),
+        spam_threshold=6.0,
+    )
+    obs = detector.observation(parse_message(raw, Envelope()), Context(now=NOW))
+    assert obs.dynamic is dynamic

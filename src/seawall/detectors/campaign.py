@@ -131,7 +131,10 @@ class CampaignDetector:
             if addr is not None:
                 own = any(addr in net for net in self._own)
                 dynamic = any(addr in net for net in self._dynamic)
-            dynamic = dynamic or name is None or is_dynamic_name(name, ip)
+            # No reverse DNS name is a zombie's mark, unless the mail came through a mailing
+            # list: then the hop is the list's server (archived mail often names none).
+            nameless = name is None and not _list_mail(msg)
+            dynamic = dynamic or nameless or (name is not None and is_dynamic_name(name, ip))
         return Observation(
             ip=ip,
             hostname=name,
@@ -159,3 +162,8 @@ class CampaignDetector:
 
     def close(self) -> None:
         self.tracker.close()
+
+
+def _list_mail(msg: Message) -> bool:
+    """Mailing-list software marks its mail (RFC 2369 List-*, ezmlm, old majordomo)."""
+    return any(name.startswith(("list-", "mailing-list", "x-mailing-list")) for name in msg.headers)
