@@ -84,9 +84,9 @@ class Reputation:
         self.store = store
         self.settings = settings
         self._clock = clock
-        # key -> (counters as of `at`, at (caller's clock), first, last, fetched (monotonic))
-        self._cache: dict[str, tuple[tuple[float, ...], float, float, float, float] | None] = {}
-        self._fetched: dict[str, float] = {}
+        # key -> (counters as of `at`, at (caller's clock), first, last); None: no record
+        self._cache: dict[str, tuple[tuple[float, ...], float, float, float] | None] = {}
+        self._fetched: dict[str, float] = {}  # key -> when it was read (monotonic)
         self._pending: dict[str, list[float]] = {}
         self._pending_times: dict[str, tuple[float, float]] = {}  # key -> (first, last) added
         self._flushed = clock()
@@ -189,7 +189,7 @@ class Reputation:
     def _remember(self, got: dict[str, Decayed], now: float) -> None:
         fetched = self._clock()
         for key, value in got.items():
-            self._cache[key] = (value.values, now, value.first, value.last, fetched)
+            self._cache[key] = (value.values, now, value.first, value.last)
             self._fetched[key] = fetched
         while len(self._cache) > _MAX_CACHED:
             oldest = next(iter(self._cache))
@@ -204,7 +204,7 @@ class Reputation:
         values = [0.0, 0.0, 0.0]
         first = last = now
         if cached is not None:
-            counters, at, first, last, _ = cached
+            counters, at, first, last = cached
             values = decayed(counters, at, now, self.settings.half_life_s)
         if pending is not None:
             values = [v + p for v, p in zip(values, pending, strict=True)]

@@ -23,6 +23,7 @@ from seawall.campaigns.fingerprint import Fingerprint
 from seawall.campaigns.registry import SAMPLE_BYTES, Observation
 from seawall.config import CampaignSettings, IspSettings
 from seawall.detectors.base import Context, Hit
+from seawall.detectors.headers import is_list_mail
 from seawall.detectors.hostnames import is_dynamic_name
 from seawall.message import Message
 from seawall.policy.model import Verdict
@@ -124,7 +125,7 @@ class CampaignDetector:
     def observation(self, msg: Message, ctx: Context) -> Observation:
         envelope = msg.envelope
         hop = msg.first_untrusted
-        ip = envelope.client_ip or (hop.ip if hop else None)
+        ip = msg.source_ip
         name = envelope.hostname or (hop.rdns if hop else None)
         if name and name.lower() in ("unknown", "[unknown]"):
             name = None
@@ -139,7 +140,7 @@ class CampaignDetector:
                 dynamic = any(addr in net for net in self._dynamic)
             # No reverse DNS name is a zombie's mark, unless the mail came through a mailing
             # list: then the hop is the list's server (archived mail often names none).
-            nameless = name is None and not _list_mail(msg)
+            nameless = name is None and not is_list_mail(msg.headers)
             dynamic = dynamic or nameless or (name is not None and is_dynamic_name(name, ip))
         return Observation(
             ip=ip,
@@ -178,8 +179,3 @@ def _list_post(msg: Message) -> bool:
     """The message names the mailing list it was posted to (RFC 2919 List-Id, ezmlm)."""
     headers = msg.headers
     return "list-id" in headers or "mailing-list" in headers
-
-
-def _list_mail(msg: Message) -> bool:
-    """Mailing-list software marks its mail (RFC 2369 List-*, ezmlm, old majordomo)."""
-    return any(name.startswith(("list-", "mailing-list", "x-mailing-list")) for name in msg.headers)

@@ -224,7 +224,7 @@ class HeadersDetector:
             # both sides of much honest mail, and colleagues share one domain.
             and self.providers.of(rhs) is None
             and not same_site(rhs, from_domain)
-            and not _list_headers(msg.headers)  # list servers write IDs of the list's domain
+            and not is_list_mail(msg.headers)  # list servers write IDs of the list's domain
             # A receiving relay adds a Message-ID of its own name when the sender sent none
             # (RFC 5321 §6.4 allows it): that host is in the chain as a "by".
             and not any(hop.by and hop.by.lower() == rhs for hop in msg.received)
@@ -262,7 +262,7 @@ class HeadersDetector:
         if precedence and precedence[0].strip().lower() in ("bulk", "junk"):
             bulk = True
             hits.append(Hit("HDR_PRECEDENCE_BULK"))
-        if bulk and not _list_headers(headers):
+        if bulk and not is_list_mail(headers):
             hits.append(Hit("HDR_BULK_NO_UNSUB"))
 
     def _outlook(self, mailer: str, mid: str, date: float | None, hits: list[Hit]) -> None:
@@ -323,7 +323,7 @@ def parse_date(value: str) -> float | None:
     return float(days * 86400 + h * 3600 + m * 60 + min(s, 59) - offset)
 
 
-def _list_headers(headers: Headers) -> bool:
+def is_list_mail(headers: Headers) -> bool:
     """Mailing-list software marks its mail (RFC 2369, ezmlm, old majordomo set-ups)."""
     return any(
         name.startswith(("list-", "mailing-list", "x-mailing-list", "x-list")) for name in headers

@@ -61,9 +61,7 @@ class ReputationDetector:
         """The address the message came from, unless it is our own user or network."""
         if ctx.authenticated:
             return None
-        ip = msg.envelope.client_ip
-        if not ip and msg.first_untrusted is not None:
-            ip = msg.first_untrusted.ip
+        ip = msg.source_ip
         if not ip or self.trusted.contains(ip):
             return None
         return ip

@@ -136,5 +136,11 @@ class Message:
     size: int  # bytes of the raw message before any truncation
 
     @property
+    def source_ip(self) -> str | None:
+        """The address the message came from: the MTA's client, else the first untrusted hop's."""
+        hop = self.first_untrusted
+        return self.envelope.client_ip or (hop.ip if hop is not None else None)
+
+    @property
     def has_html(self) -> bool:
         return any(p.content_type == "text/html" for p in self.parts)
