@@ -48,8 +48,8 @@ import msgspec
 from tests.integration.rbldnsd import Rbldnsd, free_udp_port
 from tests.integration.seawall_proc import Seawall
 
-from bench.load import Sample, corpus_samples, run_load
-from bench.serve import train
+from bench.load import Sample, corpus_samples, run_load, time_command
+from bench.serve import SEAWALL, train
 from seawall.config import Config, DnsblSettings, load_config
 from seawall.detectors.dnsbl import LIST_SYMBOLS
 from seawall.engine import Engine, build_engine
@@ -155,6 +155,55 @@ def throughput(args: argparse.Namespace, root: Path, rbl: Rbldnsd) -> dict[str, 
         proxy.terminate()
         proxy.wait()
     return {"messages": len(samples), "delay_ms": args.delay_ms, "runs": rows}
+
+
+def scan_throughput(args: argparse.Namespace, root: Path, rbl: Rbldnsd) -> dict[str, Any]:
+    """``seawall scan --workers 2`` over the whole test half, lists off and on."""
+    samples = corpus_samples(train=False)
+    mail = root / "scan-mail"
+    mail.mkdir()
+    for n, sample in enumerate(samples):
+        (mail / f"{n:05d}.eml").write_bytes(sample.body)
+    state = root / "trained"
+    if not state.exists():
+        print("learning the train half...", file=sys.stderr)
+        train(state, root)
+    port = free_udp_port()
+    proxy = subprocess.Popen(
+        [sys.executable, "-m", "bench.dnsdelay", str(port), str(rbl.port), str(args.delay_ms)]
+    )
+    config = root / "scan-lists.toml"
+    config.write_text(toml(lists(f"127.0.0.1:{port}")))
+    best: dict[str, dict[str, Any]] = {}
+    runs = []
+    try:
+        for n in range(args.rounds):  # alternating, best of the rounds: the host is shared
+            for mode in ("off", "on"):
+                run_state = root / f"scan-{mode}-{n}"
+                shutil.copytree(state, run_state)
+                argv = [*SEAWALL, "scan", "--workers", "2", "--state", str(run_state)]
+                if mode == "on":
+                    argv += ["--config", str(config)]
+                timing = time_command([*argv, "--json", str(mail)], timeout_s=600)
+                if timing.returncode != 0:
+                    raise RuntimeError(f"{' '.join(argv)} exited with {timing.returncode}")
+                row = timing.summary(len(samples))
+                del row["argv"]
+                print(f"  scan, lists {mode:<3} {row}", file=sys.stderr)
+                runs.append({"mode": mode, **row})
+                if row["msgs_per_s"] > best.get(mode, {}).get("msgs_per_s", 0.0):
+                    best[mode] = row
+    finally:
+        proxy.terminate()
+        proxy.wait()
+    ratio = best["on"]["msgs_per_s"] / best["off"]["msgs_per_s"]
+    return {
+        "messages": len(samples),
+        "delay_ms": args.delay_ms,
+        "runs": runs,
+        "best": best,
+        "on_over_off": round(ratio, 3),
+    }
 
 
 async def _scan_all(
@@ -305,13 +354,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--accuracy", action="store_true", help="also c) accuracy (~2 min)")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-cache", action="store_true")
+    parser.add_argument("--skip-scan", action="store_true")
     args = parser.parse_args(argv)
     args.concurrency = tuple(int(c) for c in args.concurrency.split(","))
     results: dict[str, Any] = {}
     root = Path(tempfile.mkdtemp(prefix="seawall-bench-dnsbl-"))
     root.chmod(0o755)
     try:
-        need_train_zones = not args.skip_throughput or args.accuracy
+        need_train_zones = not (args.skip_throughput and args.skip_scan) or args.accuracy
         rbl = None
         if need_train_zones:
             ips, domains = train_zones(corpus_samples(train=True))
@@ -319,6 +369,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             rbl = Rbldnsd(root / "rbldnsd", zone_files(sorted(ips), sorted(domains)))
             rbl.start()
         try:
+            if not args.skip_scan:
+                assert rbl is not None
+                print("a) slow DNS: seawall scan, lists off and on...", file=sys.stderr)
+                results["scan"] = scan_throughput(args, root, rbl)
             if not args.skip_throughput:
                 assert rbl is not None
                 print("a) slow DNS: seawall serve, lists off and on...", file=sys.stderr)

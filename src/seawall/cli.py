@@ -18,7 +18,7 @@ import msgspec
 from seawall import __version__, evaluation
 from seawall.batch import Record, scan_units
 from seawall.config import Config, load_config
-from seawall.engine import StageTimes
+from seawall.engine import WAIT_STAGES, StageTimes
 from seawall.errors import SeawallError
 from seawall.evaluation import Labelled, Metrics, learn_all, state_or_temporary
 from seawall.sources import Unit, iter_units
@@ -72,12 +72,18 @@ def _print_table_row(record: Record, width: int) -> None:
 def _print_profile(times: StageTimes, out: Any) -> None:
     if not times.messages:
         return
-    total = sum(times.seconds.values())
+    work = {k: v for k, v in times.seconds.items() if k not in WAIT_STAGES}
+    total = sum(work.values())
     print(f"per-stage profile over {times.messages} messages (ms/msg):", file=out)
-    for stage, seconds in sorted(times.seconds.items(), key=lambda kv: -kv[1]):
+    for stage, seconds in sorted(work.items(), key=lambda kv: -kv[1]):
         ms = seconds * 1000 / times.messages
         print(f"  {stage:<12} {ms:8.3f}  {seconds / total * 100:5.1f}%", file=out)
     print(f"  {'total':<12} {total * 1000 / times.messages:8.3f}", file=out)
+    waits = {k: v for k, v in times.seconds.items() if k in WAIT_STAGES}
+    if waits:
+        print("waits, other messages' work runs meanwhile (ms/msg):", file=out)
+        for stage, seconds in sorted(waits.items(), key=lambda kv: -kv[1]):
+            print(f"  {stage:<12} {seconds * 1000 / times.messages:8.3f}", file=out)
 
 
 def cmd_scan(args: argparse.Namespace) -> int:

@@ -38,6 +38,10 @@ _WARM_UP = (
     b'<a href="http://www.example.com.au/x">https://example.org/</a> www.example.de\n'
 )
 
+# Stages that include waiting (network answers, the campaign tracker): when scans overlap,
+# other messages' work runs meanwhile, so these are not this message's CPU time.
+WAIT_STAGES = frozenset({"io start", "io", "feedback"})
+
 
 @dataclass
 class StageTimes:
@@ -253,12 +257,16 @@ class Engine:
             log.exception("detector %s failed", detector.name)
             return (Hit("DETECTOR_FAILED", options=(detector.name,)),)
 
-    def scan_sync(self, envelope: Envelope, raw: bytes, *, now: float | None = None) -> Scan:
-        """Scan from synchronous code (CLI workers) on a private event loop."""
+    def event_loop(self) -> asyncio.AbstractEventLoop:
+        """The private event loop that synchronous callers (CLI scans) run scans on."""
         loop = self._loop
         if loop is None:
             loop = self._loop = asyncio.new_event_loop()
-        return loop.run_until_complete(self.scan_message(envelope, raw, now=now))
+        return loop
+
+    def scan_sync(self, envelope: Envelope, raw: bytes, *, now: float | None = None) -> Scan:
+        """Scan from synchronous code (CLI workers) on :meth:`event_loop`."""
+        return self.event_loop().run_until_complete(self.scan_message(envelope, raw, now=now))
 
     async def flush(self) -> None:
         """Write what detectors keep pending (reputation counts); at batch ends and on close."""
@@ -279,12 +287,13 @@ class Engine:
     def close(self) -> None:
         if self._loop is not None:
             self._loop.run_until_complete(self.flush())
-            self._loop.close()
-            self._loop = None
-        for detector in self.detectors:
+        for detector in self.detectors:  # before the loop closes: their sockets live on it
             closer = getattr(detector, "close", None)
             if callable(closer):
                 closer()
+        if self._loop is not None:
+            self._loop.close()
+            self._loop = None
 
 
 def build_engine(

@@ -4,6 +4,7 @@
      ├── ConfigError          bad configuration or scores file: exit 2 at startup
      ├── StoreError           the state store cannot be opened or written
      ├── CorpusError          a corpus archive or folder cannot be read
+     ├── ScanError            a scan worker died: the messages it held were not scanned
      └── ProtocolViolation    a client broke its wire protocol: that connection is closed
           ├── MilterViolation a malformed, oversized or unknown milter packet from the MTA
           ├── SpamdViolation  a malformed SPAMC request (answered EX_PROTOCOL)
@@ -22,6 +23,10 @@ class SeawallError(Exception):
 
 class ConfigError(SeawallError):
     """The configuration cannot work; the process exits with status 2."""
+
+
+class ScanError(SeawallError):
+    """A ``seawall scan`` worker process died; the messages it held were not scanned."""
 
 
 class StoreError(SeawallError):

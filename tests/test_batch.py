@@ -1,0 +1,116 @@
+"""Batch scanning: order, nothing lost, DNS waits overlapped, a dead worker is an error."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+import pytest
+from tests.dnslists.dnsserver import Behaviour, DnsServer
+
+from seawall.batch import BATCH, WINDOW, Record, scan_units
+from seawall.config import Config, DnsblSettings, load_config
+from seawall.errors import ScanError
+from seawall.sources import Unit
+
+ZONE = "zen.test"
+DELAY_S = 0.3
+
+
+def _message(n: int) -> bytes:
+    return (
+        f"Received: from pc{n}.example (pc{n}.example [81.2.{n // 200}.{n % 200 + 1}])\r\n"
+        f"\tby mx.isp.example with ESMTP id {n:06d}; Fri, 27 Nov 2026 10:00:00 +0000\r\n"
+        f"From: sender{n}@example.org\r\nTo: user@isp.example\r\n"
+        f"Subject: note {n}\r\nMessage-ID: <{n}@example.org>\r\n\r\n"
+        f"Hello, this is message number {n} about the meeting.\r\n"
+    ).encode()
+
+
+def _units(root: Path, count: int) -> list[Unit]:
+    root.mkdir(parents=True, exist_ok=True)
+    units = []
+    for n in range(count):
+        path = root / f"{n:04d}.eml"
+        path.write_bytes(_message(n))
+        units.append(Unit(str(path), str(path)))
+    return units
+
+
+def _config(tmp_path: Path, dns: str | None = None) -> Config:
+    base = load_config(None)
+    detectors = msgspec.structs.replace(
+        base.detectors,
+        classifier=msgspec.structs.replace(base.detectors.classifier, enabled=False),
+    )
+    if dns is not None:
+        zen = msgspec.structs.replace(DnsblSettings().lists[0], zone=ZONE)
+        dnsbl = msgspec.structs.replace(
+            DnsblSettings(), enabled=True, nameservers=(dns,), lists=(zen,)
+        )
+        detectors = msgspec.structs.replace(detectors, dnsbl=dnsbl)
+    return msgspec.structs.replace(base, state_dir=str(tmp_path / "state"), detectors=detectors)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_records_come_back_in_order_and_a_missing_file_is_reported(
+    tmp_path: Path, workers: int
+) -> None:
+    units = _units(tmp_path / "mail", 3 * BATCH + 5)
+    units.insert(20, Unit(str(tmp_path / "gone.eml"), str(tmp_path / "gone.eml")))
+    records = list(scan_units(units, _config(tmp_path), workers=workers))
+    assert [r.path for r in records] == [u.path for u in units]
+    gone = records[20]
+    assert gone.action == "soft reject"
+    assert "READ_ERROR" in gone.symbols
+    assert all("READ_ERROR" not in r.symbols for r in records[:20] + records[21:])
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_dns_waits_overlap_across_messages(tmp_path: Path, workers: int) -> None:
+    count = 2 * WINDOW
+    listed = {f"{n % 200 + 1}.{n // 200}.2.81.{ZONE}": ["127.0.0.4"] for n in range(0, count, 3)}
+    with DnsServer(Behaviour(listed=listed, delay_s=DELAY_S)) as server:
+        units = _units(tmp_path / "mail", count)
+        start = time.monotonic()
+        records = list(scan_units(units, _config(tmp_path, server.address), workers=workers))
+        elapsed = time.monotonic() - start
+    # One message at a time would wait count * DELAY_S (38 s); WINDOW at a time, a few waits.
+    assert elapsed < count * DELAY_S / 6, elapsed
+    flagged = [n for n, r in enumerate(records) if "RBL_SPAMHAUS_XBL" in r.symbols]
+    assert flagged == list(range(0, count, 3))
+    assert not any("DNSBL_TIMEOUT" in r.symbols for r in records)
+
+
+@dataclass(frozen=True)
+class _Fatal(Unit):
+    """A message whose reading kills the worker process outright."""
+
+    def read(self) -> bytes:
+        os._exit(3)
+
+
+def test_a_dead_worker_stops_the_run_with_a_clear_error(tmp_path: Path) -> None:
+    units: list[Unit] = list(_units(tmp_path / "mail", 4 * BATCH))
+    units[2 * BATCH + 1] = _Fatal(units[2 * BATCH + 1].path, units[2 * BATCH + 1].file)
+    seen: list[Record] = []
+
+    def scan_all() -> None:
+        seen.extend(scan_units(units, _config(tmp_path), workers=2))
+
+    with pytest.raises(ScanError, match=r"scan worker \d+ exited with 3 while holding \d+"):
+        scan_all()
+    assert len(seen) <= 2 * BATCH  # nothing from or after the lost batch was made up
+    assert not multiprocessing.active_children()
+
+
+def test_stopping_early_leaves_no_worker_behind(tmp_path: Path) -> None:
+    units = _units(tmp_path / "mail", 8 * BATCH)
+    records = scan_units(units, _config(tmp_path), workers=2)
+    assert next(records).path == units[0].path
+    records.close()
+    assert not multiprocessing.active_children()
