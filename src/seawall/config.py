@@ -176,7 +176,7 @@ class DnsListSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     name: str
     # The zone queried: "zen.spamhaus.org", or with Spamhaus DQS "KEY.zen.dq.spamhaus.net".
     zone: str
-    # "ip": sender addresses are looked up (reversed); "domain": the domains of links.
+    # "ip": sender addresses are looked up (reversed); "domain": domain names (see checks).
     kind: Literal["ip", "domain"] = "ip"
     # Multiplies the score of every symbol of this list: 0.5 halves its say, 0 only observes.
     weight: Annotated[float, msgspec.Meta(ge=0)] = 1.0
@@ -186,8 +186,17 @@ class DnsListSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     hosts: bool = False
     # IP lists: also look up links to bare IP addresses ("http://203.0.113.9/").
     link_ips: bool = False
+    # IP lists: the list has IPv6 entries (RFC 5782 §2.4); IPv6 senders are asked only of
+    # such lists, and `seawall dnsbl test` checks their IPv6 test entries too.
+    ipv6: bool = False
+    # Domain lists: the names asked, of "links", "mail_from", "from", "reply_to", "helo",
+    # "rdns" (the sender's names, as registrable domains); empty: links only.
+    checks: tuple[Literal["links", "mail_from", "from", "reply_to", "helo", "rdns"], ...] = ()
     # Return address -> symbol ({"127.0.0.2" = "RBL_SPAMHAUS_SBL"}); other answers are logged.
     codes: dict[str, str] = msgspec.field(default_factory=dict)
+    # Domain lists with sender checks: return address -> symbol for the sender's names,
+    # apart from the links' codes ({"127.0.1.2" = "RBL_DBL_SPAM"}).
+    sender_codes: dict[str, str] = msgspec.field(default_factory=dict)
     # Bitmask lists (SURBL multi): bit value of the last octet -> symbol ({"8" = "..."}).
     bits: dict[str, str] = msgspec.field(default_factory=dict)
     # Codes that count for the connecting client only, never for a Received hop behind it:
@@ -202,6 +211,7 @@ _ZEN = DnsListSettings(
     zone="zen.spamhaus.org",
     kind="ip",
     link_ips=True,
+    ipv6=True,
     codes={
         "127.0.0.2": "RBL_SPAMHAUS_SBL",
         "127.0.0.3": "RBL_SPAMHAUS_CSS",
@@ -219,6 +229,7 @@ _DBL = DnsListSettings(
     name="dbl",
     zone="dbl.spamhaus.org",
     kind="domain",
+    checks=("links", "mail_from", "from", "reply_to", "helo", "rdns"),
     codes={
         "127.0.1.2": "URIBL_DBL_SPAM",
         "127.0.1.4": "URIBL_DBL_PHISH",
@@ -230,12 +241,24 @@ _DBL = DnsListSettings(
         "127.0.1.105": "URIBL_DBL_ABUSED_MALWARE",
         "127.0.1.106": "URIBL_DBL_ABUSED_BOTNET",
     },
+    sender_codes={
+        "127.0.1.2": "RBL_DBL_SPAM",
+        "127.0.1.4": "RBL_DBL_PHISH",
+        "127.0.1.5": "RBL_DBL_MALWARE",
+        "127.0.1.6": "RBL_DBL_BOTNET",
+        "127.0.1.102": "RBL_DBL_ABUSED",
+        "127.0.1.103": "RBL_DBL_ABUSED",
+        "127.0.1.104": "RBL_DBL_ABUSED",
+        "127.0.1.105": "RBL_DBL_ABUSED",
+        "127.0.1.106": "RBL_DBL_ABUSED",
+    },
     test_entry="dbltest.com",
 )
 _SURBL = DnsListSettings(
     name="surbl",
     zone="multi.surbl.org",
     kind="domain",
+    checks=("links",),  # SURBL lists web sites: for links only, never senders
     bits={
         "8": "URIBL_SURBL_PHISH",
         "16": "URIBL_SURBL_MALWARE",

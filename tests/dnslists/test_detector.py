@@ -203,3 +203,21 @@ def test_stats_report_the_cache() -> None:
     det = detector(TableResolver())
     assert det.stats()["cache_hits"] == 0
     assert "cache_hit_rate" in det.stats()
+
+
+V6 = "2a00:1450:4001:80b::200e"
+V6_KEY = "e.0.0.2.0.0.0.0.0.0.0.0.0.0.0.0.b.0.8.0.1.0.0.4.0.5.4.1.0.0.a.2"
+
+
+async def test_ipv6_senders_are_asked_of_ipv6_lists_only() -> None:
+    own = DnsListSettings(name="own", zone="bl.example.net", codes={"127.0.0.2": "RBL_OWN"})
+    resolver = TableResolver({f"{V6_KEY}.zen.spamhaus.org": listed("127.0.0.4")})
+    det = detector(resolver, lists=(DnsblSettings().lists[0], own))
+    raw = f'From: a@b.example\nContent-Type: text/html\n\n<a href="http://[{V6}]/">x</a>\n'
+    found = await hits(det, message(raw, V6))
+    assert found["RBL_SPAMHAUS_XBL"].options == (f"{V6}=127.0.0.4",)
+    assert resolver.asked == [f"{V6_KEY}.zen.spamhaus.org"]  # the link is the same address
+    # An IPv4-mapped address is an IPv4 sender: every IP list is asked.
+    resolver = TableResolver()
+    await hits(detector(resolver, lists=(own,)), message("From: a@b\n\nhi\n", "::ffff:81.2.69.160"))
+    assert resolver.asked == ["160.69.2.81.bl.example.net"]

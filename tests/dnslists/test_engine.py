@@ -13,7 +13,7 @@ from tests.dnslists.dnsserver import Behaviour, DnsServer
 
 from seawall.config import DnsblSettings, Trusted
 from seawall.detectors.base import Context, Hit
-from seawall.detectors.dnsbl import DnsblDetector
+from seawall.detectors.dnsbl import STATUS_SYMBOLS, DnsblDetector
 from seawall.engine import BudgetExceeded, Engine
 from seawall.message import Envelope, Message, ParseLimits
 from seawall.policy.scores import load_scores
@@ -157,9 +157,12 @@ def test_every_shipped_code_is_scored_and_grouped() -> None:
     scores = load_scores()
     groups = {"RBL_": "rbl", "URIBL_": "uribl", "DNSBL_": "dnsbl"}
     shipped = [
-        s for spec in DnsblSettings().lists for s in [*spec.codes.values(), *spec.bits.values()]
+        s
+        for spec in DnsblSettings().lists
+        for s in [*spec.codes.values(), *spec.bits.values(), *spec.sender_codes.values()]
     ]
-    assert len(shipped) == 22
+    assert len(shipped) == 31
+    assert set(shipped) == set(DnsblDetector.symbols) - set(STATUS_SYMBOLS)
     for symbol in set(shipped) | set(DnsblDetector.symbols):
         definition = scores.symbols[symbol]
         assert definition.group == next(g for p, g in groups.items() if symbol.startswith(p))

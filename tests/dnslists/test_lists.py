@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import msgspec
 import pytest
 
-from seawall.config import DnsblSettings, DnsListSettings
-from seawall.dnslists.lists import Kind, compile_lists, listable_ip, query_domain, reverse_ip
+from seawall.config import DnsblSettings, DnsListSettings, load_config
+from seawall.dnslists.lists import (
+    Kind,
+    compile_lists,
+    listable_ip,
+    query_domain,
+    reverse_ip,
+    reverse_ipv6,
+)
 from seawall.errors import ConfigError
 
 ZEN, DBL, SURBL = compile_lists(DnsblSettings())
@@ -28,6 +37,11 @@ ZEN, DBL, SURBL = compile_lists(DnsblSettings())
 )
 def test_reverse_ip(ip: str, key: str | None) -> None:
     assert reverse_ip(ip) == key
+
+
+def test_reverse_ipv6_keeps_mapped_addresses_in_nibbles() -> None:
+    assert reverse_ipv6("::FFFF:7F00:2") == "2.0.0.0.0.0.f.7.f.f.f.f" + ".0" * 20
+    assert reverse_ipv6("127.0.0.2") is None
 
 
 @pytest.mark.parametrize(
@@ -125,11 +139,58 @@ def _settings(**changes: object) -> DnsblSettings:
         ({"direct_only": ("127.0.0.99",)}, "not in codes"),
         ({"hosts": True}, "for domain lists"),
         ({"test_entry": "not-an-address"}, "test_entry"),
+        ({"checks": ("links",)}, "checks and sender_codes are for domain lists"),
+        ({"sender_codes": {"127.0.0.2": "RBL_X"}}, "for domain lists"),
     ],
 )
 def test_settings_that_cannot_work_are_config_errors(changes: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         compile_lists(_settings(**changes))
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"checks": ("links", "helo"), "sender_codes": {}}, "helo.*give sender_codes"),
+        ({"checks": ("links",)}, "sender_codes without a sender name"),
+        ({"sender_codes": {"127.0.1.2": "dbl spam"}}, "UPPER_SNAKE"),
+        ({"sender_codes": {"127.255.255.254": "RBL_X"}}, "not a listing code"),
+        ({"ipv6": True}, "for ip lists"),
+        ({"link_ips": True}, "for ip lists"),
+        ({"direct_only": ("127.0.1.2",)}, "for ip lists"),
+        ({"checks": ("from",), "codes": {}}, None),  # a list for senders only needs no codes
+        ({"checks": ("links",), "codes": {}, "sender_codes": {}}, "give codes or bits"),
+    ],
+)
+def test_domain_list_settings(changes: dict, message: str | None) -> None:
+    item = msgspec.structs.replace(DnsblSettings().lists[1], **changes)
+    settings = msgspec.structs.replace(DnsblSettings(), lists=(item,))
+    if message is None:
+        assert compile_lists(settings)[0].senders == {"from"}
+        return
+    with pytest.raises(ConfigError, match=message):
+        compile_lists(settings)
+
+
+def test_an_unknown_check_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "seawall.toml"
+    path.write_text(
+        '[[detectors.dnsbl.lists]]\nname = "x"\nzone = "x.example"\nkind = "domain"\n'
+        'checks = ["links", "body"]\ncodes = {"127.0.0.2" = "URIBL_X"}\n'
+    )
+    with pytest.raises(ConfigError, match="checks"):
+        load_config(path)
+
+
+def test_shipped_checks() -> None:
+    assert (ZEN.ipv6, DBL.ipv6, SURBL.ipv6) == (True, False, False)
+    assert DBL.senders == {"mail_from", "from", "reply_to", "helo", "rdns"}
+    assert (DBL.links, SURBL.links, SURBL.senders) == (True, True, frozenset())  # web sites
+    assert DBL.meaning("127.0.1.2", sender=True).symbols == ("RBL_DBL_SPAM",)
+    assert DBL.meaning("127.0.1.103", sender=True).symbols == ("RBL_DBL_ABUSED",)
+    assert DBL.meaning("127.0.1.2").symbols == ("URIBL_DBL_SPAM",)
+    assert DBL.meaning("127.255.255.254", sender=True).kind is Kind.ERROR
+    assert SURBL.meaning("127.0.0.8", sender=True).kind is Kind.UNKNOWN  # bits: links only
 
 
 def test_duplicate_names_are_config_errors() -> None:

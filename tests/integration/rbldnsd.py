@@ -1,9 +1,10 @@
 """A private rbldnsd for integration tests: zones written by the test, on a free UDP port.
 
-rbldnsd (Debian package rbldnsd, which ``make test`` installs) serves ``ip4set`` and
-``dnset`` zones from a directory.  Started as root (as CI runs) it chroots into it (``-r``)
-and switches to its own user (``-u rbldns``), so the directory and its files must be
-world-readable; as another user it cannot chroot and reads them from there (``-w``).
+rbldnsd (Debian package rbldnsd, which ``make test`` installs) serves ``ip4set``,
+``ip6trie`` and ``dnset`` zones from a directory; a zone may combine several datasets.
+Started as root (as CI runs) it chroots into it (``-r``) and switches to its own user
+(``-u rbldns``), so the directory and its files must be world-readable; as another user
+it cannot chroot and reads them from there (``-w``).
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ def free_udp_port() -> int:
 
 @dataclass
 class Rbldnsd:
-    """``zones``: zone name -> (dataset type, data file text).  ``start()`` then ``stop()``."""
+    """``zones``: zone name -> (dataset type, data file text), or a list of them for a zone
+    served from several datasets (IPv4 and IPv6).  ``start()`` then ``stop()``."""
 
     root: Path
-    zones: dict[str, tuple[str, str]]
+    zones: dict[str, tuple[str, str] | list[tuple[str, str]]]
     port: int = field(default_factory=free_udp_port)
     proc: subprocess.Popen[bytes] | None = None
 
@@ -47,11 +49,14 @@ class Rbldnsd:
         self.root.mkdir(parents=True, exist_ok=True)
         self.root.chmod(0o755)
         specs = []
-        for n, (zone, (kind, text)) in enumerate(self.zones.items()):
-            data = self.root / f"zone{n}.{kind}"
-            data.write_text(text)
-            data.chmod(0o644)
-            specs.append(f"{zone}:{kind}:{data.name}")
+        for n, (zone, datasets) in enumerate(self.zones.items()):
+            for m, (kind, text) in enumerate(
+                datasets if isinstance(datasets, list) else [datasets]
+            ):
+                data = self.root / f"zone{n}-{m}.{kind}"
+                data.write_text(text)
+                data.chmod(0o644)
+                specs.append(f"{zone}:{kind}:{data.name}")
         args = [binary, "-n", "-b", f"127.0.0.1/{self.port}", "-t", "300"]
         if os.geteuid() == 0:  # chroot into the zones, then drop to rbldnsd's own user
             args += ["-r", str(self.root), "-u", _daemon_user()]

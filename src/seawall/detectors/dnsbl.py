@@ -1,11 +1,13 @@
-"""DNS block lists: the sender's address and the message's link domains, asked of DNSBLs.
+"""DNS block lists: the sender's address and names and the message's links, asked of DNSBLs.
 
 IP lists are asked for the envelope's client address and for the first untrusted
-Received hop when it differs (private, trusted and unroutable addresses never); domain
-lists for the registrable domains of the links, the most linked first, up to
-``max_names`` per list.  :meth:`DnsblDetector.start` sends every query before it returns,
-so the engine runs the CPU detectors while the answers travel.  Whatever is not back
-within ``budget_s`` is given up as ``DNSBL_TIMEOUT``; no failure raises.
+Received hop when it differs (private, trusted and unroutable addresses never; IPv6 ones
+only of lists with ``ipv6``); domain lists for the registrable domains of the links, the
+most linked first, up to ``max_names`` per list, and for those of the sender's names their
+``checks`` name (MAIL FROM, From, Reply-To, HELO, rDNS), each name once per list.
+:meth:`DnsblDetector.start` sends every query before it returns, so the engine runs the
+CPU detectors while the answers travel.  Whatever is not back within ``budget_s`` is given
+up as ``DNSBL_TIMEOUT``; no failure raises.
 """
 
 from __future__ import annotations
@@ -25,11 +27,12 @@ from seawall.dnslists.client import DnsClient, Resolver
 from seawall.dnslists.lists import (
     DnsList,
     Kind,
+    Meaning,
     compile_lists,
     listable_ip,
-    query_domain,
     reverse_ip,
 )
+from seawall.dnslists.names import SenderName, link_names, sender_names
 from seawall.dnslists.nameservers import parse_nameserver, system_nameservers
 from seawall.errors import ConfigError
 from seawall.message.model import Message
@@ -38,10 +41,14 @@ from seawall.message.received import trusted_networks
 log = logging.getLogger("seawall.dnsbl")
 
 _MAX_OPTIONS = 5  # pieces of evidence kept per symbol
+_IPV4_KEY = 15  # a reversed IPv4 address is at most 15 characters, an IPv6 one 63
 _WARN_EVERY_S = 300.0  # one warning per list and problem this often
 
-# (list, what was looked up, whether it is the connecting client, the pending answer)
-_Lookup = tuple[DnsList, str, bool, "asyncio.Future[Answer]"]
+# (list, what was looked up, ip lists: it is the connecting client / domain lists: it is
+# a link, the sender's names it is for ("helo", "from", ...), the pending answer)
+_Lookup = tuple[DnsList, str, bool, tuple[str, ...], "asyncio.Future[Answer]"]
+# (address, list key, the connecting client, IPv6)
+_Sender = tuple[str, str, bool, bool]
 
 STATUS_SYMBOLS = {
     "DNSBL_TIMEOUT": "A DNS list did not answer within its timeout or the message's budget",
@@ -74,6 +81,13 @@ LIST_SYMBOLS = {
     "URIBL_SURBL_MALWARE": "A link domain is on SURBL's malware list (MW)",
     "URIBL_SURBL_ABUSE": "A link domain is on SURBL's spam and abuse list (ABUSE)",
     "URIBL_SURBL_CRACKED": "A link domain is on SURBL's list of cracked web sites (CR)",
+    "RBL_DBL_SPAM": "A sender name (HELO, rDNS, MAIL FROM, From, Reply-To) is on Spamhaus DBL "
+    "as a spam domain",
+    "RBL_DBL_PHISH": "A sender name is on Spamhaus DBL as a phishing domain",
+    "RBL_DBL_MALWARE": "A sender name is on Spamhaus DBL as a malware domain",
+    "RBL_DBL_BOTNET": "A sender name is on Spamhaus DBL as a botnet command and control domain",
+    "RBL_DBL_ABUSED": "A sender name is on Spamhaus DBL as a legitimate domain abused by spam, "
+    "phishing or malware",
 }
 
 
@@ -102,6 +116,9 @@ class DnsblDetector:
         self._ip_lists = tuple(spec for spec in self.lists if spec.kind == "ip")
         self._domain_lists = tuple(spec for spec in self.lists if spec.kind == "domain")
         self._hosts = any(spec.hosts for spec in self._domain_lists)
+        self._link_lists = any(spec.link_ips for spec in self._ip_lists)
+        self._links = any(spec.links for spec in self._domain_lists)
+        self._sender_roles = frozenset().union(*(spec.senders for spec in self._domain_lists))
         self._trusted = trusted_networks(trusted.networks, trusted.private_is_trusted)
         self.cache = AnswerCache(
             max_entries=settings.cache_entries,
@@ -127,19 +144,33 @@ class DnsblDetector:
         lookup = self.resolver.lookup
         if self._ip_lists:
             senders = self._senders(msg, ctx)
-            links = self._link_ips(msg) if any(s.link_ips for s in self._ip_lists) else []
+            links = self._link_ips(msg, senders) if self._link_lists else []
             for spec in self._ip_lists:
-                for ip, key, direct in senders + links if spec.link_ips else senders:
+                for ip, key, direct, v6 in senders + links if spec.link_ips else senders:
+                    if v6 and not spec.ipv6:
+                        continue
                     name = spec.query_name(key)
                     if name is not None:
-                        lookups.append((spec, ip, direct, lookup(name, spec.timeout_s)))
-        if self._domain_lists and msg.urls:
-            domains, hosts = self._names(msg)
+                        lookups.append((spec, ip, direct, (), lookup(name, spec.timeout_s)))
+        if self._domain_lists:
+            if self._links and msg.urls:
+                domains, hosts = link_names(msg, self.settings.max_names, hosts=self._hosts)
+            else:
+                domains = hosts = []
+            roles = self._sender_roles
+            people = sender_names(msg, roles, authenticated=ctx.authenticated) if roles else ()
             for spec in self._domain_lists:
-                for domain in hosts if spec.hosts else domains:
+                linked = (hosts if spec.hosts else domains) if spec.links else ()
+                asked = self._sender_keys(spec, people) if spec.senders and people else None
+                for domain in linked:
+                    why = asked.pop(domain, ()) if asked else ()
                     name = spec.query_name(domain)
                     if name is not None:
-                        lookups.append((spec, domain, False, lookup(name, spec.timeout_s)))
+                        lookups.append((spec, domain, True, why, lookup(name, spec.timeout_s)))
+                for domain, why in asked.items() if asked else ():
+                    name = spec.query_name(domain)
+                    if name is not None:
+                        lookups.append((spec, domain, False, why, lookup(name, spec.timeout_s)))
         return self._collect(lookups, deadline)
 
     async def check(self, msg: Message, ctx: Context) -> Sequence[Hit]:
@@ -165,22 +196,22 @@ class DnsblDetector:
         if callable(closer):
             closer()
 
-    def _senders(self, msg: Message, ctx: Context) -> list[tuple[str, str, bool]]:
-        """(ip, list key, direct) of the client and the first untrusted hop behind it."""
+    def _senders(self, msg: Message, ctx: Context) -> list[_Sender]:
+        """(ip, list key, direct, IPv6) of the client and the first untrusted hop behind it."""
         if ctx.authenticated:  # our own user: a dynamic address that logged in is normal
             return []
-        out: list[tuple[str, str, bool]] = []
+        out: list[_Sender] = []
         client = msg.envelope.client_ip
         client_key = self._key(client) if client else None
         if client and client_key:
-            out.append((client, client_key, True))
+            out.append((client, client_key, True, len(client_key) > _IPV4_KEY))
         hop = msg.first_untrusted
         if hop is not None and hop.ip and hop.ip != client:
             key = self._key(hop.ip)
             if key:
                 # With no usable client (a stored message, or one our own relay passed on)
                 # the first untrusted hop is the connection to our border: it is direct.
-                out.append((hop.ip, key, client_key is None))
+                out.append((hop.ip, key, client_key is None, len(key) > _IPV4_KEY))
         return out
 
     def _key(self, ip: str) -> str | None:
@@ -188,32 +219,30 @@ class DnsblDetector:
             return None
         return reverse_ip(ip)
 
-    def _link_ips(self, msg: Message) -> list[tuple[str, str, bool]]:
-        out: list[tuple[str, str, bool]] = []
-        seen: set[str] = set()
+    def _link_ips(self, msg: Message, senders: list[_Sender]) -> list[_Sender]:
+        """Links to bare addresses, but the senders' own (asked already), capped."""
+        out: list[_Sender] = []
+        seen = {ip for ip, *_ in senders}
         for url in msg.urls:
             if url.is_ip and url.host not in seen:
                 seen.add(url.host)
                 key = self._key(url.host)
                 if key:
-                    out.append((url.host, key, False))
+                    out.append((url.host, key, False, len(key) > _IPV4_KEY))
                     if len(out) >= self.settings.max_names:
                         break
         return out
 
-    def _names(self, msg: Message) -> tuple[list[str], list[str]]:
-        """Link domains, and domains with host names, the most linked first, capped."""
-        domains: dict[str, int] = {}
-        names: dict[str, int] = {}
-        for url in msg.urls:
-            if not url.is_ip:
-                domain = url.domain
-                domains[domain] = domains.get(domain, 0) + 1
-                names[domain] = names.get(domain, 0) + 1
-                if url.host != domain:
-                    names[url.host] = names.get(url.host, 0) + 1
-        limit = self.settings.max_names
-        return _ranked(domains, limit), _ranked(names, limit) if self._hosts else []
+    @staticmethod
+    def _sender_keys(spec: DnsList, people: Sequence[SenderName]) -> dict[str, tuple[str, ...]]:
+        """The names ``spec`` is asked for the sender, each with what it names."""
+        asked: dict[str, tuple[str, ...]] = {}
+        for role, domain, host in people:
+            if role in spec.senders:
+                asked[domain] = (*asked.get(domain, ()), role)
+                if spec.hosts and host != domain:
+                    asked[host] = (*asked.get(host, ()), role)
+        return asked
 
     async def _collect(self, lookups: list[_Lookup], deadline: float) -> Sequence[Hit]:
         waiting = {future for *_, future in lookups if not future.done()}
@@ -227,23 +256,21 @@ class DnsblDetector:
         found: dict[str, list[str]] = {}
         weights: dict[str, float] = {}
         status: dict[str, list[str]] = {}
-        for spec, target, direct, future in lookups:
+        for spec, target, flag, roles, future in lookups:
             answer = future.result() if future.done() else None
             if answer is None or answer.status is Status.TIMEOUT:
                 status.setdefault("DNSBL_TIMEOUT", []).append(spec.name)
             elif answer.status is Status.LISTED:
                 for address in answer.addresses:
-                    meaning = spec.meaning(address, direct=direct)
-                    if meaning.kind is Kind.LISTED:
-                        for symbol in meaning.symbols:
-                            found.setdefault(symbol, []).append(f"{target}={address}")
-                            weights[symbol] = max(weights.get(symbol, 0.0), spec.weight)
-                    elif meaning.kind is not Kind.IGNORED:
-                        error = meaning.kind is Kind.ERROR
-                        symbol = "DNSBL_BLOCKED" if error else "DNSBL_UNKNOWN_CODE"
-                        status.setdefault(symbol, []).append(f"{spec.name}={address}")
-                        why = f"{target} -> {address}: {meaning.reason}"
-                        self._warn(spec, meaning.kind.value, why)
+                    # An ip list's flag says the client is direct; a domain list's, a link.
+                    if spec.kind == "ip" or flag:
+                        meaning = spec.meaning(address, direct=flag)
+                        self._read(meaning, spec, f"{target}={address}", found, weights, status)
+                    if roles:
+                        meaning = spec.meaning(address, sender=True)
+                        for role in roles:
+                            evidence = f"{role}:{target}={address}"
+                            self._read(meaning, spec, evidence, found, weights, status)
             elif answer.status is Status.SERVFAIL:
                 status.setdefault("DNSBL_SERVFAIL", []).append(spec.name)
             elif answer.status is Status.ERROR:
@@ -255,6 +282,27 @@ class DnsblDetector:
         hits += [Hit(symbol, options=_summary(opts)) for symbol, opts in status.items()]
         return hits
 
+    def _read(
+        self,
+        meaning: Meaning,
+        spec: DnsList,
+        evidence: str,
+        found: dict[str, list[str]],
+        weights: dict[str, float],
+        status: dict[str, list[str]],
+    ) -> None:
+        """Note one answer's ``meaning``: its symbols with ``evidence``, or a problem."""
+        if meaning.kind is Kind.LISTED:
+            for symbol in meaning.symbols:
+                found.setdefault(symbol, []).append(evidence)
+                weights[symbol] = max(weights.get(symbol, 0.0), spec.weight)
+        elif meaning.kind is not Kind.IGNORED:
+            error = meaning.kind is Kind.ERROR
+            symbol = "DNSBL_BLOCKED" if error else "DNSBL_UNKNOWN_CODE"
+            address = evidence.rpartition("=")[2]
+            status.setdefault(symbol, []).append(f"{spec.name}={address}")
+            self._warn(spec, meaning.kind.value, f"{evidence}: {meaning.reason}")
+
     def _warn(self, spec: DnsList, problem: str, text: str) -> None:
         """Log a list's problem at most once per _WARN_EVERY_S: it repeats on every message."""
         key = (spec.name, problem)
@@ -262,21 +310,6 @@ class DnsblDetector:
         if now - self._warned.get(key, -_WARN_EVERY_S) >= _WARN_EVERY_S:
             self._warned[key] = now
             log.warning("dnsbl list %s (%s): %s", spec.name, spec.zone, text)
-
-
-def _ranked(counts: dict[str, int], limit: int) -> list[str]:
-    """The names that can be asked, most frequent first (first seen first on a tie)."""
-    ordered = (
-        counts if len(counts) <= limit else sorted(counts, key=counts.__getitem__, reverse=True)
-    )
-    out: list[str] = []
-    for name in ordered:
-        ascii_name = query_domain(name)
-        if ascii_name is not None:
-            out.append(ascii_name)
-            if len(out) >= limit:
-                break
-    return out
 
 
 def _summary(options: list[str]) -> tuple[str, ...]:

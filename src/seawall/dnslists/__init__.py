@@ -1,7 +1,8 @@
 """DNS block lists: list definitions, the query codec, the answer cache and the UDP client.
 
-The detector (``seawall.detectors.dnsbl``) plans the lookups of a message; this package
-asks them: ``DnsClient.lookup(name, timeout_s)`` sends at once and returns a future of an
+The detector (``seawall.detectors.dnsbl``) plans the lookups of a message from the names
+``names`` finds in it (link domains, the sender's names); this package asks them:
+``DnsClient.lookup(name, timeout_s)`` sends at once and returns a future of an
 :class:`Answer`, served from the :class:`AnswerCache` when it can be.
 """
 

@@ -1,10 +1,12 @@
 """``seawall dnsbl test``: does each configured list answer as RFC 5782 §5 says it must?
 
 Every list keeps a test entry that is always listed (127.0.0.2 for IP lists, ``test`` for
-domain lists, or the list's own ``test_entry``) and never lists 127.0.0.1 or ``invalid``.
-Asking both through the configured resolver shows a mistyped zone, a resolver that cannot
-reach the list, one the list refuses (Spamhaus's 127.255.255.254 for public resolvers) and
-a resolver that rewrites NXDOMAIN, before any mail is scored with the list.
+domain lists, or the list's own ``test_entry``) and never lists 127.0.0.1 or ``invalid``;
+an IP list with IPv6 entries lists ::FFFF:7F00:2 and never ::FFFF:7F00:1, asked as 32
+nibbles.  Asking them through the configured resolver shows a mistyped zone, a resolver
+that cannot reach the list, one the list refuses (Spamhaus's 127.255.255.254 for public
+resolvers), a list configured for IPv6 that has none, and a resolver that rewrites
+NXDOMAIN, before any mail is scored with the list.
 """
 
 from __future__ import annotations
@@ -18,8 +20,17 @@ from seawall.config import DnsblSettings, load_config
 from seawall.dnslists.answer import Answer, Status
 from seawall.dnslists.cache import AnswerCache
 from seawall.dnslists.client import DnsClient, Resolver
-from seawall.dnslists.lists import DnsList, Kind, compile_lists, query_domain, reverse_ip
+from seawall.dnslists.lists import (
+    DnsList,
+    Kind,
+    compile_lists,
+    query_domain,
+    reverse_ip,
+    reverse_ipv6,
+)
 from seawall.dnslists.nameservers import parse_nameserver, system_nameservers
+
+IPV6_ENTRIES = ("::ffff:7f00:2", "::ffff:7f00:1")  # RFC 5782 §5: always and never listed
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +44,7 @@ class Health:
     unlisted: str  # what the never-listed entry got
     problem: str = ""
     note: str = ""
+    family: str = ""  # IP lists with IPv6 entries are judged twice: "IPv4", then "IPv6"
 
     @property
     def healthy(self) -> bool:
@@ -40,7 +52,10 @@ class Health:
 
 
 async def check_lists(settings: DnsblSettings, resolver: Resolver | None = None) -> list[Health]:
-    """Ask every list for its two test entries, all at once, and judge the answers."""
+    """Ask every list for its test entries, all at once, and judge the answers.
+
+    A list with ``ipv6`` gives two results, one per address family.
+    """
     lists = compile_lists(settings)
     own = resolver is None
     if resolver is None:
@@ -49,25 +64,40 @@ async def check_lists(settings: DnsblSettings, resolver: Resolver | None = None)
     try:
         asked = []
         for spec in lists:
-            positive = spec.test_entry
-            negative = "127.0.0.1" if spec.kind == "ip" else "invalid"
-            keys = [_key(spec, entry) for entry in (positive, negative)]
-            asked.append(
-                (spec, [resolver.lookup(spec.query_name(k) or k, spec.timeout_s) for k in keys])
-            )
-        await asyncio.gather(*(f for _, pair in asked for f in pair))
-        return [_judge(spec, pair[0].result(), pair[1].result()) for spec, pair in asked]
+            for family, entries in _entries(spec):
+                keys = [_key(spec, entry, family) for entry in entries]
+                pair = [resolver.lookup(spec.query_name(k) or k, spec.timeout_s) for k in keys]
+                asked.append((spec, family, entries, pair))
+        await asyncio.gather(*(f for *_, pair in asked for f in pair))
+        return [
+            _judge(spec, entries, pair[0].result(), pair[1].result(), family)
+            for spec, family, entries, pair in asked
+        ]
     finally:
         if own and isinstance(resolver, DnsClient):
             resolver.close()
 
 
-def _key(spec: DnsList, entry: str) -> str:
-    key = reverse_ip(entry) if spec.kind == "ip" else query_domain(entry)
+def _entries(spec: DnsList) -> list[tuple[str, tuple[str, str]]]:
+    """(family, (always-listed entry, never-listed entry)) for each family ``spec`` serves."""
+    if spec.kind != "ip":
+        return [("", (spec.test_entry, "invalid"))]
+    if not spec.ipv6:
+        return [("", (spec.test_entry, "127.0.0.1"))]
+    return [("IPv4", (spec.test_entry, "127.0.0.1")), ("IPv6", IPV6_ENTRIES)]
+
+
+def _key(spec: DnsList, entry: str, family: str) -> str:
+    if family == "IPv6":
+        key = reverse_ipv6(entry)
+    else:
+        key = reverse_ip(entry) if spec.kind == "ip" else query_domain(entry)
     return key or entry
 
 
-def _judge(spec: DnsList, listed: Answer, unlisted: Answer) -> Health:
+def _judge(
+    spec: DnsList, entries: tuple[str, str], listed: Answer, unlisted: Answer, family: str = ""
+) -> Health:
     shown = _show(listed)
     negative = _show(unlisted)
     problem = note = ""
@@ -83,9 +113,11 @@ def _judge(spec: DnsList, listed: Answer, unlisted: Answer) -> Health:
             note = f"codes the configuration does not name: {', '.join(unknown)}"
     elif listed.status is Status.NOT_LISTED:
         problem = (
-            f"its test entry {spec.test_entry} is not listed: a mistyped zone, or a resolver "
+            f"its test entry {entries[0]} is not listed: a mistyped zone, or a resolver "
             "that cannot reach the list"
         )
+        if family == "IPv6":
+            problem += ", or a list without IPv6 entries (set ipv6 = false)"
     else:
         problem = f"{listed.status.value}: {listed.detail}"
     if not problem:
@@ -94,8 +126,7 @@ def _judge(spec: DnsList, listed: Answer, unlisted: Answer) -> Health:
             problem += "rewrites NXDOMAIN"
         elif unlisted.status.failed:
             problem = f"{unlisted.status.value}: {unlisted.detail}"
-    entries = (spec.test_entry, "127.0.0.1" if spec.kind == "ip" else "invalid")
-    return Health(spec.name, spec.zone, entries, shown, negative, problem, note)
+    return Health(spec.name, spec.zone, entries, shown, negative, problem, note, family)
 
 
 def _show(answer: Answer) -> str:
@@ -117,9 +148,11 @@ def cmd_dnsbl_test(args: argparse.Namespace) -> int:
     for r in results:
         verdict = "healthy" if r.healthy else f"UNHEALTHY: {r.problem}"
         answers = f"{r.entries[0]} -> {r.listed}, {r.entries[1]} -> {r.unlisted}"
-        print(f"{r.name:<{width}}  {r.zone:<{zones}}  {verdict}  ({answers})")
+        family = f"{r.family} " if r.family else ""
+        print(f"{r.name:<{width}}  {r.zone:<{zones}}  {family}{verdict}  ({answers})")
         if r.note:
             print(f"{'':<{width}}  note: {r.note}")
-    bad = sum(not r.healthy for r in results)
-    print(f"{len(results) - bad} of {len(results)} lists healthy")
+    names = {r.name for r in results}
+    bad = {r.name for r in results if not r.healthy}
+    print(f"{len(names) - len(bad)} of {len(names)} lists healthy")
     return 1 if bad else 0

@@ -208,4 +208,14 @@ def stat_body(service: Service) -> dict[str, Any]:
         "skipped": dict(stats.skipped),
         "in_flight": stats.in_flight,
         "avg_ms": round(stats.busy_ms / stats.scanned, 3) if stats.scanned else 0.0,
+        **_detector_stats(service),
     }
+
+
+def _detector_stats(service: Service) -> dict[str, Any]:
+    """The DNS lists' cache and query counters of this worker, when the detector runs."""
+    for detector in service.engine.detectors:
+        stats = getattr(detector, "stats", None)
+        if detector.name == "dnsbl" and callable(stats):
+            return {"dnsbl": stats()}
+    return {}

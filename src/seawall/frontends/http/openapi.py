@@ -88,6 +88,7 @@ _STATS = {
             ("skipped", "object"),
             ("in_flight", "integer"),
             ("avg_ms", "number"),
+            ("dnsbl", "object"),  # with the dnsbl detector: its cache and query counters
         )
     },
 }
