@@ -53,6 +53,7 @@ from bench.load import Sample, corpus_samples, run_load, time_command
 from bench.serve import SEAWALL, train
 from seawall.config import Config, DnsblSettings, load_config
 from seawall.detectors.dnsbl import LIST_SYMBOLS
+from seawall.dnslists.names import sender_names
 from seawall.engine import Engine, build_engine
 from seawall.evaluation import recall_at_fpr, roc_auc
 from seawall.message import Envelope, parse_message
@@ -108,15 +109,26 @@ def zone_files(ips: Iterable[str], domains: Iterable[str]) -> dict[str, tuple[st
 
 
 def train_zones(train_samples: Sequence[Sample]) -> tuple[set[str], set[str]]:
-    """Hop addresses and link domains of train spam that train ham never shows."""
+    """Hop addresses and link domains of train spam that train ham never shows.
+
+    As DBL lists no domain that legitimate mail comes from, a domain train ham shows in
+    any role (a link, MAIL FROM, From, Reply-To, HELO, rDNS) is never listed: a freemail
+    domain that spam linked to and ham only sent from stays off the zone.
+    """
     seen: dict[bool, tuple[set[str], set[str]]] = {True: (set(), set()), False: (set(), set())}
     for sample in train_samples:
         msg = parse_message(sample.body)
-        ips, domains = seen[sample.label == "spam"]
+        spam = sample.label == "spam"
+        ips, domains = seen[spam]
         if msg.first_untrusted is not None and msg.first_untrusted.ip:
             ips.add(msg.first_untrusted.ip)
         domains.update(u.domain for u in msg.urls if not u.is_ip)
+        if not spam:
+            domains.update(name[1] for name in sender_names(msg, _ROLES, authenticated=False))
     return seen[True][0] - seen[False][0], seen[True][1] - seen[False][1]
+
+
+_ROLES = frozenset({"mail_from", "from", "reply_to", "helo", "rdns"})
 
 
 def throughput(args: argparse.Namespace, root: Path, rbl: Rbldnsd) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict
 from typing import ClassVar
 
@@ -46,7 +46,7 @@ _WARN_EVERY_S = 300.0  # one warning per list and problem this often
 
 # (list, what was looked up, ip lists: it is the connecting client / domain lists: it is
 # a link, the sender's names it is for ("helo", "from", ...), the pending answer)
-_Lookup = tuple[DnsList, str, bool, tuple[str, ...], "asyncio.Future[Answer]"]
+_Lookup = tuple[DnsList, str, bool, tuple[str, ...], "Answer | asyncio.Future[Answer]"]
 # (address, list key, the connecting client, IPv6)
 _Sender = tuple[str, str, bool, bool]
 
@@ -130,6 +130,16 @@ class DnsblDetector:
             servers = tuple(parse_nameserver(s) for s in settings.nameservers)
             resolver = DnsClient(servers or system_nameservers(), cache=self.cache)
         self.resolver = resolver
+        self._lookup: Callable[[str, float], Answer | asyncio.Future[Answer]] = resolver.lookup
+        if isinstance(resolver, DnsClient) and resolver.cache is self.cache:
+            # A cached answer is read here, with no future made for it: most lookups hit.
+            get, fetch = self.cache.get, resolver.fetch
+
+            def cached_first(name: str, timeout_s: float) -> Answer | asyncio.Future[Answer]:
+                answer = get(name)
+                return answer if answer is not None else fetch(name, timeout_s)
+
+            self._lookup = cached_first
         self._warned: dict[tuple[str, str], float] = {}
 
     def start(self, msg: Message, ctx: Context) -> Awaitable[Sequence[Hit]]:
@@ -141,7 +151,7 @@ class DnsblDetector:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.budget_s
         lookups: list[_Lookup] = []
-        lookup = self.resolver.lookup
+        lookup = self._lookup
         if self._ip_lists:
             senders = self._senders(msg, ctx)
             links = self._link_ips(msg, senders) if self._link_lists else []
@@ -245,7 +255,11 @@ class DnsblDetector:
         return asked
 
     async def _collect(self, lookups: list[_Lookup], deadline: float) -> Sequence[Hit]:
-        waiting = {future for *_, future in lookups if not future.done()}
+        waiting = {
+            pending
+            for *_, pending in lookups
+            if isinstance(pending, asyncio.Future) and not pending.done()
+        }
         if waiting:
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining > 0:
@@ -256,8 +270,11 @@ class DnsblDetector:
         found: dict[str, list[str]] = {}
         weights: dict[str, float] = {}
         status: dict[str, list[str]] = {}
-        for spec, target, flag, roles, future in lookups:
-            answer = future.result() if future.done() else None
+        for spec, target, flag, roles, pending in lookups:
+            if isinstance(pending, Answer):
+                answer: Answer | None = pending
+            else:
+                answer = pending.result() if pending.done() else None
             if answer is None or answer.status is Status.TIMEOUT:
                 status.setdefault("DNSBL_TIMEOUT", []).append(spec.name)
             elif answer.status is Status.LISTED:

@@ -107,10 +107,15 @@ class DnsClient:
 
     def lookup(self, name: str, timeout_s: float) -> asyncio.Future[Answer]:
         """Answer from the cache, join the query in flight, or send one now."""
-        loop = asyncio.get_running_loop()
         cached = self.cache.get(name)
         if cached is not None:
-            return _done(loop, cached)
+            return _done(asyncio.get_running_loop(), cached)
+        return self.fetch(name, timeout_s)
+
+    def fetch(self, name: str, timeout_s: float) -> asyncio.Future[Answer]:
+        """Join the query in flight or send one now, without asking the cache (a caller
+        that read :attr:`cache` itself and missed)."""
+        loop = asyncio.get_running_loop()
         query = self._inflight.get(name)
         if query is not None:
             self.stats.coalesced += 1
