@@ -1,7 +1,8 @@
 """DNS list figures: throughput behind slow DNS, the answer cache on a botnet run, accuracy.
 
     .venv/bin/python -m bench.dnsbl [--messages 1000] [--concurrency 16,64] [--rounds 1]
-        [--delay-ms 100] [--sim-hours 0.25] [--accuracy] [--skip-throughput] [--skip-cache]
+        [--delay-ms 100] [--sim-hours 0.25] [--accuracy] [--skip-scan] [--skip-throughput]
+        [--skip-cache]
 
 The lists are the shipped three (ZEN, DBL, SURBL multi: same codes, same per-message
 lookups) with their zones served by a local rbldnsd.  The zones are built honestly from the
@@ -9,11 +10,15 @@ SpamAssassin train half (``corpus.in_train_split``): first-untrusted-hop address
 127.0.0.4) and link domains (as DBL spam, 127.0.1.2) that train spam shows and train ham
 does not.
 
-a) Slow DNS: rbldnsd behind bench/dnsdelay.py, which holds every query 100 ms.  ``seawall
-   serve`` (2 workers, classifier learned from the train half) with the lists on and off,
-   driven by bench/load.py's /checkv2 client with the same test-half messages at each
-   concurrency; every run on a fresh server and state (no answer cached from an earlier
-   run); the best of ``--rounds`` alternating runs.  Prints msg/s, p50, p99 and on/off.
+a) Slow DNS: rbldnsd behind bench/dnsdelay.py, which holds every query 100 ms.  First
+   ``seawall scan --workers 2`` over the whole test half, lists off and on, each run on a
+   fresh copy of the learned state (best of ``--rounds`` alternating runs; the delaying
+   proxy's and rbldnsd's own CPU is reported beside each run: they share the two cores).
+   Then ``seawall serve`` (2 workers, classifier learned from the train half) with the
+   lists on and off, driven by bench/load.py's /checkv2 client with the same test-half
+   messages at each concurrency; every run on a fresh server and state (no answer cached
+   from an earlier run); the best of ``--rounds`` alternating runs.  Prints msg/s, p50,
+   p99 and on/off.
 b) Cache: ``seawall simulate`` (default seed, ``--sim-hours`` of it) scanned in arrival
    order, 64 at a time, by one in-process Engine with the lists on, straight to rbldnsd;
    zones from the simulated world: 60% of the foreign zombies' addresses (XBL), every
@@ -135,8 +140,9 @@ def throughput(args: argparse.Namespace, root: Path, rbl: Rbldnsd) -> dict[str, 
     samples = corpus_samples(train=False, limit=args.messages)
     warm = corpus_samples(train=True, limit=200)
     state = root / "trained"
-    print("learning the train half...", file=sys.stderr)
-    train(state, root)
+    if not state.exists():
+        print("learning the train half...", file=sys.stderr)
+        train(state, root)
     port = free_udp_port()
     proxy = subprocess.Popen(
         [sys.executable, "-m", "bench.dnsdelay", str(port), str(rbl.port), str(args.delay_ms)]

@@ -30,6 +30,9 @@ from seawall.errors import ConfigError
 _SOCKETS = 4
 _MAX_DATAGRAM = 4096
 _RCODES = {1: "FORMERR", 2: "SERVFAIL", 4: "NOTIMP", 5: "REFUSED"}
+# Retries and timeouts fire in ticks of this many seconds: one timer per tick for every
+# query due in it, not one per query (a query is retried or given up at most a tick late).
+_TICK_S = 0.02
 
 
 class Resolver(Protocol):
@@ -55,7 +58,7 @@ class ClientStats:
 
 
 class _Query:
-    __slots__ = ("attempts", "future", "key", "name", "timeout_s", "timer", "wire")
+    __slots__ = ("attempts", "future", "key", "name", "retried", "timeout_s", "wire")
 
     def __init__(
         self, name: str, wire: bytes, key: tuple[int, int], future: asyncio.Future[Answer]
@@ -66,7 +69,7 @@ class _Query:
         self.future = future
         self.attempts = 0
         self.timeout_s = 0.0
-        self.timer: asyncio.TimerHandle | None = None
+        self.retried = False  # sent a second time; the next tick due gives it up
 
 
 class DnsClient:
@@ -102,6 +105,8 @@ class DnsClient:
         self._pending: dict[tuple[int, int], _Query] = {}
         self._inflight: dict[str, _Query] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # tick number -> (its timer, the queries due in it)
+        self._ticks: dict[int, tuple[asyncio.TimerHandle, list[_Query]]] = {}
         self._random = b""
         self._random_at = 0
 
@@ -138,8 +143,31 @@ class DnsClient:
         self.stats.queries += 1
         self._send(query)
         if not query.future.done():
-            query.timer = loop.call_later(timeout_s / 2, self._retry, query)
+            self._due(loop, query, loop.time() + timeout_s / 2)
         return query.future
+
+    def _due(self, loop: asyncio.AbstractEventLoop, query: _Query, when: float) -> None:
+        """Look at ``query`` again at ``when`` (the end of its tick): retry or give it up."""
+        tick = int(when / _TICK_S) + 1
+        entry = self._ticks.get(tick)
+        if entry is None:
+            entry = self._ticks[tick] = (loop.call_at(tick * _TICK_S, self._fire, tick), [])
+        entry[1].append(query)
+
+    def _fire(self, tick: int) -> None:
+        _, due = self._ticks.pop(tick, (None, []))
+        loop = asyncio.get_running_loop()
+        for query in due:
+            if query.future.done() or self._pending.get(query.key) is not query:
+                continue  # answered, or gone over to TCP
+            if query.retried:
+                detail = f"no reply in {query.timeout_s:g}s"
+                self._finish(query, Answer(Status.TIMEOUT, detail=detail))
+            else:
+                query.retried = True
+                self._send(query)
+                if not query.future.done():
+                    self._due(loop, query, loop.time() + query.timeout_s / 2)
 
     def _draw(self, sockets: int) -> tuple[int, int]:
         """A random socket index and query ID, from the OS's CSPRNG read 4 KiB at a time."""
@@ -152,9 +180,9 @@ class DnsClient:
 
     def close(self) -> None:
         """Close the sockets; queries in flight are dropped."""
-        for query in self._pending.values():
-            if query.timer is not None:
-                query.timer.cancel()
+        for timer, _ in self._ticks.values():
+            timer.cancel()
+        self._ticks.clear()
         self._pending.clear()
         self._inflight.clear()
         loop = self._loop
@@ -196,20 +224,9 @@ class DnsClient:
             self._socks[query.key[0]].sendto(query.wire, server)
             self.stats.sent += 1
         except (BlockingIOError, InterruptedError):
-            pass  # the socket buffer is full: the retry timer sends it again
+            pass  # the socket buffer is full: the retry sends it again
         except OSError as exc:
             self._finish(query, Answer(Status.ERROR, detail=f"send: {exc.strerror or exc}"))
-
-    def _retry(self, query: _Query) -> None:
-        if query.future.done():
-            return
-        self._send(query)
-        if not query.future.done() and self._loop is not None:
-            query.timer = self._loop.call_later(query.timeout_s / 2, self._expire, query)
-
-    def _expire(self, query: _Query) -> None:
-        detail = f"no reply in {query.timeout_s:g}s"
-        self._finish(query, Answer(Status.TIMEOUT, detail=detail))
 
     def _readable(self, index: int) -> None:
         sock = self._socks[index]
@@ -238,8 +255,6 @@ class DnsClient:
 
     def _ask_tcp(self, query: _Query) -> None:
         self._pending.pop(query.key, None)
-        if query.timer is not None:
-            query.timer.cancel()
         self.stats.tcp += 1
         task = asyncio.get_running_loop().create_task(self._tcp(query))
         self._tasks.add(task)
@@ -267,8 +282,6 @@ class DnsClient:
         self._pending.pop(query.key, None)
         if self._inflight.get(query.name) is query:
             del self._inflight[query.name]
-        if query.timer is not None:
-            query.timer.cancel()
         if query.future.done():
             return
         self.cache.put(query.name, answer)
