@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import os
 import time
@@ -12,7 +13,7 @@ import msgspec
 import pytest
 from tests.dnslists.dnsserver import Behaviour, DnsServer
 
-from seawall.batch import BATCH, WINDOW, Record, scan_units
+from seawall.batch import BATCH, WINDOW, WINDOW_BYTES, Record, _Window, scan_units
 from seawall.config import Config, DnsblSettings, load_config
 from seawall.errors import ScanError
 from seawall.sources import Unit
@@ -72,14 +73,14 @@ def test_records_come_back_in_order_and_a_missing_file_is_reported(
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_dns_waits_overlap_across_messages(tmp_path: Path, workers: int) -> None:
-    count = 2 * WINDOW
+    count = 160
     listed = {f"{n % 200 + 1}.{n // 200}.2.81.{ZONE}": ["127.0.0.4"] for n in range(0, count, 3)}
     with DnsServer(Behaviour(listed=listed, delay_s=DELAY_S)) as server:
         units = _units(tmp_path / "mail", count)
         start = time.monotonic()
         records = list(scan_units(units, _config(tmp_path, server.address), workers=workers))
         elapsed = time.monotonic() - start
-    # One message at a time would wait count * DELAY_S (38 s); WINDOW at a time, a few waits.
+    # One message at a time would wait count * DELAY_S (48 s); a window at a time, a few.
     assert elapsed < count * DELAY_S / 6, elapsed
     flagged = [n for n, r in enumerate(records) if "RBL_SPAMHAUS_XBL" in r.symbols]
     assert flagged == list(range(0, count, 3))
@@ -114,3 +115,33 @@ def test_stopping_early_leaves_no_worker_behind(tmp_path: Path) -> None:
     assert next(records).path == units[0].path
     records.close()
     assert not multiprocessing.active_children()
+
+
+def test_the_window_bounds_messages_and_bytes_in_flight() -> None:
+    async def run() -> None:
+        window = _Window()
+        await window.enter(2 * WINDOW_BYTES)  # one message always fits, however big
+        second = asyncio.ensure_future(window.enter(1))
+        await asyncio.sleep(0.01)
+        assert not second.done()
+        window.leave(2 * WINDOW_BYTES)
+        await asyncio.wait_for(second, 1)
+        for _ in range(WINDOW - 1):
+            await window.enter(1)
+        extra = asyncio.ensure_future(window.enter(1))
+        await asyncio.sleep(0.01)
+        assert not extra.done()  # WINDOW messages in flight already
+        window.leave(1)
+        await asyncio.wait_for(extra, 1)
+        assert (window.count, window.bytes) == (WINDOW, WINDOW)
+
+    asyncio.run(run())
+
+
+def test_unit_size_is_known_before_reading(tmp_path: Path) -> None:
+    path = tmp_path / "m.eml"
+    path.write_bytes(b"x" * 100)
+    assert Unit(str(path), str(path)).size() == 100
+    assert Unit(str(path), str(path), start=10, end=60).size() == 50
+    assert Unit(str(path), str(path), start=30).size() == 70
+    assert Unit("gone", str(tmp_path / "gone")).size() == 0

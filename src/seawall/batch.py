@@ -2,11 +2,11 @@
 
 Used by ``seawall scan``, ``eval`` and ``demo``.  Results come back in input order.
 
-Each worker keeps up to ``WINDOW`` messages in flight on its event loop, so a message
-waiting on the network (DNS lists, clamd, the campaign tracker) does not hold the worker:
-the others' CPU work fills the wait.  The parent streams small batches to the workers and
-keeps ``DEPTH`` of them queued at each, so a worker never idles at a batch's end waiting
-for the slowest answer of the batch.
+Each worker keeps up to ``WINDOW`` messages (and ``WINDOW_BYTES`` of them) in flight on its
+event loop, so a message waiting on the network (DNS lists, clamd, the campaign tracker)
+does not hold the worker: the others' CPU work fills the wait.  The parent streams small
+batches to the workers and keeps ``DEPTH`` of them queued at each, so a worker never idles
+at a batch's end waiting for the slowest answer of the batch.
 
 Nothing is dropped: a message that cannot even be read (a vanished file) is reported with
 the action "soft reject" and the symbol ``READ_ERROR``, one whose scan raised with
@@ -40,8 +40,13 @@ from seawall.sources import Unit
 log = logging.getLogger("seawall.scan")
 
 BATCH = 16  # messages per batch sent to a worker
-WINDOW = 64  # messages in flight per worker: covers 100 ms waits at ~600 msg/s per worker
-DEPTH = 6  # batches queued per worker (DEPTH * BATCH >= WINDOW keeps the window full)
+# Messages in flight per worker.  Little's law asks for rate x wait (300 msg/s x 0.1 s =
+# 30) on average, but answers come in bursts and a batch returns with its slowest message:
+# with 64, a worker behind a 100 ms resolver still fell idle and scanned 15% slower than
+# without lists; with 256, 3-6% (docs/benchmarks.md).
+WINDOW = 256
+WINDOW_BYTES = 64 << 20  # and at most this much raw mail in flight (one message always fits)
+DEPTH = 20  # batches queued per worker (DEPTH * BATCH >= WINDOW keeps the window full)
 
 
 class Record(msgspec.Struct, frozen=True, gc=False):
@@ -135,27 +140,35 @@ def scan_units(
 
 
 def _scan_here(engine: Engine, units: Sequence[Unit]) -> Iterator[Record]:
-    """In this process, ``WINDOW`` at a time, yielding each record once it is next in order."""
+    """In this process, a window at a time, yielding each record once it is next in order."""
     loop = engine.event_loop()
-    source = iter(units)
-    ahead: deque[asyncio.Task[Record]] = deque()
+    ahead: deque[tuple[asyncio.Task[Record], int]] = deque()
+    held = 0  # bytes of the messages in ``ahead``
+    at = 0
+    size = units[0].size() if units else 0  # of units[at]
 
     def top_up() -> None:
-        while len(ahead) < WINDOW and (unit := next(source, None)) is not None:
-            ahead.append(loop.create_task(scan_unit(engine, unit)))
+        nonlocal held, at, size
+        while at < len(units) and (
+            not ahead or (len(ahead) < WINDOW and held + size <= WINDOW_BYTES)
+        ):
+            ahead.append((loop.create_task(scan_unit(engine, units[at])), size))
+            held += size
+            at += 1
+            size = units[at].size() if at < len(units) else 0
 
     try:
         top_up()
         while ahead:
-            record = loop.run_until_complete(ahead[0])
-            ahead.popleft()
+            record = loop.run_until_complete(ahead[0][0])
+            held -= ahead.popleft()[1]
             top_up()
             yield record
     finally:
-        for task in ahead:  # the caller stopped early
+        for task, _ in ahead:  # the caller stopped early
             task.cancel()
         if ahead:
-            loop.run_until_complete(asyncio.gather(*ahead, return_exceptions=True))
+            loop.run_until_complete(asyncio.gather(*(t for t, _ in ahead), return_exceptions=True))
 
 
 _ENCODER = msgspec.msgpack.Encoder()
@@ -255,6 +268,31 @@ def _worker_main(conn: Connection, config: Config) -> None:
         conn.close()
 
 
+class _Window:
+    """At most ``WINDOW`` messages and ``WINDOW_BYTES`` in flight; one message always fits.
+
+    :meth:`enter` has one caller at a time (the worker's feeding loop).
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.bytes = 0
+        self._waiter: asyncio.Future[None] | None = None
+
+    async def enter(self, size: int) -> None:
+        while self.count and (self.count >= WINDOW or self.bytes + size > WINDOW_BYTES):
+            self._waiter = asyncio.get_running_loop().create_future()
+            await self._waiter
+        self.count += 1
+        self.bytes += size
+
+    def leave(self, size: int) -> None:
+        self.count -= 1
+        self.bytes -= size
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+
 async def _work(conn: Connection, engine: Engine) -> None:
     loop = asyncio.get_running_loop()
     inbox: asyncio.Queue[tuple[int, list[Unit]] | None] = asyncio.Queue()
@@ -268,7 +306,7 @@ async def _work(conn: Connection, engine: Engine) -> None:
             inbox.put_nowait(None)
 
     loop.add_reader(fd, readable)
-    slots = asyncio.Semaphore(WINDOW)
+    window = _Window()
     reported = StageTimes(dict(engine.times.seconds), engine.times.messages)
     senders: set[asyncio.Task[None]] = set()
 
@@ -285,18 +323,20 @@ async def _work(conn: Connection, engine: Engine) -> None:
         # than a pickle of each record.
         conn.send((number, _ENCODER.encode(records), delta))
 
-    def release(_: asyncio.Task[Record]) -> None:
-        slots.release()
+    async def scan_within(unit: Unit, size: int) -> Record:
+        try:
+            return await scan_unit(engine, unit)
+        finally:
+            window.leave(size)
 
     try:
         while (job := await inbox.get()) is not None:
             number, units = job
             tasks = []
             for unit in units:
-                await slots.acquire()
-                task = loop.create_task(scan_unit(engine, unit))
-                task.add_done_callback(release)
-                tasks.append(task)
+                size = unit.size()
+                await window.enter(size)
+                tasks.append(loop.create_task(scan_within(unit, size)))
             sender = loop.create_task(finish(number, tasks))
             senders.add(sender)
             sender.add_done_callback(senders.discard)

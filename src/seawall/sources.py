@@ -50,6 +50,15 @@ class Unit:
                 return fh.read()
             return fh.read(self.end - self.start)
 
+    def size(self) -> int:
+        """The message's size in bytes without reading it (0 when the file is gone)."""
+        if self.end is not None:
+            return self.end - self.start
+        try:
+            return max(os.path.getsize(self.file) - self.start, 0)
+        except OSError:
+            return 0
+
 
 def _is_from_line(line: bytes) -> bool:
     # An mbox separator: "From " then a sender then a date; a body line that merely starts
