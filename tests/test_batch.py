@@ -13,7 +13,17 @@ import msgspec
 import pytest
 from tests.dnslists.dnsserver import Behaviour, DnsServer
 
-from seawall.batch import BATCH, WINDOW, WINDOW_BYTES, Record, _Window, scan_units
+from seawall.batch import (
+    BATCH,
+    DEPTH,
+    WINDOW,
+    WINDOW_BYTES,
+    Record,
+    _dispatch,
+    _Window,
+    _Worker,
+    scan_units,
+)
 from seawall.config import Config, DnsblSettings, load_config
 from seawall.errors import ScanError
 from seawall.sources import Unit
@@ -145,3 +155,31 @@ def test_unit_size_is_known_before_reading(tmp_path: Path) -> None:
     assert Unit(str(path), str(path), start=10, end=60).size() == 50
     assert Unit(str(path), str(path), start=30).size() == 70
     assert Unit("gone", str(tmp_path / "gone")).size() == 0
+
+
+class _Conn:
+    def __init__(self) -> None:
+        self.sent: list[int] = []
+
+    def send(self, item: tuple[int, list[Unit]]) -> None:
+        self.sent.append(item[0])
+
+
+def _idle_worker() -> _Worker:
+    worker = _Worker.__new__(_Worker)
+    worker.conn = _Conn()  # type: ignore[assignment]
+    worker.held = {}
+    return worker
+
+
+def test_batches_are_dealt_in_turn_so_a_short_run_is_shared() -> None:
+    pool = [_idle_worker(), _idle_worker()]
+    batches = [[Unit(f"m{n}", f"m{n}")] for n in range(5)]
+    assert _dispatch(pool, batches, 0) == 5
+    assert [w.conn.sent for w in pool] == [[0, 2, 4], [1, 3]]  # type: ignore[attr-defined]
+    many = [[Unit("m", "m")]] * (3 * DEPTH)
+    pool = [_idle_worker(), _idle_worker()]
+    assert _dispatch(pool, many, 0) == 2 * DEPTH  # each holds DEPTH, the rest waits
+    del pool[1].held[1]  # worker 1 returned a batch
+    assert _dispatch(pool, many, 2 * DEPTH) == 2 * DEPTH + 1
+    assert pool[1].conn.sent[-1] == 2 * DEPTH  # type: ignore[attr-defined]

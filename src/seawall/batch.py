@@ -22,7 +22,7 @@ import logging
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
@@ -110,7 +110,7 @@ def to_record(path: str, verdict: Verdict, size: int) -> Record:
 
 def scan_units(
     units: Sequence[Unit], config: Config, *, workers: int, times: StageTimes | None = None
-) -> Iterator[Record]:
+) -> Generator[Record, None, None]:
     """Scan ``units`` in order with ``workers`` processes (1: in this process).
 
     Campaigns are tracked across the whole run (by a tracker process when there are
@@ -243,13 +243,18 @@ def _scan_forked(
             worker.conn.close()
 
 
-def _dispatch(pool: list[_Worker], batches: list[Sequence[Unit]], sent: int) -> int:
-    """Give each worker batches until it holds ``DEPTH``; returns the next batch to send."""
-    for worker in pool:
-        while len(worker.held) < DEPTH and sent < len(batches):
-            worker.conn.send((sent, list(batches[sent])))
-            worker.held[sent] = len(batches[sent])
-            sent += 1
+def _dispatch(pool: Sequence[_Worker], batches: Sequence[Sequence[Unit]], sent: int) -> int:
+    """Deal batches to the workers in turn until each holds ``DEPTH`` (so a short run is
+    shared, not left to the first worker); returns the next batch to send."""
+    dealt = True
+    while dealt and sent < len(batches):
+        dealt = False
+        for worker in pool:
+            if len(worker.held) < DEPTH and sent < len(batches):
+                worker.conn.send((sent, list(batches[sent])))
+                worker.held[sent] = len(batches[sent])
+                sent += 1
+                dealt = True
     return sent
 
 
