@@ -291,8 +291,15 @@ class Engine:
             closer = getattr(detector, "close", None)
             if callable(closer):
                 closer()
-        if self._loop is not None:
-            self._loop.close()
+        loop = self._loop
+        if loop is not None:
+            # What the closers left running (a client's reader task) ends before the loop.
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.close()
             self._loop = None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 from typing import Any
 
 from seawall.campaigns.fingerprint import Fingerprint
@@ -102,3 +103,79 @@ def test_many_judgements_in_a_row_all_arrive() -> None:
             await unix.wait_closed()
 
     assert asyncio.run(run()) == count // 2
+
+
+def test_requests_in_flight_together_each_get_their_own_answer() -> None:
+    tracker = Tracker(CampaignSettings())
+    server = TrackerServer(tracker, Config())
+    name = f"\0seawall-test-wire-pipe-{os.getpid()}"
+    rng = random.Random(7)
+    vocabulary = ["".join(rng.choice("bcdfghjklmnpqrstvwz") for _ in range(7)) for _ in range(4000)]
+    texts = [" ".join(rng.sample(vocabulary, 40)) for _ in range(40)]  # unrelated messages
+
+    async def run() -> tuple[list[int], list[str], int]:
+        unix = await asyncio.start_unix_server(server.connection, path=name)
+        client = RemoteTracker(name)
+        try:
+            fps = [Fingerprint.from_text(t, "Parcel") for t in texts]
+            first = await asyncio.gather(
+                *(client.observe(fp, bot(i), NOW) for i, fp in enumerate(fps))
+            )
+            # The same 40 again, all at once with a cancelled one among them.
+            doomed = asyncio.ensure_future(client.observe(fps[0], bot(99), NOW + 1))
+            again = asyncio.gather(
+                *(client.observe(fp, bot(i + 40), NOW + 2) for i, fp in enumerate(fps))
+            )
+            await asyncio.sleep(0)
+            doomed.cancel()
+            second = await again
+            last = await client.observe(fps[5], bot(200), NOW + 3)
+            return (
+                [r.view.count for r in second],
+                [a.view.id == b.view.id for a, b in zip(first, second, strict=True)],
+                last.view.count,
+            )
+        finally:
+            client.close()
+            unix.close()
+            await unix.wait_closed()
+
+    counts, same, last = asyncio.run(run())
+    assert all(same)  # each answer is its own message's cluster, in order
+    assert counts[1:] == [2] * 39  # each seen twice; the first maybe three times (doomed)
+    assert counts[0] in (2, 3)
+    assert last == 3
+
+
+def test_a_lost_tracker_fails_the_waiting_and_the_next_request_reconnects() -> None:
+    name = f"\0seawall-test-wire-lost-{os.getpid()}"
+
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1)  # a request arrived: the tracker dies before it answers
+        writer.close()
+
+    async def run() -> tuple[int, int]:
+        dying = await asyncio.start_unix_server(hang_up, path=name)
+        client = RemoteTracker(name)
+        fp = Fingerprint.from_text(TEXT, "Parcel")
+        failed = 0
+        try:
+            results = await asyncio.gather(
+                *(asyncio.wait_for(client.observe(fp, bot(i), NOW), 5) for i in range(3)),
+                return_exceptions=True,
+            )
+            failed = sum(isinstance(r, ConnectionError) for r in results)
+            dying.close()
+            await dying.wait_closed()
+            good = await asyncio.start_unix_server(
+                TrackerServer(Tracker(CampaignSettings()), Config()).connection, path=name
+            )
+            try:
+                return failed, (await client.observe(fp, bot(9), NOW + 1)).view.count
+            finally:
+                good.close()
+                await good.wait_closed()
+        finally:
+            client.close()
+
+    assert asyncio.run(run()) == (3, 1)

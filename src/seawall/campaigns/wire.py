@@ -5,6 +5,10 @@ answer frame but a judgement, which is one-way: a worker does not wait on the tr
 after its verdict (one round trip a message, not two).  The socket lives in
 Linux's abstract namespace, named after the state dir, so no file is left
 behind and long state-dir paths do not matter.
+
+Both ends batch their writes: the requests a worker's messages make in one turn of its
+event loop go out in one write, and the tracker answers everything one read brought in
+one write.  Answers come in request order, so many requests can be in flight at once.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import signal
 import socket
 import struct
 import time
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,6 +39,7 @@ log = logging.getLogger("seawall.campaigns")
 
 SNAPSHOT_KEY = "campaigns:snapshot"
 MAX_FRAME = 16 * 1024 * 1024
+_HIGH_WATER = 1 << 20  # bytes written and not yet sent before a writer waits
 _LENGTH = struct.Struct(">I")
 
 
@@ -105,8 +111,21 @@ class TrackerServer:
         return tracker.listing(time.time(), min_count=request.min_count)
 
     async def connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        loop = asyncio.get_running_loop()
+        outbox: list[bytes] = []
+        flush: asyncio.Handle | None = None
+
+        def send() -> None:
+            nonlocal flush
+            flush = None
+            if outbox and not writer.is_closing():
+                writer.write(b"".join(outbox))
+            outbox.clear()
+
         try:
             while True:
+                # Frames already read come back without a wait, so the answers to all of
+                # them go out together once the next read has to wait.
                 body = await _read(reader)
                 request: Request | None = None
                 try:
@@ -117,8 +136,11 @@ class TrackerServer:
                     answer = {"error": str(exc)}
                 if isinstance(request, Judge):
                     continue  # one-way: no answer is awaited
-                writer.write(_frame(_encode(answer)))
-                await writer.drain()
+                outbox.append(_frame(_encode(answer)))
+                if flush is None:
+                    flush = loop.call_soon(send)
+                if writer.transport.get_write_buffer_size() > _HIGH_WATER:
+                    await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         except ValueError as exc:
@@ -259,41 +281,108 @@ def wait_ready(config: Config, timeout: float = 30.0) -> None:
 
 
 class RemoteTracker:
-    """The client: one connection per process, opened on first use and after a fork."""
+    """The client: one connection per process, opened on first use and after a fork.
+
+    Requests are pipelined: each caller queues its frame and waits for its own answer,
+    the frames queued in one turn of the loop go out in one write, and a reader task hands
+    the answers out in order.  A lost connection fails every request waiting on it; the
+    next request connects afresh.
+    """
 
     def __init__(self, name: str) -> None:
         self.name = name
         self._pid = 0
-        self._conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
-        self._lock: asyncio.Lock | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._reading: asyncio.Task[None] | None = None
+        self._connecting: asyncio.Lock | None = None
+        self._waiting: deque[asyncio.Future[bytes]] = deque()
+        self._outbox: list[bytes] = []
+        self._flush: asyncio.Handle | None = None
         self._decode_reply = msgspec.msgpack.Decoder(Reply | None).decode
 
     async def _call(self, request: Request, *, answer: bool = True) -> bytes:
-        """Send one request and read its answer (none for a one-way ``Judge``)."""
-        if self._pid != os.getpid() or self._lock is None:
-            self._pid, self._conn, self._lock = os.getpid(), None, asyncio.Lock()
-        async with self._lock:
+        """Send one request and wait for its answer (none for a one-way ``Judge``)."""
+        if self._pid != os.getpid() or self._connecting is None:
+            # A fork: the parent's connection is not ours.
+            self._pid, self._writer, self._reading = os.getpid(), None, None
+            self._connecting, self._waiting, self._outbox, self._flush = (
+                asyncio.Lock(),
+                deque(),
+                [],
+                None,
+            )
+        writer = self._writer
+        if writer is None or writer.is_closing():
+            writer = await self._connect()
+        loop = asyncio.get_running_loop()
+        reply: asyncio.Future[bytes] | None = None
+        if answer:
+            reply = loop.create_future()
+            self._waiting.append(reply)
+        self._outbox.append(_frame(_encode(request)))
+        if self._flush is None:
+            self._flush = loop.call_soon(self._send, writer)
+        if writer.transport.get_write_buffer_size() > _HIGH_WATER:
+            await writer.drain()
+        return await reply if reply is not None else b""
+
+    async def _connect(self) -> asyncio.StreamWriter:
+        assert self._connecting is not None
+        async with self._connecting:
+            if self._writer is not None and not self._writer.is_closing():
+                return self._writer  # another caller connected meanwhile
+            # Connected here, not by uvloop, which refuses abstract socket names.
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
-                if self._conn is None:
-                    # Connected here, not by uvloop, which refuses abstract socket names.
-                    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                    try:
-                        sock.connect(self.name)
-                    except OSError:
-                        sock.close()
-                        raise
-                    sock.setblocking(False)
-                    self._conn = await asyncio.open_unix_connection(sock=sock)
-                reader, writer = self._conn
-                writer.write(_frame(_encode(request)))
-                await writer.drain()
-                return await _read(reader) if answer else b""
-            except BaseException:
-                # A half-done exchange leaves the stream out of step: start afresh next time.
-                if self._conn is not None:
-                    self._conn[1].close()
-                self._conn = None
+                sock.connect(self.name)
+            except OSError:
+                sock.close()
                 raise
+            sock.setblocking(False)
+            reader, writer = await asyncio.open_unix_connection(sock=sock)
+            self._writer = writer
+            self._reading = asyncio.get_running_loop().create_task(self._read_answers(reader))
+            return writer
+
+    def _send(self, writer: asyncio.StreamWriter) -> None:
+        self._flush = None
+        frames, self._outbox = self._outbox, []
+        if writer is not self._writer or writer.is_closing():
+            self._fail(ConnectionError("the campaign tracker connection closed"))
+            return
+        try:
+            writer.write(b"".join(frames))
+        except Exception as exc:
+            self._fail(exc)
+
+    async def _read_answers(self, reader: asyncio.StreamReader) -> None:
+        try:
+            while True:
+                body = await _read(reader)
+                if not self._waiting:
+                    raise ConnectionError("the campaign tracker answered nothing asked")
+                waiter = self._waiting.popleft()
+                if not waiter.done():  # its caller may have been cancelled meanwhile
+                    waiter.set_result(body)
+        except asyncio.CancelledError:
+            self._fail(ConnectionError("the campaign tracker connection closed"))
+            raise
+        except Exception as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        """Drop the connection and fail everything waiting on it."""
+        if self._writer is not None:
+            self._writer.close()
+        self._writer = None
+        if self._waiting:
+            log.warning("campaign tracker connection lost: %s", exc)
+        waiting, self._waiting = self._waiting, deque()
+        for waiter in waiting:
+            if not waiter.done():
+                error = ConnectionError(f"the campaign tracker connection was lost: {exc}")
+                waiter.set_exception(error)
+        self._outbox.clear()
 
     async def observe(self, fp: Fingerprint, obs: Observation, now: float) -> Reply:
         body = await self._call(Observe(fp=fp.to_bytes(), obs=obs, now=now))
@@ -328,6 +417,13 @@ class RemoteTracker:
         return result
 
     def close(self) -> None:
-        if self._conn is not None and self._pid == os.getpid():
-            self._conn[1].close()
-        self._conn = None
+        if self._pid == os.getpid():
+            if self._flush is not None:
+                self._flush.cancel()
+                self._flush = None
+            if self._reading is not None:
+                self._reading.cancel()
+            if self._writer is not None:
+                self._writer.close()
+        self._writer = None
+        self._reading = None
