@@ -140,14 +140,8 @@ _ROLES = frozenset({"mail_from", "from", "reply_to", "helo", "rdns"})
 def throughput(args: argparse.Namespace, root: Path, rbl: Rbldnsd) -> dict[str, Any]:
     samples = corpus_samples(train=False, limit=args.messages)
     warm = corpus_samples(train=True, limit=200)
-    state = root / "trained"
-    if not state.exists():
-        print("learning the train half...", file=sys.stderr)
-        train(state, root)
-    port = free_udp_port()
-    proxy = subprocess.Popen(
-        [sys.executable, "-m", "bench.dnsdelay", str(port), str(rbl.port), str(args.delay_ms)]
-    )
+    state = trained(root)
+    port, proxy = slow_resolver(rbl, args.delay_ms)
     rows: list[dict[str, Any]] = []
     try:
         for level in args.concurrency:
@@ -180,6 +174,24 @@ def throughput(args: argparse.Namespace, root: Path, rbl: Rbldnsd) -> dict[str, 
     return {"messages": len(samples), "delay_ms": args.delay_ms, "runs": rows}
 
 
+def trained(root: Path) -> Path:
+    """The state with the train half learned, learned once per bench run."""
+    state = root / "trained"
+    if not state.exists():
+        print("learning the train half...", file=sys.stderr)
+        train(state, root)
+    return state
+
+
+def slow_resolver(rbl: Rbldnsd, delay_ms: int) -> tuple[int, subprocess.Popen[bytes]]:
+    """A port where ``rbl`` answers ``delay_ms`` late (bench/dnsdelay.py), and its process."""
+    port = free_udp_port()
+    proxy = subprocess.Popen(
+        [sys.executable, "-m", "bench.dnsdelay", str(port), str(rbl.port), str(delay_ms)]
+    )
+    return port, proxy
+
+
 def cpu_s(*procs: subprocess.Popen[bytes] | None) -> float:
     """CPU seconds used so far by these processes (user + system, from /proc)."""
     total = 0
@@ -197,14 +209,8 @@ def scan_throughput(args: argparse.Namespace, root: Path, rbl: Rbldnsd) -> dict[
     mail.mkdir()
     for n, sample in enumerate(samples):
         (mail / f"{n:05d}.eml").write_bytes(sample.body)
-    state = root / "trained"
-    if not state.exists():
-        print("learning the train half...", file=sys.stderr)
-        train(state, root)
-    port = free_udp_port()
-    proxy = subprocess.Popen(
-        [sys.executable, "-m", "bench.dnsdelay", str(port), str(rbl.port), str(args.delay_ms)]
-    )
+    state = trained(root)
+    port, proxy = slow_resolver(rbl, args.delay_ms)
     config = root / "scan-lists.toml"
     config.write_text(toml(lists(f"127.0.0.1:{port}")))
     best: dict[str, dict[str, Any]] = {}
@@ -424,8 +430,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 results["throughput"] = throughput(args, root, rbl)
             if args.accuracy:
                 assert rbl is not None
-                if not (root / "trained").exists():
-                    train(root / "trained", root)
+                trained(root)
                 print(
                     "c) accuracy on the test half, detectors added one by one...", file=sys.stderr
                 )

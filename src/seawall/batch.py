@@ -42,8 +42,8 @@ log = logging.getLogger("seawall.scan")
 BATCH = 16  # messages per batch sent to a worker
 # Messages in flight per worker.  Little's law asks for rate x wait (300 msg/s x 0.1 s =
 # 30) on average, but answers come in bursts and a batch returns with its slowest message:
-# with 64, a worker behind a 100 ms resolver still fell idle and scanned 15% slower than
-# without lists; with 256, 3-6% (docs/benchmarks.md).
+# with 64, a worker behind a 100 ms resolver still fell idle and scanned 13-30% slower than
+# without lists; with 256, a median 7% (docs/benchmarks.md).
 WINDOW = 256
 WINDOW_BYTES = 64 << 20  # and at most this much raw mail in flight (one message always fits)
 DEPTH = 20  # batches queued per worker (DEPTH * BATCH >= WINDOW keeps the window full)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from seawall.config import ReputationSettings
@@ -145,17 +145,9 @@ class Reputation:
         pending, self._pending = self._pending, {}
         self._pending_times = {}
         self._flushed = self._clock()
-        try:
-            got = await self.store.decay(
-                pending,
-                half_life_s=self.settings.half_life_s,
-                now=now,
-                ttl_s=self.settings.ttl_s,
-            )
-        except StoreError as exc:
-            self._store_failed(exc)
-            return
-        self._remember(got, now)
+        got = await self._decay(pending, now)
+        if got is not None:
+            self._remember(got, now)
 
     async def read(self, ip: str, now: float) -> tuple[Record | None, Record | None]:
         """Like :meth:`lookup` but straight from the store, for the CLI."""
@@ -169,16 +161,21 @@ class Reputation:
     def _ttl(self) -> float:
         return self.settings.cache_s
 
-    async def _fetch(self, keys: list[str], now: float) -> None:
+    async def _decay(
+        self, updates: Mapping[str, Sequence[float]], now: float
+    ) -> dict[str, Decayed] | None:
+        """``updates`` added in the store (all zeros: only read); None when it failed."""
         try:
-            got = await self.store.decay(
-                dict.fromkeys(keys, _ZEROS),
-                half_life_s=self.settings.half_life_s,
-                now=now,
-                ttl_s=self.settings.ttl_s,
+            return await self.store.decay(
+                updates, half_life_s=self.settings.half_life_s, now=now, ttl_s=self.settings.ttl_s
             )
         except StoreError as exc:
             self._store_failed(exc)
+            return None
+
+    async def _fetch(self, keys: list[str], now: float) -> None:
+        got = await self._decay(dict.fromkeys(keys, _ZEROS), now)
+        if got is None:
             return
         for key in keys:
             if key not in got:

@@ -218,7 +218,7 @@ def reverse_ip(ip: str) -> str | None:
         address = address.ipv4_mapped
     if isinstance(address, ipaddress.IPv4Address):
         return ".".join(reversed(str(address).split(".")))
-    return ".".join(reversed(address.exploded.replace(":", "")))
+    return _nibbles(address)
 
 
 def reverse_ipv6(ip: str) -> str | None:
@@ -229,9 +229,12 @@ def reverse_ipv6(ip: str) -> str | None:
     '2.0.0.0.0.0.f.7.f.f.f.f.'
     """
     try:
-        address = ipaddress.IPv6Address(ip)
+        return _nibbles(ipaddress.IPv6Address(ip))
     except ValueError:
         return None
+
+
+def _nibbles(address: ipaddress.IPv6Address) -> str:
     return ".".join(reversed(address.exploded.replace(":", "")))
 
 
