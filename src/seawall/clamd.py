@@ -67,7 +67,7 @@ class ScanResult:
         return self.signature is not None
 
 
-def parse_address(address: str) -> tuple[socket.AddressFamily, str | tuple[str, int]]:
+def socket_address(address: str) -> tuple[socket.AddressFamily, str | tuple[str, int]]:
     """``"host:port"``, ``"[v6]:port"``, ``"/path"`` or ``"unix:/path"`` -> (family, sockaddr).
 
     A host name is resolved here, once, so connecting never waits on DNS.
@@ -177,7 +177,7 @@ class Clamd:
         if max_connections < 1 or max_bytes < 1:
             raise ValueError("max_connections and max_bytes must be positive")
         self.address = address
-        self.family, self.sockaddr = parse_address(address)
+        self.family, self.sockaddr = socket_address(address)
         self.timeout_s = timeout_s
         self.connect_timeout_s = connect_timeout_s
         self.max_bytes = max_bytes

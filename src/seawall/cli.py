@@ -322,9 +322,9 @@ def _learn_sample(config: Config, raw: bytes, spam: bool) -> bool:
 
 
 def cmd_reputation(args: argparse.Namespace) -> int:
-    from seawall.frontends.policy.decide import history_counts
     from seawall.reputation import Reputation, keys_of
     from seawall.store import open_store
+    from seawall.store.history import history_counts
 
     config = _config(args)
     if keys_of(args.ip) is None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from seawall.config import Config
 from seawall.detectors import build_detectors
-from seawall.detectors.base import Context, Detector, Hit
+from seawall.detectors.base import Closes, Context, Detector, Flushes, Hit, Learns, Starts
 from seawall.detectors.campaign import CAMPAIGN
 from seawall.language import identify, preload
 from seawall.message import Envelope, Message, ParseLimits, parse_message
@@ -92,8 +92,10 @@ class Engine:
         self.classifier = classifier  # learned by the front ends' learn commands
         self.detectors = tuple(detectors)
         self._cpu = tuple(d for d in self.detectors if not d.io)
-        self._io = tuple(d for d in self.detectors if d.io)
-        self._after = tuple(d for d in self.detectors if hasattr(d, "after_verdict"))
+        self._io = tuple((d, d if isinstance(d, Starts) else None) for d in self.detectors if d.io)
+        self._after = tuple((d, d) for d in self.detectors if isinstance(d, Learns))
+        self._flush = tuple((d, d) for d in self.detectors if isinstance(d, Flushes))
+        self._close = tuple(d for d in self.detectors if isinstance(d, Closes))
         self.limits = limits
         self.identify_language = identify_language
         self.io_timeout_s = io_timeout_s
@@ -203,10 +205,10 @@ class Engine:
 
     async def _feedback(self, msg: Message, verdict: Verdict, now: float) -> None:
         """Detectors that learn from verdicts (campaigns) hear how the message was judged."""
-        for detector in self._after:
+        for detector, learns in self._after:
             try:
                 async with asyncio.timeout(self.io_timeout_s):
-                    await detector.after_verdict(msg, verdict, now)
+                    await learns.after_verdict(msg, verdict, now)
             except Exception:
                 log.exception("detector %s failed after the verdict", detector.name)
 
@@ -225,15 +227,14 @@ class Engine:
         deadline = loop.time() + self.io_timeout_s
         started: list[tuple[Detector, Awaitable[Sequence[Hit]] | None]] = []
         turn = False
-        for detector in self._io:
-            start = getattr(detector, "start", None)
+        for detector, starts in self._io:
             pending: Awaitable[Sequence[Hit]] | None
-            if start is None:
+            if starts is None:
                 turn = True
                 pending = loop.create_task(detector.check(msg, ctx))
             else:
                 try:
-                    pending = start(msg, ctx)
+                    pending = starts.start(msg, ctx)
                 except Exception:
                     log.exception("detector %s failed", detector.name)
                     pending = None
@@ -270,12 +271,9 @@ class Engine:
 
     async def flush(self) -> None:
         """Write what detectors keep pending (reputation counts); at batch ends and on close."""
-        for detector in self._after:
-            flush = getattr(detector, "flush", None)
-            if flush is None:
-                continue
+        for detector, flushes in self._flush:
             try:
-                await flush()
+                await flushes.flush()
             except Exception:
                 log.exception("detector %s failed to flush", detector.name)
 
@@ -287,10 +285,8 @@ class Engine:
     def close(self) -> None:
         if self._loop is not None:
             self._loop.run_until_complete(self.flush())
-        for detector in self.detectors:  # before the loop closes: their sockets live on it
-            closer = getattr(detector, "close", None)
-            if callable(closer):
-                closer()
+        for detector in self._close:  # before the loop closes: their sockets live on it
+            detector.close()
         loop = self._loop
         if loop is not None:
             # What the closers left running (a client's reader task) ends before the loop.

@@ -5,6 +5,8 @@
      ├── StoreError           the state store cannot be opened or written
      ├── CorpusError          a corpus archive or folder cannot be read
      ├── ScanError            a scan worker died: the messages it held were not scanned
+     ├── LearningDisabled     a learn or forget request while the classifier is off
+     ├── TrackerError         the campaign tracker cannot be reached or broke its protocol
      └── ProtocolViolation    a client broke its wire protocol: that connection is closed
           ├── MilterViolation a malformed, oversized or unknown milter packet from the MTA
           ├── SpamdViolation  a malformed SPAMC request (answered EX_PROTOCOL)
@@ -27,6 +29,14 @@ class ConfigError(SeawallError):
 
 class ScanError(SeawallError):
     """A ``seawall scan`` worker process died; the messages it held were not scanned."""
+
+
+class LearningDisabled(SeawallError):
+    """A learn or forget request while the classifier is disabled in the configuration."""
+
+
+class TrackerError(SeawallError):
+    """The campaign tracker process cannot be reached, or answered outside its protocol."""
 
 
 class StoreError(SeawallError):

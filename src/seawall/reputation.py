@@ -20,9 +20,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from seawall.addresses import network_of, parse_ip
 from seawall.config import ReputationSettings
 from seawall.errors import StoreError
-from seawall.frontends.policy.decide import network_of, parse_address
 from seawall.store import Store
 from seawall.store.base import Decayed, decayed
 
@@ -65,7 +65,7 @@ class Record:
 @functools.lru_cache(maxsize=65536)
 def keys_of(ip: str) -> tuple[str, str] | None:
     """The store keys of ``ip``'s record and its network's; None when it is no address."""
-    address = parse_address(ip)
+    address = parse_ip(ip)
     if address is None:
         return None
     return f"rep:ip:{address}", f"rep:net:{network_of(address)}"

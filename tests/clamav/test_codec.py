@@ -12,9 +12,9 @@ from seawall.clamd import (
     ScanResult,
     StreamTooLarge,
     encode_instream,
-    parse_address,
     parse_reply,
     parse_scan,
+    socket_address,
 )
 
 
@@ -28,11 +28,11 @@ from seawall.clamd import (
     ],
 )
 def test_addresses(address: str, family: socket.AddressFamily, sockaddr: object) -> None:
-    assert parse_address(address) == (family, sockaddr)
+    assert socket_address(address) == (family, sockaddr)
 
 
 def test_host_name_is_resolved_once() -> None:
-    family, sockaddr = parse_address("localhost:3310")
+    family, sockaddr = socket_address("localhost:3310")
     assert family in (socket.AF_INET, socket.AF_INET6)
     assert sockaddr in (("127.0.0.1", 3310), ("::1", 3310))
 
@@ -42,7 +42,7 @@ def test_host_name_is_resolved_once() -> None:
 )
 def test_bad_addresses(address: str) -> None:
     with pytest.raises(ValueError, match="clamd address"):
-        parse_address(address)
+        socket_address(address)
 
 
 def test_instream_framing() -> None:

@@ -4,8 +4,9 @@ import pytest
 
 from seawall.config import HeadersSettings
 from seawall.detectors.base import Context
-from seawall.detectors.headers import HeadersDetector, parse_date
+from seawall.detectors.headers import HeadersDetector
 from seawall.message import Envelope
+from seawall.message.dates import parse_date
 
 from .conftest import msg, scan
 
@@ -127,15 +128,6 @@ async def test_outlook_express_after_it_was_discontinued() -> None:
 async def test_honest_variants_are_clean(fields: dict[str, str]) -> None:
     hits = await symbols(inline(**fields))
     assert hits <= {"HDR_PRECEDENCE_BULK"}, hits
-
-
-def test_parse_date() -> None:
-    assert parse_date("Tue, 1 Jul 2003 10:52:37 +0200") == 1057049557.0
-    assert parse_date("Tue, 1 Jul 2003 10:52:37 GMT") == 1057056757.0
-    assert parse_date("Tue, 1 Jul 03 04:52:37 EDT") == 1057049557.0
-    assert parse_date("Tuesday 1 July 2003 08:52 +0000") == 1057049520.0
-    assert parse_date("Tue, 31 Feb 2003 08:52:00 +0000") is None
-    assert parse_date("") is None
 
 
 @pytest.mark.parametrize(

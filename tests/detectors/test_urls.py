@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from seawall.config import UrlsSettings
-from seawall.detectors.urls import UrlsDetector, registrable_domain
+from seawall.detectors.urls import UrlsDetector
 
 from .conftest import msg, scan
 
@@ -73,10 +73,3 @@ async def test_honest_links_are_clean(href: str, text: str) -> None:
 
 async def test_no_links_is_clean() -> None:
     assert await scan(DETECTOR, msg(b"From: a@example.org\n\nhello\n")) == {}
-
-
-def test_registrable_domain() -> None:
-    assert registrable_domain("a.b.example.co.uk") == "example.co.uk"
-    assert registrable_domain("203.0.113.7") is None
-    assert registrable_domain("co.uk") is None
-    assert registrable_domain("localhost") is None

@@ -170,7 +170,8 @@ def test_stat_has_no_dns_figures_without_the_detector(tmp_path: Path) -> None:
     config = load_config(state_dir=str(tmp_path))
     engine = build_engine(config)
     try:
-        with TestClient(build_app(Service(engine, config, store=MemoryStore()))) as http:
+        service = Service(engine, config, store=MemoryStore())
+        with TestClient(build_app(service, allow_learn=True)) as http:
             assert "dnsbl" not in http.get("/stat").json()
     finally:
         engine.close()

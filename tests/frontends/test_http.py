@@ -26,7 +26,7 @@ def client(tmp_path: Path) -> Iterator[tuple[TestClient, Service]]:
     config = load_config(state_dir=str(tmp_path))
     engine = build_engine(config)
     service = Service(engine, config, classifier=engine.classifier, store=MemoryStore())
-    with TestClient(build_app(service)) as test_client:
+    with TestClient(build_app(service, allow_learn=True)) as test_client:
         yield test_client, service
     engine.close()
 
@@ -128,7 +128,8 @@ def test_learning_can_be_turned_off_and_size_is_bounded(tmp_path: Path) -> None:
         config, serve=serve, limits=msgspec.structs.replace(config.limits, max_message_bytes=500)
     )
     engine = build_engine(config)
-    with TestClient(build_app(Service(engine, config, classifier=engine.classifier))) as http:
+    service = Service(engine, config, classifier=engine.classifier)
+    with TestClient(build_app(service, allow_learn=config.serve.http.allow_learn)) as http:
         refused = http.post("/learnspam", content=RAW)
         assert refused.status_code == 403
         assert refused.json() == {"error": "learning is turned off"}

@@ -11,19 +11,10 @@ import pytest
 from seawall.config import PolicySettings
 from seawall.errors import StoreError
 from seawall.frontends.policy.codec import PolicyRequest
-from seawall.frontends.policy.decide import (
-    Counts,
-    Events,
-    Transactions,
-    decide,
-    history_counts,
-    judge,
-    network_of,
-    parse_address,
-    record_verdict,
-)
+from seawall.frontends.policy.decide import Counts, Events, Transactions, decide, judge
 from seawall.message.received import TrustedNetworks
 from seawall.store import MemoryStore, Store
+from seawall.store.history import history_counts, record_verdict
 
 NOW = 1_008_000.0
 SETTINGS = PolicySettings(
@@ -77,32 +68,6 @@ def test_other_stages_count_nothing(state: str) -> None:
 
 def test_rcpt_without_instance_is_not_a_transaction() -> None:
     assert Transactions().events(req("RCPT")) == Events(recipient=True)
-
-
-@pytest.mark.parametrize(
-    ("text", "address", "network"),
-    [
-        ("198.51.100.7", "198.51.100.7", "198.51.100.0/24"),
-        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
-        ("2001:DB8::1", "2001:db8::1", "2001:db8::/64"),
-        ("::ffff:198.51.100.7", "198.51.100.7", "198.51.100.0/24"),
-        ("IPv6:2001:db8::1", "2001:db8::1", "2001:db8::/64"),
-    ],
-)
-def test_addresses_and_networks(text: str, address: str, network: str) -> None:
-    parsed = parse_address(text)
-    assert parsed is not None
-    assert (str(parsed), network_of(parsed)) == (address, network)
-
-
-@pytest.mark.parametrize("text", ["", "unknown", "198.51.100", "example.net"])
-def test_not_an_address(text: str) -> None:
-    assert parse_address(text) is None
-    assert network_of(text) == text
-
-
-def test_network_of_a_string() -> None:
-    assert network_of("::ffff:198.51.100.7") == "198.51.100.0/24"
 
 
 @pytest.mark.parametrize(

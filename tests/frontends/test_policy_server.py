@@ -13,8 +13,9 @@ import pytest
 
 from seawall.config import Config, PolicySettings, ServeSettings
 from seawall.errors import StoreError
-from seawall.frontends.policy import record_verdict, serve_policy_connection
+from seawall.frontends.policy import serve_policy_connection
 from seawall.store import FILENAME, MemoryStore, SqliteStore, Store
+from seawall.store.history import record_verdict
 
 NOW = 1_008_000.0
 LIMITS = {

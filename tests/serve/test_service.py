@@ -13,6 +13,7 @@ import pytest
 from seawall.config import Config, load_config
 from seawall.detectors.base import Context, Hit
 from seawall.engine import Engine, build_engine
+from seawall.errors import LearningDisabled
 from seawall.message import Envelope, Message
 from seawall.policy.model import Action
 from seawall.serve.service import Service
@@ -116,7 +117,7 @@ async def test_verdicts_feed_the_ip_history(tmp_path: Path) -> None:
     service = Service(engine_for(config), config, store=store)
     await service.check(ENV, RAW)
     await service.drain()
-    from seawall.frontends.policy.decide import history_counts
+    from seawall.store.history import history_counts
 
     spam, ham = await history_counts(store, "198.51.100.7", now=time.time(), window_s=3600)
     assert (spam, ham) == (0, 1)
@@ -157,5 +158,5 @@ async def test_learn_and_forget(tmp_path: Path) -> None:
 async def test_learning_with_the_classifier_off_is_an_error(tmp_path: Path) -> None:
     config = configured(tmp_path)
     service = Service(engine_for(config), config)
-    with pytest.raises(RuntimeError, match="disabled"):
+    with pytest.raises(LearningDisabled, match="disabled"):
         await service.learn(RAW, spam=True)

@@ -8,12 +8,13 @@ Founder record; its second message makes it a Campaign.
 
 from __future__ import annotations
 
-import ipaddress
 import struct
 from collections import Counter
 from dataclasses import dataclass, field
 
 import msgspec
+
+from seawall.addresses import network_of
 
 MAX_IPS = 4096  # distinct sources remembered per campaign; past this the counts are floors
 MAX_KEYS = 64  # top URLs, domains, subjects and languages kept per campaign
@@ -60,22 +61,6 @@ def _bump(counter: Counter[str], key: str) -> None:
             del counter[stale]
 
 
-def _nets(ip: str) -> tuple[str, str]:
-    """The /24 and /16 of an IPv4 address (IPv6: /64 and /48)."""
-    parts = ip.split(".")
-    if len(parts) == 4 and all(p.isdigit() and len(p) <= 3 for p in parts):
-        return ".".join(parts[:3]), ".".join(parts[:2])
-    try:
-        addr = ipaddress.ip_address(ip)
-    except ValueError:
-        return ip, ip
-    if addr.version == 4:
-        parts = ip.split(".")
-        return ".".join(parts[:3]), ".".join(parts[:2])
-    packed = addr.packed
-    return packed[:8].hex(), packed[:6].hex()
-
-
 @dataclass
 class Campaign:
     """One campaign's running record."""
@@ -118,7 +103,7 @@ class Campaign:
         self.peak_per_hour = max(self.peak_per_hour, self.per_hour(now))
         if obs.ip and len(self.ips) < MAX_IPS:
             self.ips.add(obs.ip)
-            net24, net16 = _nets(obs.ip)
+            net24, net16 = network_of(obs.ip, 24, 64), network_of(obs.ip, 16, 48)
             self.nets24.add(net24)
             self.nets16.add(net16)
         self.dynamic += obs.dynamic

@@ -1,23 +1,38 @@
-"""The detector interface: a detector looks at a Message and returns Hits."""
+"""The detector interface: a detector looks at a Message and returns Hits.
+
+Every detector implements :class:`Detector`.  What else the engine and the front ends may
+call on a detector is declared here as one small Protocol per hook, and a detector takes
+part in a hook by defining its method:
+
+==============  ===================================================================
+``Starts``      ``start(msg, ctx)`` sends its network requests synchronously, before the
+                CPU detectors run, and returns what to await (instead of a task per check)
+``Learns``      ``after_verdict(msg, verdict, now)`` hears how the message was judged
+``Flushes``     ``flush()`` writes what it keeps pending (at batch ends and on close)
+``Closes``      ``close()`` releases sockets and files (before the engine's loop closes)
+``Reports``     ``stats()`` gives counters for ``/stat``
+==============  ===================================================================
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import ClassVar, Protocol, runtime_checkable
 
 from seawall.message.model import Message
-from seawall.policy.model import Action
+from seawall.policy.model import Hit, Verdict
 
-
-@dataclass(frozen=True, slots=True)
-class Hit:
-    """A detector's finding.  The score lives in the scores file, not here."""
-
-    symbol: str  # UPPER_SNAKE with a family prefix: "HDR_MISSING_DATE"
-    weight: float = 1.0  # multiplies the score configured in scores.toml
-    options: tuple[str, ...] = ()  # evidence shown in logs, replies and the dashboard
-    force: Action | None = None  # short-circuit the thresholds (malware, allow-list)
+__all__ = [
+    "Closes",
+    "Context",
+    "Detector",
+    "Flushes",
+    "Hit",
+    "Learns",
+    "Reports",
+    "Starts",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,3 +56,38 @@ class Detector(Protocol):
     io: ClassVar[bool]
 
     async def check(self, msg: Message, ctx: Context) -> Sequence[Hit]: ...
+
+
+@runtime_checkable
+class Starts(Protocol):
+    """An I/O detector that sends its requests inside a synchronous call (DNS lists)."""
+
+    def start(self, msg: Message, ctx: Context) -> Awaitable[Sequence[Hit]]: ...
+
+
+@runtime_checkable
+class Learns(Protocol):
+    """A detector that learns from verdicts (campaigns, reputation)."""
+
+    async def after_verdict(self, msg: Message, verdict: Verdict, now: float) -> None: ...
+
+
+@runtime_checkable
+class Flushes(Protocol):
+    """A detector that keeps writes pending and writes them in batches (reputation)."""
+
+    async def flush(self) -> None: ...
+
+
+@runtime_checkable
+class Closes(Protocol):
+    """A detector that holds sockets or files."""
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Reports(Protocol):
+    """A detector with counters of its own for ``/stat``."""
+
+    def stats(self) -> Mapping[str, float]: ...

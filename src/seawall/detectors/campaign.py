@@ -13,19 +13,19 @@ Symbols (scores in policy/scores.toml):
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
+from seawall.addresses import IspNetworks
 from seawall.campaigns.client import TrackerClient
 from seawall.campaigns.fingerprint import Fingerprint
 from seawall.campaigns.registry import SAMPLE_BYTES, Observation
 from seawall.config import CampaignSettings, IspSettings
 from seawall.detectors.base import Context, Hit
-from seawall.detectors.headers import is_list_mail
 from seawall.detectors.hostnames import is_dynamic_name
 from seawall.message import Message
+from seawall.message.headers import is_list_mail
 from seawall.policy.model import Verdict
 
 CAMPAIGN = "CAMPAIGN"
@@ -68,8 +68,7 @@ class CampaignDetector:
         self.tracker = tracker
         self.spam_threshold = spam_threshold
         self._pending: dict[int, _Pending] = {}
-        self._own = tuple(ipaddress.ip_network(n, strict=False) for n in isp.networks)
-        self._dynamic = tuple(ipaddress.ip_network(n, strict=False) for n in isp.dynamic)
+        self._networks = IspNetworks.of(isp)
 
     async def check(self, msg: Message, ctx: Context) -> Sequence[Hit]:
         if ctx.authenticated:
@@ -131,13 +130,8 @@ class CampaignDetector:
             name = None
         own = dynamic = False
         if ip:
-            try:
-                addr = ipaddress.ip_address(ip)
-            except ValueError:
-                addr = None
-            if addr is not None:
-                own = any(addr in net for net in self._own)
-                dynamic = any(addr in net for net in self._dynamic)
+            own = self._networks.own.contains(ip)
+            dynamic = self._networks.dynamic.contains(ip)
             # No reverse DNS name is a zombie's mark, unless the mail came through a mailing
             # list: then the hop is the list's server (archived mail often names none).
             nameless = name is None and not is_list_mail(msg.headers)

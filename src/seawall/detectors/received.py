@@ -9,11 +9,11 @@ field where mail entered from outside the trusted networks.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
+from seawall.addresses import IspNetworks
 from seawall.config import IspSettings, ReceivedSettings
 from seawall.detectors.base import Context, Hit
 from seawall.detectors.hostnames import Providers, ip_in_name, is_ipv4, pool_word
@@ -28,8 +28,6 @@ _ZOMBIE_SIGNS = frozenset(
         "RCVD_NO_RDNS", "RCVD_RDNS_DYNAMIC", "RCVD_RDNS_GENERIC", "RCVD_OWN_DYNAMIC",
     }
 )  # fmt: skip
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class ReceivedDetector:
@@ -56,9 +54,7 @@ class ReceivedDetector:
     ) -> None:
         self.settings = settings
         self.providers = providers or Providers()
-        self._dynamic: tuple[Network, ...] = tuple(
-            ipaddress.ip_network(n, strict=False) for n in isp.dynamic
-        )
+        self._dynamic = IspNetworks.of(isp).dynamic
 
     async def check(self, msg: Message, ctx: Context) -> Sequence[Hit]:
         if ctx.authenticated:  # our own user, submitting: the path is ours
@@ -79,7 +75,7 @@ class ReceivedDetector:
         else:
             # Nothing is known of the path; only where the client is.
             ip = envelope.client_ip
-            if ip and self._dynamic and self._in_own_pool(ip):
+            if ip and self._dynamic.contains(ip):
                 return (Hit("RCVD_OWN_DYNAMIC", options=(ip,)),)
             return ()
         if helo:
@@ -92,7 +88,7 @@ class ReceivedDetector:
         elif unknown and ip:
             hits.append(Hit("RCVD_NO_RDNS", options=(ip,)))
         client = envelope.client_ip or ip  # the MTA's own client, else the first hop's
-        if client and self._dynamic and self._in_own_pool(client):
+        if client and self._dynamic.contains(client):
             hits.append(Hit("RCVD_OWN_DYNAMIC", options=(client,)))
         if _direct(msg.received, first, envelope.client_ip):
             # Servers that write their own mail (newsletters, web shops) also send in one
@@ -101,13 +97,6 @@ class ReceivedDetector:
             if any(hit.symbol in _ZOMBIE_SIGNS for hit in hits):
                 hits.append(Hit("RCVD_DIRECT_TO_MX_DYNAMIC"))
         return hits
-
-    def _in_own_pool(self, ip: str) -> bool:
-        try:
-            address = ipaddress.ip_address(ip.removeprefix("IPv6:"))
-        except ValueError:
-            return False
-        return any(address in network for network in self._dynamic)
 
     def _helo(
         self, helo: str, rdns: str | None, ip: str | None, unknown: bool, hits: list[Hit]

@@ -9,9 +9,8 @@ from typing import ClassVar
 
 from seawall.config import UrlsSettings
 from seawall.detectors.base import Context, Hit
+from seawall.message.hosts import registrable_domain, same_site
 from seawall.message.model import Message
-from seawall.message.urls import known_tld
-from seawall.message.urls import registrable_domain as psl_domain
 
 # Registrable domains whose only job is to redirect.  Facts, not a judgement: legitimate
 # senders use them too, which is why URL_SHORTENER scores low.
@@ -53,25 +52,6 @@ _WEB = frozenset({"http", "https"})
 
 
 @functools.lru_cache(maxsize=8192)
-def registrable_domain(host: str) -> str | None:
-    """The domain a registrant controls: ``registrable_domain("a.b.example.co.uk")`` is
-    ``"example.co.uk"``; None for IPs, single labels, bare public suffixes ("co.uk") and
-    names under no known TLD ("setup.exe")."""
-    host = host.lower().rstrip(".")
-    if "." not in host or ":" in host or host[-1].isdigit():  # IP addresses end in digits
-        return None
-    if not known_tld(host.rpartition(".")[2]) or known_tld(host):
-        return None
-    return psl_domain(host)
-
-
-def same_site(a: str, b: str) -> bool:
-    """``a`` and ``b`` belong to one registrant (cheap suffix test before the PSL)."""
-    if a == b or a.endswith("." + b) or b.endswith("." + a):
-        return True
-    return registrable_domain(a) == registrable_domain(b) is not None
-
-
 @functools.lru_cache(maxsize=4096)
 def _text_host(text: str) -> str | None:
     """The host named by an anchor text that reads as an address, else None.

@@ -13,8 +13,8 @@ from __future__ import annotations
 import functools
 import re
 
-from seawall.detectors.urls import registrable_domain
 from seawall.dnslists.lists import query_domain
+from seawall.message.hosts import registrable_domain
 from seawall.message.model import Message
 
 _MAX_FIELD = 998  # RFC 5322 §2.1.1: a header line longer than this is cut before parsing

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from seawall.message import Envelope
 from seawall.policy.model import Verdict
@@ -24,9 +25,16 @@ class Scanner(Protocol):
     async def check(self, envelope: Envelope, raw: bytes) -> Verdict: ...
 
     async def learn(self, raw: bytes, *, spam: bool) -> bool:
-        """Teach the classifier; False when it already knew the message with that label."""
+        """Teach the classifier; False when it already knew the message with that label.
+
+        Raises :class:`~seawall.errors.LearningDisabled` when there is no classifier.
+        """
         ...
 
     async def forget(self, raw: bytes) -> bool:
-        """Unlearn the message; False when it was not learned."""
+        """Unlearn the message; False when it was not learned (or LearningDisabled)."""
+        ...
+
+    def stat(self) -> Mapping[str, Any]:
+        """This worker's counters and the classifier's, in Rspamd's /stat names."""
         ...

@@ -1,4 +1,5 @@
-"""Header sections: fields read and unfolded, RFC 2047 encoded words, RFC 2231 parameters.
+"""Header sections: fields read and unfolded, RFC 2047 encoded words, RFC 2231 parameters,
+and the marks mailing-list software leaves (is_list_mail).
 
 Everything here is linear in the input: one anchored regex per field (C speed even for
 a 1 MB line), and no pattern that can backtrack over its own output.
@@ -8,12 +9,16 @@ from __future__ import annotations
 
 import binascii
 import re
+from typing import TYPE_CHECKING
 from urllib.parse import unquote_to_bytes
 
 from seawall.message import defects as d
 from seawall.message.charset import decode_text
 from seawall.message.defects import Defects
 from seawall.message.transfer import decode_base64
+
+if TYPE_CHECKING:
+    from seawall.message.model import Headers
 
 # RFC 5322 §2.2: a field name is printable ASCII except ":" (a space before the colon is
 # obsolete syntax that spam still uses).  The value runs on over lines that start with
@@ -165,3 +170,10 @@ def _join_sections(parts: list[tuple[int, bool, str]], defects: Defects) -> str:
     if decoded.unknown:
         defects.add(d.UNKNOWN_CHARSET)
     return decoded.text
+
+
+def is_list_mail(headers: Headers) -> bool:
+    """Mailing-list software marks its mail (RFC 2369, ezmlm, old majordomo set-ups)."""
+    return any(
+        name.startswith(("list-", "mailing-list", "x-mailing-list", "x-list")) for name in headers
+    )

@@ -25,13 +25,36 @@ def _psl() -> PublicSuffixList:
 
 
 @functools.lru_cache(maxsize=4096)
-def registrable_domain(host: str) -> str:
-    """The registrable domain of ``host`` by the Public Suffix List, else ``host`` itself.
+def domain_of(host: str) -> str:
+    """The registrable domain of ``host`` by the Public Suffix List, else ``host`` itself:
+    lenient, for grouping links by site (``Url.domain``).
 
-    >>> registrable_domain("www.bbc.co.uk")
-    'bbc.co.uk'
+    >>> domain_of("www.bbc.co.uk"), domain_of("localhost")
+    ('bbc.co.uk', 'localhost')
     """
     return _psl().privatesuffix(host) or host
+
+
+def registrable_domain(host: str) -> str | None:
+    """The domain a registrant controls, strictly: None for IPs, single labels, bare public
+    suffixes ("co.uk") and names under no known TLD ("setup.exe").
+
+    >>> registrable_domain("a.b.example.co.uk"), registrable_domain("co.uk")
+    ('example.co.uk', None)
+    """
+    host = host.lower().rstrip(".")
+    if "." not in host or ":" in host or host[-1].isdigit():  # IP addresses end in digits
+        return None
+    if not known_tld(host.rpartition(".")[2]) or known_tld(host):
+        return None
+    return domain_of(host)
+
+
+def same_site(a: str, b: str) -> bool:
+    """``a`` and ``b`` belong to one registrant (cheap suffix test before the PSL)."""
+    if a == b or a.endswith("." + b) or b.endswith("." + a):
+        return True
+    return registrable_domain(a) == registrable_domain(b) is not None
 
 
 @functools.lru_cache(maxsize=2048)

@@ -19,10 +19,10 @@ address literals in a name position become None.
 from __future__ import annotations
 
 import functools
-import ipaddress
 import re
 import socket
 
+from seawall.addresses import Networks
 from seawall.message.model import Hop
 
 _MAX_CHARS = 2048  # of one Received field; real ones are under 500
@@ -44,7 +44,6 @@ _COMMON = re.compile(
     rf"|\[({_IPV4}|{_IPV6})\]) by ([^\s;()\[\]]+)",
     re.IGNORECASE,
 )
-_CACHE_SIZE = 4096  # trust answers remembered per TrustedNetworks
 
 # RFC 1918 and RFC 4193 (ULA), plus link-local.  Not 100.64.0.0/10: behind carrier-grade
 # NAT those are an ISP's own subscribers, the very hosts that turn into spam zombies.
@@ -134,44 +133,18 @@ def _address(text: str) -> str | None:
     return address
 
 
-class TrustedNetworks:
+class TrustedNetworks(Networks):
     """Our own relays: configured networks, plus private ranges when they are trusted.
 
     >>> TrustedNetworks(("127.0.0.0/8",), private_is_trusted=True).contains("10.1.2.3")
     True
     """
 
-    __slots__ = ("_cache", "_v4", "_v6")
+    __slots__ = ()
 
     def __init__(self, networks: tuple[str, ...], *, private_is_trusted: bool) -> None:
-        v4: list[tuple[int, int]] = []
-        v6: list[tuple[int, int]] = []
-        for text in networks + (_PRIVATE if private_is_trusted else ()):
-            net = ipaddress.ip_network(text, strict=False)
-            ranges = v4 if net.version == 4 else v6
-            ranges.append((int(net.network_address), int(net.broadcast_address)))
-        self._v4 = tuple(v4)
-        self._v6 = tuple(v6)
-        self._cache: dict[str, bool] = {}
-
-    def contains(self, ip: str) -> bool:
-        """``ip`` is inside a trusted network; False for anything that is not an address."""
-        known = self._cache.get(ip)
-        if known is not None:
-            return known
-        try:
-            if ":" in ip:
-                value, ranges = socket.inet_pton(socket.AF_INET6, ip), self._v6
-            else:
-                value, ranges = socket.inet_pton(socket.AF_INET, ip), self._v4
-        except (OSError, ValueError):
-            return False
-        number = int.from_bytes(value, "big")
-        trusted = any(low <= number <= high for low, high in ranges)
-        if len(self._cache) >= _CACHE_SIZE:
-            self._cache.clear()
-        self._cache[ip] = trusted
-        return trusted
+        extra = _PRIVATE if private_is_trusted else ()
+        super().__init__(networks + extra, where="trusted.networks")
 
     def first_untrusted(self, hops: tuple[Hop, ...]) -> Hop | None:
         """The first hop from the top whose client address is outside our networks."""

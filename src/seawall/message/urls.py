@@ -12,11 +12,10 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from urllib.parse import unquote
 
-from seawall.message.hosts import check_host, known_tld, registrable_domain
+from seawall.message.hosts import check_host, domain_of, known_tld
 from seawall.message.model import Url
 
-# known_tld and registrable_domain are re-exported: detectors compare hosts with them.
-__all__ = ["collect_urls", "find_urls", "known_tld", "normalize_url", "registrable_domain"]
+__all__ = ["collect_urls", "find_urls", "normalize_url"]
 
 _SCHEMES = {"http": "http", "https": "https", "ftp": "ftp", "hxxp": "http", "hxxps": "https"}
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ftp": 21}
@@ -180,7 +179,7 @@ def _normalize(raw: str, source: str, link_text: str | None) -> Url | None:
                 url=s if plain.group(3) else s + "/",
                 scheme=plain.group(1),
                 host=host,
-                domain=registrable_domain(host),
+                domain=domain_of(host),
                 is_ip=False,
                 source=source,
                 link_text=link_text,
@@ -225,7 +224,7 @@ def _normalize(raw: str, source: str, link_text: str | None) -> Url | None:
         url=url + path,
         scheme=scheme,
         host=host,
-        domain=host if is_ip else registrable_domain(host),
+        domain=host if is_ip else domain_of(host),
         is_ip=is_ip,
         source=source,
         link_text=link_text,

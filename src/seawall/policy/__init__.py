@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from seawall.policy.model import Action, SymbolResult, Verdict
+from seawall.policy.model import Action, Hit, SymbolResult, Verdict
 from seawall.policy.scores import GroupDef, Scores, SymbolDef, load_scores
 
-__all__ = ["Action", "GroupDef", "Scores", "SymbolDef", "SymbolResult", "Verdict", "load_scores"]
+__all__ = [
+    "Action",
+    "GroupDef",
+    "Hit",
+    "Scores",
+    "SymbolDef",
+    "SymbolResult",
+    "Verdict",
+    "load_scores",
+]

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from seawall.detectors.base import Hit
-from seawall.policy.model import Action, SymbolResult, Verdict
+from seawall.policy.model import Action, Hit, SymbolResult, Verdict
 from seawall.policy.scores import Scores
 
 _SEVERITY = {action: rank for rank, action in enumerate(Action)}  # lower rank: more severe

@@ -1,4 +1,4 @@
-"""Verdict values: actions, symbol results and the verdict itself."""
+"""Verdict values: a detector's finding (Hit), actions, symbol results and the verdict itself."""
 
 from __future__ import annotations
 
@@ -27,6 +27,16 @@ class Action(enum.StrEnum):
             Action.REWRITE_SUBJECT,
             Action.ADD_HEADER,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A detector's finding.  The score lives in the scores file, not here."""
+
+    symbol: str  # UPPER_SNAKE with a family prefix: "HDR_MISSING_DATE"
+    weight: float = 1.0  # multiplies the score configured in scores.toml
+    options: tuple[str, ...] = ()  # evidence shown in logs, replies and the dashboard
+    force: Action | None = None  # short-circuit the thresholds (malware, allow-list)
 
 
 @dataclass(frozen=True, slots=True)

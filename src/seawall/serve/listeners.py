@@ -36,7 +36,7 @@ class Address:
         return f"{host}:{self.port}"
 
 
-def parse_address(text: str, where: str) -> Address:
+def parse_listen(text: str, where: str) -> Address:
     """``"127.0.0.1:7381"``, ``"[::1]:7381"``, ``"inet:127.0.0.1:7381"`` or ``"unix:/path"``."""
     if text.startswith("unix:"):
         path = text[5:]
@@ -65,7 +65,7 @@ def addresses(config: Config) -> dict[str, Address]:
         text: str = getattr(config.serve, name).listen
         if not text:
             continue
-        address = parse_address(text, f"serve.{name}.listen")
+        address = parse_listen(text, f"serve.{name}.listen")
         if address in found.values() and (address.path or address.port):
             raise ConfigError(f"serve.{name}.listen: {address} is already used")
         found[name] = address

@@ -13,15 +13,19 @@ import asyncio
 import dataclasses
 import hashlib
 import logging
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from seawall.errors import StoreError
-from seawall.frontends.policy.decide import network_of, record_verdict
+from seawall import __version__
+from seawall.addresses import network_of
+from seawall.detectors.base import Reports
+from seawall.errors import LearningDisabled, StoreError
 from seawall.message import Envelope, parse_message
 from seawall.policy.model import Action, SymbolResult, Verdict
+from seawall.store.history import record_verdict
 
 if TYPE_CHECKING:
     from seawall.classifier import Classifier
@@ -193,7 +197,7 @@ class Service:
 
     async def learn(self, raw: bytes, *, spam: bool) -> bool:
         if self.classifier is None:
-            raise RuntimeError("the classifier is disabled in the configuration")
+            raise LearningDisabled("the classifier is disabled in the configuration")
         msg = parse_message(raw, Envelope(), self.engine.limits)
         changed = await asyncio.to_thread(self.classifier.learn, msg, spam)
         self.stats.learned["spam" if spam else "ham"] += changed
@@ -201,9 +205,32 @@ class Service:
 
     async def forget(self, raw: bytes) -> bool:
         if self.classifier is None:
-            raise RuntimeError("the classifier is disabled in the configuration")
+            raise LearningDisabled("the classifier is disabled in the configuration")
         msg = parse_message(raw, Envelope(), self.engine.limits)
         return await asyncio.to_thread(self.classifier.unlearn, msg)
+
+    def stat(self) -> dict[str, Any]:
+        """Counters of this worker and the classifier's, in Rspamd's /stat names where they
+        exist, with each reporting detector's own under its name (``dnsbl``)."""
+        stats = self.stats
+        spam, ham = self.classifier.counts if self.classifier is not None else (0, 0)
+        body: dict[str, Any] = {
+            "version": __version__,
+            "pid": os.getpid(),
+            "uptime": round(time.time() - stats.started, 1),
+            "scanned": stats.scanned,
+            "learned": spam + ham,
+            "learned_spam": spam,
+            "learned_ham": ham,
+            "actions": dict(stats.actions),
+            "skipped": dict(stats.skipped),
+            "in_flight": stats.in_flight,
+            "avg_ms": round(stats.busy_ms / stats.scanned, 3) if stats.scanned else 0.0,
+        }
+        for detector in self.engine.detectors:
+            if isinstance(detector, Reports):
+                body[detector.name] = dict(detector.stats())
+        return body
 
     async def drain(self) -> None:
         """Wait for background writes (spam history) to finish."""

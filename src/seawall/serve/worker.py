@@ -142,7 +142,7 @@ async def _start_http(
     """uvicorn with no listener of its own: connections come from the fair accept loop."""
     serve = service.config.serve
     config = uvicorn.Config(
-        build_app(service),
+        build_app(service, allow_learn=serve.http.allow_learn),
         http="httptools",
         loop="none",
         lifespan="off",

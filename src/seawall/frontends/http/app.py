@@ -8,8 +8,6 @@ described by the OpenAPI document at ``/openapi.json``.
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -21,12 +19,13 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from seawall import __version__
+from seawall.errors import LearningDisabled
 from seawall.frontends.http.openapi import OPENAPI
 from seawall.frontends.render import rspamd_json
 from seawall.message import Envelope
 
 if TYPE_CHECKING:
-    from seawall.serve.service import Service
+    from seawall.frontends.base import Scanner
 
 _json = msgspec.json.Encoder()
 
@@ -109,10 +108,9 @@ async def _body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def build_app(service: Service) -> Starlette:
-    """The ASGI app serving ``service``."""
+def build_app(service: Scanner, *, allow_learn: bool) -> Starlette:
+    """The ASGI app serving ``service``; ``allow_learn`` is ``[serve.http] allow_learn``."""
     limit = service.max_message_bytes
-    allow_learn = service.config.serve.http.allow_learn
 
     async def teach(request: Request, spam: bool | None) -> bool:
         """Learn (spam True/False) or forget (None) the body; whether anything changed."""
@@ -123,7 +121,7 @@ def build_app(service: Service) -> Starlette:
             if spam is None:
                 return await service.forget(raw)
             return await service.learn(raw, spam=spam)
-        except RuntimeError as exc:
+        except LearningDisabled as exc:
             raise Refused(503, str(exc)) from None
 
     async def checkv2(request: Request) -> Response:
@@ -148,7 +146,7 @@ def build_app(service: Service) -> Starlette:
         return PlainTextResponse("pong\r\n")
 
     async def stat(request: Request) -> Response:
-        return MsgspecJSON(stat_body(service))
+        return MsgspecJSON(service.stat())
 
     async def api_scan(request: Request) -> Response:
         raw = await _body(request, limit)
@@ -190,32 +188,3 @@ def build_app(service: Service) -> Starlette:
             for (path, method), handler in routes.items()
         ]
     )
-
-
-def stat_body(service: Service) -> dict[str, Any]:
-    """Counters of this worker and the classifier's, in Rspamd's /stat names where they exist."""
-    stats = service.stats
-    spam, ham = service.classifier.counts if service.classifier is not None else (0, 0)
-    return {
-        "version": __version__,
-        "pid": os.getpid(),
-        "uptime": round(time.time() - stats.started, 1),
-        "scanned": stats.scanned,
-        "learned": spam + ham,
-        "learned_spam": spam,
-        "learned_ham": ham,
-        "actions": dict(stats.actions),
-        "skipped": dict(stats.skipped),
-        "in_flight": stats.in_flight,
-        "avg_ms": round(stats.busy_ms / stats.scanned, 3) if stats.scanned else 0.0,
-        **_detector_stats(service),
-    }
-
-
-def _detector_stats(service: Service) -> dict[str, Any]:
-    """The DNS lists' cache and query counters of this worker, when the detector runs."""
-    for detector in service.engine.detectors:
-        stats = getattr(detector, "stats", None)
-        if detector.name == "dnsbl" and callable(stats):
-            return {"dnsbl": stats()}
-    return {}

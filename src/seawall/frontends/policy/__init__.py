@@ -1,21 +1,15 @@
 """Postfix policy delegation (``check_policy_service``): rate limits and spam history per client.
 
 codec.py   bytes <-> requests and replies (PolicyParser, PolicyRequest, encode_reply)
-decide.py  counts per address and network, the decision, and record_verdict for the scanners
+decide.py  counts per address and network and the decision (the spam history it reads is
+           seawall.store.history, which the scanners feed)
 server.py  serve_policy_connection: one Postfix connection, one answer per request
 """
 
 from __future__ import annotations
 
 from seawall.frontends.policy.codec import PolicyParser, PolicyRequest, encode_reply
-from seawall.frontends.policy.decide import (
-    Counts,
-    Decision,
-    decide,
-    history_counts,
-    judge,
-    record_verdict,
-)
+from seawall.frontends.policy.decide import Counts, Decision, decide, judge
 from seawall.frontends.policy.server import serve_policy_connection
 
 __all__ = [
@@ -25,8 +19,6 @@ __all__ = [
     "PolicyRequest",
     "decide",
     "encode_reply",
-    "history_counts",
     "judge",
-    "record_verdict",
     "serve_policy_connection",
 ]

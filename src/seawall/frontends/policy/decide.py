@@ -24,15 +24,16 @@ trusted networks are never counted or limited.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 from dataclasses import dataclass
 
+from seawall.addresses import Address, network_of, parse_ip
 from seawall.config import PolicySettings
 from seawall.errors import StoreError
 from seawall.frontends.policy.codec import PolicyRequest
 from seawall.message.received import TrustedNetworks
 from seawall.store import Store
+from seawall.store.history import history_counts
 
 log = logging.getLogger("seawall.policy")
 
@@ -40,8 +41,6 @@ DUNNO = "DUNNO"
 # Postfix answers DEFER text with 450 4.7.1 and REJECT text with 554 5.7.1 (access(5);
 # access_map_defer_code, access_map_reject_code).  The enhanced code may lead the text.
 _STORE_ERROR_DEFER = "DEFER Policy service unavailable, try again later"
-
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,64 +125,6 @@ class Transactions:
         return Events(connection=new, recipient=True)
 
 
-def parse_address(text: str) -> Address | None:
-    """The client address, IPv4-mapped IPv6 as IPv4; None for "unknown" and the like."""
-    try:
-        address = ipaddress.ip_address(text.strip().removeprefix("IPv6:"))
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
-
-
-def network_of(address: Address | str) -> str:
-    """The /24 (IPv6: /64) that a dial-up or cable pool hands its customers from.
-
-    A string is parsed first; one that is not an address comes back unchanged.
-
-    >>> network_of("198.51.100.7"), network_of("2001:db8::1")
-    ('198.51.100.0/24', '2001:db8::/64')
-    """
-    if isinstance(address, str):
-        parsed = parse_address(address)
-        if parsed is None:
-            return address
-        address = parsed
-    prefix = 24 if address.version == 4 else 64
-    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
-
-
-async def record_verdict(store: Store, ip: str, *, spam: bool, now: float, window_s: float) -> None:
-    """Remember one verdict for ``ip``'s spam history; called after every scan.
-
-    ``window_s`` must be ``serve.policy.history_window_s``, the window the policy reads
-    with.  Addresses that do not parse are ignored.
-    """
-    address = parse_address(ip)
-    if address is not None:
-        key = _history_key("spam" if spam else "ham", address)
-        await store.incr(key, window_s=window_s, now=now)
-
-
-async def history_counts(
-    store: Store, ip: str | Address, *, now: float, window_s: float
-) -> tuple[int, int]:
-    """``(spam, ham)`` verdicts recorded for ``ip`` in the window; (0, 0) for a non-address."""
-    address = parse_address(ip) if isinstance(ip, str) else ip
-    if address is None:
-        return 0, 0
-    spam, ham = await asyncio.gather(
-        store.incr(_history_key("spam", address), window_s=window_s, now=now, amount=0),
-        store.incr(_history_key("ham", address), window_s=window_s, now=now, amount=0),
-    )
-    return spam, ham
-
-
-def _history_key(kind: str, address: Address) -> str:
-    return f"policy:{kind}:{address}"
-
-
 async def count(
     store: Store, address: Address, events: Events, settings: PolicySettings, *, now: float
 ) -> Counts:
@@ -239,7 +180,7 @@ async def decide(
     """The answer to one request; a failing store gives ``settings.on_store_error``."""
     if request.sasl_username:
         return Decision(DUNNO, "sasl", request.client_address)
-    address = parse_address(request.client_address)
+    address = parse_ip(request.client_address)
     if address is None:
         return Decision(DUNNO, "no_client", request.client_address)
     if trusted.contains(str(address)):
