@@ -11,7 +11,7 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -37,6 +37,14 @@ _WARM_UP = (
     b"From: a@example.co.uk\nContent-Type: text/html\n\n"
     b'<a href="http://www.example.com.au/x">https://example.org/</a> www.example.de\n'
 )
+
+# Symbols of the scan path itself rather than of one detector (scored in the "engine" group).
+SYMBOLS: Mapping[str, str] = {
+    "DETECTOR_FAILED": "A detector raised an error; it was skipped for this message",
+    "DETECTOR_TIMEOUT": "A network-bound detector ran out of its time budget",
+    "PARSE_FAILED": "The parser failed on this message; it is tempfailed so the MTA retries",
+    "READ_ERROR": "The message file could not be read",
+}
 
 # Stages that include waiting (network answers, the campaign tracker): when scans overlap,
 # other messages' work runs meanwhile, so these are not this message's CPU time.

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 from seawall.config import AttachmentsSettings
-from seawall.detectors.base import Context, Hit
+from seawall.detectors.base import Context, Hit, Parts
 from seawall.message import archives
 from seawall.message.archives import ArchiveLimits, ArchiveWalk
 from seawall.message.attachments import (
@@ -72,6 +72,10 @@ class AttachmentsDetector:
         "ARCHIVE_BROKEN": "An archive, or a file in it, that cannot be read",
         "ARCHIVE_LIMIT": "The message's archives exceed max_unpacked_bytes; the rest was not read",
     }
+
+    @classmethod
+    def build(cls, parts: Parts) -> AttachmentsDetector:
+        return cls(parts.config.detectors.attachments)
 
     def __init__(self, settings: AttachmentsSettings) -> None:
         self.settings = settings

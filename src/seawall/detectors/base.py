@@ -17,11 +17,19 @@ part in a hook by defining its method:
 from __future__ import annotations
 
 from collections.abc import Awaitable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import ClassVar, Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
 from seawall.message.model import Message
 from seawall.policy.model import Hit, Verdict
+
+if TYPE_CHECKING:
+    from seawall.campaigns.client import TrackerClient
+    from seawall.classifier import Classifier
+    from seawall.config import Config
+    from seawall.detectors.hostnames import Providers
+    from seawall.policy.scores import Scores
+    from seawall.store import Store
 
 __all__ = [
     "Closes",
@@ -30,6 +38,7 @@ __all__ = [
     "Flushes",
     "Hit",
     "Learns",
+    "Parts",
     "Reports",
     "Starts",
 ]
@@ -44,16 +53,50 @@ class Context:
     language: str | None = None  # ISO 639-1 code of the body, when it could be told
 
 
+@dataclass
+class Parts:
+    """What detectors are built from: the configuration and what the caller opened."""
+
+    config: Config
+    classifier: Classifier | None = None  # None: the classifier detector is left out
+    scores: Scores | None = None
+    tracker: TrackerClient | None = None  # None: campaigns are tracked in this process
+    store: Store | None = None  # None: opened from the configuration when first needed
+    _providers: Providers | None = field(default=None, repr=False)
+
+    @property
+    def spam_threshold(self) -> float:
+        """The lowest score with a spam action: where a message's content counts as spam."""
+        scores = self.scores
+        if scores is None:
+            return 15.0
+        spam_actions = [v for a, v in scores.thresholds if a.is_spam]
+        return min(spam_actions) if spam_actions else scores.required
+
+    @property
+    def providers(self) -> Providers:
+        """The mail providers' names (``[detectors.headers] providers``), one per build."""
+        if self._providers is None:
+            from seawall.detectors.hostnames import Providers
+
+            self._providers = Providers(self.config.detectors.headers.providers)
+        return self._providers
+
+
 class Detector(Protocol):
     """One family of checks.
 
     ``io`` is True for detectors that wait on the network; the engine runs those
-    concurrently under a time budget and runs CPU-only detectors inline.
+    concurrently under a time budget and runs CPU-only detectors inline.  ``build``
+    makes one from the configuration (None when it cannot run, e.g. no classifier).
     """
 
     name: ClassVar[str]  # config section [detectors.<name>]
     symbols: ClassVar[Mapping[str, str]]  # symbol -> description
     io: ClassVar[bool]
+
+    @classmethod
+    def build(cls, parts: Parts) -> Detector | None: ...
 
     async def check(self, msg: Message, ctx: Context) -> Sequence[Hit]: ...
 

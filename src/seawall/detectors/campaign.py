@@ -22,7 +22,7 @@ from seawall.campaigns.client import TrackerClient
 from seawall.campaigns.fingerprint import Fingerprint
 from seawall.campaigns.registry import SAMPLE_BYTES, Observation
 from seawall.config import CampaignSettings, IspSettings
-from seawall.detectors.base import Context, Hit
+from seawall.detectors.base import Context, Hit, Parts
 from seawall.detectors.hostnames import is_dynamic_name
 from seawall.message import Message
 from seawall.message.headers import is_list_mail
@@ -55,6 +55,17 @@ class CampaignDetector:
         "CAMPAIGN_OUTBREAK": "The campaign is sending faster than the outbreak rate",
         "URIBL_LOCAL": "Links to a domain of a confirmed spam campaign",
     }
+
+    @classmethod
+    def build(cls, parts: Parts) -> CampaignDetector:
+        config, tracker = parts.config, parts.tracker
+        if tracker is None:  # no tracker process: campaigns are tracked in this one
+            from seawall.campaigns.client import LocalTracker
+            from seawall.campaigns.tracker import Tracker
+
+            tracker = LocalTracker(Tracker(config.detectors.campaigns))
+        settings = config.detectors.campaigns
+        return cls(settings, config.isp, tracker, spam_threshold=parts.spam_threshold)
 
     def __init__(
         self,

@@ -16,7 +16,7 @@ from typing import ClassVar
 
 from seawall.clamd import DEFAULT_MAX_BYTES, Clamd, ClamdError, StreamTooLarge
 from seawall.config import ClamavSettings
-from seawall.detectors.base import Context, Hit
+from seawall.detectors.base import Context, Hit, Parts
 from seawall.errors import ConfigError
 from seawall.message import Message, ParseLimits
 from seawall.message.defects import NESTING_TOO_DEEP, PART_TOO_LARGE, TOO_MANY_PARTS, Defects
@@ -80,6 +80,11 @@ class ClamavDetector:
         "CLAMAV_FAILED": "clamd could not scan the message: down, timed out or failing",
         "CLAMAV_TOO_LARGE": "Larger than clamav.max_bytes or clamd's StreamMaxLength: not scanned",
     }
+
+    @classmethod
+    def build(cls, parts: Parts) -> ClamavDetector:
+        config = parts.config
+        return cls(config.detectors.clamav, io_timeout_s=config.engine.io_timeout_s)
 
     def __init__(
         self, settings: ClamavSettings, *, io_timeout_s: float, client: Clamd | None = None

@@ -9,7 +9,7 @@ from typing import ClassVar
 from seawall.classifier import Classifier
 from seawall.classifier.model import sigmoid
 from seawall.config import ClassifierSettings
-from seawall.detectors.base import Context, Hit
+from seawall.detectors.base import Context, Hit, Parts
 from seawall.message.model import Message
 
 
@@ -27,9 +27,15 @@ class ClassifierDetector:
     name: ClassVar[str] = "classifier"
     io: ClassVar[bool] = False
     symbols: ClassVar[Mapping[str, str]] = {
-        "CLASSIFIER_SPAM": "The learned content classifier says spam (weight: confidence)",
-        "CLASSIFIER_HAM": "The learned content classifier says ham (weight: confidence)",
+        "CLASSIFIER_SPAM": "The learned content classifier says spam (weight: its confidence)",
+        "CLASSIFIER_HAM": "The learned content classifier says ham (weight: its confidence)",
     }
+
+    @classmethod
+    def build(cls, parts: Parts) -> ClassifierDetector | None:
+        if parts.classifier is None:  # the caller could not open one: nothing to score with
+            return None
+        return cls(parts.config.detectors.classifier, parts.classifier)
 
     def __init__(self, settings: ClassifierSettings, classifier: Classifier) -> None:
         self.settings = settings

@@ -20,7 +20,7 @@ from dataclasses import asdict
 from typing import ClassVar
 
 from seawall.config import DnsblSettings, Trusted
-from seawall.detectors.base import Context, Hit
+from seawall.detectors.base import Context, Hit, Parts
 from seawall.dnslists.answer import Answer, Status
 from seawall.dnslists.cache import AnswerCache
 from seawall.dnslists.client import DnsClient, Resolver
@@ -97,6 +97,11 @@ class DnsblDetector:
     name: ClassVar[str] = "dnsbl"
     io: ClassVar[bool] = True
     symbols: ClassVar[Mapping[str, str]] = {**LIST_SYMBOLS, **STATUS_SYMBOLS}
+
+    @classmethod
+    def build(cls, parts: Parts) -> DnsblDetector:
+        config = parts.config
+        return cls(config.detectors.dnsbl, config.trusted, io_timeout_s=config.engine.io_timeout_s)
 
     def __init__(
         self,

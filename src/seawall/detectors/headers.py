@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 from seawall.config import HeadersSettings
-from seawall.detectors.base import Context, Hit
+from seawall.detectors.base import Context, Hit, Parts
 from seawall.detectors.hostnames import Providers
 from seawall.message.dates import arrival_time, parse_date
 from seawall.message.headers import is_list_mail
@@ -97,6 +97,10 @@ class HeadersDetector:
         "HDR_PRECEDENCE_BULK": "Precedence: bulk or junk",
         "HDR_BULK_NO_UNSUB": "Bulk mail without List-Unsubscribe",
     }
+
+    @classmethod
+    def build(cls, parts: Parts) -> HeadersDetector:
+        return cls(parts.config.detectors.headers, parts.providers)
 
     def __init__(self, settings: HeadersSettings, providers: Providers | None = None) -> None:
         self.settings = settings

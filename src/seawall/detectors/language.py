@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 from seawall.config import LanguageSettings
-from seawall.detectors.base import Context, Hit
+from seawall.detectors.base import Context, Hit, Parts
 from seawall.message.model import Message
 
 
@@ -24,6 +24,10 @@ class LanguageDetector:
         "LANGUAGE_UNWANTED": "The body is in a language the site scores (detectors.language)",
         "LANGUAGE_UNKNOWN": "The body has real text but its language could not be told",
     }
+
+    @classmethod
+    def build(cls, parts: Parts) -> LanguageDetector:
+        return cls(parts.config.detectors.language)
 
     def __init__(self, settings: LanguageSettings) -> None:
         self.settings = settings

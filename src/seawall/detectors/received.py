@@ -15,7 +15,7 @@ from typing import ClassVar
 
 from seawall.addresses import IspNetworks
 from seawall.config import IspSettings, ReceivedSettings
-from seawall.detectors.base import Context, Hit
+from seawall.detectors.base import Context, Hit, Parts
 from seawall.detectors.hostnames import Providers, ip_in_name, is_ipv4, pool_word
 from seawall.message.model import Hop, Message
 
@@ -48,6 +48,10 @@ class ReceivedDetector:
         "RCVD_DIRECT_TO_MX": "Sent straight to our border from the client (one hop, no auth)",
         "RCVD_DIRECT_TO_MX_DYNAMIC": "Sent in one hop by a dynamic, nameless or bare-IP client",
     }
+
+    @classmethod
+    def build(cls, parts: Parts) -> ReceivedDetector:
+        return cls(parts.config.detectors.received, parts.config.isp, parts.providers)
 
     def __init__(
         self, settings: ReceivedSettings, isp: IspSettings, providers: Providers | None = None

@@ -12,13 +12,13 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import ClassVar
 
 from seawall.config import Config, ReputationSettings
-from seawall.detectors.base import Context, Hit
+from seawall.detectors.base import Context, Hit, Parts
 from seawall.errors import StoreError
 from seawall.message.model import Message
 from seawall.message.received import TrustedNetworks
 from seawall.policy.model import Verdict
 from seawall.reputation import Record, Reputation
-from seawall.store import Store
+from seawall.store import Store, open_store
 
 log = logging.getLogger("seawall.reputation")
 
@@ -33,6 +33,15 @@ class ReputationDetector:
         "REP_NET_SPAM": "The client's /24 (IPv6 /64) sent mostly spam recently",
         "REP_IP_HAM": "The client address has a steady recent history of ham",
     }
+
+    @classmethod
+    def build(cls, parts: Parts) -> ReputationDetector:
+        config, store = parts.config, parts.store
+
+        def opener() -> Store:
+            return store if store is not None else open_store(config)
+
+        return cls(config, opener, spam_threshold=parts.spam_threshold)
 
     def __init__(
         self, config: Config, store: Callable[[], Store], *, spam_threshold: float

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 from seawall.config import UrlsSettings
-from seawall.detectors.base import Context, Hit
+from seawall.detectors.base import Context, Hit, Parts
 from seawall.message.hosts import registrable_domain, same_site
 from seawall.message.model import Message
 
@@ -88,6 +88,10 @@ class UrlsDetector:
         "URL_USERINFO": "A link with user@ before the host: 'https://bank.com@evil.example/'",
         "URL_PORT": "A web link on a non-standard port",
     }
+
+    @classmethod
+    def build(cls, parts: Parts) -> UrlsDetector:
+        return cls(parts.config.detectors.urls)
 
     def __init__(self, settings: UrlsSettings) -> None:
         self.settings = settings
