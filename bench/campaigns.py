@@ -47,7 +47,7 @@ import psutil
 from seawall import corpus
 from seawall.campaigns import Clusterer, Fingerprint
 from seawall.campaigns.fingerprint import PERMUTATIONS
-from seawall.campaigns.registry import Observation
+from seawall.campaigns.registry import Judge, Observation
 from seawall.campaigns.tracker import Tracker
 from seawall.config import CampaignSettings
 from seawall.message import parse_message
@@ -191,7 +191,9 @@ def run_tracker(
         start, start_cpu = time.perf_counter(), time.thread_time()
         reply = tracker.observe(fp, obs, now)
         spam = obs.dynamic and reply.view.count >= 3
-        tracker.judge(reply.view.id, spam, obs.domains, now, sample if reply.wants_sample else b"")
+        tracker.judge(
+            Judge(reply.view.id, spam, obs.domains, now, sample if reply.wants_sample else b"")
+        )
         spent[i % window] = time.perf_counter() - start
         cpu[i % window] = time.thread_time() - start_cpu
         if (i + 1) % window == 0:

@@ -28,13 +28,15 @@ from typing import Any
 
 import msgspec
 
-from seawall.campaigns import wire as campaign_wire
 from seawall.campaigns.client import LocalTracker
+from seawall.campaigns.protocol import address as tracker_address
+from seawall.campaigns.remote import RemoteTracker
 from seawall.config import Config
 from seawall.engine import Engine, StageTimes, build_engine
 from seawall.errors import ScanError
 from seawall.message import Envelope
 from seawall.policy.model import Verdict
+from seawall.serve import tracker as campaign_tracker
 from seawall.sources import Unit
 
 log = logging.getLogger("seawall.scan")
@@ -118,7 +120,7 @@ def scan_units(
     """
     campaigns = config.detectors.campaigns.enabled
     if workers <= 1 or len(units) <= BATCH:
-        tracker = campaign_wire.load(config) if campaigns else None
+        tracker = campaign_tracker.load(config) if campaigns else None
         engine = build_engine(config, tracker=LocalTracker(tracker) if tracker else None)
         try:
             yield from _scan_here(engine, units)
@@ -127,13 +129,13 @@ def scan_units(
                 times.merge(engine.times)
             engine.close()
             if tracker is not None:
-                campaign_wire.save(config, tracker)
+                campaign_tracker.save(config, tracker)
         return
     with contextlib.ExitStack() as stack:
         remote = None
         if campaigns:
-            stack.enter_context(campaign_wire.tracker_process(config))
-            remote = campaign_wire.RemoteTracker(campaign_wire.address(config))
+            stack.enter_context(campaign_tracker.tracker_process(config))
+            remote = RemoteTracker(tracker_address(config))
         engine = build_engine(config, tracker=remote)
         stack.callback(engine.close)
         yield from _scan_forked(units, config, workers, times, engine)
@@ -264,7 +266,7 @@ def _worker_main(conn: Connection, config: Config) -> None:
     if engine is None:  # spawn start method: nothing was inherited
         tracker = None
         if config.detectors.campaigns.enabled:
-            tracker = campaign_wire.RemoteTracker(campaign_wire.address(config))
+            tracker = RemoteTracker(tracker_address(config))
         engine = build_engine(config, tracker=tracker)
     try:
         engine.event_loop().run_until_complete(_work(conn, engine))

@@ -7,7 +7,7 @@ import pytest
 
 from seawall.campaigns import Fingerprint
 from seawall.campaigns.fingerprint import PERMUTATIONS
-from seawall.campaigns.registry import Observation
+from seawall.campaigns.registry import Judge, Observation
 from seawall.campaigns.tracker import Tracker
 from seawall.config import CampaignSettings
 
@@ -64,7 +64,7 @@ def test_a_cluster_of_one_is_a_small_record_until_its_second_message(tracker: Tr
     assert not first.wants_sample
     assert first.view.id in tracker.founders
     assert first.view.id not in tracker.campaigns
-    tracker.judge(first.view.id, True, (), NOW)
+    tracker.judge(Judge(first.view.id, True, (), NOW))
     second = tracker.observe(copy_of(sig, rng), bot(1), NOW + 1)
     assert second.view.id == first.view.id
     assert (second.view.count, second.view.ips, second.view.spam) == (2, 2, 1)
@@ -73,7 +73,7 @@ def test_a_cluster_of_one_is_a_small_record_until_its_second_message(tracker: Tr
     # The copy that makes it a campaign (min_copies) is asked for the sample, once.
     third = tracker.observe(copy_of(sig, rng), bot(2), NOW + 2)
     assert third.wants_sample
-    tracker.judge(third.view.id, True, (), NOW + 2, b"the third copy")
+    tracker.judge(Judge(third.view.id, True, (), NOW + 2, b"the third copy"))
     assert not tracker.observe(copy_of(sig, rng), bot(3), NOW + 3).wants_sample
     assert tracker.campaigns[first.view.id].sample == b"the third copy"
 
@@ -94,7 +94,7 @@ def test_a_message_near_two_clusters_makes_them_one_campaign(tracker: Tracker) -
     later = tracker.observe(copy_of(b, rng), bot(10), NOW + 30)
     assert (later.view.id, later.view.count) == (first, 8)
     # A judgement for a copy of the cluster merged away goes to the campaign.
-    tracker.judge(second, True, (), NOW + 31)
+    tracker.judge(Judge(second, True, (), NOW + 31))
     assert tracker.campaigns[first].spam == 1
 
 
@@ -119,8 +119,8 @@ def test_campaigns_judged_spam_and_ham_do_not_merge(tracker: Tracker) -> None:
     spam_id = wave(tracker, a, rng, bot, NOW)
     ham_id = wave(tracker, b, rng, bot, NOW + 10)
     for i in range(3):
-        tracker.judge(spam_id, True, (), NOW + 11 + i)
-        tracker.judge(ham_id, False, (), NOW + 11 + i)
+        tracker.judge(Judge(spam_id, True, (), NOW + 11 + i))
+        tracker.judge(Judge(ham_id, False, (), NOW + 11 + i))
     tracker.observe(between(a, b), bot(9), NOW + 20)
     assert tracker.root(ham_id) == ham_id
     assert {spam_id, ham_id} <= tracker.campaigns.keys()

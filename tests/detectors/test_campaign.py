@@ -10,12 +10,12 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from seawall.campaigns import wire
 from seawall.campaigns.client import LocalTracker
 from seawall.campaigns.tracker import Tracker
 from seawall.config import Config, load_config
 from seawall.engine import Engine, build_engine
 from seawall.message import Envelope
+from seawall.serve import tracker as campaign_tracker
 
 NOW = 1_795_000_000.0
 WORDS = [
@@ -140,8 +140,8 @@ def test_an_admin_mark_overrides_and_state_survives_a_restart(config: Config) ->
     assert tracker.mark(cid, "ham", NOW) is not None
     verdict = engine.scan_sync(bot(9), spam_copy(9, rng), now=NOW + 9).verdict
     assert "CAMPAIGN_HAM" in verdict.symbols
-    wire.save(config, tracker)
-    restored = wire.load(config)
+    campaign_tracker.save(config, tracker)
+    restored = campaign_tracker.load(config)
     assert restored.campaigns[cid].count == 6
     assert restored.campaigns[cid].mark == "ham"
     again = build_engine(config, tracker=LocalTracker(restored))

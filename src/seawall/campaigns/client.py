@@ -1,47 +1,62 @@
-"""How a detector reaches the tracker: in-process, or over a unix socket (``wire.py``)."""
+"""How a detector, a command or a page reaches the tracker: in-process, or over a unix
+socket (``remote.py``).  Both speak :class:`TrackerClient`."""
 
 from __future__ import annotations
 
-from typing import Protocol
+import time
+from typing import Any, Protocol
 
 from seawall.campaigns.fingerprint import Fingerprint
-from seawall.campaigns.registry import Observation
+from seawall.campaigns.registry import Judge, Observation
 from seawall.campaigns.tracker import Reply, Tracker
 
 
 class TrackerClient(Protocol):
-    async def observe(self, fp: Fingerprint, obs: Observation, now: float) -> Reply: ...
+    async def observe(self, fp: Fingerprint, obs: Observation, now: float) -> Reply:
+        """Which campaign the message joins, and how that campaign looks now."""
+        ...
 
-    async def judge(
-        self,
-        campaign: str | None,
-        spam: bool,
-        domains: tuple[str, ...],
-        now: float,
-        sample: bytes = b"",
-    ) -> None: ...
+    async def judge(self, judgement: Judge) -> None:
+        """How one message was judged (one-way: nothing is awaited from the tracker)."""
+        ...
+
+    async def mark(self, campaign: str, label: str) -> bytes | None:
+        """An admin's judgement ("spam" or "ham"); the campaign's sample message (b"" when
+        none has come back yet), or None when there is no such campaign."""
+        ...
+
+    async def listing(self, min_count: int = 2) -> list[dict[str, Any]]:
+        """Campaigns with at least ``min_count`` messages, busiest first."""
+        ...
 
     def close(self) -> None: ...
 
 
 class LocalTracker:
-    """The tracker in this process: ``seawall scan`` with one worker, tests, the simulator."""
+    """The tracker in this process: ``seawall scan`` with one worker, tests, the simulator,
+    and the commands when no ``seawall serve`` is up (``changed`` says whether to save)."""
 
     def __init__(self, tracker: Tracker) -> None:
         self.tracker = tracker
+        self.changed = False
 
     async def observe(self, fp: Fingerprint, obs: Observation, now: float) -> Reply:
+        self.changed = True
         return self.tracker.observe(fp, obs, now)
 
-    async def judge(
-        self,
-        campaign: str | None,
-        spam: bool,
-        domains: tuple[str, ...],
-        now: float,
-        sample: bytes = b"",
-    ) -> None:
-        self.tracker.judge(campaign, spam, domains, now, sample)
+    async def judge(self, judgement: Judge) -> None:
+        self.changed = True
+        self.tracker.judge(judgement)
+
+    async def mark(self, campaign: str, label: str) -> bytes | None:
+        marked = self.tracker.mark(campaign, label, time.time())
+        if marked is None:
+            return None
+        self.changed = True
+        return marked.sample
+
+    async def listing(self, min_count: int = 2) -> list[dict[str, Any]]:
+        return self.tracker.listing(time.time(), min_count=min_count)
 
     def close(self) -> None:
         pass

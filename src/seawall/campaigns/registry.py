@@ -34,6 +34,17 @@ class Observation(msgspec.Struct, frozen=True):
     urls: tuple[str, ...] = ()
 
 
+class Judge(msgspec.Struct, frozen=True, tag="judge"):
+    """How one message of a campaign was judged by its content (campaign symbols left out),
+    with the message itself when the campaign asked for a sample."""
+
+    campaign: str | None  # None: the message joined no campaign (its domains still count)
+    spam: bool
+    domains: tuple[str, ...]
+    now: float
+    sample: bytes = b""
+
+
 class CampaignView(msgspec.Struct, frozen=True):
     """A campaign as a detector sees it when scoring one of its messages."""
 

@@ -34,6 +34,7 @@ from seawall.campaigns.registry import (
     Campaign,
     CampaignView,
     Founder,
+    Judge,
     Observation,
 )
 from seawall.config import CampaignSettings
@@ -176,16 +177,16 @@ class Tracker:
             return "spam"
         return "ham" if campaign.ham >= share * judged else None
 
-    def judge(
-        self,
-        campaign_id: str | None,
-        spam: bool,
-        domains: tuple[str, ...],
-        now: float,
-        sample: bytes = b"",
-    ) -> None:
-        """A verdict by content (campaign symbols left out) for a message of ``campaign_id``,
+    def judge(self, judgement: Judge) -> None:
+        """A verdict by content (campaign symbols left out) for a message of a campaign,
         with the message itself when the campaign asked for a sample."""
+        campaign_id, spam, now, sample = (
+            judgement.campaign,
+            judgement.spam,
+            judgement.now,
+            judgement.sample,
+        )
+        domains = judgement.domains
         if not spam:
             # Where each domain was seen in mail judged ham: a domain that also appears in
             # ham outside a spam campaign is never blocklisted.

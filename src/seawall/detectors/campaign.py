@@ -20,7 +20,7 @@ from typing import ClassVar
 from seawall.addresses import IspNetworks
 from seawall.campaigns.client import TrackerClient
 from seawall.campaigns.fingerprint import Fingerprint
-from seawall.campaigns.registry import SAMPLE_BYTES, Observation
+from seawall.campaigns.registry import SAMPLE_BYTES, Judge, Observation
 from seawall.config import CampaignSettings, IspSettings
 from seawall.detectors.base import Context, Hit, Parts
 from seawall.detectors.hostnames import is_dynamic_name
@@ -167,10 +167,10 @@ class CampaignDetector:
         pending = self._pending.pop(id(msg), None)
         if pending is None:  # not observed: an authenticated sender's message
             domains = tuple(sorted({u.domain for u in msg.urls if u.domain}))
-            await self.tracker.judge(verdict.campaign, spam, domains, now)
+            await self.tracker.judge(Judge(verdict.campaign, spam, domains, now))
             return
         sample = msg.raw[:SAMPLE_BYTES] if pending.wants_sample else b""
-        await self.tracker.judge(pending.cluster, spam, pending.domains, now, sample)
+        await self.tracker.judge(Judge(pending.cluster, spam, pending.domains, now, sample))
 
     def close(self) -> None:
         self.tracker.close()

@@ -20,11 +20,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from seawall.campaigns import wire as campaign_wire
-from seawall.campaigns.wire import RemoteTracker
+from seawall.campaigns.protocol import address as tracker_address
+from seawall.campaigns.remote import RemoteTracker
 from seawall.config import Config
 from seawall.engine import Engine, build_engine
 from seawall.errors import ConfigError, SeawallError
+from seawall.serve import tracker as campaign_tracker
 from seawall.serve import worker
 from seawall.serve.balance import Slots
 from seawall.serve.listeners import Address, addresses, bind, bound_address
@@ -78,7 +79,7 @@ def prepare(config: Config) -> Engine:
     check_reply_codes(config)
     tracker = None
     if config.detectors.campaigns.enabled:
-        tracker = RemoteTracker(campaign_wire.address(config))
+        tracker = RemoteTracker(tracker_address(config))
     return build_engine(config, tracker=tracker)
 
 
@@ -114,8 +115,8 @@ class Supervisor:
 
     def _start_tracker(self, config: Config) -> None:
         if config.detectors.campaigns.enabled:
-            self.tracker = campaign_wire.spawn(config)
-            campaign_wire.wait_ready(config)
+            self.tracker = campaign_tracker.spawn(config)
+            campaign_tracker.wait_ready(config)
             log.info("campaign tracker %d started", self.tracker)
 
     def _stop_tracker(self) -> None:

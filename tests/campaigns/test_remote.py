@@ -1,4 +1,5 @@
-"""The tracker over a unix socket: answers in step, judgements one-way."""
+"""The tracker over a unix socket: answers in step, judgements one-way, failures as
+TrackerError."""
 
 from __future__ import annotations
 
@@ -7,11 +8,16 @@ import os
 import random
 from typing import Any
 
+import pytest
+
 from seawall.campaigns.fingerprint import Fingerprint
-from seawall.campaigns.registry import Observation
+from seawall.campaigns.protocol import MAX_FRAME, read_frame
+from seawall.campaigns.registry import Judge, Observation
+from seawall.campaigns.remote import RemoteTracker
+from seawall.campaigns.server import TrackerServer
 from seawall.campaigns.tracker import Tracker
-from seawall.campaigns.wire import RemoteTracker, TrackerServer
-from seawall.config import CampaignSettings, Config
+from seawall.config import CampaignSettings
+from seawall.errors import TrackerError
 
 NOW = 1_795_000_000.0
 TEXT = "your parcel is waiting at the depot, confirm the delivery fee to release it today now"
@@ -31,7 +37,7 @@ async def _exchange(name: str, server: TrackerServer) -> list[tuple[str, int, in
             reply = await client.observe(fp, bot(i), NOW + i)
             seen.append((reply.view.id, reply.view.count, reply.view.spam))
             # One-way: returns without an answer, and the next observe still reads its own.
-            await client.judge(reply.view.id, True, ("p.test",), NOW + i)
+            await client.judge(Judge(reply.view.id, True, ("p.test",), NOW + i))
         listing = await client.listing(min_count=1)
         assert [item["spam"] for item in listing] == [5]
     finally:
@@ -43,7 +49,7 @@ async def _exchange(name: str, server: TrackerServer) -> list[tuple[str, int, in
 
 def test_judgements_are_one_way_and_replies_stay_in_step() -> None:
     tracker = Tracker(CampaignSettings())
-    server = TrackerServer(tracker, Config())
+    server = TrackerServer(tracker)
     name = f"\0seawall-test-wire-{os.getpid()}"
     seen = asyncio.run(_exchange(name, server))
     ids = {cid for cid, _, _ in seen}
@@ -61,7 +67,7 @@ class BrokenJudge(Tracker):
 
 
 def test_a_failing_judgement_does_not_put_the_stream_out_of_step() -> None:
-    server = TrackerServer(BrokenJudge(CampaignSettings()), Config())
+    server = TrackerServer(BrokenJudge(CampaignSettings()))
     name = f"\0seawall-test-wire-fail-{os.getpid()}"
 
     async def run() -> int:
@@ -69,9 +75,9 @@ def test_a_failing_judgement_does_not_put_the_stream_out_of_step() -> None:
         client = RemoteTracker(name)
         try:
             fp = Fingerprint.from_text(TEXT, "Parcel")
-            await client.judge(None, True, (), NOW)
+            await client.judge(Judge(None, True, (), NOW))
             reply = await client.observe(fp, bot(0), NOW)
-            await client.judge(reply.view.id, True, (), NOW)
+            await client.judge(Judge(reply.view.id, True, (), NOW))
             return (await client.observe(fp, bot(1), NOW + 1)).view.count
         finally:
             client.close()
@@ -84,7 +90,7 @@ def test_a_failing_judgement_does_not_put_the_stream_out_of_step() -> None:
 def test_many_judgements_in_a_row_all_arrive() -> None:
     count = 200
     tracker = Tracker(CampaignSettings())
-    server = TrackerServer(tracker, Config())
+    server = TrackerServer(tracker)
     name = f"\0seawall-test-wire-many-{os.getpid()}"
 
     async def run() -> int:
@@ -95,7 +101,7 @@ def test_many_judgements_in_a_row_all_arrive() -> None:
             cid = (await client.observe(fp, bot(0), NOW)).view.id
             await client.observe(fp, bot(1), NOW + 1)
             for i in range(count):
-                await client.judge(cid, i % 2 == 0, (), NOW + 2)
+                await client.judge(Judge(cid, i % 2 == 0, (), NOW + 2))
             return (await client.observe(fp, bot(2), NOW + 3)).view.spam
         finally:
             client.close()
@@ -107,7 +113,7 @@ def test_many_judgements_in_a_row_all_arrive() -> None:
 
 def test_requests_in_flight_together_each_get_their_own_answer() -> None:
     tracker = Tracker(CampaignSettings())
-    server = TrackerServer(tracker, Config())
+    server = TrackerServer(tracker)
     name = f"\0seawall-test-wire-pipe-{os.getpid()}"
     rng = random.Random(7)
     vocabulary = ["".join(rng.choice("bcdfghjklmnpqrstvwz") for _ in range(7)) for _ in range(4000)]
@@ -164,11 +170,11 @@ def test_a_lost_tracker_fails_the_waiting_and_the_next_request_reconnects() -> N
                 *(asyncio.wait_for(client.observe(fp, bot(i), NOW), 5) for i in range(3)),
                 return_exceptions=True,
             )
-            failed = sum(isinstance(r, ConnectionError) for r in results)
+            failed = sum(isinstance(r, TrackerError) for r in results)
             dying.close()
             await dying.wait_closed()
             good = await asyncio.start_unix_server(
-                TrackerServer(Tracker(CampaignSettings()), Config()).connection, path=name
+                TrackerServer(Tracker(CampaignSettings())).connection, path=name
             )
             try:
                 return failed, (await client.observe(fp, bot(9), NOW + 1)).view.count
@@ -179,3 +185,26 @@ def test_a_lost_tracker_fails_the_waiting_and_the_next_request_reconnects() -> N
             client.close()
 
     assert asyncio.run(run()) == (3, 1)
+
+
+def test_no_tracker_is_a_tracker_error() -> None:
+    client = RemoteTracker(f"\0seawall-test-wire-none-{os.getpid()}")
+
+    async def run() -> None:
+        try:
+            await client.listing()
+        finally:
+            client.close()
+
+    with pytest.raises(TrackerError, match="not running"):
+        asyncio.run(run())
+
+
+def test_an_oversized_frame_is_a_tracker_error() -> None:
+    async def run() -> None:
+        reader = asyncio.StreamReader()
+        reader.feed_data((MAX_FRAME + 1).to_bytes(4, "big"))
+        await read_frame(reader)
+
+    with pytest.raises(TrackerError, match="frame of"):
+        asyncio.run(run())

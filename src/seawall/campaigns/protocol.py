@@ -1,0 +1,65 @@
+"""The tracker's wire: the requests a worker sends and how they are framed (sans I/O).
+
+Frames are a 4-byte big-endian length and a msgpack body.  Every request gets one
+answer frame but a judgement, which is one-way: a worker does not wait on the tracker
+after its verdict (one round trip a message, not two).  The socket lives in
+Linux's abstract namespace, named after the state dir, so no file is left
+behind and long state-dir paths do not matter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import struct
+from pathlib import Path
+
+import msgspec
+
+from seawall.campaigns.registry import Judge, Observation
+from seawall.config import Config
+from seawall.errors import TrackerError
+
+MAX_FRAME = 16 * 1024 * 1024
+HIGH_WATER = 1 << 20  # bytes written and not yet sent before a writer waits
+_LENGTH = struct.Struct(">I")
+
+
+class Observe(msgspec.Struct, tag="observe"):
+    fp: bytes
+    obs: Observation
+    now: float
+
+
+class Mark(msgspec.Struct, tag="mark"):
+    campaign: str
+    label: str
+    now: float
+
+
+class Listing(msgspec.Struct, tag="list"):
+    min_count: int = 2
+
+
+Request = Observe | Judge | Mark | Listing
+decode_request = msgspec.msgpack.Decoder(Request).decode
+encode = msgspec.msgpack.Encoder().encode
+
+
+def address(config: Config) -> str:
+    """The tracker's abstract socket name for this state dir."""
+    digest = hashlib.sha1(str(Path(config.state_dir).resolve()).encode()).hexdigest()[:16]
+    return f"\0seawall-campaigns-{digest}"
+
+
+def frame(body: bytes) -> bytes:
+    """``body`` with its length in front."""
+    return _LENGTH.pack(len(body)) + body
+
+
+async def read_frame(reader: asyncio.StreamReader) -> bytes:
+    """The next frame's body; TrackerError for one over ``MAX_FRAME``."""
+    (length,) = _LENGTH.unpack(await reader.readexactly(4))
+    if length > MAX_FRAME:
+        raise TrackerError(f"frame of {length} bytes")
+    return await reader.readexactly(length)

@@ -1,0 +1,175 @@
+"""The tracker's client: how each worker process reaches the tracker over its socket.
+
+Requests are pipelined (see ``protocol.py`` for the frames): the requests a worker's
+messages make in one turn of its event loop go out in one write, and answers come back
+in request order.  Every failure is a :class:`~seawall.errors.TrackerError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections import deque
+from typing import Any
+
+import msgspec
+
+from seawall.campaigns.fingerprint import Fingerprint
+from seawall.campaigns.protocol import (
+    HIGH_WATER,
+    Listing,
+    Mark,
+    Observe,
+    Request,
+    encode,
+    frame,
+    read_frame,
+)
+from seawall.campaigns.registry import Judge, Observation
+from seawall.campaigns.tracker import Reply
+from seawall.errors import TrackerError
+
+log = logging.getLogger("seawall.campaigns")
+
+
+class RemoteTracker:
+    """The client: one connection per process, opened on first use and after a fork.
+
+    Requests are pipelined: each caller queues its frame and waits for its own answer,
+    the frames queued in one turn of the loop go out in one write, and a reader task hands
+    the answers out in order.  A lost connection fails every request waiting on it; the
+    next request connects afresh.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._pid = 0
+        self._writer: asyncio.StreamWriter | None = None
+        self._reading: asyncio.Task[None] | None = None
+        self._connecting: asyncio.Lock | None = None
+        self._waiting: deque[asyncio.Future[bytes]] = deque()
+        self._outbox: list[bytes] = []
+        self._flush: asyncio.Handle | None = None
+        self._decode_reply = msgspec.msgpack.Decoder(Reply | None).decode
+
+    async def _call(self, request: Request, *, answer: bool = True) -> bytes:
+        """Send one request and wait for its answer (none for a one-way ``Judge``)."""
+        if self._pid != os.getpid() or self._connecting is None:
+            # A fork: the parent's connection is not ours.
+            self._pid, self._writer, self._reading = os.getpid(), None, None
+            self._connecting, self._waiting, self._outbox, self._flush = (
+                asyncio.Lock(),
+                deque(),
+                [],
+                None,
+            )
+        writer = self._writer
+        if writer is None or writer.is_closing():
+            writer = await self._connect()
+        loop = asyncio.get_running_loop()
+        reply: asyncio.Future[bytes] | None = None
+        if answer:
+            reply = loop.create_future()
+            self._waiting.append(reply)
+        self._outbox.append(frame(encode(request)))
+        if self._flush is None:
+            self._flush = loop.call_soon(self._send, writer)
+        if writer.transport.get_write_buffer_size() > HIGH_WATER:
+            await writer.drain()
+        return await reply if reply is not None else b""
+
+    async def _connect(self) -> asyncio.StreamWriter:
+        assert self._connecting is not None
+        async with self._connecting:
+            if self._writer is not None and not self._writer.is_closing():
+                return self._writer  # another caller connected meanwhile
+            # Connected here, not by uvloop, which refuses abstract socket names.
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.connect(self.name)
+            except OSError as exc:
+                sock.close()
+                raise TrackerError(f"the campaign tracker is not running: {exc}") from None
+            sock.setblocking(False)
+            reader, writer = await asyncio.open_unix_connection(sock=sock)
+            self._writer = writer
+            self._reading = asyncio.get_running_loop().create_task(self._read_answers(reader))
+            return writer
+
+    def _send(self, writer: asyncio.StreamWriter) -> None:
+        self._flush = None
+        frames, self._outbox = self._outbox, []
+        if writer is not self._writer or writer.is_closing():
+            self._fail(TrackerError("the campaign tracker connection closed"))
+            return
+        try:
+            writer.write(b"".join(frames))
+        except Exception as exc:
+            self._fail(exc)
+
+    async def _read_answers(self, reader: asyncio.StreamReader) -> None:
+        try:
+            while True:
+                body = await read_frame(reader)
+                if not self._waiting:
+                    raise TrackerError("the campaign tracker answered nothing asked")
+                waiter = self._waiting.popleft()
+                if not waiter.done():  # its caller may have been cancelled meanwhile
+                    waiter.set_result(body)
+        except asyncio.CancelledError:
+            self._fail(TrackerError("the campaign tracker connection closed"))
+            raise
+        except Exception as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        """Drop the connection and fail everything waiting on it."""
+        if self._writer is not None:
+            self._writer.close()
+        self._writer = None
+        if self._waiting:
+            log.warning("campaign tracker connection lost: %s", exc)
+        waiting, self._waiting = self._waiting, deque()
+        for waiter in waiting:
+            if not waiter.done():
+                error = TrackerError(f"the campaign tracker connection was lost: {exc}")
+                waiter.set_exception(error)
+        self._outbox.clear()
+
+    async def observe(self, fp: Fingerprint, obs: Observation, now: float) -> Reply:
+        body = await self._call(Observe(fp=fp.to_bytes(), obs=obs, now=now))
+        reply: Reply | None = self._decode_reply(body)
+        if reply is None:
+            raise TrackerError("the campaign tracker answered nothing")
+        return reply
+
+    async def judge(self, judgement: Judge) -> None:
+        await self._call(judgement, answer=False)
+
+    async def mark(self, campaign: str, label: str) -> bytes | None:
+        """Mark a campaign; its sample message (to learn), or None if it is unknown."""
+        body = await self._call(Mark(campaign=campaign, label=label, now=time.time()))
+        sample: bytes | None = msgspec.msgpack.decode(body, type=bytes | None)
+        return sample
+
+    async def listing(self, min_count: int = 2) -> list[dict[str, Any]]:
+        """Campaigns with at least ``min_count`` messages, busiest first."""
+        result: list[dict[str, Any]] = msgspec.msgpack.decode(
+            await self._call(Listing(min_count=min_count))
+        )
+        return result
+
+    def close(self) -> None:
+        if self._pid == os.getpid():
+            if self._flush is not None:
+                self._flush.cancel()
+                self._flush = None
+            if self._reading is not None:
+                self._reading.cancel()
+            if self._writer is not None:
+                self._writer.close()
+        self._writer = None
+        self._reading = None

@@ -1,0 +1,88 @@
+"""The tracker's server side: one Tracker answering every worker's connection.
+
+Answers are batched: the tracker answers everything one read brought in one write, in
+request order, so a worker can keep many requests in flight.  Judgements are one-way and
+get no answer.  The process around it (start, snapshots, signals) is
+``seawall.serve.tracker``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from seawall.campaigns.fingerprint import Fingerprint
+from seawall.campaigns.protocol import (
+    HIGH_WATER,
+    Mark,
+    Observe,
+    Request,
+    decode_request,
+    encode,
+    frame,
+    read_frame,
+)
+from seawall.campaigns.registry import Judge
+from seawall.campaigns.tracker import Tracker
+from seawall.errors import TrackerError
+
+log = logging.getLogger("seawall.campaigns")
+
+
+class TrackerServer:
+    """Serves one Tracker to every worker's connection."""
+
+    def __init__(self, tracker: Tracker) -> None:
+        self.tracker = tracker
+
+    def handle(self, request: Request) -> object:
+        tracker = self.tracker
+        if isinstance(request, Observe):
+            return tracker.observe(Fingerprint.from_bytes(request.fp), request.obs, request.now)
+        if isinstance(request, Judge):
+            tracker.judge(request)
+            return None
+        if isinstance(request, Mark):
+            campaign = tracker.mark(request.campaign, request.label, request.now)
+            return None if campaign is None else campaign.sample
+        return tracker.listing(time.time(), min_count=request.min_count)
+
+    async def connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        loop = asyncio.get_running_loop()
+        outbox: list[bytes] = []
+        flush: asyncio.Handle | None = None
+
+        def send() -> None:
+            nonlocal flush
+            flush = None
+            if outbox and not writer.is_closing():
+                writer.write(b"".join(outbox))
+            outbox.clear()
+
+        try:
+            while True:
+                # Frames already read come back without a wait, so the answers to all of
+                # them go out together once the next read has to wait.
+                body = await read_frame(reader)
+                request: Request | None = None
+                try:
+                    request = decode_request(body)
+                    answer: Any = self.handle(request)
+                except Exception as exc:
+                    log.exception("tracker request failed")
+                    answer = {"error": str(exc)}
+                if isinstance(request, Judge):
+                    continue  # one-way: no answer is awaited
+                outbox.append(frame(encode(answer)))
+                if flush is None:
+                    flush = loop.call_soon(send)
+                if writer.transport.get_write_buffer_size() > HIGH_WATER:
+                    await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        except TrackerError as exc:
+            log.warning("tracker: bad request, closing: %s", exc)
+        finally:
+            writer.close()

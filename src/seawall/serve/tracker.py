@@ -1,0 +1,184 @@
+"""The campaign tracker's process: its state in the store, its start, and how a command
+reaches it.
+
+``seawall serve`` forks one tracker per host beside its workers (``spawn``, then
+``wait_ready``); ``seawall scan`` with several workers runs one for the length of the scan
+(``tracker_process``).  The tracker saves its snapshot into the store every
+``snapshot_interval_s`` and when it stops, and starts from the last one.  A command
+(``seawall campaigns``) talks to the live tracker when ``seawall serve`` is up and to the
+saved state otherwise (``connect``), through the same client protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from seawall.campaigns.client import LocalTracker, TrackerClient
+from seawall.campaigns.protocol import address
+from seawall.campaigns.remote import RemoteTracker
+from seawall.campaigns.server import TrackerServer
+from seawall.campaigns.tracker import Tracker
+from seawall.config import Config
+from seawall.errors import StoreError, TrackerError
+
+log = logging.getLogger("seawall.campaigns")
+
+SNAPSHOT_KEY = "campaigns:snapshot"
+
+
+def load(config: Config) -> Tracker:
+    """The tracker saved in the store, or a new one."""
+    from seawall.store import open_store
+
+    events = Path(config.state_dir) / "events.jsonl"
+    settings = config.detectors.campaigns
+
+    async def get() -> bytes | None:
+        store = open_store(config)
+        try:
+            return await store.get(SNAPSHOT_KEY)
+        finally:
+            await store.close()
+
+    try:
+        data = asyncio.run(get())
+    except StoreError as exc:
+        log.error("campaign state unreadable, starting empty: %s", exc)
+        data = None
+    if data:
+        try:
+            return Tracker.restore(data, settings, events=events)
+        except (ValueError, TypeError, KeyError) as exc:  # DecodeError is a ValueError
+            log.error("campaign state could not be restored, starting empty: %s", exc)
+    return Tracker(settings, events=events)
+
+
+def save(config: Config, tracker: Tracker) -> None:
+    """Write the tracker into the store (``seawall scan`` in one process)."""
+    from seawall.store import open_store
+
+    async def put() -> None:
+        store = open_store(config)
+        try:
+            await store.put(SNAPSHOT_KEY, tracker.snapshot())
+        finally:
+            await store.close()
+
+    try:
+        asyncio.run(put())
+    except StoreError as exc:
+        log.error("could not save the campaign state: %s", exc)
+
+
+async def _serve(config: Config, tracker: Tracker) -> None:
+    from seawall.store import open_store
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: None)
+    server = TrackerServer(tracker)
+    unix = await asyncio.start_unix_server(server.connection, path=address(config))
+    store = open_store(config)
+    every = config.detectors.campaigns.snapshot_interval_s
+
+    async def snapshot() -> None:
+        try:
+            await store.put(SNAPSHOT_KEY, tracker.snapshot())
+        except StoreError as exc:
+            log.error("could not save the campaign state: %s", exc)
+
+    log.info("campaign tracker %d serving", os.getpid())
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
+        await snapshot()
+    unix.close()
+    await store.close()
+
+
+def run(config: Config) -> int:
+    """The body of the tracker process."""
+    import uvloop
+
+    tracker = load(config)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(_serve(config, tracker))
+    return 0
+
+
+@contextlib.contextmanager
+def tracker_process(config: Config) -> Iterator[int]:
+    """A forked tracker process for the duration of a block (``seawall scan``)."""
+    pid = spawn(config)
+    try:
+        wait_ready(config)
+        yield pid
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        os.waitpid(pid, 0)
+
+
+def spawn(config: Config) -> int:
+    """Fork the tracker process; its pid."""
+    pid = os.fork()
+    if pid == 0:
+        code = 70
+        try:
+            for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+                signal.signal(sig, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_SETMASK, set())
+            code = run(config)
+        except BaseException:
+            log.exception("campaign tracker failed")
+        finally:
+            logging.shutdown()
+            os._exit(code)
+    return pid
+
+
+def running(config: Config) -> bool:
+    """Whether a tracker process serves this state dir (``seawall serve`` is up)."""
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        try:
+            sock.connect(address(config))
+        except OSError:
+            return False
+    return True
+
+
+def wait_ready(config: Config, timeout: float = 30.0) -> None:
+    """Wait until the tracker accepts connections; TrackerError after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not running(config):
+        if time.monotonic() > deadline:
+            raise TrackerError("the campaign tracker did not start")
+        time.sleep(0.02)
+
+
+@contextlib.contextmanager
+def connect(config: Config) -> Iterator[TrackerClient]:
+    """The live tracker of ``seawall serve`` on this state dir, else the saved state in this
+    process, saved again on the way out when something changed."""
+    if running(config):
+        remote = RemoteTracker(address(config))
+        try:
+            yield remote
+        finally:
+            remote.close()
+        return
+    local = LocalTracker(load(config))
+    yield local
+    if local.changed:
+        save(config, local.tracker)
