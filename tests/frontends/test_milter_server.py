@@ -13,7 +13,7 @@ import pytest
 from seawall.config import MilterSettings
 from seawall.frontends import render
 from seawall.frontends.milter import serve_milter_connection
-from seawall.frontends.milter import server as milter_server
+from seawall.frontends.milter import session as milter_session
 from seawall.message import Envelope
 from seawall.policy.model import Action, SymbolResult, Verdict
 
@@ -493,7 +493,7 @@ def broken_header(monkeypatch: pytest.MonkeyPatch) -> None:
     def fail(self: object, name: str, value: str) -> None:
         raise RuntimeError("header bug")
 
-    monkeypatch.setattr(milter_server._Session, "_header", fail)
+    monkeypatch.setattr(milter_session.Session, "_header", fail)
 
 
 @pytest.mark.usefixtures("broken_header")

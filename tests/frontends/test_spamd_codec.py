@@ -17,7 +17,6 @@ from seawall.frontends.spamd.codec import (
     encode_pong,
     encode_result,
     encode_tell,
-    rewrite_message,
     spam_header,
 )
 
@@ -286,60 +285,3 @@ def test_other_replies() -> None:
     assert encode_error(ExitCode.EX_PROTOCOL, "Bad request:\r\nno\tway ") == (
         b"SPAMD/1.0 76 EX_PROTOCOL Bad request: no way\r\n"
     )
-
-
-ADD = [("X-Spam-Flag", "YES"), ("X-Spam-Score", "16.25")]
-REMOVE = ("X-Spam-Flag", "X-Spam-Status")
-
-
-@pytest.mark.parametrize(
-    ("raw", "expected"),
-    [
-        pytest.param(
-            MSG,
-            b"X-Spam-Flag: YES\r\nX-Spam-Score: 16.25\r\n" + MSG,
-            id="crlf",
-        ),
-        pytest.param(
-            b"x-spam-flag: NO\nFrom: a\nX-Spam-Status: No,\n\tscore=1\nTo: b\n\nbody\n",
-            b"X-Spam-Flag: YES\nX-Spam-Score: 16.25\nFrom: a\nTo: b\n\nbody\n",
-            id="lf-old-headers-removed",
-        ),
-        pytest.param(
-            b"From someone@example.com Fri Nov 27 11:58:10 2026\nFrom: a\n\nb\n",
-            b"From someone@example.com Fri Nov 27 11:58:10 2026\n"
-            b"X-Spam-Flag: YES\nX-Spam-Score: 16.25\nFrom: a\n\nb\n",
-            id="mbox-from-line-stays-first",
-        ),
-        pytest.param(
-            b"From: a\r\nSubject: no body",
-            b"X-Spam-Flag: YES\r\nX-Spam-Score: 16.25\r\nFrom: a\r\nSubject: no body",
-            id="headers-only-message",
-        ),
-        pytest.param(b"\nbody", b"X-Spam-Flag: YES\nX-Spam-Score: 16.25\n\nbody", id="no-headers"),
-    ],
-)
-def test_rewrite_message(raw: bytes, expected: bytes) -> None:
-    assert rewrite_message(raw, ADD, remove=REMOVE) == expected
-
-
-def test_rewrite_headers_only() -> None:
-    out = rewrite_message(MSG, ADD, remove=REMOVE, headers_only=True)
-    assert out == b"X-Spam-Flag: YES\r\nX-Spam-Score: 16.25\r\n" + MSG[: MSG.index(b"\r\n\r\n") + 4]
-    out = rewrite_message(b"From: a\nSubject: x", [], headers_only=True)
-    assert out == b"From: a\nSubject: x\n\n"
-
-
-def test_rewrite_without_changes_is_the_identity() -> None:
-    for raw in (MSG, b"From x\nA: b\n\tc\n\nd", b"no newline at all", b""):
-        assert rewrite_message(raw, [], remove=REMOVE) == raw
-
-
-def test_long_header_is_folded() -> None:
-    tests = ", ".join(f"SYMBOL_NUMBER_{i}(1.5)" for i in range(12))
-    out = rewrite_message(b"From: a\n\nb\n", [("X-Spam-Status", f"Yes, tests=[{tests}]")])
-    head = out.split(b"\n\n")[0].split(b"\n")
-    assert all(len(line) <= 78 for line in head)
-    assert head[1].startswith(b"\tSYMBOL_NUMBER_")
-    unfolded = out.split(b"\nFrom: a")[0].replace(b"\n\t", b" ").decode()
-    assert unfolded == f"X-Spam-Status: Yes, tests=[{tests}]"

@@ -32,25 +32,20 @@ import numpy as np
 from numpy.typing import NDArray
 
 from seawall.campaigns.fingerprint import BANDS, PERMUTATIONS, VERSION, Fingerprint, band_keys
+from seawall.campaigns.table import ENTRIES, BandTable, Ints, Place, Slots
 
 SNAPSHOT_VERSION: Final = 1
 
-_SLOTS = 16  # entries per bucket of the band table
 # Live representatives' keys fill at most 70% of the table, which then grows by half: a
 # bucket holds 11 live keys on average, and more than 16 (so a live key is overwritten)
 # in 7% of buckets at the peak, losing about 1% of the keys, which an active cluster
 # files again (``Clusterer.assign``).
 _MAX_LOAD = 0.7
 _GROWTH = 1.5
-_U32 = np.uint64(32)
-_LOW16 = np.uint64(0xFFFF)
 _CANDIDATES = 32  # clusters verified per message at most: the ones sharing the most keys
 _CHUNK = 1 << 16  # band keys per vectorised batch when many move at once
 _MIN_BUCKETS = 256
 _SLOT_INDEX = np.arange(PERMUTATIONS)
-
-Ints = NDArray[np.intp]
-Place = tuple[Ints, NDArray[np.uint16]]  # the buckets and tags of some band keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,113 +80,6 @@ class IndexStats:
     representatives: int
     band_keys: int
     bytes: int  # the numpy arrays' size: all the index holds besides a few scalars
-
-
-class _Slots:
-    """Slot numbers ``0 .. capacity - 1``, handed out and taken back through a free stack."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self.free = np.arange(capacity - 1, -1, -1, dtype=np.int32)
-        self.top = capacity
-
-    @property
-    def used(self) -> int:
-        return self.capacity - self.top
-
-    def take(self) -> int:
-        self.top -= 1
-        return int(self.free[self.top])
-
-    def give(self, slots: NDArray[np.int32] | Ints) -> None:
-        self.free[self.top : self.top + slots.size] = slots
-        self.top += slots.size
-
-    def reserve(self, count: int) -> None:
-        """Mark slots ``0 .. count - 1`` taken and all others free."""
-        self.top = self.capacity - count
-        self.free[: self.top] = np.arange(self.capacity - 1, count - 1, -1, dtype=np.int32)
-
-    def grow(self, capacity: int) -> None:
-        fresh = np.arange(capacity - 1, self.capacity - 1, -1, dtype=np.int32)
-        self.free = np.concatenate((fresh, self.free[: self.top]))
-        self.top = self.free.size
-        self.free = np.concatenate((self.free, np.zeros(capacity - self.top, dtype=np.int32)))
-        self.capacity = capacity
-
-
-class _BandTable:
-    """Band key to representative: buckets of ``_SLOTS`` entries, each a ring buffer.
-
-    A key's top 32 bits pick its bucket and 16 other bits are kept as a tag: a false match
-    costs one signature comparison, never a wrong answer.  A new entry overwrites the
-    oldest of its bucket, so a hot key (boilerplate shared by many messages) cannot grow
-    without bound, and entries left behind by a replaced representative age out by
-    themselves; evicted clusters remove theirs.
-    """
-
-    def __init__(self, buckets: int) -> None:
-        self.buckets = buckets
-        self.tags = np.zeros((buckets, _SLOTS), dtype=np.uint16)
-        self.reps = np.full((buckets, _SLOTS), -1, dtype=np.int32)
-        self.head = np.zeros(buckets, dtype=np.uint8)  # the next entry to overwrite
-        self.written = 0  # entries ever written: a representative's keys age by it
-
-    @property
-    def capacity(self) -> int:
-        return self.reps.size
-
-    @property
-    def nbytes(self) -> int:
-        return self.tags.nbytes + self.reps.nbytes + self.head.nbytes
-
-    def locate(self, keys: NDArray[np.uint64]) -> Place:
-        # Multiply-shift maps the top 32 bits onto any number of buckets (Lemire 2019); the
-        # tag is the low 16 bits, which band keys fold from the top half.
-        buckets = (((keys >> _U32) * np.uint64(self.buckets)) >> _U32).astype(np.intp)
-        return buckets, (keys & _LOW16).astype(np.uint16)
-
-    def find(self, place: Place) -> NDArray[np.int32]:
-        """Representatives filed under any of the located keys, once per shared key."""
-        buckets, tags = place
-        found: NDArray[np.int32] = self.reps[buckets][self.tags[buckets] == tags[:, None]]
-        return found[found >= 0]
-
-    def add(self, place: Place, rep: int) -> None:
-        """File ``rep`` under each of its located keys."""
-        buckets, tags = place
-        column = self.head[buckets]
-        self.tags[buckets, column] = tags
-        self.reps[buckets, column] = rep
-        self.head[buckets] = (column + 1) % _SLOTS
-        self.written += buckets.size
-        lost = self.tags[buckets, column] != tags
-        if lost.any():  # two keys in one bucket: the second took the first one's entry
-            self.add_many((buckets[lost], tags[lost]), np.full(int(lost.sum()), rep, np.int32))
-
-    def add_many(self, place: Place, reps: NDArray[np.int32]) -> None:
-        """File each ``reps[i]`` under the ``i``-th located key, however many share a bucket."""
-        order = np.argsort(place[0], kind="stable")
-        buckets, tags, reps = place[0][order], place[1][order], reps[order]
-        # The i-th key bound for a bucket goes i entries past its head; past _SLOTS of
-        # them, the later ones win.
-        rank = np.arange(buckets.size) - np.searchsorted(buckets, buckets)
-        column = (self.head[buckets] + rank) % _SLOTS
-        self.tags[buckets, column] = tags
-        self.reps[buckets, column] = reps
-        last = np.append(buckets[1:] != buckets[:-1], True)
-        self.head[buckets[last]] = (column[last] + 1) % _SLOTS
-        self.written += buckets.size
-
-    def remove(self, keys: NDArray[np.uint64], reps: NDArray[np.int32]) -> None:
-        """Drop the entries filing ``reps[i]`` under ``keys[i]`` (gone already is fine)."""
-        buckets, tags = self.locate(keys)
-        hit = (self.reps[buckets] == reps[:, None]) & (self.tags[buckets] == tags[:, None])
-        rows, columns = np.nonzero(hit)
-        self.reps[buckets[rows], columns] = -1
-
-    def entries(self) -> int:
-        return int(np.count_nonzero(self.reps >= 0))
 
 
 class _Snapshot(msgspec.Struct, frozen=True, kw_only=True):
@@ -241,7 +129,7 @@ class Clusterer:
         self.representatives = representatives
         self.ttl_s = ttl_s
         self.max_clusters = max_clusters
-        self._clusters = _Slots(min(1024, max_clusters))
+        self._clusters = Slots(min(1024, max_clusters))
         cap = self._clusters.capacity
         self._ids = np.zeros(cap, dtype=np.uint64)
         self._seen = np.full(cap, -np.inf)  # -inf marks a free slot
@@ -250,11 +138,11 @@ class Clusterer:
         # Three or more representatives can outvote noise: one more column for their majority.
         self._width = representatives + (representatives >= 3)
         self._members = np.full((cap, self._width), -1, dtype=np.int32)
-        self._reps = _Slots(1024)
+        self._reps = Slots(1024)
         self._sigs = np.zeros((1024, PERMUTATIONS), dtype=np.uint16)
         self._owner = np.zeros(1024, dtype=np.int32)  # the cluster of each representative
         self._filed = np.zeros(1024, dtype=np.int64)  # table.written when its keys went in
-        self._table = _BandTable(_MIN_BUCKETS)
+        self._table = BandTable(_MIN_BUCKETS)
         self._next_sweep = -np.inf
         # Whether to remember the ids of expired and evicted clusters for ``evicted()``
         # (the tracker forgets their campaigns by them, without scanning all clusters).
@@ -441,7 +329,7 @@ class Clusterer:
 
     def _rebuild(self, buckets: int) -> None:
         """File every live representative's keys again, in a table of ``buckets`` buckets."""
-        self._table = _BandTable(buckets)
+        self._table = BandTable(buckets)
         live = self._members[self._seen > -np.inf].reshape(-1)
         live = live[live >= 0]
         for lo in range(0, live.size, _CHUNK // BANDS):
@@ -530,6 +418,6 @@ class Clusterer:
         index._sigs[: sigs.shape[0]] = sigs
         rows, places = np.nonzero(members >= 0)
         index._owner[members[rows, places]] = rows
-        wanted = int(sigs.shape[0] * BANDS / _MAX_LOAD / _SLOTS * _GROWTH)
+        wanted = int(sigs.shape[0] * BANDS / _MAX_LOAD / ENTRIES * _GROWTH)
         index._rebuild(max(_MIN_BUCKETS, wanted))
         return index

@@ -1,7 +1,8 @@
 """Sendmail/Postfix milter protocol v6: a sans-I/O codec and the asyncio server over it.
 
 codec.py   bytes <-> frozen-dataclass commands and responses (MilterCodec, encode)
-server.py  serve_milter_connection: one MTA connection, one Scanner.check per message
+session.py Session: one connection's state and replies, one Scanner.check per message
+server.py  serve_milter_connection: reads, decodes and writes for one MTA connection
 """
 
 from __future__ import annotations

@@ -1,314 +1,29 @@
-"""The milter front end: one MTA connection, its SMTP sessions and messages, scanned at end of data.
+"""The milter front end: one MTA connection served over its sans-I/O session (session.py).
 
 The MTA (Postfix ``smtpd_milters``, Sendmail ``INPUT_MAIL_FILTER``) opens one connection per
-SMTP session.  We collect the envelope, macros, headers and body, call ``Scanner.check`` once
-at end of message, and render the Verdict: a reply code, or header edits and Continue.
+SMTP session.  This module reads and decodes its bytes, hands each command to the connection's
+``Session`` and writes the responses back; the Session holds the state and the decisions.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from seawall.config import MilterSettings
 from seawall.errors import MilterViolation
 from seawall.frontends.base import Scanner
-from seawall.frontends.milter.codec import (
-    MAX_PACKET_BYTES,
-    SMFIF,
-    SMFIP,
-    VERSION,
-    Abort,
-    AddHeader,
-    Body,
-    ChangeHeader,
-    Command,
-    Connect,
-    Continue,
-    Data,
-    EndOfHeaders,
-    EndOfMessage,
-    Header,
-    Helo,
-    Macro,
-    MailFrom,
-    MilterCodec,
-    OptionNegotiation,
-    Quarantine,
-    Quit,
-    QuitNewConnection,
-    RcptTo,
-    ReplyCode,
-    Response,
-    TempFail,
-    Unknown,
-    encode,
-)
-from seawall.frontends.render import HEADER_NAMES, reason, smtp_reply, spam_headers
+from seawall.frontends.milter.codec import MAX_PACKET_BYTES, MilterCodec, encode
+from seawall.frontends.milter.session import Session
 from seawall.message import Envelope
-from seawall.policy.model import Action, Verdict
+from seawall.policy.model import Verdict
 
 log = logging.getLogger(__name__)
 
-WANTED_ACTIONS = SMFIF.ADDHDRS | SMFIF.CHGHDRS | SMFIF.QUARANTINE
-# Events we never read, replies we never need to vary (each one saved is a round trip per
-# recipient or header), and header values with their leading space so messages rebuild exactly.
-# Only what the MTA offered is taken: Postfix refuses a reply asking for more.
-WANTED_PROTOCOL = (
-    SMFIP.NOUNKNOWN
-    | SMFIP.NODATA
-    | SMFIP.NOEOH
-    | SMFIP.NR_CONN
-    | SMFIP.NR_HELO
-    | SMFIP.NR_MAIL
-    | SMFIP.NR_RCPT
-    | SMFIP.NR_DATA
-    | SMFIP.NR_UNKN
-    | SMFIP.NR_HDR
-    | SMFIP.NR_EOH
-    | SMFIP.NR_BODY
-    | SMFIP.HDR_LEADSPC
-)
-SUBJECT_PREFIX = "*** SPAM *** "
 READ_BYTES = 256 * 1024
-
-# The flag that, once negotiated, means the MTA expects no reply to that command.
-_NO_REPLY: dict[type[Command], SMFIP] = {
-    Connect: SMFIP.NR_CONN,
-    Helo: SMFIP.NR_HELO,
-    MailFrom: SMFIP.NR_MAIL,
-    RcptTo: SMFIP.NR_RCPT,
-    Data: SMFIP.NR_DATA,
-    Unknown: SMFIP.NR_UNKN,
-    Header: SMFIP.NR_HDR,
-    EndOfHeaders: SMFIP.NR_EOH,
-    Body: SMFIP.NR_BODY,
-    EndOfMessage: SMFIP(0),
-}
-# Events of a message that is already failed: nothing more to collect, tempfail when due.
-_MESSAGE_EVENTS = (RcptTo, Data, Header, EndOfHeaders, Body, EndOfMessage)
-_SPAM_HEADERS = {name.lower() for name in HEADER_NAMES}
-
-
-@dataclass(slots=True)
-class _Message:
-    """One transaction, MAIL FROM to end of data; ``head`` and ``body`` share the size budget."""
-
-    room: int
-    mail_from: str | None = None
-    rcpts: list[str] = field(default_factory=list)
-    head: bytearray = field(default_factory=bytearray)
-    body: bytearray = field(default_factory=bytearray)
-    forged: dict[str, int] = field(default_factory=dict)  # X-Spam-* name -> occurrences
-    subject: str | None = None  # the first Subject, without the leading space
-    failed: bool = False  # an error while no reply was due: tempfail at the next reply
-
-    def keep(self, buffer: bytearray, data: bytes) -> None:
-        """Append what fits; the rest is dropped and the cut message still scanned."""
-        kept = data[: max(self.room, 0)]
-        buffer += kept
-        self.room -= len(kept)
-
-
-class _Session:
-    """The state of one milter connection and the replies to each command."""
-
-    def __init__(
-        self,
-        scanner: Scanner,
-        settings: MilterSettings,
-        log_message: Callable[[Envelope, Verdict], None] | None,
-    ) -> None:
-        self.scanner = scanner
-        self.settings = settings
-        self.log_message = log_message
-        self.actions = SMFIF(0)
-        self.protocol = SMFIP(0)
-        self.negotiated = False
-        self.closed = False
-        self._reset_connection()
-
-    def _reset_connection(self) -> None:
-        self.conn_macros: dict[str, str] = {}
-        self.connect: Connect | None = None
-        self.helo: str | None = None
-        self._reset_message()
-
-    def _reset_message(self) -> None:
-        self.msg_macros: dict[str, str] = {}
-        # Two bytes are kept back for the blank line between header and body.
-        self.message = _Message(room=self.scanner.max_message_bytes - 2)
-
-    def wants_reply(self, command: Command) -> bool:
-        flag = _NO_REPLY.get(type(command))
-        return flag is not None and not (self.protocol & flag)
-
-    def fail(self, command: Command) -> list[Response]:
-        """After an internal error: a tempfail now if a reply is due, else at the next one."""
-        if self.wants_reply(command):
-            self._reset_message()
-            return [TempFail()]
-        self.message.failed = True
-        return []
-
-    async def handle(self, command: Command) -> list[Response]:
-        if isinstance(command, OptionNegotiation):
-            return [self._negotiate(command)]
-        if not self.negotiated:
-            raise MilterViolation(f"{type(command).__name__} before option negotiation")
-        if self.message.failed and isinstance(command, _MESSAGE_EVENTS):
-            return self.fail(command)
-        match command:
-            case Macro(for_command=for_command, macros=macros):
-                # Macros sent for Connect and HELO last the session; the others one message.
-                scope = self.conn_macros if for_command in ("C", "H") else self.msg_macros
-                scope.update((name.strip("{}"), value) for name, value in macros)
-                return []
-            case Abort():
-                self._reset_message()
-                return []
-            case Quit():
-                self.closed = True
-                return []
-            case QuitNewConnection():
-                self._reset_connection()
-                return []
-            case Connect():
-                self.connect = command
-            case Helo(name=name):
-                self.helo = name
-            case MailFrom(address=address):
-                # A new transaction; its macros came just before and stay.
-                self.message = _Message(room=self.scanner.max_message_bytes - 2)
-                self.message.mail_from = address.strip().strip("<>")
-            case RcptTo(address=address):
-                self.message.rcpts.append(address.strip().strip("<>"))
-            case Header(name=name, value=value):
-                self._header(name, value)
-            case Body(chunk=chunk):
-                self.message.keep(self.message.body, chunk)
-            case EndOfMessage(chunk=chunk):
-                self.message.keep(self.message.body, chunk)
-                return await self._end_of_message()
-        return [Continue()] if self.wants_reply(command) else []
-
-    def _negotiate(self, offer: OptionNegotiation) -> OptionNegotiation:
-        if offer.version < 2:
-            raise MilterViolation(f"milter protocol version {offer.version} is too old")
-        self.actions = WANTED_ACTIONS & offer.actions
-        self.protocol = WANTED_PROTOCOL & offer.protocol
-        self.negotiated = True
-        return OptionNegotiation(min(offer.version, VERSION), self.actions, self.protocol)
-
-    def _plain(self, value: str) -> str:
-        # Without SMFIP_HDR_LEADSPC the MTA ate the one space after the colon already.
-        leadspc = self.protocol & SMFIP.HDR_LEADSPC
-        return value[1:] if leadspc and value.startswith(" ") else value
-
-    def _wire(self, value: str) -> str:
-        # With SMFIP_HDR_LEADSPC the MTA writes our values verbatim: the space is ours to add.
-        return f" {value}" if value and self.protocol & SMFIP.HDR_LEADSPC else value
-
-    def _header(self, name: str, value: str) -> None:
-        message = self.message
-        lower = name.lower()
-        if lower in _SPAM_HEADERS:
-            message.forged[lower] = message.forged.get(lower, 0) + 1
-        elif lower == "subject" and message.subject is None:
-            message.subject = self._plain(value)
-        sep = ":" if self.protocol & SMFIP.HDR_LEADSPC else ": "
-        # Folded values arrive with bare "\n" between their lines (Sendmail's internal form).
-        line = f"{name}{sep}{value}".replace("\r\n", "\n").replace("\n", "\r\n") + "\r\n"
-        message.keep(message.head, line.encode("utf-8", "surrogateescape"))
-
-    def macro(self, name: str) -> str | None:
-        return self.msg_macros.get(name) or self.conn_macros.get(name) or None
-
-    def envelope(self) -> Envelope:
-        message = self.message
-        return Envelope(
-            client_ip=self._client_ip(),
-            helo=self.helo,
-            mail_from=message.mail_from,
-            rcpts=tuple(message.rcpts),
-            queue_id=self.macro("i"),
-            hostname=self._hostname(),
-            user=self.macro("auth_authen"),
-        )
-
-    def _client_ip(self) -> str | None:
-        candidates = [self.macro("client_addr")]
-        if self.connect is not None and self.connect.family in ("4", "6"):
-            candidates.insert(0, self.connect.address)
-        for candidate in candidates:
-            # Sendmail writes IPv6 clients as "IPv6:2001:db8::1".
-            text = (candidate or "").removeprefix("IPv6:").removeprefix("ipv6:")
-            with contextlib.suppress(ValueError):
-                return str(ipaddress.ip_address(text))
-        return None
-
-    def _hostname(self) -> str | None:
-        # "unknown" (Postfix) and "[192.0.2.1]" (Sendmail) both mean: no verified rDNS name.
-        names = [self.macro("client_name"), self.connect.hostname if self.connect else None]
-        for name in names:
-            if name and name != "unknown" and not name.startswith("["):
-                return name
-        return None
-
-    async def _end_of_message(self) -> list[Response]:
-        envelope = self.envelope()
-        message = self.message
-        raw = bytes(message.head) + b"\r\n" + bytes(message.body)
-        verdict = await self.scanner.check(envelope, raw)
-        responses = self._render(verdict)
-        if self.log_message is not None:
-            # A broken log sink must not turn a verdict into a tempfail.
-            try:
-                self.log_message(envelope, verdict)
-            except Exception:
-                log.exception("milter: log_message failed")
-        self._reset_message()
-        return responses
-
-    def _render(self, verdict: Verdict) -> list[Response]:
-        action = verdict.action
-        reply = smtp_reply(verdict)
-        if reply is not None:
-            code = self.settings.reject_code
-            if action is not Action.REJECT:
-                code = self.settings.tempfail_code
-            return [ReplyCode(code, reply[2])]
-        responses: list[Response] = []
-        if action is Action.QUARANTINE and self.actions & SMFIF.QUARANTINE:
-            responses.append(Quarantine(reason(verdict)))
-        message = self.message
-        if self.actions & SMFIF.CHGHDRS:
-            # Delete the sender's forged copies, last first so indexes stay valid.
-            for name in HEADER_NAMES:
-                for index in range(message.forged.get(name.lower(), 0), 0, -1):
-                    responses.append(ChangeHeader(index, name, ""))
-        if action is Action.REWRITE_SUBJECT:
-            responses.extend(self._rewrite_subject())
-        if self.actions & SMFIF.ADDHDRS:
-            for name, value in spam_headers(verdict):
-                responses.append(AddHeader(name, self._wire(value)))
-        responses.append(Continue())
-        return responses
-
-    def _rewrite_subject(self) -> list[Response]:
-        subject = self.message.subject
-        if subject is None:
-            if self.actions & SMFIF.ADDHDRS:
-                return [AddHeader("Subject", self._wire(SUBJECT_PREFIX.rstrip()))]
-            return []
-        if subject.startswith(SUBJECT_PREFIX) or not self.actions & SMFIF.CHGHDRS:
-            return []
-        return [ChangeHeader(1, "Subject", self._wire(SUBJECT_PREFIX + subject))]
 
 
 def _quickack(writer: asyncio.StreamWriter) -> Callable[[], None]:
@@ -349,7 +64,7 @@ async def serve_milter_connection(
     peer = writer.get_extra_info("peername")
     quickack = _quickack(writer)
     try:
-        session = _Session(scanner, settings, log_message)
+        session = Session(scanner, settings, log_message)
         while not session.closed:
             data = await reader.read(READ_BYTES)
             if not data:

@@ -16,7 +16,6 @@ from seawall.frontends.spamd.codec import (
     encode_pong,
     encode_result,
     encode_tell,
-    rewrite_message,
 )
 from seawall.frontends.spamd.server import answer, serve_spamd_connection
 
@@ -31,6 +30,5 @@ __all__ = [
     "encode_pong",
     "encode_result",
     "encode_tell",
-    "rewrite_message",
     "serve_spamd_connection",
 ]

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import enum
 import re
-import textwrap
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from seawall.errors import SpamdViolation
@@ -346,51 +345,3 @@ def encode_error(code: ExitCode, reason: str) -> bytes:
     """A status line alone, as spamd sends for errors before it closes the connection."""
     text = " ".join(reason.split())[:500]
     return f"SPAMD/1.0 {code.value} {code.name} {text}".rstrip().encode() + b"\r\n"
-
-
-_FIELD_NAME = re.compile(rb"([^\s:]+)[ \t]*:")
-
-
-def rewrite_message(
-    raw: bytes,
-    add: Sequence[tuple[str, str]],
-    *,
-    remove: Iterable[str] = (),
-    headers_only: bool = False,
-) -> bytes:
-    """``raw`` without the header fields named in ``remove`` and with ``add`` on top.
-
-    Added fields use the message's own line ending and are folded at 78 columns
-    (RFC 5322 §2.1.1).  An mbox "From " line stays first.  ``headers_only`` (the
-    HEADERS command) stops after the blank line that ends the header block;
-    spamc --headers puts the original body back itself.
-    """
-    first = raw.find(b"\n")
-    eol = b"\r\n" if first > 0 and raw[first - 1 : first] == b"\r" else b"\n"
-    ends = [i for i in (raw.find(b"\n\n"), raw.find(b"\n\r\n")) if i >= 0]
-    cut = 0 if raw.startswith((b"\n", b"\r\n")) else min(ends) + 1 if ends else len(raw)
-    lines, rest = re.findall(rb"[^\n]*\n|[^\n]+", raw[:cut]), raw[cut:]
-    top = [lines.pop(0)] if lines and lines[0].startswith(b"From ") else []
-    names = {n.lower().encode() for n in remove}
-    kept: list[bytes] = []
-    dropping = False
-    for line in lines:
-        if not line[:1].isspace():  # a new field; otherwise a continuation of the last one
-            match = _FIELD_NAME.match(line)
-            dropping = match is not None and match.group(1).lower() in names
-        if not dropping:
-            kept.append(line)
-    fields = [_fold(f"{name}: {value}", eol) for name, value in add]
-    head = b"".join(top + fields + kept)
-    if not headers_only:
-        return head + rest
-    if not head.endswith(b"\n"):
-        head += eol  # a message of headers only, without a final newline
-    return head + (rest[: rest.find(b"\n") + 1] or eol)
-
-
-def _fold(field: str, eol: bytes) -> bytes:
-    lines = textwrap.wrap(
-        field, 78, subsequent_indent="\t", break_long_words=False, break_on_hyphens=False
-    )
-    return eol.join(line.encode() for line in lines) + eol

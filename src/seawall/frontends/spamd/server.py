@@ -9,7 +9,13 @@ from collections.abc import Callable
 from seawall.config import SpamdSettings
 from seawall.errors import SpamdViolation, StoreError
 from seawall.frontends.base import Scanner
-from seawall.frontends.render import HEADER_NAMES, report, smtp_reply, spam_headers
+from seawall.frontends.render import (
+    HEADER_NAMES,
+    report,
+    rewrite_message,
+    smtp_reply,
+    spam_headers,
+)
 from seawall.frontends.spamd.codec import (
     Command,
     ExitCode,
@@ -20,7 +26,6 @@ from seawall.frontends.spamd.codec import (
     encode_pong,
     encode_result,
     encode_tell,
-    rewrite_message,
 )
 from seawall.message import Envelope
 from seawall.policy.model import Action, Verdict
