@@ -1,0 +1,130 @@
+"""The ``seawall`` command: scan | learn | eval | serve | config check | demo."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from seawall import __version__
+from seawall.cli.campaigns import cmd_campaigns
+from seawall.cli.common import common_arguments
+from seawall.cli.demo import cmd_demo
+from seawall.cli.dnsbl import cmd_dnsbl_test
+from seawall.cli.reputation import cmd_reputation
+from seawall.cli.scan import cmd_eval, cmd_learn, cmd_scan
+from seawall.cli.serve import cmd_config_check, cmd_serve
+from seawall.cli.simulate import cmd_simulate
+from seawall.errors import SeawallError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="seawall", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"seawall {__version__}")
+    common = common_arguments()
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    scan = sub.add_parser("scan", parents=[common], help="score messages")
+    scan.add_argument("paths", nargs="+", metavar="PATH", help="file, tree, Maildir or mbox")
+    scan.add_argument("--json", action="store_true", help="one JSON object per message")
+    scan.add_argument("--workers", type=int, default=0, help="processes (default: cores)")
+    scan.add_argument("--profile", action="store_true", help="per-stage times on stderr")
+    scan.set_defaults(func=cmd_scan)
+
+    learn = sub.add_parser("learn", parents=[common], help="teach the classifier")
+    learn.add_argument("--spam", nargs="+", metavar="PATH", default=[])
+    learn.add_argument("--ham", nargs="+", metavar="PATH", default=[])
+    learn.set_defaults(func=cmd_learn)
+
+    ev = sub.add_parser("eval", parents=[common], help="measure accuracy on labelled mail")
+    ev.add_argument("--spam", nargs="+", metavar="PATH", default=[])
+    ev.add_argument("--ham", nargs="+", metavar="PATH", default=[])
+    ev.add_argument("--train-fraction", type=float, default=0.5)
+    ev.add_argument("--seed", type=int, default=0, help="split seed (0: SHA-1 of the basename)")
+    ev.add_argument("--online", action="store_true", help="TREC-style: score, then learn")
+    ev.add_argument("--json", action="store_true")
+    ev.add_argument("--workers", type=int, default=0)
+    ev.add_argument("--profile", action="store_true")
+    ev.set_defaults(func=cmd_eval)
+
+    serve = sub.add_parser("serve", parents=[common], help="milter, spamd, HTTP and policy")
+    serve.add_argument("--workers", type=int, default=0, help="processes (default: config)")
+    serve.set_defaults(func=cmd_serve)
+
+    campaigns = sub.add_parser("campaigns", parents=[common], help="list or judge campaigns")
+    campaigns.add_argument("action", nargs="?", choices=["list", "mark"], default="list")
+    campaigns.add_argument("rest", nargs="*", metavar="ID spam|ham")
+    campaigns.add_argument("--json", action="store_true", help="one JSON object per campaign")
+    campaigns.add_argument("--min-count", type=int, default=2, help="smallest campaign shown")
+    campaigns.set_defaults(func=cmd_campaigns)
+
+    rep = sub.add_parser("reputation", parents=[common], help="an address's sender reputation")
+    rep.add_argument("ip", help="IPv4 or IPv6 address")
+    rep.add_argument("--json", action="store_true", help="one JSON object")
+    rep.set_defaults(func=cmd_reputation)
+
+    config = sub.add_parser("config", help="configuration tools")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    check = config_sub.add_parser("check", parents=[common], help="validate a config file")
+    check.add_argument("file", metavar="FILE")
+    check.set_defaults(func=cmd_config_check)
+
+    dnsbl = sub.add_parser("dnsbl", help="DNS block list tools")
+    dnsbl_sub = dnsbl.add_subparsers(dest="dnsbl_command", required=True)
+    dnsbl_test = dnsbl_sub.add_parser(
+        "test", parents=[common], help="ask each list for its RFC 5782 test entries"
+    )
+    dnsbl_test.set_defaults(func=cmd_dnsbl_test)
+
+    from seawall.sim.model import SimSettings
+
+    sim_defaults = SimSettings()
+    sim = sub.add_parser("simulate", parents=[common], help="a seeded botnet spam run")
+    sim.add_argument("--seed", type=int, default=sim_defaults.seed)
+    sim.add_argument("--campaigns", type=int, default=sim_defaults.campaigns)
+    sim.add_argument("--zombies", type=int, default=sim_defaults.zombies)
+    sim.add_argument("--hours", type=float, default=sim_defaults.hours, help="simulated time")
+    sim.add_argument("--peak-per-hour", type=int, default=sim_defaults.peak_per_hour)
+    sim.add_argument("--ham-per-hour", type=int, default=sim_defaults.ham_per_hour)
+    sim.add_argument("--newsletters", type=int, default=sim_defaults.newsletters)
+    sim.add_argument("--worm-share", type=float, default=sim_defaults.worm_share)
+    sim.add_argument(
+        "--speed", type=float, default=sim_defaults.speed, help="simulated s per real s (--to)"
+    )
+    target = sim.add_mutually_exclusive_group()
+    target.add_argument("--out", metavar="DIR", help="write N.eml files and envelopes.jsonl")
+    target.add_argument("--to", metavar="URL", help="smtp://host:port or http://host:port")
+    sim.add_argument("--truth", metavar="FILE", help="ground truth (and outcomes) as JSONL")
+    sim.add_argument("--radius", metavar="FILE", help="FreeRADIUS detail file of the sessions")
+    sim.add_argument("--workers", type=int, default=8, help="concurrent sends with --to")
+    sim.set_defaults(func=cmd_simulate)
+
+    demo = sub.add_parser("demo", parents=[common], help="learn and scan a public corpus")
+    demo.add_argument("--workers", type=int, default=0)
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    from seawall.errors import ConfigError
+
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except ConfigError as exc:
+        print(f"seawall: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except SeawallError as exc:
+        print(f"seawall: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,200 @@
+"""``seawall scan``, ``learn`` and ``eval``: score, teach and measure on files and mailboxes."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from seawall import evaluation
+from seawall.batch import Record, scan_units
+from seawall.cli.common import config_from
+from seawall.config import load_config
+from seawall.engine import WAIT_STAGES, StageTimes
+from seawall.errors import SeawallError
+from seawall.evaluation import Labelled, Metrics, learn_all, state_or_temporary
+from seawall.sources import Unit, iter_units
+
+
+def _units(paths: Sequence[str]) -> list[Unit]:
+    try:
+        return list(iter_units(paths))
+    except FileNotFoundError as exc:
+        raise SeawallError(f"no such file or directory: {exc.args[0]}") from None
+
+
+class _Progress:
+    """A tqdm bar on stderr when stderr is a terminal; silent otherwise."""
+
+    def __init__(self, total: int, desc: str) -> None:
+        self.bar: Any = None
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=desc, unit="msg", file=sys.stderr, leave=False)
+
+    def __call__(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _top_symbols(record: Record, n: int = 4) -> str:
+    ranked = sorted(record.symbols.items(), key=lambda kv: -abs(kv[1]))[:n]
+    return " ".join(f"{name}({score:+.1f})" for name, score in ranked if score)
+
+
+def _print_table_row(record: Record, width: int) -> None:
+    path = record.path if len(record.path) <= width else "…" + record.path[-(width - 1) :]
+    lang = record.language or "-"
+    print(
+        f"{path:<{width}} {record.action:<12} {record.score:7.2f} {lang:<3} {_top_symbols(record)}"
+    )
+
+
+def _print_profile(times: StageTimes, out: Any) -> None:
+    if not times.messages:
+        return
+    work = {k: v for k, v in times.seconds.items() if k not in WAIT_STAGES}
+    total = sum(work.values())
+    print(f"per-stage profile over {times.messages} messages (ms/msg):", file=out)
+    for stage, seconds in sorted(work.items(), key=lambda kv: -kv[1]):
+        ms = seconds * 1000 / times.messages
+        print(f"  {stage:<12} {ms:8.3f}  {seconds / total * 100:5.1f}%", file=out)
+    print(f"  {'total':<12} {total * 1000 / times.messages:8.3f}", file=out)
+    waits = {k: v for k, v in times.seconds.items() if k in WAIT_STAGES}
+    if waits:
+        print("waits, other messages' work runs meanwhile (ms/msg):", file=out)
+        for stage, seconds in sorted(waits.items(), key=lambda kv: -kv[1]):
+            print(f"  {stage:<12} {seconds * 1000 / times.messages:8.3f}", file=out)
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    config = config_from(args)
+    units = _units(args.paths)
+    workers = args.workers or os.cpu_count() or 1
+    times = StageTimes()
+    progress = _Progress(len(units), "scan")
+    counts: Counter[str] = Counter()
+    encoder = msgspec.json.Encoder()
+    out = sys.stdout.buffer
+    width = 60
+    if not args.json:
+        print(f"{'path':<{width}} {'action':<12} {'score':>7} {'lng':<3} symbols")
+    t0 = time.perf_counter()
+    n = 0
+    for record in scan_units(units, config, workers=workers, times=times):
+        n += 1
+        counts[record.action] += 1
+        if args.json:
+            out.write(encoder.encode(record) + b"\n")
+        else:
+            _print_table_row(record, width)
+        progress(1)
+    seconds = time.perf_counter() - t0
+    progress.close()
+    out.flush()
+    summary_to = sys.stderr if args.json else sys.stdout
+    rate = n / seconds if seconds > 0 else 0.0
+    actions = ", ".join(f"{action}: {count}" for action, count in counts.most_common())
+    print(
+        f"scanned {n} messages in {seconds:.2f}s ({rate:.1f} msg/s, {workers} workers)"
+        f"{'; ' + actions if actions else ''}",
+        file=summary_to,
+    )
+    if args.profile:
+        _print_profile(times, sys.stderr)
+    return 0
+
+
+def _labelled(spam: Sequence[str], ham: Sequence[str]) -> list[Labelled]:
+    out = [Labelled(u, True) for u in _units(spam)]
+    out += [Labelled(u, False) for u in _units(ham)]
+    return out
+
+
+def cmd_learn(args: argparse.Namespace) -> int:
+    if not args.spam and not args.ham:
+        raise SeawallError("give --spam PATH... and/or --ham PATH...")
+    config = config_from(args)
+    items = _labelled(args.spam, args.ham)
+    progress = _Progress(len(items), "learn")
+    t0 = time.perf_counter()
+    try:
+        learned = learn_all(items, config, progress)
+    finally:
+        progress.close()
+    seconds = time.perf_counter() - t0
+    print(
+        f"learned {learned.changed} of {len(items)} messages in {seconds:.1f}s "
+        f"({len(items) - learned.changed} already known with that label); "
+        f"the classifier now knows {learned.spam_total} spam and {learned.ham_total} ham "
+        f"({config.state_dir})"
+    )
+    return 0
+
+
+def _print_metrics(metrics: Metrics, title: str) -> None:
+    print(title)
+    print(f"  messages            {metrics.spam} spam, {metrics.ham} ham")
+    print(f"  ROC AUC             {metrics.roc_auc:.6f}   (1-ROCA)% {metrics.one_minus_roca_pct}")
+    print(f"  recall @ 0.1% FPR   {metrics.recall_at_fpr_01 * 100:.2f}%")
+    print(f"  recall @ 1% FPR     {metrics.recall_at_fpr_1 * 100:.2f}%")
+    print(
+        f"  default action      recall {metrics.recall_at_action * 100:.2f}%, "
+        f"FPR {metrics.fpr_at_action * 100:.3f}%"
+    )
+    print(f"  speed               {metrics.msgs_per_s} msg/s")
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    items = _labelled(args.spam, args.ham)
+    if not any(i.spam for i in items) or all(i.spam for i in items):
+        raise SeawallError("eval needs both --spam and --ham messages")
+    # Without --state the evaluation learns into a throw-away state dir.
+    with state_or_temporary(args.state, "seawall-eval-") as state:
+        config = load_config(Path(args.config) if args.config else None, state_dir=state)
+        progress = _Progress(len(items), "eval")
+        try:
+            if args.online:
+                outcome = evaluation.run_online(items, config, seed=args.seed, progress=progress)
+            else:
+                train, test = evaluation.split(items, args.train_fraction, args.seed)
+                workers = args.workers or os.cpu_count() or 1
+                outcome = evaluation.run_offline(
+                    train, test, config, workers=workers, progress=progress
+                )
+        finally:
+            progress.close()
+    if args.json:
+        doc = {
+            "mode": "online" if args.online else "offline",
+            "train_fraction": None if args.online else args.train_fraction,
+            "seed": args.seed,
+            **outcome.metrics.as_dict(),
+            "learn_s": round(outcome.learn_s, 2),
+        }
+        sys.stdout.buffer.write(msgspec.json.encode(doc) + b"\n")
+    else:
+        mode = (
+            "online (each message scored, then learned)"
+            if args.online
+            else (
+                f"offline (learned {outcome.learned[0]} spam + {outcome.learned[1]} ham "
+                f"in {outcome.learn_s:.1f}s, scored the rest)"
+            )
+        )
+        _print_metrics(outcome.metrics, f"evaluation, {mode}")
+    if args.profile:
+        _print_profile(outcome.times, sys.stderr)
+    return 0
