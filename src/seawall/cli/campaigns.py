@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import time
 from pathlib import Path
 
 import msgspec
@@ -16,22 +15,17 @@ from seawall.errors import SeawallError
 
 
 def cmd_campaigns(args: argparse.Namespace) -> int:
-    from seawall.campaigns import wire
+    """The live tracker's campaigns when ``seawall serve`` runs on this state dir, else the
+    saved ones (a mark is then saved for the next start)."""
+    from seawall.serve import tracker as campaign_tracker
 
     config = config_from(args)
-    live = wire.running(config)
     if args.action == "mark":
         if len(args.rest) != 2 or args.rest[1] not in ("spam", "ham"):
             raise SeawallError("usage: seawall campaigns mark ID spam|ham")
         cid, label = args.rest
-        if live:
-            sample = asyncio.run(wire.RemoteTracker(wire.address(config)).mark(cid, label))
-        else:
-            tracker = wire.load(config)
-            campaign = tracker.mark(cid, label, time.time())
-            sample = campaign.sample if campaign is not None else None
-            if campaign is not None:
-                wire.save(config, tracker)
+        with campaign_tracker.connect(config) as tracker:
+            sample = asyncio.run(tracker.mark(cid, label))
         if sample is None:
             raise SeawallError(f"no campaign {cid}")
         if not sample:  # its first copy's verdict has not come back yet
@@ -42,10 +36,8 @@ def cmd_campaigns(args: argparse.Namespace) -> int:
         return 0
     if args.rest:
         raise SeawallError("usage: seawall campaigns [--json] | seawall campaigns mark ID spam|ham")
-    if live:
-        listing = asyncio.run(wire.RemoteTracker(wire.address(config)).listing(args.min_count))
-    else:
-        listing = wire.load(config).listing(time.time(), min_count=args.min_count)
+    with campaign_tracker.connect(config) as tracker:
+        listing = asyncio.run(tracker.listing(args.min_count))
     if args.json:
         for item in listing:
             sys.stdout.buffer.write(msgspec.json.encode(item) + b"\n")
