@@ -1,4 +1,9 @@
-"""The ``seawall`` command: scan | learn | eval | serve | config check | demo."""
+"""The ``seawall`` command: scan | learn | eval | serve | config check | campaigns |
+reputation | dnsbl test | simulate | demo.
+
+Each command family has its module here (scan.py, serve.py, campaigns.py, ...); this one
+builds the parser and dispatches.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +25,10 @@ from seawall.errors import SeawallError
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="seawall", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="seawall",
+        description="Seawall: score mail, see the campaigns of a spam run, and serve the MTA.",
+    )
     parser.add_argument("--version", action="version", version=f"seawall {__version__}")
     common = common_arguments()
     sub = parser.add_subparsers(dest="command", required=True)
