@@ -2,7 +2,8 @@
 
 It owns the only copy of the LSH index and the registry, so every worker
 process sees the same campaigns (``seawall serve`` runs it as its own process
-and the workers reach it over a unix socket, see ``wire.py``).  It also keeps
+and the workers reach it over a unix socket: protocol.py, server.py, remote.py,
+and serve/tracker.py for the process).  It also keeps
 the local URI blocklist (domains of confirmed spam campaigns, with expiry) and
 raises outbreak alerts.
 
