@@ -1,22 +1,50 @@
 """One typed settings tree, loaded from a TOML file; the defaults are embedded mode.
 
-Unknown keys are errors.  Environment variables override the file:
-``SEAWALL_STATE`` sets ``state_dir``.  Units are in the names (``timeout_s``).
+Unknown keys are errors.  Units are in the names (``timeout_s``).  The environment overrides
+the file: ``SEAWALL_SERVE__WORKERS=4`` sets ``[serve] workers``, sections joined by ``__``
+(:func:`env_overrides`); ``SEAWALL_STATE`` and ``load_config(state_dir=)`` override
+``state_dir`` after that.
 """
 
 from __future__ import annotations
 
+import difflib
+import functools
+import logging
 import os
+import re
 import tomllib
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, NamedTuple, dataclass_transform
 
 import msgspec
+from msgspec import inspect as mi
 
 from seawall.errors import ConfigError
 
+log = logging.getLogger("seawall.config")
 
-class Limits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+
+class _SectionMeta(msgspec.StructMeta):
+    """Makes every :class:`Section` keyword-only: msgspec applies ``kw_only`` only to the
+    fields of the class that sets it, while ``frozen`` and ``forbid_unknown_fields`` are
+    inherited."""
+
+    def __new__(
+        mcls, name: str, bases: tuple[type, ...], namespace: dict[str, Any], /, **options: Any
+    ) -> _SectionMeta:
+        options.setdefault("kw_only", True)
+        return super().__new__(mcls, name, bases, namespace, **options)
+
+
+# The decorator tells type checkers what the metaclass and msgspec do at run time.
+@dataclass_transform(frozen_default=True, kw_only_default=True, field_specifiers=(msgspec.field,))
+class Section(msgspec.Struct, metaclass=_SectionMeta, frozen=True, forbid_unknown_fields=True):
+    """A table of the settings file: frozen, keyword-only, and an unknown key is an error."""
+
+
+class Limits(Section):
     # Bigger messages are scored on their first max_message_bytes; raise for fax/scan gateways.
     max_message_bytes: int = 20 * 1024 * 1024
     # MIME parts walked; worm and bomb mail uses thousands to exhaust filters.
@@ -33,14 +61,14 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     max_urls: int = 500
 
 
-class Trusted(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class Trusted(Section):
     # Relays we run ourselves: Received hops from these are not "the first untrusted hop".
     networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
     # Treat RFC 1918 / ULA addresses as our own relays (typical behind a load balancer).
     private_is_trusted: bool = True
 
 
-class ClassifierSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class ClassifierSettings(Section):
     enabled: bool = True
     # Learned messages of each class before the classifier votes (avoids noise at start).
     min_learns: int = 50
@@ -59,7 +87,7 @@ class ClassifierSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unkno
     margin_scale: float = 12.0
 
 
-class HeadersSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class HeadersSettings(Section):
     enabled: bool = True
     # A Date this far ahead of the scan is forged; raise if your users' clocks are badly off.
     date_future_s: float = 2 * 3600.0
@@ -71,12 +99,12 @@ class HeadersSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     providers: tuple[tuple[str, ...], ...] = ()
 
 
-class ReceivedSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class ReceivedSettings(Section):
     # The first external hop's HELO, rDNS and path (RCVD_*); [isp] dynamic names our pools.
     enabled: bool = True
 
 
-class LanguageSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class LanguageSettings(Section):
     enabled: bool = True
     # Score added per detected language, e.g. {de = 3.0} for an English-speaking customer base.
     scores: dict[str, float] = msgspec.field(default_factory=dict)
@@ -86,7 +114,7 @@ class LanguageSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     unknown_min_letters: int = 100
 
 
-class UrlsSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class UrlsSettings(Section):
     enabled: bool = True
     # More links than this in one message looks like a link farm.
     many_urls: int = 30
@@ -96,7 +124,7 @@ class UrlsSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     redirectors: tuple[str, ...] = ()
 
 
-class CampaignSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class CampaignSettings(Section):
     enabled: bool = True
     # Copies of one message before it counts as a campaign (and gets CAMPAIGN).
     min_copies: int = 3
@@ -122,7 +150,7 @@ class CampaignSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     snapshot_interval_s: float = 30.0
 
 
-class ReputationSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class ReputationSettings(Section):
     enabled: bool = True
     # Counts halve this often: a dynamic address changes hands within hours.
     half_life_s: Annotated[float, msgspec.Meta(gt=0)] = 6 * 3600.0
@@ -146,7 +174,7 @@ class ReputationSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unkno
     cache_s: float = 2.0
 
 
-class ClamavSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class ClamavSettings(Section):
     # Off by default: it needs a running clamd (Debian: apt install clamav-daemon).
     enabled: bool = False
     # clamd's LocalSocket path (Debian's is below) or its "TCPAddr:TCPSocket" ("127.0.0.1:3310").
@@ -171,7 +199,7 @@ class ClamavSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     max_connections: Annotated[int, msgspec.Meta(ge=1)] = 8
 
 
-class DnsListSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class DnsListSettings(Section):
     # Short name shown in symbol options, logs and `seawall dnsbl test`.
     name: str
     # The zone queried: "zen.spamhaus.org", or with Spamhaus DQS "KEY.zen.dq.spamhaus.net".
@@ -269,7 +297,7 @@ _SURBL = DnsListSettings(
 )
 
 
-class DnsblSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class DnsblSettings(Section):
     # Off by default: Spamhaus refuses queries from public resolvers, and the embedded demo
     # runs offline.  docs/dnsbl.md: a local recursive resolver or a DQS key, then true.
     enabled: bool = False
@@ -291,7 +319,7 @@ class DnsblSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     lists: tuple[DnsListSettings, ...] = (_ZEN, _DBL, _SURBL)
 
 
-class AttachmentsSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class AttachmentsSettings(Section):
     enabled: bool = True
     # Extensions that run code (or mount a disk image) when opened on Windows; remove one
     # your users exchange legitimately, add one your users' malware mail uses.
@@ -326,7 +354,7 @@ class AttachmentsSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unkn
     max_declared_bytes: Annotated[int, msgspec.Meta(ge=0)] = 1024**3
 
 
-class Detectors(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class Detectors(Section):
     classifier: ClassifierSettings = ClassifierSettings()
     headers: HeadersSettings = HeadersSettings()
     received: ReceivedSettings = ReceivedSettings()
@@ -339,19 +367,19 @@ class Detectors(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     reputation: ReputationSettings = ReputationSettings()
 
 
-class IspSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class IspSettings(Section):
     # The ISP's own address space (subscribers, relays): sources in it count as "own".
     networks: tuple[str, ...] = ()
     # Its dial-up, DSL and cable pools: a source in them is dynamic whatever its rDNS says.
     dynamic: tuple[str, ...] = ()
 
 
-class EngineSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class EngineSettings(Section):
     # Budget for the network-bound detectors of one message.
     io_timeout_s: float = 2.0
 
 
-class MilterSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class MilterSettings(Section):
     # "host:port" or "unix:/path"; "" turns the milter off.  Postfix: smtpd_milters = inet:...
     listen: str = "127.0.0.1:7381"
     # Reply text is prefixed with the code; Postfix logs it and shows it to the sender.
@@ -359,14 +387,14 @@ class MilterSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     tempfail_code: str = "451 4.7.1"
 
 
-class SpamdSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class SpamdSettings(Section):
     # "host:port" or "unix:/path" for spamc (SPAMC/1.5); "" turns it off.
     listen: str = "127.0.0.1:7783"
     # Allow TELL (spamc -L spam|ham) to teach the classifier; off where users are untrusted.
     allow_tell: bool = True
 
 
-class HttpSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class HttpSettings(Section):
     # "host:port" for /checkv2, /learnspam, /learnham, /ping, /stat and /api; "" turns it off.
     listen: str = "127.0.0.1:7380"
     # Allow /learnspam and /learnham; turn off if the port is reachable by untrusted clients.
@@ -375,7 +403,7 @@ class HttpSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     keepalive_s: float = 30.0
 
 
-class PolicySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class PolicySettings(Section):
     # "host:port" for Postfix check_policy_service; "" turns it off.
     listen: str = "127.0.0.1:7382"
     # Sliding window for connection and recipient rates; shorter reacts faster to a flood.
@@ -398,7 +426,7 @@ class PolicySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     on_store_error: Literal["dunno", "defer"] = "dunno"
 
 
-class ServeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class ServeSettings(Section):
     # Worker processes; 0 runs one per core.  Each serves every enabled front end.
     workers: Annotated[int, msgspec.Meta(ge=0)] = 0
     # Wall-clock seconds one message may take, queueing for a scan slot included; the MTA's
@@ -425,7 +453,7 @@ class ServeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     policy: PolicySettings = PolicySettings()
 
 
-class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class Config(Section):
     # Where the embedded store (SQLite) lives; --state and SEAWALL_STATE override it.
     state_dir: str = "var"
     # A site scores file merged over the packaged one.
@@ -438,18 +466,147 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     serve: ServeSettings = ServeSettings()
 
 
+ENV_PREFIX = "SEAWALL_"
+# SEAWALL_ variables that are not configuration keys and never become ones.
+ENV_NOT_KEYS = frozenset({"SEAWALL_STATE", "SEAWALL_CORPORA", "SEAWALL_CORPUS_CACHE"})
+_ENV_NESTING = "__"
+_ERROR_AT = re.compile(r" - at `\$([^`]*)`$")  # msgspec's "- at `$.serve.workers`"
+
+
+class EnvOverride(NamedTuple):
+    """One configuration key set by an environment variable."""
+
+    variable: str  # "SEAWALL_SERVE__WORKERS"
+    key: tuple[str, ...]  # ("serve", "workers")
+    value: object  # 4
+
+
+def env_overrides(environ: Mapping[str, str] | None = None) -> list[EnvOverride]:
+    """The configuration keys ``environ`` (default: ``os.environ``) sets, sorted by name.
+
+    ``SEAWALL_`` + the key's path in upper case, tables joined by ``__``:
+    ``SEAWALL_DETECTORS__DNSBL__ENABLED=true``, ``SEAWALL_STATE_DIR=/srv/seawall``.  A value
+    is read as a TOML value if it is one (``4``, ``0.5``, ``true``, ``["10.0.0.0/8"]``,
+    ``"quoted"``, ``{de = 3.0}``), else as the string it is; a key that takes a string takes
+    any unquoted value as written.  A variable with ``__`` in its name that names no key is
+    a ConfigError; other ``SEAWALL_`` variables that name no key (``SEAWALL_STATE``) are not
+    overrides.
+    """
+    environ = os.environ if environ is None else environ
+    root = _tree()
+    found = []
+    for variable in sorted(environ):
+        if not variable.startswith(ENV_PREFIX) or variable in ENV_NOT_KEYS:
+            continue
+        key = tuple(variable[len(ENV_PREFIX) :].lower().split(_ENV_NESTING))
+        leaf = _key_type(root, key)
+        if leaf is None:
+            if _ENV_NESTING not in variable:
+                continue  # not meant for us: SEAWALL_CORPORA and the like
+            raise ConfigError(f"{variable}: no such configuration key{_did_you_mean(variable)}")
+        if isinstance(leaf, mi.StructType):
+            example = f"{variable}{_ENV_NESTING}{leaf.fields[0].encode_name.upper()}"
+            raise ConfigError(
+                f"{variable}: [{'.'.join(key)}] is a table; set its keys one by one ({example})"
+            )
+        found.append(EnvOverride(variable, key, _env_value(environ[variable], leaf)))
+    return found
+
+
+@functools.cache
+def _tree() -> mi.StructType:
+    tree = mi.type_info(Config)
+    assert isinstance(tree, mi.StructType)
+    return tree
+
+
+def _key_type(root: mi.StructType, key: tuple[str, ...]) -> mi.Type | None:
+    node: mi.Type = root
+    for name in key:
+        if not isinstance(node, mi.StructType):
+            return None
+        field = next((f for f in node.fields if f.encode_name == name), None)
+        if field is None:
+            return None
+        node = field.type
+    return node
+
+
+def _env_names(node: mi.StructType, prefix: str = ENV_PREFIX) -> Iterator[str]:
+    """The variable of every key below ``node``."""
+    for field in node.fields:
+        name = prefix + field.encode_name.upper()
+        if isinstance(field.type, mi.StructType):
+            yield from _env_names(field.type, name + _ENV_NESTING)
+        else:
+            yield name
+
+
+def _did_you_mean(variable: str) -> str:
+    close = difflib.get_close_matches(variable, _env_names(_tree()), n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _env_value(text: str, leaf: mi.Type) -> object:
+    try:
+        document = tomllib.loads(f"v = {text}\n")
+    except tomllib.TOMLDecodeError:
+        return text
+    if document.keys() != {"v"}:  # more than one value: "1\nw = 2"
+        return text
+    value = document["v"]
+    takes_string = isinstance(leaf, mi.StrType) or (
+        isinstance(leaf, mi.UnionType) and any(isinstance(t, mi.StrType) for t in leaf.types)
+    )
+    if takes_string and not isinstance(value, str):
+        return text  # SEAWALL_SERVE__MILTER__LISTEN=7381 means the string "7381"
+    return value
+
+
+def _set(data: dict[str, Any], key: tuple[str, ...], value: object) -> None:
+    for name in key[:-1]:
+        table = data.get(name)
+        if not isinstance(table, dict):
+            table = data[name] = {}
+        data = table
+    data[key[-1]] = value
+
+
+def _blame(exc: msgspec.ValidationError, overrides: list[EnvOverride], path: Path | None) -> str:
+    """The variable or file a validation error comes from."""
+    at = _ERROR_AT.search(str(exc))
+    if at is not None:
+        where = tuple(re.sub(r"\[[^]]*\]", "", at.group(1)).split(".")[1:])
+        for override in overrides:
+            if where[: len(override.key)] == override.key:
+                return override.variable
+    return str(path) if path is not None else "the environment"
+
+
 def load_config(path: Path | None = None, *, state_dir: str | None = None) -> Config:
-    """Load ``path`` (or the defaults), then apply the environment and ``state_dir``."""
-    config = Config()
+    """Load ``path`` (or the defaults), then apply the environment and ``state_dir``.
+
+    Precedence: defaults < file < ``SEAWALL_*`` key overrides (:func:`env_overrides`) <
+    ``SEAWALL_STATE`` < ``state_dir``.  Values are validated after the overrides, so a bad
+    one is a ConfigError naming its variable; values are never logged.
+    """
+    data: dict[str, Any] = {}
     if path is not None:
         try:
             data = tomllib.loads(path.read_text("utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"{path}: {exc}") from None
+    overrides = env_overrides()
+    for override in overrides:
+        _set(data, override.key, override.value)
+    if overrides:
+        log.info("set by the environment: %s", ", ".join(o.variable for o in overrides))
+    config = Config()
+    if path is not None or overrides:
         try:
             config = msgspec.convert(data, Config)
         except msgspec.ValidationError as exc:
-            raise ConfigError(f"{path}: {exc}") from None
+            raise ConfigError(f"{_blame(exc, overrides, path)}: {exc}") from None
     env_state = os.environ.get("SEAWALL_STATE")
     if state_dir is not None:
         config = msgspec.structs.replace(config, state_dir=state_dir)

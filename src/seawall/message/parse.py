@@ -8,10 +8,10 @@ exception.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import msgspec
 
+from seawall.config import Config, Limits, Trusted
 from seawall.message import defects as d
 from seawall.message.defects import Defects
 from seawall.message.headers import decode_words, read_fields
@@ -20,14 +20,13 @@ from seawall.message.model import Envelope, Headers, Hop, Message
 from seawall.message.received import parse_received, trusted_networks
 from seawall.message.urls import collect_urls
 
-if TYPE_CHECKING:
-    from seawall.config import Config
-
 _MAX_RECEIVED = 100  # Received fields parsed into hops
 # Machine fields whose encoded words wrap binary blobs, not text: Microsoft 365 adds ~60
 # words of base64 to every message, and decoding them cost more than the rest of a parse.
 _OPAQUE_FIELDS = ("x-microsoft-antispam", "x-ms-exchange-")
 _CONTROL_BYTES = bytes(range(9)) + b"\x0b\x0c" + bytes(range(14, 32)) + b"\x7f"
+_LIMITS = Limits()
+_TRUSTED = Trusted()
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,15 +37,16 @@ class ParseLimits:
     30
     """
 
-    max_message_bytes: int = 20 * 1024 * 1024
-    max_parts: int = 1000
-    max_depth: int = 30
-    max_header_bytes: int = 64 * 1024
-    max_text_chars: int = 200_000
-    max_part_bytes: int = 10 * 1024 * 1024
-    max_urls: int = 500
-    trusted_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
-    private_is_trusted: bool = True
+    # The defaults are config's, read once here: building a ParseLimits costs the same.
+    max_message_bytes: int = _LIMITS.max_message_bytes
+    max_parts: int = _LIMITS.max_parts
+    max_depth: int = _LIMITS.max_depth
+    max_header_bytes: int = _LIMITS.max_header_bytes
+    max_text_chars: int = _LIMITS.max_text_chars
+    max_part_bytes: int = _LIMITS.max_part_bytes
+    max_urls: int = _LIMITS.max_urls
+    trusted_networks: tuple[str, ...] = _TRUSTED.networks
+    private_is_trusted: bool = _TRUSTED.private_is_trusted
 
     @classmethod
     def from_config(cls, config: Config) -> ParseLimits:
