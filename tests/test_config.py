@@ -178,23 +178,24 @@ def test_env_bad_value_is_an_error_naming_the_variable(
 
 
 def test_other_seawall_variables_are_not_overrides(env: pytest.MonkeyPatch) -> None:
-    from seawall.config import ENV_NOT_KEYS, env_overrides
+    from seawall.config import Config
+    from seawall.environment import ENV_NOT_KEYS, env_overrides
 
     env.setenv("SEAWALL_STATE", "/from/state")
     env.setenv("SEAWALL_CORPORA", "/corpora")
     env.setenv("SEAWALL_CORPUS_CACHE", "/cache")
     env.setenv("SEAWALL_SOMETHING_ELSE", "1")  # no "__": not meant as a key
-    assert env_overrides() == []
+    assert env_overrides(Config) == []
     assert load_config().state_dir == "/from/state"
     # SEAWALL_STATE still beats the state_dir key, from the file or the environment.
     env.setenv("SEAWALL_STATE_DIR", "/from/key")
-    assert [o.variable for o in env_overrides()] == ["SEAWALL_STATE_DIR"]
+    assert [o.variable for o in env_overrides(Config)] == ["SEAWALL_STATE_DIR"]
     assert load_config().state_dir == "/from/state"
     assert load_config(state_dir="/from/flag").state_dir == "/from/flag"
     env.delenv("SEAWALL_STATE")
     assert load_config().state_dir == "/from/key"
     # None of the reserved names could ever name a key.
-    assert not any(env_overrides(dict.fromkeys(ENV_NOT_KEYS, "x")))
+    assert not any(env_overrides(Config, dict.fromkeys(ENV_NOT_KEYS, "x")))
 
 
 def test_env_values_are_not_logged(

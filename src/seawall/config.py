@@ -2,25 +2,21 @@
 
 Unknown keys are errors.  Units are in the names (``timeout_s``).  The environment overrides
 the file: ``SEAWALL_SERVE__WORKERS=4`` sets ``[serve] workers``, sections joined by ``__``
-(:func:`env_overrides`); ``SEAWALL_STATE`` and ``load_config(state_dir=)`` override
+(``environment.py``); ``SEAWALL_STATE`` and ``load_config(state_dir=)`` override
 ``state_dir`` after that.
 """
 
 from __future__ import annotations
 
-import difflib
-import functools
 import logging
 import os
-import re
 import tomllib
-from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal, NamedTuple, dataclass_transform
+from typing import Annotated, Any, Literal, dataclass_transform
 
 import msgspec
-from msgspec import inspect as mi
 
+from seawall import environment
 from seawall.errors import ConfigError
 
 log = logging.getLogger("seawall.config")
@@ -466,127 +462,10 @@ class Config(Section):
     serve: ServeSettings = ServeSettings()
 
 
-ENV_PREFIX = "SEAWALL_"
-# SEAWALL_ variables that are not configuration keys and never become ones.
-ENV_NOT_KEYS = frozenset({"SEAWALL_STATE", "SEAWALL_CORPORA", "SEAWALL_CORPUS_CACHE"})
-_ENV_NESTING = "__"
-_ERROR_AT = re.compile(r" - at `\$([^`]*)`$")  # msgspec's "- at `$.serve.workers`"
-
-
-class EnvOverride(NamedTuple):
-    """One configuration key set by an environment variable."""
-
-    variable: str  # "SEAWALL_SERVE__WORKERS"
-    key: tuple[str, ...]  # ("serve", "workers")
-    value: object  # 4
-
-
-def env_overrides(environ: Mapping[str, str] | None = None) -> list[EnvOverride]:
-    """The configuration keys ``environ`` (default: ``os.environ``) sets, sorted by name.
-
-    ``SEAWALL_`` + the key's path in upper case, tables joined by ``__``:
-    ``SEAWALL_DETECTORS__DNSBL__ENABLED=true``, ``SEAWALL_STATE_DIR=/srv/seawall``.  A value
-    is read as a TOML value if it is one (``4``, ``0.5``, ``true``, ``["10.0.0.0/8"]``,
-    ``"quoted"``, ``{de = 3.0}``), else as the string it is; a key that takes a string takes
-    any unquoted value as written.  A variable with ``__`` in its name that names no key is
-    a ConfigError; other ``SEAWALL_`` variables that name no key (``SEAWALL_STATE``) are not
-    overrides.
-    """
-    environ = os.environ if environ is None else environ
-    root = _tree()
-    found = []
-    for variable in sorted(environ):
-        if not variable.startswith(ENV_PREFIX) or variable in ENV_NOT_KEYS:
-            continue
-        key = tuple(variable[len(ENV_PREFIX) :].lower().split(_ENV_NESTING))
-        leaf = _key_type(root, key)
-        if leaf is None:
-            if _ENV_NESTING not in variable:
-                continue  # not meant for us: SEAWALL_CORPORA and the like
-            raise ConfigError(f"{variable}: no such configuration key{_did_you_mean(variable)}")
-        if isinstance(leaf, mi.StructType):
-            example = f"{variable}{_ENV_NESTING}{leaf.fields[0].encode_name.upper()}"
-            raise ConfigError(
-                f"{variable}: [{'.'.join(key)}] is a table; set its keys one by one ({example})"
-            )
-        found.append(EnvOverride(variable, key, _env_value(environ[variable], leaf)))
-    return found
-
-
-@functools.cache
-def _tree() -> mi.StructType:
-    tree = mi.type_info(Config)
-    assert isinstance(tree, mi.StructType)
-    return tree
-
-
-def _key_type(root: mi.StructType, key: tuple[str, ...]) -> mi.Type | None:
-    node: mi.Type = root
-    for name in key:
-        if not isinstance(node, mi.StructType):
-            return None
-        field = next((f for f in node.fields if f.encode_name == name), None)
-        if field is None:
-            return None
-        node = field.type
-    return node
-
-
-def _env_names(node: mi.StructType, prefix: str = ENV_PREFIX) -> Iterator[str]:
-    """The variable of every key below ``node``."""
-    for field in node.fields:
-        name = prefix + field.encode_name.upper()
-        if isinstance(field.type, mi.StructType):
-            yield from _env_names(field.type, name + _ENV_NESTING)
-        else:
-            yield name
-
-
-def _did_you_mean(variable: str) -> str:
-    close = difflib.get_close_matches(variable, _env_names(_tree()), n=1)
-    return f" (did you mean {close[0]}?)" if close else ""
-
-
-def _env_value(text: str, leaf: mi.Type) -> object:
-    try:
-        document = tomllib.loads(f"v = {text}\n")
-    except tomllib.TOMLDecodeError:
-        return text
-    if document.keys() != {"v"}:  # more than one value: "1\nw = 2"
-        return text
-    value = document["v"]
-    takes_string = isinstance(leaf, mi.StrType) or (
-        isinstance(leaf, mi.UnionType) and any(isinstance(t, mi.StrType) for t in leaf.types)
-    )
-    if takes_string and not isinstance(value, str):
-        return text  # SEAWALL_SERVE__MILTER__LISTEN=7381 means the string "7381"
-    return value
-
-
-def _set(data: dict[str, Any], key: tuple[str, ...], value: object) -> None:
-    for name in key[:-1]:
-        table = data.get(name)
-        if not isinstance(table, dict):
-            table = data[name] = {}
-        data = table
-    data[key[-1]] = value
-
-
-def _blame(exc: msgspec.ValidationError, overrides: list[EnvOverride], path: Path | None) -> str:
-    """The variable or file a validation error comes from."""
-    at = _ERROR_AT.search(str(exc))
-    if at is not None:
-        where = tuple(re.sub(r"\[[^]]*\]", "", at.group(1)).split(".")[1:])
-        for override in overrides:
-            if where[: len(override.key)] == override.key:
-                return override.variable
-    return str(path) if path is not None else "the environment"
-
-
 def load_config(path: Path | None = None, *, state_dir: str | None = None) -> Config:
     """Load ``path`` (or the defaults), then apply the environment and ``state_dir``.
 
-    Precedence: defaults < file < ``SEAWALL_*`` key overrides (:func:`env_overrides`) <
+    Precedence: defaults < file < ``SEAWALL_*`` key overrides (``seawall.environment``) <
     ``SEAWALL_STATE`` < ``state_dir``.  Values are validated after the overrides, so a bad
     one is a ConfigError naming its variable; values are never logged.
     """
@@ -596,9 +475,8 @@ def load_config(path: Path | None = None, *, state_dir: str | None = None) -> Co
             data = tomllib.loads(path.read_text("utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"{path}: {exc}") from None
-    overrides = env_overrides()
-    for override in overrides:
-        _set(data, override.key, override.value)
+    overrides = environment.env_overrides(Config)
+    environment.apply(data, overrides)
     if overrides:
         log.info("set by the environment: %s", ", ".join(o.variable for o in overrides))
     config = Config()
@@ -606,7 +484,7 @@ def load_config(path: Path | None = None, *, state_dir: str | None = None) -> Co
         try:
             config = msgspec.convert(data, Config)
         except msgspec.ValidationError as exc:
-            raise ConfigError(f"{_blame(exc, overrides, path)}: {exc}") from None
+            raise ConfigError(f"{environment.blame(exc, overrides, path)}: {exc}") from None
     env_state = os.environ.get("SEAWALL_STATE")
     if state_dir is not None:
         config = msgspec.structs.replace(config, state_dir=state_dir)
