@@ -6,9 +6,10 @@ Checks out ``REV`` into a git worktree under .cache/ab/, then for each side (``R
 this tree, each run with its own ``src/`` first on ``PYTHONPATH``):
 
 1. learns the SpamAssassin train half into its own state dir (its own code learns it);
-2. scans the test half once with one worker and compares the verdicts message by message:
-   how many actions differ and the largest score difference (a change meant to keep
-   behaviour should show 0 and 0.0);
+2. scans the test half twice with one worker and compares the verdicts message by message:
+   how many actions and scores differ between the sides, beside the same counts between a
+   side's own two scans (the noise floor: reputation's cache and flush timing moves
+   ``REP_*`` symbols from run to run);
 3. times ``seawall scan --workers N`` on the test half in interleaved rounds (A B B A A B
    ...), each from a fresh copy of its learned state, and reports each side's msg/s and the
    median of the per-round ratios (this machine is noisy: compare ratios taken in one run).
@@ -81,6 +82,18 @@ def verdicts(tree: Path, test: Path, state: Path) -> dict[str, tuple[str, float]
     return found
 
 
+def differences(
+    a: dict[str, tuple[str, float]], b: dict[str, tuple[str, float]]
+) -> dict[str, float]:
+    both = a.keys() & b.keys()
+    return {
+        "compared": len(both),
+        "missing": len(a.keys() ^ b.keys()),
+        "actions_differ": sum(a[p][0] != b[p][0] for p in both),
+        "scores_differ": sum(abs(a[p][1] - b[p][1]) > 1e-6 for p in both),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--base", required=True, help="the revision to compare against")
@@ -114,15 +127,15 @@ def main() -> int:
                 check=True,
                 capture_output=True,
             )
-        seen = {name: verdicts(tree, test_tree, states[name]) for name, tree in sides.items()}
-        base, head = seen["base"], seen["head"]
+        seen = {
+            (name, run): verdicts(tree, test_tree, states[name])
+            for name, tree in sides.items()
+            for run in (0, 1)
+        }
         report["verdicts"] = {
-            "compared": len(base.keys() & head.keys()),
-            "missing": len(base.keys() ^ head.keys()),
-            "actions_differ": sum(base[p][0] != head[p][0] for p in base.keys() & head.keys()),
-            "max_score_diff": max(
-                (abs(base[p][1] - head[p][1]) for p in base.keys() & head.keys()), default=0.0
-            ),
+            "base vs head": differences(seen["base", 0], seen["head", 0]),
+            "base vs base": differences(seen["base", 0], seen["base", 1]),
+            "head vs head": differences(seen["head", 0], seen["head", 1]),
         }
         rates: dict[str, list[float]] = {"base": [], "head": []}
         ratios: list[float] = []

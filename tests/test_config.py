@@ -207,3 +207,49 @@ def test_env_values_are_not_logged(
     assert config.detectors.dnsbl.lists[0].zone == "SECRETKEY.zen"
     assert "SEAWALL_DETECTORS__DNSBL__LISTS" in caplog.text
     assert "SECRETKEY" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("given", "state", "state_dir"),
+    [
+        ("/srv/seawall", "", "/srv/seawall"),
+        ("redis://127.0.0.1:6379/2", "redis://127.0.0.1:6379/2", "var"),
+        ("rediss://redis.example:6380/0", "rediss://redis.example:6380/0", "var"),
+        (
+            "redis+cluster://10.0.0.1:7000,10.0.0.2:7000",
+            "redis+cluster://10.0.0.1:7000,10.0.0.2:7000",
+            "var",
+        ),
+    ],
+)
+def test_state_is_a_folder_or_a_redis_url(
+    given: str, state: str, state_dir: str, env: pytest.MonkeyPatch
+) -> None:
+    from seawall.config import state_url
+
+    for config in (load_config(state_dir=given), _with_env(env, "SEAWALL_STATE", given)):
+        assert (config.state, config.state_dir) == (state, state_dir)
+        assert state_url(config) == (state or None)
+
+
+def _with_env(env: pytest.MonkeyPatch, name: str, value: str) -> Config:
+    env.setenv(name, value)
+    try:
+        return load_config()
+    finally:
+        env.delenv(name)
+
+
+def test_an_unknown_state_scheme_is_an_error(tmp_path: Path, env: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError, match=r"--state: unknown state scheme memcached://"):
+        load_config(state_dir="memcached://127.0.0.1:11211")
+    env.setenv("SEAWALL_STATE", "http://x")
+    with pytest.raises(ConfigError, match=r"SEAWALL_STATE: unknown state scheme http://"):
+        load_config()
+    env.delenv("SEAWALL_STATE")
+    conf = tmp_path / "seawall.toml"
+    conf.write_text('state = "redis+sentinel://x:26379"\n')
+    with pytest.raises(ConfigError, match=r"state: unknown state scheme redis\+sentinel://"):
+        load_config(conf)
+    conf.write_text('state = "/srv/elsewhere"\n')
+    assert load_config(conf).state_dir == "/srv/elsewhere"

@@ -2,8 +2,8 @@
 
 Unknown keys are errors.  Units are in the names (``timeout_s``).  The environment overrides
 the file: ``SEAWALL_SERVE__WORKERS=4`` sets ``[serve] workers``, sections joined by ``__``
-(``environment.py``); ``SEAWALL_STATE`` and ``load_config(state_dir=)`` override
-``state_dir`` after that.
+(``environment.py``); ``SEAWALL_STATE`` and ``load_config(state_dir=)`` (``--state``) set
+the state after that: a folder sets ``state_dir`` (embedded), a ``redis://`` URL sets ``state``.
 """
 
 from __future__ import annotations
@@ -449,8 +449,17 @@ class ServeSettings(Section):
     policy: PolicySettings = PolicySettings()
 
 
+# Schemes of a shared state: one Redis (TLS with rediss), or a Redis Cluster.
+STATE_SCHEMES = ("redis", "rediss", "redis+cluster")
+
+
 class Config(Section):
-    # Where the embedded store (SQLite) lives; --state and SEAWALL_STATE override it.
+    # Where the shared state lives: "" keeps it embedded (SQLite in state_dir); a URL puts
+    # it on Redis, shared by every node: redis://host:port/db, rediss://... (TLS), or
+    # redis+cluster://host:port,host:port (a Redis Cluster).  --state and SEAWALL_STATE
+    # take a URL or a directory.
+    state: str = ""
+    # This node's own folder: the embedded store, and files that stay on the node.
     state_dir: str = "var"
     # A site scores file merged over the packaged one.
     scores_file: str | None = None
@@ -485,9 +494,30 @@ def load_config(path: Path | None = None, *, state_dir: str | None = None) -> Co
             config = msgspec.convert(data, Config)
         except msgspec.ValidationError as exc:
             raise ConfigError(f"{environment.blame(exc, overrides, path)}: {exc}") from None
-    env_state = os.environ.get("SEAWALL_STATE")
-    if state_dir is not None:
-        config = msgspec.structs.replace(config, state_dir=state_dir)
-    elif env_state:
-        config = msgspec.structs.replace(config, state_dir=env_state)
+    given = state_dir if state_dir is not None else os.environ.get("SEAWALL_STATE") or None
+    if given is not None:
+        where = "--state" if state_dir is not None else "SEAWALL_STATE"
+        if _scheme(given, where) is None:
+            config = msgspec.structs.replace(config, state="", state_dir=given)
+        else:
+            config = msgspec.structs.replace(config, state=given)
+    elif config.state and _scheme(config.state, "state") is None:
+        # A plain folder in the "state" key is embedded state in that folder.
+        config = msgspec.structs.replace(config, state="", state_dir=config.state)
     return config
+
+
+def state_url(config: Config) -> str | None:
+    """The Redis URL of the shared state, or None when it is embedded in ``state_dir``."""
+    return config.state or None
+
+
+def _scheme(value: str, where: str) -> str | None:
+    """The scheme of a state URL; None for a folder; ConfigError for any other scheme."""
+    scheme, sep, _ = value.partition("://")
+    if not sep:
+        return None
+    if scheme.lower() not in STATE_SCHEMES:
+        known = ", ".join(f"{s}://" for s in STATE_SCHEMES)
+        raise ConfigError(f"{where}: unknown state scheme {scheme}:// (a folder, or {known})")
+    return scheme.lower()
