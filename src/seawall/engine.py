@@ -321,7 +321,7 @@ def build_engine(
     if classifier is None and config.detectors.classifier.enabled:
         from seawall.classifier import Classifier
 
-        classifier = Classifier.open(Path(config.state_dir), config.detectors.classifier)
+        classifier = Classifier.from_config(config)
     scores = load_scores(Path(config.scores_file) if config.scores_file else None)
     preload()
     # Load the Public Suffix List and the parser's lazy tables now, once: forked workers

@@ -147,7 +147,7 @@ def learn_all(
     config.state_dir."""
     from seawall.classifier import Classifier
 
-    classifier = Classifier.open(Path(config.state_dir), config.detectors.classifier)
+    classifier = Classifier.from_config(config)
     limits = ParseLimits.from_config(config)
     changed = 0
     try:
@@ -248,7 +248,7 @@ def run_online(
     from seawall.classifier import Classifier
 
     ordered = chronological(items, seed)
-    classifier = Classifier.open(Path(config.state_dir), config.detectors.classifier)
+    classifier = Classifier.from_config(config)
     engine = build_engine(config, classifier=classifier)
     pairs: list[tuple[Record, bool]] = []
     t0 = time.perf_counter()

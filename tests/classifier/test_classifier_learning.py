@@ -215,3 +215,28 @@ def test_a_failed_write_leaves_memory_and_file_agreeing(
     clf.margin(probe)  # reloads: the half-applied step is gone
     np.testing.assert_array_equal(clf.model.weights, before)
     assert clf.learn(probe, spam=True)
+
+
+def test_a_classifier_in_the_old_file_moves_into_state_sqlite(
+    tmp_path: Any, train_pairs: list[tuple[Message, bool]]
+) -> None:
+    from seawall.classifier.store import LEGACY_FILENAME, SqliteWeights
+
+    probe = [m for m, _ in train_pairs[:6]]
+    old = Classifier(SqliteWeights(tmp_path / LEGACY_FILENAME), settings())
+    old.learn_many(train_pairs[:40])
+    old.learn(*train_pairs[40])  # a delta after the snapshot, still in the old WAL
+    expected, counts = [old.margin(m) for m in probe], old.counts
+    old.close()
+    moved = Classifier.open(tmp_path, settings())
+    try:
+        assert [moved.margin(m) for m in probe] == expected
+        assert moved.counts == counts
+        assert not (tmp_path / LEGACY_FILENAME).exists()
+        assert (tmp_path / f"{LEGACY_FILENAME}.migrated").exists()
+        assert moved.unlearn(train_pairs[40][0])  # the learn log came along too
+    finally:
+        moved.close()
+    again = Classifier.open(tmp_path, settings())  # nothing left to move: opens as it is
+    assert again.counts == (counts[0] - train_pairs[40][1], counts[1] - (not train_pairs[40][1]))
+    again.close()

@@ -2,7 +2,7 @@
 
 Public API (used by the CLI, the engine and the detector)::
 
-    clf = Classifier.open(state_dir, settings)   # <state_dir>/seawall.sqlite, WAL mode
+    clf = Classifier.from_config(config)   # <state_dir>/state.sqlite (WAL), or Redis
     clf.score(msg) -> float                      # probability of spam, 0..1
     clf.margin(msg) -> float                     # log-odds of spam (what the detector uses)
     clf.learn(msg, spam=True) -> bool            # False when already learned with that label

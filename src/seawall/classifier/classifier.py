@@ -14,8 +14,8 @@ import numpy as np
 from seawall.classifier.features import VERSION, Keys, digest, features, split
 from seawall.classifier.memory import Memory
 from seawall.classifier.model import Model, sigmoid
-from seawall.classifier.store import FILENAME, Step, WeightStore
-from seawall.config import ClassifierSettings
+from seawall.classifier.store import FILENAME, SqliteWeights, Step, WeightStore
+from seawall.config import ClassifierSettings, Config, state_url
 from seawall.errors import ConfigError, StoreError
 from seawall.message.model import Message
 
@@ -68,9 +68,20 @@ class Classifier:
 
     @classmethod
     def open(cls, state_dir: Path, settings: ClassifierSettings) -> Classifier:
-        """Open (or create) the classifier in ``state_dir/seawall.sqlite``."""
+        """Open (or create) the embedded classifier in ``state_dir/state.sqlite``."""
         check_settings(settings)
-        return cls(WeightStore(Path(state_dir) / FILENAME), settings)
+        return cls(SqliteWeights(Path(state_dir) / FILENAME), settings)
+
+    @classmethod
+    def from_config(cls, config: Config) -> Classifier:
+        """The classifier where ``config`` keeps its state: Redis, or the state dir."""
+        url = state_url(config)
+        if url is None:
+            return cls.open(Path(config.state_dir), config.detectors.classifier)
+        from seawall.classifier.redis_weights import RedisWeights
+
+        check_settings(config.detectors.classifier)
+        return cls(RedisWeights(url), config.detectors.classifier)
 
     def close(self) -> None:
         """Close the database; safe to call twice."""
@@ -258,10 +269,10 @@ class Classifier:
         if bits != self.settings.hash_bits:
             raise ConfigError(
                 f"detectors.classifier.hash_bits is {self.settings.hash_bits} but "
-                f"{self.store.path} was learned with {bits}: set it back or relearn"
+                f"{self.store.where} was learned with {bits}: set it back or relearn"
             )
         if version != VERSION:
             raise StoreError(
-                f"{self.store.path}: classifier features v{version}, this version reads "
+                f"{self.store.where}: classifier features v{version}, this version reads "
                 f"v{VERSION}; delete the classifier_* tables and learn again"
             )

@@ -1,6 +1,8 @@
-"""The classifier's tables in the embedded SQLite file (WAL; many readers, one writer at a time).
+"""Where the classifier keeps its weights and learn log: the ``WeightStore`` protocol, and
+its embedded backend in ``state.sqlite`` (WAL; many readers, one writer at a time).  The
+Redis backend, for several nodes, is ``redis_weights.py``.
 
-Tables, all prefixed ``classifier_``:
+Tables, all prefixed ``classifier_``, in the same file as the Store's:
 
 ``classifier_meta``      key/value: ``bits``, ``features`` (feature VERSION), ``generation``
                          (bumped by every change), ``snapshot`` (generation of the saved
@@ -19,23 +21,29 @@ worker within ``reload_interval_s`` without reloading the vector.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
 from seawall.errors import StoreError
 
+log = logging.getLogger("seawall.classifier")
+
 Keys = NDArray[np.uint32]  # a message's features, see seawall.classifier.features
 Vector = NDArray[np.float32]
 Step = tuple[Keys, float]  # add the amount times this message's vector
 
-FILENAME = "seawall.sqlite"
+FILENAME = "state.sqlite"  # the embedded Store's file: one file for all embedded state
+LEGACY_FILENAME = "seawall.sqlite"  # where releases before the Redis backend kept it
+_TABLES = ("meta", "weights", "deltas", "messages", "examples")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS classifier_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -80,7 +88,59 @@ def decode_slots(blob: bytes) -> Keys:
     return keys
 
 
-class WeightStore:
+class WeightStore(Protocol):
+    """What the classifier needs of its storage.  Writes happen inside :meth:`write` (one
+    writer at a time, all or nothing); reads of several tables that must agree inside
+    :meth:`read`.  Every method raises StoreError when the backend fails."""
+
+    where: str  # shown in errors: a file path or a Redis URL
+
+    def close(self) -> None: ...
+    def write(self) -> AbstractContextManager[None]: ...
+    def read(self) -> AbstractContextManager[None]: ...
+    def changed(self) -> bool:
+        """Whether anyone committed since the last call."""
+        ...
+
+    def meta(self) -> dict[str, int]: ...
+    def set_meta(self, **values: int) -> None: ...
+    def snapshot(self) -> tuple[int, Vector] | None: ...
+    def save_snapshot(self, generation: int, weights: Vector) -> None: ...
+    def deltas_after(self, generation: int) -> Iterator[tuple[int, list[Step]]]: ...
+    def append_delta(self, generation: int, steps: list[Step]) -> None: ...
+    def find(self, digest: bytes) -> Learned | None: ...
+    def insert(self, digest: bytes, spam: bool, coef: float, now: float) -> int: ...
+    def relabel(self, id_: int, spam: bool, coef: float, now: float) -> None: ...
+    def add_coef(self, amounts: list[tuple[float, int]]) -> None: ...
+    def delete(self, id_: int) -> None: ...
+    def example(self, id_: int) -> Keys | None: ...
+    def example_ids(self) -> list[tuple[int, bool]]: ...
+    def put_example(self, id_: int, spam: bool, slots: Keys) -> None: ...
+    def drop_examples(self, ids: list[int]) -> None: ...
+
+
+def encode_delta(steps: list[Step]) -> tuple[bytes, bytes, bytes]:
+    """A change's steps as (slots, sizes, amounts) blobs, each step as compact as an example."""
+    blobs = [encode_slots(slots) for slots, _ in steps]
+    return (
+        b"".join(blobs),
+        np.array([len(b) for b in blobs], dtype="<u4").tobytes(),
+        np.array([a for _, a in steps], dtype="<f4").tobytes(),
+    )
+
+
+def decode_delta(blob: bytes, sizes: bytes, amounts: bytes) -> list[Step]:
+    ends = np.cumsum(np.frombuffer(sizes, dtype="<u4")).tolist()
+    starts = [0, *ends[:-1]]
+    return [
+        (decode_slots(blob[a:b]), float(amount))
+        for a, b, amount in zip(
+            starts, ends, np.frombuffer(amounts, dtype="<f4").tolist(), strict=True
+        )
+    ]
+
+
+class SqliteWeights:
     """SQLite access for :class:`~seawall.classifier.Classifier`; every method is one statement.
 
     Writers call :meth:`write` (``BEGIN IMMEDIATE``: one writer at a time,
@@ -89,6 +149,7 @@ class WeightStore:
 
     def __init__(self, path: Path, *, timeout_s: float = 30.0) -> None:
         self.path = path
+        self.where = str(path)
         self._timeout_s = timeout_s
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -99,9 +160,35 @@ class WeightStore:
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         self._db.execute(statement)
+            self._migrate(path.with_name(LEGACY_FILENAME))
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the classifier store {path}: {exc}") from None
         self._data_version = -1
+
+    def _migrate(self, legacy: Path) -> None:
+        """Take over a classifier learned into ``seawall.sqlite`` by an earlier release (once:
+        the old file is renamed ``seawall.sqlite.migrated`` afterwards)."""
+        if not legacy.exists() or legacy == self.path:
+            return
+        old = sqlite3.connect(legacy, timeout=self._timeout_s)
+        try:  # fold its write-ahead log in, so the file alone holds everything
+            old.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            old.close()
+        self._db.execute("ATTACH DATABASE ? AS legacy", (str(legacy),))
+        try:
+            with self.write():
+                if self._db.execute("SELECT 1 FROM classifier_meta LIMIT 1").fetchone():
+                    return  # this file has a classifier already: leave the old one alone
+                for table in _TABLES:
+                    self._db.execute(
+                        f"INSERT INTO main.classifier_{table}"
+                        f" SELECT * FROM legacy.classifier_{table}"
+                    )
+        finally:
+            self._db.execute("DETACH DATABASE legacy")
+        legacy.rename(legacy.with_name(LEGACY_FILENAME + ".migrated"))
+        log.warning("the classifier in %s moved into %s", legacy, self.path)
 
     def _connect(self) -> None:
         self._conn = sqlite3.connect(
@@ -176,27 +263,13 @@ class WeightStore:
             " WHERE generation > ? ORDER BY generation",
             (generation,),
         ):
-            ends = np.cumsum(np.frombuffer(sizes, dtype="<u4")).tolist()
-            starts = [0, *ends[:-1]]
-            steps = [
-                (decode_slots(blob[a:b]), float(amount))
-                for a, b, amount in zip(
-                    starts, ends, np.frombuffer(amounts, dtype="<f4").tolist(), strict=True
-                )
-            ]
-            yield int(gen), steps
+            yield int(gen), decode_delta(blob, sizes, amounts)
 
     def append_delta(self, generation: int, steps: list[Step]) -> None:
         """Log one change: its steps, each as compact as an example."""
-        blobs = [encode_slots(slots) for slots, _ in steps]
         self._db.execute(
             "INSERT INTO classifier_deltas (generation, slots, sizes, amounts) VALUES (?, ?, ?, ?)",
-            (
-                generation,
-                b"".join(blobs),
-                np.array([len(b) for b in blobs], dtype="<u4").tobytes(),
-                np.array([a for _, a in steps], dtype="<f4").tobytes(),
-            ),
+            (generation, *encode_delta(steps)),
         )
         self.set_meta(generation=generation)
 

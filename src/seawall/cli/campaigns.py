@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from pathlib import Path
 
 import msgspec
 
@@ -63,7 +62,7 @@ def _learn_sample(config: Config, raw: bytes, spam: bool) -> bool:
     from seawall.classifier import Classifier
     from seawall.message import Envelope, ParseLimits, parse_message
 
-    classifier = Classifier.open(Path(config.state_dir), config.detectors.classifier)
+    classifier = Classifier.from_config(config)
     try:
         return classifier.learn(
             parse_message(raw, Envelope(), ParseLimits.from_config(config)), spam
