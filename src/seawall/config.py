@@ -142,8 +142,16 @@ class CampaignSettings(Section):
     # A campaign not seen for this long is forgotten; at most max_campaigns are kept.
     ttl_s: float = 86400.0
     max_campaigns: int = 200_000
-    # Seconds between saves of the campaign state into the state dir.
+    # Seconds between saves of the campaign state into the state (the folder, or Redis).
     snapshot_interval_s: float = 30.0
+    # With the state on Redis, one node's tracker serves every node: each node's tracker
+    # process listens here when it holds the lease (TCP; port 0 picks a free one), and the
+    # others connect to the address it publishes, advertise (default: this address).
+    tracker_listen: str = "127.0.0.1:7390"
+    tracker_advertise: str = ""
+    # The lease's life; the holder renews it every third of this, and another node's
+    # tracker takes over this long after the holder stops.
+    tracker_lease_s: float = 10.0
 
 
 class ReputationSettings(Section):

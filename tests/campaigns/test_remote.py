@@ -208,3 +208,60 @@ def test_an_oversized_frame_is_a_tracker_error() -> None:
 
     with pytest.raises(TrackerError, match="frame of"):
         asyncio.run(run())
+
+
+def test_over_tcp_the_first_frame_must_carry_the_secret() -> None:
+    from seawall.campaigns.protocol import Endpoint
+
+    tracker = Tracker(CampaignSettings())
+    server = TrackerServer(tracker, secret=b"s3cret")
+
+    async def run() -> tuple[int, str]:
+        tcp = await asyncio.start_server(server.connection, "127.0.0.1", 0)
+        port = tcp.sockets[0].getsockname()[1]
+
+        async def good() -> Endpoint:
+            return Endpoint(host="127.0.0.1", port=port, secret=b"s3cret")
+
+        async def bad() -> Endpoint:
+            return Endpoint(host="127.0.0.1", port=port, secret=b"guess")
+
+        friend, stranger = RemoteTracker(good), RemoteTracker(bad)
+        fp = Fingerprint.from_text(TEXT, "Parcel")
+        try:
+            for i in range(3):
+                reply = await friend.observe(fp, bot(i), NOW + i)
+            refused = ""
+            try:
+                await asyncio.wait_for(stranger.observe(fp, bot(9), NOW + 9), 5)
+            except TrackerError as exc:
+                refused = str(exc)
+            # The stranger's copy never reached the tracker: the next is the fourth.
+            reply = await friend.observe(fp, bot(3), NOW + 3)
+            return reply.view.count, refused
+        finally:
+            friend.close()
+            stranger.close()
+            tcp.close()
+            await tcp.wait_closed()
+
+    count, refused = asyncio.run(run())
+    assert count == 4
+    assert "lost" in refused or "closed" in refused
+
+
+def test_a_locator_without_a_tracker_is_a_tracker_error() -> None:
+    from seawall.campaigns.protocol import Endpoint
+
+    async def nowhere() -> Endpoint:
+        raise TrackerError("no campaign tracker holds the lease")
+
+    async def run() -> None:
+        client = RemoteTracker(nowhere)
+        try:
+            await client.listing()
+        finally:
+            client.close()
+
+    with pytest.raises(TrackerError, match="holds the lease"):
+        asyncio.run(run())

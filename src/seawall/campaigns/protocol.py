@@ -5,6 +5,10 @@ answer frame but a judgement, which is one-way: a worker does not wait on the tr
 after its verdict (one round trip a message, not two).  The socket lives in
 Linux's abstract namespace, named after the state dir, so no file is left
 behind and long state-dir paths do not matter.
+
+With the state on Redis, one node's tracker serves every node over TCP (see
+``seawall.serve.tracker``): its address and a secret are published in the store under
+``LEASE_KEY``, and a connection's first frame is a one-way ``Hello`` with that secret.
 """
 
 from __future__ import annotations
@@ -41,7 +45,24 @@ class Listing(msgspec.Struct, tag="list"):
     min_count: int = 2
 
 
-Request = Observe | Judge | Mark | Listing
+class Hello(msgspec.Struct, tag="hello"):
+    """The first frame on a TCP connection: the secret the tracker published (one-way)."""
+
+    secret: bytes
+
+
+class Endpoint(msgspec.Struct, frozen=True):
+    """Where a tracker serves: a unix socket name, or TCP host and port with its secret."""
+
+    unix: str = ""
+    host: str = ""
+    port: int = 0
+    secret: bytes = b""
+    node: str = ""  # who published it, for logs
+
+
+Request = Observe | Judge | Mark | Listing | Hello
+LEASE_KEY = "campaigns:tracker"  # the Store key of the serving tracker's Endpoint
 decode_request = msgspec.msgpack.Decoder(Request).decode
 encode = msgspec.msgpack.Encoder().encode
 
@@ -50,6 +71,13 @@ def address(config: Config) -> str:
     """The tracker's abstract socket name for this state dir."""
     digest = hashlib.sha1(str(Path(config.state_dir).resolve()).encode()).hexdigest()[:16]
     return f"\0seawall-campaigns-{digest}"
+
+
+def encode_endpoint(endpoint: Endpoint) -> bytes:
+    return encode(endpoint)
+
+
+decode_endpoint = msgspec.msgpack.Decoder(Endpoint).decode
 
 
 def frame(body: bytes) -> bytes:

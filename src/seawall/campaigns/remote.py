@@ -13,6 +13,7 @@ import os
 import socket
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -20,6 +21,8 @@ import msgspec
 from seawall.campaigns.fingerprint import Fingerprint
 from seawall.campaigns.protocol import (
     HIGH_WATER,
+    Endpoint,
+    Hello,
     Listing,
     Mark,
     Observe,
@@ -34,6 +37,21 @@ from seawall.errors import TrackerError
 
 log = logging.getLogger("seawall.campaigns")
 
+Locate = Callable[[], Awaitable[Endpoint]]
+_CONNECT_S = 1.0  # a tracker on another node that does not answer a connect in this is down
+
+
+async def _open_unix(name: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    # Connected here, not by uvloop, which refuses abstract socket names.
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(name)
+    except OSError as exc:
+        sock.close()
+        raise TrackerError(f"the campaign tracker is not running: {exc}") from None
+    sock.setblocking(False)
+    return await asyncio.open_unix_connection(sock=sock)
+
 
 class RemoteTracker:
     """The client: one connection per process, opened on first use and after a fork.
@@ -44,8 +62,12 @@ class RemoteTracker:
     next request connects afresh.
     """
 
-    def __init__(self, name: str) -> None:
-        self.name = name
+    def __init__(self, target: str | Locate) -> None:
+        """``target`` is the tracker's unix socket name (one host), or an async function that
+        finds the serving tracker's :class:`Endpoint` (several nodes on Redis), asked again
+        at every reconnect."""
+        self.name = target if isinstance(target, str) else ""
+        self._locate = target if not isinstance(target, str) else None
         self._pid = 0
         self._writer: asyncio.StreamWriter | None = None
         self._reading: asyncio.Task[None] | None = None
@@ -86,15 +108,18 @@ class RemoteTracker:
         async with self._connecting:
             if self._writer is not None and not self._writer.is_closing():
                 return self._writer  # another caller connected meanwhile
-            # Connected here, not by uvloop, which refuses abstract socket names.
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                sock.connect(self.name)
-            except OSError as exc:
-                sock.close()
-                raise TrackerError(f"the campaign tracker is not running: {exc}") from None
-            sock.setblocking(False)
-            reader, writer = await asyncio.open_unix_connection(sock=sock)
+            endpoint = await self._locate() if self._locate else Endpoint(unix=self.name)
+            if endpoint.unix:
+                reader, writer = await _open_unix(endpoint.unix)
+            else:
+                try:
+                    reader, writer = await asyncio.wait_for(
+                        asyncio.open_connection(endpoint.host, endpoint.port), _CONNECT_S
+                    )
+                except (OSError, TimeoutError) as exc:
+                    where = f"{endpoint.host}:{endpoint.port}"
+                    raise TrackerError(f"the campaign tracker at {where}: {exc}") from None
+                writer.write(frame(encode(Hello(secret=endpoint.secret))))
             self._writer = writer
             self._reading = asyncio.get_running_loop().create_task(self._read_answers(reader))
             return writer
@@ -140,6 +165,7 @@ class RemoteTracker:
         self._outbox.clear()
 
     async def observe(self, fp: Fingerprint, obs: Observation, now: float) -> Reply:
+        """Which campaign the message joins (one round trip)."""
         body = await self._call(Observe(fp=fp.to_bytes(), obs=obs, now=now))
         reply: Reply | None = self._decode_reply(body)
         if reply is None:

@@ -9,6 +9,7 @@ get no answer.  The process around it (start, snapshots, signals) is
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import time
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from seawall.campaigns.fingerprint import Fingerprint
 from seawall.campaigns.protocol import (
     HIGH_WATER,
+    Hello,
     Mark,
     Observe,
     Request,
@@ -32,10 +34,15 @@ log = logging.getLogger("seawall.campaigns")
 
 
 class TrackerServer:
-    """Serves one Tracker to every worker's connection."""
+    """Serves one Tracker to every worker's connection.
 
-    def __init__(self, tracker: Tracker) -> None:
+    With a ``secret`` (TCP, other nodes), a connection whose first frame is not a ``Hello``
+    with that secret is closed unanswered.
+    """
+
+    def __init__(self, tracker: Tracker, *, secret: bytes = b"") -> None:
         self.tracker = tracker
+        self.secret = secret
 
     def handle(self, request: Request) -> object:
         tracker = self.tracker
@@ -47,7 +54,17 @@ class TrackerServer:
         if isinstance(request, Mark):
             campaign = tracker.mark(request.campaign, request.label, request.now)
             return None if campaign is None else campaign.sample
+        if isinstance(request, Hello):
+            return None
         return tracker.listing(time.time(), min_count=request.min_count)
+
+    async def _greeted(self, reader: asyncio.StreamReader) -> bool:
+        try:
+            async with asyncio.timeout(5.0):
+                first = decode_request(await read_frame(reader))
+        except (TimeoutError, ValueError, TrackerError):  # DecodeError is a ValueError
+            return False
+        return isinstance(first, Hello) and hmac.compare_digest(first.secret, self.secret)
 
     async def connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         loop = asyncio.get_running_loop()
@@ -62,6 +79,9 @@ class TrackerServer:
             outbox.clear()
 
         try:
+            if self.secret and not await self._greeted(reader):
+                log.warning("tracker: a connection without the secret, closing")
+                return
             while True:
                 # Frames already read come back without a wait, so the answers to all of
                 # them go out together once the next read has to wait.
@@ -73,7 +93,7 @@ class TrackerServer:
                 except Exception as exc:
                     log.exception("tracker request failed")
                     answer = {"error": str(exc)}
-                if isinstance(request, Judge):
+                if isinstance(request, Judge | Hello):
                     continue  # one-way: no answer is awaited
                 outbox.append(frame(encode(answer)))
                 if flush is None:
