@@ -28,10 +28,8 @@ from typing import Any
 
 import msgspec
 
-from seawall.campaigns.client import LocalTracker
-from seawall.campaigns.protocol import address as tracker_address
-from seawall.campaigns.remote import RemoteTracker
-from seawall.config import Config
+from seawall.campaigns.client import LocalTracker, TrackerClient
+from seawall.config import Config, state_url
 from seawall.engine import Engine, StageTimes, build_engine
 from seawall.errors import ScanError
 from seawall.message import Envelope
@@ -116,26 +114,36 @@ def scan_units(
     """Scan ``units`` in order with ``workers`` processes (1: in this process).
 
     Campaigns are tracked across the whole run (by a tracker process when there are
-    several workers) and saved into the state dir at the end.
+    several workers, or by the one every node shares on a Redis state) and saved into the
+    state at the end.
     """
     campaigns = config.detectors.campaigns.enabled
+    shared = campaigns and state_url(config) is not None
     if workers <= 1 or len(units) <= BATCH:
-        tracker = campaign_tracker.load(config) if campaigns else None
-        engine = build_engine(config, tracker=LocalTracker(tracker) if tracker else None)
-        try:
-            yield from _scan_here(engine, units)
-        finally:
-            if times is not None:
-                times.merge(engine.times)
-            engine.close()
-            if tracker is not None:
-                campaign_tracker.save(config, tracker)
+        with contextlib.ExitStack() as stack:
+            tracker = None
+            client: TrackerClient | None = None
+            if shared:  # the tracker every node shares (this one's, if no other runs)
+                stack.enter_context(campaign_tracker.tracker_process(config))
+                client = campaign_tracker.client(config)
+            elif campaigns:
+                tracker = campaign_tracker.load(config)
+                client = LocalTracker(tracker)
+            engine = build_engine(config, tracker=client)
+            try:
+                yield from _scan_here(engine, units)
+            finally:
+                if times is not None:
+                    times.merge(engine.times)
+                engine.close()
+                if tracker is not None:
+                    campaign_tracker.save(config, tracker)
         return
     with contextlib.ExitStack() as stack:
         remote = None
         if campaigns:
             stack.enter_context(campaign_tracker.tracker_process(config))
-            remote = RemoteTracker(tracker_address(config))
+            remote = campaign_tracker.client(config)
         engine = build_engine(config, tracker=remote)
         stack.callback(engine.close)
         yield from _scan_forked(units, config, workers, times, engine)
@@ -266,7 +274,7 @@ def _worker_main(conn: Connection, config: Config) -> None:
     if engine is None:  # spawn start method: nothing was inherited
         tracker = None
         if config.detectors.campaigns.enabled:
-            tracker = RemoteTracker(tracker_address(config))
+            tracker = campaign_tracker.client(config)
         engine = build_engine(config, tracker=tracker)
     try:
         engine.event_loop().run_until_complete(_work(conn, engine))

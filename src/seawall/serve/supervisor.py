@@ -20,8 +20,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from seawall.campaigns.protocol import address as tracker_address
-from seawall.campaigns.remote import RemoteTracker
 from seawall.config import Config
 from seawall.engine import Engine, build_engine
 from seawall.errors import ConfigError, SeawallError
@@ -79,7 +77,7 @@ def prepare(config: Config) -> Engine:
     check_reply_codes(config)
     tracker = None
     if config.detectors.campaigns.enabled:
-        tracker = RemoteTracker(tracker_address(config))
+        tracker = campaign_tracker.client(config)
     return build_engine(config, tracker=tracker)
 
 

@@ -6,7 +6,9 @@ reaches it.
 (``tracker_process``).  The tracker saves its snapshot into the store every
 ``snapshot_interval_s`` and when it stops, and starts from the last one.  A command
 (``seawall campaigns``) talks to the live tracker when ``seawall serve`` is up and to the
-saved state otherwise (``connect``), through the same client protocol.
+saved state otherwise (``connect``), through the same client protocol.  On a shared (Redis)
+state the process is a candidate for the one tracker that serves every node
+(``tracker_lease.py``).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from seawall.campaigns.protocol import address
 from seawall.campaigns.remote import RemoteTracker
 from seawall.campaigns.server import TrackerServer
 from seawall.campaigns.tracker import Tracker
-from seawall.config import Config
+from seawall.config import Config, state_url
 from seawall.errors import StoreError, TrackerError
 
 log = logging.getLogger("seawall.campaigns")
@@ -37,9 +39,6 @@ SNAPSHOT_KEY = "campaigns:snapshot"
 def load(config: Config) -> Tracker:
     """The tracker saved in the store, or a new one."""
     from seawall.store import open_store
-
-    events = Path(config.state_dir) / "events.jsonl"
-    settings = config.detectors.campaigns
 
     async def get() -> bytes | None:
         store = open_store(config)
@@ -53,6 +52,14 @@ def load(config: Config) -> Tracker:
     except StoreError as exc:
         log.error("campaign state unreadable, starting empty: %s", exc)
         data = None
+    return restored(config, data)
+
+
+def restored(config: Config, data: bytes | None) -> Tracker:
+    """The tracker a saved snapshot holds, or a new one (when there is none, or it is of an
+    older version)."""
+    events = Path(config.state_dir) / "events.jsonl"
+    settings = config.detectors.campaigns
     if data:
         try:
             return Tracker.restore(data, settings, events=events)
@@ -106,13 +113,27 @@ async def _serve(config: Config, tracker: Tracker) -> None:
     await store.close()
 
 
+async def _serve_shared(config: Config) -> None:
+    from seawall.serve import tracker_lease
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: None)
+    await tracker_lease.serve(config, stop)
+
+
 def run(config: Config) -> int:
-    """The body of the tracker process."""
+    """The body of the tracker process: this host's tracker, or on a shared state a
+    candidate for the one that serves every node."""
     import uvloop
 
-    tracker = load(config)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(_serve(config, tracker))
+        if state_url(config) is not None:
+            runner.run(_serve_shared(config))
+        else:
+            runner.run(_serve(config, load(config)))
     return 0
 
 
@@ -148,8 +169,11 @@ def spawn(config: Config) -> int:
 
 
 def running(config: Config) -> bool:
-    """Whether a tracker process serves this state dir (``seawall serve`` is up)."""
+    """Whether a tracker serves this state: this host's, or on a shared state any node's."""
+    if state_url(config) is not None:
+        from seawall.serve.tracker_lease import lease_held
 
+        return lease_held(config)
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         try:
             sock.connect(address(config))
@@ -167,12 +191,21 @@ def wait_ready(config: Config, timeout: float = 30.0) -> None:
         time.sleep(0.02)
 
 
+def client(config: Config) -> RemoteTracker:
+    """The client of the tracker that serves this node's workers."""
+    if state_url(config) is None:
+        return RemoteTracker(address(config))
+    from seawall.serve.tracker_lease import locator
+
+    return RemoteTracker(locator(config))
+
+
 @contextlib.contextmanager
 def connect(config: Config) -> Iterator[TrackerClient]:
     """The live tracker of ``seawall serve`` on this state dir, else the saved state in this
     process, saved again on the way out when something changed."""
     if running(config):
-        remote = RemoteTracker(address(config))
+        remote = client(config)
         try:
             yield remote
         finally:

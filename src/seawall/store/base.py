@@ -51,6 +51,15 @@ class Store(Protocol):
         """Set ``key``; with ``ttl_s`` it reads as missing ``ttl_s`` seconds from now."""
         ...
 
+    async def claim(self, key: str, value: bytes, *, ttl_s: float) -> bytes:
+        """A lease: set ``key`` to ``value`` for ``ttl_s`` seconds if it is missing, expired or
+        already ``value`` (a renewal), in one atomic step; return what ``key`` holds after.
+
+        The caller holds the lease when the answer is its own ``value``.  One holder at a
+        time: a lease taken by another caller is left alone until it expires.
+        """
+        ...
+
     async def decay(
         self,
         updates: Mapping[str, Sequence[float]],

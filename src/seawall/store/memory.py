@@ -62,6 +62,13 @@ class MemoryStore:
         expires = None if ttl_s is None else time.time() + ttl_s
         self._values[key] = (bytes(value), expires)
 
+    async def claim(self, key: str, value: bytes, *, ttl_s: float) -> bytes:
+        held = await self.get(key)
+        if held is None or held == value:
+            await self.put(key, value, ttl_s=ttl_s)
+            return bytes(value)
+        return held
+
     async def decay(
         self,
         updates: Mapping[str, Sequence[float]],

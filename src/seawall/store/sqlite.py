@@ -114,6 +114,9 @@ class SqliteStore:
         expires = None if ttl_s is None else time.time() + ttl_s
         await self._call(self._put, key, bytes(value), expires)
 
+    async def claim(self, key: str, value: bytes, *, ttl_s: float) -> bytes:
+        return await self._call(self._claim, key, bytes(value), ttl_s)
+
     async def decay(
         self,
         updates: Mapping[str, Sequence[float]],
@@ -216,6 +219,21 @@ class SqliteStore:
         if row is None or (row[1] is not None and row[1] <= time.time()):
             return None
         return bytes(row[0])
+
+    def _claim(self, key: str, value: bytes, ttl_s: float) -> bytes:
+        db = self._db()
+        with _write(db):
+            now = time.time()
+            row = db.execute(
+                "SELECT value, expires FROM store_values WHERE key = ?", (key,)
+            ).fetchone()
+            if row is not None and bytes(row[0]) != value and (row[1] is None or row[1] > now):
+                return bytes(row[0])
+            db.execute(
+                "INSERT OR REPLACE INTO store_values (key, value, expires) VALUES (?, ?, ?)",
+                (key, value, now + ttl_s),
+            )
+            return value
 
     def _put(self, key: str, value: bytes, expires: float | None) -> None:
         self._db().execute(
