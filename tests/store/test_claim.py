@@ -7,15 +7,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from tests.store.backends import BACKENDS, open_backend
 
-from seawall.store import FILENAME, MemoryStore, SqliteStore, Store
+from seawall.store import Store
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=BACKENDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    backend: Store = (
-        MemoryStore() if request.param == "memory" else SqliteStore.open(tmp_path / FILENAME)
-    )
+    backend = open_backend(request.param, request, tmp_path)
     yield backend
     await backend.close()
 

@@ -1,4 +1,5 @@
-"""One contract for every Store backend, then what only a shared file can show: other processes."""
+"""One contract for every Store backend (memory, SQLite, one Redis, a Redis Cluster), then what
+only a shared file can show: other processes.  Redis's own behaviour is in test_redis.py."""
 
 from __future__ import annotations
 
@@ -12,18 +13,19 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from tests.store.backends import BACKENDS, open_backend
 
 from seawall.config import Config
 from seawall.errors import StoreError
-from seawall.store import BUCKETS, FILENAME, MemoryStore, SqliteStore, Store, open_store
+from seawall.store import BUCKETS, FILENAME, SqliteStore, Store, open_store
 
 T0 = 1_008_000.0  # a bucket boundary for every window below (a multiple of each span)
 W = 60.0  # window; one bucket is W / BUCKETS = 6 s
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=BACKENDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    backend: Store = MemoryStore() if request.param == "memory" else open_sqlite(tmp_path)
+    backend = open_backend(request.param, request, tmp_path)
     yield backend
     await backend.close()
 
