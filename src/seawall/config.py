@@ -457,8 +457,9 @@ class ServeSettings(Section):
     policy: PolicySettings = PolicySettings()
 
 
-# Schemes of a shared state: one Redis (TLS with rediss), or a Redis Cluster.
-STATE_SCHEMES = ("redis", "rediss", "redis+cluster")
+# Schemes of a shared state: one Redis (TLS with rediss, or on a unix socket), or a Redis
+# Cluster (TLS with rediss+cluster).
+STATE_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
 
 
 class Config(Section):

@@ -7,6 +7,12 @@ from typing import Any
 
 import msgspec
 import pytest
+from tests.redis_servers import (  # noqa: F401
+    redis_cluster,
+    redis_cluster_url,
+    redis_server,
+    redis_url,
+)
 
 from seawall.classifier import Classifier
 from seawall.config import ClassifierSettings
@@ -41,13 +47,21 @@ def train_pairs(sa_messages: dict[str, list[Message]]) -> list[tuple[Message, bo
     return pairs
 
 
-@pytest.fixture
-def open_classifier(tmp_path: Path) -> Any:
-    """``open_classifier(**settings)`` on this test's state dir; all are closed at the end."""
+@pytest.fixture(params=["sqlite", "redis"])
+def open_classifier(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """``open_classifier(**settings)`` on this test's state, embedded (SQLite in a temporary
+    state dir) or on a real Redis; every call opens another process's view of the same
+    state, and all are closed at the end."""
     opened: list[Classifier] = []
+    url = request.getfixturevalue("redis_url") if request.param == "redis" else None
 
     def _open(**changes: Any) -> Classifier:
-        clf = Classifier.open(tmp_path, settings(**changes))
+        if url is None:
+            clf = Classifier.open(tmp_path, settings(**changes))
+        else:
+            from seawall.classifier.redis_weights import RedisWeights
+
+            clf = Classifier(RedisWeights(url), settings(**changes))
         opened.append(clf)
         return clf
 

@@ -99,10 +99,12 @@ def test_unlearn_takes_back_replayed_steps(open_classifier: Any) -> None:
 
 
 def test_reopening_gives_identical_scores(
-    tmp_path: Any, train_pairs: list[tuple[Message, bool]], sa_messages: dict[str, list[Message]]
+    open_classifier: Any,
+    train_pairs: list[tuple[Message, bool]],
+    sa_messages: dict[str, list[Message]],
 ) -> None:
     probe = sa_messages["test_spam"][:10] + sa_messages["test_ham"][:10]
-    clf = Classifier.open(tmp_path, settings())
+    clf = open_classifier()
     clf.learn_many(train_pairs[:100])  # a snapshot
     for msg, spam in train_pairs[100:130]:  # then deltas
         clf.learn(msg, spam)
@@ -110,18 +112,19 @@ def test_reopening_gives_identical_scores(
     expected = [clf.margin(m) for m in probe]
     counts = clf.counts
     clf.close()
-    again = Classifier.open(tmp_path, settings())
+    again = open_classifier()
     assert [again.margin(m) for m in probe] == expected
     assert again.counts == counts
-    again.close()
 
 
 def test_other_processes_see_learning(
-    tmp_path: Any, train_pairs: list[tuple[Message, bool]], sa_messages: dict[str, list[Message]]
+    open_classifier: Any,
+    train_pairs: list[tuple[Message, bool]],
+    sa_messages: dict[str, list[Message]],
 ) -> None:
     probe = sa_messages["test_spam"][:5] + sa_messages["test_ham"][:5]
-    learner = Classifier.open(tmp_path, settings())
-    scanner = Classifier.open(tmp_path, settings())
+    learner = open_classifier()
+    scanner = open_classifier()
     try:
         for msg, spam in train_pairs[:40]:
             learner.learn(msg, spam)
@@ -138,10 +141,12 @@ def test_other_processes_see_learning(
         scanner.close()
 
 
-def test_compaction_keeps_scores(tmp_path: Any, train_pairs: list[tuple[Message, bool]]) -> None:
+def test_compaction_keeps_scores(
+    open_classifier: Any, train_pairs: list[tuple[Message, bool]]
+) -> None:
     probe = [m for m, _ in train_pairs[:5]]
-    learner = Classifier.open(tmp_path, settings())
-    scanner = Classifier.open(tmp_path, settings())
+    learner = open_classifier()
+    scanner = open_classifier()
     try:
         scanner.margin(probe[0])
         for msg, spam in train_pairs[:230]:  # past one compaction: the scanner reloads
@@ -240,3 +245,23 @@ def test_a_classifier_in_the_old_file_moves_into_state_sqlite(
     again = Classifier.open(tmp_path, settings())  # nothing left to move: opens as it is
     assert again.counts == (counts[0] - train_pairs[40][1], counts[1] - (not train_pairs[40][1]))
     again.close()
+
+
+def test_on_a_redis_cluster_a_learn_commits_in_the_classifier_slot(
+    redis_cluster_url: str, train_pairs: list[tuple[Message, bool]]
+) -> None:
+    from seawall.classifier.redis_weights import RedisWeights
+
+    probe = [m for m, _ in train_pairs[:4]]
+    learner = Classifier(RedisWeights(redis_cluster_url), settings())
+    scanner = Classifier(RedisWeights(redis_cluster_url), settings())
+    try:
+        learner.learn_many(train_pairs[:20])
+        for msg, spam in train_pairs[20:30]:
+            learner.learn(msg, spam)
+        assert learner.unlearn(train_pairs[25][0])
+        assert scanner.counts == learner.counts
+        assert [scanner.margin(m) for m in probe] == [learner.margin(m) for m in probe]
+    finally:
+        learner.close()
+        scanner.close()

@@ -22,6 +22,7 @@ class Seawall:
     state: Path
     workers: int = 1
     extra: str = ""  # more TOML tables, e.g. "[detectors.language]\nscores = {de = 11.0}"
+    shared: str = ""  # a Redis URL: the state every node shares (``state``)
     scores: str = ""
     ports: dict[str, int] = field(
         default_factory=lambda: {n: free_port() for n in ("http", "milter", "spamd", "policy")}
@@ -47,6 +48,8 @@ class Seawall:
         """
         self.root.mkdir(parents=True, exist_ok=True)
         lines = [f"state_dir = {_toml(str(self.state))}"]
+        if self.shared:
+            lines.append(f"state = {_toml(self.shared)}")
         if self.scores:
             (self.root / "scores.toml").write_text(self.scores)
             lines.append(f"scores_file = {_toml(str(self.root / 'scores.toml'))}")

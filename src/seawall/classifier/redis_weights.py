@@ -47,7 +47,6 @@ from typing import Any
 
 import numpy as np
 import redis
-import redis.cluster
 
 from seawall.classifier.store import (
     Keys,
@@ -60,10 +59,12 @@ from seawall.classifier.store import (
     encode_slots,
 )
 from seawall.errors import StoreError
+from seawall.store.redis import redact, sync_client
 
 log = logging.getLogger("seawall.classifier")
 
 _LOCK_MS = 30_000  # a writer that died lets go after this
+_TIMEOUT_S = 5.0  # one command: a learn may move 4 MiB
 _GEN = struct.Struct("<q")
 _RECORD = struct.Struct("<Bdd")  # label, coefficient, learned at; the digest follows
 _DELTA = struct.Struct("<II")  # lengths of the slots and sizes blobs; the amounts follow
@@ -86,28 +87,13 @@ class _Pending:
     snapshot: tuple[int, bytes] | None = None
 
 
-def client_for(url: str, *, timeout_s: float = 5.0) -> Any:
-    """A synchronous client for a state URL: ``redis://``, ``rediss://`` or
-    ``redis+cluster://host:port[,host:port...]``."""
-    scheme, _, rest = url.partition("://")
-    if scheme == "redis+cluster":
-        nodes = []
-        for part in rest.split("/", 1)[0].split(","):
-            host, _, port = part.rpartition(":")
-            nodes.append(redis.cluster.ClusterNode(host.strip("[]"), int(port)))  # type: ignore[no-untyped-call]
-        return redis.cluster.RedisCluster(
-            startup_nodes=nodes, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
-        )
-    return redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
-
-
 class RedisWeights:
     """The classifier's :class:`~seawall.classifier.store.WeightStore` on Redis."""
 
     def __init__(
         self, url: str, *, namespace: str = "seawall", timeout_s: float = 30.0, client: Any = None
     ) -> None:
-        self.where = url
+        self.where = redact(url)
         self._url = url
         self._timeout_s = timeout_s
         base = f"{namespace}:{{classifier}}:"
@@ -139,7 +125,7 @@ class RedisWeights:
     def _r(self) -> Any:
         # A connection must not cross fork(): a forked worker makes its own.
         if self._client is None or self._pid != os.getpid():
-            self._client = client_for(self._url)
+            self._client = sync_client(self._url, timeout_s=_TIMEOUT_S)
             self._pid = os.getpid()
             self._release = None
         return self._client

@@ -40,8 +40,13 @@ log = logging.getLogger("seawall.campaigns")
 
 
 def locator(config: Config) -> Locate:
-    """How a worker finds the tracker that holds the lease (its own store per process)."""
+    """How a worker finds the tracker that holds the lease (its own store per process).
+
+    While the store cannot be read, the last tracker found is tried again: it keeps serving
+    through a Redis outage.
+    """
     stores: dict[int, Store] = {}
+    last: list[Endpoint] = []
 
     async def locate() -> Endpoint:
         store = stores.get(os.getpid())
@@ -51,10 +56,13 @@ def locator(config: Config) -> Locate:
         try:
             data = await store.get(LEASE_KEY)
         except StoreError as exc:
+            if last:
+                return last[0]
             raise TrackerError(f"cannot find the campaign tracker: {exc}") from None
         if data is None:
             raise TrackerError("no campaign tracker holds the lease")
-        return decode_endpoint(data)
+        last[:] = [decode_endpoint(data)]
+        return last[0]
 
     return locate
 

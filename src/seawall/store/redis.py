@@ -570,3 +570,29 @@ def _redact(url: str) -> str:
         return url
     user = userinfo.partition(":")[0]
     return f"{scheme}://{user + ':***' if user else '***'}@{hosts}{rest[end:]}"
+
+
+def sync_client(url: str, *, timeout_s: float) -> Any:
+    """A synchronous client for ``url`` (the classifier's weights, which learn on a
+    thread), checked as the store's URLs are; ConfigError when it is wrong."""
+    import redis
+    import redis.cluster
+
+    endpoint = _parse(url)
+    if not endpoint.nodes:
+        return redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+    credentials = {
+        k: endpoint.options[k] for k in ("username", "password") if k in endpoint.options
+    }
+    return redis.cluster.RedisCluster(
+        startup_nodes=[redis.cluster.ClusterNode(h, p) for h, p in endpoint.nodes],  # type: ignore[no-untyped-call]
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        ssl=bool(endpoint.options.get("ssl")),
+        **credentials,
+    )
+
+
+def redact(url: str) -> str:
+    """``url`` without its password, for messages and logs."""
+    return _redact(url)
