@@ -4,7 +4,13 @@ from pathlib import Path
 
 import pytest
 
-from seawall import corpus
+from seawall import corpus, quietlog
+
+
+@pytest.fixture(autouse=True)
+def _each_test_sees_its_own_failures_logged() -> None:
+    """Recurring failures are logged once a minute; each test starts that minute afresh."""
+    quietlog.reset()
 
 
 @pytest.fixture(scope="session")

@@ -191,3 +191,33 @@ def test_parser_bug_tempfails_instead_of_crashing(
     assert verdict.action is Action.SOFT_REJECT
     assert verdict.forced_by == "PARSE_FAILED"
     assert "parser failed" in caplog.text
+
+
+class _StoreDown:
+    name: ClassVar[str] = "storedown"
+    symbols: ClassVar[dict[str, str]] = {}
+    io: ClassVar[bool] = False
+
+    async def check(self, msg: Message, ctx: Context) -> Sequence[Hit]:
+        from seawall.errors import StoreError
+
+        raise StoreError("state store redis://127.0.0.1:6379/0: get failed (ConnectionError)")
+
+
+def test_a_store_that_is_down_is_one_line_a_minute_and_a_bug_every_time(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    eng = Engine(scores=load_scores(), detectors=[_StoreDown(), _Exploding()], limits=ParseLimits())
+    try:
+        for _ in range(50):
+            verdict = eng.scan_sync(Envelope(), b"From: a@b.example\r\n\r\nhello\r\n").verdict
+            assert set(verdict.symbols["DETECTOR_FAILED"].options) <= {"storedown", "exploding"}
+    finally:
+        eng.close()
+    down = [r for r in caplog.records if "storedown" in r.getMessage()]
+    bugs = [r for r in caplog.records if "exploding" in r.getMessage()]
+    assert len(down) == 1
+    assert down[0].exc_info is None  # one line, no traceback
+    assert "get failed" in down[0].getMessage()
+    assert len(bugs) == 50
+    assert all(r.exc_info for r in bugs)

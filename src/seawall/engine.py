@@ -21,17 +21,20 @@ from seawall.config import Config
 from seawall.detectors import build_detectors
 from seawall.detectors.base import Closes, Context, Detector, Flushes, Hit, Learns, Starts
 from seawall.detectors.campaign import CAMPAIGN
+from seawall.errors import SeawallError
 from seawall.language import identify, preload
 from seawall.message import Envelope, Message, ParseLimits, parse_message
 from seawall.policy.decide import decide
 from seawall.policy.model import Action, Verdict
 from seawall.policy.scores import Scores, load_scores
+from seawall.quietlog import QuietLog
 
 if TYPE_CHECKING:
     from seawall.campaigns.client import TrackerClient
     from seawall.classifier import Classifier
 
 log = logging.getLogger("seawall.engine")
+_quiet = QuietLog(log)
 
 _WARM_UP = (
     b"From: a@example.co.uk\nContent-Type: text/html\n\n"
@@ -65,6 +68,17 @@ class StageTimes:
         for stage, value in other.seconds.items():
             self.add(stage, value)
         self.messages += other.messages
+
+
+def _failed(name: str, exc: Exception, when: str = "") -> None:
+    """A detector's failure: a bug is logged with its traceback every time; a state store
+    or tracker that is down (a SeawallError) fails every message alike, so it is one line
+    a minute."""
+    what = f"detector {name} failed{' ' + when if when else ''}"
+    if isinstance(exc, SeawallError):
+        _quiet.warning(f"{name}:{when}:{type(exc).__name__}", "%s: %s", what, exc)
+    else:
+        log.error("%s", what, exc_info=exc)
 
 
 class BudgetExceeded(TimeoutError):
@@ -174,8 +188,8 @@ class Engine:
             for detector in self._cpu:
                 try:
                     hits.extend(await detector.check(msg, ctx))
-                except Exception:
-                    log.exception("detector %s failed", detector.name)
+                except Exception as exc:
+                    _failed(detector.name, exc)
                     hits.append(Hit("DETECTOR_FAILED", options=(detector.name,)))
                 t2 = clock()
                 times.add(detector.name, t2 - t1)
@@ -217,8 +231,8 @@ class Engine:
             try:
                 async with asyncio.timeout(self.io_timeout_s):
                     await learns.after_verdict(msg, verdict, now)
-            except Exception:
-                log.exception("detector %s failed after the verdict", detector.name)
+            except Exception as exc:
+                _failed(detector.name, exc, "after the verdict")
 
     async def _start_io(
         self, msg: Message, ctx: Context
@@ -243,8 +257,8 @@ class Engine:
             else:
                 try:
                     pending = starts.start(msg, ctx)
-                except Exception:
-                    log.exception("detector %s failed", detector.name)
+                except Exception as exc:
+                    _failed(detector.name, exc)
                     pending = None
             started.append((detector, pending))
         if turn:
@@ -262,8 +276,8 @@ class Engine:
         except TimeoutError:
             log.warning("detector %s timed out after %.1fs", detector.name, self.io_timeout_s)
             return (Hit("DETECTOR_TIMEOUT", options=(detector.name,)),)
-        except Exception:
-            log.exception("detector %s failed", detector.name)
+        except Exception as exc:
+            _failed(detector.name, exc)
             return (Hit("DETECTOR_FAILED", options=(detector.name,)),)
 
     def event_loop(self) -> asyncio.AbstractEventLoop:
@@ -282,8 +296,8 @@ class Engine:
         for detector, flushes in self._flush:
             try:
                 await flushes.flush()
-            except Exception:
-                log.exception("detector %s failed to flush", detector.name)
+            except Exception as exc:
+                _failed(detector.name, exc, "to flush")
 
     def flush_sync(self) -> None:
         """:meth:`flush` from synchronous code, on the loop of :meth:`scan_sync`."""

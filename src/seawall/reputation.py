@@ -23,10 +23,12 @@ from dataclasses import dataclass
 from seawall.addresses import network_of, parse_ip
 from seawall.config import ReputationSettings
 from seawall.errors import StoreError
+from seawall.quietlog import QuietLog
 from seawall.store import Store
 from seawall.store.base import Decayed, decayed
 
 log = logging.getLogger("seawall.reputation")
+_quiet = QuietLog(log)
 
 _ZEROS = (0.0, 0.0, 0.0)
 _MAX_PENDING = 512  # keys waiting to be written before a flush is forced
@@ -213,5 +215,4 @@ class Reputation:
 
     def _store_failed(self, exc: StoreError) -> None:
         self.store_errors += 1
-        if self.store_errors == 1 or self.store_errors % 1000 == 0:
-            log.warning("reputation: %s (%d store errors so far)", exc, self.store_errors)
+        _quiet.warning("store", "reputation: %s (%d store errors so far)", exc, self.store_errors)

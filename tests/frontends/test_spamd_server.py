@@ -278,7 +278,8 @@ async def test_failure_is_answered_and_the_server_goes_on(
         assert await spamd.send(request("TELL", RAW, "Message-class: ham", "Set: local")) == (
             expected
         )
-    assert len(caplog.records) == 2
+    # A bug is logged every time; a store that is down once a minute (seawall.quietlog).
+    assert len(caplog.records) == (2 if isinstance(failure, RuntimeError) else 1)
     spamd.scanner.failure = None
     assert (await spamd.send(request("CHECK"))).startswith(b"SPAMD/1.1 0 EX_OK\r\n")
 

@@ -59,9 +59,11 @@ from seawall.classifier.store import (
     encode_slots,
 )
 from seawall.errors import StoreError
+from seawall.quietlog import QuietLog
 from seawall.store.redis import redact, sync_client
 
 log = logging.getLogger("seawall.classifier")
+_quiet = QuietLog(log)
 
 _LOCK_MS = 30_000  # a writer that died lets go after this
 _TIMEOUT_S = 5.0  # one command: a learn may move 4 MiB
@@ -212,7 +214,12 @@ class RedisWeights:
         try:
             raw = self._r.hget(self._k["meta"], "generation")
         except redis.RedisError as exc:
-            log.warning("classifier store %s unreachable, keeping the weights: %s", self.where, exc)
+            _quiet.warning(
+                "reload",
+                "classifier store %s unreachable, keeping the weights: %s",
+                self.where,
+                exc,
+            )
             return False
         gen = int(raw) if raw is not None else 0
         changed, self._seen = gen != self._seen, gen

@@ -25,6 +25,7 @@ from seawall.detectors.base import Reports
 from seawall.errors import LearningDisabled, StoreError
 from seawall.message import Envelope, parse_message
 from seawall.policy.model import Action, SymbolResult, Verdict
+from seawall.quietlog import QuietLog
 from seawall.store.history import record_verdict
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from seawall.store import Store
 
 log = logging.getLogger("seawall.scan")
+_quiet = QuietLog(log)
 
 SKIP_SYMBOLS = {
     "timeout": "SCAN_TIMEOUT",
@@ -174,7 +176,7 @@ class Service:
             if now - float(first) >= serve.greylist_delay_s:
                 return passed
         except (StoreError, ValueError) as exc:
-            log.warning("greylisting skipped: %s", exc)
+            _quiet.warning("greylist", "greylisting skipped: %s", exc)
             return passed
         return verdict
 
@@ -193,7 +195,7 @@ class Service:
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._background.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            log.warning("could not record the verdict: %s", task.exception())
+            _quiet.warning("history", "could not record the verdict: %s", task.exception())
 
     async def learn(self, raw: bytes, *, spam: bool) -> bool:
         if self.classifier is None:

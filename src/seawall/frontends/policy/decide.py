@@ -32,10 +32,12 @@ from seawall.config import PolicySettings
 from seawall.errors import StoreError
 from seawall.frontends.policy.codec import PolicyRequest
 from seawall.message.received import TrustedNetworks
+from seawall.quietlog import QuietLog
 from seawall.store import Store
 from seawall.store.history import history_counts
 
 log = logging.getLogger("seawall.policy")
+_quiet = QuietLog(log)
 
 DUNNO = "DUNNO"
 # Postfix answers DEFER text with 450 4.7.1 and REJECT text with 554 5.7.1 (access(5);
@@ -188,7 +190,7 @@ async def decide(
     try:
         counts = await count(store, address, events, settings, now=now)
     except StoreError as exc:
-        log.warning("policy: state store failed for %s: %s", address, exc)
+        _quiet.warning("store", "policy: state store failed for %s: %s", address, exc)
         return store_error_decision(settings, str(address))
     return judge(address, counts, settings)
 

@@ -29,8 +29,10 @@ from seawall.frontends.spamd.codec import (
 )
 from seawall.message import Envelope
 from seawall.policy.model import Action, Verdict
+from seawall.quietlog import QuietLog
 
 log = logging.getLogger("seawall.spamd")
+_quiet = QuietLog(log)
 
 # spamd's --timeout-tcp: a client silent this long (or not reading its reply) holds a
 # connection slot for nothing.
@@ -94,7 +96,7 @@ async def _reply(
         return None
     except StoreError as exc:
         # The classifier's database is busy or unreachable: worth a retry, not a bug.
-        log.warning("spamd request failed on the store: %s", exc)
+        _quiet.warning("store", "spamd request failed on the store: %s", exc)
         return encode_error(ExitCode.EX_TEMPFAIL, "state store unavailable, try again later")
     except Exception:
         log.exception("spamd request from %s failed", _peer(writer))
