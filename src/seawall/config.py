@@ -521,6 +521,25 @@ def state_url(config: Config) -> str | None:
     return config.state or None
 
 
+def redact_url(url: str) -> str:
+    """``url`` without its password, for messages and logs."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    end = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    userinfo, at, hosts = rest[:end].rpartition("@")
+    if not at:
+        return url
+    user = userinfo.partition(":")[0]
+    return f"{scheme}://{user + ':***' if user else '***'}@{hosts}{rest[end:]}"
+
+
+def describe_state(config: Config) -> str:
+    """Where the state lives, for messages and logs: the folder, or the URL without its
+    password."""
+    return redact_url(config.state) if config.state else config.state_dir
+
+
 def _scheme(value: str, where: str) -> str | None:
     """The scheme of a state URL; None for a folder; ConfigError for any other scheme."""
     scheme, sep, _ = value.partition("://")

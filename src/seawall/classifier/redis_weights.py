@@ -58,9 +58,10 @@ from seawall.classifier.store import (
     encode_delta,
     encode_slots,
 )
+from seawall.config import redact_url
 from seawall.errors import StoreError
 from seawall.quietlog import QuietLog
-from seawall.store.redis import redact, sync_client
+from seawall.store.redis import sync_client
 
 log = logging.getLogger("seawall.classifier")
 _quiet = QuietLog(log)
@@ -95,7 +96,7 @@ class RedisWeights:
     def __init__(
         self, url: str, *, namespace: str = "seawall", timeout_s: float = 30.0, client: Any = None
     ) -> None:
-        self.where = redact(url)
+        self.where = redact_url(url)
         self._url = url
         self._timeout_s = timeout_s
         base = f"{namespace}:{{classifier}}:"

@@ -16,7 +16,7 @@ import msgspec
 from seawall import evaluation
 from seawall.batch import Record, scan_units
 from seawall.cli.common import config_from
-from seawall.config import load_config
+from seawall.config import describe_state, load_config
 from seawall.engine import WAIT_STAGES, StageTimes
 from seawall.errors import SeawallError
 from seawall.evaluation import Labelled, Metrics, learn_all, state_or_temporary
@@ -139,7 +139,7 @@ def cmd_learn(args: argparse.Namespace) -> int:
         f"learned {learned.changed} of {len(items)} messages in {seconds:.1f}s "
         f"({len(items) - learned.changed} already known with that label); "
         f"the classifier now knows {learned.spam_total} spam and {learned.ham_total} ham "
-        f"({config.state_dir})"
+        f"({describe_state(config)})"
     )
     return 0
 

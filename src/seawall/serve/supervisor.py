@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from seawall.config import Config
+from seawall.config import Config, describe_state
 from seawall.engine import Engine, build_engine
 from seawall.errors import ConfigError, SeawallError
 from seawall.serve import tracker as campaign_tracker
@@ -107,7 +107,9 @@ class Supervisor:
         for _ in range(workers_wanted(config)):
             self._spawn(self.current)
         log.info(
-            "seawall serve: %d workers, state in %s", len(self.current.workers), config.state_dir
+            "seawall serve: %d workers, state in %s",
+            len(self.current.workers),
+            describe_state(config),
         )
         return self._loop()
 
@@ -235,7 +237,7 @@ class Supervisor:
         old = self.current
         self.current = Generation(config, engine)
         if config.detectors.campaigns != old.config.detectors.campaigns or (
-            config.state_dir != old.config.state_dir
+            (config.state, config.state_dir) != (old.config.state, old.config.state_dir)
         ):
             self._stop_tracker()
             self._start_tracker(config)

@@ -89,6 +89,7 @@ from redis.crc import key_slot
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 from redis.typing import EncodableT
 
+from seawall.config import redact_url
 from seawall.errors import ConfigError, StoreError
 from seawall.store.base import BUCKETS, Decayed, bucket_expiry, bucket_range, decayed
 
@@ -513,7 +514,7 @@ def _parse(url: str) -> _Endpoint:
     scheme = scheme.lower()
     if not sep or scheme not in _SCHEMES:
         known = ", ".join(f"{s}://" for s in _SCHEMES)
-        raise ConfigError(f"Redis URL {_redact(url)!r}: unknown scheme (expected {known})")
+        raise ConfigError(f"Redis URL {redact_url(url)!r}: unknown scheme (expected {known})")
     tls = scheme.startswith("rediss")
     query = urlsplit(url).query if "?" in url else ""
     cluster = scheme.endswith("+cluster")
@@ -521,55 +522,42 @@ def _parse(url: str) -> _Endpoint:
     unknown = sorted({name for name, _ in parse_qsl(query)} - allowed)
     if unknown:
         raise ConfigError(
-            f"Redis URL {_redact(url)!r}: unknown option {', '.join(unknown)}"
+            f"Redis URL {redact_url(url)!r}: unknown option {', '.join(unknown)}"
             f" (known: {', '.join(sorted(allowed))})"
         )
     if not cluster:
         try:
             options: dict[str, Any] = dict(parse_url(url))
         except ValueError as exc:
-            raise ConfigError(f"Redis URL {_redact(url)!r}: {exc}") from None
-        return _Endpoint(where=_redact(url), url=url, nodes=(), options=options)
+            raise ConfigError(f"Redis URL {redact_url(url)!r}: {exc}") from None
+        return _Endpoint(where=redact_url(url), url=url, nodes=(), options=options)
     # A cluster: the netloc holds several host:port, which urllib cannot parse in one go.
     end = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
     netloc, tail = rest[:end], rest[end:]
     userinfo, _, hosts = netloc.rpartition("@")
     path = tail.partition("?")[0]
     if path not in ("", "/", "/0"):
-        raise ConfigError(f"Redis URL {_redact(url)!r}: a Redis Cluster has only database 0")
+        raise ConfigError(f"Redis URL {redact_url(url)!r}: a Redis Cluster has only database 0")
     nodes: list[tuple[str, int]] = []
     for host in hosts.split(","):
         try:
             parts = urlsplit(f"//{host.strip()}")
             port = parts.port or 6379
         except ValueError as exc:
-            raise ConfigError(f"Redis URL {_redact(url)!r}: node {host!r}: {exc}") from None
+            raise ConfigError(f"Redis URL {redact_url(url)!r}: node {host!r}: {exc}") from None
         if not parts.hostname:
-            raise ConfigError(f"Redis URL {_redact(url)!r}: node {host!r} has no host")
+            raise ConfigError(f"Redis URL {redact_url(url)!r}: node {host!r} has no host")
         nodes.append((parts.hostname, port))
     single = f"{'rediss' if tls else 'redis'}://{userinfo + '@' if userinfo else ''}x"
     try:
         options = dict(parse_url(f"{single}?{query}" if query else single))
     except ValueError as exc:
-        raise ConfigError(f"Redis URL {_redact(url)!r}: {exc}") from None
+        raise ConfigError(f"Redis URL {redact_url(url)!r}: {exc}") from None
     for name in ("host", "port", "db", "connection_class"):
         options.pop(name, None)
     if tls:
         options["ssl"] = True
-    return _Endpoint(where=_redact(url), url=url, nodes=tuple(nodes), options=options)
-
-
-def _redact(url: str) -> str:
-    """``url`` without its password, for messages and logs."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    end = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
-    userinfo, at, hosts = rest[:end].rpartition("@")
-    if not at:
-        return url
-    user = userinfo.partition(":")[0]
-    return f"{scheme}://{user + ':***' if user else '***'}@{hosts}{rest[end:]}"
+    return _Endpoint(where=redact_url(url), url=url, nodes=tuple(nodes), options=options)
 
 
 def sync_client(url: str, *, timeout_s: float) -> Any:
@@ -591,8 +579,3 @@ def sync_client(url: str, *, timeout_s: float) -> Any:
         ssl=bool(endpoint.options.get("ssl")),
         **credentials,
     )
-
-
-def redact(url: str) -> str:
-    """``url`` without its password, for messages and logs."""
-    return _redact(url)
