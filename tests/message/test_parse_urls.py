@@ -172,3 +172,10 @@ def test_corpus_urls_are_normalised() -> None:
             assert url.domain
             assert url.host.endswith(url.domain)
     assert seen > 1000
+
+
+def test_an_obfuscated_host_is_found_once_not_again_from_its_middle() -> None:
+    msg = parse_message(
+        b"From: a@b.example\n\nvisit hxxp://evil[.]co[.]uk/a or shop[.]example[.]biz\n"
+    )
+    assert [u.url for u in msg.urls] == ["http://evil.co.uk/a", "http://shop.example.biz/"]

@@ -28,7 +28,7 @@ _HOST_FORWARD = re.compile(r"(?:\.[\w-]++)*+")
 _HOST_BACKWARD = re.compile(r"[\w-]*+(?:\.[\w-]++)*+")  # applied to reversed text
 _AFTER_HOST = re.compile(r"(?::\d{1,5}(?!\w))?(?:[/?#][^\s<>\"'`]*+)?")
 _OBFUSCATED = re.compile(
-    r"(?<![\w.@/:-])[^\W_][\w-]*+(?:(?:\.|\[\.\]|\(\.\)|\[dot\]|\(dot\)|\{\.\})[\w-]++)++"
+    r"(?<![\w.@/:\])}-])[^\W_][\w-]*+(?:(?:\.|\[\.\]|\(\.\)|\[dot\]|\(dot\)|\{\.\})[\w-]++)++"
     r"(?::\d{1,5})?(?:/[^\s<>\"'`]*+)?",
     re.IGNORECASE,
 )
