@@ -265,3 +265,22 @@ def test_a_locator_without_a_tracker_is_a_tracker_error() -> None:
 
     with pytest.raises(TrackerError, match="holds the lease"):
         asyncio.run(run())
+
+
+def test_a_stranger_gets_no_big_buffer_and_no_long_wait() -> None:
+    server = TrackerServer(Tracker(CampaignSettings()), secret=b"s3cret")
+
+    async def run() -> bytes:
+        tcp = await asyncio.start_server(server.connection, "127.0.0.1", 0)
+        port = tcp.sockets[0].getsockname()[1]
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write((16 * 1024 * 1024).to_bytes(4, "big"))  # "here come 16 MiB"
+            answer = await asyncio.wait_for(reader.read(), 5)  # closed at once, unanswered
+            writer.close()
+            return answer
+        finally:
+            tcp.close()
+            await tcp.wait_closed()
+
+    assert asyncio.run(run()) == b""

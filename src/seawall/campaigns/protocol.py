@@ -25,6 +25,7 @@ from seawall.config import Config
 from seawall.errors import TrackerError
 
 MAX_FRAME = 16 * 1024 * 1024
+MAX_HELLO = 256  # a Hello frame is ~30 bytes: a stranger gets no bigger buffer than this
 HIGH_WATER = 1 << 20  # bytes written and not yet sent before a writer waits
 _LENGTH = struct.Struct(">I")
 
@@ -85,9 +86,9 @@ def frame(body: bytes) -> bytes:
     return _LENGTH.pack(len(body)) + body
 
 
-async def read_frame(reader: asyncio.StreamReader) -> bytes:
-    """The next frame's body; TrackerError for one over ``MAX_FRAME``."""
+async def read_frame(reader: asyncio.StreamReader, limit: int = MAX_FRAME) -> bytes:
+    """The next frame's body; TrackerError for one over ``limit`` bytes."""
     (length,) = _LENGTH.unpack(await reader.readexactly(4))
-    if length > MAX_FRAME:
+    if length > limit:
         raise TrackerError(f"frame of {length} bytes")
     return await reader.readexactly(length)

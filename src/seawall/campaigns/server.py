@@ -17,6 +17,7 @@ from typing import Any
 from seawall.campaigns.fingerprint import Fingerprint
 from seawall.campaigns.protocol import (
     HIGH_WATER,
+    MAX_HELLO,
     Hello,
     Mark,
     Observe,
@@ -61,7 +62,7 @@ class TrackerServer:
     async def _greeted(self, reader: asyncio.StreamReader) -> bool:
         try:
             async with asyncio.timeout(5.0):
-                first = decode_request(await read_frame(reader))
+                first = decode_request(await read_frame(reader, MAX_HELLO))
         except (TimeoutError, ValueError, TrackerError):  # DecodeError is a ValueError
             return False
         return isinstance(first, Hello) and hmac.compare_digest(first.secret, self.secret)
