@@ -11,6 +11,10 @@ Use the fixtures from a conftest.py (``from tests.redis_servers import redis_url
 ``redis_cluster``      session-wide :class:`RedisClusterServers` (3 masters, no replicas)
 ``redis_url``          the server's ``redis://`` URL, its keyspace flushed for the test
 ``redis_cluster_url``  the cluster's ``redis+cluster://`` URL, every master flushed
+``redis_ha_cluster``   session-wide :class:`RedisHaCluster` (3 masters, each with a
+                       replica, a 1 s ``cluster-node-timeout``): for failover tests, which
+                       kill a master (:meth:`RedisServer.kill`), wait for its replica
+                       (:meth:`RedisHaCluster.wait_failover`) and :meth:`RedisHaCluster.heal`
 
 or the classes directly (``with RedisServer(root).running(): ...``) for a server of a
 test's own, e.g. one to stop and restart (:meth:`RedisServer.stop`, :meth:`RedisServer.start`,
@@ -32,6 +36,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.crc import key_slot
 
 _START_TIMEOUT_S = 20.0
 
@@ -152,6 +157,18 @@ class RedisServer:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGCONT)
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash: no shutdown, no goodbye to clients or cluster peers."""
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.kill()
+        proc.wait(10)
+
+    @property
+    def running_now(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
     @contextlib.contextmanager
     def running(self) -> Iterator[RedisServer]:
         self.start()
@@ -235,6 +252,209 @@ class RedisClusterServers:
             master.flush()
 
 
+def _cluster_info(server: RedisServer) -> dict[str, str]:
+    with server.client() as client:
+        info = client.execute_command("CLUSTER INFO")  # parsed into a dict by redis-py
+    return {str(k): str(v) for k, v in info.items()}
+
+
+@dataclass
+class RedisHaCluster:
+    """``size`` masters each with ``replicas`` replicas, for failover tests.
+
+    ``cluster-node-timeout`` is ``node_timeout_ms`` (1 s): a killed master is marked failed
+    and its replica promoted within a few seconds.  Roles change as masters fail over, so
+    they are read from the servers (:meth:`masters`, :meth:`master_of`), never assumed.
+    :meth:`heal` starts every stopped node again (it rejoins as a replica, from its
+    ``nodes.conf``) and waits until every master has its replicas in sync again.
+    """
+
+    root: Path
+    size: int = 3
+    replicas: int = 1
+    node_timeout_ms: int = 1000
+    nodes: list[RedisServer] = field(default_factory=list)
+    _held: dict[int, list[int]] = field(default_factory=dict)  # port -> first slots, at kill
+
+    @property
+    def url(self) -> str:
+        """Every node as a seed (a client survives any seed's outage)."""
+        return "redis+cluster://" + ",".join(n.address for n in self.nodes)
+
+    def start(self) -> None:
+        count = self.size * (1 + self.replicas)
+        ports = free_ports(2 * count)
+        self.nodes = [
+            RedisServer(
+                self.root / f"node-{i}",
+                port=ports[i],
+                cluster_bus_port=ports[count + i],
+                options={
+                    "cluster-node-timeout": str(self.node_timeout_ms),
+                    "repl-diskless-sync-delay": "0",  # a replica syncs at once (default 5 s)
+                },
+            )
+            for i in range(count)
+        ]
+        try:
+            for server in self.nodes:
+                server.start()
+            argv = [_binary("redis-cli"), "--cluster", "create"]
+            argv += [n.address for n in self.nodes]
+            argv += ["--cluster-replicas", str(self.replicas), "--cluster-yes"]
+            done = subprocess.run(argv, capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+            if done.returncode != 0:
+                out = (done.stdout + done.stderr).decode(errors="replace")
+                raise RuntimeError(f"redis-cli --cluster create failed:\n{out}")
+            self.wait_healthy()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        for server in self.nodes:
+            server.stop()
+
+    def live(self) -> list[RedisServer]:
+        return [n for n in self.nodes if n.running_now]
+
+    def role(self, server: RedisServer) -> str:
+        """``master`` or ``slave``, as the server itself says."""
+        with server.client() as client:
+            return str(client.info("replication")["role"])
+
+    def masters(self) -> list[RedisServer]:
+        return [n for n in self.live() if self.role(n) == "master"]
+
+    def _slot_owner(self, slot: int, via: RedisServer) -> int | None:
+        """The port of the master serving ``slot``, as ``via`` sees the cluster."""
+        with via.client() as client:
+            for start, end, master, *_ in client.execute_command("CLUSTER SLOTS"):
+                if int(start) <= slot <= int(end):
+                    return int(master[1])
+        return None
+
+    def _owner_port(self, key: str | bytes, via: RedisServer) -> int | None:
+        return self._slot_owner(key_slot(key.encode() if isinstance(key, str) else key), via)
+
+    def master_of(self, key: str | bytes) -> RedisServer:
+        """The master that serves ``key`` now."""
+        port = self._owner_port(key, self.live()[0])
+        return next(n for n in self.nodes if n.port == port)
+
+    def replicas_of(self, master: RedisServer) -> list[RedisServer]:
+        with master.client() as client:
+            info = client.info("replication")
+        ports = {int(v["port"]) for k, v in info.items() if k.startswith("slave") and "port" in v}
+        return [n for n in self.nodes if n.port in ports]
+
+    def sync_replicas(self, timeout_ms: int = 1000) -> None:
+        """Every master's writes so far acknowledged by its replicas (``WAIT``).
+
+        ``WAIT`` waits for the calling client's own last write, so each master gets one
+        (a key of one of its slots) first: replication is in order, so once the replicas
+        acknowledge it they hold every write the master took before it.
+        """
+        for master in self.masters():
+            key = next(
+                f"wait-probe:{i}"
+                for i in range(100_000)
+                if self._owner_port(f"wait-probe:{i}", master) == master.port
+            )
+            with master.client() as client:
+                client.set(key, b"1", px=60_000)
+                acked = int(client.execute_command("WAIT", self.replicas, timeout_ms))
+            if acked < self.replicas:
+                raise RuntimeError(f"{master.address}: {acked} replicas acknowledged WAIT")
+
+    def kill(self, server: RedisServer) -> None:
+        """SIGKILL ``server``, noting the slots it served for :meth:`wait_failover`."""
+        with server.client() as client:
+            ranges = client.execute_command("CLUSTER SLOTS")
+        self._held[server.port] = [
+            int(start) for start, _, master, *_ in ranges if int(master[1]) == server.port
+        ]
+        server.kill()
+
+    def wait_failover(self, dead: RedisServer, timeout: float = 30.0) -> RedisServer:
+        """Until one live node serves every slot ``dead`` served when :meth:`kill` killed
+        it and cluster_state is ok, as every live node sees it; that promoted replica."""
+        slots = self._held[dead.port]
+        assert slots, f"{dead.address} served no slots when it was killed"
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            try:
+                live = self.live()
+                owners = {self._slot_owner(slot, n) for n in live for slot in slots}
+                states = {_cluster_info(n).get("cluster_state") for n in live}
+                if states == {"ok"} and len(owners) == 1 and dead.port not in owners:
+                    return next(n for n in self.nodes if n.port in owners)
+                last = f"cluster_state {states}, served by {owners}"
+            except redis.RedisError as exc:
+                last = str(exc)
+            time.sleep(0.02)
+        raise RuntimeError(f"no failover from {dead.address} in {timeout} s: {last}")
+
+    def wait_healthy(self, timeout: float = 60.0) -> None:
+        """Every node up, cluster_state:ok on each, all slots served, every master with
+        ``replicas`` replicas whose link is up and initial sync done."""
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            try:
+                problem = self._health_problem()
+            except redis.RedisError as exc:
+                problem = str(exc)
+            if problem is None:
+                return
+            last = problem
+            time.sleep(0.05)
+        raise RuntimeError(f"the Redis Cluster did not become healthy: {last}")
+
+    def _health_problem(self) -> str | None:
+        total = len(self.nodes)
+        for server in self.nodes:
+            if not server.running_now:
+                return f"{server.address} is down"
+            info = _cluster_info(server)
+            if info.get("cluster_state") != "ok":
+                return f"{server.address}: cluster_state {info.get('cluster_state')}"
+            if info.get("cluster_slots_assigned") != "16384":
+                return f"{server.address}: slots assigned {info.get('cluster_slots_assigned')}"
+            if info.get("cluster_known_nodes") != str(total):
+                return f"{server.address}: knows {info.get('cluster_known_nodes')} nodes"
+            if info.get("cluster_slots_fail") != "0" or info.get("cluster_slots_pfail") != "0":
+                return f"{server.address}: slots failing"
+        masters = self.masters()
+        if len(masters) != self.size:
+            return f"{len(masters)} masters"
+        for master in masters:
+            with master.client() as client:
+                info = client.info("replication")
+            links = [v for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)]
+            if sum(v.get("state") == "online" for v in links) < self.replicas:
+                return f"{master.address}: replicas {links}"
+        for server in self.nodes:
+            if server not in masters:
+                with server.client() as client:
+                    info = client.info("replication")
+                if info.get("master_link_status") != "up" or info.get("master_sync_in_progress"):
+                    return f"{server.address}: replica link {info.get('master_link_status')}"
+        return None
+
+    def heal(self) -> None:
+        """Start every stopped (killed) node again, and wait until the cluster is whole."""
+        for server in self.nodes:
+            if not server.running_now:
+                server.start()
+        self.wait_healthy()
+
+    def flush(self) -> None:
+        for master in self.masters():
+            master.flush()  # replicated to the replicas
+
+
 def keys_with_ttls(servers: Sequence[RedisServer]) -> dict[bytes, int]:
     """Every key on ``servers`` and its PTTL (-1: none), by SCAN: for tests only."""
     out: dict[bytes, int] = {}
@@ -259,6 +479,29 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClu
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_ha_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisHaCluster]:
+    """Three masters each with a replica, started for the first test that asks for it.
+
+    A test may kill nodes: the next one calls :meth:`RedisHaCluster.heal` (the
+    ``redis_ha_cluster_url`` fixture does).
+    """
+    cluster = RedisHaCluster(tmp_path_factory.mktemp("redis-ha-cluster"))
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def redis_ha_cluster_url(redis_ha_cluster: RedisHaCluster) -> str:
+    """The replicated cluster, healed (every node up and in sync) and flushed."""
+    redis_ha_cluster.heal()
+    redis_ha_cluster.flush()
+    return redis_ha_cluster.url
 
 
 @pytest.fixture
