@@ -55,11 +55,13 @@ def node(workdir: Path, name: str, url: str, workers: int) -> Seawall:
 @pytest.fixture
 def nodes(workdir: Path, redis_url: str) -> Iterator[tuple[Seawall, Seawall]]:  # noqa: F811
     a, b = node(workdir, "a", redis_url, 2), node(workdir, "b", redis_url, 1)
-    a.start()
-    b.start()
-    yield a, b
-    for sw in (a, b):
-        sw.stop()
+    try:
+        a.start()
+        b.start()
+        yield a, b
+    finally:  # also when b fails to start: a must not outlive the test
+        for sw in (a, b):
+            sw.stop()
 
 
 def check(sw: Seawall, raw: bytes, **headers: str) -> dict:
