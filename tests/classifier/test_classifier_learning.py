@@ -265,3 +265,30 @@ def test_on_a_redis_cluster_a_learn_commits_in_the_classifier_slot(
     finally:
         learner.close()
         scanner.close()
+
+
+def test_a_hung_redis_costs_the_reload_check_a_tenth_of_a_second_then_nothing(
+    redis_server: Any, redis_url: str, train_pairs: list[tuple[Message, bool]]
+) -> None:
+    import time
+
+    from seawall.classifier.redis_weights import RedisWeights
+
+    clf = Classifier(RedisWeights(redis_url), settings())
+    clf.learn_many(train_pairs[:10])
+    probe = train_pairs[0][0]
+    before = clf.margin(probe)
+    redis_server.pause()
+    try:
+        started = time.monotonic()
+        assert clf.margin(probe) == before  # the reload check fails: the weights stay
+        first = time.monotonic() - started
+        started = time.monotonic()
+        for _ in range(20):
+            assert clf.margin(probe) == before
+        later = time.monotonic() - started
+    finally:
+        redis_server.resume()
+        clf.close()
+    assert first < 0.5  # one try of 0.1 s, not the learning client's 5 s with retries
+    assert later < 0.1  # backing off: no I/O at all for the next 10 s

@@ -46,8 +46,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
+import redis
 from seawall.classifier.store import (
     Keys,
     Learned,
@@ -67,7 +69,15 @@ log = logging.getLogger("seawall.classifier")
 _quiet = QuietLog(log)
 
 _LOCK_MS = 30_000  # a writer that died lets go after this
-_TIMEOUT_S = 5.0  # one command: a learn may move 4 MiB
+_TIMEOUT_S = 5.0  # one command of a learn, which may move 4 MiB (on a thread)
+# The reload check runs on a worker's event loop every reload_interval_s: it gets a client
+# of its own that gives up after 0.1 s, and after a failure it is not tried again for
+# _PROBE_BACKOFF_S, so a hung Redis costs a worker at most 0.1 s in 10 s.
+_PROBE_TIMEOUT_S = 0.1
+_PROBE_BACKOFF_S = 10.0
+# Everything a client raises for a server it cannot reach or use (a Cluster with every
+# node down raises RedisClusterException, which is not a RedisError).
+_FAILURES = (redis.RedisError, redis.exceptions.RedisClusterException, OSError)
 _GEN = struct.Struct("<q")
 _RECORD = struct.Struct("<Bdd")  # label, coefficient, learned at; the digest follows
 _DELTA = struct.Struct("<II")  # lengths of the slots and sizes blobs; the amounts follow
@@ -116,13 +126,16 @@ class RedisWeights:
         }
         self._client = client
         self._pid = os.getpid() if client is not None else 0
+        self._probe: Any = None
+        self._probe_pid = 0
+        self._quiet_until = 0.0
         self._pending: _Pending | None = None
         self._seen: int | None = None
         self._release: Any = None
         try:
             self._r.ping()
-        except redis.RedisError as exc:
-            raise StoreError(f"cannot reach the classifier store {url}: {exc}") from None
+        except _FAILURES as exc:
+            raise StoreError(f"cannot reach the classifier store {self.where}: {exc}") from None
 
     @property
     def _r(self) -> Any:
@@ -136,13 +149,14 @@ class RedisWeights:
     def _call(self, method: str, *args: Any) -> Any:
         try:
             return getattr(self._r, method)(*args)
-        except redis.RedisError as exc:
+        except _FAILURES as exc:
             raise StoreError(f"classifier store {self.where}: {exc}") from None
 
     def close(self) -> None:
-        if self._client is not None and self._pid == os.getpid():
-            self._client.close()
-        self._client = None
+        for client, pid in ((self._client, self._pid), (self._probe, self._probe_pid)):
+            if client is not None and pid == os.getpid():
+                client.close()
+        self._client = self._probe = None
 
     @contextmanager
     def write(self) -> Iterator[None]:
@@ -162,13 +176,13 @@ class RedisWeights:
                 if self._release is None:
                     self._release = self._r.register_script(_RELEASE)
                 self._release(keys=[self._k["lock"]], args=[token])
-            except redis.RedisError as exc:  # it expires by itself
+            except _FAILURES as exc:  # it expires by itself
                 log.warning("could not release the classifier lock: %s", exc)
 
     def _take_lock(self, token: str) -> bool:
         try:
             return bool(self._r.set(self._k["lock"], token, px=_LOCK_MS, nx=True))
-        except redis.RedisError as exc:
+        except _FAILURES as exc:
             raise StoreError(f"classifier store {self.where}: {exc}") from None
 
     def _commit(self, p: _Pending) -> None:
@@ -204,7 +218,7 @@ class RedisWeights:
             if kept:
                 pipe.hset(k["deltas"], mapping=kept)
             pipe.execute()
-        except redis.RedisError as exc:
+        except _FAILURES as exc:
             raise StoreError(f"classifier store {self.where}: {exc}") from None
 
     @contextmanager
@@ -212,9 +226,16 @@ class RedisWeights:
         yield  # each read is one command; _sync heals itself if a writer came between
 
     def changed(self) -> bool:
+        if self._pending is None and time.monotonic() < self._quiet_until:
+            return False  # failed a moment ago: keep the weights, spare the event loop
         try:
-            raw = self._r.hget(self._k["meta"], "generation")
-        except redis.RedisError as exc:
+            if self._probe is None or self._probe_pid != os.getpid():
+                self._probe = sync_client(self._url, timeout_s=_PROBE_TIMEOUT_S)
+                self._probe.set_retry(Retry(NoBackoff(), 0))  # one try: it is on the loop
+                self._probe_pid = os.getpid()
+            raw = self._probe.hget(self._k["meta"], "generation")
+        except _FAILURES as exc:
+            self._quiet_until = time.monotonic() + _PROBE_BACKOFF_S
             _quiet.warning(
                 "reload",
                 "classifier store %s unreachable, keeping the weights: %s",
