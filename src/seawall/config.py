@@ -457,9 +457,18 @@ class ServeSettings(Section):
     policy: PolicySettings = PolicySettings()
 
 
-# Schemes of a shared state: one Redis (TLS with rediss, or on a unix socket), or a Redis
-# Cluster (TLS with rediss+cluster).
-STATE_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
+# Schemes of a shared state: one Redis (TLS with rediss, or on a unix socket), a Redis
+# Cluster (TLS with rediss+cluster), or a master found through Redis Sentinel (TLS to the
+# master with rediss+sentinel).
+STATE_SCHEMES = (
+    "redis",
+    "rediss",
+    "unix",
+    "redis+cluster",
+    "rediss+cluster",
+    "redis+sentinel",
+    "rediss+sentinel",
+)
 
 
 class Config(Section):

@@ -10,7 +10,7 @@ from seawall.store import FILENAME, MemoryStore, SqliteStore, Store
 from seawall.store.redis import RedisStore
 
 # Redis servers start only for the tests that use them (see tests/redis_servers.py).
-BACKENDS = ["memory", "sqlite", "redis", "redis-cluster"]
+BACKENDS = ["memory", "sqlite", "redis", "redis-cluster", "redis-sentinel"]
 
 
 def open_backend(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> Store:
@@ -19,5 +19,6 @@ def open_backend(name: str, request: pytest.FixtureRequest, tmp_path: Path) -> S
         return MemoryStore()
     if name == "sqlite":
         return SqliteStore.open(tmp_path / FILENAME)
-    url = request.getfixturevalue("redis_url" if name == "redis" else "redis_cluster_url")
+    fixture = {"redis": "redis_url", "redis-cluster": "redis_cluster_url"}
+    url = request.getfixturevalue(fixture.get(name, "redis_sentinel_url"))
     return RedisStore.from_url(url)

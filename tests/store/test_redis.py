@@ -1,6 +1,7 @@
 """What only the Redis backend has: its URLs, key layout and TTLs, a Cluster's slots, faults.
 
-The Store contract itself runs on Redis and a Redis Cluster in test_contract.py.
+The Store contract itself runs on Redis, a Redis Cluster and Sentinel in test_contract.py;
+what only Sentinel has (its failover) is in test_sentinel.py.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import pytest
 import redis.asyncio.connection
 from redis.crc import key_slot
 from tests.redis_servers import RedisClusterServers, RedisServer, keys_with_ttls
+from tests.store.sentinel_servers import RedisSentinelServers
 
 from seawall.errors import ConfigError, StoreError
 from seawall.store import BUCKETS
@@ -33,11 +35,15 @@ class Target:
     servers: list[RedisServer]  # every master, to look at the keys
 
 
-@pytest.fixture(params=["redis", "redis-cluster"])
+@pytest.fixture(params=["redis", "redis-cluster", "redis-sentinel"])
 def target(request: pytest.FixtureRequest) -> Target:
     if request.param == "redis":
         url = request.getfixturevalue("redis_url")
         return Target(url, [request.getfixturevalue("redis_server")])
+    if request.param == "redis-sentinel":
+        url = request.getfixturevalue("redis_sentinel_url")
+        sentinels: RedisSentinelServers = request.getfixturevalue("redis_sentinels")
+        return Target(url, [sentinels.master()])
     url = request.getfixturevalue("redis_cluster_url")
     cluster: RedisClusterServers = request.getfixturevalue("redis_cluster")
     return Target(url, cluster.masters)
@@ -160,7 +166,14 @@ async def test_a_flushed_script_cache_is_reloaded(store: RedisStore, target: Tar
     [
         ("memcached://127.0.0.1:11211", "unknown scheme"),
         ("127.0.0.1:6379", "unknown scheme"),
-        ("redis+sentinel://127.0.0.1:26379", "unknown scheme"),
+        ("redis+sentinels://127.0.0.1:26379/seawall", "unknown scheme"),
+        ("redis+sentinel://127.0.0.1:26379", "names the master"),
+        ("redis+sentinel://127.0.0.1:26379/", "names the master"),
+        ("redis+sentinel://127.0.0.1:26379/seawall/0/1", "names the master"),
+        ("redis+sentinel://127.0.0.1:26379/seawall/x", "database 'x' is not a number"),
+        ("redis+sentinel://127.0.0.1:26379/seawall?bogus=1", "unknown option bogus"),
+        ("redis+sentinel://127.0.0.1:26379/seawall?ssl_certfile=/c", "unknown option ssl_certfile"),
+        ("redis+sentinel://127.0.0.1:26379,:26380/seawall", "node ':26380' has no host"),
         ("redis://127.0.0.1:6379/0?bogus=1", "unknown option bogus"),
         ("redis://127.0.0.1:6379/0?ssl_ca_certs=/ca.pem", "unknown option ssl_ca_certs"),
         ("redis://127.0.0.1:notaport/0", "Port"),
@@ -206,9 +219,13 @@ def test_accepted_urls() -> None:
         "unix:///run/redis/redis.sock?db=2",
         "redis+cluster://10.0.0.1:7000,10.0.0.2:7000,[2001:db8::1]:7000/?max_connections=50",
         "rediss+cluster://10.0.0.1:7000?ssl_check_hostname=false",
+        "redis+sentinel://10.0.0.1:26379,10.0.0.2,[2001:db8::1]:26379/seawall",
+        "redis+sentinel://user:pw@10.0.0.1:26379/seawall/3?socket_timeout=0.5",
+        "rediss+sentinel://10.0.0.1/mx-state?db=2&ssl_ca_certs=/etc/ssl/ca.pem",
     ]:
         store = RedisStore.from_url(url)  # parses only: nothing connects before a call
         assert store.cluster == ("+cluster" in url)
+        assert store.sentinel == ("+sentinel" in url)
 
 
 async def test_a_database_number_and_a_unix_socket(

@@ -10,6 +10,15 @@ Open it with ``RedisStore.from_url(url, namespace="seawall")``:
                                            seeds (one is enough, more survive a seed's
                                            outage), the rest of the cluster is discovered
 ``rediss+cluster://…``                     a Redis Cluster over TLS
+``redis+sentinel://[user:password@]host:port,host:port,…/service_name[/db]``
+                                           a master and its replicas watched by Redis
+                                           Sentinel: the comma-separated hosts are the
+                                           Sentinels (port 26379 by default; one is enough,
+                                           more survive a Sentinel's outage), asked for the
+                                           address of the master named ``service_name``;
+                                           the credentials and ``db`` are the master's
+``rediss+sentinel://…``                    the same with TLS to the master (the Sentinels
+                                           are asked in clear, without credentials)
 
 Query options: ``socket_timeout`` and ``socket_connect_timeout`` (seconds; by default the
 ``socket_timeout`` given to ``from_url``, 0.25 s), ``max_connections`` (calls in flight per
@@ -17,7 +26,8 @@ process, default 32: each holds a connection, one per master in a Cluster; more 
 one up to the socket timeout), ``client_name``, ``health_check_interval``, ``db`` (not for a
 cluster), and for TLS ``ssl_ca_certs``, ``ssl_certfile``, ``ssl_keyfile``, ``ssl_cert_reqs``
 and ``ssl_check_hostname``.  Anything else is a :class:`~seawall.errors.ConfigError`.  Error
-messages show the URL without its password.
+messages show the URL without its password.  On Sentinel the timeouts bound each question
+to a Sentinel too.
 
 Key layout (``ns`` is the namespace, ``key`` the caller's key as it is):
 
@@ -61,6 +71,16 @@ without a retry (a retry after a timeout could add twice; the callers fail open)
 Redis costs a call at most the connect timeout, a hung one the socket timeout.  The pool
 checks a connection before reusing it, so the first call after Redis is back reconnects.
 
+Sentinel: each new connection first asks the Sentinels, in turn until one answers, where
+the master is (a Sentinel that is down costs a refused connection, a hung one the
+timeouts), then connects to it; nothing is asked while the connections last.  When the
+master dies its connections fail, and calls are StoreErrors until the Sentinels agree it
+is down and promote a replica (``down-after-milliseconds`` plus the election, a few
+seconds), then the next call connects to the new master: no call waits for the failover,
+nothing needs reopening.  A master demoted to replica answers writes with READONLY, which
+drops the connection the same way.  Writes the master took but had not yet replicated are
+lost with it, as Redis replication is asynchronous.
+
 Fork and event loops: the client and its pool are made on first use in each process and
 event loop; one made before ``fork()`` or on another loop is never used or closed again
 (its sockets belong to the parent, or to that loop), so ``seawall serve`` may build the
@@ -77,16 +97,22 @@ import struct
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import ConnectionPool, parse_url
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
+from redis.client import Redis as SyncRedis
+from redis.cluster import ClusterNode as SyncClusterNode
+from redis.cluster import RedisCluster as SyncRedisCluster
 from redis.commands.core import AsyncScript
 from redis.crc import key_slot
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError
+from redis.sentinel import Sentinel as SyncSentinel
+from redis.sentinel import SentinelConnectionPool as SyncSentinelConnectionPool
 from redis.typing import EncodableT
 
 from seawall.config import redact_url
@@ -202,7 +228,16 @@ _TLS_OPTIONS = {
     "ssl_cert_reqs",
     "ssl_check_hostname",
 }
-_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
+_SCHEMES = (
+    "redis",
+    "rediss",
+    "unix",
+    "redis+cluster",
+    "rediss+cluster",
+    "redis+sentinel",
+    "rediss+sentinel",
+)
+_SENTINEL_PORT = 26379
 
 # Clients made before fork() or on an event loop since gone: never used or closed again
 # (their sockets belong to the parent, or to that loop), only kept from the collector.
@@ -215,8 +250,14 @@ _Client = Redis | RedisCluster
 class _Endpoint:
     where: str  # the URL without credentials, for messages
     url: str
-    nodes: tuple[tuple[str, int], ...]  # a cluster's seed nodes; () for a single server
+    # A cluster's seed nodes, or the Sentinels; () for a single server.
+    nodes: tuple[tuple[str, int], ...]
     options: dict[str, Any]  # connection options from the URL's query and credentials
+    service: str = ""  # the master's name on the Sentinels; "" without Sentinels
+
+    @property
+    def cluster(self) -> bool:
+        return bool(self.nodes) and not self.service
 
 
 @dataclass(slots=True)
@@ -292,7 +333,12 @@ class RedisStore:
     @property
     def cluster(self) -> bool:
         """True when the store is on a Redis Cluster."""
-        return bool(self._endpoint.nodes)
+        return self._endpoint.cluster
+
+    @property
+    def sentinel(self) -> bool:
+        """True when the store finds its master through Redis Sentinel."""
+        return bool(self._endpoint.service)
 
     def __repr__(self) -> str:
         return f"RedisStore({self._endpoint.where!r}, namespace={self.namespace!r})"
@@ -460,6 +506,20 @@ class RedisStore:
             "max_connections": self.max_connections,
         }
         with self._errors("connect"):
+            if endpoint.service:
+                sentinels = Sentinel(
+                    endpoint.nodes,
+                    sentinel_kwargs={
+                        "socket_timeout": self.socket_timeout,
+                        "socket_connect_timeout": self.connect_timeout,
+                        "retry": retry,
+                    },
+                )
+                # The pool asks the Sentinels for the master on each new connection.
+                master: _SentinelMaster = sentinels.master_for(
+                    endpoint.service, redis_class=_SentinelMaster, retry=retry, **options
+                )
+                return master
             if endpoint.nodes:
                 nodes = [ClusterNode(host, port) for host, port in endpoint.nodes]
                 return RedisCluster(startup_nodes=nodes, retry=retry, **options)
@@ -495,6 +555,19 @@ class RedisStore:
             ) from None
 
 
+class _SentinelMaster(Redis):
+    """The master's client from ``Sentinel.master_for``: closing it also closes the
+    Sentinels' own clients, which nothing else holds."""
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        try:
+            await super().aclose(close_connection_pool)
+        finally:
+            pool = self.connection_pool
+            if isinstance(pool, SentinelConnectionPool):
+                await pool.sentinel_manager.aclose()
+
+
 def _ms(seconds: float) -> int:
     """Whole milliseconds, rounded up and at least one: Redis refuses an expiry of 0."""
     return max(1, math.ceil(seconds * 1000))
@@ -512,70 +585,110 @@ def _parse(url: str) -> _Endpoint:
     """Check ``url`` and split it into what the clients need; ConfigError when it is wrong."""
     scheme, sep, rest = url.partition("://")
     scheme = scheme.lower()
+    where = redact_url(url)
     if not sep or scheme not in _SCHEMES:
         known = ", ".join(f"{s}://" for s in _SCHEMES)
-        raise ConfigError(f"Redis URL {redact_url(url)!r}: unknown scheme (expected {known})")
+        raise ConfigError(f"Redis URL {where!r}: unknown scheme (expected {known})")
     tls = scheme.startswith("rediss")
     query = urlsplit(url).query if "?" in url else ""
     cluster = scheme.endswith("+cluster")
+    sentinel = scheme.endswith("+sentinel")
     allowed = (_OPTIONS - ({"db"} if cluster else set())) | (_TLS_OPTIONS if tls else set())
     unknown = sorted({name for name, _ in parse_qsl(query)} - allowed)
     if unknown:
         raise ConfigError(
-            f"Redis URL {redact_url(url)!r}: unknown option {', '.join(unknown)}"
+            f"Redis URL {where!r}: unknown option {', '.join(unknown)}"
             f" (known: {', '.join(sorted(allowed))})"
         )
-    if not cluster:
+    if not cluster and not sentinel:
         try:
             options: dict[str, Any] = dict(parse_url(url))
         except ValueError as exc:
-            raise ConfigError(f"Redis URL {redact_url(url)!r}: {exc}") from None
-        return _Endpoint(where=redact_url(url), url=url, nodes=(), options=options)
-    # A cluster: the netloc holds several host:port, which urllib cannot parse in one go.
+            raise ConfigError(f"Redis URL {where!r}: {exc}") from None
+        return _Endpoint(where=where, url=url, nodes=(), options=options)
+    # Several host:port in the netloc, which urllib cannot parse in one go.
     end = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
     netloc, tail = rest[:end], rest[end:]
     userinfo, _, hosts = netloc.rpartition("@")
     path = tail.partition("?")[0]
-    if path not in ("", "/", "/0"):
-        raise ConfigError(f"Redis URL {redact_url(url)!r}: a Redis Cluster has only database 0")
+    service, db = "", None
+    if cluster and path not in ("", "/", "/0"):
+        raise ConfigError(f"Redis URL {where!r}: a Redis Cluster has only database 0")
+    if sentinel:
+        service, db = _service_and_db(path, where)
     nodes: list[tuple[str, int]] = []
     for host in hosts.split(","):
         try:
             parts = urlsplit(f"//{host.strip()}")
-            port = parts.port or 6379
+            port = parts.port or (_SENTINEL_PORT if sentinel else 6379)
         except ValueError as exc:
-            raise ConfigError(f"Redis URL {redact_url(url)!r}: node {host!r}: {exc}") from None
+            raise ConfigError(f"Redis URL {where!r}: node {host!r}: {exc}") from None
         if not parts.hostname:
-            raise ConfigError(f"Redis URL {redact_url(url)!r}: node {host!r} has no host")
+            raise ConfigError(f"Redis URL {where!r}: node {host!r} has no host")
         nodes.append((parts.hostname, port))
     single = f"{'rediss' if tls else 'redis'}://{userinfo + '@' if userinfo else ''}x"
     try:
         options = dict(parse_url(f"{single}?{query}" if query else single))
     except ValueError as exc:
-        raise ConfigError(f"Redis URL {redact_url(url)!r}: {exc}") from None
-    for name in ("host", "port", "db", "connection_class"):
+        raise ConfigError(f"Redis URL {where!r}: {exc}") from None
+    for name in ("host", "port", "connection_class") + (("db",) if cluster else ()):
         options.pop(name, None)
+    if db is not None:
+        options.setdefault("db", db)  # ?db= wins, as in a redis:// URL
     if tls:
         options["ssl"] = True
-    return _Endpoint(where=redact_url(url), url=url, nodes=tuple(nodes), options=options)
+    return _Endpoint(where=where, url=url, nodes=tuple(nodes), options=options, service=service)
+
+
+def _service_and_db(path: str, where: str) -> tuple[str, int | None]:
+    """The master's name and the database number in a Sentinel URL's path."""
+    parts = path.split("/")[1:] if path else []
+    if parts and not parts[-1]:
+        parts.pop()  # a trailing slash
+    service = unquote(parts[0]) if parts else ""
+    if not service or len(parts) > 2 or any(c.isspace() for c in service):
+        raise ConfigError(
+            f"Redis URL {where!r}: a Sentinel URL names the master: host:port,…/service_name[/db]"
+        )
+    if len(parts) < 2:
+        return service, None
+    if not parts[1].isdigit():
+        raise ConfigError(f"Redis URL {where!r}: database {parts[1]!r} is not a number")
+    return service, int(parts[1])
 
 
 def sync_client(url: str, *, timeout_s: float) -> Any:
     """A synchronous client for ``url`` (the classifier's weights, which learn on a
     thread), checked as the store's URLs are; ConfigError when it is wrong."""
-    import redis
-    import redis.cluster
-
     endpoint = _parse(url)
     if not endpoint.nodes:
-        return redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+        return SyncRedis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+    if endpoint.service:
+        # The URL's own options win, as in Redis.from_url; no retries, as there.
+        options: dict[str, Any] = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
+        options |= endpoint.options
+        timeouts = {k: options[k] for k in ("socket_timeout", "socket_connect_timeout")}
+        sentinels = SyncSentinel(endpoint.nodes, sentinel_kwargs=timeouts)
+        return sentinels.master_for(endpoint.service, redis_class=_SyncSentinelMaster, **options)
     credentials = {
         k: endpoint.options[k] for k in ("username", "password") if k in endpoint.options
     }
-    return redis.cluster.RedisCluster(
-        startup_nodes=[redis.cluster.ClusterNode(h, p) for h, p in endpoint.nodes],  # type: ignore[no-untyped-call]
+    return SyncRedisCluster(
+        startup_nodes=[SyncClusterNode(h, p) for h, p in endpoint.nodes],  # type: ignore[no-untyped-call]
         socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
         ssl=bool(endpoint.options.get("ssl")),
         **credentials,
     )
+
+
+class _SyncSentinelMaster(SyncRedis):
+    """``sync_client``'s master on Sentinel: closing it also closes the Sentinels' clients."""
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            pool = self.connection_pool
+            if isinstance(pool, SyncSentinelConnectionPool):
+                pool.sentinel_manager.close()
