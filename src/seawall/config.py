@@ -473,7 +473,8 @@ STATE_SCHEMES = (
 
 class Config(Section):
     # Where the shared state lives: "" keeps it embedded (SQLite in state_dir); a URL puts
-    # it on Redis, shared by every node: redis://host:port/db, rediss://... (TLS), or
+    # it on Redis, shared by every node: redis://host:port/db, rediss://... (TLS),
+    # redis+sentinel://sentinel:26379,.../master_name (Sentinel), or
     # redis+cluster://host:port,host:port (a Redis Cluster).  --state and SEAWALL_STATE
     # take a URL or a directory.
     state: str = ""
