@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from seawall.config import Config, load_config
@@ -11,7 +12,9 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "seawall.example.toml"
 
 
 def test_documented_example_is_exactly_the_defaults() -> None:
-    assert load_config(EXAMPLE) == Config()
+    # But its relative state_dir, which is taken from the file's folder.
+    defaults = msgspec.structs.replace(Config(), state_dir=str(EXAMPLE.parent / "var"))
+    assert load_config(EXAMPLE) == defaults
 
 
 def test_unknown_key_and_wrong_type_are_errors(tmp_path: Path) -> None:
@@ -112,16 +115,24 @@ def test_env_overrides_read_toml_values(env: pytest.MonkeyPatch) -> None:
     assert config.detectors.dnsbl.lists == Config().detectors.dnsbl.lists
 
 
-def test_env_string_keys_take_unquoted_values_as_written(env: pytest.MonkeyPatch) -> None:
-    env.setenv("SEAWALL_SERVE__MILTER__LISTEN", "7381")  # a number, but the key is a string
+def test_env_string_keys_take_unquoted_values_as_written(
+    tmp_path: Path, env: pytest.MonkeyPatch
+) -> None:
+    env.chdir(tmp_path)
+    (tmp_path / "2024-01-01").write_text("")
+    env.setenv("SEAWALL_STATE_DIR", "7381")  # a number, but the key is a string
     env.setenv("SEAWALL_SCORES_FILE", "2024-01-01")  # a TOML date, but the key is a string
     env.setenv("SEAWALL_SERVE__HTTP__LISTEN", "0.0.0.0:7380")  # not TOML at all
     env.setenv("SEAWALL_DETECTORS__CLAMAV__ADDRESS", "1\nother = 2")  # not one TOML value
     config = load_config()
-    assert config.serve.milter.listen == "7381"
+    assert config.state_dir == "7381"  # from the environment: from the working directory
     assert config.scores_file == "2024-01-01"
     assert config.serve.http.listen == "0.0.0.0:7380"
     assert config.detectors.clamav.address == "1\nother = 2"
+    # Taken as written, then checked: a string, but not a reply code.
+    env.setenv("SEAWALL_SERVE__MILTER__LISTEN", "7381")
+    with pytest.raises(ConfigError, match=r"^SEAWALL_SERVE__MILTER__LISTEN: serve.milter.listen"):
+        load_config()
 
 
 def test_env_overrides_come_after_the_file(tmp_path: Path, env: pytest.MonkeyPatch) -> None:
@@ -248,8 +259,153 @@ def test_an_unknown_state_scheme_is_an_error(tmp_path: Path, env: pytest.MonkeyP
         load_config()
     env.delenv("SEAWALL_STATE")
     conf = tmp_path / "seawall.toml"
-    conf.write_text('state = "redis+sentinel://x:26379"\n')
-    with pytest.raises(ConfigError, match=r"state: unknown state scheme redis\+sentinel://"):
+    conf.write_text('state = "etcd://x:2379"\n')
+    with pytest.raises(ConfigError, match=r"state: unknown state scheme etcd://"):
         load_config(conf)
     conf.write_text('state = "/srv/elsewhere"\n')
     assert load_config(conf).state_dir == "/srv/elsewhere"
+
+
+# Every value is checked as it loads, each error naming the key and where it came from.
+
+
+@pytest.mark.parametrize(
+    ("toml", "error"),
+    [
+        ('[isp]\ndynamic = ["198.19.0.0/33"]', "isp.dynamic: '198.19.0.0/33' is not a network"),
+        ('[isp]\nnetworks = ["10.0.0.0/8", "ten"]', "isp.networks: 'ten' is not a network"),
+        ('[trusted]\nnetworks = ["::1/129"]', "trusted.networks: '::1/129' is not a network"),
+        ('[serve.milter]\nlisten = "7381"', "serve.milter.listen: expected host:port"),
+        ('[serve.http]\nlisten = "localhost:7380"', "serve.http.listen: expected host:port"),
+        ('[serve.spamd]\nlisten = "127.0.0.1:70000"', "serve.spamd.listen: bad port"),
+        ('[serve.policy]\nlisten = "unix:run/p.sock"', "serve.policy.listen: a unix socket"),
+        (
+            '[detectors.campaigns]\ntracker_listen = "unix:/run/t.sock"',
+            "detectors.campaigns.tracker_listen: a TCP host:port, not a unix socket",
+        ),
+        (
+            '[detectors.campaigns]\ntracker_advertise = "tracker.example:7390"',
+            "detectors.campaigns.tracker_advertise: expected host:port",
+        ),
+        ('[serve.milter]\nreject_code = "450 4.7.1"', "serve.milter.reject_code: expected like"),
+        ('[serve.milter]\ntempfail_code = "451"', "serve.milter.tempfail_code: expected like"),
+        ('scores_file = "missing.toml"', "scores_file: no such file: .*missing.toml"),
+        ('scores_file = "."', "scores_file: is not a file"),
+        ("[serve]\ngreylist_delay_s = 600.0\ngreylist_expire_s = 300.0", "greylist_expire_s"),
+        ("[serve.policy]\nwindow_s = 0", "serve.policy.window_s: must be above 0"),
+        ("[serve.policy]\nhistory_min_share = 2", "serve.policy.history_min_share"),
+        # Ranges, by msgspec at the key.
+        ("[limits]\nmax_parts = 0", r">= 1 - at `\$.limits.max_parts`"),
+        ("[engine]\nio_timeout_s = 0", r"> 0.* - at `\$.engine.io_timeout_s`"),
+        ("[detectors.campaigns]\nspam_share = 1.5", r"<= 1.* - at `\$.detectors.campaigns"),
+        ("[detectors.classifier]\nhash_bits = 40", r"<= 26 - at `\$.detectors.classifier"),
+        ("[serve]\ndrain_s = -1", r">= 0.* - at `\$.serve.drain_s`"),
+    ],
+)
+def test_a_value_that_cannot_work_is_an_error_naming_file_and_key(
+    toml: str, error: str, tmp_path: Path, env: pytest.MonkeyPatch
+) -> None:
+    conf = tmp_path / "seawall.toml"
+    conf.write_text(toml + "\n")
+    with pytest.raises(ConfigError, match=f"^{conf}: .*{error}"):
+        load_config(conf)
+
+
+def test_every_problem_is_named_at_once_with_its_source(
+    tmp_path: Path, env: pytest.MonkeyPatch
+) -> None:
+    conf = tmp_path / "seawall.toml"
+    conf.write_text('[isp]\ndynamic = ["198.19.0.0/33"]\n[serve.milter]\nlisten = "x"\n')
+    env.setenv("SEAWALL_TRUSTED__NETWORKS", '["300.0.0.0/8"]')
+    with pytest.raises(ConfigError) as caught:
+        load_config(conf)
+    assert str(caught.value) == "; ".join(
+        [
+            "SEAWALL_TRUSTED__NETWORKS: trusted.networks: '300.0.0.0/8' is not a network",
+            f"{conf}: isp.dynamic: '198.19.0.0/33' is not a network",
+            f"{conf}: serve.milter.listen: expected host:port with a numeric IP, or unix:/path;"
+            " got 'x'",
+        ]
+    )
+
+
+def test_good_values_pass(tmp_path: Path, env: pytest.MonkeyPatch) -> None:
+    from seawall.config import validate
+
+    (tmp_path / "scores.toml").write_text("")
+    conf = tmp_path / "seawall.toml"
+    conf.write_text(
+        'scores_file = "scores.toml"\n'
+        '[isp]\nnetworks = ["198.18.0.0/15", "2001:db8::/32"]\ndynamic = ["198.19.0.0/16"]\n'
+        '[trusted]\nnetworks = ["10.0.0.1/8"]\n'  # host bits set: the network is meant
+        '[serve.milter]\nlisten = "unix:/run/seawall/milter.sock"\n'
+        '[serve.http]\nlisten = "[::1]:7380"\n[serve.spamd]\nlisten = ""\n'
+        '[detectors.campaigns]\ntracker_listen = "0.0.0.0:0"\n'
+        'tracker_advertise = "192.0.2.7:7390"\n'
+    )
+    config = load_config(conf)
+    validate(config)
+    validate(Config())
+    assert config.serve.spamd.listen == ""  # turned off, not an error
+
+
+def test_validate_checks_a_config_built_in_code() -> None:
+    from seawall.config import IspSettings, validate
+
+    bad = msgspec.structs.replace(Config(), isp=IspSettings(dynamic=("198.19.0.0/33",)))
+    with pytest.raises(ConfigError, match="^isp.dynamic: '198.19.0.0/33' is not a network$"):
+        validate(bad)
+
+
+def test_an_unreadable_file_is_an_error(tmp_path: Path) -> None:
+    conf = tmp_path / "seawall.toml"
+    conf.write_bytes(b"[serve]\nworkers = 2 # \xff\n")
+    with pytest.raises(ConfigError, match=f"^{conf}: .*utf-8"):
+        load_config(conf)
+    with pytest.raises(ConfigError, match="No such file"):
+        load_config(tmp_path / "missing.toml")
+
+
+# Relative paths in a file are taken from the file's folder, wherever the command runs.
+
+
+def test_relative_paths_are_taken_from_the_files_folder(
+    tmp_path: Path, env: pytest.MonkeyPatch
+) -> None:
+    etc = tmp_path / "etc" / "seawall"
+    etc.mkdir(parents=True)
+    (etc / "scores.toml").write_text("")
+    conf = etc / "seawall.toml"
+    conf.write_text('scores_file = "scores.toml"\nstate_dir = "../../var/seawall"\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env.chdir(elsewhere)
+    config = load_config(conf)
+    assert config.scores_file == str(etc / "scores.toml")
+    assert Path(config.state_dir).resolve() == tmp_path / "var" / "seawall"
+    # The same from a relative --config path.
+    env.chdir(tmp_path)
+    assert load_config(Path("etc/seawall/seawall.toml")).scores_file == str(etc / "scores.toml")
+    # A folder in "state" too; absolute paths and URLs stay as they are.
+    conf.write_text('state = "state"\n')
+    assert load_config(conf).state_dir == str(etc / "state")
+    conf.write_text('state = "redis://127.0.0.1:6379/0"\nstate_dir = "/srv/seawall"\n')
+    config = load_config(conf)
+    assert (config.state, config.state_dir) == ("redis://127.0.0.1:6379/0", "/srv/seawall")
+    # From the environment or --state, a relative path is from the working directory.
+    env.setenv("SEAWALL_STATE_DIR", "var")
+    assert load_config(conf).state_dir == "var"
+    assert load_config(conf, state_dir="here").state_dir == "here"
+
+
+def test_a_state_left_in_the_working_directory_is_pointed_at(
+    tmp_path: Path, env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "run" / "var").mkdir(parents=True)
+    (tmp_path / "run" / "var" / "state.sqlite").write_text("")
+    (tmp_path / "etc").mkdir()
+    conf = tmp_path / "etc" / "seawall.toml"
+    conf.write_text('state_dir = "var"\n')
+    env.chdir(tmp_path / "run")
+    assert load_config(conf).state_dir == str(tmp_path / "etc" / "var")
+    assert f"a state from the working directory is in {tmp_path / 'run' / 'var'}" in caplog.text

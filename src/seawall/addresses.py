@@ -8,6 +8,9 @@ Three questions are asked of an address all over Seawall, and each has one answe
 - whether it lies in a configured set of networks (``Networks``: ``[isp] networks`` and
   ``dynamic``, ``trusted_networks``), answered from integer ranges and a small cache since it
   is asked of every message.
+
+And one of the addresses Seawall itself listens on (``parse_listen``: the front ends'
+``listen`` keys and the campaign tracker's), so the configuration checks them when it loads.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import functools
 import ipaddress
 import socket
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from seawall.errors import ConfigError
@@ -139,3 +143,46 @@ class IspNetworks:
 @functools.lru_cache(maxsize=16)
 def _isp_networks(networks: tuple[str, ...], dynamic: tuple[str, ...]) -> IspNetworks:
     return IspNetworks(networks, dynamic)
+
+
+@dataclass(frozen=True, slots=True)
+class ListenAddress:
+    """Where a server listens: TCP (host, port) or a unix socket path."""
+
+    host: str = ""
+    port: int = 0
+    path: str = ""
+
+    def __str__(self) -> str:
+        if self.path:
+            return f"unix:{self.path}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+def parse_listen(text: str, where: str) -> ListenAddress:
+    """``"127.0.0.1:7381"``, ``"[::1]:7381"``, ``"inet:127.0.0.1:7381"`` or ``"unix:/path"``.
+
+    Raises ConfigError, naming ``where``, for anything else.
+
+    >>> str(parse_listen("[::1]:7381", "x")), parse_listen("unix:/run/seawall.sock", "x").path
+    ('[::1]:7381', '/run/seawall.sock')
+    """
+    if text.startswith("unix:"):
+        path = text[5:]
+        if not path.startswith("/"):
+            raise ConfigError(f"{where}: a unix socket needs an absolute path, got {text!r}")
+        return ListenAddress(path=path)
+    text = text.removeprefix("inet:")
+    host, sep, port_text = text.rpartition(":")
+    host = host.strip("[]")
+    try:
+        port = int(port_text)
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ConfigError(
+            f"{where}: expected host:port with a numeric IP, or unix:/path; got {text!r}"
+        ) from None
+    if not sep or not 0 <= port <= 65535:
+        raise ConfigError(f"{where}: bad port in {text!r}")
+    return ListenAddress(host=host, port=port)

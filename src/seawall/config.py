@@ -4,19 +4,26 @@ Unknown keys are errors.  Units are in the names (``timeout_s``).  The environme
 the file: ``SEAWALL_SERVE__WORKERS=4`` sets ``[serve] workers``, sections joined by ``__``
 (``environment.py``); ``SEAWALL_STATE`` and ``load_config(state_dir=)`` (``--state``) set
 the state after that: a folder sets ``state_dir`` (embedded), a ``redis://`` URL sets ``state``.
+
+Every value is checked as it loads: types and ranges by msgspec, then what those let through
+(networks, listen addresses, reply codes, files that must exist), each error naming the key
+and the file or variable it came from.  Relative paths in a file are taken from its folder.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal, dataclass_transform
 
 import msgspec
 
 from seawall import environment
+from seawall.addresses import Networks, parse_listen
 from seawall.errors import ConfigError
 
 log = logging.getLogger("seawall.config")
@@ -40,21 +47,28 @@ class Section(msgspec.Struct, metaclass=_SectionMeta, frozen=True, forbid_unknow
     """A table of the settings file: frozen, keyword-only, and an unknown key is an error."""
 
 
+# Ranges of values, checked as the file is read (msgspec names the key of a value outside).
+Positive = msgspec.Meta(gt=0)
+NotNegative = msgspec.Meta(ge=0)
+AtLeastOne = msgspec.Meta(ge=1)
+Share = msgspec.Meta(ge=0, le=1)
+
+
 class Limits(Section):
     # Bigger messages are scored on their first max_message_bytes; raise for fax/scan gateways.
-    max_message_bytes: int = 20 * 1024 * 1024
+    max_message_bytes: Annotated[int, AtLeastOne] = 20 * 1024 * 1024
     # MIME parts walked; worm and bomb mail uses thousands to exhaust filters.
-    max_parts: int = 1000
+    max_parts: Annotated[int, AtLeastOne] = 1000
     # Multipart nesting depth; legitimate mail rarely nests more than 5 deep.
-    max_depth: int = 30
+    max_depth: Annotated[int, AtLeastOne] = 30
     # Bytes of one header field kept; longer ones are cut and flagged.
-    max_header_bytes: int = 64 * 1024
+    max_header_bytes: Annotated[int, AtLeastOne] = 64 * 1024
     # Characters of decoded text handed to the detectors.
-    max_text_chars: int = 200_000
+    max_text_chars: Annotated[int, AtLeastOne] = 200_000
     # Bytes of one part decoded; the rest is skipped and flagged.
-    max_part_bytes: int = 10 * 1024 * 1024
+    max_part_bytes: Annotated[int, AtLeastOne] = 10 * 1024 * 1024
     # URLs kept per message.
-    max_urls: int = 500
+    max_urls: Annotated[int, NotNegative] = 500
 
 
 class Trusted(Section):
@@ -67,28 +81,28 @@ class Trusted(Section):
 class ClassifierSettings(Section):
     enabled: bool = True
     # Learned messages of each class before the classifier votes (avoids noise at start).
-    min_learns: int = 50
+    min_learns: Annotated[int, NotNegative] = 50
     # 2**hash_bits float32 weights per worker (20: 4 MiB); more bits, fewer hash collisions.
-    hash_bits: int = 20
+    hash_bits: Annotated[int, msgspec.Meta(ge=12, le=26)] = 20
     # Step size of the online logistic regression; lower learns more slowly and smoothly.
-    learning_rate: float = 16.0
+    learning_rate: Annotated[float, Positive] = 16.0
     # Earlier messages re-learned with each new one (the first from the other class), so
     # learning all spam and then all ham does not skew the model; 0 turns replay off.
-    replay: int = 8
+    replay: Annotated[int, NotNegative] = 8
     # Recent messages whose features are kept for replay (about 4 KB each in the SQLite file).
-    memory_messages: int = 10_000
+    memory_messages: Annotated[int, NotNegative] = 10_000
     # Seconds between checks for what other processes learned; lower sees learning sooner.
-    reload_interval_s: float = 1.0
+    reload_interval_s: Annotated[float, NotNegative] = 1.0
     # Log-odds of spam at which the detector's weight is tanh(1) = 0.76; lower is bolder.
-    margin_scale: float = 12.0
+    margin_scale: Annotated[float, Positive] = 12.0
 
 
 class HeadersSettings(Section):
     enabled: bool = True
     # A Date this far ahead of the scan is forged; raise if your users' clocks are badly off.
-    date_future_s: float = 2 * 3600.0
+    date_future_s: Annotated[float, NotNegative] = 2 * 3600.0
     # A Date this far behind the scan is stale; raise where mail may sit in queues for days.
-    date_past_s: float = 7 * 86400.0
+    date_past_s: Annotated[float, NotNegative] = 7 * 86400.0
     # Extra X-Mailer / User-Agent substrings (lower-case) of mass mailers your users receive.
     bulk_mailers: tuple[str, ...] = ()
     # Extra provider families, [["example.net", "example-mail.net"]], whose names bots fake.
@@ -105,15 +119,15 @@ class LanguageSettings(Section):
     # Score added per detected language, e.g. {de = 3.0} for an English-speaking customer base.
     scores: dict[str, float] = msgspec.field(default_factory=dict)
     # Characters of text examined; more is slower and rarely changes the answer.
-    sample_chars: int = 300
+    sample_chars: Annotated[int, AtLeastOne] = 300
     # Letters of text needed before "no language found" is reported as LANGUAGE_UNKNOWN.
-    unknown_min_letters: int = 100
+    unknown_min_letters: Annotated[int, NotNegative] = 100
 
 
 class UrlsSettings(Section):
     enabled: bool = True
     # More links than this in one message looks like a link farm.
-    many_urls: int = 30
+    many_urls: Annotated[int, AtLeastOne] = 30
     # Extra URL-shortener domains, for local ones the built-in list does not know.
     shorteners: tuple[str, ...] = ()
     # Extra click-tracking domains exempt from the link-text check (your users' newsletters).
@@ -123,27 +137,27 @@ class UrlsSettings(Section):
 class CampaignSettings(Section):
     enabled: bool = True
     # Copies of one message before it counts as a campaign (and gets CAMPAIGN).
-    min_copies: int = 3
+    min_copies: Annotated[int, AtLeastOne] = 3
     # A botnet's spread: this many distinct client IPs in this many /16s, mostly dynamic.
-    botnet_min_ips: int = 5
-    botnet_min_nets16: int = 3
-    botnet_min_dynamic_share: float = 0.5
+    botnet_min_ips: Annotated[int, AtLeastOne] = 5
+    botnet_min_nets16: Annotated[int, AtLeastOne] = 3
+    botnet_min_dynamic_share: Annotated[float, Share] = 0.5
     # A bulk sender: this many copies from at most this many /24s, hardly any dynamic.
-    bulk_min_copies: int = 10
-    bulk_max_nets24: int = 2
+    bulk_min_copies: Annotated[int, AtLeastOne] = 10
+    bulk_max_nets24: Annotated[int, NotNegative] = 2
     # Verdicts by content needed before a campaign is "judged", and the spam share that
     # confirms it as spam (its later copies then get CAMPAIGN_SPAM, its domains the blocklist).
-    min_judged: int = 3
-    spam_share: float = 0.6
+    min_judged: Annotated[int, AtLeastOne] = 3
+    spam_share: Annotated[float, Share] = 0.6
     # Messages per hour at which a campaign is an outbreak: a log line, an event, a symbol.
-    outbreak_per_hour: int = 500
+    outbreak_per_hour: Annotated[int, AtLeastOne] = 500
     # Domains of a confirmed spam campaign stay on the local URI blocklist this long.
-    blocklist_ttl_s: float = 86400.0
+    blocklist_ttl_s: Annotated[float, NotNegative] = 86400.0
     # A campaign not seen for this long is forgotten; at most max_campaigns are kept.
-    ttl_s: float = 86400.0
-    max_campaigns: int = 200_000
+    ttl_s: Annotated[float, Positive] = 86400.0
+    max_campaigns: Annotated[int, AtLeastOne] = 200_000
     # Seconds between saves of the campaign state into the state (the folder, or Redis).
-    snapshot_interval_s: float = 30.0
+    snapshot_interval_s: Annotated[float, Positive] = 30.0
     # With the state on Redis, one node's tracker serves every node: each node's tracker
     # process listens here when it holds the lease (TCP; port 0 picks a free one), and the
     # others connect to the address it publishes, advertise (default: this address).
@@ -151,7 +165,7 @@ class CampaignSettings(Section):
     tracker_advertise: str = ""
     # The lease's life; the holder renews it every third of this, and another node's
     # tracker takes over this long after the holder stops.
-    tracker_lease_s: float = 10.0
+    tracker_lease_s: Annotated[float, Positive] = 10.0
 
 
 class ReputationSettings(Section):
@@ -159,23 +173,23 @@ class ReputationSettings(Section):
     # Counts halve this often: a dynamic address changes hands within hours.
     half_life_s: Annotated[float, msgspec.Meta(gt=0)] = 6 * 3600.0
     # A record nobody adds to for this long is forgotten.
-    ttl_s: float = 7 * 86400.0
+    ttl_s: Annotated[float, Positive] = 7 * 86400.0
     # REP_IP_SPAM: at least this much recent spam from the address, at least spam_share of
     # what it sent that was judged; REP_NET_SPAM likewise for its /24 (IPv6 /64).
-    ip_min_spam: float = 3.0
-    net_min_spam: float = 10.0
-    spam_share: float = 0.8
+    ip_min_spam: Annotated[float, NotNegative] = 3.0
+    net_min_spam: Annotated[float, NotNegative] = 10.0
+    spam_share: Annotated[float, Share] = 0.8
     # Shares are taken as if this many more messages had been of the other kind: three
     # spam and nothing else is a share of 0.6, not 1, and fires nothing.
     prior: Annotated[float, msgspec.Meta(ge=0)] = 2.0
     # REP_IP_HAM: an address with at least this much recent ham and ham_share of it.
-    ip_min_ham: float = 10.0
-    ham_share: float = 0.95
+    ip_min_ham: Annotated[float, NotNegative] = 10.0
+    ham_share: Annotated[float, Share] = 0.95
     # A message whose score without reputation is below this counts as ham.
     ham_below: float = 4.0
     # Writes are batched per process this long; reads are cached this long.
-    flush_s: float = 1.0
-    cache_s: float = 2.0
+    flush_s: Annotated[float, NotNegative] = 1.0
+    cache_s: Annotated[float, NotNegative] = 2.0
 
 
 class ClamavSettings(Section):
@@ -380,7 +394,7 @@ class IspSettings(Section):
 
 class EngineSettings(Section):
     # Budget for the network-bound detectors of one message.
-    io_timeout_s: float = 2.0
+    io_timeout_s: Annotated[float, Positive] = 2.0
 
 
 class MilterSettings(Section):
@@ -404,7 +418,7 @@ class HttpSettings(Section):
     # Allow /learnspam and /learnham; turn off if the port is reachable by untrusted clients.
     allow_learn: bool = True
     # Seconds an idle keep-alive connection is held open.
-    keepalive_s: float = 30.0
+    keepalive_s: Annotated[float, NotNegative] = 30.0
 
 
 class PolicySettings(Section):
@@ -444,11 +458,11 @@ class ServeSettings(Section):
     # Open client connections per worker and listener; more wait in the kernel's backlog.
     max_connections: Annotated[int, msgspec.Meta(ge=1)] = 1024
     # Seconds SIGTERM (and SIGHUP's old workers) wait for in-flight messages before exiting.
-    drain_s: float = 30.0
+    drain_s: Annotated[float, NotNegative] = 30.0
     # The "greylist" action tempfails a new (client /24, sender, recipient) triplet; a retry
     # after greylist_delay_s and within greylist_expire_s passes.  Bots rarely retry.
-    greylist_delay_s: float = 300.0
-    greylist_expire_s: float = 86400.0
+    greylist_delay_s: Annotated[float, NotNegative] = 300.0
+    greylist_expire_s: Annotated[float, Positive] = 86400.0
     # One log line per message (queue id, client, score, action, symbols, ms).
     log_messages: bool = True
     milter: MilterSettings = MilterSettings()
@@ -495,14 +509,16 @@ def load_config(path: Path | None = None, *, state_dir: str | None = None) -> Co
 
     Precedence: defaults < file < ``SEAWALL_*`` key overrides (``seawall.environment``) <
     ``SEAWALL_STATE`` < ``state_dir``.  Values are validated after the overrides, so a bad
-    one is a ConfigError naming its variable; values are never logged.
+    one is a ConfigError naming its key and its variable or file; values are never logged.
+    Relative paths in the file (``PATH_KEYS``) are made absolute from the file's folder.
     """
     data: dict[str, Any] = {}
     if path is not None:
         try:
             data = tomllib.loads(path.read_text("utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"{path}: {exc}") from None
+        resolve_paths(data, Path(os.path.abspath(path)).parent)
     overrides = environment.env_overrides(Config)
     environment.apply(data, overrides)
     if overrides:
@@ -523,7 +539,128 @@ def load_config(path: Path | None = None, *, state_dir: str | None = None) -> Co
     elif config.state and _scheme(config.state, "state") is None:
         # A plain folder in the "state" key is embedded state in that folder.
         config = msgspec.structs.replace(config, state="", state_dir=config.state)
+    problems = [f"{_source(key, overrides, path)}: {problem}" for key, problem in _problems(config)]
+    if problems:
+        raise ConfigError("; ".join(problems))
     return config
+
+
+# Keys that name a file or folder.  A relative one in a configuration file is taken from the
+# file's folder, wherever the command runs; from the environment or --state, from the
+# working directory.  "state" is a folder unless it is a URL.
+PATH_KEYS = ("scores_file", "state_dir", "state")
+
+
+def resolve_paths(data: dict[str, Any], base: Path) -> None:
+    """Make the relative paths of a settings document (as read from TOML) absolute from
+    ``base``, the configuration file's folder."""
+    for key in PATH_KEYS:
+        value = data.get(key)
+        if isinstance(value, str) and value and "://" not in value:
+            data[key] = str(base / value)
+            if key != "scores_file" and not os.path.isabs(value):
+                # Earlier releases took it from the working directory: say where a state
+                # left there is, rather than start afresh beside the file in silence.
+                old, new = Path(value, "state.sqlite"), base / value / "state.sqlite"
+                if old.resolve() != new.resolve() and old.exists() and not new.exists():
+                    log.warning(
+                        "%s = %r is taken from the configuration file's folder (%s); a state "
+                        "from the working directory is in %s: move it, or give an absolute "
+                        "path",
+                        key,
+                        value,
+                        base / value,
+                        old.parent.resolve(),
+                    )
+
+
+def validate(config: Config) -> None:
+    """Raise ConfigError naming every key whose value cannot work (``load_config`` already
+    did this; for a Config built in code)."""
+    problems = [problem for _, problem in _problems(config)]
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
+_LISTENERS = ("http", "milter", "spamd", "policy")
+_REPLY_CODE = re.compile(r"([45])\d\d ([45])\.\d{1,3}\.\d{1,3}")
+
+
+def _problems(config: Config) -> Iterator[tuple[tuple[str, ...], str]]:
+    """(key, "key: what is wrong") for each value the types and ranges let through that
+    still cannot work: networks, listen addresses, reply codes, files that must exist."""
+    networks: dict[tuple[str, ...], tuple[str, ...]] = {
+        ("trusted", "networks"): config.trusted.networks,
+        ("isp", "networks"): config.isp.networks,
+        ("isp", "dynamic"): config.isp.dynamic,
+    }
+    for key, values in networks.items():
+        try:
+            Networks(values, where=".".join(key))
+        except ConfigError as exc:
+            yield key, str(exc)
+    listen: dict[tuple[str, ...], str] = {
+        ("serve", name, "listen"): getattr(config.serve, name).listen for name in _LISTENERS
+    }
+    campaigns = config.detectors.campaigns
+    tracker: dict[tuple[str, ...], str] = {
+        ("detectors", "campaigns", "tracker_listen"): campaigns.tracker_listen
+    }
+    if campaigns.tracker_advertise:
+        tracker[("detectors", "campaigns", "tracker_advertise")] = campaigns.tracker_advertise
+    for key, text in [*listen.items(), *tracker.items()]:
+        if not text:
+            continue  # a front end turned off
+        where = ".".join(key)
+        try:
+            address = parse_listen(text, where)
+        except ConfigError as exc:
+            yield key, str(exc)
+            continue
+        if address.path and key in tracker:
+            yield key, f"{where}: a TCP host:port, not a unix socket ({text!r})"
+    milter = config.serve.milter
+    for name, value, first in (
+        ("reject_code", milter.reject_code, "5"),
+        ("tempfail_code", milter.tempfail_code, "4"),
+    ):
+        match = _REPLY_CODE.fullmatch(value)
+        if not match or match.group(1) != first or match.group(2) != first:
+            yield (
+                ("serve", "milter", name),
+                f"serve.milter.{name}: expected like '{first}51 {first}.7.1', got {value!r}",
+            )
+    serve = config.serve
+    if serve.greylist_delay_s >= serve.greylist_expire_s:
+        yield (
+            ("serve", "greylist_expire_s"),
+            f"serve.greylist_expire_s ({serve.greylist_expire_s:g}) must be above "
+            f"greylist_delay_s ({serve.greylist_delay_s:g}), or no retry ever passes",
+        )
+    policy = config.serve.policy
+    for name in ("window_s", "history_window_s"):
+        if not getattr(policy, name) > 0:
+            yield ("serve", "policy", name), f"serve.policy.{name}: must be above 0"
+    if not 0 <= policy.history_min_share <= 1:
+        yield (
+            ("serve", "policy", "history_min_share"),
+            "serve.policy.history_min_share: must be from 0 to 1",
+        )
+    if config.scores_file is not None:
+        scores = Path(config.scores_file)
+        if not scores.is_file():
+            why = "is not a file" if scores.exists() else "no such file"
+            yield ("scores_file",), f"scores_file: {why}: {config.scores_file}"
+
+
+def _source(
+    key: tuple[str, ...], overrides: list[environment.EnvOverride], path: Path | None
+) -> str:
+    """Where the value of ``key`` came from: its environment variable, else the file."""
+    for override in overrides:
+        if key[: len(override.key)] == override.key:
+            return override.variable
+    return str(path) if path is not None else "the defaults"
 
 
 def state_url(config: Config) -> str | None:

@@ -7,13 +7,12 @@ among them, so a crashed or reloading worker never leaves a port unbound.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import os
 import socket
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 
+from seawall.addresses import ListenAddress, parse_listen
 from seawall.config import Config
 from seawall.errors import ConfigError
 
@@ -21,41 +20,9 @@ FRONTENDS = ("http", "milter", "spamd", "policy")
 BACKLOG = 1024
 
 
-@dataclass(frozen=True, slots=True)
-class Address:
-    """Where a front end listens: TCP (host, port) or a unix socket path."""
-
-    host: str = ""
-    port: int = 0
-    path: str = ""
-
-    def __str__(self) -> str:
-        if self.path:
-            return f"unix:{self.path}"
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
-
-
-def parse_listen(text: str, where: str) -> Address:
-    """``"127.0.0.1:7381"``, ``"[::1]:7381"``, ``"inet:127.0.0.1:7381"`` or ``"unix:/path"``."""
-    if text.startswith("unix:"):
-        path = text[5:]
-        if not path.startswith("/"):
-            raise ConfigError(f"{where}: a unix socket needs an absolute path, got {text!r}")
-        return Address(path=path)
-    text = text.removeprefix("inet:")
-    host, sep, port_text = text.rpartition(":")
-    host = host.strip("[]")
-    try:
-        port = int(port_text)
-        ipaddress.ip_address(host)
-    except ValueError:
-        raise ConfigError(
-            f"{where}: expected host:port with a numeric IP, or unix:/path; got {text!r}"
-        ) from None
-    if not sep or not 0 <= port <= 65535:
-        raise ConfigError(f"{where}: bad port in {text!r}")
-    return Address(host=host, port=port)
+# Parsed on the floor, so that load_config checks the listen keys too.
+Address = ListenAddress
+__all__ = ["FRONTENDS", "Address", "addresses", "bind", "bound_address", "parse_listen"]
 
 
 def addresses(config: Config) -> dict[str, Address]:
