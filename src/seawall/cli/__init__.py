@@ -1,5 +1,5 @@
-"""The ``seawall`` command: scan | learn | eval | serve | config check | campaigns |
-reputation | dnsbl test | simulate | demo.
+"""The ``seawall`` command: scan | learn | eval | serve | config check | config show |
+campaigns | reputation | dnsbl test | simulate | demo.
 
 Each command family has its module here (scan.py, serve.py, campaigns.py, ...); this one
 builds the parser and dispatches.
@@ -19,7 +19,7 @@ from seawall.cli.demo import cmd_demo
 from seawall.cli.dnsbl import cmd_dnsbl_test
 from seawall.cli.reputation import cmd_reputation
 from seawall.cli.scan import cmd_eval, cmd_learn, cmd_scan
-from seawall.cli.serve import cmd_config_check, cmd_serve
+from seawall.cli.serve import cmd_config_check, cmd_config_show, cmd_serve
 from seawall.cli.simulate import cmd_simulate
 from seawall.errors import SeawallError
 
@@ -77,6 +77,11 @@ def _parser() -> argparse.ArgumentParser:
     check = config_sub.add_parser("check", parents=[common], help="validate a config file")
     check.add_argument("file", metavar="FILE")
     check.set_defaults(func=cmd_config_check)
+    show = config_sub.add_parser(
+        "show", parents=[common], help="print the effective configuration as TOML"
+    )
+    show.add_argument("--defaults", action="store_true", help="the defaults, not the file")
+    show.set_defaults(func=cmd_config_show)
 
     dnsbl = sub.add_parser("dnsbl", help="DNS block list tools")
     dnsbl_sub = dnsbl.add_subparsers(dest="dnsbl_command", required=True)
