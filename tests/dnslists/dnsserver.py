@@ -2,8 +2,11 @@
 
 It runs its own event loop in a thread, so it keeps answering (and its delays keep
 running) while the loop under test is busy with CPU work.  It answers A queries from a
-table, NXDOMAIN with an SOA otherwise, and can instead delay, stay silent, answer with an
-RCODE, or set TC on UDP (answering in full over TCP on the same port).
+table and other types from ``records``, NODATA for a name it knows with no record of the
+type asked, NXDOMAIN with an SOA otherwise, and can instead delay, stay silent (for every
+name or some), answer with an RCODE, or set TC on UDP (answering in full over TCP on the
+same port).  A UDP answer larger than the query's EDNS payload (512 bytes without EDNS)
+goes out as TC only, as a real server's would.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import dns.exception
 import dns.flags
 import dns.message
+import dns.name
 import dns.rcode
 import dns.rdatatype
 import dns.rrset
@@ -24,6 +29,9 @@ import dns.rrset
 @dataclass
 class Behaviour:
     listed: dict[str, list[str]] = field(default_factory=dict)  # name -> A records
+    # (name, type) -> records in presentation form: ("x.test", "TXT") -> ['"v=spf1 -all"']
+    records: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    silent_names: set[str] = field(default_factory=set)  # never answered, whatever the type
     ttl: int = 300
     negative_ttl: int | None = 120  # the SOA's minimum in NXDOMAIN; None: no SOA
     delay_s: float = 0.0
@@ -38,6 +46,7 @@ class DnsServer:
     def __init__(self, behaviour: Behaviour | None = None) -> None:
         self.behaviour = behaviour or Behaviour()
         self.queries: Counter[str] = Counter()  # names asked, UDP and TCP
+        self.types: Counter[tuple[str, str]] = Counter()  # (name, type) asked, UDP and TCP
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -105,24 +114,38 @@ class DnsServer:
     def _reply(self, data: bytes, *, tcp: bool) -> bytes | None:
         query = dns.message.from_wire(data)
         name = query.question[0].name.to_text(omit_final_dot=True).lower()
+        rdtype = dns.rdatatype.to_text(query.question[0].rdtype)
         self.queries[name] += 1
+        self.types[(name, rdtype)] += 1
         b = self.behaviour
-        if b.silent:
+        if b.silent or name in b.silent_names:
             return None
         response = dns.message.make_response(query)
+        owner = query.question[0].name
         if b.rcode is not None:
             response.set_rcode(dns.rcode.from_text(b.rcode))
         elif b.truncate and not tcp:
             response.flags |= dns.flags.TC
-        elif name in b.listed:
-            rrset = dns.rrset.from_text_list(
-                query.question[0].name, b.ttl, "IN", "A", b.listed[name]
-            )
+        elif (name, rdtype) in b.records:
+            rrset = dns.rrset.from_text_list(owner, b.ttl, "IN", rdtype, b.records[name, rdtype])
             response.answer.append(rrset)
+        elif name in b.listed and rdtype == "A":
+            response.answer.append(
+                dns.rrset.from_text_list(owner, b.ttl, "IN", "A", b.listed[name])
+            )
         else:
-            response.set_rcode(dns.rcode.NXDOMAIN)
+            known = name in b.listed or any(n == name for n, _ in b.records)
+            if not known:
+                response.set_rcode(dns.rcode.NXDOMAIN)
             if b.negative_ttl is not None:
-                zone = query.question[0].name.parent().parent()
+                zone = dns.name.Name(owner.labels[-3:])  # the last two labels
                 soa = f"ns.{zone} hostmaster.{zone} 1 3600 600 86400 {b.negative_ttl}"
                 response.authority.append(dns.rrset.from_text(zone, 3600, "IN", "SOA", soa))
-        return response.to_wire()
+        if tcp:
+            return response.to_wire(max_size=65535)
+        try:
+            return response.to_wire(max_size=query.payload if query.edns >= 0 else 512)
+        except dns.exception.TooBig:
+            cut = dns.message.make_response(query)
+            cut.flags |= dns.flags.TC
+            return cut.to_wire()

@@ -97,3 +97,15 @@ def test_zero_entries_or_zero_ttl_caches_nothing() -> None:
     no_failures = _cache(clock, failure_ttl_s=0.0)
     no_failures.put("t", Answer(Status.TIMEOUT))
     assert no_failures.get("t") is None
+
+
+def test_a_name_and_its_other_types_are_separate_entries() -> None:
+    """An A answer is kept under its name, another type's under (name, type)."""
+    clock = Clock()
+    cache = _cache(clock)
+    txt = Answer(Status.LISTED, ("v=spf1 -all",), ttl=50)
+    cache.put("example.test", LISTED)
+    cache.put(("example.test", 16), txt)
+    assert cache.get("example.test") is LISTED
+    assert cache.get(("example.test", 16)) is txt
+    assert cache.get(("example.test", 15)) is None

@@ -1,4 +1,4 @@
-"""A bounded TTL cache of list answers, listed and not listed alike, with hit counters."""
+"""A bounded TTL cache of DNS answers, listed and not listed alike, with hit counters."""
 
 from __future__ import annotations
 
@@ -8,6 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from seawall.dnslists.answer import Answer
+
+# An A answer is kept under its name (the block lists' hot path builds no tuple), an
+# answer of another type under (name, type); a str never equals a tuple, so they never mix.
+CacheKey = str | tuple[str, int]
 
 
 @dataclass(slots=True)
@@ -54,12 +58,12 @@ class AnswerCache:
         self.failure_ttl_s = failure_ttl_s
         self.clock = clock
         self.stats = CacheStats()
-        self._entries: OrderedDict[str, tuple[float, Answer]] = OrderedDict()
+        self._entries: OrderedDict[CacheKey, tuple[float, Answer]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, name: str) -> Answer | None:
+    def get(self, name: CacheKey) -> Answer | None:
         """The cached answer for ``name``, counted as a hit; None (a miss) when absent or old."""
         entry = self._entries.get(name)
         if entry is not None:
@@ -71,7 +75,7 @@ class AnswerCache:
         self.stats.misses += 1
         return None
 
-    def put(self, name: str, answer: Answer) -> None:
+    def put(self, name: CacheKey, answer: Answer) -> None:
         if self.max_entries <= 0:
             return
         if answer.status.failed:

@@ -1,11 +1,17 @@
-"""Ask a recursive resolver for list entries over UDP, without blocking the event loop.
+"""Ask a recursive resolver over UDP, without blocking the event loop.
 
-:meth:`DnsClient.lookup` sends its datagram before it returns, so a caller can start
-every lookup of a message and then do CPU work while the answers travel.  Answers are
-cached (:class:`~seawall.dnslists.cache.AnswerCache`); a name already in flight is not
-asked twice, its lookups share one future.  A query unanswered after half its timeout is
-sent once more (to the next nameserver, if there is one), then given up as TIMEOUT.
-A truncated reply is asked again over TCP.
+:meth:`DnsClient.lookup` (A records, for the block lists) and :meth:`DnsClient.resolve`
+(any :class:`~seawall.dnslists.wire.RdType`: TXT, A, AAAA, MX, PTR, for SPF, DKIM and
+DMARC) send their datagram before they return, so a caller can start every lookup of a
+message and then do CPU work while the answers travel.  Answers are cached
+(:class:`~seawall.dnslists.cache.AnswerCache`; an A answer under its name, another type
+under ``(name, type)``); a question already in flight is not asked twice, its lookups
+share one future.  A query unanswered after half its timeout is sent once more (to the
+next nameserver, if there is one), then given up as TIMEOUT.  A truncated reply is asked
+again over TCP.
+
+A caller that gives up waiting must not cancel the future it awaits (other lookups may
+share it): await it through :func:`asyncio.shield` or :func:`asyncio.wait`.
 
 Each process opens its own sockets on first use (after a fork, and for each event loop):
 four UDP sockets on kernel-chosen ports, a random ID per query, and a reply counts only
@@ -22,9 +28,16 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from seawall.dnslists.answer import Answer, Status
-from seawall.dnslists.cache import AnswerCache
+from seawall.dnslists.cache import AnswerCache, CacheKey
 from seawall.dnslists.nameservers import Nameserver
-from seawall.dnslists.wire import Reply, WireError, decode_reply, encode_query, reply_id
+from seawall.dnslists.wire import (
+    RdType,
+    Reply,
+    WireError,
+    decode_reply,
+    encode_query,
+    reply_id,
+)
 from seawall.errors import ConfigError
 
 _SOCKETS = 4
@@ -43,13 +56,22 @@ class Resolver(Protocol):
         ...
 
 
+class RecordResolver(Protocol):
+    """Where SPF, DKIM and DMARC ask: :class:`DnsClient`, or a table in unit tests."""
+
+    def resolve(self, name: str, rdtype: RdType, timeout_s: float) -> asyncio.Future[Answer]:
+        """Start asking for the ``rdtype`` records of ``name`` now; the future never raises:
+        failures are Answers (``Status.ERROR`` for a name that cannot be asked)."""
+        ...
+
+
 @dataclass(slots=True)
 class ClientStats:
     queries: int = 0  # distinct queries started (cache misses not joined to one in flight)
     coalesced: int = 0  # lookups that joined a query already in flight
     sent: int = 0  # datagrams sent, retries included
-    listed: int = 0
-    not_listed: int = 0
+    listed: int = 0  # answered with records (of any type)
+    not_listed: int = 0  # NXDOMAIN, or no record of the type asked
     timeouts: int = 0
     servfails: int = 0
     errors: int = 0
@@ -61,9 +83,9 @@ class _Query:
     __slots__ = ("attempts", "future", "key", "name", "retried", "timeout_s", "wire")
 
     def __init__(
-        self, name: str, wire: bytes, key: tuple[int, int], future: asyncio.Future[Answer]
+        self, name: CacheKey, wire: bytes, key: tuple[int, int], future: asyncio.Future[Answer]
     ) -> None:
-        self.name = name
+        self.name = name  # the cache key: the name for A, (name, type) for other types
         self.wire = wire
         self.key = key  # (socket index, query ID)
         self.future = future
@@ -103,7 +125,7 @@ class DnsClient:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pid = 0
         self._pending: dict[tuple[int, int], _Query] = {}
-        self._inflight: dict[str, _Query] = {}
+        self._inflight: dict[CacheKey, _Query] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         # tick number -> (its timer, the queries due in it)
         self._ticks: dict[int, tuple[asyncio.TimerHandle, list[_Query]]] = {}
@@ -117,11 +139,32 @@ class DnsClient:
             return _done(asyncio.get_running_loop(), cached)
         return self.fetch(name, timeout_s)
 
+    def resolve(self, name: str, rdtype: RdType, timeout_s: float) -> asyncio.Future[Answer]:
+        """The ``rdtype`` records of ``name`` (case and one final dot aside) as
+        :attr:`Answer.records`: from the cache, joined to the query in flight, or sent now.
+
+        A goes the block lists' way (:meth:`lookup`), sharing their cache entries."""
+        name = name.lower()
+        if name.endswith("."):
+            name = name[:-1]
+        if rdtype == RdType.A:
+            return self.lookup(name, timeout_s)
+        key = (name, int(rdtype))
+        cached = self.cache.get(key)
+        if cached is not None:
+            return _done(asyncio.get_running_loop(), cached)
+        return self._start(name, key, rdtype, timeout_s)
+
     def fetch(self, name: str, timeout_s: float) -> asyncio.Future[Answer]:
         """Join the query in flight or send one now, without asking the cache (a caller
         that read :attr:`cache` itself and missed)."""
+        return self._start(name, name, RdType.A, timeout_s)
+
+    def _start(
+        self, name: str, ckey: CacheKey, rdtype: RdType, timeout_s: float
+    ) -> asyncio.Future[Answer]:
         loop = asyncio.get_running_loop()
-        query = self._inflight.get(name)
+        query = self._inflight.get(ckey)
         if query is not None:
             self.stats.coalesced += 1
             return query.future
@@ -133,13 +176,13 @@ class DnsClient:
         while (index, qid) in self._pending:
             index, qid = self._draw(len(socks))
         try:
-            wire = encode_query(qid, name)
+            wire = encode_query(qid, name, rdtype)
         except (ValueError, UnicodeError):
             return _done(loop, Answer(Status.ERROR, detail="not a valid DNS name"))
-        query = _Query(name, wire, (index, qid), loop.create_future())
+        query = _Query(ckey, wire, (index, qid), loop.create_future())
         query.timeout_s = timeout_s
         self._pending[query.key] = query
-        self._inflight[name] = query
+        self._inflight[ckey] = query
         self.stats.queries += 1
         self._send(query)
         if not query.future.done():
@@ -312,7 +355,7 @@ def _answer(reply: Reply) -> Answer:
             return Answer(Status.LISTED, reply.addresses, reply.ttl)
         return Answer(Status.NOT_LISTED, ttl=reply.ttl)  # NODATA
     if reply.rcode == 3:
-        return Answer(Status.NOT_LISTED, ttl=reply.ttl)  # NXDOMAIN
+        return Answer(Status.NOT_LISTED, ttl=reply.ttl, nxdomain=True)
     if reply.rcode == 2:
         return Answer(Status.SERVFAIL, detail="SERVFAIL")
     return Answer(Status.ERROR, detail=_RCODES.get(reply.rcode, f"RCODE {reply.rcode}"))
