@@ -69,12 +69,37 @@ def _number(where: str, value: object) -> float:
     return float(value)
 
 
+_SEVERITY = {action: rank for rank, action in enumerate(Action)}  # lower rank: more severe
+
+
+def _check_order(thresholds: list[tuple[Action, float]], where: str) -> None:
+    """A more severe action needs a threshold at least as high as a milder one.
+
+    ``decide`` picks the highest threshold a score reaches, so ``quarantine = 20`` over
+    ``reject = 15`` would reject at 16 and only quarantine at 21: more spam, milder action.
+    """
+    ordered = sorted(thresholds, key=lambda t: _SEVERITY[t[0]])
+    problems = [
+        f"{milder.value} ({low:g}) is above {severe.value} ({high:g})"
+        for i, (severe, high) in enumerate(ordered)
+        for milder, low in ordered[i + 1 :]
+        if low > high
+    ]
+    if problems:
+        order = " >= ".join(a.value for a in Action if a is not Action.NO_ACTION)
+        raise ConfigError(
+            f"{where}: actions: {'; '.join(problems)}; a higher score must never get a "
+            f"milder action, so the thresholds must be in the order {order}"
+        )
+
+
 def build_scores(data: Mapping[str, Any], where: str = "scores") -> Scores:
     """Validate a parsed scores document; unknown keys are errors."""
     unknown = set(data) - {"actions", "groups", "symbols"}
     if unknown:
         raise ConfigError(f"{where}: unknown keys {sorted(unknown)}")
     thresholds: list[tuple[Action, float]] = []
+    spelled: dict[Action, str] = {}
     for name, value in dict(data.get("actions", {})).items():
         try:
             action = Action(name.replace("_", " "))
@@ -83,12 +108,17 @@ def build_scores(data: Mapping[str, Any], where: str = "scores") -> Scores:
             raise ConfigError(f"{where}: unknown action {name!r} (known: {known})") from None
         if action is Action.NO_ACTION:
             raise ConfigError(f"{where}: 'no action' has no threshold")
+        if action in spelled:
+            raise ConfigError(f"{where}: actions: {spelled[action]!r} and {name!r} are one action")
+        spelled[action] = name
         if value is None:  # a site file switches an action off with `name = false`? no: nan
             continue
         if value is False:
             continue
         thresholds.append((action, _number(f"{where}: actions.{name}", value)))
-    thresholds.sort(key=lambda t: -t[1])
+    _check_order(thresholds, where)
+    # Highest first; on a tie the more severe action (see _check_order) wins.
+    thresholds.sort(key=lambda t: (-t[1], _SEVERITY[t[0]]))
     groups: dict[str, GroupDef] = {}
     for name, body in dict(data.get("groups", {})).items():
         extra = set(body) - {"max_score", "min_score", "description"}
@@ -123,6 +153,12 @@ def default_document() -> dict[str, Any]:
     return tomllib.loads(text)
 
 
+def _action_key(name: str) -> str:
+    """The packaged spelling of an action's key ("add header" for add_header)."""
+    spaced = name.replace("_", " ")
+    return spaced if spaced in {a.value for a in Action} else name
+
+
 def load_scores(site_file: Path | None = None) -> Scores:
     """The packaged scores, with ``site_file`` merged over them."""
     data = default_document()
@@ -132,6 +168,10 @@ def load_scores(site_file: Path | None = None) -> Scores:
             over = tomllib.loads(site_file.read_text("utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"{site_file}: {exc}") from None
+        actions = over.get("actions")
+        if isinstance(actions, dict):
+            # `add_header` in a site file replaces the packaged "add header".
+            over["actions"] = {_action_key(k): v for k, v in actions.items()}
         data = _merge(data, over)
         where = str(site_file)
     return build_scores(data, where)
