@@ -79,7 +79,7 @@ def test_non_header_line_ends_the_section() -> None:
 
 def test_no_headers() -> None:
     msg = parse_message(b"just some text, no header at all\n")
-    assert msg.defects == ("no_headers",)
+    assert msg.defects == ("no_headers", "not_mail")
     assert msg.text == "just some text, no header at all\n"
 
 

@@ -184,7 +184,7 @@ def test_other_text_types_are_attachments() -> None:
 def test_invisible_characters_are_removed() -> None:
     msg = parse_message("\nVi\u200bag\u00adra".encode())
     assert msg.text == "Viagra"
-    assert msg.defects == ("no_headers",)
+    assert msg.defects == ("no_headers", "not_mail")
 
 
 @pytest.mark.parametrize("newline", [b"\n", b"\r\n"])

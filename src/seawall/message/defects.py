@@ -29,6 +29,7 @@ UNKNOWN_ENCODING = "unknown_encoding"
 UNKNOWN_CHARSET = "unknown_charset"
 HTML_TOO_LARGE = "html_too_large"
 HTML_TOO_DEEP = "html_too_deep"
+NOT_MAIL = "not_mail"  # see sniff.py: no header field of mail (an archive, a program, ...)
 
 # Defects of one attachment, in Attachment.defects (not on the Message).
 ZIP_BROKEN = "zip_broken"
@@ -57,6 +58,7 @@ DESCRIPTIONS: Mapping[str, str] = MappingProxyType(
         UNKNOWN_CHARSET: "A charset name Python cannot decode; a fallback was used",
         HTML_TOO_LARGE: "HTML longer than 5 x limits.max_text_chars; only its start was read",
         HTML_TOO_DEEP: "HTML nested too deep to build a tree quickly; read without one",
+        NOT_MAIL: "Not a mail message: no header field of mail (an archive, a program, text)",
     }
 )
 

@@ -18,6 +18,7 @@ from seawall.message.headers import decode_words, read_fields
 from seawall.message.mime import Walk, describe
 from seawall.message.model import Envelope, Headers, Hop, Message
 from seawall.message.received import parse_received, trusted_networks
+from seawall.message.sniff import is_mail
 from seawall.message.urls import collect_urls
 
 _MAX_RECEIVED = 100  # Received fields parsed into hops
@@ -99,6 +100,8 @@ def parse_message(
     head = raw[start : min(body_start if fields else end, start + 4096)]
     if not fields and d.EMPTY not in defects:
         defects.add(d.NO_HEADERS)  # the body starts at the top, or after a blank first line
+    if d.EMPTY not in defects and not is_mail(raw, start, fields):
+        defects.add(d.NOT_MAIL)  # an archive, a program, a text file: sniff.not_mail says which
     if b"\x00" in head or (
         not fields and len(head) - len(head.translate(None, _CONTROL_BYTES)) > len(head) // 20
     ):
