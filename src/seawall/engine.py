@@ -32,6 +32,7 @@ from seawall.quietlog import QuietLog
 if TYPE_CHECKING:
     from seawall.campaigns.client import TrackerClient
     from seawall.classifier import Classifier
+    from seawall.store import Store
 
 log = logging.getLogger("seawall.engine")
 _quiet = QuietLog(log)
@@ -326,9 +327,11 @@ def build_engine(
     *,
     classifier: Classifier | None = None,
     tracker: TrackerClient | None = None,
+    store: Store | None = None,
 ) -> Engine:
     """An Engine for ``config``.  The classifier is opened from the state dir unless given;
-    without a ``tracker`` the campaigns are tracked in this process.
+    without a ``tracker`` the campaigns are tracked in this process; without a ``store``
+    the detectors that keep state (reputation) open the configured one.
 
     Raises ConfigError when the scores file or a detector's settings cannot work.
     """
@@ -343,7 +346,7 @@ def build_engine(
     parse_message(_WARM_UP, Envelope(), ParseLimits())
     return Engine(
         scores=scores,
-        detectors=build_detectors(config, classifier, scores=scores, tracker=tracker),
+        detectors=build_detectors(config, classifier, scores=scores, tracker=tracker, store=store),
         limits=ParseLimits.from_config(config),
         identify_language=partial(identify, sample_chars=config.detectors.language.sample_chars),
         io_timeout_s=config.engine.io_timeout_s,
