@@ -225,3 +225,110 @@ def test_workers_share_one_campaign_registry(seawall: Seawall) -> None:
     env = bot(20)
     again = post(seawall, "/checkv2", spam_copy(20, rng), {"IP": env.client_ip or "", "Helo": "x"})
     assert "CAMPAIGN_HAM" in again["symbols"]
+
+
+# No process outlives its supervisor, whatever happens.
+
+
+def family(sw: Seawall) -> list[psutil.Process]:
+    """Every live process of this ``seawall serve`` (supervisor, workers, tracker): those that
+    run with its config file, wherever they were reparented to."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        cmdline = proc.info["cmdline"] or []
+        if str(sw.config_file) in cmdline and proc.info["status"] != psutil.STATUS_ZOMBIE:
+            found.append(proc)
+    return found
+
+
+def wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """The processes still alive after ``timeout`` seconds."""
+    _, alive = psutil.wait_procs(procs, timeout=timeout)
+    return [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_no_child_outlives_a_killed_supervisor(seawall: Seawall) -> None:
+    assert seawall.proc is not None
+    children = psutil.Process(seawall.proc.pid).children()
+    assert len(children) == 3  # two workers and the campaign tracker
+    group = os.getpgid(seawall.proc.pid)
+    assert {os.getpgid(child.pid) for child in children} == {group}
+    seawall.proc.kill()
+    seawall.proc.wait()
+    alive = wait_gone(children, 10)
+    assert not alive, f"outlived the supervisor: {alive}\n{seawall.log()}"
+    assert "is gone; draining" in seawall.log()
+    assert not family(seawall)
+
+
+@pytest.mark.parametrize("failure", ["port in use", "bad scores file"])
+def test_a_failed_start_exits_2_and_leaves_nothing_running(failure: str, workdir: Path) -> None:
+    sw = Seawall(root=workdir / "sw", state=workdir / "state", workers=2)
+    blocker = socket.socket()
+    try:
+        if failure == "port in use":
+            blocker.bind(("127.0.0.1", sw.ports["spamd"]))
+            blocker.listen()
+        else:  # the engine cannot be built: after the file loaded, before anything ran
+            sw.scores = '[actions]\nreject = "high"\n'
+        sw.write_config()
+        with pytest.raises(RuntimeError, match="seawall serve exited 2"):
+            sw.start()
+    finally:
+        blocker.close()
+    log = sw.log()
+    if failure == "port in use":
+        assert "campaign tracker" in log  # it was started before the bind failed
+        assert f"cannot listen on 127.0.0.1:{sw.ports['spamd']}: Address already in use" in log
+    else:
+        assert "scores.toml: actions.reject: expected a number" in log
+    assert "Traceback" not in log
+    assert not family(sw), log
+
+
+def test_sighup_with_a_bad_network_keeps_serving_the_old_configuration(seawall: Seawall) -> None:
+    assert seawall.proc is not None
+    before = {child.pid for child in psutil.Process(seawall.proc.pid).children()}
+    seawall.extra = '[isp]\ndynamic = ["198.19.0.0/33"]\n'
+    seawall.write_config()
+    seawall.signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while "reload failed" not in seawall.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert (
+        f"reload failed, keeping the running configuration: {seawall.config_file}: "
+        "isp.dynamic: '198.19.0.0/33' is not a network"
+    ) in seawall.log()
+    assert "Traceback" not in seawall.log()
+    assert seawall.proc.poll() is None
+    assert post(seawall, "/checkv2", HAM)["action"] == "no action"
+    after = {child.pid for child in psutil.Process(seawall.proc.pid).children()}
+    assert after == before  # the same workers and tracker, none replaced or orphaned
+    assert {p.pid for p in family(seawall)} == {seawall.proc.pid, *before}
+
+
+def test_config_check_names_a_bad_value_without_a_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[isp]\ndynamic = ["198.19.0.0/33"]\n')
+    out = subprocess.run(
+        [sys.executable, "-m", "seawall", "config", "check", str(bad), "--state", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2
+    assert out.stderr == (
+        f"seawall: configuration error: {bad}: isp.dynamic: '198.19.0.0/33' is not a network\n"
+    )
+
+
+def test_a_killed_campaign_tracker_is_started_again(seawall: Seawall) -> None:
+    (first,) = re.findall(r"campaign tracker (\d+) started", seawall.log())
+    os.kill(int(first), signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while len(re.findall(r"campaign tracker (\d+) started", seawall.log())) < 2:
+        assert time.monotonic() < deadline, seawall.log()
+        time.sleep(0.1)
+    assert f"campaign tracker {first} exited (killed by SIGKILL)" in seawall.log()
+    assert post(seawall, "/checkv2", HAM)["action"] == "no action"
+    assert seawall.proc is not None
+    assert len(psutil.Process(seawall.proc.pid).children()) == 3

@@ -13,18 +13,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import signal
 import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from seawall.config import Config, describe_state
+from seawall.config import Config, describe_state, validate
 from seawall.engine import Engine, build_engine
-from seawall.errors import ConfigError, SeawallError
+from seawall.errors import SeawallError
+from seawall.serve import lifecycle, worker
 from seawall.serve import tracker as campaign_tracker
-from seawall.serve import worker
 from seawall.serve.balance import Slots
 from seawall.serve.listeners import Address, addresses, bind, bound_address
 
@@ -50,31 +49,14 @@ def workers_wanted(config: Config) -> int:
     return len(os.sched_getaffinity(0)) or 1
 
 
-_REPLY_CODE = re.compile(r"([45])\d\d ([45])\.\d{1,3}\.\d{1,3}")
-
-
-def check_reply_codes(config: Config) -> None:
-    """The milter's reply codes must be ones Postfix accepts (RFC 3463 enhanced codes)."""
-    milter = config.serve.milter
-    for key, value, first in (
-        ("reject_code", milter.reject_code, "5"),
-        ("tempfail_code", milter.tempfail_code, "4"),
-    ):
-        match = _REPLY_CODE.fullmatch(value)
-        if not match or match.group(1) != first or match.group(2) != first:
-            raise ConfigError(
-                f"serve.milter.{key}: expected like '{first}51 {first}.7.1', got {value!r}"
-            )
-
-
 def prepare(config: Config) -> Engine:
     """Everything that can fail loudly, checked before a worker is started.
 
     The Engine's campaign detector talks to the tracker process (started separately), so
     every worker sees the same campaigns.
     """
+    validate(config)  # load_config did; a Config changed in code is checked again
     addresses(config)
-    check_reply_codes(config)
     tracker = None
     if config.detectors.campaigns.enabled:
         tracker = campaign_tracker.client(config)
@@ -84,7 +66,9 @@ def prepare(config: Config) -> Engine:
 class Supervisor:
     """Runs ``seawall serve`` until SIGTERM.
 
-    ``load`` reads the configuration; it is called again on SIGHUP.
+    ``load`` reads the configuration; it is called again on SIGHUP.  Nothing it starts
+    outlives it: a start that fails stops what it had started before the error goes on, and
+    every child gets SIGTERM from the kernel when the supervisor dies (``lifecycle.py``).
     """
 
     def __init__(self, load: Callable[[], Config]) -> None:
@@ -95,47 +79,86 @@ class Supervisor:
         self.balance = Slots()
         self.slot_of: dict[int, int] = {}  # every live worker's slot, old generations' too
         self.tracker: int | None = None  # the campaign tracker's pid
+        self.tracker_started = 0.0
+        self.tracker_due: float | None = None  # when to start a tracker that died again
 
     def run(self) -> int:
         signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
-        config = self.load()
-        engine = prepare(config)
-        self.current = Generation(config, engine)
-        self._start_tracker(config)
-        for name, sock in self._bind(config).items():
-            log.info("%s listening on %s", name, bound_address(sock))
-        for _ in range(workers_wanted(config)):
-            self._spawn(self.current)
-        log.info(
-            "seawall serve: %d workers, state in %s",
-            len(self.current.workers),
-            describe_state(config),
-        )
-        return self._loop()
+        try:
+            config = self.load()
+            engine = prepare(config)
+            self.current = Generation(config, engine)
+            self._start_tracker(config)
+            for name, sock in self._bind(config).items():
+                log.info("%s listening on %s", name, bound_address(sock))
+            for _ in range(workers_wanted(config)):
+                self._spawn(self.current)
+            log.info(
+                "seawall serve: %d workers, state in %s",
+                len(self.current.workers),
+                describe_state(config),
+            )
+            return self._loop()
+        except BaseException:
+            self._abort()
+            raise
+
+    def _abort(self) -> None:
+        """Stop every process started and close the sockets: a start that failed (a port in
+        use, a tracker that did not start) or a bug in the loop leaves nothing behind."""
+        workers = [*self.retiring]
+        if self.current is not None:
+            workers += self.current.workers
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        for pid in workers:
+            lifecycle.stop(pid, KILL_GRACE_S)
+        self._stop_tracker()
+        for sock in self.sockets.values():
+            sock.close()
+        self.sockets = {}
+        if self.current is not None:
+            with contextlib.suppress(Exception):
+                self.current.engine.close()
 
     def _start_tracker(self, config: Config) -> None:
+        """Start the tracker and wait until it serves; TrackerError if it does not (the
+        process, if still there, is ``self.tracker`` for the caller to stop or reap)."""
         if config.detectors.campaigns.enabled:
             self.tracker = campaign_tracker.spawn(config)
-            campaign_tracker.wait_ready(config)
+            self.tracker_started = time.monotonic()
+            campaign_tracker.wait_ready(config, pid=self.tracker)
             log.info("campaign tracker %d started", self.tracker)
+
+    def _restart_tracker(self, config: Config) -> None:
+        """Start the tracker while serving: a failure is logged, and a tracker that exited
+        is started again after a pause (``_reap``)."""
+        try:
+            self._start_tracker(config)
+        except SeawallError as exc:
+            log.error("campaign tracker: %s", exc)
 
     def _stop_tracker(self) -> None:
         """Stop the tracker (it saves its state) and wait for it."""
+        self.tracker_due = None
         if self.tracker is None:
             return
         pid, self.tracker = self.tracker, None
-        try:
-            os.kill(pid, signal.SIGTERM)
-            os.waitpid(pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
+        lifecycle.stop(pid, campaign_tracker.STOP_GRACE_S)
 
     def _bind(self, config: Config) -> dict[str, socket.socket]:
         wanted = addresses(config)
         fresh: dict[Address, socket.socket] = {}
-        for address in wanted.values():
-            sock = self.sockets.get(address)
-            fresh[address] = sock if sock is not None else bind(address)
+        try:
+            for address in wanted.values():
+                sock = self.sockets.get(address)
+                fresh[address] = sock if sock is not None else bind(address)
+        except BaseException:
+            for address, sock in fresh.items():
+                if address not in self.sockets:
+                    sock.close()
+            raise
         for address, sock in self.sockets.items():
             if address not in fresh:
                 sock.close()
@@ -145,10 +168,12 @@ class Supervisor:
     def _spawn(self, gen: Generation) -> None:
         named = {name: self.sockets[address] for name, address in addresses(gen.config).items()}
         slot = self.balance.claim(set(self.slot_of.values()))
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the worker
             code = 70
             try:
+                lifecycle.die_with_parent(parent)
                 for sig in SIGNALS:
                     signal.signal(sig, signal.SIG_DFL)
                 signal.pthread_sigmask(signal.SIG_SETMASK, set())
@@ -175,6 +200,10 @@ class Supervisor:
             elif signo == signal.SIGHUP and stopping_since is None:
                 self._reload()
             self._reap(restart=stopping_since is None)
+            due = self.tracker_due
+            if due is not None and time.monotonic() >= due and stopping_since is None:
+                self.tracker_due = None
+                self._restart_tracker(self.current.config)
             if stopping_since is not None:
                 if not self.current.workers and not self.retiring:
                     self._stop_tracker()
@@ -205,8 +234,9 @@ class Supervisor:
             if pid == self.tracker:
                 log.error("campaign tracker %d exited (%s)", pid, _describe(status))
                 self.tracker = None
-                if restart:
-                    self._start_tracker(self.current.config)
+                if restart:  # by the loop, after a pause if it died young
+                    young = time.monotonic() - self.tracker_started < RESTART_BACKOFF_S
+                    self.tracker_due = time.monotonic() + (RESTART_BACKOFF_S if young else 0)
                 continue
             slot = self.slot_of.pop(pid, None)
             if slot is not None:
@@ -227,12 +257,19 @@ class Supervisor:
     def _reload(self) -> None:
         assert self.current is not None
         log.info("SIGHUP: reloading the configuration")
+        engine: Engine | None = None
         try:
             config = self.load()
             engine = prepare(config)
             self._bind(config)
-        except SeawallError as exc:
-            log.error("reload failed, keeping the running configuration: %s", exc)
+        except Exception as exc:  # whatever it is, the running configuration goes on
+            if engine is not None:
+                with contextlib.suppress(Exception):
+                    engine.close()
+            if isinstance(exc, SeawallError):
+                log.error("reload failed, keeping the running configuration: %s", exc)
+            else:
+                log.exception("reload failed, keeping the running configuration")
             return
         old = self.current
         self.current = Generation(config, engine)
@@ -240,7 +277,7 @@ class Supervisor:
             (config.state, config.state_dir) != (old.config.state, old.config.state_dir)
         ):
             self._stop_tracker()
-            self._start_tracker(config)
+            self._restart_tracker(config)
         for _ in range(workers_wanted(config)):
             self._spawn(self.current)
         deadline = time.monotonic() + old.config.serve.drain_s + KILL_GRACE_S

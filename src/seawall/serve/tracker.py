@@ -30,10 +30,12 @@ from seawall.campaigns.server import TrackerServer
 from seawall.campaigns.tracker import Tracker
 from seawall.config import Config, state_url
 from seawall.errors import StoreError, TrackerError
+from seawall.serve import lifecycle
 
 log = logging.getLogger("seawall.campaigns")
 
 SNAPSHOT_KEY = "campaigns:snapshot"
+STOP_GRACE_S = 30.0  # a stopping tracker saves its state; after this long it is killed
 
 
 def load(config: Config) -> Tracker:
@@ -139,23 +141,25 @@ def run(config: Config) -> int:
 
 @contextlib.contextmanager
 def tracker_process(config: Config) -> Iterator[int]:
-    """A forked tracker process for the duration of a block (``seawall scan``)."""
+    """A forked tracker process for the duration of a block (``seawall scan``): stopped
+    (and its state saved) when the block ends, however it ends; it also stops when this
+    process dies (``spawn``)."""
     pid = spawn(config)
     try:
-        wait_ready(config)
+        wait_ready(config, pid=pid)
         yield pid
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        os.waitpid(pid, 0)
+        lifecycle.stop(pid, STOP_GRACE_S)
 
 
 def spawn(config: Config) -> int:
-    """Fork the tracker process; its pid."""
+    """Fork the tracker process; its pid.  It gets SIGTERM when this process dies."""
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:
         code = 70
         try:
+            lifecycle.die_with_parent(parent)
             for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
                 signal.signal(sig, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_SETMASK, set())
@@ -182,10 +186,13 @@ def running(config: Config) -> bool:
     return True
 
 
-def wait_ready(config: Config, timeout: float = 30.0) -> None:
-    """Wait until the tracker accepts connections; TrackerError after ``timeout`` s."""
+def wait_ready(config: Config, timeout: float = 30.0, *, pid: int | None = None) -> None:
+    """Wait until the tracker accepts connections; TrackerError after ``timeout`` s, or as
+    soon as the process ``pid`` (our child, left unreaped) exits."""
     deadline = time.monotonic() + timeout
     while not running(config):
+        if pid is not None and lifecycle.exited(pid):
+            raise TrackerError(f"the campaign tracker {pid} exited before it was ready")
         if time.monotonic() > deadline:
             raise TrackerError("the campaign tracker did not start")
         time.sleep(0.02)

@@ -2,7 +2,9 @@
 
 SIGTERM stops accepting, lets the messages being scanned finish (up to
 ``serve.drain_s``), then closes what is left: a connection closed in the middle
-of a message is tempfailed by the MTA and retried, never lost.
+of a message is tempfailed by the MTA and retried, never lost.  The kernel sends
+SIGTERM when the supervisor dies (``lifecycle.die_with_parent``), so a worker never
+goes on serving an old configuration on its own.
 """
 
 from __future__ import annotations
@@ -97,6 +99,7 @@ async def _main(
 ) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    supervisor = os.getppid()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     # The supervisor handles SIGHUP by replacing the workers; a worker ignores it.
@@ -121,7 +124,10 @@ async def _main(
         acceptors.append(asyncio.ensure_future(accept_forever(sock, fair, bounded.accept)))
     log.info("worker %d serving %s", os.getpid(), ", ".join(sorted(sockets)))
     await stop.wait()
-    log.info("worker %d draining", os.getpid())
+    if os.getppid() != supervisor:  # SIGTERM from the kernel: the supervisor died
+        log.warning("worker %d: supervisor %d is gone; draining", os.getpid(), supervisor)
+    else:
+        log.info("worker %d draining", os.getpid())
     for task in acceptors:
         task.cancel()
     if http is not None:
