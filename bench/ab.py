@@ -20,6 +20,7 @@ Prints a report and writes the JSON to .cache/bench/ab.json.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -67,9 +68,29 @@ def seawall(*args: str) -> list[str]:
     return [sys.executable, "-m", "seawall", *args]
 
 
+@functools.cache
+def feed(tree: Path) -> tuple[str, ...]:
+    """``--feed-state`` when the side's seawall has it: a scan then writes what it learns into
+    its state as every revision before the flag did by default, so both sides do the same
+    work."""
+    out = subprocess.run(
+        seawall("scan", "--help"), env=side_env(tree), capture_output=True, text=True
+    )
+    return ("--feed-state",) if "--feed-state" in out.stdout else ()
+
+
 def verdicts(tree: Path, test: Path, state: Path) -> dict[str, tuple[str, float]]:
     out = subprocess.run(
-        seawall("scan", "--json", "--workers", "1", "--state", str(_fresh(state)), str(test)),
+        seawall(
+            "scan",
+            "--json",
+            *feed(tree),
+            "--workers",
+            "1",
+            "--state",
+            str(_fresh(state)),
+            str(test),
+        ),
         env=side_env(tree),
         capture_output=True,
         text=True,
@@ -147,6 +168,7 @@ def main() -> int:
                 argv = seawall(
                     "scan",
                     "--json",
+                    *feed(tree),
                     "--workers",
                     str(args.workers),
                     "--state",

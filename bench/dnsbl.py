@@ -220,7 +220,10 @@ def scan_throughput(args: argparse.Namespace, root: Path, rbl: Rbldnsd) -> dict[
             for mode in ("off", "on"):
                 run_state = root / f"scan-{mode}-{n}"
                 shutil.copytree(state, run_state)
-                argv = [*SEAWALL, "scan", "--workers", "2", "--state", str(run_state)]
+                # --feed-state: the serving path's work (reputation written, campaigns
+                # saved), as before scan stopped writing into its state by default.
+                argv = [*SEAWALL, "scan", "--feed-state", "--workers", "2"]
+                argv += ["--state", str(run_state)]
                 if mode == "on":
                     argv += ["--config", str(config)]
                 dns_cpu = cpu_s(proxy, rbl.proc)

@@ -16,6 +16,7 @@ from tests.dnslists.dnsserver import Behaviour, DnsServer
 from seawall.batch import (
     BATCH,
     DEPTH,
+    NOT_MAIL,
     WINDOW,
     WINDOW_BYTES,
     Record,
@@ -183,3 +184,149 @@ def test_batches_are_dealt_in_turn_so_a_short_run_is_shared() -> None:
     del pool[1].held[1]  # worker 1 returned a batch
     assert _dispatch(pool, many, 2 * DEPTH) == 2 * DEPTH + 1
     assert pool[1].conn.sent[-1] == 2 * DEPTH  # type: ignore[attr-defined]
+
+
+# --- what a scan writes back into the state ---------------------------------------------------
+
+SPAMMER = "81.2.200.9"  # sent spam before the scan, by the state's reputation
+
+
+def _wave(root: Path, count: int) -> list[Unit]:
+    """One campaign: the same offer from one address to many recipients."""
+    root.mkdir(parents=True, exist_ok=True)
+    units = []
+    for n in range(count):
+        path = root / f"{n:04d}.eml"
+        path.write_bytes(
+            (
+                f"Received: from bot.example (bot.example [{SPAMMER}])\r\n"
+                f"\tby mx.isp.example with ESMTP id W{n:05d}; Fri, 27 Nov 2026 10:00:00 +0000\r\n"
+                f"From: deals@shop.example\r\nTo: user{n}@isp.example\r\n"
+                f"Subject: Cheap watches, today only\r\nMessage-ID: <w{n}@shop.example>\r\n\r\n"
+                f"Dear user{n}, buy cheap watches at http://watches.example/o?i={n} now.\r\n"
+            ).encode()
+        )
+        units.append(Unit(str(path), str(path)))
+    return units
+
+
+def _learning_config(tmp_path: Path) -> Config:
+    config = _config(tmp_path)
+    detectors = msgspec.structs.replace(
+        config.detectors,
+        campaigns=msgspec.structs.replace(config.detectors.campaigns, enabled=True),
+        reputation=msgspec.structs.replace(config.detectors.reputation, enabled=True),
+    )
+    return msgspec.structs.replace(config, detectors=detectors)
+
+
+def _what_the_state_knows(config: Config) -> tuple[int, float]:
+    """(campaigns saved, the spammer's reputation volume)."""
+    from seawall.reputation import Reputation
+    from seawall.serve import tracker as campaign_tracker
+    from seawall.store import open_store
+
+    async def volume() -> float:
+        store = open_store(config)
+        try:
+            own, _ = await Reputation(store, config.detectors.reputation).read(SPAMMER, time.time())
+        finally:
+            await store.close()
+        return 0.0 if own is None else own.volume
+
+    return len(campaign_tracker.load(config).campaigns), asyncio.run(volume())
+
+
+def _seed_spammer(config: Config) -> None:
+    from seawall.reputation import Reputation
+    from seawall.store import open_store
+
+    async def seed() -> None:
+        store = open_store(config)
+        reputation = Reputation(store, config.detectors.reputation)
+        for _ in range(20):
+            await reputation.record(SPAMMER, spam=True, ham=False, now=time.time())
+        await reputation.flush()
+        await store.close()
+
+    asyncio.run(seed())
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_scan_reads_the_state_and_writes_nothing_back(tmp_path: Path, workers: int) -> None:
+    config = _learning_config(tmp_path)
+    _seed_spammer(config)
+    before = _what_the_state_knows(config)
+    assert before[0] == 0
+    assert before[1] > 0
+    units = _wave(tmp_path / "mail", 3 * BATCH)
+    records = list(scan_units(units, config, workers=workers))
+    # It reads: the state's reputation of the sender, its own campaign within the run; and
+    # it counts what it sees within the run (the wave scores as ham, so the share drops).
+    assert "REP_IP_SPAM" in records[0].symbols
+    if workers == 1:
+        assert records[2].options["REP_IP_SPAM"][1] == "spam=20.0 ham=2.0 volume=22.0"
+    assert len({r.campaign for r in records} - {None}) == 1
+    assert records[-1].campaign is not None
+    # It writes nothing back: no campaign saved, the sender's reputation as it was (decayed
+    # by the seconds the test took).
+    assert _what_the_state_knows(config) == pytest.approx(before, rel=1e-3)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_scan_that_feeds_the_state_leaves_its_campaigns_and_counts(
+    tmp_path: Path, workers: int
+) -> None:
+    config = _learning_config(tmp_path)
+    units = _wave(tmp_path / "mail", 3 * BATCH)
+    records = list(scan_units(units, config, workers=workers, feed=True))
+    assert records[-1].campaign is not None
+    campaigns, volume = _what_the_state_knows(config)
+    assert campaigns == 1
+    assert volume == pytest.approx(len(units), rel=0.01)
+
+
+def test_input_that_is_not_mail_is_marked_with_what_it_is(tmp_path: Path) -> None:
+    import lzma
+
+    units = _units(tmp_path / "mail", 2)
+    packed = tmp_path / "mail.tar.xz"
+    packed.write_bytes(lzma.compress(_message(7)))
+    units.append(Unit(str(packed), str(packed)))
+    records = list(scan_units(units, _config(tmp_path), workers=1))
+    assert [NOT_MAIL in r.symbols for r in records] == [False, False, True]
+    assert records[2].options[NOT_MAIL] == ["xz archive"]
+    assert records[2].symbols[NOT_MAIL] == 0.0  # a mark, not evidence
+
+
+def test_the_private_campaign_tracker_of_a_scan_dies_with_it(tmp_path: Path) -> None:
+    """A scan killed with -9 does not leave its own campaign tracker behind."""
+    import subprocess
+    import sys
+    import textwrap
+
+    import psutil
+
+    script = f"""
+        import time
+        from seawall.batch import _private_tracker
+        from seawall.campaigns.tracker import Tracker
+        from seawall.config import load_config
+
+        config = load_config(state_dir={str(tmp_path)!r})
+        with _private_tracker(Tracker(config.detectors.campaigns)) as name:
+            print(name.encode().hex())
+            time.sleep(60)
+        """
+    with subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    ) as scan:
+        assert scan.stdout is not None
+        name = bytes.fromhex(scan.stdout.readline().strip()).decode()
+        assert name.startswith("\0seawall-scan-")
+        [tracker] = psutil.Process(scan.pid).children()
+        scan.kill()
+    tracker.wait(10)  # psutil.TimeoutExpired if it outlived the scan

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import lzma
+from pathlib import Path
+
 import pytest
 
 from seawall.evaluation import recall_at_fpr, received_time, roc_auc
@@ -45,3 +48,35 @@ def test_split_is_deterministic_and_mixes_the_train_order() -> None:
     head = train[: len(train) // 4]
     assert any(i.spam for i in head)
     assert not all(i.spam for i in head)
+
+
+def test_learn_all_skips_what_is_not_mail_and_says_what_it_was(tmp_path: Path) -> None:
+    from seawall.config import load_config
+    from seawall.evaluation import Labelled, learn_all
+    from seawall.sources import Unit
+
+    files = {
+        "1.eml": b"From: a@example.org\nSubject: cheap pills\n\nbuy pills now\n",
+        "2.eml": b"From: b@example.org\nSubject: lunch\n\nsee you at noon\n",
+        "backup.tar.xz": lzma.compress(b"From: c@example.org\n\nx\n"),
+        "ls": b"\x7fELF\x02\x01\x01\x00" + bytes(200),
+        "seawall.toml": b'state_dir = "var"\n[serve]\nworkers = 2\n',
+        "old.tar.xz": lzma.compress(b"more"),
+        "empty.eml": b"",
+    }
+    items = []
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+        items.append(Labelled(Unit(name, str(tmp_path / name)), spam=name != "2.eml"))
+    learned = learn_all(items, load_config(state_dir=str(tmp_path / "state")))
+    assert learned.changed == 2
+    assert (learned.spam_total, learned.ham_total) == (1, 1)  # nothing but the two messages
+    assert learned.skipped == {
+        "xz archive": 2,
+        "ELF binary": 1,
+        "text without mail headers": 1,
+        "empty": 1,
+    }
+    assert learned.describe_skipped() == (
+        "5: 4 not mail (2 x xz archive, ELF binary, text without mail headers), 1 empty"
+    )

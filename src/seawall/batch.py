@@ -11,7 +11,15 @@ at a batch's end waiting for the slowest answer of the batch.
 Nothing is dropped: a message that cannot even be read (a vanished file) is reported with
 the action "soft reject" and the symbol ``READ_ERROR``, one whose scan raised with
 ``SCAN_FAILED``; a worker that dies stops the run with :class:`ScanError`, naming how many
-messages it took with it.
+messages it took with it.  Input that is not mail (an archive, a program) is scanned and
+marked ``DEFECT_NOT_MAIL``, with what it is as the symbol's option.
+
+A scan reads the state (the classifier, the saved campaigns, sender reputation) but, unless
+``feed`` is set, writes nothing back into it: campaigns are tracked within the run by a
+private tracker that starts from the saved snapshot and is never saved, and reputation
+counts within the run stay in memory over what the store holds (``store.overlay``).  An
+offline scan of an old mailbox then cannot make campaigns, blocklist entries or reputation
+in the state that ``seawall serve`` uses.
 """
 
 from __future__ import annotations
@@ -21,6 +29,8 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import secrets
+import signal
 from collections import deque
 from collections.abc import Generator, Iterator, Sequence
 from multiprocessing.connection import Connection, wait
@@ -29,13 +39,19 @@ from typing import Any
 import msgspec
 
 from seawall.campaigns.client import LocalTracker, TrackerClient
+from seawall.campaigns.remote import RemoteTracker
+from seawall.campaigns.server import TrackerServer
+from seawall.campaigns.tracker import Tracker
 from seawall.config import Config, state_url
 from seawall.engine import Engine, StageTimes, build_engine
-from seawall.errors import ScanError
+from seawall.errors import ScanError, TrackerError
 from seawall.message import Envelope
+from seawall.message.sniff import kind_of
 from seawall.policy.model import Verdict
 from seawall.serve import tracker as campaign_tracker
 from seawall.sources import Unit
+from seawall.store import open_store
+from seawall.store.overlay import Overlay
 
 log = logging.getLogger("seawall.scan")
 
@@ -47,6 +63,7 @@ BATCH = 16  # messages per batch sent to a worker
 WINDOW = 256
 WINDOW_BYTES = 64 << 20  # and at most this much raw mail in flight (one message always fits)
 DEPTH = 20  # batches queued per worker (DEPTH * BATCH >= WINDOW keeps the window full)
+NOT_MAIL = "DEFECT_NOT_MAIL"
 
 
 class Record(msgspec.Struct, frozen=True, gc=False):
@@ -90,7 +107,12 @@ async def scan_unit(engine: Engine, unit: Unit) -> Record:
     except Exception as exc:
         log.exception("scanning %s failed", unit.path)
         return _failed(engine, unit, "SCAN_FAILED", f"{type(exc).__name__}: {exc}")
-    return to_record(unit.path, scan.verdict, len(raw))
+    record = to_record(unit.path, scan.verdict, len(raw))
+    if NOT_MAIL in record.symbols:  # what it is instead: "xz archive", "ELF binary", ...
+        record = msgspec.structs.replace(
+            record, options={**record.options, NOT_MAIL: [kind_of(raw)]}
+        )
+    return record
 
 
 def to_record(path: str, verdict: Verdict, size: int) -> Record:
@@ -109,17 +131,66 @@ def to_record(path: str, verdict: Verdict, size: int) -> Record:
 
 
 def scan_units(
-    units: Sequence[Unit], config: Config, *, workers: int, times: StageTimes | None = None
+    units: Sequence[Unit],
+    config: Config,
+    *,
+    workers: int,
+    times: StageTimes | None = None,
+    feed: bool = False,
 ) -> Generator[Record, None, None]:
     """Scan ``units`` in order with ``workers`` processes (1: in this process).
 
-    Campaigns are tracked across the whole run (by a tracker process when there are
-    several workers, or by the one every node shares on a Redis state) and saved into the
-    state at the end.
+    Campaigns are tracked across the whole run.  With ``feed`` (``seawall scan
+    --feed-state``; ``eval`` and ``demo``, which measure what learns within the run), what
+    the scan sees goes into the state as in ``seawall serve``: campaigns are tracked by the
+    state's tracker (a tracker process when there are several workers, or the one every
+    node shares on a Redis state) and saved at the end, and reputation is counted in the
+    store.  Without it, the scan reads the state and writes nothing back (the module's
+    docstring says how).
     """
+    here = workers <= 1 or len(units) <= BATCH
+    if feed:
+        yield from _scan_feeding(units, config, workers, times, here)
+        return
+    with contextlib.ExitStack() as stack:
+        client: TrackerClient | None = None
+        name = None
+        if config.detectors.campaigns.enabled:
+            tracker = campaign_tracker.load(config)
+            tracker.events = None  # the state's event log is the live tracker's
+            if here:
+                client = LocalTracker(tracker)
+            else:
+                name = stack.enter_context(_private_tracker(tracker))
+                client = RemoteTracker(name)
+        engine = build_engine(config, tracker=client, store=_overlay(config))
+        stack.callback(engine.close)
+        if not here:
+            yield from _scan_forked(units, config, workers, times, engine, tracker=name)
+            return
+        try:
+            yield from _scan_here(engine, units)
+        finally:
+            if times is not None:
+                times.merge(engine.times)
+
+
+def _overlay(config: Config) -> Overlay:
+    """The state's store read through, this scan's own counts kept in memory."""
+    return Overlay(lambda: open_store(config))
+
+
+def _scan_feeding(
+    units: Sequence[Unit],
+    config: Config,
+    workers: int,
+    times: StageTimes | None,
+    here: bool,
+) -> Iterator[Record]:
+    """:func:`scan_units` with ``feed``: what the scan sees goes into the state."""
     campaigns = config.detectors.campaigns.enabled
     shared = campaigns and state_url(config) is not None
-    if workers <= 1 or len(units) <= BATCH:
+    if here:
         with contextlib.ExitStack() as stack:
             tracker = None
             client: TrackerClient | None = None
@@ -146,7 +217,64 @@ def scan_units(
             remote = campaign_tracker.client(config)
         engine = build_engine(config, tracker=remote)
         stack.callback(engine.close)
-        yield from _scan_forked(units, config, workers, times, engine)
+        yield from _scan_forked(units, config, workers, times, engine, feed=True)
+
+
+@contextlib.contextmanager
+def _private_tracker(tracker: Tracker) -> Iterator[str]:
+    """A tracker process of this scan's own for the length of the block: it serves
+    ``tracker`` on a socket name nobody else uses, saves nothing, and stops with the block
+    (or when this process dies).  Yields the socket name."""
+    name = f"\0seawall-scan-{os.getpid()}-{secrets.token_hex(8)}"
+    context = multiprocessing.get_context("fork")  # the tracker is inherited, not pickled
+    ready, child = context.Pipe(duplex=False)
+    process = context.Process(
+        target=_serve_tracker,
+        args=(tracker, name, child, os.getpid()),
+        name="seawall-scan-campaigns",
+        daemon=True,
+    )
+    process.start()
+    child.close()
+    try:
+        try:
+            if not ready.poll(30.0):
+                raise TrackerError("the scan's campaign tracker did not start in 30 s")
+            ready.recv()
+        except EOFError:
+            process.join(1.0)
+            raise TrackerError(
+                f"the scan's campaign tracker exited with {process.exitcode}"
+            ) from None
+        yield name
+    finally:
+        ready.close()
+        process.terminate()
+        process.join(5.0)
+        if process.is_alive():
+            process.kill()
+            process.join()
+
+
+def _serve_tracker(tracker: Tracker, name: str, ready: Connection, parent: int) -> None:
+    """The body of :func:`_private_tracker`'s process."""
+    import uvloop
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a ^C stops the scan, and the scan stops us
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        server = await asyncio.start_unix_server(TrackerServer(tracker).connection, path=name)
+        ready.send(True)
+        ready.close()
+        while not stop.is_set() and os.getppid() == parent:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+        server.close()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(serve())
 
 
 def _scan_here(engine: Engine, units: Sequence[Unit]) -> Iterator[Record]:
@@ -187,11 +315,16 @@ _engine: Engine | None = None  # what a forked worker inherits
 
 
 class _Worker:
-    def __init__(self, context: Any, config: Config) -> None:
+    def __init__(
+        self, context: Any, config: Config, *, tracker: str | None = None, feed: bool = True
+    ) -> None:
         self.conn: Connection
         self.conn, child = context.Pipe()
         self.process = context.Process(
-            target=_worker_main, args=(child, config), name="seawall-scan", daemon=True
+            target=_worker_main,
+            args=(child, config, tracker, feed),
+            name="seawall-scan",
+            daemon=True,
         )
         self.process.start()
         child.close()
@@ -210,7 +343,11 @@ def _scan_forked(
     workers: int,
     times: StageTimes | None,
     engine: Engine,
+    *,
+    tracker: str | None = None,
+    feed: bool = False,
 ) -> Iterator[Record]:
+    """``tracker``: the socket name of the scan's private campaign tracker, if any."""
     global _engine
     batches = [units[i : i + BATCH] for i in range(0, len(units), BATCH)]
     # fork: the workers inherit the loaded engine (language model, classifier weights)
@@ -220,7 +357,7 @@ def _scan_forked(
     pool: list[_Worker] = []
     try:
         context = multiprocessing.get_context(method)
-        pool = [_Worker(context, config) for _ in range(workers)]
+        pool = [_Worker(context, config, tracker=tracker, feed=feed) for _ in range(workers)]
         sent = 0
         finished: dict[int, bytes] = {}
         for turn in range(len(batches)):
@@ -268,14 +405,18 @@ def _dispatch(pool: Sequence[_Worker], batches: Sequence[Sequence[Unit]], sent: 
     return sent
 
 
-def _worker_main(conn: Connection, config: Config) -> None:
+def _worker_main(
+    conn: Connection, config: Config, tracker_name: str | None = None, feed: bool = True
+) -> None:
     """A worker: scan the batches that come down ``conn``, send each back when done."""
     engine = _engine
     if engine is None:  # spawn start method: nothing was inherited
-        tracker = None
-        if config.detectors.campaigns.enabled:
+        tracker: TrackerClient | None = None
+        if tracker_name is not None:
+            tracker = RemoteTracker(tracker_name)
+        elif feed and config.detectors.campaigns.enabled:
             tracker = campaign_tracker.client(config)
-        engine = build_engine(config, tracker=tracker)
+        engine = build_engine(config, tracker=tracker, store=None if feed else _overlay(config))
     try:
         engine.event_loop().run_until_complete(_work(conn, engine))
     finally:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
+import logging
 import re
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,8 +26,12 @@ from seawall.config import Config
 from seawall.corpus import in_train_split
 from seawall.engine import StageTimes, build_engine
 from seawall.message import Envelope, ParseLimits, parse_message
+from seawall.message import defects as d
+from seawall.message.sniff import EMPTY, kind_of
 from seawall.policy.model import Action
 from seawall.sources import Unit
+
+log = logging.getLogger("seawall.learn")
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,29 +144,61 @@ class Learned:
     changed: int  # messages that changed the classifier (new, or moved to the other label)
     spam_total: int  # what the classifier knows afterwards
     ham_total: int
+    # What was not learned because it is not mail: "empty", or what it is ("xz archive",
+    # "ELF binary", "text without mail headers", ...), with how many of each.
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def skipped_total(self) -> int:
+        return sum(self.skipped.values())
+
+    def describe_skipped(self) -> str:
+        """``"3: 2 not mail (xz archive, ELF binary), 1 empty"``; "" when none was skipped."""
+        if not self.skipped:
+            return ""
+        empty = self.skipped.get(EMPTY, 0)
+        kinds = {kind: n for kind, n in self.skipped.items() if kind != EMPTY}
+        parts = []
+        if kinds:
+            named = ", ".join(k if n == 1 else f"{n} x {k}" for k, n in kinds.items())
+            parts.append(f"{sum(kinds.values())} not mail ({named})")
+        if empty:
+            parts.append(f"{empty} empty")
+        return f"{self.skipped_total}: " + ", ".join(parts)
 
 
 def learn_all(
     items: Sequence[Labelled], config: Config, progress: Progress | None = None
 ) -> Learned:
     """Learn ``items`` one message at a time, in their order, into the classifier under
-    config.state_dir."""
+    config.state_dir.
+
+    What is not mail (empty files, archives, programs, text without a mail header: the
+    parser's ``empty`` and ``not_mail`` defects) is skipped and counted in
+    ``Learned.skipped``, so that a stray archive never teaches the classifier its bytes.
+    """
     from seawall.classifier import Classifier
 
     classifier = Classifier.from_config(config)
     limits = ParseLimits.from_config(config)
     changed = 0
+    skipped: Counter[str] = Counter()
     try:
         for item in items:
-            msg = parse_message(item.unit.read(), Envelope(), limits)
-            if classifier.learn(msg, item.spam):
+            raw = item.unit.read()
+            msg = parse_message(raw, Envelope(), limits)
+            if d.EMPTY in msg.defects or d.NOT_MAIL in msg.defects:
+                kind = kind_of(raw)
+                skipped[kind] += 1
+                log.info("skipped %s: %s, not mail", item.unit.path, kind)
+            elif classifier.learn(msg, item.spam):
                 changed += 1
             if progress:
                 progress(1)
         spam_total, ham_total = classifier.counts
     finally:
         classifier.close()
-    return Learned(changed, spam_total, ham_total)
+    return Learned(changed, spam_total, ham_total, dict(skipped.most_common()))
 
 
 @contextmanager
@@ -188,7 +226,10 @@ def run_offline(
     t1 = time.perf_counter()
     pairs: list[tuple[Record, bool]] = []
     labels = {item.unit.path: item.spam for item in test}
-    for record in scan_units([i.unit for i in test], config, workers=workers, times=times):
+    # feed: what learns from verdicts (campaigns, reputation) is measured as serve runs it,
+    # shared by the workers through the state (eval's own, unless --state names one).
+    units = [i.unit for i in test]
+    for record in scan_units(units, config, workers=workers, times=times, feed=True):
         pairs.append((record, labels[record.path]))
         if progress:
             progress(1)

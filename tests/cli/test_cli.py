@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import lzma
 import os
 import shutil
 import subprocess
@@ -159,7 +160,14 @@ def test_reputation_learned_while_scanning(
     bot.mkdir()
     for path in sa_subset["test_spam"][:20]:
         (bot / path.name).write_bytes(BOT_HOP.encode() + path.read_bytes())
+    # By default a scan reads the state and writes nothing back into it.
     out = seawall("scan", "--json", "--workers", "1", str(bot), state=state)
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert any("REP_IP_SPAM" in r["symbols"] for r in rows)  # counted within the run
+    shown = json.loads(seawall("reputation", "198.51.100.23", "--json", state=state).stdout)
+    assert shown["ip"] is None
+    # --feed-state: what the scan sees goes into the state, as in seawall serve.
+    out = seawall("scan", "--json", "--workers", "1", "--feed-state", str(bot), state=state)
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     own = [r for r in rows if "REP_IP_SPAM" in r["symbols"]]
 
@@ -182,3 +190,72 @@ def test_reputation_learned_while_scanning(
     bad = seawall("reputation", "not-an-ip", state=state, check=False)
     assert bad.returncode == 1
     assert "not an IP address" in bad.stderr
+
+
+def test_learn_refuses_what_is_not_mail(tmp_path: Path) -> None:
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "backup.tar.xz").write_bytes(lzma.compress(b"From: a@example.org\n\nx\n"))
+    (junk / "ls").write_bytes(b"\x7fELF\x02\x01\x01\x00" + bytes(500))  # an ELF binary
+    (junk / "empty.eml").write_bytes(b"")
+    state = tmp_path / "state"
+    state.mkdir()
+    refused = seawall("learn", "--spam", str(junk), state=state, check=False)
+    assert refused.returncode == 1  # nothing given was mail
+    assert "learned 0 of 3 messages" in refused.stdout
+    assert "0 spam and 0 ham" in refused.stdout
+    assert "skipped 3: 2 not mail (xz archive, ELF binary), 1 empty" in refused.stderr
+    (junk / "ok.eml").write_bytes(b"From: a@example.org\nSubject: pills\n\ncheap pills\n")
+    mixed = seawall("learn", "-v", "--spam", str(junk), state=state)
+    assert "learned 1 of 4 messages" in mixed.stdout
+    assert "3 skipped" in mixed.stdout
+    assert f"skipped {junk / 'empty.eml'}: empty, not mail" in mixed.stderr  # -v names them
+
+
+def test_scan_marks_what_is_not_mail(tmp_path: Path) -> None:
+    mail = tmp_path / "mail"
+    mail.mkdir()
+    (mail / "a.tar.xz").write_bytes(lzma.compress(b"From: a@example.org\n\nx\n"))
+    (mail / "seawall.toml").write_bytes(b'state_dir = "var"\n')
+    (mail / "empty.eml").write_bytes(b"")
+    (mail / "ok.eml").write_bytes(b"From: a@example.org\nSubject: hi\n\nhello\n")
+    state = tmp_path / "state"
+    state.mkdir()
+    table = seawall("scan", "--workers", "1", str(mail), state=state)
+    assert "DEFECT_NOT_MAIL(xz archive)" in table.stdout
+    assert "DEFECT_NOT_MAIL(text without mail headers)" in table.stdout
+    assert table.stdout.strip().splitlines()[-1].endswith("; 2 not mail, 1 empty")
+    rows = [
+        json.loads(line)
+        for line in seawall("scan", "--json", str(mail), state=state).stdout.splitlines()
+    ]
+    marked = {Path(r["path"]).name: r["options"].get("DEFECT_NOT_MAIL") for r in rows}
+    assert marked == {
+        "a.tar.xz": ["xz archive"],
+        "seawall.toml": ["text without mail headers"],
+        "empty.eml": None,
+        "ok.eml": None,
+    }
+
+
+def test_a_missing_state_dir_is_created_with_a_notice(tmp_path: Path) -> None:
+    message = tmp_path / "m.eml"
+    message.write_bytes(b"From: a@example.org\nSubject: hi\n\nhello\n")
+    typo = tmp_path / "sate"
+    out = seawall("scan", str(message), state=typo)
+    notices = [line for line in out.stderr.splitlines() if "did not exist" in line]
+    assert notices == [
+        f"seawall: the state dir {typo} did not exist; created it, a new and empty state"
+    ]
+    assert typo.is_dir()
+    # The scan then says that its classifier has learned nothing.
+    assert f"the classifier in {typo} has learned 0 spam and 0 ham" in out.stderr
+    again = seawall("scan", str(message), state=typo)
+    assert "did not exist" not in again.stderr
+    for command in (["reputation", "192.0.2.1"], ["campaigns"]):
+        other = tmp_path / command[0]
+        result = seawall(*command, state=other)
+        assert f"the state dir {other} did not exist" in result.stderr
+    not_a_dir = seawall("scan", str(message), state=message, check=False)
+    assert not_a_dir.returncode == 1
+    assert f"the state dir {message} is not a directory" in not_a_dir.stderr

@@ -38,6 +38,12 @@ def _parser() -> argparse.ArgumentParser:
     scan.add_argument("--json", action="store_true", help="one JSON object per message")
     scan.add_argument("--workers", type=int, default=0, help="processes (default: cores)")
     scan.add_argument("--profile", action="store_true", help="per-stage times on stderr")
+    scan.add_argument(
+        "--feed-state",
+        action="store_true",
+        help="let what the scan sees feed the state's campaigns and reputation, as serve does"
+        " (default: the state is read, nothing is written back)",
+    )
     scan.set_defaults(func=cmd_scan)
 
     learn = sub.add_parser("learn", parents=[common], help="teach the classifier")

@@ -13,7 +13,7 @@ def cmd_dnsbl_test(args: argparse.Namespace) -> int:
     from seawall.dnslists.check import check_lists
     from seawall.dnslists.nameservers import system_nameservers
 
-    config = config_from(args)
+    config = config_from(args, state=False)  # the lists only: no state is opened
     settings = config.detectors.dnsbl
     servers = settings.nameservers or tuple(f"{h}:{p}" for h, p in system_nameservers())
     state = "enabled" if settings.enabled else "disabled ([detectors.dnsbl] enabled = false)"

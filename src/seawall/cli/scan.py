@@ -14,8 +14,8 @@ from typing import Any
 import msgspec
 
 from seawall import evaluation
-from seawall.batch import Record, scan_units
-from seawall.cli.common import config_from
+from seawall.batch import NOT_MAIL, Record, scan_units
+from seawall.cli.common import config_from, ensure_state
 from seawall.config import describe_state, load_config
 from seawall.engine import WAIT_STAGES, StageTimes
 from seawall.errors import SeawallError
@@ -50,8 +50,17 @@ class _Progress:
 
 
 def _top_symbols(record: Record, n: int = 4) -> str:
+    if NOT_MAIL in record.symbols:  # scored 0, but the first thing to know about the row
+        kind = ", ".join(record.options.get(NOT_MAIL, ()))
+        return f"{NOT_MAIL}({kind})"
     ranked = sorted(record.symbols.items(), key=lambda kv: -abs(kv[1]))[:n]
     return " ".join(f"{name}({score:+.1f})" for name, score in ranked if score)
+
+
+def _not_mail(counts: Counter[str]) -> str:
+    """``"; 2 not mail, 1 empty"`` for the summary line; "" when all was mail."""
+    parts = [f"{counts[key]} {key}" for key in ("not mail", "empty") if counts[key]]
+    return "; " + ", ".join(parts) if parts else ""
 
 
 def _print_table_row(record: Record, width: int) -> None:
@@ -86,6 +95,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     times = StageTimes()
     progress = _Progress(len(units), "scan")
     counts: Counter[str] = Counter()
+    inputs: Counter[str] = Counter()  # what was not mail
     encoder = msgspec.json.Encoder()
     out = sys.stdout.buffer
     width = 60
@@ -93,9 +103,13 @@ def cmd_scan(args: argparse.Namespace) -> int:
         print(f"{'path':<{width}} {'action':<12} {'score':>7} {'lng':<3} symbols")
     t0 = time.perf_counter()
     n = 0
-    for record in scan_units(units, config, workers=workers, times=times):
+    for record in scan_units(units, config, workers=workers, times=times, feed=args.feed_state):
         n += 1
         counts[record.action] += 1
+        if NOT_MAIL in record.symbols:
+            inputs["not mail"] += 1
+        elif "DEFECT_EMPTY" in record.symbols:
+            inputs["empty"] += 1
         if args.json:
             out.write(encoder.encode(record) + b"\n")
         else:
@@ -109,7 +123,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     actions = ", ".join(f"{action}: {count}" for action, count in counts.most_common())
     print(
         f"scanned {n} messages in {seconds:.2f}s ({rate:.1f} msg/s, {workers} workers)"
-        f"{'; ' + actions if actions else ''}",
+        f"{'; ' + actions if actions else ''}{_not_mail(inputs)}",
         file=summary_to,
     )
     if args.profile:
@@ -135,12 +149,22 @@ def cmd_learn(args: argparse.Namespace) -> int:
     finally:
         progress.close()
     seconds = time.perf_counter() - t0
+    skipped = learned.skipped_total
+    known = len(items) - learned.changed - skipped
     print(
         f"learned {learned.changed} of {len(items)} messages in {seconds:.1f}s "
-        f"({len(items) - learned.changed} already known with that label); "
+        f"({known} already known with that label{f', {skipped} skipped' if skipped else ''}); "
         f"the classifier now knows {learned.spam_total} spam and {learned.ham_total} ham "
         f"({describe_state(config)})"
     )
+    if skipped:
+        print(
+            f"seawall: skipped {learned.describe_skipped()}"
+            f"{'' if args.verbose else ' (-v names each file)'}",
+            file=sys.stderr,
+        )
+        if skipped == len(items):
+            return 1  # nothing given was mail: a script must not take this for a learn
     return 0
 
 
@@ -164,6 +188,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     # Without --state the evaluation learns into a throw-away state dir.
     with state_or_temporary(args.state, "seawall-eval-") as state:
         config = load_config(Path(args.config) if args.config else None, state_dir=state)
+        ensure_state(config)
         progress = _Progress(len(items), "eval")
         try:
             if args.online:
