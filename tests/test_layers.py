@@ -20,7 +20,7 @@ ROOT = Path(seawall.__file__).parent
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("__init__", "errors", "environment", "config", "addresses", "quietlog"),
     ("message", "policy", "store", "dnslists", "language", "clamd", "corpus", "sources"),
-    ("classifier", "campaigns", "reputation", "sim"),
+    ("classifier", "campaigns", "reputation", "sim", "auth"),
     ("detectors",),
     ("engine",),
     ("frontends",),
