@@ -390,6 +390,9 @@ class IspSettings(Section):
     networks: tuple[str, ...] = ()
     # Its dial-up, DSL and cable pools: a source in them is dynamic whatever its rDNS says.
     dynamic: tuple[str, ...] = ()
+    # Its own relays (the smarthosts that hand subscribers' mail to this MX): the policy
+    # service never limits them.  Not trusted for reading headers: [trusted] does that.
+    relays: tuple[str, ...] = ()
 
 
 class EngineSettings(Section):
@@ -426,20 +429,38 @@ class PolicySettings(Section):
     listen: str = "127.0.0.1:7382"
     # Sliding window for connection and recipient rates; shorter reacts faster to a flood.
     window_s: float = 60.0
+    # The limits below come from `seawall simulate` (docs/serve.md): in a simulated hour
+    # other servers' ham peaked at 10 transactions and 15 recipients a minute per IP, bots
+    # at a median of 12 and 26.  Bulk senders need allow_hosts or allow_networks.
     # New SMTP transactions per window from one IP before DEFER (a zombie opens many).
-    ip_max_connections: int = 30
+    ip_max_connections: int = 15
     # Recipients per window from one IP before DEFER.
-    ip_max_recipients: int = 100
+    ip_max_recipients: int = 20
     # The same for a whole /24 (IPv6: /64), where a botnet's PCs share a dial-up pool.
-    net_max_connections: int = 120
-    net_max_recipients: int = 400
+    net_max_connections: int = 45
+    net_max_recipients: int = 60
     # Verdicts remembered per IP for the spam history below.
     history_window_s: float = 3600.0
     # An IP with at least this many spam verdicts in the window, and this share of spam
     # among its verdicts, is deferred before DATA; at the reject count it is rejected.
-    history_defer_spam: int = 5
+    history_defer_spam: int = 3
     history_reject_spam: int = 20
     history_min_share: float = 0.8
+    # Sources never limited (no rates, no history), besides [isp] relays: networks, and
+    # client names, each a name ("mx.example.org") or a suffix (".google.com": any name
+    # under it).  Names are Postfix's client_name, confirmed by a forward lookup; the bare
+    # PTR (reverse_client_name) is never used, since whoever holds an address writes its PTR.
+    allow_networks: tuple[str, ...] = ()
+    allow_hosts: tuple[
+        Annotated[str, msgspec.Meta(pattern=r"^\.?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?$")], ...
+    ] = (
+        ".google.com",
+        ".outlook.com",
+    )
+    # Replays only: `seawall simulate --speed`, simulated seconds per real second.  The rate
+    # windows are then window_s simulated seconds (window_s / replay_speed real ones), as
+    # the replay compresses time; 1 (the wall clock) anywhere else.  No client can set it.
+    replay_speed: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 1.0
     # What Postfix is told when the state store fails: "dunno" fails open, "defer" closed.
     on_store_error: Literal["dunno", "defer"] = "dunno"
 
