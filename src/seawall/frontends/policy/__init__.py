@@ -3,7 +3,9 @@
 codec.py   bytes <-> requests and replies (PolicyParser, PolicyRequest, encode_reply)
 decide.py  counts per address and network and the decision (the spam history it reads is
            seawall.store.history, which the scanners feed)
-server.py  serve_policy_connection: one Postfix connection, one answer per request
+exempt.py  who is never limited: [isp] relays, allow_networks, allow_hosts (verified names)
+server.py  serve_policy_connection: one Postfix connection, one answer per request, and the
+           log of the answers other than DUNNO, one line per address a minute
 """
 
 from __future__ import annotations

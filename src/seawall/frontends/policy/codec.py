@@ -64,6 +64,12 @@ class PolicyRequest:
         return self.get("client_address")
 
     @property
+    def client_name(self) -> str:
+        """The client's verified host name (its PTR, confirmed by a forward lookup), or
+        ``unknown``.  Not ``reverse_client_name``, the PTR alone, which its owner writes."""
+        return self.get("client_name")
+
+    @property
     def sasl_username(self) -> str:
         return self.get("sasl_username")
 

@@ -17,8 +17,13 @@ What is counted, per ``window_s``:
 - a *recipient* at every RCPT.
 
 Deferred attempts count too: a zombie hammering away stays over the limit, while a real
-server retries after minutes, when the window has moved on.  Our own users (SASL) and
-trusted networks are never counted or limited.
+server retries after minutes, when the window has moved on.  Our own users (SASL), trusted
+networks, the ISP's relays and the allowlist (``exempt.py``) are never counted or limited.
+
+The windows run on the caller's clock (``now``, the wall clock in ``server.py``), divided by
+``replay_speed``: a replay by ``seawall simulate --speed 12`` sends an hour of mail in five
+minutes, so a window of 60 simulated seconds lasts 5 real ones.  The history is read on the
+same wall clock the scanners write it with, and its window is theirs (``history_window_s``).
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from seawall.addresses import Address, network_of, parse_ip
 from seawall.config import PolicySettings
 from seawall.errors import StoreError
 from seawall.frontends.policy.codec import PolicyRequest
+from seawall.frontends.policy.exempt import NONE as NO_EXEMPTIONS
+from seawall.frontends.policy.exempt import Exemptions
 from seawall.message.received import TrustedNetworks
 from seawall.quietlog import QuietLog
 from seawall.store import Store
@@ -69,10 +76,10 @@ class Counts:
 class Decision:
     """The answer to one request, and why: ``action`` is what follows ``action=``.
 
-    ``reason`` is a short tag for logs and tests (``sasl``, ``trusted``, ``no_client``,
-    ``ok``, ``ip_connections``, ``ip_recipients``, ``net_connections``,
-    ``net_recipients``, ``history_defer``, ``history_reject``, ``store_error``,
-    ``other_request``).
+    ``reason`` is a short tag for logs and tests (``sasl``, ``trusted``, ``relay``,
+    ``allow_network``, ``allow_host``, ``no_client``, ``ok``, ``ip_connections``,
+    ``ip_recipients``, ``net_connections``, ``net_recipients``, ``history_defer``,
+    ``history_reject``, ``store_error``, ``other_request``).
     """
 
     action: str
@@ -133,7 +140,7 @@ async def count(
     """Add this request's events and read every total the decision needs."""
     ip, net = str(address), network_of(address)
     conn, rcpt = int(events.connection), int(events.recipient)
-    window = settings.window_s
+    window = settings.window_s / settings.replay_speed  # real seconds; see the docstring
     ip_conn, ip_rcpt, net_conn, net_rcpt, (spam, ham) = await asyncio.gather(
         store.incr(f"policy:conn:ip:{ip}", window_s=window, now=now, amount=conn),
         store.incr(f"policy:rcpt:ip:{ip}", window_s=window, now=now, amount=rcpt),
@@ -178,6 +185,7 @@ async def decide(
     *,
     events: Events,
     now: float,
+    exempt: Exemptions = NO_EXEMPTIONS,
 ) -> Decision:
     """The answer to one request; a failing store gives ``settings.on_store_error``."""
     if request.sasl_username:
@@ -187,6 +195,9 @@ async def decide(
         return Decision(DUNNO, "no_client", request.client_address)
     if trusted.contains(str(address)):
         return Decision(DUNNO, "trusted", str(address))
+    why = exempt.reason(str(address), request.client_name)
+    if why is not None:
+        return Decision(DUNNO, why, str(address))
     try:
         counts = await count(store, address, events, settings, now=now)
     except StoreError as exc:
