@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
 
+from seawall import quietlog
 from seawall.config import Config, PolicySettings
 from seawall.errors import PolicyViolation
 from seawall.frontends.policy.codec import REQUEST_TYPE, PolicyParser, PolicyRequest, encode_reply
@@ -24,7 +26,9 @@ from seawall.frontends.policy.decide import (
     decide,
     store_error_decision,
 )
+from seawall.frontends.policy.exempt import Exemptions
 from seawall.message.received import TrustedNetworks, trusted_networks
+from seawall.quietlog import QuietLog
 from seawall.store import Store
 
 log = logging.getLogger("seawall.policy")
@@ -49,6 +53,9 @@ async def serve_policy_connection(
     """
     settings = config.serve.policy
     trusted = trusted_networks(tuple(config.trusted.networks), config.trusted.private_is_trusted)
+    exempt = Exemptions.of(config)
+    if settings.replay_speed != 1:
+        _warn_replay_speed(settings.replay_speed)
     parser = PolicyParser()
     transactions = Transactions()
     peer = writer.get_extra_info("peername")
@@ -60,7 +67,9 @@ async def serve_policy_connection(
                     log.debug("policy %s: closed in the middle of a request", peer)
                 break
             for request in parser.feed(data):
-                decision = await _answer(request, store, settings, trusted, transactions, clock)
+                decision = await _answer(
+                    request, store, settings, trusted, exempt, transactions, clock
+                )
                 writer.write(encode_reply(decision.action))
             await writer.drain()
     except PolicyViolation as exc:
@@ -78,6 +87,7 @@ async def _answer(
     store: Store,
     settings: PolicySettings,
     trusted: TrustedNetworks,
+    exempt: Exemptions,
     transactions: Transactions,
     clock: Callable[[], float],
 ) -> Decision:
@@ -87,12 +97,75 @@ async def _answer(
         return Decision(DUNNO, "other_request", request.client_address)
     try:
         events = transactions.events(request)
-        decision = await decide(request, store, settings, trusted, events=events, now=clock())
+        decision = await decide(
+            request, store, settings, trusted, events=events, now=clock(), exempt=exempt
+        )
     except Exception:
         log.exception("policy: error deciding for %s", request.client_address or "-")
         return store_error_decision(settings, request.client_address)
     if decision.action == DUNNO:
         log.debug("policy %s %s", request.protocol_state, decision.describe())
-    else:
-        log.info("policy %s %s", request.protocol_state, decision.describe())
+    elif decision.reason != "store_error":  # a failing store is logged once a minute already
+        repeats.info(
+            decision.client or "-", "policy %s %s", request.protocol_state, decision.describe()
+        )
     return decision
+
+
+class RepeatLog(QuietLog):
+    """The answers other than DUNNO, logged at most once per address per interval.
+
+    A client over a limit is told DEFER at every RCPT and retries, so one replay logged
+    68,479 DEFER lines for 8,901 messages.  Here the first answer to an address is logged,
+    the next ones within the interval are counted, and the count rides on the next line
+    for that address ("and 57 more from this address since the last report").  Once an
+    interval (at the first answer after it) the addresses not logged within the interval
+    are forgotten, a line giving the count of those that had answers held back, so the
+    table holds the addresses of about one interval.  ``quietlog.reset`` clears it.
+    """
+
+    def __init__(self, logger: logging.Logger, interval_s: float = quietlog.INTERVAL_S) -> None:
+        super().__init__(logger, interval_s)
+        self._swept = time.monotonic()
+
+    def info(self, address: str, message: str, *args: object) -> None:
+        """Log ``message % args`` at INFO unless ``address`` was logged within the interval."""
+        now = time.monotonic()
+        last, held = self._kinds.get(address, (float("-inf"), 0))
+        if now - last < self.interval_s:
+            self._kinds[address] = (last, held + 1)
+        else:
+            self._kinds[address] = (now, 0)
+            if held:
+                message += f" (and {held} more from this address since the last report)"
+            self.logger.info(message, *args)
+        if now - self._swept >= self.interval_s:
+            self._sweep(now)
+
+    def _sweep(self, now: float) -> None:
+        self._swept = now
+        for address, (last, held) in list(self._kinds.items()):
+            if now - last < self.interval_s:
+                continue
+            del self._kinds[address]
+            if held:
+                self.logger.info(
+                    "policy client=%s: %d more answers like the last one logged, %.0fs ago",
+                    address,
+                    held,
+                    now - last,
+                )
+
+
+repeats = RepeatLog(log)
+
+
+@functools.cache
+def _warn_replay_speed(speed: float) -> None:
+    """Once per process and value: a production server must run on the wall clock."""
+    log.warning(
+        "policy: serve.policy.replay_speed = %g: rate windows of %g real seconds per simulated "
+        "minute; for replays of seawall simulate only",
+        speed,
+        60.0 / speed,
+    )
