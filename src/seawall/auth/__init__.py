@@ -1,0 +1,32 @@
+"""Who really sent a message: sender authentication over the asynchronous DNS client.
+
+Modules:
+    spf     SPF (RFC 7208): ``check_host`` for the MAIL FROM and HELO identities, evaluated
+            over :class:`seawall.dnslists.RecordResolver` (TXT, A, AAAA, MX, PTR), with the
+            RFC's lookup, void-lookup and MX/PTR name limits, macros and explanations.
+
+Nothing here blocks the event loop: every DNS question goes through the shared client, its
+TTL cache and its coalesced queries, under the caller's time budget.
+"""
+
+from __future__ import annotations
+
+from seawall.auth.spf import (
+    Result,
+    SpfChecker,
+    SpfResult,
+    SpfSyntaxError,
+    check_host,
+    expand,
+    parse_record,
+)
+
+__all__ = [
+    "Result",
+    "SpfChecker",
+    "SpfResult",
+    "SpfSyntaxError",
+    "check_host",
+    "expand",
+    "parse_record",
+]
