@@ -7,8 +7,9 @@ STAMP := $(VENV)/.installed-$(shell $(PY) -c 'import hashlib,sys;print(hashlib.s
 APT := DEBIAN_FRONTEND=noninteractive apt-get -y -q -o Dpkg::Use-Pty=0
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-# Debian packages: the real peers the integration tests talk to (rspamd brings rspamc) ...
-TEST_DEBS := postfix swaks spamc rspamd rbldnsd clamav-daemon redis-server redis-sentinel
+# Debian packages: the real peers the integration tests talk to (rspamd brings rspamc; nsd
+# is the authoritative DNS server of the SPF, DKIM and DMARC tests) ...
+TEST_DEBS := postfix swaks spamc rspamd rbldnsd clamav-daemon redis-server redis-sentinel nsd
 # ... and what the benchmarks compare against.
 BENCH_DEBS := rspamd redis-server postfix swaks
 
