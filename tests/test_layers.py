@@ -18,7 +18,7 @@ ROOT = Path(seawall.__file__).parent
 
 # Bottom to top; each name is a top-level module or package of seawall.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("__init__", "errors", "environment", "config", "addresses", "quietlog"),
+    ("__init__", "errors", "environment", "config", "addresses", "quietlog", "logs"),
     ("message", "policy", "store", "dnslists", "language", "clamd", "corpus", "sources"),
     ("classifier", "campaigns", "reputation", "sim", "auth"),
     ("detectors",),

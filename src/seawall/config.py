@@ -492,6 +492,26 @@ class ServeSettings(Section):
     policy: PolicySettings = PolicySettings()
 
 
+class LoggingSettings(Section):
+    # Where every command logs: "stderr" (under systemd, the journal), "syslog", or "file".
+    # The file is opened for appending, and reopened on SIGUSR1 (logrotate's postrotate;
+    # `seawall serve` passes it on to its workers and tracker).
+    target: Literal["stderr", "syslog", "file"] = "stderr"
+    # target = "file": an absolute path.
+    file: Annotated[str, msgspec.Meta(pattern=r"^/")] = "/var/log/seawall/seawall.log"
+    # target = "syslog": the syslog socket (a path), or "host:port" for syslog over UDP.
+    syslog_address: Annotated[
+        str, msgspec.Meta(pattern=r"^(/.+|[A-Za-z0-9_.-]+:[0-9]+|\[[0-9A-Fa-f:.]+\]:[0-9]+)$")
+    ] = "/dev/log"
+    syslog_facility: Literal[
+        "mail", "daemon", "user", "local0", "local1", "local2", "local3", "local4", "local5",
+        "local6", "local7",
+    ] = "mail"  # fmt: skip
+    # "debug", "info", "warning" or "error"; "": info for serve, warning for the other
+    # commands.  -v is debug whatever this says.
+    level: Literal["", "debug", "info", "warning", "error"] = ""
+
+
 # Schemes of a shared state: one Redis (TLS with rediss, or on a unix socket), a Redis
 # Cluster (TLS with rediss+cluster), or a master found through Redis Sentinel (TLS to the
 # master with rediss+sentinel).
@@ -523,6 +543,7 @@ class Config(Section):
     engine: EngineSettings = EngineSettings()
     detectors: Detectors = Detectors()
     serve: ServeSettings = ServeSettings()
+    logging: LoggingSettings = LoggingSettings()
 
 
 def load_config(path: Path | None = None, *, state_dir: str | None = None) -> Config:

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from seawall import logs
 from seawall.config import Config, load_config, state_url
 from seawall.errors import SeawallError
 
@@ -22,10 +23,11 @@ def common_arguments() -> argparse.ArgumentParser:
 
 
 def config_from(args: argparse.Namespace, *, state: bool = True) -> Config:
-    """The configuration ``--config`` and ``--state`` name; with ``state`` (a command that
-    uses the state), a state dir that does not exist is created with a notice
-    (:func:`ensure_state`)."""
+    """The configuration ``--config`` and ``--state`` name, its ``[logging]`` put in force;
+    with ``state`` (a command that uses the state), a state dir that does not exist is
+    created with a notice (:func:`ensure_state`)."""
     config = load_config(Path(args.config) if args.config else None, state_dir=args.state)
+    logs.configure(config.logging, verbose=args.verbose)
     if state:
         ensure_state(config)
     return config

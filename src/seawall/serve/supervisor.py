@@ -4,6 +4,7 @@ Signals (as nginx and Postfix's master do it):
     SIGHUP   re-read the config, scores and classifier; start new workers with them and
              drain the old ones.  A config that does not load is logged and ignored.
     SIGTERM  (or SIGINT) stop accepting, let in-flight messages finish, exit 0.
+    SIGUSR1  reopen the log file (logrotate), here and in every worker and the tracker.
 A worker that dies is replaced at once; its open connections are closed by the
 kernel, which the MTA answers with a tempfail (Postfix's milter_default_action).
 """
@@ -19,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from seawall import logs
 from seawall.config import Config, describe_state, validate
 from seawall.engine import Engine, build_engine
 from seawall.errors import SeawallError
@@ -29,7 +31,7 @@ from seawall.serve.listeners import Address, addresses, bind, bound_address
 
 log = logging.getLogger("seawall.serve")
 
-SIGNALS = {signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGCHLD}
+SIGNALS = {signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGUSR1}
 KILL_GRACE_S = 5.0  # after drain_s, a worker that still runs is killed
 RESTART_BACKOFF_S = 1.0  # a worker dying this soon after its start is restarted after a pause
 
@@ -176,7 +178,9 @@ class Supervisor:
                 lifecycle.die_with_parent(parent)
                 for sig in SIGNALS:
                     signal.signal(sig, signal.SIG_DFL)
-                signal.pthread_sigmask(signal.SIG_SETMASK, set())
+                # SIGUSR1 stays blocked until the worker's loop handles it: one sent before
+                # then would kill the worker, and is taken then instead.
+                signal.pthread_sigmask(signal.SIG_SETMASK, {signal.SIGUSR1})
                 fair = self.balance.fair(slot)
                 code = worker.run(gen.config, gen.engine, gen.engine.classifier, named, fair)
             except BaseException:
@@ -199,6 +203,8 @@ class Supervisor:
                 self._signal_all(signal.SIGTERM)
             elif signo == signal.SIGHUP and stopping_since is None:
                 self._reload()
+            elif signo == signal.SIGUSR1:
+                self._reopen_logs()
             self._reap(restart=stopping_since is None)
             due = self.tracker_due
             if due is not None and time.monotonic() >= due and stopping_since is None:
@@ -215,6 +221,17 @@ class Supervisor:
                 ):
                     self._signal_all(signal.SIGKILL)
             self._kill_overdue()
+
+    def _reopen_logs(self) -> None:
+        """SIGUSR1: reopen the log file here, and pass the signal on to every child (each
+        holds the file open on its own)."""
+        logs.reopen()
+        children = [*self.current.workers, *self.retiring] if self.current else []
+        if self.tracker is not None:
+            children.append(self.tracker)
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGUSR1)
 
     def _signal_all(self, signo: int) -> None:
         assert self.current is not None

@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from seawall import logs
 from seawall.campaigns.client import LocalTracker, TrackerClient
 from seawall.campaigns.protocol import address
 from seawall.campaigns.remote import RemoteTracker
@@ -95,6 +96,7 @@ async def _serve(config: Config, tracker: Tracker) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, lambda: None)
+    _reopen_on_sigusr1(loop)
     server = TrackerServer(tracker)
     unix = await asyncio.start_unix_server(server.connection, path=address(config))
     store = open_store(config)
@@ -123,7 +125,15 @@ async def _serve_shared(config: Config) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, lambda: None)
+    _reopen_on_sigusr1(loop)
     await tracker_lease.serve(config, stop)
+
+
+def _reopen_on_sigusr1(loop: asyncio.AbstractEventLoop) -> None:
+    """SIGUSR1 reopens the log file (logrotate); blocked since the fork (``spawn``), so one
+    sent meanwhile is taken now."""
+    loop.add_signal_handler(signal.SIGUSR1, logs.reopen)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
 
 
 def run(config: Config) -> int:
@@ -162,7 +172,8 @@ def spawn(config: Config) -> int:
             lifecycle.die_with_parent(parent)
             for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
                 signal.signal(sig, signal.SIG_DFL)
-            signal.pthread_sigmask(signal.SIG_SETMASK, set())
+            # SIGUSR1 (reopen the log file) waits until the loop handles it.
+            signal.pthread_sigmask(signal.SIG_SETMASK, {signal.SIGUSR1})
             code = run(config)
         except BaseException:
             log.exception("campaign tracker failed")

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 import uvloop
 
+from seawall import logs
 from seawall.frontends.http import build_app
 from seawall.frontends.milter.server import serve_milter_connection
 from seawall.frontends.policy.server import serve_policy_connection
@@ -104,6 +105,10 @@ async def _main(
         loop.add_signal_handler(sig, stop.set)
     # The supervisor handles SIGHUP by replacing the workers; a worker ignores it.
     loop.add_signal_handler(signal.SIGHUP, lambda: None)
+    # SIGUSR1 reopens the log file (logrotate); blocked since the fork, so one sent
+    # meanwhile is taken now.
+    loop.add_signal_handler(signal.SIGUSR1, logs.reopen)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
     store = open_store(config)
     service = Service(engine, config, classifier=classifier, store=store)
     serve = config.serve
