@@ -275,6 +275,11 @@ def test_an_unknown_state_scheme_is_an_error(tmp_path: Path, env: pytest.MonkeyP
         ('[isp]\ndynamic = ["198.19.0.0/33"]', "isp.dynamic: '198.19.0.0/33' is not a network"),
         ('[isp]\nnetworks = ["10.0.0.0/8", "ten"]', "isp.networks: 'ten' is not a network"),
         ('[trusted]\nnetworks = ["::1/129"]', "trusted.networks: '::1/129' is not a network"),
+        ('[isp]\nrelays = ["192.0.2.0/99"]', "isp.relays: '192.0.2.0/99' is not a network"),
+        (
+            '[serve.policy]\nallow_networks = ["mail.example"]',
+            "serve.policy.allow_networks: 'mail.example' is not a network",
+        ),
         ('[serve.milter]\nlisten = "7381"', "serve.milter.listen: expected host:port"),
         ('[serve.http]\nlisten = "localhost:7380"', "serve.http.listen: expected host:port"),
         ('[serve.spamd]\nlisten = "127.0.0.1:70000"', "serve.spamd.listen: bad port"),

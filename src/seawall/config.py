@@ -635,6 +635,8 @@ def _problems(config: Config) -> Iterator[tuple[tuple[str, ...], str]]:
         ("trusted", "networks"): config.trusted.networks,
         ("isp", "networks"): config.isp.networks,
         ("isp", "dynamic"): config.isp.dynamic,
+        ("isp", "relays"): config.isp.relays,
+        ("serve", "policy", "allow_networks"): config.serve.policy.allow_networks,
     }
     for key, values in networks.items():
         try:
