@@ -7,7 +7,7 @@ import time
 from typing import Any, Protocol
 
 from seawall.campaigns.fingerprint import Fingerprint
-from seawall.campaigns.registry import Judge, Observation
+from seawall.campaigns.registry import SHOWN_IPS, Judge, Observation
 from seawall.campaigns.tracker import Reply, Tracker
 
 
@@ -27,6 +27,11 @@ class TrackerClient(Protocol):
 
     async def listing(self, min_count: int = 2) -> list[dict[str, Any]]:
         """Campaigns with at least ``min_count`` messages, busiest first."""
+        ...
+
+    async def show(self, campaign: str, max_ips: int = SHOWN_IPS) -> dict[str, Any] | None:
+        """One campaign in detail, with at most ``max_ips`` of its source addresses and of
+        those in the ISP's own networks (``Tracker.show``); None when there is none."""
         ...
 
     def close(self) -> None: ...
@@ -57,6 +62,9 @@ class LocalTracker:
 
     async def listing(self, min_count: int = 2) -> list[dict[str, Any]]:
         return self.tracker.listing(time.time(), min_count=min_count)
+
+    async def show(self, campaign: str, max_ips: int = SHOWN_IPS) -> dict[str, Any] | None:
+        return self.tracker.show(campaign, time.time(), max_ips=max_ips)
 
     def close(self) -> None:
         pass

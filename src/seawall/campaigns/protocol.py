@@ -20,7 +20,7 @@ from pathlib import Path
 
 import msgspec
 
-from seawall.campaigns.registry import Judge, Observation
+from seawall.campaigns.registry import SHOWN_IPS, Judge, Observation
 from seawall.config import Config
 from seawall.errors import TrackerError
 
@@ -46,6 +46,14 @@ class Listing(msgspec.Struct, tag="list"):
     min_count: int = 2
 
 
+class Show(msgspec.Struct, tag="show"):
+    """One campaign in detail; at most ``max_ips`` addresses of each list (the tracker
+    sends no more than ``registry.MAX_IPS``)."""
+
+    campaign: str
+    max_ips: int = SHOWN_IPS
+
+
 class Hello(msgspec.Struct, tag="hello"):
     """The first frame on a TCP connection: the secret the tracker published (one-way)."""
 
@@ -62,7 +70,7 @@ class Endpoint(msgspec.Struct, frozen=True):
     node: str = ""  # who published it, for logs
 
 
-Request = Observe | Judge | Mark | Listing | Hello
+Request = Observe | Judge | Mark | Listing | Show | Hello
 LEASE_KEY = "campaigns:tracker"  # the Store key of the serving tracker's Endpoint
 decode_request = msgspec.msgpack.Decoder(Request).decode
 encode = msgspec.msgpack.Encoder().encode

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from seawall.addresses import network_of
+from seawall.addresses import network_of, parse_ip
 
 MAX_IPS = 4096  # distinct sources remembered per campaign; past this the counts are floors
+SHOWN_IPS = 1000  # addresses `seawall campaigns show` lists of each kind, unless told
 MAX_KEYS = 64  # top URLs, domains, subjects and languages kept per campaign
 SAMPLE_BYTES = 64 * 1024
 
@@ -84,6 +85,7 @@ class Campaign:
     peak_per_minute: int = 0
     peak_per_hour: int = 0
     ips: set[str] = field(default_factory=set)
+    own_ips: set[str] = field(default_factory=set)  # those of ips in the ISP's own networks
     nets24: set[str] = field(default_factory=set)
     nets16: set[str] = field(default_factory=set)
     dynamic: int = 0
@@ -114,6 +116,8 @@ class Campaign:
         self.peak_per_hour = max(self.peak_per_hour, self.per_hour(now))
         if obs.ip and len(self.ips) < MAX_IPS:
             self.ips.add(obs.ip)
+            if obs.own:
+                self.own_ips.add(obs.ip)
             net24, net16 = network_of(obs.ip, 24, 64), network_of(obs.ip, 16, 48)
             self.nets24.add(net24)
             self.nets16.add(net16)
@@ -169,6 +173,20 @@ class Campaign:
         )
         return view
 
+    def detail(self, now: float, *, max_ips: int = SHOWN_IPS) -> dict[str, object]:
+        """Everything ``seawall campaigns show`` shows: the summary, and the source
+        addresses (all, and those in the ISP's own networks), at most ``max_ips`` of each in
+        address order, with their counts (``ips`` and ``own_ips``).  Past ``MAX_IPS``
+        addresses a campaign remembers no more (``ips_complete`` is then false)."""
+        out = self.summary(now)
+        out.update(
+            own_ips=len(self.own_ips),
+            ips_complete=len(self.ips) < MAX_IPS,
+            source_addresses=_in_order(self.ips)[:max_ips],
+            own_addresses=_in_order(self.own_ips)[:max_ips],
+        )
+        return out
+
     def merge(self, other: Campaign) -> None:
         """Take in the record of ``other``: the two turned out to be one campaign."""
         self.first_seen = min(self.first_seen, other.first_seen)
@@ -189,6 +207,7 @@ class Campaign:
             if len(self.ips) >= MAX_IPS:
                 break
             self.ips.add(ip)
+        self.own_ips |= other.own_ips & self.ips
         self.nets24 |= other.nets24
         self.nets16 |= other.nets16
         self.dynamic += other.dynamic
@@ -209,6 +228,16 @@ class Campaign:
                 for stale, _ in mine.most_common()[MAX_KEYS:]:
                     del mine[stale]
         self.sample = self.sample or other.sample
+
+
+def _in_order(ips: set[str]) -> list[str]:
+    """``ips`` by address (IPv4 first), numerically: 198.18.2.9 before 198.18.10.1."""
+
+    def key(ip: str) -> tuple[int, int, str]:
+        address = parse_ip(ip)
+        return (address.version, int(address), "") if address else (9, 0, ip)
+
+    return sorted(ips, key=key)
 
 
 _FOUNDER = struct.Struct("<dBHH")  # time, flags (dynamic, own), spam, ham; then the IP

@@ -27,11 +27,12 @@ from seawall.campaigns.protocol import (
     Mark,
     Observe,
     Request,
+    Show,
     encode,
     frame,
     read_frame,
 )
-from seawall.campaigns.registry import Judge, Observation
+from seawall.campaigns.registry import SHOWN_IPS, Judge, Observation
 from seawall.campaigns.tracker import Reply
 from seawall.errors import TrackerError
 
@@ -186,6 +187,14 @@ class RemoteTracker:
         result: list[dict[str, Any]] = msgspec.msgpack.decode(
             await self._call(Listing(min_count=min_count))
         )
+        return result
+
+    async def show(self, campaign: str, max_ips: int = SHOWN_IPS) -> dict[str, Any] | None:
+        """One campaign in detail, or None when the tracker knows no such campaign."""
+        body = await self._call(Show(campaign=campaign, max_ips=max_ips))
+        result: dict[str, Any] | None = msgspec.msgpack.decode(body)
+        if result is not None and set(result) == {"error"}:  # the request failed there
+            raise TrackerError(f"the campaign tracker: {result['error']}")
         return result
 
     def close(self) -> None:

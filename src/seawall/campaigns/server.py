@@ -22,6 +22,7 @@ from seawall.campaigns.protocol import (
     Mark,
     Observe,
     Request,
+    Show,
     decode_request,
     encode,
     frame,
@@ -57,6 +58,8 @@ class TrackerServer:
             return None if campaign is None else campaign.sample
         if isinstance(request, Hello):
             return None
+        if isinstance(request, Show):
+            return tracker.show(request.campaign, time.time(), max_ips=request.max_ips)
         return tracker.listing(time.time(), min_count=request.min_count)
 
     async def _greeted(self, reader: asyncio.StreamReader) -> bool:

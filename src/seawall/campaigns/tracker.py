@@ -31,7 +31,9 @@ from seawall.campaigns.fingerprint import Fingerprint
 from seawall.campaigns.index import Clusterer
 from seawall.campaigns.recurring import Recurring
 from seawall.campaigns.registry import (
+    MAX_IPS,
     SAMPLE_BYTES,
+    SHOWN_IPS,
     Campaign,
     CampaignView,
     Founder,
@@ -312,6 +314,25 @@ class Tracker:
         chosen.sort(key=lambda c: (-c.per_hour(now), -c.count))
         return [c.summary(now) | {"confirmed_spam": self.confirmed_spam(c)} for c in chosen]
 
+    def show(
+        self, campaign_id: str, now: float, *, max_ips: int = SHOWN_IPS
+    ) -> dict[str, object] | None:
+        """One campaign in detail (``Campaign.detail``), found by its id or the id of a
+        campaign merged into it (``merged_into`` then names the one it joined); a cluster of
+        one message too.  None when there is no such campaign."""
+        root = self.root(campaign_id)
+        campaign = self.campaigns.get(root)
+        if campaign is None:
+            founder = self.founders.get(root)
+            if founder is None:
+                return None
+            campaign = Founder.unpack(founder).campaign(root)  # a look, not kept
+        out = campaign.detail(now, max_ips=max(0, min(max_ips, MAX_IPS)))
+        out["confirmed_spam"] = self.confirmed_spam(campaign)
+        if root != campaign_id:
+            out["merged_into"] = root
+        return out
+
     def snapshot(self) -> bytes:
         return msgspec.msgpack.encode(
             Snapshot(
@@ -343,7 +364,7 @@ class Tracker:
 
 
 _COUNTERS = ("languages", "domains", "urls", "subjects")
-_SETS = ("ips", "nets24", "nets16")
+_SETS = ("ips", "own_ips", "nets24", "nets16")
 
 
 def _campaign_state(campaign: Campaign) -> dict[str, Any]:
@@ -360,7 +381,7 @@ def _campaign_state(campaign: Campaign) -> dict[str, Any]:
 def _campaign_of(state: dict[str, Any]) -> Campaign:
     values = dict(state)
     for name in _SETS:
-        values[name] = set(values[name])
+        values[name] = set(values.get(name, ()))  # own_ips: not in older snapshots
     for name in _COUNTERS:
         values[name] = Counter(values[name])
     values["minutes"] = {int(k): int(v) for k, v in values["minutes"]}

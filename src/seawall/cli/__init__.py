@@ -66,11 +66,18 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=0, help="processes (default: config)")
     serve.set_defaults(func=cmd_serve)
 
-    campaigns = sub.add_parser("campaigns", parents=[common], help="list or judge campaigns")
-    campaigns.add_argument("action", nargs="?", choices=["list", "mark"], default="list")
-    campaigns.add_argument("rest", nargs="*", metavar="ID spam|ham")
+    campaigns = sub.add_parser("campaigns", parents=[common], help="list, show or judge campaigns")
+    campaigns.add_argument("action", nargs="?", choices=["list", "show", "mark"], default="list")
+    campaigns.add_argument("rest", nargs="*", metavar="ID [spam|ham]")
     campaigns.add_argument("--json", action="store_true", help="one JSON object per campaign")
     campaigns.add_argument("--min-count", type=int, default=2, help="smallest campaign shown")
+    campaigns.add_argument(
+        "--max-ips",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="show: at most N source addresses and N own ones (default: 1000)",
+    )
     campaigns.set_defaults(func=cmd_campaigns)
 
     rep = sub.add_parser("reputation", parents=[common], help="an address's sender reputation")

@@ -1,10 +1,11 @@
-"""``seawall campaigns``: list the tracked campaigns, or mark one spam or ham."""
+"""``seawall campaigns``: list the tracked campaigns, show one, or mark one spam or ham."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import sys
+import time
 
 import msgspec
 
@@ -33,8 +34,15 @@ def cmd_campaigns(args: argparse.Namespace) -> int:
         learned = _learn_sample(config, sample, label == "spam")
         print(f"{cid} marked {label}; its sample message {'learned' if learned else 'was known'}")
         return 0
+    if args.action == "show":
+        if len(args.rest) != 1:
+            raise SeawallError("usage: seawall campaigns show ID [--json] [--max-ips N]")
+        return _show(config, args.rest[0], json=args.json, max_ips=args.max_ips)
     if args.rest:
-        raise SeawallError("usage: seawall campaigns [--json] | seawall campaigns mark ID spam|ham")
+        raise SeawallError(
+            "usage: seawall campaigns [--json] | seawall campaigns show ID"
+            " | seawall campaigns mark ID spam|ham"
+        )
     with campaign_tracker.connect(config) as tracker:
         listing = asyncio.run(tracker.listing(args.min_count))
     if args.json:
@@ -56,6 +64,61 @@ def cmd_campaigns(args: argparse.Namespace) -> int:
             f"{mark:<4} {subject[:50]}"
         )
     return 0
+
+
+def _show(config: Config, cid: str, *, json: bool, max_ips: int) -> int:
+    """One campaign: its counts, times, judgement, subjects, domains and source addresses,
+    those in your own networks ([isp] networks) apart, marked when in a dynamic pool."""
+    from seawall.addresses import IspNetworks
+    from seawall.serve import tracker as campaign_tracker
+
+    with campaign_tracker.connect(config) as tracker:
+        item = asyncio.run(tracker.show(cid, max_ips))
+    if item is None:
+        raise SeawallError(f"no campaign {cid}")
+    if json:
+        sys.stdout.buffer.write(msgspec.json.encode(item) + b"\n")
+        return 0
+    pools = IspNetworks.of(config.isp).dynamic
+    merged = f" (merged into {item['merged_into']})" if "merged_into" in item else ""
+    judged = int(item["spam"]) + int(item["ham"])
+    if item["mark"]:
+        verdict = f"marked {item['mark']} by an admin"
+    else:
+        verdict = "confirmed spam" if item["confirmed_spam"] else "not confirmed spam"
+    count = int(item["count"])
+    lines = [
+        f"campaign {cid}{merged}",
+        f"  copies       {count}, {item['per_hour']} in the last hour"
+        f" (peak {item['peak_per_hour']}/h, {item['peak_per_minute']}/min)",
+        f"  seen         {_iso(item['first_seen'])} .. {_iso(item['last_seen'])}",
+        f"  judged       {item['spam']} spam of {judged} by content; {verdict}",
+        f"  sources      {item['ips']} addresses{'' if item['ips_complete'] else ' (at least)'}"
+        f" in {item['nets24']} /24s and {item['nets16']} /16s;"
+        f" {float(item['dynamic_share']):.0%} of copies from dynamic sources,"
+        f" {float(item['own_share']):.0%} from your own networks",
+    ]
+    for title, counts in (("subjects", item["subjects"]), ("domains", item["top_domains"])):
+        lines.append(f"  {title}")
+        lines += [f"    {n:>6}  {key}" for key, n in counts.items()] or ["    -"]
+    own: list[str] = item["own_addresses"]
+    lines.append(
+        f"  own addresses ({item['own_ips']}, in [isp] networks){_cut(own, item['own_ips'])}"
+    )
+    lines += [f"    {ip:<40} {'dynamic pool' if pools.contains(ip) else ''}".rstrip() for ip in own]
+    sources: list[str] = item["source_addresses"]
+    lines.append(f"  source addresses ({item['ips']}){_cut(sources, item['ips'])}")
+    lines += [f"    {ip}" for ip in sources]
+    print("\n".join(lines))
+    return 0
+
+
+def _cut(shown: list[str], total: int) -> str:
+    return f": the first {len(shown)} by address" if len(shown) < total else ""
+
+
+def _iso(when: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
 
 
 def _learn_sample(config: Config, raw: bytes, spam: bool) -> bool:
