@@ -158,6 +158,9 @@ ZONE: dict[str, list[str]] = {
     ],
     "split.spf.test": [txt("v=spf1 ip4:192.0.2.0/24", " ip4:198.51.100.0/24 -all")],
     "long.spf.test": [txt("v=spf1 " + " ".join(f"ip4:10.{n}.0.0/16" for n in range(40)) + " -all")],
+    "huge.spf.test": [  # about 1.9 KB: more than a 1232-byte EDNS answer holds
+        txt("v=spf1 " + " ".join(f"ip4:10.{n}.{n}.0/24" for n in range(100)) + " -all")
+    ],
     "syntax.spf.test": [txt("v=spf1 ip4:192.0.2.1 -all moo")],
     "nospf.spf.test": ["A 192.0.2.9"],
     "empty.spf.test": [txt("v=spf1")],
@@ -354,6 +357,14 @@ async def test_a_record_in_several_strings_is_joined_as_published(spf: SpfChecke
     assert await _check(spf, "198.51.100.9", "a@split.spf.test") is Result.PASS
     assert await _check(spf, "10.39.1.1", "a@long.spf.test") is Result.PASS  # over 255 bytes
     assert await _check(spf, "10.40.1.1", "a@long.spf.test") is Result.FAIL
+
+
+async def test_a_record_too_large_for_udp_comes_over_tcp(
+    spf: SpfChecker, client: DnsClient
+) -> None:
+    result = await spf.check_host("10.99.99.1", "huge.spf.test", "a@huge.spf.test")
+    assert (result.result, result.mechanism) == (Result.PASS, "ip4:10.99.99.0/24")
+    assert client.stats.tcp == 1  # NSD truncated the UDP answer
 
 
 # --- Limits ----------------------------------------------------------------------------------

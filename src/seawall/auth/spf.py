@@ -132,6 +132,8 @@ class Mechanism:
     network: IPv4Network | IPv6Network | None = None  # ip4, ip6
     cidr4: int = 32
     cidr6: int = 128
+    # ip4 and ip6 as integers, compared without ipaddress's objects: version, first, last
+    span: tuple[int, int, int] = (0, 0, -1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,7 +324,8 @@ def _mechanism(term: str) -> Mechanism:
                 network = IPv6Network(f"{address}/{length or 128}", strict=False)
         except ValueError:
             raise SpfSyntaxError(f"{term!r} is not a valid {kind} network") from None
-        return Mechanism(qualifier, kind, term, network=network)
+        span = (network.version, int(network.network_address), int(network.broadcast_address))
+        return Mechanism(qualifier, kind, term, network=network, span=span)
     raise SpfSyntaxError(f"unknown mechanism {term!r}")
 
 
@@ -338,6 +341,7 @@ def _parsed(text: str) -> Record | str:
 # --- Names and macros --------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=8192)
 def _domain_name(text: str, *, initial: bool = False) -> str | None:
     """``text`` as a name to ask: without a final dot, cut from the left to 253 characters
     (§7.3); None when it is not a multi-label name of 1 to 63 visible ASCII characters a
@@ -368,6 +372,7 @@ class _Run:
     __slots__ = (
         "helo",
         "ip",
+        "ip_int",
         "local",
         "lookups",
         "ptr_names",
@@ -382,6 +387,7 @@ class _Run:
         if not at:
             local, domain = "", sender
         self.ip = ip
+        self.ip_int = int(ip)
         self.local = local or "postmaster"
         self.sender_domain = domain
         self.sender = f"{self.local}@{domain}"
@@ -474,7 +480,9 @@ class SpfChecker:
         self, run: _Run, domain: str
     ) -> tuple[Result, str, str, tuple[MacroString, str] | None]:
         """check_host() for ``domain``: (result, mechanism, detail, (exp, its domain))."""
-        answer = await self._ask(domain, RdType.TXT)
+        future = self.resolver.resolve(domain, RdType.TXT, self.timeout_s)
+        fetched = not future.done()  # not from the cache: its terms' answers are not either
+        answer = await asyncio.shield(future) if fetched else future.result()
         if answer.status.failed:
             raise _TempError(f"TXT {domain}: {answer.detail or answer.status.value}")
         records = [text for text in answer.records if is_spf_record(text)]
@@ -486,10 +494,17 @@ class SpfChecker:
         record = _parsed(records[0])
         if isinstance(record, str):
             raise _PermError(f"{domain}: {record}")
-        if self.prefetch:
+        if self.prefetch and fetched:
             self._prefetch(run, record, domain)
+        version, ip_int = run.ip.version, run.ip_int
         for mechanism in record.mechanisms:
-            if await self._matches(run, mechanism, domain):
+            kind = mechanism.kind
+            if kind == "ip4" or kind == "ip6":  # inline: most terms of big records are these
+                span = mechanism.span  # an address of the other family is in neither
+                matched = span[0] == version and span[1] <= ip_int <= span[2]
+            else:
+                matched = await self._matches(run, mechanism, domain)
+            if matched:
                 exp = (record.exp, domain) if record.exp is not None else None
                 return _QUALIFIERS[mechanism.qualifier], mechanism.text, "", exp
         if record.redirect is not None:
@@ -509,9 +524,9 @@ class SpfChecker:
         ip = run.ip
         if kind == "all":
             return True
-        if kind == "ip4" or kind == "ip6":  # an address of the other family is in neither
-            network = mechanism.network
-            return network is not None and ip in network
+        if kind == "ip4" or kind == "ip6":
+            version, first, last = mechanism.span
+            return version == ip.version and first <= run.ip_int <= last
         self._count(run, mechanism.text)
         target: str | None = domain
         if mechanism.target is not None:
@@ -768,17 +783,24 @@ def _pick_validated(names: list[str], domain: str) -> str:
 
 def _contains(addresses: Iterable[str], ip: IPAddress, cidr4: int, cidr6: int) -> bool:
     """Whether ``ip`` is in one of ``addresses`` widened to the CIDR length of its family."""
-    bits = 32 if ip.version == 4 else 128
-    shift = bits - (cidr4 if ip.version == 4 else cidr6)
+    version = ip.version
+    shift = 32 - cidr4 if version == 4 else 128 - cidr6
     mine = int(ip) >> shift
     for text in addresses:
-        try:
-            address = ipaddress.ip_address(text)
-        except ValueError:
-            continue
-        if address.version == ip.version and int(address) >> shift == mine:
+        address = _address(text)
+        if address is not None and address[0] == version and address[1] >> shift == mine:
             return True
     return False
+
+
+@functools.lru_cache(maxsize=8192)
+def _address(text: str) -> tuple[int, int] | None:
+    """An A or AAAA record's address as (version, integer); None if it is not one."""
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    return address.version, int(address)
 
 
 async def check_host(
