@@ -31,10 +31,11 @@ What it implements, section by section of RFC 7208:
   transformers, delimiters, URL escaping for upper-case letters, ``%%``/``%_``/``%-``, and
   names over 253 characters cut from the left.
 
-Results: :class:`Result` in an :class:`SpfResult` with the term that decided it.  DNS
-questions of a record's next terms are sent when the record is parsed (as many as the lookup
-limit still allows), so a record's includes are fetched together rather than one round trip
-after the other; their answers are only used, and counted, when the term is evaluated.
+Results: :class:`Result` in an :class:`SpfResult` with the term that decided it.  When a
+record had to come from DNS (not the cache), the first questions of its terms are sent at
+once (as many as the lookup limit still allows), so its includes travel together rather
+than one round trip after the other; their answers are only used, and counted, when the
+term is evaluated.  A record found in the cache is taken to have its answers there too.
 """
 
 from __future__ import annotations
@@ -447,7 +448,8 @@ class SpfChecker:
     async def check_host(
         self, ip: str | IPAddress, domain: str, sender: str, helo: str = ""
     ) -> SpfResult:
-        """RFC 7208 §4: the SPF result for ``ip`` sending as ``sender`` for ``domain``."""
+        """RFC 7208 §4: the SPF result for ``ip`` sending as ``sender`` for ``domain``
+        (ValueError for an ``ip`` that is not an address; every other problem is a result)."""
         run = _Run(_client_address(ip), sender, helo)
         name = _domain_name(domain, initial=True)
         if name is None:
@@ -481,7 +483,7 @@ class SpfChecker:
     ) -> tuple[Result, str, str, tuple[MacroString, str] | None]:
         """check_host() for ``domain``: (result, mechanism, detail, (exp, its domain))."""
         future = self.resolver.resolve(domain, RdType.TXT, self.timeout_s)
-        fetched = not future.done()  # not from the cache: its terms' answers are not either
+        fetched = not future.done()  # not from the cache: its terms' answers likely not either
         answer = await asyncio.shield(future) if fetched else future.result()
         if answer.status.failed:
             raise _TempError(f"TXT {domain}: {answer.detail or answer.status.value}")
