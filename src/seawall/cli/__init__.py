@@ -20,7 +20,7 @@ from seawall.cli.dnsbl import cmd_dnsbl_test
 from seawall.cli.reputation import cmd_reputation
 from seawall.cli.scan import cmd_eval, cmd_learn, cmd_scan
 from seawall.cli.serve import cmd_config_check, cmd_config_show, cmd_serve
-from seawall.cli.simulate import cmd_simulate
+from seawall.cli.simulate import add_simulate_parser
 from seawall.errors import SeawallError
 
 
@@ -103,28 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     dnsbl_test.set_defaults(func=cmd_dnsbl_test)
 
-    from seawall.sim.model import SimSettings
-
-    sim_defaults = SimSettings()
-    sim = sub.add_parser("simulate", parents=[common], help="a seeded botnet spam run")
-    sim.add_argument("--seed", type=int, default=sim_defaults.seed)
-    sim.add_argument("--campaigns", type=int, default=sim_defaults.campaigns)
-    sim.add_argument("--zombies", type=int, default=sim_defaults.zombies)
-    sim.add_argument("--hours", type=float, default=sim_defaults.hours, help="simulated time")
-    sim.add_argument("--peak-per-hour", type=int, default=sim_defaults.peak_per_hour)
-    sim.add_argument("--ham-per-hour", type=int, default=sim_defaults.ham_per_hour)
-    sim.add_argument("--newsletters", type=int, default=sim_defaults.newsletters)
-    sim.add_argument("--worm-share", type=float, default=sim_defaults.worm_share)
-    sim.add_argument(
-        "--speed", type=float, default=sim_defaults.speed, help="simulated s per real s (--to)"
-    )
-    target = sim.add_mutually_exclusive_group()
-    target.add_argument("--out", metavar="DIR", help="write N.eml files and envelopes.jsonl")
-    target.add_argument("--to", metavar="URL", help="smtp://host:port or http://host:port")
-    sim.add_argument("--truth", metavar="FILE", help="ground truth (and outcomes) as JSONL")
-    sim.add_argument("--radius", metavar="FILE", help="FreeRADIUS detail file of the sessions")
-    sim.add_argument("--workers", type=int, default=8, help="concurrent sends with --to")
-    sim.set_defaults(func=cmd_simulate)
+    add_simulate_parser(sub, common)
 
     demo = sub.add_parser("demo", parents=[common], help="learn and scan a public corpus")
     demo.add_argument("--workers", type=int, default=0)
