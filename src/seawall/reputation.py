@@ -6,15 +6,19 @@ at the spam threshold, 1 to ``ham`` when it scored below the ham threshold, and 
 ``volume`` either way. The counts halve every ``half_life_s``, so a dial-up address that
 sent a spam run this morning and went to an innocent subscriber by evening is soon clean.
 
-Writes are buffered in the process and flushed in one store transaction every
-``flush_s`` (or sooner when many are pending); reads are cached for ``cache_s``. Several
-workers thus share one picture, at most a second or two behind, for about one store call
-per second instead of four per message.
+Writes are buffered in the process and flushed at most ``flush_s`` after the first count
+that waits (a timer: a quiet worker does not hold a count until its next message), or
+sooner when many are pending; each count is written at the time of its message, to the
+second, not at the time of the flush.  Reads are cached for ``cache_s``.  Several workers
+thus share one picture, at most a second or two behind, for a few store calls per second
+instead of four per message.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import ipaddress
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -73,6 +77,22 @@ def keys_of(ip: str) -> tuple[str, str] | None:
     return f"rep:ip:{address}", f"rep:net:{network_of(address)}"
 
 
+def network_key(network: str) -> str | None:
+    """The store key of a network's record: ``network`` must be a /24 (IPv6: a /64), the
+    networks records are kept for ("198.51.100.0/24"; host bits are dropped); else None.
+
+    >>> network_key("198.51.100.7/24"), network_key("198.51.0.0/16")
+    ('rep:net:198.51.100.0/24', None)
+    """
+    try:
+        net = ipaddress.ip_network(network.strip(), strict=False)
+    except ValueError:
+        return None
+    if net.prefixlen != (24 if net.version == 4 else 64):
+        return None
+    return f"rep:net:{net}"
+
+
 class Reputation:
     """Reads and feeds the reputation records of one process (see the module docstring)."""
 
@@ -92,7 +112,8 @@ class Reputation:
         self._pending: dict[str, list[float]] = {}
         self._pending_times: dict[str, tuple[float, float]] = {}  # key -> (first, last) added
         self._flushed = clock()
-        self._last_now = 0.0  # the caller's clock at the latest record
+        self._timer: asyncio.TimerHandle | None = None  # the flush due flush_s after a count
+        self._flushing: set[asyncio.Task[None]] = set()
         self.store_errors = 0
 
     async def lookup(self, ip: str, now: float) -> tuple[Record | None, Record | None]:
@@ -121,7 +142,6 @@ class Reputation:
         keys = keys_of(ip)
         if keys is None:
             return
-        self._last_now = now
         add = (float(spam), float(ham), 1.0)
         for key in keys:
             pending = self._pending.setdefault(key, [0.0, 0.0, 0.0])
@@ -133,23 +153,45 @@ class Reputation:
             self._clock() - self._flushed >= self.settings.flush_s
             or len(self._pending) >= _MAX_PENDING
         ):
-            await self.flush(now)
+            await self.flush()
+        elif self._timer is None:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(self.settings.flush_s, self._flush_due, loop)
+
+    def _flush_due(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The timer: flush what waits, from the loop (the task is kept until it ends)."""
+        self._timer = None
+        if self._pending:
+            task = loop.create_task(self.flush())
+            self._flushing.add(task)
+            task.add_done_callback(self._flushing.discard)
 
     async def flush(self, now: float | None = None) -> None:
-        """Write what is pending in one store call; on a store error it is dropped, logged.
+        """Write what is pending; on a store error it is dropped, logged.
 
-        ``now`` defaults to the clock of the latest :meth:`record`.
+        Each key is written at the time of its latest message, so ``first`` and ``last``
+        are when the messages came, not when they were written: one store call per second
+        that the pending counts span (one or two, with a flush every ``flush_s``).
+        ``now`` is not used (each count has its own time); it stays for callers.
         """
-        now = self._last_now if now is None else now
+        del now
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._flushed = self._clock()
         if not self._pending:
-            self._flushed = self._clock()
             return
         pending, self._pending = self._pending, {}
-        self._pending_times = {}
-        self._flushed = self._clock()
-        got = await self._decay(pending, now)
-        if got is not None:
-            self._remember(got, now)
+        times, self._pending_times = self._pending_times, {}
+        by_second: dict[int, dict[str, list[float]]] = {}
+        for key, amounts in pending.items():
+            by_second.setdefault(int(times[key][1]), {})[key] = amounts
+        for second in sorted(by_second):
+            batch = by_second[second]
+            at = max(times[key][1] for key in batch)
+            got = await self._decay(batch, at)
+            if got is not None:
+                self._remember(got, at)
 
     async def read(self, ip: str, now: float) -> tuple[Record | None, Record | None]:
         """Like :meth:`lookup` but straight from the store, for the CLI."""
@@ -158,6 +200,15 @@ class Reputation:
             return None, None
         await self._fetch(list(keys), now)
         return self._current(keys[0], now), self._current(keys[1], now)
+
+    async def read_network(self, network: str, now: float) -> Record | None:
+        """The record of a /24 (IPv6 /64) straight from the store, for the CLI; None when it
+        has none, or ``network`` is no such network (:func:`network_key`)."""
+        key = network_key(network)
+        if key is None:
+            return None
+        await self._fetch([key], now)
+        return self._current(key, now)
 
     @property
     def _ttl(self) -> float:

@@ -80,8 +80,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     campaigns.set_defaults(func=cmd_campaigns)
 
-    rep = sub.add_parser("reputation", parents=[common], help="an address's sender reputation")
-    rep.add_argument("ip", help="IPv4 or IPv6 address")
+    rep = sub.add_parser(
+        "reputation", parents=[common], help="an address's or a network's sender reputation"
+    )
+    rep.add_argument(
+        "ip", metavar="IP|NET", help="an IPv4 or IPv6 address, or a /24 (IPv6 /64) network"
+    )
     rep.add_argument("--json", action="store_true", help="one JSON object")
     rep.set_defaults(func=cmd_reputation)
 
