@@ -140,8 +140,17 @@ async def test_greylist_tempfails_a_new_triplet_and_passes_a_patient_retry(
     assert "GREYLIST_PASSED" in passed.symbols
     other = Envelope(client_ip="203.0.113.1", mail_from="x@example.net", rcpts=("b@example.org",))
     assert (await service.check(other, RAW)).action is Action.GREYLIST
-    # Without an envelope (spamc) nothing can be remembered: the message passes.
-    assert (await service.check(Envelope(), RAW)).action is Action.NO_ACTION
+    # Without an envelope (spamc) nothing can be remembered: the message passes, and does
+    # not claim a retry that never happened.
+    bare = await service.check(Envelope(), RAW)
+    assert bare.action is Action.NO_ACTION
+    assert "GREYLIST_PASSED" not in bare.symbols
+    assert bare.symbols["GREYLIST_SKIPPED"].options == ("no client address",)
+    assert bare.symbols["GREYLIST_SKIPPED"].score == 0.0
+    without_store = Service(engine_for(config), config)
+    alone = await without_store.check(ENV, RAW)
+    assert alone.action is Action.NO_ACTION
+    assert alone.symbols["GREYLIST_SKIPPED"].options == ("no state store",)
 
 
 async def test_learn_and_forget(tmp_path: Path) -> None:

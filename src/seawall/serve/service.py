@@ -44,6 +44,7 @@ SKIP_SYMBOLS = {
 _PASSED = SymbolResult(
     "GREYLIST_PASSED", 0.0, (), "Greylisted before; the sender retried after the delay"
 )
+_SKIPPED = "At the greylist threshold but not greylisted: nothing to remember it by"
 _DESCRIPTIONS = {
     "SCAN_TIMEOUT": "The message's time budget ran out before it was scanned",
     "SCAN_FAILED": "Seawall failed inside; the message was not scanned",
@@ -142,10 +143,12 @@ class Service:
         )
 
     async def _greylist(self, envelope: Envelope, verdict: Verdict) -> Verdict:
-        """Tempfail a new (client /24, sender, recipient) triplet; pass a patient retry.
+        """Tempfail a new (client /24, sender, recipient) triplet; pass a patient retry
+        (``GREYLIST_PASSED``).
 
-        Without an envelope (spamc) or a store there is nothing to remember: the
-        message passes, since a greylist that never lets go would lose mail.
+        Without a client address (spamc, rspamc without ``IP``), a store, or when the store
+        fails, there is nothing to remember: the message passes, since a greylist that never
+        lets go would lose mail, marked ``GREYLIST_SKIPPED`` with why (no retry happened).
         """
         serve = self.config.serve
         passed = dataclasses.replace(
@@ -153,8 +156,16 @@ class Service:
             action=Action.NO_ACTION,
             symbols={**verdict.symbols, "GREYLIST_PASSED": _PASSED},
         )
-        if self.store is None or not envelope.client_ip:
-            return passed
+
+        def skipped(why: str) -> Verdict:
+            result = SymbolResult("GREYLIST_SKIPPED", 0.0, (why,), _SKIPPED)
+            symbols = {**verdict.symbols, "GREYLIST_SKIPPED": result}
+            return dataclasses.replace(verdict, action=Action.NO_ACTION, symbols=symbols)
+
+        if not envelope.client_ip:
+            return skipped("no client address")
+        if self.store is None:
+            return skipped("no state store")
         key = (
             "grey:"
             + hashlib.sha1(
@@ -177,7 +188,7 @@ class Service:
                 return passed
         except (StoreError, ValueError) as exc:
             _quiet.warning("greylist", "greylisting skipped: %s", exc)
-            return passed
+            return skipped("state store failed")
         return verdict
 
     def _remember(self, ip: str, spam: bool) -> None:
