@@ -2,7 +2,8 @@
 
 A :class:`Unit` names one message by a byte range of a file, so a worker
 process can read it itself.  ``path`` is how the message is reported: the file
-name, or ``file#N`` for the Nth message (from 1) of an mbox.
+name, or ``file#N`` for the Nth message (from 1) of an mbox; ``file#N`` given as a path
+names that message alone.
 """
 
 from __future__ import annotations
@@ -109,9 +110,11 @@ def _walk(root: str) -> Iterator[str]:
 
 
 def iter_units(paths: Iterable[str | Path]) -> Iterator[Unit]:
-    """Every message under ``paths``, in a stable order.
+    """Every message under ``paths``, in a stable order; ``mbox#N`` (a path that is no file
+    itself) is the Nth message of the mbox, as scan reports it.
 
-    Raises FileNotFoundError for a path that does not exist.
+    Raises FileNotFoundError for a path that does not exist, or a message number the file
+    does not have.
     """
     for raw in paths:
         path = str(raw)
@@ -122,4 +125,17 @@ def iter_units(paths: Iterable[str | Path]) -> Iterator[Unit]:
         elif os.path.exists(path):
             yield from units_of_file(path)
         else:
-            raise FileNotFoundError(path)
+            yield _numbered(path)
+
+
+def _numbered(path: str) -> Unit:
+    """The message ``file#N`` names; FileNotFoundError when there is none."""
+    file, sep, number = path.rpartition("#")
+    if not sep or not number.isdigit() or not os.path.isfile(file):
+        raise FileNotFoundError(path)
+    units = units_of_file(file)
+    n = int(number)
+    if not 1 <= n <= len(units):
+        held = f"{len(units)} message{'s' if len(units) != 1 else ''}"
+        raise FileNotFoundError(f"{path} ({file} holds {held})")
+    return units[n - 1]
