@@ -372,6 +372,26 @@ class AttachmentsSettings(Section):
     max_declared_bytes: Annotated[int, msgspec.Meta(ge=0)] = 1024**3
 
 
+class AuthSettings(Section):
+    # SPF, DKIM and DMARC (docs/authentication.md).  Off by default, as the DNS lists: every
+    # message asks DNS (SPF records, DKIM keys, DMARC policies), and the demo runs offline.
+    enabled: bool = False
+    # Resolvers asked, "ip" or "ip:port"; empty: those of /etc/resolv.conf.
+    nameservers: tuple[str, ...] = ()
+    # Seconds one DNS question may take (one retry halfway) ...
+    timeout_s: Annotated[float, Positive] = 1.0
+    # ... and all of one message's checks; below engine.io_timeout_s.
+    budget_s: Annotated[float, Positive] = 1.5
+    # Check the HELO name's SPF too (SPF_HELO_FAIL).
+    spf_helo: bool = True
+    # RSA keys shorter than this are a permerror (RFC 8301: at least 1024).
+    min_rsa_bits: Annotated[int, msgspec.Meta(ge=512)] = 1024
+    # A DMARC failure under p=reject rejects the message whatever its score.
+    dmarc_reject_forces: bool = False
+    # Answers cached per worker.
+    cache_entries: Annotated[int, msgspec.Meta(ge=0)] = 20_000
+
+
 class Detectors(Section):
     classifier: ClassifierSettings = ClassifierSettings()
     headers: HeadersSettings = HeadersSettings()
@@ -383,6 +403,7 @@ class Detectors(Section):
     dnsbl: DnsblSettings = DnsblSettings()
     clamav: ClamavSettings = ClamavSettings()
     reputation: ReputationSettings = ReputationSettings()
+    auth: AuthSettings = AuthSettings()
 
 
 class IspSettings(Section):

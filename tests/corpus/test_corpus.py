@@ -24,6 +24,9 @@ interval_s    seconds between the copies; the last is scanned at "now"
 mark          an admin's mark of the message's campaign ("spam" or "ham") before the last copy
 listed        the DNS lists' entries: ``{zone = {address or domain = answer}}``
 resolver      how the in-test DNS server answers (tests/dnslists/dnsserver.py Behaviour)
+records       the auth setup's DNS records: ``{name = [record, ...]}``, zone-file form
+              ("A 192.0.2.1"); a bare text is a TXT record, "{dkim_rsa}" and
+              "{dkim_ed25519}" the test keys of tests/auth/signing.py
 signature     the test clamd's name for the message's first attachment (an MD5 signature)
 history       verdicts counted before the scan: ``[{ip = ..., spam = n, ham = n}]``
 expect        symbols the verdict must have
@@ -44,6 +47,9 @@ rules       BASE: one engine for every entry without a setup or config of its ow
 dnsbl       the shipped lists (zen.spamhaus.org, dbl.spamhaus.org, multi.surbl.org) asked of
             a real rbldnsd on loopback, whose zones hold every entry's ``listed``
 dns         the same lists asked of the in-test DNS server, answering as ``resolver`` says
+auth        SPF, DKIM and DMARC asked of a real NSD on loopback (tests/auth/dns_server.py)
+            serving every entry's ``records``; the messages were signed with the test keys
+            and then altered
 clamav      a real clamd on loopback (one per session) whose database has EICAR and every
             entry's ``signature``
 campaigns   campaigns tracked in the process; a fresh engine per entry, fed ``copies``
@@ -75,6 +81,8 @@ from typing import Any
 
 import msgspec
 import pytest
+from tests.auth.dns_server import AuthDns, txt
+from tests.auth.signing import ed25519_record, rsa_record
 from tests.dnslists.dnsserver import Behaviour, DnsServer
 from tests.integration.clamd import ClamdServer
 from tests.integration.rbldnsd import Rbldnsd
@@ -118,6 +126,7 @@ SETUPS = {
         {"detectors": {"dnsbl": {"enabled": True, "nameservers": ["{resolver}"]}}}, fresh=True
     ),
     "clamav": Setup({"detectors": {"clamav": {"enabled": True, "address": "{clamd}"}}}),
+    "auth": Setup({"detectors": {"auth": {"enabled": True, "nameservers": ["{nsd}"]}}}),
     "campaigns": Setup({"detectors": {"campaigns": {"enabled": True}}}, fresh=True),
     "reputation": Setup({"detectors": {"reputation": {"enabled": True}}}, fresh=True),
     "classifier": Setup(
@@ -128,6 +137,7 @@ SETUPS = {
 SERVERS = {
     "{rbldnsd}": "corpus_rbldnsd",
     "{clamd}": "corpus_clamd",
+    "{nsd}": "corpus_nsd",
     "{refused}": "refused_address",
     "{classifier}": "classifier_state",
 }
@@ -136,12 +146,12 @@ ZONES = {spec.zone: "ip4set" if spec.kind == "ip" else "dnset" for spec in Dnsbl
 # Keys that only mean something in one setup.
 SETUP_KEYS = {
     "listed": "dnsbl", "resolver": "dns", "signature": "clamav", "copies": "campaigns",
-    "interval_s": "campaigns", "mark": "campaigns", "history": "reputation",
+    "interval_s": "campaigns", "mark": "campaigns", "history": "reputation", "records": "auth",
 }  # fmt: skip
 KEYS = {
     "message", "setup", "config", "envelope", "copies", "interval_s", "mark", "listed",
-    "resolver", "signature", "history", "expect", "absent", "options", "action", "language",
-    "max_score",
+    "resolver", "signature", "history", "records", "expect", "absent", "options", "action",
+    "language", "max_score",
 }  # fmt: skip
 
 
@@ -231,6 +241,29 @@ def corpus_rbldnsd() -> Iterator[str]:
     yield server.address
     server.stop()
     shutil.rmtree(root, ignore_errors=True)
+
+
+def auth_records() -> dict[str, list[str]]:
+    """Every entry's ``records``, in zone-file form."""
+    keys = {"{dkim_rsa}": rsa_record(), "{dkim_ed25519}": ed25519_record()}
+    kinds = ("A ", "AAAA ", "MX ", "TXT ", "CNAME ", "PTR ")
+    out: dict[str, list[str]] = {}
+    for spec in EXPECTED.values():
+        for name, records in spec.get("records", {}).items():
+            for record in records:
+                zone = keys.get(record) or (record if record.startswith(kinds) else txt(record))
+                if zone not in out.setdefault(name, []):
+                    out[name].append(zone)
+    return out
+
+
+@pytest.fixture(scope="session")
+def corpus_nsd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server = AuthDns(tmp_path_factory.mktemp("corpus-nsd"))
+    server.records = auth_records()
+    server.start()
+    yield server.address
+    server.stop()
 
 
 @pytest.fixture(scope="session")

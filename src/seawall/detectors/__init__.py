@@ -50,6 +50,7 @@ REGISTRY: tuple[Entry, ...] = (
     Entry("language", "seawall.detectors.language:LanguageDetector"),
     Entry("campaigns", "seawall.detectors.campaign:CampaignDetector"),
     Entry("dnsbl", "seawall.detectors.dnsbl:DnsblDetector"),
+    Entry("auth", "seawall.detectors.auth:AuthDetector"),
     Entry("clamav", "seawall.detectors.clamav:ClamavDetector"),
     Entry("reputation", "seawall.detectors.reputation:ReputationDetector"),
 )

@@ -1,0 +1,313 @@
+"""Who really sent it: SPF (MAIL FROM and HELO), DKIM and DMARC, over the async DNS client.
+
+:meth:`AuthDetector.start` sends every DNS question the checks can name up front, before
+the CPU detectors run: each DKIM signature's key (``selector._domainkey.domain``), the From
+domain's ``_dmarc`` record and its organisational domain's, and the SPF checks start as
+tasks.  The collector waits for them within ``budget_s``, then verifies the signatures
+with dkimpy from the fetched keys only (no blocking DNS on the loop) and evaluates DMARC.
+
+Authenticated senders (our own users) are not checked; SPF is skipped for a client in
+``[trusted] networks`` or ``[isp] relays`` (our own relays: the SPF of their address means
+nothing) and for a message without an envelope.  A DMARC failure while SPF or a signature
+could not be checked for a DNS failure is ``DMARC_TEMPFAIL``, never a policy verdict, so a
+resolver outage does not reject mail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+from collections.abc import Awaitable, Mapping, Sequence
+from typing import ClassVar
+
+from seawall.auth import dkim as dkim_
+from seawall.auth import dmarc as dmarc_
+from seawall.auth.spf import Result, SpfChecker, SpfResult
+from seawall.config import AuthSettings, Trusted
+from seawall.detectors.base import Context, Hit, Parts
+from seawall.dnslists.answer import Answer
+from seawall.dnslists.cache import AnswerCache
+from seawall.dnslists.client import DnsClient, RecordResolver
+from seawall.dnslists.nameservers import parse_nameserver, system_nameservers
+from seawall.dnslists.wire import RdType
+from seawall.errors import ConfigError
+from seawall.message.model import Message
+from seawall.message.received import trusted_networks
+from seawall.policy.model import Action
+
+_MAX_OPTIONS = 5
+
+SPF_SYMBOLS = {
+    "SPF_PASS": "SPF: the client may send for the MAIL FROM domain",
+    "SPF_FAIL": "SPF: the MAIL FROM domain says the client may not send for it (-all)",
+    "SPF_SOFTFAIL": "SPF: the MAIL FROM domain says the client probably may not send (~all)",
+    "SPF_NEUTRAL": "SPF: the MAIL FROM domain makes no assertion about the client (?all)",
+    "SPF_NONE": "SPF: the MAIL FROM domain publishes no SPF record",
+    "SPF_TEMPFAIL": "SPF: the MAIL FROM domain's record could not be checked (DNS failure)",
+    "SPF_PERMFAIL": "SPF: the MAIL FROM domain's record is broken (syntax, too many lookups)",
+    "SPF_HELO_FAIL": "SPF: the HELO name says the client may not use it (-all)",
+}
+DKIM_SYMBOLS = {
+    "DKIM_PASS": "DKIM: a signature verifies and covers the whole body",
+    "DKIM_FAIL": "DKIM: a signature does not verify (body or signed headers changed)",
+    "DKIM_TEMPFAIL": "DKIM: a signing key could not be fetched (DNS failure)",
+    "DKIM_PERMFAIL": "DKIM: a signature is malformed, its algorithm unsupported, or its key "
+    "missing, revoked or bad",
+    "DKIM_NONE": "DKIM: the message is not signed",
+    "DKIM_PARTIAL_BODY": "DKIM: a signature verifies but its l= leaves unsigned content at the "
+    "end of the body (not a pass for DMARC)",
+}
+DMARC_SYMBOLS = {
+    "DMARC_PASS": "DMARC: SPF or DKIM passed for a domain aligned with From",
+    "DMARC_POLICY_REJECT": "DMARC: no aligned pass, and the From domain's policy is reject",
+    "DMARC_POLICY_QUARANTINE": "DMARC: no aligned pass, and the From domain's policy is quarantine",
+    "DMARC_POLICY_NONE": "DMARC: no aligned pass, and the From domain's policy is none "
+    "(monitoring)",
+    "DMARC_NA": "DMARC: no policy applies (no DMARC record, or no single From domain)",
+    "DMARC_TEMPFAIL": "DMARC: the policy, SPF or a DKIM key could not be fetched (DNS "
+    "failure), so no policy verdict",
+}
+
+_SPF = {
+    Result.PASS: "SPF_PASS",
+    Result.FAIL: "SPF_FAIL",
+    Result.SOFTFAIL: "SPF_SOFTFAIL",
+    Result.NEUTRAL: "SPF_NEUTRAL",
+    Result.NONE: "SPF_NONE",
+    Result.TEMPERROR: "SPF_TEMPFAIL",
+    Result.PERMERROR: "SPF_PERMFAIL",
+}
+_DKIM = {
+    dkim_.DkimStatus.PASS: "DKIM_PASS",
+    dkim_.DkimStatus.FAIL: "DKIM_FAIL",
+    dkim_.DkimStatus.TEMPERROR: "DKIM_TEMPFAIL",
+    dkim_.DkimStatus.PERMERROR: "DKIM_PERMFAIL",
+}
+_DMARC = {
+    dmarc_.Disposition.PASS: "DMARC_PASS",
+    dmarc_.Disposition.REJECT: "DMARC_POLICY_REJECT",
+    dmarc_.Disposition.QUARANTINE: "DMARC_POLICY_QUARANTINE",
+    dmarc_.Disposition.NONE: "DMARC_POLICY_NONE",
+    dmarc_.Disposition.NO_POLICY: "DMARC_NA",
+    dmarc_.Disposition.TEMPERROR: "DMARC_TEMPFAIL",
+}
+_Pending = Answer | asyncio.Future[Answer]
+
+
+def from_domain(msg: Message) -> tuple[str, str]:
+    """The From domain DMARC judges (RFC 7489 §6.6.1), or "" and why there is none."""
+    fields = msg.headers.get_all("From")
+    if len(fields) != 1:
+        return "", f"{len(fields)} From fields"
+    addresses = [a for _, a in email.utils.getaddresses([fields[0]]) if a]
+    if len(addresses) != 1:
+        return "", f"{len(addresses)} From addresses"
+    domain = addresses[0].rpartition("@")[2].strip().lower().rstrip(".")
+    return (domain, "") if "." in domain else ("", "no From domain")
+
+
+class AuthDetector:
+    """SPF, DKIM and DMARC for one message, within one DNS budget."""
+
+    name: ClassVar[str] = "auth"
+    io: ClassVar[bool] = True
+    symbols: ClassVar[Mapping[str, str]] = {**SPF_SYMBOLS, **DKIM_SYMBOLS, **DMARC_SYMBOLS}
+
+    @classmethod
+    def build(cls, parts: Parts) -> AuthDetector:
+        config = parts.config
+        return cls(
+            config.detectors.auth,
+            config.trusted,
+            relays=config.isp.relays,
+            io_timeout_s=config.engine.io_timeout_s,
+        )
+
+    def __init__(
+        self,
+        settings: AuthSettings,
+        trusted: Trusted,
+        *,
+        io_timeout_s: float,
+        relays: tuple[str, ...] = (),
+        resolver: RecordResolver | None = None,
+    ) -> None:
+        if settings.budget_s >= io_timeout_s:
+            raise ConfigError(
+                f"auth: budget_s ({settings.budget_s:g}) must be below engine.io_timeout_s "
+                f"({io_timeout_s:g}), or the engine cuts the checks off first"
+            )
+        self.settings = settings
+        self._trusted = trusted_networks(trusted.networks + relays, trusted.private_is_trusted)
+        if resolver is None:
+            servers = tuple(parse_nameserver(s) for s in settings.nameservers)
+            cache = AnswerCache(max_entries=settings.cache_entries)
+            resolver = DnsClient(servers or system_nameservers(), cache=cache)
+        self.resolver = resolver
+        self.spf = SpfChecker(
+            resolver, timeout_s=settings.timeout_s, budget_s=settings.budget_s * 0.95
+        )
+
+    def start(self, msg: Message, ctx: Context) -> Awaitable[Sequence[Hit]]:
+        """Send every question of ``msg`` now; await the result for the hits."""
+        if ctx.authenticated:
+            return _nothing()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.budget_s
+        timeout = self.settings.timeout_s
+        resolve = self.resolver.resolve
+        found = dkim_.signatures(msg.raw)
+        keys: dict[str, _Pending] = {}
+        for sig in found:
+            name = dkim_.key_name(sig)
+            if not sig.problem and name not in keys:
+                keys[name] = resolve(name, RdType.TXT, timeout)
+        domain, why = from_domain(msg)
+        names = dmarc_.policy_names(domain) if domain else ()
+        policies = [resolve(n, RdType.TXT, timeout) for n in names]
+        spf: asyncio.Task[SpfResult] | None = None
+        helo: asyncio.Task[SpfResult] | None = None
+        env = msg.envelope
+        if (
+            env.client_ip
+            and env.mail_from is not None
+            and not self._trusted.contains(env.client_ip)
+        ):
+            if env.mail_from.strip("<> ") or env.helo:
+                spf = loop.create_task(self._spf_mail_from(env.client_ip, env.mail_from, env.helo))
+            if self.settings.spf_helo and env.helo and "." in env.helo:
+                helo = loop.create_task(self._spf_helo(env.client_ip, env.helo))
+        return self._collect(msg, found, keys, domain, why, policies, spf, helo, deadline)
+
+    async def check(self, msg: Message, ctx: Context) -> Sequence[Hit]:
+        return await self.start(msg, ctx)
+
+    def close(self) -> None:
+        closer = getattr(self.resolver, "close", None)
+        if callable(closer):
+            closer()
+
+    async def _spf_mail_from(self, ip: str, mail_from: str, helo: str | None) -> SpfResult:
+        try:
+            return await self.spf.check_mail_from(ip, mail_from, helo or "")
+        except ValueError:  # not an address
+            return SpfResult(Result.NONE, "", detail="client address unusable")
+
+    async def _spf_helo(self, ip: str, helo: str) -> SpfResult:
+        try:
+            return await self.spf.check_helo(ip, helo)
+        except ValueError:
+            return SpfResult(Result.NONE, "", detail="client address unusable")
+
+    async def _collect(
+        self,
+        msg: Message,
+        found: list[dkim_.Signature],
+        keys: dict[str, _Pending],
+        domain: str,
+        why: str,
+        policies: Sequence[_Pending],
+        spf: asyncio.Task[SpfResult] | None,
+        helo: asyncio.Task[SpfResult] | None,
+        deadline: float,
+    ) -> Sequence[Hit]:
+        waiting: set[asyncio.Future[object]] = {
+            p  # type: ignore[misc]
+            for p in [*keys.values(), *policies, spf, helo]
+            if isinstance(p, asyncio.Future) and not p.done()
+        }
+        if waiting:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining > 0:
+                await asyncio.wait(waiting, timeout=remaining)
+        hits: list[Hit] = []
+        spf_result = _task_result(spf)
+        if spf_result is not None:
+            hits.append(_spf_hit(spf_result))
+        helo_result = _task_result(helo)
+        if helo_result is not None and helo_result.result is Result.FAIL:
+            hits.append(Hit("SPF_HELO_FAIL", options=(helo_result.domain,)))
+        answers = {name: _answer(p) for name, p in keys.items()}
+        results = dkim_.verify(msg.raw, found, answers, min_rsa_bits=self.settings.min_rsa_bits)
+        hits += _dkim_hits(results)
+        hits.append(self._dmarc_hit(msg, domain, why, policies, spf_result, results))
+        return hits
+
+    def _dmarc_hit(
+        self,
+        msg: Message,
+        domain: str,
+        why: str,
+        policies: Sequence[_Pending],
+        spf: SpfResult | None,
+        results: list[dkim_.DkimResult],
+    ) -> Hit:
+        if not domain:
+            return Hit("DMARC_NA", options=(why,))
+        spf_domain = spf.domain if spf is not None and spf.result is Result.PASS else None
+        result = dmarc_.evaluate(
+            domain,
+            [_answer(p) for p in policies],
+            spf_pass_domain=spf_domain,
+            dkim_pass_domains=[r.domain for r in results if r.counts],
+            sample_key=msg.headers.get("Message-ID", "").encode() or msg.raw[:4096],
+        )
+        disposition = result.disposition
+        failed = disposition in (
+            dmarc_.Disposition.REJECT,
+            dmarc_.Disposition.QUARANTINE,
+            dmarc_.Disposition.NONE,
+        )
+        dns_failed = (spf is not None and spf.result is Result.TEMPERROR) or any(
+            r.status is dkim_.DkimStatus.TEMPERROR for r in results
+        )
+        if failed and dns_failed:
+            return Hit("DMARC_TEMPFAIL", options=(domain, "SPF or DKIM could not be checked"))
+        options = (domain, *(result.aligned or ([result.policy] if result.policy else [])))
+        if result.detail and disposition is not dmarc_.Disposition.PASS:
+            options = (*options, result.detail)
+        force = None
+        if disposition is dmarc_.Disposition.REJECT and self.settings.dmarc_reject_forces:
+            force = Action.REJECT
+        return Hit(_DMARC[disposition], options=options[:_MAX_OPTIONS], force=force)
+
+
+async def _nothing() -> Sequence[Hit]:
+    return ()
+
+
+def _task_result(task: asyncio.Task[SpfResult] | None) -> SpfResult | None:
+    if task is None:
+        return None
+    if not task.done():
+        task.cancel()
+        return SpfResult(Result.TEMPERROR, "", detail="no result in time")
+    if task.cancelled() or task.exception() is not None:
+        return SpfResult(Result.TEMPERROR, "", detail="failed")
+    return task.result()
+
+
+def _answer(pending: _Pending) -> Answer | None:
+    if isinstance(pending, Answer):
+        return pending
+    return pending.result() if pending.done() and not pending.cancelled() else None
+
+
+def _spf_hit(result: SpfResult) -> Hit:
+    detail = result.mechanism or result.detail
+    options = (result.domain, detail) if detail else (result.domain,)
+    return Hit(_SPF[result.result], options=tuple(o for o in options if o))
+
+
+def _dkim_hits(results: list[dkim_.DkimResult]) -> list[Hit]:
+    if not results:
+        return [Hit("DKIM_NONE")]
+    found: dict[str, list[str]] = {}
+    for r in results:
+        symbol = (
+            "DKIM_PARTIAL_BODY"
+            if r.status is dkim_.DkimStatus.PASS and r.partial
+            else (_DKIM[r.status])
+        )
+        found.setdefault(symbol, []).append(f"{r.domain}:s={r.selector}")
+    return [Hit(s, options=tuple(dict.fromkeys(o))[:_MAX_OPTIONS]) for s, o in found.items()]
