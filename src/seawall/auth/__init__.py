@@ -4,6 +4,8 @@ Modules:
     spf     SPF (RFC 7208): ``check_host`` for the MAIL FROM and HELO identities, evaluated
             over :class:`seawall.dnslists.RecordResolver` (TXT, A, AAAA, MX, PTR), with the
             RFC's lookup, void-lookup and MX/PTR name limits, macros and explanations.
+    dkim    DKIM (RFC 6376): each signature verified by dkimpy from keys the caller fetched.
+    dmarc   DMARC (RFC 7489): policy records, alignment, pct; pure over fetched answers.
 
 Nothing here blocks the event loop: every DNS question goes through the shared client, its
 TTL cache and its coalesced queries, under the caller's time budget.
