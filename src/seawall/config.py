@@ -388,6 +388,9 @@ class AuthSettings(Section):
     min_rsa_bits: Annotated[int, msgspec.Meta(ge=512)] = 1024
     # A DMARC failure under p=reject rejects the message whatever its score.
     dmarc_reject_forces: bool = False
+    # ARC sealers (the d= of the latest ARC-Seal) whose chain's first recorded SPF, DKIM and
+    # DMARC results stand in for failing live ones: mailing lists and forwarders we trust.
+    trusted_arc_signers: tuple[str, ...] = ()
     # Answers cached per worker.
     cache_entries: Annotated[int, msgspec.Meta(ge=0)] = 20_000
 
@@ -427,6 +430,9 @@ class MilterSettings(Section):
     # Reply text is prefixed with the code; Postfix logs it and shows it to the sender.
     reject_code: str = "550 5.7.1"
     tempfail_code: str = "451 4.7.1"
+    # The authserv-id of the Authentication-Results header the milter adds (RFC 8601), and of
+    # the forged ones it removes; "" is this host's name (socket.getfqdn()).
+    authserv_id: str = ""
 
 
 class SpamdSettings(Section):
