@@ -150,3 +150,54 @@ def test_long_header_is_folded() -> None:
     assert head[1].startswith(b"\tSYMBOL_NUMBER_")
     unfolded = out.split(b"\nFrom: a")[0].replace(b"\n\t", b" ").decode()
     assert unfolded == f"X-Spam-Status: Yes, tests=[{tests}]"
+
+
+def auth_verdict(*symbols: tuple[str, tuple[str, ...]]) -> Verdict:
+    found = {name: SymbolResult(name, 0.0, options) for name, options in symbols}
+    return Verdict(0.0, 15.0, Action.NO_ACTION, found, language=None, elapsed_ms=1.0)
+
+
+def test_authentication_results_from_the_auth_symbols() -> None:
+    v = auth_verdict(
+        ("DMARC_PASS", ("example.com", "spf:example.com", "dkim:example.com")),
+        ("DKIM_PASS", ("example.com:s=sel", "example.net:s=ed")),
+        ("DKIM_PARTIAL_BODY", ("example.org:s=rsa",)),
+        ("SPF_PASS", ("example.com", "ip4:192.0.2.0/24")),
+        ("URL_IP", ("10.0.0.1",)),
+    )
+    assert render.authentication_results(v, "mx.isp.example") == (
+        "mx.isp.example; spf=pass smtp.mailfrom=example.com; "
+        "dkim=pass header.d=example.com header.s=sel; "
+        "dkim=pass header.d=example.net header.s=ed; "
+        "dkim=policy header.d=example.org header.s=rsa; "
+        "dmarc=pass header.from=example.com"
+    )
+
+
+def test_authentication_results_keywords_and_missing_properties() -> None:
+    v = auth_verdict(
+        ("SPF_NONE", ("client address unusable",)),
+        ("SPF_HELO_FAIL", ("bot.example",)),
+        ("DKIM_NONE", ()),
+        ("DMARC_POLICY_REJECT", ("bank.example", "reject")),
+        ("ARC_FAIL", ("ARC-Seal[1] did not validate",)),
+    )
+    assert render.authentication_results(v, "mx") == (
+        "mx; spf=none; spf=fail smtp.helo=bot.example; dkim=none; "
+        "dmarc=fail header.from=bank.example; arc=fail"
+    )
+
+
+def test_no_auth_symbols_no_authentication_results() -> None:
+    assert render.authentication_results(verdict(Action.NO_ACTION), "mx") is None
+    assert (
+        render.AUTH_RESULTS
+        not in render.rspamd_json(verdict(Action.NO_ACTION))["milter"]["add_headers"]
+    )
+
+
+def test_authentication_results_default_id_is_the_host_name_and_checkv2_has_it() -> None:
+    v = auth_verdict(("DKIM_NONE", ()))
+    assert render.authentication_results(v) == f"{render.host_name()}; dkim=none"
+    added = render.rspamd_json(v, authserv_id="mx")["milter"]["add_headers"]
+    assert added[render.AUTH_RESULTS] == {"value": "mx; dkim=none", "order": 0}

@@ -8,7 +8,9 @@ the front ends that hand the whole message back (spamd's PROCESS and HEADERS).
 
 from __future__ import annotations
 
+import functools
 import re
+import socket
 import textwrap
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -20,6 +22,36 @@ SPAM_SCORE = "X-Spam-Score"
 SPAM_STATUS = "X-Spam-Status"
 SKIPPED = "X-Seawall-Skipped"
 HEADER_NAMES = (SPAM_FLAG, SPAM_SCORE, SPAM_STATUS, SKIPPED)
+AUTH_RESULTS = "Authentication-Results"
+
+# The auth detector's symbols as RFC 8601 results: (method, result keyword, property).
+_AUTH_RESULTS = {
+    "SPF_PASS": ("spf", "pass", "smtp.mailfrom"),
+    "SPF_FAIL": ("spf", "fail", "smtp.mailfrom"),
+    "SPF_SOFTFAIL": ("spf", "softfail", "smtp.mailfrom"),
+    "SPF_NEUTRAL": ("spf", "neutral", "smtp.mailfrom"),
+    "SPF_NONE": ("spf", "none", "smtp.mailfrom"),
+    "SPF_TEMPFAIL": ("spf", "temperror", "smtp.mailfrom"),
+    "SPF_PERMFAIL": ("spf", "permerror", "smtp.mailfrom"),
+    "SPF_HELO_FAIL": ("spf", "fail", "smtp.helo"),
+    "DKIM_PASS": ("dkim", "pass", "header.d"),
+    "DKIM_PARTIAL_BODY": ("dkim", "policy", "header.d"),  # verifies, but l= is not accepted
+    "DKIM_FAIL": ("dkim", "fail", "header.d"),
+    "DKIM_TEMPFAIL": ("dkim", "temperror", "header.d"),
+    "DKIM_PERMFAIL": ("dkim", "permerror", "header.d"),
+    "DKIM_NONE": ("dkim", "none", ""),
+    "DMARC_PASS": ("dmarc", "pass", "header.from"),
+    "DMARC_POLICY_REJECT": ("dmarc", "fail", "header.from"),
+    "DMARC_POLICY_QUARANTINE": ("dmarc", "fail", "header.from"),
+    "DMARC_POLICY_NONE": ("dmarc", "fail", "header.from"),
+    "DMARC_NA": ("dmarc", "none", "header.from"),
+    "DMARC_TEMPFAIL": ("dmarc", "temperror", "header.from"),
+    "ARC_PASS": ("arc", "pass", ""),
+    "ARC_FAIL": ("arc", "fail", ""),
+    "ARC_NONE": ("arc", "none", ""),
+}
+_METHODS = ("spf", "dkim", "dmarc", "arc")
+_DOMAIN = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?$")
 
 
 def _symbol_list(verdict: Verdict) -> str:
@@ -69,6 +101,49 @@ def spam_headers(verdict: Verdict) -> list[tuple[str, str]]:
     return headers
 
 
+@functools.cache
+def host_name() -> str:
+    """This host's name, the default authserv-id (looked up once: it may ask DNS)."""
+    return socket.getfqdn()
+
+
+def authentication_results(verdict: Verdict, authserv_id: str = "") -> str | None:
+    """The Authentication-Results value (RFC 8601) of the auth detector's symbols, or None
+    when there are none (the detector is off, or the sender authenticated).
+
+    ``authserv_id`` "" is :func:`host_name`.  SPF's property is the MAIL FROM (or HELO)
+    domain, DKIM's ``header.d`` and ``header.s`` of each signature, DMARC's the From domain:
+    the first option of each symbol, as the detector gives them.
+    """
+    found: list[tuple[int, str]] = []
+    for symbol in verdict.symbols.values():
+        known = _AUTH_RESULTS.get(symbol.name)
+        if known is None:
+            continue
+        method, result, prop = known
+        order = _METHODS.index(method) * 2 + (prop == "smtp.helo")
+        if method == "dkim" and prop:
+            # One result per signature: options are "domain:s=selector".
+            for option in symbol.options or ("",):
+                domain, _, selector = option.partition(":s=")
+                text = f"dkim={result}"
+                if _DOMAIN.match(domain):
+                    text += f" header.d={domain}"
+                    if _DOMAIN.match(selector):
+                        text += f" header.s={selector}"
+                found.append((order, text))
+            continue
+        text = f"{method}={result}"
+        value = symbol.options[0] if symbol.options else ""
+        if prop and _DOMAIN.match(value) and "." in value:
+            text += f" {prop}={value}"
+        found.append((order, text))
+    if not found:
+        return None
+    found.sort(key=lambda item: item[0])  # stable: the detector's order within a method
+    return "; ".join([authserv_id or host_name(), *(text for _, text in found)])
+
+
 def report(verdict: Verdict) -> str:
     """A plain-text report of every symbol with its score (spamd REPORT, rspamc)."""
     lines = [
@@ -88,8 +163,11 @@ def report(verdict: Verdict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def rspamd_json(verdict: Verdict) -> dict[str, Any]:
-    """The /checkv2 response body (Rspamd's protocol, plus ``language`` and ``campaign``)."""
+def rspamd_json(verdict: Verdict, *, authserv_id: str = "") -> dict[str, Any]:
+    """The /checkv2 response body (Rspamd's protocol, plus ``language`` and ``campaign``).
+
+    The milter block's ``add_headers`` has the :func:`authentication_results` header too.
+    """
     symbols = {
         s.name: {
             "name": s.name,
@@ -103,6 +181,9 @@ def rspamd_json(verdict: Verdict) -> dict[str, Any]:
     add_headers: dict[str, Any] = {
         name: {"value": value, "order": 0} for name, value in spam_headers(verdict)
     }
+    auth = authentication_results(verdict, authserv_id)
+    if auth is not None:
+        add_headers[AUTH_RESULTS] = {"value": auth, "order": 0}
     body: dict[str, Any] = {
         "is_skipped": verdict.skipped is not None,
         "score": verdict.score,
