@@ -527,3 +527,64 @@ async def test_error_with_a_reply_due_tempfails_at_once() -> None:
         assert scanner.calls[0][1] == b"\r\nbody\r\n"
         await mta.close()
         await harness.settle()
+
+
+def auth_verdict() -> Verdict:
+    symbols = {
+        "SPF_PASS": SymbolResult("SPF_PASS", -0.2, ("example.com", "ip4:192.0.2.0/24")),
+        "DKIM_PASS": SymbolResult("DKIM_PASS", -0.2, ("example.com:s=sel",)),
+        "DMARC_PASS": SymbolResult("DMARC_PASS", -0.5, ("example.com", "dkim:example.com")),
+    }
+    return Verdict(-0.9, 15.0, Action.NO_ACTION, symbols, language="en", elapsed_ms=3.0)
+
+
+async def test_forged_authentication_results_of_our_id_replaced_by_ours() -> None:
+    headers = [
+        ("Authentication-Results", "mx.isp.example; dmarc=pass header.from=bank.example"),
+        *HEADERS,
+        ("Authentication-Results", "other.example; spf=fail smtp.mailfrom=example.com"),
+        ("Authentication-Results", "MX.isp.example. (forged) 1; dkim=pass header.d=bank.example"),
+    ]
+    v = auth_verdict()
+    ours = "mx.isp.example; spf=pass smtp.mailfrom=example.com; "
+    ours += "dkim=pass header.d=example.com header.s=sel; dmarc=pass header.from=example.com"
+    assert render.authentication_results(v, "mx.isp.example") == ours
+    settings = MilterSettings(authserv_id="mx.isp.example")
+    async with milter(FakeScanner(v), settings) as harness:
+        mta = await harness.connect()
+        await mta.session()
+        assert await mta.message(headers) == [
+            (b"m", b"\x00\x00\x00\x03" + z("Authentication-Results") + b"\0"),
+            (b"m", b"\x00\x00\x00\x01" + z("Authentication-Results") + b"\0"),
+            *[(b"h", z(name) + z(" " + value)) for name, value in render.spam_headers(v)],
+            (b"i", b"\x00\x00\x00\x00" + z("Authentication-Results") + z(" " + ours)),
+            (b"c", b""),
+        ]
+        await mta.close()
+        await harness.settle()
+
+
+async def test_authentication_results_appended_before_milter_v3() -> None:
+    v = auth_verdict()
+    async with milter(FakeScanner(v), MilterSettings(authserv_id="mx")) as harness:
+        mta = await harness.connect()
+        await mta.negotiate(2, POSTFIX_ACTIONS, 0x7F)
+        headers = [*HEADERS, ("Authentication-Results", "mx; spf=pass")]
+        replies = await mta.message(headers)
+        value = render.authentication_results(v, "mx")
+        assert value is not None
+        assert replies[0] == (b"m", b"\x00\x00\x00\x01" + z("Authentication-Results") + b"\0")
+        assert replies[-2:] == [(b"h", z("Authentication-Results") + z(value)), (b"c", b"")]
+        await mta.close()
+        await harness.settle()
+
+
+async def test_no_auth_symbols_no_authentication_results() -> None:
+    headers = [*HEADERS, ("Authentication-Results", "other.example; spf=pass")]
+    async with milter(FakeScanner(verdict(Action.NO_ACTION))) as harness:
+        mta = await harness.connect()
+        await mta.session()
+        replies = await mta.message(headers)
+        assert replies == [*added(Action.NO_ACTION), (b"c", b"")]
+        await mta.close()
+        await harness.settle()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -33,6 +34,7 @@ from seawall.frontends.milter.codec import (
     EndOfMessage,
     Header,
     Helo,
+    InsertHeader,
     Macro,
     MailFrom,
     OptionNegotiation,
@@ -45,7 +47,15 @@ from seawall.frontends.milter.codec import (
     TempFail,
     Unknown,
 )
-from seawall.frontends.render import HEADER_NAMES, reason, smtp_reply, spam_headers
+from seawall.frontends.render import (
+    AUTH_RESULTS,
+    HEADER_NAMES,
+    authentication_results,
+    host_name,
+    reason,
+    smtp_reply,
+    spam_headers,
+)
 from seawall.message import Envelope
 from seawall.policy.model import Action, Verdict
 
@@ -88,6 +98,16 @@ _NO_REPLY: dict[type[Command], SMFIP] = {
 # Events of a message that is already failed: nothing more to collect, tempfail when due.
 _MESSAGE_EVENTS = (RcptTo, Data, Header, EndOfHeaders, Body, EndOfMessage)
 _SPAM_HEADERS = {name.lower() for name in HEADER_NAMES}
+_COMMENT = re.compile(r"\([^()]*\)")
+
+
+def authserv_id_of(value: str) -> str:
+    """The authserv-id an Authentication-Results value claims (RFC 8601 §2.2), lower case."""
+    head = value.partition(";")[0]
+    for _ in range(3):  # nested comments, a few levels
+        head = _COMMENT.sub(" ", head)
+    words = head.split()
+    return words[0].lower().rstrip(".") if words else ""
 
 
 @dataclass(slots=True)
@@ -100,6 +120,8 @@ class Transaction:
     head: bytearray = field(default_factory=bytearray)
     body: bytearray = field(default_factory=bytearray)
     forged: dict[str, int] = field(default_factory=dict)  # X-Spam-* name -> occurrences
+    auth_results: int = 0  # Authentication-Results fields seen
+    forged_auth: list[int] = field(default_factory=list)  # ... those of our authserv-id, from 1
     subject: str | None = None  # the first Subject, without the leading space
     failed: bool = False  # an error while no reply was due: tempfail at the next reply
 
@@ -122,6 +144,8 @@ class Session:
         self.scanner = scanner
         self.settings = settings
         self.log_message = log_message
+        self.authserv_id = settings.authserv_id or host_name()
+        self.version = 0
         self.actions = SMFIF(0)
         self.protocol = SMFIP(0)
         self.negotiated = False
@@ -198,7 +222,8 @@ class Session:
         self.actions = WANTED_ACTIONS & offer.actions
         self.protocol = WANTED_PROTOCOL & offer.protocol
         self.negotiated = True
-        return OptionNegotiation(min(offer.version, VERSION), self.actions, self.protocol)
+        self.version = min(offer.version, VERSION)
+        return OptionNegotiation(self.version, self.actions, self.protocol)
 
     def _plain(self, value: str) -> str:
         # Without SMFIP_HDR_LEADSPC the MTA ate the one space after the colon already.
@@ -214,6 +239,10 @@ class Session:
         lower = name.lower()
         if lower in _SPAM_HEADERS:
             message.forged[lower] = message.forged.get(lower, 0) + 1
+        elif lower == "authentication-results":
+            message.auth_results += 1
+            if authserv_id_of(value) == self.authserv_id.lower().rstrip("."):
+                message.forged_auth.append(message.auth_results)
         elif lower == "subject" and message.subject is None:
             message.subject = self._plain(value)
         sep = ":" if self.protocol & SMFIP.HDR_LEADSPC else ": "
@@ -287,11 +316,21 @@ class Session:
             for name in HEADER_NAMES:
                 for index in range(message.forged.get(name.lower(), 0), 0, -1):
                     responses.append(ChangeHeader(index, name, ""))
+            # Results claiming to be ours were written by someone else: delete them.
+            for index in reversed(message.forged_auth):
+                responses.append(ChangeHeader(index, AUTH_RESULTS, ""))
         if action is Action.REWRITE_SUBJECT:
             responses.extend(self._rewrite_subject())
         if self.actions & SMFIF.ADDHDRS:
             for name, value in spam_headers(verdict):
                 responses.append(AddHeader(name, self._wire(value)))
+            auth = authentication_results(verdict, self.authserv_id)
+            if auth is not None:
+                # On top, above the fields it judges (RFC 8601 §5), where the MTA can insert.
+                if self.version >= 3:
+                    responses.append(InsertHeader(0, AUTH_RESULTS, self._wire(auth)))
+                else:
+                    responses.append(AddHeader(AUTH_RESULTS, self._wire(auth)))
         responses.append(Continue())
         return responses
 
