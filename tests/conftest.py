@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,19 @@ from seawall import corpus, quietlog
 def _each_test_sees_its_own_failures_logged() -> None:
     """Recurring failures are logged once a minute; each test starts that minute afresh."""
     quietlog.reset()
+
+
+CHECKOUT_STATE = Path(__file__).resolve().parents[1] / "var"
+
+
+@pytest.fixture(autouse=True)
+def _no_test_makes_the_default_state_in_the_checkout() -> Iterator[None]:
+    """A command without --state (or a Config without state_dir) uses ./var: run from the
+    checkout, as make test does, it would leave a state there.  Each test gets its own."""
+    existed = CHECKOUT_STATE.exists()
+    yield
+    if not existed and CHECKOUT_STATE.exists():
+        pytest.fail(f"this test made {CHECKOUT_STATE}: give it a state dir of its own")
 
 
 @pytest.fixture(scope="session")

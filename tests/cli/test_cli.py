@@ -140,7 +140,8 @@ def test_bad_config_exits_2(tmp_path: Path) -> None:
 
 
 def test_missing_path_is_a_clear_error(tmp_path: Path) -> None:
-    result = seawall("scan", str(tmp_path / "nope"), check=False)
+    # A state of its own: the default, ./var, would be made in the checkout.
+    result = seawall("scan", str(tmp_path / "nope"), state=tmp_path / "state", check=False)
     assert result.returncode == 1
     assert "no such file" in result.stderr
 
