@@ -20,6 +20,7 @@ import email.utils
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import ClassVar
 
+from seawall.auth import arc as arc_
 from seawall.auth import dkim as dkim_
 from seawall.auth import dmarc as dmarc_
 from seawall.auth.spf import Result, SpfChecker, SpfResult
@@ -68,6 +69,14 @@ DMARC_SYMBOLS = {
     "failure), so no policy verdict",
 }
 
+ARC_SYMBOLS = {
+    "ARC_PASS": "ARC: the forwarders' chain of seals validates (options: the latest sealer)",
+    "ARC_FAIL": "ARC: the chain of seals is broken (changed after sealing, bad or missing key)",
+    "ARC_NONE": "ARC: the message has no ARC seal",
+    "ARC_TRUSTED_FORWARDER": "ARC: a trusted forwarder sealed the chain, and the results it "
+    "first recorded pass DMARC where the live ones fail",
+}
+
 _SPF = {
     Result.PASS: "SPF_PASS",
     Result.FAIL: "SPF_FAIL",
@@ -111,7 +120,12 @@ class AuthDetector:
 
     name: ClassVar[str] = "auth"
     io: ClassVar[bool] = True
-    symbols: ClassVar[Mapping[str, str]] = {**SPF_SYMBOLS, **DKIM_SYMBOLS, **DMARC_SYMBOLS}
+    symbols: ClassVar[Mapping[str, str]] = {
+        **SPF_SYMBOLS,
+        **DKIM_SYMBOLS,
+        **DMARC_SYMBOLS,
+        **ARC_SYMBOLS,
+    }
 
     @classmethod
     def build(cls, parts: Parts) -> AuthDetector:
@@ -138,6 +152,7 @@ class AuthDetector:
                 f"({io_timeout_s:g}), or the engine cuts the checks off first"
             )
         self.settings = settings
+        self._arc_trusted = frozenset(d.lower().rstrip(".") for d in settings.trusted_arc_signers)
         self._trusted = trusted_networks(trusted.networks + relays, trusted.private_is_trusted)
         if resolver is None:
             servers = tuple(parse_nameserver(s) for s in settings.nameservers)
@@ -161,6 +176,9 @@ class AuthDetector:
         for sig in found:
             name = dkim_.key_name(sig)
             if not sig.problem and name not in keys:
+                keys[name] = resolve(name, RdType.TXT, timeout)
+        for name in arc_.key_names(msg.raw):  # ARC-Seal and ARC-Message-Signature keys
+            if name not in keys:
                 keys[name] = resolve(name, RdType.TXT, timeout)
         domain, why = from_domain(msg)
         names = dmarc_.policy_names(domain) if domain else ()
@@ -230,8 +248,47 @@ class AuthDetector:
         answers = {name: _answer(p) for name, p in keys.items()}
         results = dkim_.verify(msg.raw, found, answers, min_rsa_bits=self.settings.min_rsa_bits)
         hits += _dkim_hits(results)
-        hits.append(self._dmarc_hit(msg, domain, why, policies, spf_result, results))
+        chain = arc_.verify(msg.raw, answers, min_rsa_bits=self.settings.min_rsa_bits)
+        hits += _arc_hits(chain)
+        dmarc = self._dmarc_hit(msg, domain, why, policies, spf_result, results)
+        if dmarc.symbol in _DMARC_FAILED or dmarc.symbol == "DMARC_TEMPFAIL":
+            hits += self._arc_override(domain, policies, chain) or [dmarc]
+        else:
+            hits.append(dmarc)
         return hits
+
+    def _arc_override(
+        self, domain: str, policies: Sequence[_Pending], chain: arc_.ArcResult
+    ) -> list[Hit]:
+        """DMARC_PASS and ARC_TRUSTED_FORWARDER when a trusted sealer's chain validates and
+        the results its first set recorded pass DMARC for ``domain``; else nothing."""
+        if chain.status is not arc_.ArcStatus.PASS or chain.sealer not in self._arc_trusted:
+            return []
+        recorded = [
+            f"dmarc:{domain}"
+            for r in chain.recorded("dmarc")
+            if r.result == "pass" and r.properties.get("header.from") == domain
+        ]
+        spf_passes = [r for r in chain.recorded("spf") if r.result == "pass"]
+        spf = spf_passes[0].properties.get("smtp.mailfrom", "") if spf_passes else ""
+        dkim_domains = [
+            r.properties.get("header.d", "") for r in chain.recorded("dkim") if r.result == "pass"
+        ]
+        result = dmarc_.evaluate(
+            domain,
+            [_answer(p) for p in policies],
+            spf_pass_domain=spf.rpartition("@")[2] if spf else None,
+            dkim_pass_domains=[d for d in dkim_domains if d],
+        )
+        if result.disposition is dmarc_.Disposition.PASS:
+            recorded = list(dict.fromkeys([*recorded, *result.aligned]))
+        if not recorded:
+            return []
+        sealer = f"arc:{chain.sealer}"
+        return [
+            Hit("DMARC_PASS", options=(domain, sealer, *recorded)[:_MAX_OPTIONS]),
+            Hit("ARC_TRUSTED_FORWARDER", options=(chain.sealer, *recorded)[:_MAX_OPTIONS]),
+        ]
 
     def _dmarc_hit(
         self,
@@ -270,6 +327,20 @@ class AuthDetector:
         if disposition is dmarc_.Disposition.REJECT and self.settings.dmarc_reject_forces:
             force = Action.REJECT
         return Hit(_DMARC[disposition], options=options[:_MAX_OPTIONS], force=force)
+
+
+_DMARC_FAILED = frozenset({"DMARC_POLICY_REJECT", "DMARC_POLICY_QUARANTINE", "DMARC_POLICY_NONE"})
+
+
+def _arc_hits(chain: arc_.ArcResult) -> list[Hit]:
+    if chain.status is arc_.ArcStatus.PASS:
+        return [Hit("ARC_PASS", options=(chain.sealer, f"i={chain.instances}"))]
+    if chain.status is arc_.ArcStatus.FAIL:
+        options = (chain.sealer, chain.detail) if chain.sealer else (chain.detail,)
+        return [Hit("ARC_FAIL", options=tuple(o for o in options if o))]
+    if chain.status is arc_.ArcStatus.NONE:
+        return [Hit("ARC_NONE")]
+    return []  # a key not fetched in time: no verdict on the chain
 
 
 async def _nothing() -> Sequence[Hit]:
