@@ -1,4 +1,4 @@
-"""Who really sent it: SPF (MAIL FROM and HELO), DKIM and DMARC, over the async DNS client.
+"""Who really sent it: SPF (MAIL FROM and HELO), DKIM, DMARC and ARC, over the async DNS client.
 
 :meth:`AuthDetector.start` sends every DNS question the checks can name up front, before
 the CPU detectors run: each DKIM signature's key (``selector._domainkey.domain``), the From
@@ -10,7 +10,9 @@ Authenticated senders (our own users) are not checked; SPF is skipped for a clie
 ``[trusted] networks`` or ``[isp] relays`` (our own relays: the SPF of their address means
 nothing) and for a message without an envelope.  A DMARC failure while SPF or a signature
 could not be checked for a DNS failure is ``DMARC_TEMPFAIL``, never a policy verdict, so a
-resolver outage does not reject mail.
+resolver outage does not reject mail.  An ARC chain sealed last by one of
+``trusted_arc_signers`` stands in, with the results its first set recorded, for a failing
+DMARC (``ARC_TRUSTED_FORWARDER``); its keys are asked in ``start()`` with the DKIM keys.
 """
 
 from __future__ import annotations
