@@ -53,6 +53,18 @@ def test_reopen_without_a_file_does_nothing() -> None:
     assert not logs.reopen()
 
 
+def test_stderr_keeps_the_handlers_the_command_started_with(tmp_path: Path) -> None:
+    root = logging.getLogger()
+    started = list(root.handlers)
+    logs.configure(LoggingSettings())  # the default: nothing changes (pytest's own stay)
+    assert root.handlers == started
+    logs.configure(LoggingSettings(target="file", file=str(tmp_path / "a.log")))
+    logs.configure(LoggingSettings(level="warning"))  # a reload back to stderr
+    (back,) = root.handlers
+    assert type(back) is logging.StreamHandler
+    assert root.level == logging.WARNING
+
+
 def test_the_same_settings_again_keep_the_handler(tmp_path: Path) -> None:
     settings = LoggingSettings(target="file", file=str(tmp_path / "a.log"))
     logs.configure(settings)

@@ -102,7 +102,9 @@ def configure(settings: LoggingSettings, *, verbose: bool = False) -> None:
     The level is ``settings.level`` when set, debug with ``verbose``, else what the command
     set.  Settings equal to those already in force change nothing (a reload keeps the file
     open), and the handler is built before the old one goes, so a bad setting leaves the
-    logging as it was.
+    logging as it was.  For stderr the handlers the command started with stay (the
+    command's own, or those of a program that calls ``seawall.cli.main``), unless this
+    replaced them with a file or syslog before.
     """
     global _installed
     root = logging.getLogger()
@@ -111,6 +113,8 @@ def configure(settings: LoggingSettings, *, verbose: bool = False) -> None:
     elif settings.level:
         root.setLevel(LEVELS[settings.level])
     if _installed is not None and _installed[0] == settings and _installed[1] in root.handlers:
+        return
+    if settings.target == "stderr" and _installed is None:
         return
     fresh = handler(settings)
     for old in list(root.handlers):
