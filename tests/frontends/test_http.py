@@ -139,3 +139,35 @@ def test_learning_can_be_turned_off_and_size_is_bounded(tmp_path: Path) -> None:
         assert big.status_code == 413
         assert big.json() == {"error": "message larger than 500 bytes"}
     engine.close()
+
+
+def test_checkv2_asks_for_authentication_results_with_the_configured_id() -> None:
+    from seawall.policy.model import Action, SymbolResult, Verdict
+
+    class Signed:
+        max_message_bytes = 1 << 20
+
+        async def check(self, envelope: object, raw: bytes) -> Verdict:
+            spf = SymbolResult("SPF_PASS", -0.1, ("example.com",), "")
+            return Verdict(
+                score=-0.1,
+                required=15.0,
+                action=Action.NO_ACTION,
+                symbols={"SPF_PASS": spf},
+                language=None,
+                elapsed_ms=0.1,
+            )
+
+        async def learn(self, raw: bytes, *, spam: bool) -> bool:
+            return False
+
+        async def forget(self, raw: bytes) -> bool:
+            return False
+
+        def stat(self) -> dict[str, object]:
+            return {}
+
+    with TestClient(build_app(Signed(), allow_learn=False, authserv_id="mx.isp.example")) as http:
+        body = http.post("/checkv2", content=RAW).json()
+    header = body["milter"]["add_headers"]["Authentication-Results"]
+    assert header["value"] == "mx.isp.example; spf=pass smtp.mailfrom=example.com"

@@ -153,7 +153,11 @@ async def _start_http(
     """uvicorn with no listener of its own: connections come from the fair accept loop."""
     serve = service.config.serve
     config = uvicorn.Config(
-        build_app(service, allow_learn=serve.http.allow_learn),
+        build_app(
+            service,
+            allow_learn=serve.http.allow_learn,
+            authserv_id=serve.milter.authserv_id,
+        ),
         http="httptools",
         loop="none",
         lifespan="off",

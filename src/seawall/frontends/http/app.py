@@ -108,8 +108,10 @@ async def _body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def build_app(service: Scanner, *, allow_learn: bool) -> Starlette:
-    """The ASGI app serving ``service``; ``allow_learn`` is ``[serve.http] allow_learn``."""
+def build_app(service: Scanner, *, allow_learn: bool, authserv_id: str = "") -> Starlette:
+    """The ASGI app serving ``service``; ``allow_learn`` is ``[serve.http] allow_learn``,
+    ``authserv_id`` the id of the Authentication-Results header it asks the MTA to add
+    (``[serve.milter] authserv_id``; "" is the host name)."""
     limit = service.max_message_bytes
 
     async def teach(request: Request, spam: bool | None) -> bool:
@@ -127,7 +129,7 @@ def build_app(service: Scanner, *, allow_learn: bool) -> Starlette:
     async def checkv2(request: Request) -> Response:
         raw = await _body(request, limit)
         verdict = await service.check(envelope_of(request.headers), raw)
-        return MsgspecJSON(rspamd_json(verdict))
+        return MsgspecJSON(rspamd_json(verdict, authserv_id=authserv_id))
 
     async def learn(request: Request, spam: bool) -> Response:
         if not await teach(request, spam):
@@ -150,7 +152,9 @@ def build_app(service: Scanner, *, allow_learn: bool) -> Starlette:
 
     async def api_scan(request: Request) -> Response:
         raw = await _body(request, limit)
-        body = rspamd_json(await service.check(_query_envelope(request), raw))
+        body = rspamd_json(
+            await service.check(_query_envelope(request), raw), authserv_id=authserv_id
+        )
         del body["milter"], body["messages"]
         return MsgspecJSON(body)
 
