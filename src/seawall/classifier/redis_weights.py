@@ -46,10 +46,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-import redis
 from seawall.classifier.store import (
     Keys,
     Learned,
