@@ -65,6 +65,7 @@ bench: venv bench-deps test-deps
 	$(BIN)/python -m bench.campaigns --tracker
 	$(BIN)/python -m bench.dnsbl --rounds 3 --concurrency 16,64,128 --sim-hours 1 --accuracy
 	$(BIN)/python -m bench.clamav
+	$(BIN)/python -m bench.redis
 
 clean:
 	rm -rf $(VENV) .cache var .pytest_cache .mypy_cache .ruff_cache
