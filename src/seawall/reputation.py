@@ -21,6 +21,7 @@ import functools
 import ipaddress
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -107,7 +108,11 @@ class Reputation:
         self.settings = settings
         self._clock = clock
         # key -> (counters as of `at`, at (caller's clock), first, last); None: no record
-        self._cache: dict[str, tuple[tuple[float, ...], float, float, float] | None] = {}
+        # An OrderedDict: evicting its oldest entry is O(1), where next(iter(dict)) after
+        # many deletions walks every hole they left (75 us an eviction at 100,000 entries).
+        self._cache: OrderedDict[str, tuple[tuple[float, ...], float, float, float] | None] = (
+            OrderedDict()
+        )
         self._fetched: dict[str, float] = {}  # key -> when it was read (monotonic)
         self._pending: dict[str, list[float]] = {}
         self._pending_times: dict[str, tuple[float, float]] = {}  # key -> (first, last) added
@@ -242,8 +247,7 @@ class Reputation:
             self._cache[key] = (value.values, now, value.first, value.last)
             self._fetched[key] = fetched
         while len(self._cache) > _MAX_CACHED:
-            oldest = next(iter(self._cache))
-            del self._cache[oldest]
+            oldest, _ = self._cache.popitem(last=False)
             self._fetched.pop(oldest, None)
 
     def _current(self, key: str, now: float) -> Record | None:
