@@ -130,8 +130,9 @@ async def test_keys_are_namespaced(target: Target) -> None:
 
 
 async def test_concurrent_adds_from_two_clients_all_count(target: Target) -> None:
-    """Two nodes, simulated: each script's read-modify-write is atomic."""
-    one, two = RedisStore.from_url(target.url), RedisStore.from_url(target.url)
+    """Two nodes, simulated: each script's read-modify-write is atomic.  (300 calls at once
+    on a busy 2-core machine: a generous timeout, since this is about atomicity.)"""
+    one, two = (RedisStore.from_url(target.url, socket_timeout=5.0) for _ in range(2))
     try:
         adds = [s.incr("k", window_s=W, now=T0) for s in [one, two] * 100]
         decays = [
