@@ -485,8 +485,9 @@ class PolicySettings(Section):
         ".outlook.com",
     )
     # Replays only: `seawall simulate --speed`, simulated seconds per real second.  The rate
-    # windows are then window_s simulated seconds (window_s / replay_speed real ones), as
-    # the replay compresses time; 1 (the wall clock) anywhere else.  No client can set it.
+    # windows (and the greylist delay) are then simulated seconds (window_s / replay_speed
+    # real ones), as the replay compresses time; 1 (the wall clock) anywhere else.  No
+    # client can set it.
     replay_speed: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 1.0
     # What Postfix is told when the state store fails: "dunno" fails open, "defer" closed.
     on_store_error: Literal["dunno", "defer"] = "dunno"

@@ -169,3 +169,16 @@ async def test_learning_with_the_classifier_off_is_an_error(tmp_path: Path) -> N
     service = Service(engine_for(config), config)
     with pytest.raises(LearningDisabled, match="disabled"):
         await service.learn(RAW, spam=True)
+
+
+async def test_in_a_replay_the_greylist_delay_is_simulated_seconds(tmp_path: Path) -> None:
+    scores = tmp_path / "scores.toml"
+    scores.write_text("[actions]\nreject = 50.0\ngreylist = -100.0\n")
+    base = configured(tmp_path, greylist_delay_s=300.0)
+    policy = msgspec.structs.replace(base.serve.policy, replay_speed=1200.0)  # 300 s: 0.25 s
+    serve = msgspec.structs.replace(base.serve, policy=policy)
+    config = msgspec.structs.replace(base, serve=serve, scores_file=str(scores))
+    service = Service(engine_for(config), config, store=MemoryStore())
+    assert (await service.check(ENV, RAW)).action is Action.GREYLIST
+    await asyncio.sleep(0.3)
+    assert "GREYLIST_PASSED" in (await service.check(ENV, RAW)).symbols

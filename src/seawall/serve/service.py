@@ -184,7 +184,8 @@ class Service:
             if first is None:
                 await self.store.put(key, repr(now).encode(), ttl_s=serve.greylist_expire_s)
                 return verdict
-            if now - float(first) >= serve.greylist_delay_s:
+            # A replay compresses time: the delay is greylist_delay_s simulated seconds.
+            if now - float(first) >= serve.greylist_delay_s / serve.policy.replay_speed:
                 return passed
         except (StoreError, ValueError) as exc:
             _quiet.warning("greylist", "greylisting skipped: %s", exc)
