@@ -133,3 +133,21 @@ def _toml(value: object) -> str:
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     raise TypeError(f"no TOML for {value!r}")
+
+
+def policy(sw: Seawall, client: str, instance: str) -> str:
+    """Ask ``sw``'s policy service about one RCPT from ``client``; the action it answers."""
+    request = (
+        "request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\n"
+        f"client_address={client}\nclient_name=unknown\ninstance={instance}\n"
+        "sender=a@sender.example\nrecipient=bob@example.org\n\n"
+    )
+    with socket.create_connection(("127.0.0.1", sw.ports["policy"]), timeout=10) as sock:
+        sock.sendall(request.encode())
+        reply = b""
+        while not reply.endswith(b"\n\n"):
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+    return reply.decode().strip().removeprefix("action=")

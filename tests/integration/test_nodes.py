@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import random
-import socket
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from tests.integration.postfix import free_port
-from tests.integration.seawall_proc import Seawall
+from tests.integration.seawall_proc import Seawall, policy
 from tests.redis_servers import RedisServer, redis_server, redis_url  # noqa: F401
 
 # Every message of these tests is judged by rules only, so the figures do not depend on a
@@ -121,23 +120,6 @@ def test_a_greylisted_sender_that_retries_at_the_other_node_passes(
     retry = check(b, raw, **envelope)
     assert retry["action"] == "no action", retry
     assert "GREYLIST_PASSED" in retry["symbols"]
-
-
-def policy(sw: Seawall, client: str, instance: str) -> str:
-    request = (
-        "request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\n"
-        f"client_address={client}\nclient_name=unknown\ninstance={instance}\n"
-        "sender=a@sender.example\nrecipient=bob@example.org\n\n"
-    )
-    with socket.create_connection(("127.0.0.1", sw.ports["policy"]), timeout=10) as sock:
-        sock.sendall(request.encode())
-        reply = b""
-        while not reply.endswith(b"\n\n"):
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            reply += chunk
-    return reply.decode().strip().removeprefix("action=")
 
 
 def test_rate_windows_count_the_traffic_of_both_nodes(nodes: tuple[Seawall, Seawall]) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from tests.integration.postfix import free_port
-from tests.integration.seawall_proc import Seawall
+from tests.integration.seawall_proc import Seawall, policy
 from tests.redis_servers import RedisServer
 
 # Rules only, so no figure depends on a trained classifier: HDR_MID_MISSING alone is a
@@ -110,23 +110,6 @@ def timed_check(sw: Seawall, raw: bytes, ip: str) -> tuple[float, dict]:
     started = time.monotonic()
     body = check(sw, raw, ip)
     return time.monotonic() - started, body
-
-
-def policy(sw: Seawall, client: str, instance: str) -> str:
-    request = (
-        "request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\n"
-        f"client_address={client}\nclient_name=unknown\ninstance={instance}\n"
-        "sender=a@sender.example\nrecipient=bob@example.org\n\n"
-    )
-    with socket.create_connection(("127.0.0.1", sw.ports["policy"]), timeout=10) as sock:
-        sock.sendall(request.encode())
-        reply = b""
-        while not reply.endswith(b"\n\n"):
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            reply += chunk
-    return reply.decode().strip().removeprefix("action=")
 
 
 def grey(sw: Seawall, net: int) -> dict:
