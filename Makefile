@@ -8,8 +8,10 @@ APT := DEBIAN_FRONTEND=noninteractive apt-get -y -q -o Dpkg::Use-Pty=0
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Debian packages: the real peers the integration tests talk to (rspamd brings rspamc; nsd
-# is the authoritative DNS server of the SPF, DKIM and DMARC tests) ...
-TEST_DEBS := postfix swaks spamc rspamd rbldnsd clamav-daemon redis-server redis-sentinel nsd
+# is the authoritative DNS server of the SPF, DKIM and DMARC tests; freeradius-utils brings
+# radclient; chromium and chromium-driver drive the dashboard headless) ...
+TEST_DEBS := postfix swaks spamc rspamd rbldnsd clamav-daemon redis-server redis-sentinel nsd \
+	freeradius-utils chromium chromium-driver
 # ... and what the benchmarks compare against.
 BENCH_DEBS := rspamd redis-server postfix swaks
 

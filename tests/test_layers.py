@@ -18,12 +18,13 @@ ROOT = Path(seawall.__file__).parent
 
 # Bottom to top; each name is a top-level module or package of seawall.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("__init__", "errors", "environment", "config", "addresses", "quietlog", "logs"),
+    ("__init__", "errors", "environment", "config", "addresses", "quietlog", "logs", "users"),
     ("message", "policy", "store", "dnslists", "language", "clamd", "corpus", "sources"),
-    ("classifier", "campaigns", "reputation", "sim", "auth"),
+    ("metrics", "accounting"),
+    ("classifier", "campaigns", "reputation", "sim", "auth", "zombies"),
     ("detectors",),
     ("engine",),
-    ("frontends",),
+    ("frontends", "dashboard"),
     ("serve", "batch", "evaluation", "demo", "cli", "__main__"),
 )
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}

@@ -520,6 +520,18 @@ class ServeSettings(Section):
     policy: PolicySettings = PolicySettings()
 
 
+# Roles a user may hold: "view" reads the dashboard and the JSON API; "learn" teaches the
+# classifier and marks campaigns (HTTP Bearer tokens, spamd TELL); "admin" also acts on
+# zombie cases and releases walled customers.
+Role = Literal["view", "learn", "admin"]
+
+
+class UserSettings(Section):
+    # An Argon2id hash made by `seawall user add NAME`; the password itself is never stored.
+    password: Annotated[str, msgspec.Meta(pattern=r"^\$argon2(id|i|d)\$")]
+    roles: tuple[Role, ...] = ("view",)
+
+
 class LoggingSettings(Section):
     # Where every command logs: "stderr" (under systemd, the journal), "syslog", or "file".
     # The file is opened for appending, and reopened on SIGUSR1 (logrotate's postrotate;
@@ -572,6 +584,11 @@ class Config(Section):
     detectors: Detectors = Detectors()
     serve: ServeSettings = ServeSettings()
     logging: LoggingSettings = LoggingSettings()
+    # Who may log in to the dashboard and teach Seawall: [users.NAME] tables, written by
+    # `seawall user add NAME` (seawall.users).
+    users: dict[
+        Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")], UserSettings
+    ] = msgspec.field(default_factory=dict)
 
 
 def load_config(path: Path | None = None, *, state_dir: str | None = None) -> Config:

@@ -1,5 +1,5 @@
 """The ``seawall`` command: scan | learn | eval | serve | config check | config show |
-campaigns | reputation | dnsbl test | simulate | demo.
+campaigns | reputation | dnsbl test | simulate | user | demo.
 
 Each command family has its module here (scan.py, serve.py, campaigns.py, ...); this one
 builds the parser and dispatches.
@@ -21,6 +21,7 @@ from seawall.cli.reputation import cmd_reputation
 from seawall.cli.scan import cmd_eval, cmd_learn, cmd_scan
 from seawall.cli.serve import cmd_config_check, cmd_config_show, cmd_serve
 from seawall.cli.simulate import add_simulate_parser
+from seawall.cli.users import add_user_parser
 from seawall.errors import SeawallError
 
 
@@ -108,6 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     dnsbl_test.set_defaults(func=cmd_dnsbl_test)
 
     add_simulate_parser(sub, common)
+    add_user_parser(sub, common)
 
     demo = sub.add_parser("demo", parents=[common], help="learn and scan a public corpus")
     demo.add_argument("--workers", type=int, default=0)
