@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 import uvloop
+from starlette.routing import BaseRoute
 
 from seawall import logs
 from seawall.frontends.http import build_app
@@ -157,6 +158,7 @@ async def _start_http(
             service,
             allow_learn=serve.http.allow_learn,
             authserv_id=serve.milter.authserv_id,
+            extra_routes=_extra_routes(service),
         ),
         http="httptools",
         loop="none",
@@ -202,6 +204,13 @@ async def _start_http(
 
     acceptors.append(asyncio.ensure_future(accept_forever(sock, fair, accept)))
     return server, task
+
+
+def _extra_routes(service: Service) -> list[BaseRoute]:
+    """The pages and APIs served beside the scanning protocol on the HTTP listener, each
+    built by the layer that owns it."""
+    routes: list[BaseRoute] = []
+    return routes
 
 
 async def _drain(service: Service, connections: list[_Connections], drain_s: float) -> None:

@@ -8,7 +8,7 @@ described by the OpenAPI document at ``/openapi.json``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from seawall import __version__
 from seawall.errors import LearningDisabled
@@ -108,10 +108,18 @@ async def _body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def build_app(service: Scanner, *, allow_learn: bool, authserv_id: str = "") -> Starlette:
+def build_app(
+    service: Scanner,
+    *,
+    allow_learn: bool,
+    authserv_id: str = "",
+    extra_routes: Sequence[BaseRoute] = (),
+) -> Starlette:
     """The ASGI app serving ``service``; ``allow_learn`` is ``[serve.http] allow_learn``,
     ``authserv_id`` the id of the Authentication-Results header it asks the MTA to add
-    (``[serve.milter] authserv_id``; "" is the host name)."""
+    (``[serve.milter] authserv_id``; "" is the host name).  ``extra_routes`` are served
+    beside the scanning protocol: the pages and APIs of the layers that own them (the
+    worker collects them)."""
     limit = service.max_message_bytes
 
     async def teach(request: Request, spam: bool | None) -> bool:
@@ -188,7 +196,10 @@ def build_app(service: Scanner, *, allow_learn: bool, authserv_id: str = "") -> 
     }
     return Starlette(
         routes=[
-            Route(path, _answering_refusals(handler), methods=[method])
-            for (path, method), handler in routes.items()
+            *(
+                Route(path, _answering_refusals(handler), methods=[method])
+                for (path, method), handler in routes.items()
+            ),
+            *extra_routes,
         ]
     )
