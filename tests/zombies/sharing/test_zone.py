@@ -1,0 +1,194 @@
+"""The zombie zone: entries, classes, expiry, atomic rewrites, and a real rbldnsd serving it.
+
+rbldnsd is started on the very file Seawall writes, checking it for changes every second
+(``-c 1``), and queried over DNS with dnspython: a rewrite shows in its answers, an expired
+entry leaves them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import dns.exception
+import dns.message
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import pytest
+from tests.integration.rbldnsd import _daemon_user, free_udp_port
+
+from seawall.zombies.model import Zombie
+from seawall.zombies.sharing.zone import (
+    ZoneFile,
+    parse_zone,
+    render_zone,
+    write_atomically,
+    zone_entries,
+)
+
+NOW = 1_800_000_000.0
+ZONE = "zombies.seawall.test"
+
+
+def zombie(ip: str, cls: str = "own", *, expires: float = NOW + 3600, **kw: object) -> Zombie:
+    return Zombie(ip=ip, cls=cls, expires=expires, **kw)  # type: ignore[arg-type]
+
+
+def test_entries_take_the_strongest_class_and_drop_the_expired_and_ipv6() -> None:
+    entries = zone_entries(
+        [
+            zombie("198.51.100.7", "botnet", campaigns=("c1",)),
+            zombie("198.51.100.7", "malware", expires=NOW + 60, campaigns=("c2",)),
+            zombie("192.0.2.10", "own"),
+            zombie("192.0.2.10", "botnet"),
+            zombie("192.0.2.11", "own", expires=NOW - 1),
+            zombie("2001:db8::1", "botnet"),
+            zombie("not-an-ip", "botnet"),
+        ],
+        NOW,
+    )
+    assert [(e.ip, e.cls, e.code) for e in entries] == [
+        ("192.0.2.10", "own", "127.0.0.2"),
+        ("198.51.100.7", "malware", "127.0.0.4"),
+    ]
+    assert entries[1].expires == NOW + 3600  # the latest expiry of the address
+    assert entries[1].campaigns == ("c1", "c2")
+
+
+def test_render_and_parse_round_trip() -> None:
+    entries = zone_entries([zombie("192.0.2.10"), zombie("203.0.113.5", "botnet")], NOW)
+    text = render_zone(entries, dns_ttl_s=120, soa="ns.example. hm.example.", txt="a: b $")
+    assert text.splitlines()[:2] == [
+        "$TTL 120",
+        "$SOA 120 ns.example. hm.example. 0 600 300 86400 120",
+    ]
+    assert "192.0.2.10 :127.0.0.2:a  b $" in text  # a colon would end rbldnsd's TXT field
+    assert parse_zone(text) == {"192.0.2.10": "127.0.0.2", "203.0.113.5": "127.0.0.3"}
+
+
+def test_write_is_atomic_skips_unchanged_and_moves_the_time_on(tmp_path: Path) -> None:
+    path = tmp_path / "z.ip4set"
+    assert write_atomically(path, "$TTL 1\n")
+    inode = path.stat().st_ino
+    first = path.stat().st_mtime
+    assert not write_atomically(path, "$TTL 1\n")  # same text: untouched
+    assert path.stat().st_ino == inode
+    assert write_atomically(path, "$TTL 2\n")
+    assert path.stat().st_ino != inode  # a new file renamed over the old one
+    assert int(path.stat().st_mtime) > int(first)  # the same second would hide the change
+    assert oct(path.stat().st_mode & 0o777) == "0o644"
+    assert [p.name for p in tmp_path.iterdir()] == ["z.ip4set"]  # no temporary left
+
+
+def test_a_failed_write_leaves_the_old_zone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "z.ip4set"
+    write_atomically(path, "old\n")
+
+    def broken(src: str, dst: str) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", broken)
+    with pytest.raises(OSError, match="disk full"):
+        write_atomically(path, "new\n")
+    assert path.read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["z.ip4set"]
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[ZoneFile, int]]:
+    """A ZoneFile and an rbldnsd serving that file, reloading it every second."""
+    root = tmp_path / "rbldnsd"
+    root.mkdir()
+    root.chmod(0o755)
+    tmp_path.chmod(0o755)
+    zone = ZoneFile(
+        root / "zombies.ip4set",
+        dns_ttl_s=60,
+        soa="ns.seawall.test. hm.seawall.test.",
+        txt="zombie $",
+    )
+    zone.publish([zombie("127.0.0.2", "botnet")], now=NOW)  # RFC 5782 test entry: up-check
+    binary = shutil.which("rbldnsd", path=os.environ.get("PATH", "") + ":/usr/sbin")
+    assert binary, "rbldnsd is not installed; `make test` installs it"
+    port = free_udp_port()
+    args = [binary, "-n", "-b", f"127.0.0.1/{port}", "-c", "1"]
+    if os.geteuid() == 0:
+        args += ["-r", str(root), "-u", _daemon_user()]
+    else:
+        args += ["-w", str(root)]
+    log = (tmp_path / "rbldnsd.log").open("wb")
+    proc = subprocess.Popen([*args, f"{ZONE}:ip4set:zombies.ip4set"], stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 15
+        while lookup(port, "127.0.0.2") is None:
+            assert proc.poll() is None, (tmp_path / "rbldnsd.log").read_text()
+            assert time.monotonic() < deadline, "rbldnsd did not answer"
+            time.sleep(0.1)
+        yield zone, port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+
+
+def lookup(port: int, ip: str) -> tuple[str, str] | None:
+    """(A, TXT) for ``ip`` in the zone, or None for NXDOMAIN; raises nothing on a timeout."""
+    name = ".".join(reversed(ip.split("."))) + "." + ZONE
+    try:
+        answer = dns.query.udp(
+            dns.message.make_query(name, "ANY"), "127.0.0.1", port=port, timeout=0.5
+        )
+    except (dns.exception.Timeout, OSError):
+        return None
+    if answer.rcode() == dns.rcode.NXDOMAIN:
+        return None
+    a = txt = ""
+    for rrset in answer.answer:
+        for rdata in rrset:
+            if rrset.rdtype == dns.rdatatype.A:
+                a = rdata.to_text()
+            elif rrset.rdtype == dns.rdatatype.TXT:
+                txt = b"".join(rdata.strings).decode()
+    return a, txt
+
+
+def wait_for(port: int, ip: str, expected: tuple[str, str] | None) -> tuple[str, str] | None:
+    """Query until rbldnsd answers ``expected`` (it reloads within a few seconds)."""
+    deadline = time.monotonic() + 20
+    got = lookup(port, ip)
+    while got != expected and time.monotonic() < deadline:
+        time.sleep(0.2)
+        got = lookup(port, ip)
+    return got
+
+
+def test_rbldnsd_serves_the_classes_and_follows_rewrites(served: tuple[ZoneFile, int]) -> None:
+    zone, port = served
+    zombies = [
+        zombie("192.0.2.10", "own", case_id="c0ffee"),
+        zombie("198.51.100.7", "botnet"),
+        zombie("203.0.113.9", "malware", expires=NOW + 30),
+    ]
+    assert zone.publish(zombies, now=NOW)
+    assert wait_for(port, "192.0.2.10", ("127.0.0.2", "zombie 192.0.2.10")) == (
+        "127.0.0.2",
+        "zombie 192.0.2.10",
+    )
+    assert lookup(port, "198.51.100.7") == ("127.0.0.3", "zombie 198.51.100.7")
+    assert lookup(port, "203.0.113.9") == ("127.0.0.4", "zombie 203.0.113.9")
+    assert lookup(port, "192.0.2.99") is None
+
+    # Time passes: the malware entry expires, a new own zombie arrives; rewritten at once.
+    zombies.append(zombie("192.0.2.20", "own"))
+    assert zone.publish(zombies, now=NOW + 31)
+    assert wait_for(port, "203.0.113.9", None) is None
+    assert lookup(port, "192.0.2.20") == ("127.0.0.2", "zombie 192.0.2.20")
+    assert lookup(port, "198.51.100.7") == ("127.0.0.3", "zombie 198.51.100.7")
+    assert not zone.publish(zombies, now=NOW + 32)  # nothing changed: no rewrite
