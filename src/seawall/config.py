@@ -419,6 +419,27 @@ class IspSettings(Section):
     relays: tuple[str, ...] = ()
 
 
+class AccountingSettings(Section):
+    """Who held an address when: RADIUS accounting ([accounting], seawall.accounting)."""
+
+    # FreeRADIUS detail files that `seawall serve` follows as they grow (absolute paths; a
+    # rotated file, renamed or copied and truncated, is read to its end and the new one
+    # from its start).  `seawall accounting import` reads others once.
+    files: tuple[Annotated[str, msgspec.Meta(pattern=r"^/")], ...] = ()
+    # The RFC 2866 accounting listener of `seawall serve`, "host:port" on UDP; "" turns it
+    # off.  NASes send here what they send their accounting server.
+    listen: str = "127.0.0.1:7813"
+    # The RADIUS shared secret of the NASes that send to the listener; give it here or in
+    # secret_file (one line).  The listener stays off while both are empty.
+    secret: str = ""
+    secret_file: str = ""
+    # Sessions that ended, or were last heard of, longer ago than this are forgotten; it
+    # bounds the memory (about 300 bytes a session) and how far back `who` can answer.
+    retention_s: Annotated[float, Positive] = 30 * 86400.0
+    # Seconds between checks of the detail files for new records and rotation.
+    poll_s: Annotated[float, Positive] = 0.5
+
+
 class EngineSettings(Section):
     # Budget for the network-bound detectors of one message.
     io_timeout_s: Annotated[float, Positive] = 2.0
@@ -584,6 +605,8 @@ class Config(Section):
     detectors: Detectors = Detectors()
     serve: ServeSettings = ServeSettings()
     logging: LoggingSettings = LoggingSettings()
+    # RADIUS accounting: detail files followed live and the accounting listener.
+    accounting: AccountingSettings = AccountingSettings()
     # Who may log in to the dashboard and teach Seawall: [users.NAME] tables, written by
     # `seawall user add NAME` (seawall.users).
     users: dict[
