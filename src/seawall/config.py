@@ -514,6 +514,35 @@ class PolicySettings(Section):
     on_store_error: Literal["dunno", "defer"] = "dunno"
 
 
+class HistorySettings(Section):
+    # The verdict history the dashboard and the metrics read (seawall.store.verdicts).
+    enabled: bool = True
+    # The last verdicts kept, searchable (about 1 KB each); older ones are dropped.
+    max_verdicts: Annotated[int, AtLeastOne] = 20_000
+    # How long the per-minute and per-hour counters (actions, symbols, domains) live.
+    counters_s: Annotated[float, Positive] = 2 * 86400.0
+    # Seconds between batched writes of a worker's verdicts, off the reply's path.
+    flush_s: Annotated[float, Positive] = 1.0
+    # Verdicts a worker holds for the next write; more (a store down) are dropped, counted.
+    max_pending: Annotated[int, AtLeastOne] = 10_000
+    # Keep each message itself, so a history row can be learned from.  Off: the history
+    # then holds no message body, only the fields above (docs/metrics.md, privacy).
+    keep_messages: bool = False
+    # Kept messages are deleted after this long, and beyond this total size, oldest first.
+    keep_messages_s: Annotated[float, Positive] = 86400.0
+    keep_messages_max_bytes: Annotated[int, AtLeastOne] = 256 * 1024 * 1024
+    # A message bigger than this is not kept.
+    keep_message_max_bytes: Annotated[int, AtLeastOne] = 2 * 1024 * 1024
+
+
+class MetricsSettings(Section):
+    # Prometheus /metrics on the HTTP listener, summed over the workers (docs/metrics.md).
+    enabled: bool = True
+    # Folder of prometheus-client's multiprocess files (an absolute path); "":
+    # <state_dir>/prometheus.  Emptied when seawall serve starts.
+    dir: Annotated[str, msgspec.Meta(pattern=r"^(/.*)?$")] = ""
+
+
 class ServeSettings(Section):
     # Worker processes; 0 runs one per core.  Each serves every enabled front end.
     workers: Annotated[int, msgspec.Meta(ge=0)] = 0
@@ -539,6 +568,8 @@ class ServeSettings(Section):
     spamd: SpamdSettings = SpamdSettings()
     http: HttpSettings = HttpSettings()
     policy: PolicySettings = PolicySettings()
+    history: HistorySettings = HistorySettings()
+    metrics: MetricsSettings = MetricsSettings()
 
 
 # Roles a user may hold: "view" reads the dashboard and the JSON API; "learn" teaches the

@@ -430,6 +430,14 @@ class RedisStore:
             else:
                 await conn.client.delete(*names)
 
+    @contextlib.asynccontextmanager
+    async def session(self, what: str) -> AsyncIterator[Redis | RedisCluster]:
+        """This process's client for one call of a layer that keeps keys of its own (the
+        verdict history): within the limit of calls in flight, and every Redis error a
+        :class:`StoreError` naming ``what``.  Keys are the caller's to name (``key()``)."""
+        async with self._call(what) as conn:
+            yield conn.client
+
     async def close(self) -> None:
         if self._closed:
             return

@@ -1,0 +1,261 @@
+"""``RedisVerdicts``: the verdict history on the Store's Redis (one server, Sentinel or Cluster).
+
+Keys, all under one hash tag so that a Redis Cluster keeps them on one master and one
+pipeline or script may touch them together (``ns`` is the Store's namespace):
+
+``ns:h:{verdicts}:seq``        the last record id (INCRBY)
+``ns:h:{verdicts}:ids``        sorted set: record id -> its time
+``ns:h:{verdicts}:rec``        hash: record id -> the record as JSON
+``ns:h:{verdicts}:kept``       hash: record id -> its raw message (``keep_messages``)
+``ns:h:{verdicts}:keptz``      sorted set: kept record id -> its time
+``ns:h:{verdicts}:keptbytes``  the kept messages' total size
+``ns:h:{verdicts}:K:HOUR``     a hash of counters per hour, ``K`` as in
+                               ``verdicts.counter_updates``: ``a`` and ``i`` fields are
+                               ``MINUTE|name``, the others the name; each key expires
+                               ``counters_s`` after its hour
+
+A batch of records is two round trips: an INCRBY for the ids, then one pipeline with the
+records, the counters and a script that trims the records beyond ``max_verdicts`` and the
+kept messages beyond their age or total size.  Reads: ``get`` one HGET, ``minutes`` one
+pipeline of HGETALLs (one per hour), ``search`` walks the ids newest first in chunks of
+500 (ZREVRANGEBYSCORE, HMGET) and filters in the process, so it reads at most
+``max_verdicts`` records.  Every Redis error is a :class:`~seawall.errors.StoreError`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, cast
+
+import msgspec
+
+from seawall.store.verdicts import (
+    HOUR,
+    DomainStats,
+    Search,
+    Side,
+    VerdictRecord,
+    counter_updates,
+    decode_record,
+    domain_stats,
+    encode_record,
+    hour_range,
+    matches,
+    minute_range,
+    top,
+)
+
+if TYPE_CHECKING:
+    from seawall.config import HistorySettings
+    from seawall.store.redis import RedisStore
+
+_CHUNK = 500
+
+# KEYS: ids, rec, kept, keptz, keptbytes; ARGV: max records, oldest kept time, max kept
+# bytes.  Drops the oldest records beyond the first, then kept messages older than the
+# second, then the oldest kept messages while their total is over the third.
+_TRIM = """
+local excess = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[1])
+if excess > 0 then
+    local old = redis.call('ZRANGE', KEYS[1], 0, excess - 1)
+    redis.call('ZREMRANGEBYRANK', KEYS[1], 0, excess - 1)
+    for i = 1, #old, 1000 do
+        redis.call('HDEL', KEYS[2], unpack(old, i, math.min(i + 999, #old)))
+    end
+end
+local function drop(id)
+    local size = redis.call('HSTRLEN', KEYS[3], id)
+    redis.call('HDEL', KEYS[3], id)
+    redis.call('ZREM', KEYS[4], id)
+    redis.call('DECRBY', KEYS[5], size)
+    return size
+end
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[2])) do
+    drop(id)
+end
+local total = tonumber(redis.call('GET', KEYS[5]) or '0')
+local limit = tonumber(ARGV[3])
+while total > limit do
+    local oldest = redis.call('ZRANGE', KEYS[4], 0, 99)
+    if #oldest == 0 then
+        redis.call('SET', KEYS[5], 0)
+        break
+    end
+    for _, id in ipairs(oldest) do
+        if total <= limit then break end
+        total = total - drop(id)
+    end
+end
+return 0
+"""
+
+
+class RedisVerdicts:
+    """The history on Redis; see the module docstring for the keys."""
+
+    def __init__(self, store: RedisStore, settings: HistorySettings) -> None:
+        self.store = store
+        self.settings = settings
+        self._prefix = store.key("h", "{verdicts}")
+
+    def _key(self, name: str) -> str:
+        return f"{self._prefix}:{name}"
+
+    async def record(self, record: VerdictRecord, raw: bytes | None = None) -> int:
+        return (await self.record_many([(record, raw)]))[0]
+
+    async def record_many(self, items: Sequence[tuple[VerdictRecord, bytes | None]]) -> list[int]:
+        if not items:
+            return []
+        settings = self.settings
+        async with self.store.session("history") as client:
+            last = int(await client.incrby(self._key("seq"), len(items)))
+            first = last - len(items) + 1
+            records: dict[str, bytes] = {}
+            times: dict[str, float] = {}
+            kept: dict[str, bytes] = {}
+            kept_times: dict[str, float] = {}
+            counts: dict[tuple[str, int, str], int] = {}
+            for record_id, (record, raw) in enumerate(items, start=first):
+                keep = (
+                    raw is not None
+                    and settings.keep_messages
+                    and len(raw) <= settings.keep_message_max_bytes
+                )
+                member = str(record_id)
+                stored = msgspec.structs.replace(record, id=record_id, kept=keep)
+                records[member] = encode_record(stored)
+                times[member] = record.time
+                if keep and raw is not None:
+                    kept[member] = raw
+                    kept_times[member] = record.time
+                for update in counter_updates(record):
+                    counts[update] = counts.get(update, 0) + 1
+            pipe = client.pipeline(transaction=False)
+            pipe.hset(self._key("rec"), mapping=records)  # type: ignore[arg-type]
+            pipe.zadd(self._key("ids"), times)
+            if kept:
+                pipe.hset(self._key("kept"), mapping=kept)  # type: ignore[arg-type]
+                pipe.zadd(self._key("keptz"), kept_times)
+                pipe.incrby(self._key("keptbytes"), sum(map(len, kept.values())))
+            ttl = math.ceil(settings.counters_s + HOUR)
+            hashes: set[str] = set()
+            for (kind, bucket, name), count in counts.items():
+                hour = bucket - bucket % HOUR
+                key = self._key(f"{kind}:{hour}")
+                field = f"{bucket}|{name}" if kind in ("a", "i") else name
+                pipe.hincrby(key, field, count)
+                hashes.add(key)
+            for key in hashes:
+                pipe.expire(key, ttl)
+            trim_keys = [self._key(k) for k in ("ids", "rec", "kept", "keptz", "keptbytes")]
+            oldest = time.time() - settings.keep_messages_s
+            pipe.eval(
+                _TRIM,
+                len(trim_keys),
+                *trim_keys,
+                settings.max_verdicts,
+                repr(oldest),
+                settings.keep_messages_max_bytes,
+            )
+            await pipe.execute()
+        return list(range(first, last + 1))
+
+    async def minutes(self, start: float, end: float) -> list[tuple[int, dict[str, int]]]:
+        span = minute_range(start, end)
+        out: dict[int, dict[str, int]] = {m: {} for m in span}
+        for field, count in await self._fields("a", span.start, span.stop):
+            minute, _, action = field.partition("|")
+            bucket = int(minute)
+            if bucket in out:
+                out[bucket][action] = out[bucket].get(action, 0) + count
+        return list(out.items())
+
+    async def infected(self, start: float, end: float) -> list[tuple[int, int]]:
+        span = minute_range(start, end)
+        out = dict.fromkeys(span, 0)
+        for field, count in await self._fields("i", span.start, span.stop):
+            bucket = int(field.partition("|")[0])
+            if bucket in out:
+                out[bucket] += count
+        return list(out.items())
+
+    async def top_symbols(self, start: float, end: float, limit: int = 20) -> list[tuple[str, int]]:
+        return top(await self._summed("s", start, end), limit)
+
+    async def domains(
+        self, start: float, end: float, side: Side, limit: int = 50
+    ) -> list[DomainStats]:
+        kind = "r" if side == "recipient" else "f"
+        return domain_stats(await self._summed(kind, start, end), limit)
+
+    async def search(self, query: Search, limit: int = 100) -> list[VerdictRecord]:
+        found: list[VerdictRecord] = []
+        if limit <= 0:
+            return found
+        high: float | str = "+inf"
+        if query.end is not None:
+            high = query.end
+        if query.older_than is not None:
+            high = query.older_than[0] if high == "+inf" else min(float(high), query.older_than[0])
+        low: float | str = "-inf" if query.start is None else query.start
+        offset = 0
+        rec = self._key("rec")
+        while len(found) < limit:
+            async with self.store.session("history search") as client:
+                ids = cast(
+                    list[bytes],
+                    await client.zrevrangebyscore(
+                        self._key("ids"), high, low, start=offset, num=_CHUNK
+                    ),
+                )
+                rows = cast(list[bytes | None], await client.hmget(rec, ids) if ids else [])
+            offset += len(ids)
+            records = [decode_record(row) for row in rows if row is not None]
+            records.sort(key=lambda r: (r.time, r.id), reverse=True)
+            found.extend(r for r in records if matches(r, query))
+            if len(ids) < _CHUNK:
+                break
+        return found[:limit]
+
+    async def get(self, record_id: int) -> VerdictRecord | None:
+        async with self.store.session("history get") as client:
+            row = cast(bytes | None, await client.hget(self._key("rec"), str(record_id)))
+        return None if row is None else decode_record(row)
+
+    async def kept_message(self, record_id: int) -> bytes | None:
+        async with self.store.session("history kept") as client:
+            pipe = client.pipeline(transaction=False)
+            pipe.zscore(self._key("keptz"), str(record_id))
+            pipe.hget(self._key("kept"), str(record_id))
+            when, raw = await pipe.execute()
+        if when is None or raw is None or when < time.time() - self.settings.keep_messages_s:
+            return None
+        return bytes(raw)
+
+    async def close(self) -> None:
+        await self.store.close()
+
+    async def _fields(self, kind: str, start: int, stop: int) -> list[tuple[str, int]]:
+        """Every field of the ``kind`` hashes of the hours overlapping ``[start, stop)``."""
+        hours = range(start - start % HOUR, stop, HOUR)
+        async with self.store.session("history counters") as client:
+            pipe = client.pipeline(transaction=False)
+            for hour in hours:
+                pipe.hgetall(self._key(f"{kind}:{hour}"))
+            replies = await pipe.execute()
+        out: list[tuple[str, int]] = []
+        for reply in replies:
+            for field, count in reply.items():
+                name = field.decode() if isinstance(field, bytes) else str(field)
+                out.append((name, int(count)))
+        return out
+
+    async def _summed(self, kind: str, start: float, end: float) -> dict[str, int]:
+        span = hour_range(start, end)
+        out: dict[str, int] = {}
+        for name, count in await self._fields(kind, span.start, span.stop):
+            out[name] = out.get(name, 0) + count
+        return out
