@@ -45,6 +45,8 @@ is a transition to the same state.
 ``state.sqlite`` embedded, ``{zombies}`` keys on Redis) is what the desk, the CLI, the
 HTTP API and the remedies use:
 
+- ``add_evidence(evidence, raw)`` -> ``Ingested`` (new?, the case after, the move it made)
+
 - ``get(case_id)``, ``find(account=, ip=)``, ``list(states=, account=, ip=, campaign=,
   since=, limit=)``
 - ``transition(case_id, new_state, who, why)`` -> the Case after it; raises
@@ -181,12 +183,21 @@ class Zombie(msgspec.Struct, frozen=True, kw_only=True):
     campaigns: tuple[str, ...] = ()
 
 
+class Ingested(msgspec.Struct, frozen=True, kw_only=True):
+    """What ``CaseStore.add_evidence`` did."""
+
+    new: bool  # False: the same evidence was recorded before
+    case: Case | None  # the subject's case after it (None: no case, or external)
+    moved: Transition | None = None  # the case was opened or reopened by it
+
+
 class CaseStore(Protocol):
     """The cases and their evidence, shared by the desk, the CLI, the API and the remedies."""
 
-    async def add_evidence(self, evidence: Evidence, raw: bytes | None = None) -> bool:
-        """Record ``evidence`` (and its raw original) and update its subject; return False
-        when it was already recorded (nothing changes).  Opening cases is the engine's job."""
+    async def add_evidence(self, evidence: Evidence, raw: bytes | None = None) -> Ingested:
+        """Record ``evidence`` (and its raw original), count it against its subject, and
+        open or reopen the case by the ``[zombies]`` rules (``rules.py``), in one atomic
+        step.  Evidence already recorded changes nothing (``Ingested.new`` is False)."""
         ...
 
     async def get(self, case_id: str) -> Case | None: ...

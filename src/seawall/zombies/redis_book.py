@@ -1,0 +1,232 @@
+"""The cases on Redis, shared by every node: ``{zombies}`` keys beside the Store's.
+
+Keys (``seawall:{zombies}:...``; the braces are a Cluster hash tag, so a step commits in
+one MULTI/EXEC on one slot):
+
+================  ======  ================================================================
+``row:SUBJECT``   string  the subject's Row, packed (SUBJECT: ``account:NAME``, ``ip:ADDR``,
+                          ``ext:ADDR``)
+``cases``         hash    case id -> subject, for every subject with a case
+``ext``           zset    external subjects by their last evidence time
+``ev:SUBJECT``    zset    evidence ids of a subject by time (at most max_evidence_per_case)
+``evb``           hash    evidence id -> Evidence, packed (its identity: once)
+``raw``           hash    raw original by digest; ``rawat`` zset: digest by time
+``camp:CAMPAIGN`` set     the subjects that sent a campaign
+``inbox``         list    evidence pushed by the scanning workers for the desk
+``lock``          string  the writer's token, 10 s expiry: one atomic step at a time
+================  ======  ================================================================
+
+Nothing here expires by itself: ``prune`` (run by the desk) drops evidence, raw originals
+and external subjects older than ``evidence_ttl_s``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import redis
+
+from seawall.config import redact_url
+from seawall.errors import StoreError
+from seawall.store.redis import sync_client
+from seawall.zombies.model import Evidence
+from seawall.zombies.rules import Row
+from seawall.zombies.store import ENCODE, EVIDENCE, ROW
+
+T = TypeVar("T")
+
+_FAILURES = (redis.RedisError, redis.exceptions.RedisClusterException, OSError)
+_LOCK_MS = 10_000
+_TIMEOUT_S = 5.0
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+
+
+class _RedisTx:
+    """Reads go to Redis (seeing this step's own writes); writes wait for the commit."""
+
+    def __init__(self, book: RedisBook) -> None:
+        self.book = book
+        self.rows: dict[str, Row] = {}
+        self.ids: set[str] = set()
+        self.writes: list[tuple[str, tuple[Any, ...]]] = []
+
+    def row(self, key: str) -> Row | None:
+        if key in self.rows:
+            return self.rows[key]
+        return self.book.row(key)
+
+    def has_evidence(self, evidence_id: str) -> bool:
+        if evidence_id in self.ids:
+            return True
+        return bool(self.book.r.hexists(self.book.k("evb"), evidence_id))
+
+    def put_row(self, row: Row) -> None:
+        k = self.book.k
+        self.rows[row.key] = row
+        self.writes.append(("set", (k("row:" + row.key), ENCODE.encode(row))))
+        if row.state is not None:
+            self.writes.append(("hset", (k("cases"), row.case_id, row.key)))
+        if not row.own:
+            self.writes.append(("zadd", (k("ext"), {row.key: row.last_seen})))
+
+    def put_evidence(self, key: str, evidence: Evidence, raw: bytes | None, keep: int) -> None:
+        k, r = self.book.k, self.book.r
+        self.ids.add(evidence.id)
+        w = self.writes
+        w.append(("hset", (k("evb"), evidence.id, ENCODE.encode(evidence))))
+        w.append(("zadd", (k("ev:" + key), {evidence.id: evidence.at})))
+        if raw is not None and evidence.raw_ref:
+            w.append(("hsetnx", (k("raw"), evidence.raw_ref, raw)))
+            w.append(("zadd", (k("rawat"), {evidence.raw_ref: evidence.at})))
+        if evidence.campaign:
+            w.append(("sadd", (k("camp:" + evidence.campaign), key)))
+        excess = int(r.zcard(k("ev:" + key))) + 1 - keep
+        if excess > 0:
+            old = [i.decode() for i in r.zrange(k("ev:" + key), 0, excess - 1)]
+            if old:
+                w.append(("zrem", (k("ev:" + key), *old)))
+                w.append(("hdel", (k("evb"), *old)))
+
+
+class RedisBook:
+    """The Backend on Redis (a synchronous client, on the CaseBook's thread)."""
+
+    def __init__(self, url: str, *, namespace: str = "seawall", client: Any = None) -> None:
+        self.where = redact_url(url)
+        self._url = url
+        self._base = f"{namespace}:{{zombies}}:"
+        self._client = client
+        self._pid = os.getpid() if client is not None else 0
+        self._release: Any = None
+        self._call(lambda r: r.ping())
+
+    def k(self, name: str) -> str:
+        return self._base + name
+
+    @property
+    def r(self) -> Any:
+        if self._client is None or self._pid != os.getpid():
+            self._client = sync_client(self._url, timeout_s=_TIMEOUT_S)
+            self._pid = os.getpid()
+            self._release = None
+        return self._client
+
+    def _call(self, fn: Callable[[Any], T]) -> T:
+        try:
+            return fn(self.r)
+        except _FAILURES as exc:
+            raise StoreError(f"cases on {self.where}: {exc}") from None
+
+    def atomic(self, fn: Callable[[_RedisTx], T]) -> T:
+        token = uuid.uuid4().hex
+        deadline = time.monotonic() + _TIMEOUT_S
+        lock = self.k("lock")
+        while not self._call(lambda r: r.set(lock, token, px=_LOCK_MS, nx=True)):
+            if time.monotonic() > deadline:
+                raise StoreError(f"cases on {self.where}: another writer holds the lock")
+            time.sleep(0.005)
+        try:
+            tx = _RedisTx(self)
+
+            def run(r: Any) -> T:
+                result = fn(tx)
+                if tx.writes:
+                    pipe = r.pipeline(transaction=True)
+                    for method, args in tx.writes:
+                        getattr(pipe, method)(*args)
+                    pipe.execute()
+                return result
+
+            return self._call(run)
+        finally:
+            try:
+                if self._release is None:
+                    self._release = self.r.register_script(_RELEASE)
+                self._release(keys=[lock], args=[token])
+            except _FAILURES:
+                pass  # it expires by itself
+
+    def row(self, key: str) -> Row | None:
+        blob = self._call(lambda r: r.get(self.k("row:" + key)))
+        return None if blob is None else ROW.decode(blob)
+
+    def case_key(self, case_id: str) -> str | None:
+        key = self._call(lambda r: r.hget(self.k("cases"), case_id))
+        return None if key is None else bytes(key).decode()
+
+    def _rows(self, keys: Sequence[str]) -> list[Row]:
+        if not keys:
+            return []
+        blobs = self._call(lambda r: r.mget([self.k("row:" + key) for key in keys]))
+        return [ROW.decode(b) for b in blobs if b is not None]
+
+    def case_rows(self) -> list[Row]:
+        keys = self._call(lambda r: r.hvals(self.k("cases")))
+        return [row for row in self._rows([bytes(k).decode() for k in keys]) if row.state]
+
+    def external_rows(self, since: float) -> list[Row]:
+        keys = self._call(lambda r: r.zrangebyscore(self.k("ext"), since, "+inf"))
+        return self._rows([bytes(k).decode() for k in keys])
+
+    def evidence(self, key: str, limit: int | None) -> list[Evidence]:
+        end = -1 if limit is None else limit - 1
+        ids = self._call(lambda r: r.zrevrange(self.k("ev:" + key), 0, end))
+        if not ids:
+            return []
+        blobs = self._call(lambda r: r.hmget(self.k("evb"), ids))
+        return [EVIDENCE.decode(b) for b in blobs if b is not None]
+
+    def raw(self, ref: str) -> bytes | None:
+        data = self._call(lambda r: r.hget(self.k("raw"), ref))
+        return None if data is None else bytes(data)
+
+    def campaign_subjects(self, campaign: str) -> list[str]:
+        keys = self._call(lambda r: r.smembers(self.k("camp:" + campaign)))
+        return sorted(bytes(k).decode() for k in keys)
+
+    def push(self, items: Sequence[bytes]) -> None:
+        self._call(lambda r: r.rpush(self.k("inbox"), *items))
+
+    def take(self, n: int) -> list[bytes]:
+        def run(r: Any) -> list[bytes]:
+            pipe = r.pipeline(transaction=True)
+            pipe.lrange(self.k("inbox"), 0, n - 1)
+            pipe.ltrim(self.k("inbox"), n, -1)
+            items, _ = pipe.execute()
+            return [bytes(i) for i in items]
+
+        return self._call(run)
+
+    def prune(self, before: float) -> int:
+        def step(tx: _RedisTx) -> int:
+            r, k = self.r, self.k
+            refs = r.zrangebyscore(k("rawat"), "-inf", f"({before}")
+            if refs:
+                tx.writes.append(("hdel", (k("raw"), *refs)))
+                tx.writes.append(("zrem", (k("rawat"), *refs)))
+            old = [bytes(x).decode() for x in r.zrangebyscore(k("ext"), "-inf", f"({before}")]
+            if old:
+                tx.writes.append(("zrem", (k("ext"), *old)))
+                tx.writes.append(("delete", tuple(k("row:" + key) for key in old)))
+            gone = 0
+            for key in old:
+                ids = r.zrange(k("ev:" + key), 0, -1)
+                gone += len(ids)
+                if ids:
+                    tx.writes.append(("hdel", (k("evb"), *ids)))
+                tx.writes.append(("delete", (k("ev:" + key),)))
+            return gone
+
+        return self.atomic(step)
+
+    def close(self) -> None:
+        if self._client is not None and self._pid == os.getpid():
+            self._client.close()
+        self._client = None

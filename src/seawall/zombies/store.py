@@ -1,0 +1,252 @@
+"""``CaseBook``: the CaseStore over the state every other part uses.
+
+Embedded it is four tables in ``state.sqlite`` (``sqlite_book.py``); with ``state`` a Redis
+URL, ``{zombies}`` keys on that Redis (``redis_book.py``).  Both backends are synchronous
+and run on one thread of the process; an atomic step (evidence plus its subject's row, or
+a transition) is one SQLite ``BEGIN IMMEDIATE`` or one Redis ``MULTI`` under a short lock.
+
+The *inbox* is how a scanning worker hands evidence to the desk without waiting for it:
+``push`` appends encoded Evidence (one INSERT or RPUSH), the desk ``take``s batches,
+resolves the account and ingests them (``engine.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+import msgspec
+
+from seawall.config import Config, ZombiesSettings, state_url
+from seawall.zombies.model import (
+    ACTIVE_STATES,
+    Case,
+    CaseError,
+    Evidence,
+    Ingested,
+    State,
+    Transition,
+    Zombie,
+)
+from seawall.zombies.rules import Row, apply_evidence, apply_transition, subject_key, to_case
+
+T = TypeVar("T")
+
+ROW = msgspec.msgpack.Decoder(Row)
+EVIDENCE = msgspec.msgpack.Decoder(Evidence)
+ENCODE = msgspec.msgpack.Encoder()
+
+
+class Tx(Protocol):
+    """Reads and writes of one atomic step (writes are seen by the step's own reads)."""
+
+    def row(self, key: str) -> Row | None: ...
+    def has_evidence(self, evidence_id: str) -> bool: ...
+    def put_row(self, row: Row) -> None: ...
+    def put_evidence(self, key: str, evidence: Evidence, raw: bytes | None, keep: int) -> None: ...
+
+
+class Backend(Protocol):
+    """What a CaseBook needs of a storage backend (synchronous, one thread)."""
+
+    def atomic(self, fn: Callable[[Tx], T]) -> T: ...
+    def row(self, key: str) -> Row | None: ...
+    def case_key(self, case_id: str) -> str | None: ...
+    def case_rows(self) -> list[Row]: ...
+    def external_rows(self, since: float) -> list[Row]: ...
+    def evidence(self, key: str, limit: int | None) -> list[Evidence]: ...
+    def raw(self, ref: str) -> bytes | None: ...
+    def campaign_subjects(self, campaign: str) -> list[str]: ...
+    def push(self, items: Sequence[bytes]) -> None: ...
+    def take(self, n: int) -> list[bytes]: ...
+    def prune(self, before: float) -> int: ...
+    def close(self) -> None: ...
+
+
+class CaseBook:
+    """The :class:`~seawall.zombies.model.CaseStore` over a Backend."""
+
+    def __init__(self, backend: Backend, settings: ZombiesSettings) -> None:
+        self.backend = backend
+        self.settings = settings
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="seawall-cases")
+
+    async def _run(self, fn: Callable[..., T], *args: object) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn, *args)
+
+    # -- evidence ------------------------------------------------------------------------
+    async def add_evidence(self, evidence: Evidence, raw: bytes | None = None) -> Ingested:
+        return await self._run(self._add, evidence, raw, time.time())
+
+    def _add(self, evidence: Evidence, raw: bytes | None, now: float) -> Ingested:
+        key = subject_key(evidence)
+        keep = self.settings.max_evidence_per_case
+
+        def step(tx: Tx) -> Ingested:
+            row = tx.row(key)
+            if tx.has_evidence(evidence.id):
+                case = to_case(row) if row is not None and row.state is not None else None
+                return Ingested(new=False, case=case)
+            after, moved = apply_evidence(row, evidence, self.settings, now)
+            tx.put_evidence(key, evidence, raw, keep)
+            tx.put_row(after)
+            case = to_case(after) if after.state is not None else None
+            return Ingested(new=True, case=case, moved=moved)
+
+        return self.backend.atomic(step)
+
+    async def push(self, evidence: Sequence[Evidence]) -> None:
+        """Hand evidence to the desk (the workers' path: one append)."""
+        if evidence:
+            await self._run(self.backend.push, [ENCODE.encode(e) for e in evidence])
+
+    async def take(self, n: int) -> list[Evidence]:
+        """Up to ``n`` pushed pieces of evidence, oldest first, removed from the inbox;
+        an undecodable item is dropped."""
+        items = await self._run(self.backend.take, n)
+        out = []
+        for item in items:
+            try:
+                out.append(EVIDENCE.decode(item))
+            except msgspec.DecodeError:
+                continue
+        return out
+
+    async def evidence(self, case_id: str, *, limit: int | None = None) -> list[Evidence]:
+        key = await self._run(self.backend.case_key, case_id)
+        if key is None:
+            raise CaseError(f"no case {case_id}")
+        return await self._run(self.backend.evidence, key, limit)
+
+    async def raw(self, ref: str) -> bytes | None:
+        return await self._run(self.backend.raw, ref)
+
+    # -- cases ---------------------------------------------------------------------------
+    async def get(self, case_id: str) -> Case | None:
+        key = await self._run(self.backend.case_key, case_id)
+        row = None if key is None else await self._run(self.backend.row, key)
+        return to_case(row) if row is not None and row.state is not None else None
+
+    async def find(self, *, account: str | None = None, ip: str | None = None) -> Case | None:
+        for key in ([f"account:{account}"] if account else []) + ([f"ip:{ip}"] if ip else []):
+            row = await self._run(self.backend.row, key)
+            if row is not None and row.state is not None:
+                return to_case(row)
+        return None
+
+    async def list(
+        self,
+        *,
+        states: Sequence[State] = (),
+        account: str | None = None,
+        ip: str | None = None,
+        campaign: str | None = None,
+        since: float | None = None,
+        limit: int | None = None,
+    ) -> builtins.list[Case]:
+        rows = await self._run(self.backend.case_rows)
+        out = [
+            to_case(r)
+            for r in rows
+            if (not states or r.state in states)
+            and (account is None or r.account == account)
+            and (ip is None or ip in r.ips or r.ip == ip)
+            and (campaign is None or campaign in r.campaigns)
+            and (since is None or r.updated_at >= since)
+        ]
+        out.sort(key=lambda c: (-c.updated_at, c.id))
+        return out if limit is None else out[:limit]
+
+    async def transition(
+        self, case_id: str, new_state: State, who: str, why: str, *, at: float | None = None
+    ) -> Case:
+        return await self._run(self._transition, case_id, new_state, who, why, at or time.time())
+
+    async def note(self, case_id: str, who: str, why: str, *, at: float | None = None) -> Case:
+        return await self._run(self._transition, case_id, None, who, why, at or time.time())
+
+    def _transition(
+        self, case_id: str, new_state: State | None, who: str, why: str, at: float
+    ) -> Case:
+        key = self.backend.case_key(case_id)
+        if key is None:
+            raise CaseError(f"no case {case_id}")
+
+        def step(tx: Tx) -> Case:
+            row = tx.row(key)
+            if row is None or row.state is None:
+                raise CaseError(f"no case {case_id}")
+            after = apply_transition(row, new_state or row.state, who, why, at)
+            tx.put_row(after)
+            return to_case(after)
+
+        return self.backend.atomic(step)
+
+    # -- sharing -------------------------------------------------------------------------
+    async def active_zombies(self, now: float) -> builtins.list[Zombie]:
+        ttl = self.settings.external_ttl_s
+        own = await self._run(self.backend.case_rows)
+        external = await self._run(self.backend.external_rows, now - ttl)
+        out = [
+            Zombie(
+                ip=ip,
+                cls="own",
+                expires=now + ttl,
+                case_id=r.case_id,
+                last_seen=r.last_seen,
+                campaigns=r.campaigns,
+            )
+            for r in own
+            if r.state in ACTIVE_STATES
+            for ip in (r.ips[-1:] if r.account else (r.ip,) if r.ip else ())
+        ]
+        out += [
+            Zombie(
+                ip=r.ip,
+                cls="malware" if r.malware else "botnet",
+                expires=r.last_seen + ttl,
+                last_seen=r.last_seen,
+                campaigns=r.campaigns,
+            )
+            for r in external
+            if r.ip and r.last_seen + ttl > now
+        ]
+        return out
+
+    async def campaign_senders(self, campaign: str) -> tuple[builtins.list[str], int]:
+        keys = await self._run(self.backend.campaign_subjects, campaign)
+        own = sorted(k.partition(":")[2] for k in keys if not k.startswith("ext:"))
+        return own, sum(1 for k in keys if k.startswith("ext:"))
+
+    async def prune(self, now: float) -> int:
+        """Forget evidence older than ``evidence_ttl_s`` and external addresses past it."""
+        return await self._run(self.backend.prune, now - self.settings.evidence_ttl_s)
+
+    async def close(self) -> None:
+        await self._run(self.backend.close)
+        self._executor.shutdown(wait=False)
+
+
+def open_case_store(config: Config) -> CaseBook:
+    """The cases on the configured state: Redis when ``state`` is a Redis URL, else the
+    tables in ``<state_dir>/state.sqlite``.  Raises StoreError when it cannot be opened."""
+    url = state_url(config)
+    backend: Backend
+    if url is not None:
+        from seawall.zombies.redis_book import RedisBook
+
+        backend = RedisBook(url)
+    else:
+        from seawall.zombies.sqlite_book import SqliteBook
+
+        backend = SqliteBook(Path(config.state_dir) / "state.sqlite")
+    return CaseBook(backend, config.zombies)
+
+
+__all__ = ["Backend", "CaseBook", "Transition", "Tx", "open_case_store"]
