@@ -419,6 +419,59 @@ class IspSettings(Section):
     relays: tuple[str, ...] = ()
 
 
+def _zombie_weights() -> dict[str, float]:
+    return {
+        "spam": 2.0,
+        "malware": 10.0,
+        "worm": 10.0,
+        "botnet": 4.0,
+        "direct_mx": 1.0,
+        "rate": 1.0,
+        "report": 4.0,
+        "drone": 8.0,
+        "sinkhole": 8.0,
+        "spam_source": 4.0,
+        "clean": 0.0,
+    }
+
+
+class ZombiesSettings(Section):
+    """Finding the own zombies: evidence and cases ([zombies], seawall.zombies)."""
+
+    enabled: bool = True
+    # What each kind of evidence adds to its account's (or address's) score; a message
+    # counts once, as its strongest kind, plus direct_mx when it came straight from a
+    # dynamic pool.  Kinds: spam malware worm botnet direct_mx rate report drone sinkhole
+    # spam_source clean.
+    weights: dict[str, Annotated[float, NotNegative]] = msgspec.field(
+        default_factory=_zombie_weights
+    )
+    # Scores halve every half_life_s; a case opens at open_score ...
+    half_life_s: Annotated[float, Positive] = 86400.0
+    open_score: Annotated[float, Positive] = 6.0
+    # ... with at least min_evidence pieces, one of them not of a weak kind: one greylisted
+    # or rate-limited message, or a few legitimate ones straight to the MX, are no zombie.
+    min_evidence: Annotated[int, AtLeastOne] = 2
+    weak_kinds: tuple[str, ...] = ("direct_mx", "rate", "clean")
+    # Never a case here (besides [isp] relays): business mail servers, partners' gateways.
+    exempt: tuple[str, ...] = ()
+    # External zombies stay in the shared zone this long after they were last seen.
+    external_ttl_s: Annotated[float, Positive] = 2 * 86400.0
+    # Evidence (and raw reports) are kept this long, and at most this many per case.
+    evidence_ttl_s: Annotated[float, Positive] = 90 * 86400.0
+    max_evidence_per_case: Annotated[int, AtLeastOne] = 500
+    # An abuse Maildir of ARF and X-ARF reports that `seawall serve` reads (new/ and cur/,
+    # each message once); "" reads none.  Every scan_interval_s.
+    abuse_maildir: str = ""
+    scan_interval_s: Annotated[float, Positive] = 30.0
+    # The desk process runs on one node at a time: a lease in the state of this length.
+    desk_lease_s: Annotated[float, Positive] = 10.0
+
+    def weight(self, kind: str) -> float:
+        """The weight of ``kind``: configured, else the default (kinds left out keep it)."""
+        return self.weights.get(kind, _zombie_weights().get(kind, 0.0))
+
+
 class AccountingSettings(Section):
     """Who held an address when: RADIUS accounting ([accounting], seawall.accounting)."""
 
@@ -632,6 +685,8 @@ class Config(Section):
     limits: Limits = Limits()
     trusted: Trusted = Trusted()
     isp: IspSettings = IspSettings()
+    # Finding the own zombies: evidence weights, case thresholds, the abuse Maildir.
+    zombies: ZombiesSettings = ZombiesSettings()
     engine: EngineSettings = EngineSettings()
     detectors: Detectors = Detectors()
     serve: ServeSettings = ServeSettings()
@@ -736,7 +791,11 @@ def _problems(config: Config) -> Iterator[tuple[tuple[str, ...], str]]:
         ("isp", "dynamic"): config.isp.dynamic,
         ("isp", "relays"): config.isp.relays,
         ("serve", "policy", "allow_networks"): config.serve.policy.allow_networks,
+        ("zombies", "exempt"): config.zombies.exempt,
     }
+    for name in (*config.zombies.weights, *config.zombies.weak_kinds):
+        if name not in _zombie_weights():
+            yield ("zombies",), f"zombies: no evidence kind {name!r} (see [zombies] weights)"
     for key, values in networks.items():
         try:
             Networks(values, where=".".join(key))
