@@ -149,6 +149,11 @@ class CampaignSettings(Section):
     # confirms it as spam (its later copies then get CAMPAIGN_SPAM, its domains the blocklist).
     min_judged: Annotated[int, AtLeastOne] = 3
     spam_share: Annotated[float, Share] = 0.6
+    # Forgery ([detectors.auth] on): a campaign whose copies checked by SPF or DMARC fail for
+    # the domain they claim at this share, sent from at least forged_min_nets24 /24s, gets
+    # CAMPAIGN_FORGED (once min_judged copies were checked).
+    forged_share: Annotated[float, Share] = 0.8
+    forged_min_nets24: Annotated[int, AtLeastOne] = 3
     # Messages per hour at which a campaign is an outbreak: a log line, an event, a symbol.
     outbreak_per_hour: Annotated[int, AtLeastOne] = 500
     # Domains of a confirmed spam campaign stay on the local URI blocklist this long.

@@ -74,5 +74,5 @@ def test_other_prefixes_are_refused_and_a_host_route_is_the_address(
     assert main(["reputation", "198.18.165.7/32", "--state", str(state)]) == 0
     out = capsys.readouterr().out
     assert "  ip       198.18.165.7 " in out
-    assert main(["reputation", "example.org", "--state", str(state)]) == 1
-    assert "not an IP address or a /24 (IPv6 /64) network" in capsys.readouterr().err
+    assert main(["reputation", "not-an-address", "--state", str(state)]) == 1
+    assert "not an IP address, a /24 (IPv6 /64) network or a domain" in capsys.readouterr().err

@@ -128,7 +128,27 @@ SETUPS = {
     "clamav": Setup({"detectors": {"clamav": {"enabled": True, "address": "{clamd}"}}}),
     "auth": Setup({"detectors": {"auth": {"enabled": True, "nameservers": ["{nsd}"]}}}),
     "campaigns": Setup({"detectors": {"campaigns": {"enabled": True}}}, fresh=True),
+    # Waves whose copies are checked for forgery (CAMPAIGN_FORGED).
+    "auth_campaigns": Setup(
+        {
+            "detectors": {
+                "auth": {"enabled": True, "nameservers": ["{nsd}"]},
+                "campaigns": {"enabled": True},
+            }
+        },
+        fresh=True,
+    ),
     "reputation": Setup({"detectors": {"reputation": {"enabled": True}}}, fresh=True),
+    # The reputation of authenticated sender domains (REP_DOMAIN_*).
+    "auth_reputation": Setup(
+        {
+            "detectors": {
+                "auth": {"enabled": True, "nameservers": ["{nsd}"]},
+                "reputation": {"enabled": True},
+            }
+        },
+        fresh=True,
+    ),
     "classifier": Setup(
         {"state_dir": "{classifier}", "detectors": {"classifier": {"enabled": True}}}
     ),
@@ -143,10 +163,12 @@ SERVERS = {
 }
 # The zones the dnsbl setup's rbldnsd serves: the shipped lists' (zen, dbl, multi.surbl).
 ZONES = {spec.zone: "ip4set" if spec.kind == "ip" else "dnset" for spec in DnsblSettings().lists}
-# Keys that only mean something in one setup.
+# Keys that only mean something in some setups.
+WAVES, AUTH = ("campaigns", "auth_campaigns"), ("auth", "auth_campaigns", "auth_reputation")
 SETUP_KEYS = {
-    "listed": "dnsbl", "resolver": "dns", "signature": "clamav", "copies": "campaigns",
-    "interval_s": "campaigns", "mark": "campaigns", "history": "reputation", "records": "auth",
+    "listed": ("dnsbl",), "resolver": ("dns",), "signature": ("clamav",), "copies": WAVES,
+    "interval_s": WAVES, "mark": WAVES, "history": ("reputation", "auth_reputation"),
+    "records": AUTH,
 }  # fmt: skip
 KEYS = {
     "message", "setup", "config", "envelope", "copies", "interval_s", "mark", "listed",
@@ -202,8 +224,8 @@ def test_entries_are_well_formed() -> None:
         if setup == "dns" and "resolver" not in spec:
             problems.append(f"{name}: setup 'dns' needs a resolver")
         for key, needs in SETUP_KEYS.items():
-            if key in spec and setup != needs:
-                problems.append(f"{name}: {key} is for setup {needs!r}, not {setup!r}")
+            if key in spec and setup not in needs:
+                problems.append(f"{name}: {key} is for setups {needs!r}, not {setup!r}")
         named = [*spec.get("expect", ()), *spec.get("absent", ()), *spec.get("options", {})]
         problems += [f"{name}: unknown symbol {symbol}" for symbol in named if symbol not in known]
         clash = set(spec.get("expect", ())) & set(spec.get("absent", ()))
@@ -376,15 +398,22 @@ def detector(engine: Engine, name: str) -> Any:
 
 
 async def record_history(engine: Engine, history: list[dict[str, Any]]) -> None:
-    """Count each earlier verdict of ``history`` in the reputation store."""
+    """Count each earlier verdict of ``history`` in the reputation store: an address's
+    (``ip``) or an authenticated sender domain's (``domain``)."""
     reputation = detector(engine, "reputation").reputation
+    auth = [d for d in engine.detectors if d.name == "auth"]
+    standing = auth[0].standing if auth else None
     when = NOW - 600
     for item in history:
-        for _ in range(item.get("spam", 0)):
-            await reputation.record(item["ip"], spam=True, ham=False, now=when)
-        for _ in range(item.get("ham", 0)):
-            await reputation.record(item["ip"], spam=False, ham=True, now=when)
+        for spam, n in ((True, item.get("spam", 0)), (False, item.get("ham", 0))):
+            for _ in range(n):
+                if "domain" in item:
+                    await standing.record([item["domain"]], spam=spam, ham=not spam, now=when)
+                else:
+                    await reputation.record(item["ip"], spam=spam, ham=not spam, now=when)
     await reputation.flush(when)
+    if standing is not None:
+        await standing.flush()
 
 
 def scan(engine: Engine, spec: dict[str, Any], raw: bytes) -> Verdict:

@@ -44,6 +44,10 @@ class Judge(msgspec.Struct, frozen=True, tag="judge"):
     domains: tuple[str, ...]
     now: float
     sample: bytes = b""
+    # Sender authentication: None when not checked; else whether SPF or DMARC failed for
+    # the domain the message claims (a forged sender), and the client address it came from.
+    forged: bool | None = None
+    ip: str | None = None
 
 
 class CampaignView(msgspec.Struct, frozen=True):
@@ -64,6 +68,11 @@ class CampaignView(msgspec.Struct, frozen=True):
     spam: int  # verdicts judged spam by content (campaign symbols left out)
     ham: int
     mark: str | None  # "spam" or "ham", set by an admin
+    # Copies whose sender was checked (SPF, DMARC), the share of them that failed for the
+    # domain they claim, and the /24s the failing ones came from.
+    auth_checked: int = 0
+    forged_share: float = 0.0
+    forged_nets24: int = 0
 
 
 def _bump(counter: Counter[str], key: str) -> None:
@@ -94,6 +103,9 @@ class Campaign:
     ham: int = 0
     mark: str | None = None
     alerted: bool = False
+    auth_checked: int = 0  # copies whose sender SPF or DMARC could judge
+    forged: int = 0  # of those, copies failing for the domain they claim
+    forged_nets24: set[str] = field(default_factory=set)  # where the forged copies came from
     languages: Counter[str] = field(default_factory=Counter)
     domains: Counter[str] = field(default_factory=Counter)
     urls: Counter[str] = field(default_factory=Counter)
@@ -158,7 +170,18 @@ class Campaign:
             spam=self.spam,
             ham=self.ham,
             mark=self.mark,
+            auth_checked=self.auth_checked,
+            forged_share=self.forged / self.auth_checked if self.auth_checked else 0.0,
+            forged_nets24=len(self.forged_nets24),
         )
+
+    def authenticated(self, forged: bool, ip: str | None) -> None:
+        """Count one copy's sender authentication (``Judge.forged``)."""
+        self.auth_checked += 1
+        if forged:
+            self.forged += 1
+            if ip and len(self.forged_nets24) < MAX_IPS:
+                self.forged_nets24.add(network_of(ip, 24, 64))
 
     def summary(self, now: float) -> dict[str, object]:
         """Everything ``seawall campaigns --json`` shows."""
@@ -214,6 +237,12 @@ class Campaign:
         self.own += other.own
         self.spam += other.spam
         self.ham += other.ham
+        self.auth_checked += other.auth_checked
+        self.forged += other.forged
+        for net in other.forged_nets24:
+            if len(self.forged_nets24) >= MAX_IPS:
+                break
+            self.forged_nets24.add(net)
         self.mark = self.mark or other.mark
         self.alerted = self.alerted or other.alerted
         for mine, theirs in (

@@ -210,6 +210,8 @@ class Tracker:
             return
         if sample and not campaign.sample:
             campaign.sample = sample[:SAMPLE_BYTES]
+        if judgement.forged is not None:
+            campaign.authenticated(judgement.forged, judgement.ip)
         if spam:
             campaign.spam += 1
         else:
@@ -364,7 +366,7 @@ class Tracker:
 
 
 _COUNTERS = ("languages", "domains", "urls", "subjects")
-_SETS = ("ips", "own_ips", "nets24", "nets16")
+_SETS = ("ips", "own_ips", "nets24", "nets16", "forged_nets24")
 
 
 def _campaign_state(campaign: Campaign) -> dict[str, Any]:
@@ -381,7 +383,8 @@ def _campaign_state(campaign: Campaign) -> dict[str, Any]:
 def _campaign_of(state: dict[str, Any]) -> Campaign:
     values = dict(state)
     for name in _SETS:
-        values[name] = set(values.get(name, ()))  # own_ips: not in older snapshots
+        # own_ips, forged_nets24: not in older snapshots
+        values[name] = set(values.get(name, ()))
     for name in _COUNTERS:
         values[name] = Counter(values[name])
     values["minutes"] = {int(k): int(v) for k, v in values["minutes"]}

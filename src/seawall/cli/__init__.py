@@ -85,7 +85,9 @@ def _parser() -> argparse.ArgumentParser:
         "reputation", parents=[common], help="an address's or a network's sender reputation"
     )
     rep.add_argument(
-        "ip", metavar="IP|NET", help="an IPv4 or IPv6 address, or a /24 (IPv6 /64) network"
+        "ip",
+        metavar="IP|NET|DOMAIN",
+        help="an IPv4 or IPv6 address, a /24 (IPv6 /64) network, or a sender domain",
     )
     rep.add_argument("--json", action="store_true", help="one JSON object")
     rep.set_defaults(func=cmd_reputation)

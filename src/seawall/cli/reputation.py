@@ -1,5 +1,5 @@
-"""``seawall reputation``: what the store knows of an address and its network, or of a
-network (a /24, IPv6 /64)."""
+"""``seawall reputation``: what the store knows of an address and its network, of a network
+(a /24, IPv6 /64), or of an authenticated sender domain."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 
 def cmd_reputation(args: argparse.Namespace) -> int:
-    from seawall.reputation import Reputation, keys_of, network_key
+    from seawall.reputation import Reputation, domain_key, keys_of, network_key
     from seawall.store import open_store
     from seawall.store.history import history_counts
 
@@ -36,9 +36,11 @@ def cmd_reputation(args: argparse.Namespace) -> int:
             )
         else:
             return _network(args, config_from(args))
+    if keys_of(args.ip) is None and domain_key(args.ip) is not None:
+        return _domain(args, config_from(args))
     config = config_from(args)
     if keys_of(args.ip) is None:
-        raise SeawallError(f"not an IP address or a /24 (IPv6 /64) network: {args.ip!r}")
+        raise SeawallError(f"not an IP address, a /24 (IPv6 /64) network or a domain: {args.ip!r}")
 
     async def read() -> dict[str, object]:
         store = open_store(config)
@@ -93,6 +95,33 @@ def _network(args: argparse.Namespace, config: Config) -> int:
     half = config.detectors.reputation.half_life_s / 3600
     print(f"{network}  (counts decayed to now; half-life {half:g} h)")
     _print("network", shown)
+    return 0
+
+
+def _domain(args: argparse.Namespace, config: Config) -> int:
+    """The record of an authenticated sender domain (DKIM d=, aligned SPF)."""
+    from seawall.reputation import Reputation
+    from seawall.store import open_store
+
+    domain = args.ip.strip().lower().rstrip(".")
+
+    async def read() -> Record | None:
+        store = open_store(config)
+        try:
+            return await Reputation(store, config.detectors.reputation).read_domain(
+                domain, time.time()
+            )
+        finally:
+            await store.close()
+
+    record = asyncio.run(read())
+    shown = None if record is None else _record(record)
+    if args.json:
+        print(msgspec.json.encode({"query": domain, "domain": shown}).decode())
+        return 0
+    half = config.detectors.reputation.half_life_s / 3600
+    print(f"{domain}  (mail that authenticated as it; counts decayed to now; half-life {half:g} h)")
+    _print("domain", shown)
     return 0
 
 

@@ -13,6 +13,10 @@ could not be checked for a DNS failure is ``DMARC_TEMPFAIL``, never a policy ver
 resolver outage does not reject mail.  An ARC chain sealed last by one of
 ``trusted_arc_signers`` stands in, with the results its first set recorded, for a failing
 DMARC (``ARC_TRUSTED_FORWARDER``); its keys are asked in ``start()`` with the DKIM keys.
+
+With ``[detectors.reputation]`` on, the domains a message authenticated as (DKIM d=, aligned
+SPF) have a reputation of their own (``REP_DOMAIN_*``, :mod:`seawall.auth.standing`), fed
+after the verdict by what the content scored.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from seawall.auth import arc as arc_
 from seawall.auth import dkim as dkim_
 from seawall.auth import dmarc as dmarc_
 from seawall.auth.spf import Result, SpfChecker, SpfResult
+from seawall.auth.standing import SYMBOLS as STANDING_SYMBOLS
+from seawall.auth.standing import DomainStanding, authenticated_domains
 from seawall.config import AuthSettings, Trusted
 from seawall.detectors.base import Context, Hit, Parts
 from seawall.dnslists.answer import Answer
@@ -36,7 +42,8 @@ from seawall.dnslists.wire import RdType
 from seawall.errors import ConfigError
 from seawall.message.model import Message
 from seawall.message.received import trusted_networks
-from seawall.policy.model import Action
+from seawall.policy.model import Action, Verdict
+from seawall.store import Store, open_store
 
 _MAX_OPTIONS = 5
 
@@ -127,16 +134,24 @@ class AuthDetector:
         **DKIM_SYMBOLS,
         **DMARC_SYMBOLS,
         **ARC_SYMBOLS,
+        **STANDING_SYMBOLS,
     }
 
     @classmethod
     def build(cls, parts: Parts) -> AuthDetector:
-        config = parts.config
+        config, store = parts.config, parts.store
+
+        def opener() -> Store:
+            return store if store is not None else open_store(config)
+
+        reputation = config.detectors.reputation
         return cls(
             config.detectors.auth,
             config.trusted,
             relays=config.isp.relays,
             io_timeout_s=config.engine.io_timeout_s,
+            standing=DomainStanding(opener, reputation) if reputation.enabled else None,
+            spam_threshold=parts.spam_threshold,
         )
 
     def __init__(
@@ -147,6 +162,8 @@ class AuthDetector:
         io_timeout_s: float,
         relays: tuple[str, ...] = (),
         resolver: RecordResolver | None = None,
+        standing: DomainStanding | None = None,
+        spam_threshold: float = 15.0,
     ) -> None:
         if settings.budget_s >= io_timeout_s:
             raise ConfigError(
@@ -164,6 +181,10 @@ class AuthDetector:
         self.spf = SpfChecker(
             resolver, timeout_s=settings.timeout_s, budget_s=settings.budget_s * 0.95
         )
+        self.standing = standing
+        self.spam_threshold = spam_threshold
+        # id(message) -> the domains it authenticated as, until its verdict is fed back
+        self._domains: dict[int, tuple[str, ...]] = {}
 
     def start(self, msg: Message, ctx: Context) -> Awaitable[Sequence[Hit]]:
         """Send every question of ``msg`` now; await the result for the hits."""
@@ -197,7 +218,7 @@ class AuthDetector:
                 spf = loop.create_task(self._spf_mail_from(env.client_ip, env.mail_from, env.helo))
             if self.settings.spf_helo and env.helo and "." in env.helo:
                 helo = loop.create_task(self._spf_helo(env.client_ip, env.helo))
-        return self._collect(msg, found, keys, domain, why, policies, spf, helo, deadline)
+        return self._collect(msg, found, keys, domain, why, policies, spf, helo, deadline, ctx.now)
 
     async def check(self, msg: Message, ctx: Context) -> Sequence[Hit]:
         return await self.start(msg, ctx)
@@ -230,6 +251,7 @@ class AuthDetector:
         spf: asyncio.Task[SpfResult] | None,
         helo: asyncio.Task[SpfResult] | None,
         deadline: float,
+        now: float,
     ) -> Sequence[Hit]:
         waiting: set[asyncio.Future[object]] = {
             p  # type: ignore[misc]
@@ -257,7 +279,33 @@ class AuthDetector:
             hits += self._arc_override(domain, policies, chain) or [dmarc]
         else:
             hits.append(dmarc)
+        if self.standing is not None:
+            authenticated = authenticated_domains(spf_result, domain, results)
+            if authenticated:
+                hits += await self.standing.judge(authenticated, now)
+                if len(self._domains) > 10_000:  # verdicts that never came (cancelled scans)
+                    self._domains.clear()
+                self._domains[id(msg)] = authenticated
         return hits
+
+    async def after_verdict(self, msg: Message, verdict: Verdict, now: float) -> None:
+        """Feed the authenticated domains' reputation with what the content scored (the
+        domain symbols left out, so a name cannot feed on itself)."""
+        domains = self._domains.pop(id(msg), ())
+        if not domains or verdict.skipped or self.standing is None:
+            return
+        score = verdict.score - sum(
+            r.score for name, r in verdict.symbols.items() if name in STANDING_SYMBOLS
+        )
+        ham_below = self.standing.settings.ham_below
+        await self.standing.record(
+            domains, spam=score >= self.spam_threshold, ham=score < ham_below, now=now
+        )
+
+    async def flush(self) -> None:
+        """Write the domain counts still pending to the store."""
+        if self.standing is not None:
+            await self.standing.flush()
 
     def _arc_override(
         self, domain: str, policies: Sequence[_Pending], chain: arc_.ArcResult

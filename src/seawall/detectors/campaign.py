@@ -8,6 +8,8 @@ Symbols (scores in policy/scores.toml):
                        or by an admin's mark
     CAMPAIGN_HAM       an admin marked the campaign as ham
     CAMPAIGN_OUTBREAK  the campaign is sending faster than the outbreak rate
+    CAMPAIGN_FORGED    the campaign's copies fail SPF or DMARC for the domain they claim,
+                       from many networks (needs [detectors.auth])
     URIBL_LOCAL        the message links to a domain of a confirmed spam campaign
 """
 
@@ -31,7 +33,16 @@ from seawall.policy.model import Verdict
 CAMPAIGN = "CAMPAIGN"
 # Symbols that follow from the campaign's judgement: left out when judging a message by its
 # content, so a campaign cannot confirm itself.
-JUDGEMENT_SYMBOLS = ("CAMPAIGN_SPAM", "CAMPAIGN_HAM", "URIBL_LOCAL")
+JUDGEMENT_SYMBOLS = ("CAMPAIGN_SPAM", "CAMPAIGN_HAM", "URIBL_LOCAL", "CAMPAIGN_FORGED")
+# The sender authentication detector's results (detectors/auth.py) that say whether the
+# domain a message claims authorised its sender: those that judged it, and the failures.
+_AUTH_JUDGED = frozenset(
+    {"SPF_PASS", "SPF_FAIL", "SPF_SOFTFAIL", "SPF_NEUTRAL", "DMARC_PASS"}
+    | {"DMARC_POLICY_REJECT", "DMARC_POLICY_QUARANTINE", "DMARC_POLICY_NONE"}
+)
+_AUTH_FORGED = frozenset(
+    {"SPF_FAIL", "DMARC_POLICY_REJECT", "DMARC_POLICY_QUARANTINE", "DMARC_POLICY_NONE"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +64,8 @@ class CampaignDetector:
         "CAMPAIGN_SPAM": "The campaign is confirmed spam (earlier copies or an admin)",
         "CAMPAIGN_HAM": "An admin marked the campaign as ham",
         "CAMPAIGN_OUTBREAK": "The campaign is sending faster than the outbreak rate",
+        "CAMPAIGN_FORGED": "The campaign's copies fail SPF or DMARC for the domain they "
+        "claim, sent from many networks",
         "URIBL_LOCAL": "Links to a domain of a confirmed spam campaign",
     }
 
@@ -127,6 +140,13 @@ class CampaignDetector:
             )
         elif view.mark == "ham":
             hits.append(Hit("CAMPAIGN_HAM"))
+        if (
+            view.auth_checked >= s.min_judged
+            and view.forged_share >= s.forged_share
+            and view.forged_nets24 >= s.forged_min_nets24
+        ):
+            share = f"{view.forged_share:.0%} of {view.auth_checked} forged"
+            hits.append(Hit("CAMPAIGN_FORGED", options=(share, f"{view.forged_nets24} /24s")))
         # Newsletters go out in bursts: a bulk sender's rate is no outbreak.
         if view.per_hour >= s.outbreak_per_hour and not bulk:
             hits.append(Hit("CAMPAIGN_OUTBREAK", options=(f"{view.per_hour}/h",)))
@@ -170,7 +190,11 @@ class CampaignDetector:
             await self.tracker.judge(Judge(verdict.campaign, spam, domains, now))
             return
         sample = msg.raw[:SAMPLE_BYTES] if pending.wants_sample else b""
-        await self.tracker.judge(Judge(pending.cluster, spam, pending.domains, now, sample))
+        judged = not _AUTH_JUDGED.isdisjoint(verdict.symbols)
+        forged = not _AUTH_FORGED.isdisjoint(verdict.symbols) if judged else None
+        await self.tracker.judge(
+            Judge(pending.cluster, spam, pending.domains, now, sample, forged, msg.source_ip)
+        )
 
     def close(self) -> None:
         self.tracker.close()
