@@ -15,7 +15,7 @@ TEST_DEBS := postfix swaks spamc rspamd rbldnsd clamav-daemon redis-server redis
 # ... and what the benchmarks compare against.
 BENCH_DEBS := rspamd redis-server postfix swaks
 
-.PHONY: venv demo test lint typecheck unit bench clean system-python bench-deps test-deps
+.PHONY: venv demo test lint typecheck unit bench clean system-python bench-deps test-deps fuzz
 
 system-python:
 	@$(PY) -c 'import ensurepip, venv' 2>/dev/null || \
@@ -68,6 +68,14 @@ bench: venv bench-deps test-deps
 	$(BIN)/python -m bench.dnsbl --rounds 3 --concurrency 16,64,128 --sim-hours 1 --accuracy
 	$(BIN)/python -m bench.clamav
 	$(BIN)/python -m bench.redis
+
+# Coverage-guided fuzzing (atheris) of the parsers and codecs, outside `make test`: every
+# target for FUZZ_RUNS executions, seeded from tests/fuzz/corpus; prints executions, exec/s
+# and crashes per target, and fails when anything crashed (the inputs land in .cache/fuzz).
+FUZZ_RUNS ?= 1000000
+FUZZ_JOBS ?= 1
+fuzz: venv
+	$(BIN)/python -m tests.fuzz.run --runs $(FUZZ_RUNS) --jobs $(FUZZ_JOBS) $(FUZZ_TARGETS)
 
 clean:
 	rm -rf $(VENV) .cache var .pytest_cache .mypy_cache .ruff_cache

@@ -70,7 +70,7 @@ class Request:
         return len(self.body) < self.length
 
 
-_REQUEST_LINE = re.compile(r"(\S+)\s+SPAMC/(\d+)\.(\d+)\s*")
+_REQUEST_LINE = re.compile(r"(\S+)\s+SPAMC/([0-9]{1,9})\.([0-9]{1,9})\s*")
 
 
 class RequestParser:
@@ -187,7 +187,8 @@ class RequestParser:
         if not sep or not name:
             raise SpamdViolation(f"header not in 'Name: value' format: {line[:80]!r}")
         if name == "content-length":
-            if not value.isascii() or not value.isdigit():
+            # Over 18 digits is no size spamc sends (and past 4300 int() itself refuses).
+            if not value.isascii() or not value.isdigit() or len(value) > 18:
                 raise SpamdViolation(f"Content-length is not a number: {value[:20]!r}")
             if self._length is not None and self._length != int(value):
                 raise SpamdViolation("two different Content-length headers")
