@@ -8,7 +8,8 @@ with dkimpy from the fetched keys only (no blocking DNS on the loop) and evaluat
 
 Authenticated senders (our own users) are not checked; SPF is skipped for a client in
 ``[trusted] networks`` or ``[isp] relays`` (our own relays: the SPF of their address means
-nothing) and for a message without an envelope.  A DMARC failure while SPF or a signature
+nothing).  Stored mail scanned without an envelope (``seawall scan``) is checked as its first
+untrusted Received hop and its Return-Path say it came (:func:`smtp_facts`).  A DMARC failure while SPF or a signature
 could not be checked for a DNS failure is ``DMARC_TEMPFAIL``, never a policy verdict, so a
 resolver outage does not reject mail.  An ARC chain sealed last by one of
 ``trusted_arc_signers`` stands in, with the results its first set recorded, for a failing
@@ -124,6 +125,20 @@ def from_domain(msg: Message) -> tuple[str, str]:
     return (domain, "") if "." in domain else ("", "no From domain")
 
 
+def smtp_facts(msg: Message) -> tuple[str | None, str | None, str | None]:
+    """The client address, HELO name and MAIL FROM that SPF checks: the MTA's envelope, or
+    for stored mail scanned without one (``seawall scan``), the first untrusted Received hop
+    and the Return-Path the final delivery wrote, as SpamAssassin does."""
+    env = msg.envelope
+    if env.client_ip:
+        return env.client_ip, env.helo, env.mail_from
+    hop = msg.first_untrusted
+    paths = msg.headers.get_all("Return-Path")
+    if hop is None or not hop.ip or len(paths) != 1:
+        return None, None, None
+    return hop.ip, hop.helo, paths[0].strip()
+
+
 class AuthDetector:
     """SPF, DKIM and DMARC for one message, within one DNS budget."""
 
@@ -208,16 +223,12 @@ class AuthDetector:
         policies = [resolve(n, RdType.TXT, timeout) for n in names]
         spf: asyncio.Task[SpfResult] | None = None
         helo: asyncio.Task[SpfResult] | None = None
-        env = msg.envelope
-        if (
-            env.client_ip
-            and env.mail_from is not None
-            and not self._trusted.contains(env.client_ip)
-        ):
-            if env.mail_from.strip("<> ") or env.helo:
-                spf = loop.create_task(self._spf_mail_from(env.client_ip, env.mail_from, env.helo))
-            if self.settings.spf_helo and env.helo and "." in env.helo:
-                helo = loop.create_task(self._spf_helo(env.client_ip, env.helo))
+        client_ip, helo_name, mail_from = smtp_facts(msg)
+        if client_ip and mail_from is not None and not self._trusted.contains(client_ip):
+            if mail_from.strip("<> ") or helo_name:
+                spf = loop.create_task(self._spf_mail_from(client_ip, mail_from, helo_name))
+            if self.settings.spf_helo and helo_name and "." in helo_name:
+                helo = loop.create_task(self._spf_helo(client_ip, helo_name))
         return self._collect(msg, found, keys, domain, why, policies, spf, helo, deadline, ctx.now)
 
     async def check(self, msg: Message, ctx: Context) -> Sequence[Hit]:
