@@ -642,6 +642,27 @@ class UserSettings(Section):
     roles: tuple[Role, ...] = ("view",)
 
 
+class DashboardSettings(Section):
+    # Serve the dashboard under /ui/ on the HTTP listener ([serve.http] listen), behind a
+    # login of the [users.NAME] tables.
+    enabled: bool = True
+    # The key that signs session cookies and CSRF tokens: a file of random bytes, made with
+    # mode 0600 on first start; "" is <state_dir>/dashboard.key.  Nodes behind one address
+    # must share it (one file copied to each).
+    secret_file: Annotated[str, msgspec.Meta(pattern=r"^(/.*)?$")] = ""
+    # Seconds a login lasts; the user logs in again after it.
+    session_s: Annotated[float, Positive] = 8 * 3600.0
+    # Failed logins allowed from one client address within login_window_s, counted over
+    # every worker and node (the state store); further attempts are refused until it passes.
+    login_attempts: Annotated[int, AtLeastOne] = 5
+    login_window_s: Annotated[float, Positive] = 300.0
+    # The session cookie's Secure flag: "auto" sets it on requests that came over TLS (a
+    # proxy's X-Forwarded-Proto from uvicorn's forwarded_allow_ips), "always" or "never".
+    secure_cookie: Literal["auto", "always", "never"] = "auto"
+    # Seconds between the live updates of an open page.
+    refresh_s: Annotated[float, msgspec.Meta(ge=1, le=3600)] = 5.0
+
+
 class LoggingSettings(Section):
     # Where every command logs: "stderr" (under systemd, the journal), "syslog", or "file".
     # The file is opened for appending, and reopened on SIGUSR1 (logrotate's postrotate;
@@ -703,6 +724,8 @@ class Config(Section):
     users: dict[
         Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")], UserSettings
     ] = msgspec.field(default_factory=dict)
+    # The dashboard under /ui/ (seawall.dashboard).
+    dashboard: DashboardSettings = DashboardSettings()
 
 
 def load_config(path: Path | None = None, *, state_dir: str | None = None) -> Config:

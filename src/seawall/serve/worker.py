@@ -209,7 +209,11 @@ async def _start_http(
 def _extra_routes(service: Service) -> list[BaseRoute]:
     """The pages and APIs served beside the scanning protocol on the HTTP listener, each
     built by the layer that owns it."""
+    from seawall.dashboard import dashboard_routes
+    from seawall.serve.tracker import client as tracker_client
+
     routes: list[BaseRoute] = []
+    routes += dashboard_routes(service, tracker=tracker_client(service.config))
     return routes
 
 

@@ -1,0 +1,77 @@
+"""What the pages are built from: the configuration, the store, the tracker, the cases."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from seawall.addresses import IspNetworks
+from seawall.campaigns.client import TrackerClient
+from seawall.config import Config
+from seawall.dashboard.web import Web
+from seawall.errors import SeawallError
+from seawall.message import ParseLimits
+from seawall.store import Store
+from seawall.store.verdicts import Verdicts, open_verdicts
+from seawall.zombies.model import CaseStore
+
+
+class Learner(Protocol):
+    """What a page needs of the scanning service: teaching the classifier."""
+
+    async def learn(self, raw: bytes, *, spam: bool) -> bool: ...
+
+
+@dataclass
+class Parts:
+    """Everything a page reads; one per worker, shared by its requests."""
+
+    config: Config
+    web: Web
+    store: Store
+    tracker: TrackerClient | None
+    learner: Learner
+    cases: CaseStore | None = None
+    limits: ParseLimits = field(default_factory=ParseLimits)
+    networks: IspNetworks = field(init=False)
+    _verdicts: Verdicts | None = field(default=None, init=False)
+    _listing: tuple[float, int, list[dict[str, Any]]] | None = field(default=None, init=False)
+    _listing_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+
+    def __post_init__(self) -> None:
+        self.networks = IspNetworks.of(self.config.isp)
+        self.limits = ParseLimits.from_config(self.config)
+
+    @property
+    def verdicts(self) -> Verdicts:
+        """The verdict history every worker writes (opened on first use).  Raises
+        StoreError when it cannot be opened."""
+        if self._verdicts is None:
+            self._verdicts = open_verdicts(self.config)
+        return self._verdicts
+
+    async def campaigns(self, min_count: int = 2) -> list[dict[str, Any]]:
+        """The tracker's campaigns, busiest first; kept for a second, so several pages
+        open at once (or one page's live update) ask the tracker once.  Raises
+        SeawallError when there is no tracker or it does not answer."""
+        if self.tracker is None:
+            raise SeawallError("campaign tracking is turned off ([detectors.campaigns])")
+        async with self._listing_lock:
+            now = time.monotonic()
+            cached = self._listing
+            if cached is not None and cached[1] == min_count and now - cached[0] < 1.0:
+                return cached[2]
+            listing = await self.tracker.listing(min_count)
+            self._listing = (time.monotonic(), min_count, listing)
+            return listing
+
+
+async def guarded(call: Callable[[], Awaitable[Any]], default: Any) -> tuple[Any, str]:
+    """``call()``'s answer, or ``default`` and the error that a page shows instead."""
+    try:
+        return await call(), ""
+    except SeawallError as exc:
+        return default, str(exc)
