@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from seawall import __version__
+from seawall.cli.accounting import add_accounting_parser
 from seawall.cli.campaigns import cmd_campaigns
 from seawall.cli.common import common_arguments
 from seawall.cli.demo import cmd_demo
@@ -112,6 +113,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_simulate_parser(sub, common)
     add_user_parser(sub, common)
+    add_accounting_parser(sub, common)
 
     demo = sub.add_parser("demo", parents=[common], help="learn and scan a public corpus")
     demo.add_argument("--workers", type=int, default=0)

@@ -26,6 +26,7 @@ from seawall.engine import Engine, build_engine
 from seawall.errors import SeawallError
 from seawall.serve import lifecycle, worker
 from seawall.serve import tracker as campaign_tracker
+from seawall.serve.accounting import AccountingProcess
 from seawall.serve.balance import Slots
 from seawall.serve.listeners import Address, addresses, bind, bound_address
 
@@ -83,6 +84,7 @@ class Supervisor:
         self.tracker: int | None = None  # the campaign tracker's pid
         self.tracker_started = 0.0
         self.tracker_due: float | None = None  # when to start a tracker that died again
+        self.accounting = AccountingProcess()  # detail files and the RADIUS listener
 
     def run(self) -> int:
         signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
@@ -91,6 +93,7 @@ class Supervisor:
             engine = prepare(config)
             self.current = Generation(config, engine)
             self._start_tracker(config)
+            self.accounting.start(config)
             for name, sock in self._bind(config).items():
                 log.info("%s listening on %s", name, bound_address(sock))
             for _ in range(workers_wanted(config)):
@@ -117,6 +120,7 @@ class Supervisor:
         for pid in workers:
             lifecycle.stop(pid, KILL_GRACE_S)
         self._stop_tracker()
+        self.accounting.stop()
         for sock in self.sockets.values():
             sock.close()
         self.sockets = {}
@@ -210,9 +214,12 @@ class Supervisor:
             if due is not None and time.monotonic() >= due and stopping_since is None:
                 self.tracker_due = None
                 self._restart_tracker(self.current.config)
+            if stopping_since is None:
+                self.accounting.tick(self.current.config)
             if stopping_since is not None:
                 if not self.current.workers and not self.retiring:
                     self._stop_tracker()
+                    self.accounting.stop()
                     log.info("stopped")
                     return 0
                 if (
@@ -229,6 +236,7 @@ class Supervisor:
         children = [*self.current.workers, *self.retiring] if self.current else []
         if self.tracker is not None:
             children.append(self.tracker)
+        children += self.accounting.children()
         for pid in children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGUSR1)
@@ -254,6 +262,8 @@ class Supervisor:
                 if restart:  # by the loop, after a pause if it died young
                     young = time.monotonic() - self.tracker_started < RESTART_BACKOFF_S
                     self.tracker_due = time.monotonic() + (RESTART_BACKOFF_S if young else 0)
+                continue
+            if self.accounting.reaped(pid, status, restart=restart):
                 continue
             slot = self.slot_of.pop(pid, None)
             if slot is not None:
@@ -295,6 +305,7 @@ class Supervisor:
         ):
             self._stop_tracker()
             self._restart_tracker(config)
+        self.accounting.reload(old.config, config)
         for _ in range(workers_wanted(config)):
             self._spawn(self.current)
         deadline = time.monotonic() + old.config.serve.drain_s + KILL_GRACE_S
