@@ -136,6 +136,7 @@ class Web:
         status: int = 200,
         **context: Any,
     ) -> HTMLResponse:
+        context.setdefault("active", "")
         html = self.env.get_template(template).render(
             session=session,
             user=session.user if session else None,
