@@ -16,6 +16,7 @@ import logging
 import os
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -85,6 +86,9 @@ class Service:
         self._slots = asyncio.Semaphore(config.serve.max_scans)
         self._background: set[asyncio.Task[None]] = set()
         self._log_messages = config.serve.log_messages
+        # Called with each verdict (envelope, raw, verdict, ms); each must return at once and
+        # do its work off the reply's path (the verdict history and the metrics).
+        self.observers: list[Callable[[Envelope, bytes, Verdict, float], None]] = []
 
     @property
     def max_message_bytes(self) -> int:
@@ -122,6 +126,8 @@ class Service:
             stats.skipped[verdict.skipped] += 1
         elif self.store is not None and envelope.client_ip:
             self._remember(envelope.client_ip, verdict.is_spam)
+        for observe in self.observers:
+            observe(envelope, raw, verdict, elapsed)
         if self._log_messages:
             log_verdict(envelope, verdict, elapsed)
         return verdict

@@ -24,6 +24,7 @@ from seawall import logs
 from seawall.config import Config, describe_state, validate
 from seawall.engine import Engine, build_engine
 from seawall.errors import SeawallError
+from seawall.metrics.prom import mark_dead, metrics_dir, prepare_dir
 from seawall.serve import lifecycle, worker
 from seawall.serve import tracker as campaign_tracker
 from seawall.serve.accounting import AccountingProcess
@@ -90,6 +91,8 @@ class Supervisor:
         signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
         try:
             config = self.load()
+            if config.serve.metrics.enabled:  # before any worker: /metrics sums their files
+                prepare_dir(metrics_dir(config))
             engine = prepare(config)
             self.current = Generation(config, engine)
             self._start_tracker(config)
@@ -268,6 +271,7 @@ class Supervisor:
             slot = self.slot_of.pop(pid, None)
             if slot is not None:
                 self.balance.free(slot)
+            mark_dead(pid)  # its live gauges leave the /metrics sums, its counters stay
             if self.retiring.pop(pid, None) is not None:
                 continue
             started = self.current.workers.pop(pid, None)

@@ -28,6 +28,9 @@ from seawall.frontends.http import build_app
 from seawall.frontends.milter.server import serve_milter_connection
 from seawall.frontends.policy.server import serve_policy_connection
 from seawall.frontends.spamd.server import serve_spamd_connection
+from seawall.metrics.prom import active_dir
+from seawall.metrics.recorder import TaggedApp, open_recorder, tagged
+from seawall.metrics.routes import metrics_routes
 from seawall.serve.balance import Fairness, accept_forever
 from seawall.serve.service import Service
 from seawall.store import open_store
@@ -112,12 +115,16 @@ async def _main(
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
     store = open_store(config)
     service = Service(engine, config, classifier=classifier, store=store)
+    recorder = open_recorder(config)  # the verdict history and the Prometheus counters
+    service.observers.append(recorder.observe)
+    recorder.start()
     serve = config.serve
     handlers: dict[str, Handler] = {
         "milter": lambda r, w: serve_milter_connection(r, w, service, serve.milter),
         "spamd": lambda r, w: serve_spamd_connection(r, w, service, serve.spamd),
         "policy": lambda r, w: serve_policy_connection(r, w, store, config),
     }
+    handlers = {name: tagged(name, handler) for name, handler in handlers.items()}
     acceptors: list[asyncio.Task[None]] = []
     connections: list[_Connections] = []
     http: tuple[_Uvicorn, asyncio.Task[None]] | None = None
@@ -142,6 +149,7 @@ async def _main(
     if http is not None:
         await http[1]
     await service.drain()
+    await recorder.close()
     await engine.flush()  # the reputation counts still pending
     await store.close()
     log.info("worker %d stopped", os.getpid())
@@ -154,11 +162,13 @@ async def _start_http(
     """uvicorn with no listener of its own: connections come from the fair accept loop."""
     serve = service.config.serve
     config = uvicorn.Config(
-        build_app(
-            service,
-            allow_learn=serve.http.allow_learn,
-            authserv_id=serve.milter.authserv_id,
-            extra_routes=_extra_routes(service),
+        TaggedApp(
+            build_app(
+                service,
+                allow_learn=serve.http.allow_learn,
+                authserv_id=serve.milter.authserv_id,
+                extra_routes=_extra_routes(service),
+            )
         ),
         http="httptools",
         loop="none",
@@ -214,6 +224,7 @@ def _extra_routes(service: Service) -> list[BaseRoute]:
 
     routes: list[BaseRoute] = []
     routes += dashboard_routes(service, tracker=tracker_client(service.config))
+    routes += metrics_routes(service.config, active_dir(), tracker=tracker_client(service.config))
     return routes
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -11,6 +12,10 @@ from typing import Protocol
 # Ten keeps a counter to ten rows (or dict entries) however busy the key is, at the price of
 # an error of at most one bucket: an event is counted for between 0.9 and 1.0 window after it.
 BUCKETS = 10
+
+# Failed calls of this process to a state backend, by backend ("sqlite", "redis"): the
+# metrics layer reports them (seawall_store_errors_total), summed over the workers.
+ERRORS: Counter[str] = Counter()
 
 
 @dataclass(frozen=True, slots=True)

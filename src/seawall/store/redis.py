@@ -117,7 +117,7 @@ from redis.typing import EncodableT
 
 from seawall.config import redact_url
 from seawall.errors import ConfigError, StoreError
-from seawall.store.base import BUCKETS, Decayed, bucket_expiry, bucket_range, decayed
+from seawall.store.base import BUCKETS, ERRORS, Decayed, bucket_expiry, bucket_range, decayed
 
 DEFAULT_TIMEOUT_S = 0.25
 # Calls in flight per process (each needs a connection; a Cluster's pipeline one per master);
@@ -558,6 +558,7 @@ class RedisStore:
             yield
         except (RedisError, RedisClusterException, OSError) as exc:
             kind = type(exc).__name__
+            ERRORS["redis"] += 1
             raise StoreError(
                 f"state store {self._endpoint.where}: {what} failed ({kind}): {exc}"
             ) from None

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from seawall.errors import StoreError
-from seawall.store.base import Decayed, bucket_expiry, bucket_range, decayed
+from seawall.store.base import ERRORS, Decayed, bucket_expiry, bucket_range, decayed
 
 log = logging.getLogger("seawall.store")
 
@@ -186,6 +186,7 @@ class SqliteStore:
         try:
             result = fn(*args)
         except sqlite3.Error as exc:
+            ERRORS["sqlite"] += 1
             raise StoreError(f"state store {self.path}: {exc}") from None
         if time.monotonic() >= self._next_purge:
             self._purge()

@@ -68,7 +68,7 @@ INFECTED_SYMBOLS = frozenset({"CLAMAV_VIRUS", "ATTACH_EXECUTABLE", "ATTACH_DOUBL
 MINUTE = 60
 HOUR = 3600
 # Bytes of the header section read for Subject and From (the rest of the message is not).
-_HEADER_BYTES = 64 * 1024
+HEADER_BYTES = 64 * 1024
 _TEXT_CHARS = 998  # a field kept in a record, as RFC 5322's line limit
 
 Side = Literal["recipient", "sender"]
@@ -129,8 +129,13 @@ class VerdictRecord(msgspec.Struct, frozen=True, kw_only=True):
         *,
         frontend: str = "",
         now: float | None = None,
+        size: int | None = None,
     ) -> VerdictRecord:
-        """The record of ``verdict`` on ``raw``: Subject and From read from its header."""
+        """The record of ``verdict`` on ``raw``: Subject and From read from its header.
+
+        ``raw`` may be the message's start only, its header section, with ``size`` the
+        size of the whole message.
+        """
         subject, from_header, message_id = header_summary(raw)
         symbols = tuple(
             SymbolRow(s.name, s.score, tuple(s.options), s.description)
@@ -158,7 +163,7 @@ class VerdictRecord(msgspec.Struct, frozen=True, kw_only=True):
             forced_by=verdict.forced_by or "",
             skipped=verdict.skipped or "",
             elapsed_ms=verdict.elapsed_ms,
-            size=len(raw),
+            size=len(raw) if size is None else size,
         )
 
 
@@ -245,7 +250,7 @@ def open_verdicts(config: Config) -> Verdicts:
 def header_summary(raw: bytes) -> tuple[str, str, str]:
     """Subject, From and Message-ID of ``raw``, RFC 2047-decoded; never raises."""
     try:
-        end = min(len(raw), _HEADER_BYTES)
+        end = min(len(raw), HEADER_BYTES)
         fields, _ = read_fields(raw, 0, end, _TEXT_CHARS * 4, Defects())
     except Exception:  # a record must never cost the verdict
         return "", "", ""

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import msgspec
 
 from seawall.errors import StoreError
+from seawall.store.base import ERRORS
 from seawall.store.verdicts import (
     DomainStats,
     Search,
@@ -178,6 +179,7 @@ class SqliteVerdicts:
         try:
             return fn(*args)
         except sqlite3.Error as exc:
+            ERRORS["sqlite"] += 1
             raise StoreError(f"verdict history {self.path}: {exc}") from None
 
     def _db(self) -> sqlite3.Connection:
