@@ -13,11 +13,14 @@ import sys
 from collections.abc import Callable, Sequence
 
 from seawall import __version__
+from seawall.cli.abuse import add_abuse_parser
 from seawall.cli.accounting import add_accounting_parser
+from seawall.cli.cases import add_cases_parser
 from seawall.cli.campaigns import cmd_campaigns
 from seawall.cli.common import common_arguments
 from seawall.cli.demo import cmd_demo
 from seawall.cli.dnsbl import cmd_dnsbl_test
+from seawall.cli.feeds import add_feeds_parser
 from seawall.cli.reputation import cmd_reputation
 from seawall.cli.scan import cmd_eval, cmd_learn, cmd_scan
 from seawall.cli.serve import cmd_config_check, cmd_config_show, cmd_serve
@@ -114,6 +117,9 @@ def _parser() -> argparse.ArgumentParser:
     add_simulate_parser(sub, common)
     add_user_parser(sub, common)
     add_accounting_parser(sub, common)
+    add_cases_parser(sub, common)
+    add_abuse_parser(sub, common)
+    add_feeds_parser(sub, common)
 
     demo = sub.add_parser("demo", parents=[common], help="learn and scan a public corpus")
     demo.add_argument("--workers", type=int, default=0)

@@ -28,6 +28,7 @@ from seawall.message import Envelope, parse_message
 from seawall.policy.model import Action, SymbolResult, Verdict
 from seawall.quietlog import QuietLog
 from seawall.store.history import record_verdict
+from seawall.zombies.sink import EvidenceSink
 
 if TYPE_CHECKING:
     from seawall.classifier import Classifier
@@ -126,6 +127,9 @@ class Service:
             stats.skipped[verdict.skipped] += 1
         elif self.store is not None and envelope.client_ip:
             self._remember(envelope.client_ip, verdict.is_spam)
+        if not verdict.skipped and envelope.client_ip:
+            # Evidence against the ISP's own zombies, handed to the desk off the reply's path.
+            EvidenceSink.of(self.config).verdict(envelope, verdict, raw)
         for observe in self.observers:
             observe(envelope, raw, verdict, elapsed)
         if self._log_messages:

@@ -253,6 +253,10 @@ class CaseStore(Protocol):
 class Remedies(Protocol):
     """What acts on cases (notices, the garden, CoA); the default does nothing (dry-run).
 
+    The desk, the CLI and the API get theirs from ``seawall.zombies.remedies.build(config,
+    store) -> Remedies`` when that function exists (``cases.load_remedies``), else
+    ``cases.DryRun``.
+
     Both hooks run in the process that made the change (the desk, a CLI command, an API
     worker), after it is recorded; an exception is logged, never undoes the change.
     """

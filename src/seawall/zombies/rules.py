@@ -122,7 +122,7 @@ def apply_evidence(
         ips=ips,
         first_seen=min(row.first_seen or evidence.at, evidence.at),
         last_seen=max(row.last_seen, evidence.at),
-        malware=row.malware or evidence.kind in ("malware", "worm") or bool(evidence.infection),
+        malware=row.malware or evidence.kind in ("malware", "worm"),
         clean_count=0,  # clean mail counts since the last evidence
         updated_at=now,
     )

@@ -93,9 +93,16 @@ class CaseBook:
             if tx.has_evidence(evidence.id):
                 case = to_case(row) if row is not None and row.state is not None else None
                 return Ingested(new=False, case=case)
-            after, moved = apply_evidence(row, evidence, self.settings, now)
-            tx.put_evidence(key, evidence, raw, keep)
-            tx.put_row(after)
+            if evidence.kind == "clean":
+                # Clean mail is counted on a subject with evidence, never kept one by one.
+                if row is None:
+                    return Ingested(new=False, case=None)
+                after, moved = apply_evidence(row, evidence, self.settings, now)
+                tx.put_row(after)
+            else:
+                after, moved = apply_evidence(row, evidence, self.settings, now)
+                tx.put_evidence(key, evidence, raw, keep)
+                tx.put_row(after)
             case = to_case(after) if after.state is not None else None
             return Ingested(new=True, case=case, moved=moved)
 

@@ -30,6 +30,8 @@ from seawall.frontends.policy.exempt import Exemptions
 from seawall.message.received import TrustedNetworks, trusted_networks
 from seawall.quietlog import QuietLog
 from seawall.store import Store
+from seawall.zombies.evidence import RATE_REASONS
+from seawall.zombies.sink import EvidenceSink
 
 log = logging.getLogger("seawall.policy")
 
@@ -70,6 +72,8 @@ async def serve_policy_connection(
                 decision = await _answer(
                     request, store, settings, trusted, exempt, transactions, clock
                 )
+                if decision.reason in RATE_REASONS:  # evidence for the zombie desk
+                    EvidenceSink.of(config).rate_hit(decision.client, decision.reason)
                 writer.write(encode_reply(decision.action))
             await writer.drain()
     except PolicyViolation as exc:
