@@ -498,14 +498,125 @@ class AccountingSettings(Section):
     poll_s: Annotated[float, Positive] = 0.5
 
 
+class NasSettings(Section):
+    """One NAS that takes RFC 5176 dynamic-authorization requests ([[remediation.nas]])."""
+
+    # Its CoA port, "host:port" (RFC 5176 names 3799).
+    address: str
+    # The shared secret configured for Seawall on the NAS.
+    secret: str
+    # "coa" changes the live session's filter; "disconnect" ends it, and the NAS's next
+    # Access-Accept (from the RADIUS attribute file) gardens the new session.
+    request: Literal["coa", "disconnect"] = "coa"
+    # Subscriber pools behind this NAS; empty: every walled address.
+    networks: tuple[str, ...] = ()
+    # Attributes of a CoA-Request that walls a session, and of one that releases it.
+    wall_attributes: dict[str, str] = msgspec.field(
+        default_factory=lambda: {"Filter-Id": "seawall-walled"}
+    )
+    release_attributes: dict[str, str] = msgspec.field(
+        default_factory=lambda: {"Filter-Id": "seawall-default"}
+    )
+    # Seconds to wait for a CoA-ACK before resending, and how many times to send.
+    timeout_s: Annotated[float, Positive] = 2.0
+    tries: Annotated[int, AtLeastOne] = 3
+    # A FreeRADIUS dictionary file for vendor attributes; "" knows the RFC ones.
+    dictionary: str = ""
+
+
+class RemediationSettings(Section):
+    # "dry-run" logs each remedy it would run and runs none; "enforce" acts.
+    mode: Literal["dry-run", "enforce"] = "dry-run"
+    # A case's score that sends the customer notice, and the one that walls the account.
+    notify_score: Annotated[float, NotNegative] = 10.0
+    wall_score: Annotated[float, NotNegative] = 30.0
+    # A notified account still sending spam after this long is walled whatever its score.
+    wall_after_notified_s: Annotated[float, Positive] = 24 * 3600.0
+    # Released by policy after this long with no new evidence ...
+    release_clean_s: Annotated[float, Positive] = 3 * 86400.0
+    # ... and at least this many clean messages of its own (0: time alone releases).
+    release_clean_messages: Annotated[int, NotNegative] = 3
+    # The MTA that takes notices, "host:port", and the notice's From.
+    smtp: str = "127.0.0.1:25"
+    notice_from: str = ""
+    # At most one notice per account in this long (a new note never re-sends one).
+    notice_interval_s: Annotated[float, Positive] = 24 * 3600.0
+    # Where a customer's address is found: "{account}@example.net" (empty: no notices).
+    notice_to: str = ""
+    # The support contact shown in notices and on the garden page.
+    support_contact: str = ""
+    # The garden page's public base URL, e.g. "https://garden.example.net".
+    garden_url: str = ""
+    # Key that signs garden links; "" keeps a random one in state_dir/garden.key (one node).
+    garden_secret: str = ""
+    # How long a garden link stays valid.
+    garden_link_s: Annotated[float, Positive] = 30 * 86400.0
+    # One self-release per account in this long.
+    self_release_period_s: Annotated[float, Positive] = 7 * 86400.0
+    # Where the walled set is exported (nftables, ipset, RADIUS files); "" is state_dir.
+    export_dir: str = ""
+    nft_table: str = "inet seawall"
+    nft_set: str = "walled"
+    ipset_name: str = "seawall-walled"
+    # Reply attributes the RADIUS users file gives a walled account's next session.
+    radius_attributes: dict[str, str] = msgspec.field(
+        default_factory=lambda: {"Filter-Id": "seawall-walled"}
+    )
+    nas: tuple[NasSettings, ...] = ()
+
+
+class SharingSettings(Section):
+    # The rbldnsd ip4set data file of active zombies; "" is state_dir/zombies.ip4set.
+    zone_file: str = ""
+    # The zone's DNS TTL (rbldnsd's $TTL), and its SOA names ("ns.example.net.
+    # hostmaster.example.net."; "" writes no $SOA, and rbldnsd refuses SOA queries).
+    dns_ttl_s: Annotated[int, AtLeastOne] = 300
+    zone_soa: str = ""
+    # The TXT answer; "$" is the listed address.
+    zone_txt: str = "Zombie seen sending spam: $"
+    # Seconds between checks for changes and expiries of the zone.
+    refresh_s: Annotated[float, Positive] = 30.0
+    # Abuse reports about external zombies: off unless a contact is configured.
+    report_from: str = ""
+    smtp: str = "127.0.0.1:25"
+    # "arf" (RFC 5965/6650) or "xarf" (X-ARF v0.2, YAML part).
+    report_format: Literal["arf", "xarf"] = "arf"
+    # Prefix -> abuse contact, e.g. {"198.51.100.0/24" = "abuse@net.example"}; longest wins.
+    contacts: dict[str, str] = msgspec.field(default_factory=dict)
+    # One report per address per contact in this long (an incident).
+    incident_s: Annotated[float, Positive] = 86400.0
+    # At most this many reports to one contact per hour.
+    reports_per_hour: Annotated[int, AtLeastOne] = 20
+
+
 class EngineSettings(Section):
     # Budget for the network-bound detectors of one message.
     io_timeout_s: Annotated[float, Positive] = 2.0
 
 
-class MilterSettings(Section):
+# Loopback: the default learn_networks and tell_networks, and what needs no allow list.
+LOOPBACK = ("127.0.0.0/8", "::1/128")
+
+
+class ListenerSettings(Section):
+    # Client networks that may connect ("192.0.2.0/24", "2001:db8::/32"); a connection from
+    # elsewhere is closed before a byte is read.  Empty: anyone who can reach the port, which
+    # `config check` and start-up warn about for a listener beyond loopback.
+    allow: tuple[str, ...] = ()
+    # A unix socket is created mode 0660; this group (the MTA's, e.g. "postfix") may use it.
+    # "": the group of the serving process.
+    socket_group: str = ""
+
+
+class MilterSettings(ListenerSettings):
     # "host:port" or "unix:/path"; "" turns the milter off.  Postfix: smtpd_milters = inet:...
     listen: str = "127.0.0.1:7381"
+    # Seconds a connection may wait between two packets: Postfix holds one per SMTP session
+    # and its smtpd_timeout is 300 s.  Past the connection cap, idle ones are closed first.
+    idle_timeout_s: Annotated[float, Positive] = 300.0
+    # Largest packet accepted (a body chunk from Postfix is at most 64 KiB); a bigger one
+    # is a protocol violation that closes the connection.
+    max_packet_bytes: Annotated[int, msgspec.Meta(ge=65536, le=64 * 1024 * 1024)] = 1024 * 1024
     # Reply text is prefixed with the code; Postfix logs it and shows it to the sender.
     reject_code: str = "550 5.7.1"
     tempfail_code: str = "451 4.7.1"
@@ -514,25 +625,37 @@ class MilterSettings(Section):
     authserv_id: str = ""
 
 
-class SpamdSettings(Section):
+class SpamdSettings(ListenerSettings):
     # "host:port" or "unix:/path" for spamc (SPAMC/1.5); "" turns it off.
     listen: str = "127.0.0.1:7783"
-    # Allow TELL (spamc -L spam|ham) to teach the classifier; off where users are untrusted.
-    allow_tell: bool = True
+    # Allow TELL (spamc -L spam|ham|forget) to teach the classifier, as spamd's --allow-tell.
+    # A TELL must also come from tell_networks (a unix socket: whoever may open it) and name
+    # a [users.NAME] with the "learn" role and its password in its User header
+    # (spamc -u NAME:PASSWORD, best kept in a spamc -F file of mode 0600).
+    allow_tell: bool = False
+    tell_networks: tuple[str, ...] = LOOPBACK
+    # Seconds a client may stay silent (spamd's --timeout-tcp).
+    idle_timeout_s: Annotated[float, Positive] = 30.0
 
 
-class HttpSettings(Section):
+class HttpSettings(ListenerSettings):
     # "host:port" for /checkv2, /learnspam, /learnham, /ping, /stat and /api; "" turns it off.
     listen: str = "127.0.0.1:7380"
-    # Allow /learnspam and /learnham; turn off if the port is reachable by untrusted clients.
-    allow_learn: bool = True
+    # Allow learning, forgetting and marking (/learnspam, /learnham, /api/v1/learn, forget).
+    # A request must also come from learn_networks and carry "Authorization: Bearer
+    # NAME:PASSWORD" of a [users.NAME] with the "learn" role.
+    allow_learn: bool = False
+    learn_networks: tuple[str, ...] = LOOPBACK
     # Seconds an idle keep-alive connection is held open.
     keepalive_s: Annotated[float, NotNegative] = 30.0
 
 
-class PolicySettings(Section):
+class PolicySettings(ListenerSettings):
     # "host:port" for Postfix check_policy_service; "" turns it off.
     listen: str = "127.0.0.1:7382"
+    # Seconds a connection may wait between requests (Postfix closes its own after
+    # smtpd_policy_service_max_idle, 300 s).
+    idle_timeout_s: Annotated[float, Positive] = 330.0
     # Sliding window for connection and recipient rates; shorter reacts faster to a flood.
     window_s: float = 60.0
     # The limits below come from `seawall simulate` (docs/serve.md): in a simulated hour
@@ -612,8 +735,29 @@ class ServeSettings(Section):
     fail_policy: Literal["tempfail", "accept"] = "tempfail"
     # Messages scanned at once per worker; more wait (backpressure) within their budget.
     max_scans: Annotated[int, msgspec.Meta(ge=1)] = 64
-    # Open client connections per worker and listener; more wait in the kernel's backlog.
+    # Open client connections per worker and listener.  Past it, the idle and the slow
+    # connections are closed first to make room; with none of those, a new connection gets
+    # the protocol's tempfail and is closed.
     max_connections: Annotated[int, msgspec.Meta(ge=1)] = 1024
+    # Open connections per client address, per worker and listener (every smtpd of a local
+    # Postfix comes from one address: keep it above Postfix's default_process_limit, 100).
+    max_connections_per_client: Annotated[int, msgspec.Meta(ge=1)] = 256
+    # Seconds from a request's first byte to the end of its head (HTTP and spamd headers,
+    # one milter packet or policy request), as nginx's client_header_timeout.  Bytes that
+    # trickle in do not extend it.
+    header_timeout_s: Annotated[float, Positive] = 10.0
+    # Seconds from the end of the head to the end of the body (HTTP, spamd).
+    body_timeout_s: Annotated[float, Positive] = 60.0
+    # Bytes of one request's head (HTTP request line and header fields, spamd headers).
+    max_header_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 65536
+    # Header fields in one HTTP request.
+    max_headers: Annotated[int, msgspec.Meta(ge=8)] = 100
+    # Bytes of message bodies a worker holds at once, over every connection; a request that
+    # would go beyond it is tempfailed.
+    max_bytes_in_flight: Annotated[int, msgspec.Meta(ge=1024 * 1024)] = 256 * 1024 * 1024
+    # Seconds a learn waits for the classifier's write lock before it is tempfailed (HTTP
+    # 503, spamd EX_TEMPFAIL); scans never wait for it.
+    learn_wait_s: Annotated[float, Positive] = 2.0
     # Seconds SIGTERM (and SIGHUP's old workers) wait for in-flight messages before exiting.
     drain_s: Annotated[float, NotNegative] = 30.0
     # The "greylist" action tempfails a new (client /24, sender, recipient) triplet; a retry
@@ -726,6 +870,9 @@ class Config(Section):
     ] = msgspec.field(default_factory=dict)
     # The dashboard under /ui/ (seawall.dashboard).
     dashboard: DashboardSettings = DashboardSettings()
+    # Remedies for the own zombies (notice, garden, port-25 block), and sharing with others.
+    remediation: RemediationSettings = RemediationSettings()
+    sharing: SharingSettings = SharingSettings()
 
 
 def load_config(path: Path | None = None, *, state_dir: str | None = None) -> Config:
@@ -820,6 +967,9 @@ def _problems(config: Config) -> Iterator[tuple[tuple[str, ...], str]]:
         ("isp", "relays"): config.isp.relays,
         ("serve", "policy", "allow_networks"): config.serve.policy.allow_networks,
         ("zombies", "exempt"): config.zombies.exempt,
+        ("serve", "http", "learn_networks"): config.serve.http.learn_networks,
+        ("serve", "spamd", "tell_networks"): config.serve.spamd.tell_networks,
+        **{("serve", name, "allow"): getattr(config.serve, name).allow for name in _LISTENERS},
     }
     for name in (*config.zombies.weights, *config.zombies.weak_kinds):
         if name not in _zombie_weights():

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from seawall.classifier import Classifier
-from seawall.errors import ConfigError
+from seawall.errors import ConfigError, StoreError
 from seawall.evaluation import roc_auc
 from seawall.message import Message
 
@@ -212,7 +212,8 @@ def test_a_failed_write_leaves_memory_and_file_agreeing(
         raise sqlite3.OperationalError("disk I/O error")
 
     monkeypatch.setattr(clf.store, "add_coef", broken)
-    with pytest.raises(sqlite3.OperationalError):
+    # The SQLite store names the failure as a StoreError (a tempfail for the front ends).
+    with pytest.raises((sqlite3.OperationalError, StoreError)):
         clf.learn(inline("Cheap pills", "buy pills now", "p@x"), spam=True)
     monkeypatch.undo()
     assert clf.counts == (0, 1)

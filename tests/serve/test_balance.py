@@ -55,7 +55,7 @@ async def test_accept_forever_counts_and_hands_over_connections() -> None:
     listener = socket.create_server(("127.0.0.1", 0))
     listener.setblocking(False)
     got: list[socket.socket] = []
-    task = asyncio.ensure_future(accept_forever(listener, fair, got.append))
+    task = asyncio.ensure_future(accept_forever(listener, fair, lambda c, _: got.append(c)))
     clients = [socket.create_connection(listener.getsockname()) for _ in range(3)]
     for _ in range(100):
         if len(got) == 3:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
@@ -18,7 +19,9 @@ from seawall.classifier.store import FILENAME, SqliteWeights, Step, WeightStore
 from seawall.config import ClassifierSettings, Config, state_url
 from seawall.errors import ConfigError, StoreError
 from seawall.message.model import Message
+from seawall.quietlog import QuietLog
 
+_quiet = QuietLog(logging.getLogger("seawall.classifier"))
 _COMPACT_AFTER = 200  # deltas before the whole vector is rewritten (4 MiB at 20 bits)
 
 
@@ -115,22 +118,30 @@ class Classifier:
         """Probability that ``msg`` is spam."""
         return sigmoid(self.margin(msg))
 
-    def learn(self, msg: Message, spam: bool) -> bool:
+    def learn(self, msg: Message, spam: bool, *, wait_s: float | None = None) -> bool:
         """Learn ``msg`` with its label; False when it was already learned with that label.
 
         A message learned before with the other label is unlearned first, so
-        correcting a mistake is one call.
+        correcting a mistake is one call.  ``wait_s`` bounds the wait for another
+        learn or another process's write lock (None: the store's own timeout); past it,
+        StoreError, with nothing learned.
         """
-        return self.learn_many(((msg, spam),), log=True) == 1
+        return self.learn_many(((msg, spam),), log=True, wait_s=wait_s) == 1
 
-    def learn_many(self, pairs: Iterable[tuple[Message, bool]], *, log: bool = False) -> int:
+    def learn_many(
+        self,
+        pairs: Iterable[tuple[Message, bool]],
+        *,
+        log: bool = False,
+        wait_s: float | None = None,
+    ) -> int:
         """Learn many messages in one transaction; returns how many changed anything.
 
         Faster than :meth:`learn` in a loop: other processes reload the whole
         vector once at the end instead of replaying one change per message.
         """
         changed = 0
-        with self._lock, self._writing():
+        with self._locked(wait_s), self._writing(wait_s):
             gen = self._generation
             journal: list[Step] | None = [] if log else None
             for msg, spam in pairs:
@@ -139,9 +150,9 @@ class Classifier:
                 self._finish(gen + 1, journal)
         return changed
 
-    def unlearn(self, msg: Message) -> bool:
-        """Forget ``msg`` exactly; False if it was never learned."""
-        with self._lock, self._writing():
+    def unlearn(self, msg: Message, *, wait_s: float | None = None) -> bool:
+        """Forget ``msg`` exactly; False if it was never learned (``wait_s`` as for learn)."""
+        with self._locked(wait_s), self._writing(wait_s):
             found = self.store.find(digest(msg))
             if found is None:
                 return False
@@ -157,10 +168,21 @@ class Classifier:
         return True
 
     @contextmanager
-    def _writing(self) -> Iterator[None]:
+    def _locked(self, wait_s: float | None) -> Iterator[None]:
+        """This process's lock, for at most ``wait_s``: a learn waiting behind another one
+        that waits on the database gives up rather than queue for good."""
+        if not self._lock.acquire(timeout=-1 if wait_s is None else wait_s):
+            raise StoreError(f"{self.store.where}: another learn holds the classifier")
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    @contextmanager
+    def _writing(self, wait_s: float | None = None) -> Iterator[None]:
         """A write transaction on up-to-date weights; a failure reloads them from the file."""
         try:
-            with self.store.write():
+            with self.store.write(wait_s):
                 self._sync()
                 yield
         except BaseException:
@@ -234,14 +256,26 @@ class Classifier:
         self.store.changed()  # our own commit is not news
 
     def _maybe_reload(self) -> None:
+        """Catch up with other processes' learns, if it is time and nobody is writing.
+
+        Scans call this on the event loop: it never waits.  While a learn holds the lock
+        (it may be waiting for the database's write lock) or the store fails, the scan
+        goes on with the weights loaded last.
+        """
         now = time.monotonic()
         if now - self._checked_at < self.settings.reload_interval_s and self._generation >= 0:
             return
-        with self._lock:
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
             self._checked_at = now
             if self.store.changed() or self._generation < 0:
                 with self.store.read():
                     self._sync()
+        except StoreError as exc:
+            _quiet.warning("reload", "classifier: keeping the weights loaded last: %s", exc)
+        finally:
+            self._lock.release()
 
     def _sync(self) -> None:
         """Catch up with what other processes learned (inside a read or write transaction)."""

@@ -159,9 +159,9 @@ class RedisWeights:
         self._client = self._probe = None
 
     @contextmanager
-    def write(self) -> Iterator[None]:
+    def write(self, wait_s: float | None = None) -> Iterator[None]:
         token = uuid.uuid4().hex
-        deadline = time.monotonic() + self._timeout_s
+        deadline = time.monotonic() + (self._timeout_s if wait_s is None else wait_s)
         while not self._take_lock(token):
             if time.monotonic() > deadline:
                 raise StoreError(f"classifier store {self.where}: another writer holds the lock")

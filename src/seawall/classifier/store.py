@@ -21,6 +21,7 @@ worker within ``reload_interval_s`` without reloading the vector.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
@@ -96,7 +97,11 @@ class WeightStore(Protocol):
     where: str  # shown in errors: a file path or a Redis URL
 
     def close(self) -> None: ...
-    def write(self) -> AbstractContextManager[None]: ...
+    def write(self, wait_s: float | None = None) -> AbstractContextManager[None]:
+        """A write transaction, waiting at most ``wait_s`` (None: the store's own timeout)
+        for another writer; StoreError when the lock or the write fails."""
+        ...
+
     def read(self) -> AbstractContextManager[None]: ...
     def changed(self) -> bool:
         """Whether anyone committed since the last call."""
@@ -208,26 +213,45 @@ class SqliteWeights:
             self._conn.close()
 
     @contextmanager
-    def write(self) -> Iterator[None]:
-        self._db.execute("BEGIN IMMEDIATE")
+    def write(self, wait_s: float | None = None) -> Iterator[None]:
+        db = self._db
+        try:
+            if wait_s is not None:
+                db.execute(f"PRAGMA busy_timeout = {int(wait_s * 1000)}")
+            try:
+                db.execute("BEGIN IMMEDIATE")
+            finally:
+                if wait_s is not None:
+                    db.execute(f"PRAGMA busy_timeout = {int(self._timeout_s * 1000)}")
+        except sqlite3.Error as exc:
+            raise StoreError(f"classifier store {self.where}: cannot take the write lock: {exc}")
         try:
             yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
+            db.execute("COMMIT")
+        except BaseException as exc:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):  # a full disk, a broken file
+                raise StoreError(f"classifier store {self.where}: write failed: {exc}") from None
             raise
-        self._db.execute("COMMIT")
 
     @contextmanager
     def read(self) -> Iterator[None]:
-        self._db.execute("BEGIN")
         try:
-            yield
-        finally:
-            self._db.execute("COMMIT")
+            self._db.execute("BEGIN")
+            try:
+                yield
+            finally:
+                self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"classifier store {self.where}: read failed: {exc}") from None
 
     def changed(self) -> bool:
         """Whether another connection committed since the last call (cheap: no I/O)."""
-        version = int(self._db.execute("PRAGMA data_version").fetchone()[0])
+        try:
+            version = int(self._db.execute("PRAGMA data_version").fetchone()[0])
+        except sqlite3.Error as exc:
+            raise StoreError(f"classifier store {self.where}: {exc}") from None
         changed, self._data_version = version != self._data_version, version
         return changed
 

@@ -27,7 +27,9 @@ class Scanner(Protocol):
     async def learn(self, raw: bytes, *, spam: bool) -> bool:
         """Teach the classifier; False when it already knew the message with that label.
 
-        Raises :class:`~seawall.errors.LearningDisabled` when there is no classifier.
+        Raises :class:`~seawall.errors.LearningDisabled` when there is no classifier, and
+        :class:`~seawall.errors.StoreError` when the store is locked or failing (a tempfail:
+        nothing was learned, the client may try again).
         """
         ...
 

@@ -18,7 +18,10 @@ from collections.abc import Callable
 from multiprocessing.sharedctypes import RawArray
 from typing import Any
 
+from seawall.quietlog import QuietLog
+
 log = logging.getLogger("seawall.worker")
+_quiet = QuietLog(log)
 
 MAX_SLOTS = 128
 MAX_DEFER_S = 0.005
@@ -78,22 +81,23 @@ class Fairness:
 
 
 async def accept_forever(
-    sock: socket.socket, fair: Fairness, on_accept: Callable[[socket.socket], None]
+    sock: socket.socket, fair: Fairness, on_accept: Callable[[socket.socket, Any], None]
 ) -> None:
-    """Accept connections on a shared listening socket one at a time, fairly."""
+    """Accept connections on a shared listening socket one at a time, fairly;
+    ``on_accept(conn, address)`` takes each."""
     loop = asyncio.get_running_loop()
     while True:
         await fair.turn()
         try:
-            conn, _ = await loop.sock_accept(sock)
+            conn, address = await loop.sock_accept(sock)
         except OSError as exc:
             # EMFILE and friends: the kernel keeps the connection queued; try again soon.
-            log.warning("accept on %s failed: %s", sock.getsockname(), exc)
+            _quiet.warning("accept", "accept on %s failed: %s", sock.getsockname(), exc)
             await asyncio.sleep(0.1)
             continue
         fair.opened()
         try:
-            on_accept(conn)
+            on_accept(conn, address)
         except Exception:
             fair.closed()
             conn.close()

@@ -24,6 +24,7 @@ from seawall import __version__
 from seawall.addresses import network_of
 from seawall.detectors.base import Reports
 from seawall.errors import LearningDisabled, StoreError
+from seawall.frontends.logsafe import printable
 from seawall.message import Envelope, parse_message
 from seawall.policy.model import Action, SymbolResult, Verdict
 from seawall.quietlog import QuietLog
@@ -107,12 +108,12 @@ class Service:
             log.warning(
                 "budget of %.1fs spent: queue_id=%s client=%s",
                 self._budget_s,
-                envelope.queue_id,
-                envelope.client_ip,
+                printable(envelope.queue_id),
+                printable(envelope.client_ip),
             )
             verdict = self.unscanned("timeout", t0)
         except Exception:
-            log.exception("scan failed: queue_id=%s", envelope.queue_id)
+            log.exception("scan failed: queue_id=%s", printable(envelope.queue_id))
             verdict = self.unscanned("error", t0)
         finally:
             self.stats.in_flight -= 1
@@ -223,7 +224,12 @@ class Service:
         if self.classifier is None:
             raise LearningDisabled("the classifier is disabled in the configuration")
         msg = parse_message(raw, Envelope(), self.engine.limits)
-        changed = await asyncio.to_thread(self.classifier.learn, msg, spam)
+        wait_s = self.config.serve.learn_wait_s
+        try:
+            changed = await asyncio.to_thread(self.classifier.learn, msg, spam, wait_s=wait_s)
+        except StoreError as exc:
+            _quiet.warning("learn", "learning failed on the state store: %s", exc)
+            raise
         self.stats.learned["spam" if spam else "ham"] += changed
         return changed
 
@@ -231,7 +237,12 @@ class Service:
         if self.classifier is None:
             raise LearningDisabled("the classifier is disabled in the configuration")
         msg = parse_message(raw, Envelope(), self.engine.limits)
-        return await asyncio.to_thread(self.classifier.unlearn, msg)
+        wait_s = self.config.serve.learn_wait_s
+        try:
+            return await asyncio.to_thread(self.classifier.unlearn, msg, wait_s=wait_s)
+        except StoreError as exc:
+            _quiet.warning("learn", "forgetting failed on the state store: %s", exc)
+            raise
 
     def stat(self) -> dict[str, Any]:
         """Counters of this worker and the classifier's, in Rspamd's /stat names where they
@@ -270,8 +281,8 @@ def log_verdict(envelope: Envelope, verdict: Verdict, elapsed_ms: float) -> None
     )
     log.info(
         "queue_id=%s client=%s score=%.2f/%.2f action=%s%s symbols=[%s] ms=%.1f",
-        envelope.queue_id or "-",
-        envelope.client_ip or "-",
+        printable(envelope.queue_id),  # client values: escaped, so no line can be forged
+        printable(envelope.client_ip),
         verdict.score,
         verdict.required,
         verdict.action.value.replace(" ", "_"),

@@ -29,7 +29,14 @@ from seawall.serve import lifecycle, worker
 from seawall.serve import tracker as campaign_tracker
 from seawall.serve.accounting import AccountingProcess
 from seawall.serve.balance import Slots
-from seawall.serve.listeners import Address, addresses, bind, bound_address
+from seawall.serve.listeners import (
+    Address,
+    addresses,
+    bind,
+    bound_address,
+    exposed,
+    settings_of,
+)
 
 log = logging.getLogger("seawall.serve")
 
@@ -61,6 +68,8 @@ def prepare(config: Config) -> Engine:
     """
     validate(config)  # load_config did; a Config changed in code is checked again
     addresses(config)
+    for warning in exposed(config):
+        log.warning("WARNING: %s", warning)
     tracker = None
     if config.detectors.campaigns.enabled:
         tracker = campaign_tracker.client(config)
@@ -160,9 +169,10 @@ class Supervisor:
         wanted = addresses(config)
         fresh: dict[Address, socket.socket] = {}
         try:
-            for address in wanted.values():
+            for name, address in wanted.items():
                 sock = self.sockets.get(address)
-                fresh[address] = sock if sock is not None else bind(address)
+                group = settings_of(config, name).socket_group
+                fresh[address] = sock if sock is not None else bind(address, group=group)
         except BaseException:
             for address, sock in fresh.items():
                 if address not in self.sockets:
@@ -260,7 +270,9 @@ class Supervisor:
             if pid == 0:
                 return
             if pid == self.tracker:
-                log.error("campaign tracker %d exited (%s)", pid, _describe(status))
+                clean = not restart and os.waitstatus_to_exitcode(status) == 0
+                level = logging.INFO if clean else logging.ERROR  # stopped with the rest
+                log.log(level, "campaign tracker %d exited (%s)", pid, _describe(status))
                 self.tracker = None
                 if restart:  # by the loop, after a pause if it died young
                     young = time.monotonic() - self.tracker_started < RESTART_BACKOFF_S

@@ -16,7 +16,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
@@ -24,16 +24,34 @@ import uvloop
 from starlette.routing import BaseRoute
 
 from seawall import logs
+from seawall.addresses import Networks
+from seawall.frontends.access import LearnAccess
+from seawall.frontends.budget import Budget
+from seawall.frontends.connections import Conn, Table
 from seawall.frontends.http import build_app
+from seawall.frontends.http.protocol import REFUSED, GuardedHttpProtocol, HttpLimits
 from seawall.frontends.milter.server import serve_milter_connection
 from seawall.frontends.policy.server import serve_policy_connection
+from seawall.frontends.spamd.codec import ExitCode, encode_error
 from seawall.frontends.spamd.server import serve_spamd_connection
 from seawall.metrics.prom import active_dir
 from seawall.metrics.recorder import TaggedApp, open_recorder, tagged
 from seawall.metrics.routes import metrics_routes
+from seawall.serve.accept import (
+    REFUSE_S,
+    Gate,
+    StreamHandler,
+    Streams,
+    client_of,
+    raise_open_files,
+    refuse_with,
+    sweep_forever,
+)
 from seawall.serve.balance import Fairness, accept_forever
+from seawall.serve.listeners import allowed
 from seawall.serve.service import Service
 from seawall.store import open_store
+from seawall.users import Users
 
 if TYPE_CHECKING:
     from seawall.classifier import Classifier
@@ -41,9 +59,12 @@ if TYPE_CHECKING:
     from seawall.engine import Engine
 
 log = logging.getLogger("seawall.worker")
+Reader = asyncio.StreamReader
+Writer = asyncio.StreamWriter
 logging.getLogger("uvicorn.error").setLevel(logging.WARNING)  # its start-up chatter
 
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+# spamd's answer when the worker is full: spamc -x exits 75 and the MTA retries.
+_SPAMD_FULL = encode_error(ExitCode.EX_TEMPFAIL, "too many connections, try again later")
 
 
 class _Uvicorn(uvicorn.Server):
@@ -52,35 +73,6 @@ class _Uvicorn(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
-
-
-class _Connections:
-    """Bounds open connections per listener; the rest wait unread (TCP backpressure)."""
-
-    def __init__(self, limit: int, fair: Fairness, handler: Handler) -> None:
-        self.slots = asyncio.Semaphore(limit)
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.fair = fair
-        self.handler = handler
-
-    def accept(self, conn: socket.socket) -> None:
-        task = asyncio.ensure_future(self._serve(conn))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
-    async def _serve(self, conn: socket.socket) -> None:
-        try:
-            async with self.slots:
-                reader, writer = await asyncio.open_connection(sock=conn)
-                try:
-                    await self.handler(reader, writer)
-                finally:
-                    writer.close()
-        except OSError as exc:
-            log.debug("connection lost before it was served: %s", exc)
-            conn.close()
-        finally:
-            self.fair.closed()
 
 
 def run(
@@ -119,22 +111,65 @@ async def _main(
     service.observers.append(recorder.observe)
     recorder.start()
     serve = config.serve
-    handlers: dict[str, Handler] = {
-        "milter": lambda r, w: serve_milter_connection(r, w, service, serve.milter),
-        "spamd": lambda r, w: serve_spamd_connection(r, w, service, serve.spamd),
-        "policy": lambda r, w: serve_policy_connection(r, w, store, config),
-    }
-    handlers = {name: tagged(name, handler) for name, handler in handlers.items()}
+    budget = Budget(serve.max_bytes_in_flight)
+    users = Users(config.users)
+    tell = LearnAccess(
+        serve.spamd.allow_tell,
+        Networks(serve.spamd.tell_networks),
+        users,
+        setting="serve.spamd.allow_tell",
+    )
+
+    async def milter(r: Reader, w: Writer, conn: Conn | None, refuse: bool) -> None:
+        await serve_milter_connection(
+            r,
+            w,
+            service,
+            serve.milter,
+            conn=conn,
+            header_timeout_s=serve.header_timeout_s,
+            budget=budget,
+            refuse=refuse,
+        )
+
+    async def spamd(r: Reader, w: Writer, conn: Conn | None, refuse: bool) -> None:
+        if refuse:
+            await refuse_with(r, w, _SPAMD_FULL)
+            return
+        await serve_spamd_connection(
+            r,
+            w,
+            service,
+            serve.spamd,
+            timeout_s=serve.spamd.idle_timeout_s,
+            conn=conn,
+            header_timeout_s=serve.header_timeout_s,
+            body_timeout_s=serve.body_timeout_s,
+            tell_access=tell,
+            budget=budget,
+        )
+
+    async def policy(r: Reader, w: Writer, conn: Conn | None, refuse: bool) -> None:
+        await serve_policy_connection(r, w, store, config, conn=conn, refuse=refuse)
+
+    handlers: dict[str, StreamHandler] = {"milter": milter, "spamd": spamd, "policy": policy}
+    handlers = {name: _tagged(name, handler) for name, handler in handlers.items()}
+    raise_open_files()
     acceptors: list[asyncio.Task[None]] = []
-    connections: list[_Connections] = []
+    connections: list[Streams] = []
+    tables: list[Table] = []
     http: tuple[_Uvicorn, asyncio.Task[None]] | None = None
     for name, sock in sockets.items():
+        table = Table(serve.max_connections, serve.max_connections_per_client)
+        tables.append(table)
+        gate = Gate(name, table, allowed(config, name), fair)
         if name == "http":
-            http = await _start_http(service, sock, fair, acceptors)
+            http = await _start_http(service, sock, gate, acceptors, budget, users)
             continue
-        bounded = _Connections(serve.max_connections, fair, handlers[name])
-        connections.append(bounded)
-        acceptors.append(asyncio.ensure_future(accept_forever(sock, fair, bounded.accept)))
+        streams = Streams(gate, handlers[name])
+        connections.append(streams)
+        acceptors.append(asyncio.ensure_future(accept_forever(sock, fair, streams.accept)))
+    acceptors.append(asyncio.ensure_future(sweep_forever(tables)))
     log.info("worker %d serving %s", os.getpid(), ", ".join(sorted(sockets)))
     await stop.wait()
     if os.getppid() != supervisor:  # SIGTERM from the kernel: the supervisor died
@@ -156,11 +191,32 @@ async def _main(
     return 0
 
 
+def _tagged(name: str, handler: StreamHandler) -> StreamHandler:
+    """``handler`` with its front end named for the metrics (``tagged``)."""
+
+    async def serve(r: Reader, w: Writer, conn: Conn | None, refuse: bool) -> None:
+        await tagged(name, lambda r2, w2: handler(r2, w2, conn, refuse))(r, w)
+
+    return serve
+
+
 async def _start_http(
-    service: Service, sock: socket.socket, fair: Fairness, acceptors: list[asyncio.Task[None]]
+    service: Service,
+    sock: socket.socket,
+    gate: Gate,
+    acceptors: list[asyncio.Task[None]],
+    budget: Budget,
+    users: Users,
 ) -> tuple[_Uvicorn, asyncio.Task[None]]:
-    """uvicorn with no listener of its own: connections come from the fair accept loop."""
+    """uvicorn with no listener of its own: connections come from the fair accept loop,
+    through the gate, each served by uvicorn's protocol under Seawall's limits."""
     serve = service.config.serve
+    learn = LearnAccess(
+        serve.http.allow_learn,
+        Networks(serve.http.learn_networks),
+        users,
+        setting="serve.http.allow_learn",
+    )
     config = uvicorn.Config(
         TaggedApp(
             build_app(
@@ -168,6 +224,8 @@ async def _start_http(
                 allow_learn=serve.http.allow_learn,
                 authserv_id=serve.milter.authserv_id,
                 extra_routes=_extra_routes(service),
+                learn_access=learn,
+                budget=budget,
             )
         ),
         http="httptools",
@@ -177,7 +235,7 @@ async def _start_http(
         log_config=None,
         server_header=False,
         timeout_keep_alive=int(serve.http.keepalive_s),
-        limit_concurrency=serve.max_connections,
+        limit_concurrency=None,  # the gate's table caps connections, making room first
         timeout_graceful_shutdown=int(serve.drain_s),
     )
     server = _Uvicorn(config)
@@ -187,33 +245,70 @@ async def _start_http(
             task.result()  # raises what stopped it
         await asyncio.sleep(0.01)
     loop = asyncio.get_running_loop()
-    protocol_class: Any = config.http_protocol_class
+    limits = HttpLimits(
+        header_timeout_s=serve.header_timeout_s,
+        body_timeout_s=serve.body_timeout_s,
+        keepalive_s=serve.http.keepalive_s,
+        max_header_bytes=serve.max_header_bytes,
+        max_headers=serve.max_headers,
+    )
+    table, fair = gate.table, gate.fair
+    refusing: set[asyncio.Task[None]] = set()
 
-    def protocol() -> asyncio.Protocol:
-        proto: asyncio.Protocol = protocol_class(
-            config=config, server_state=server.server_state, app_state=server.lifespan.state
-        )
-        lost = proto.connection_lost
+    def accept(sock: socket.socket, addr: Any) -> None:
+        client = client_of(addr)
+        if not gate.allowed(sock, client):
+            return
+        why = table.admit(client)
+        if why:
+            gate.refused(client, why)
+            task = asyncio.ensure_future(_refuse_http(sock, fair))
+            refusing.add(task)
+            task.add_done_callback(refusing.discard)
+            return
+        conn = Conn(client, close=sock.close)
+        table.add(conn)
 
-        def connection_lost(exc: Exception | None) -> None:
+        def lost() -> None:
+            table.remove(conn)
             fair.closed()
-            lost(exc)
 
-        proto.connection_lost = connection_lost  # type: ignore[method-assign]
-        return proto
+        def protocol() -> asyncio.Protocol:
+            return GuardedHttpProtocol(
+                config,
+                server.server_state,
+                server.lifespan.state,
+                conn=conn,
+                limits=limits,
+                lost=lost,
+            )
 
-    def accept(conn: socket.socket) -> None:
-        future = asyncio.ensure_future(loop.connect_accepted_socket(protocol, conn))
+        future = asyncio.ensure_future(loop.connect_accepted_socket(protocol, sock))
 
         def failed(done: asyncio.Future[Any]) -> None:
             if not done.cancelled() and done.exception() is not None:
-                fair.closed()
-                conn.close()
+                lost()
+                sock.close()
 
         future.add_done_callback(failed)
 
     acceptors.append(asyncio.ensure_future(accept_forever(sock, fair, accept)))
     return server, task
+
+
+async def _refuse_http(sock: socket.socket, fair: Fairness) -> None:
+    """503 to a connection the worker has no room for."""
+    try:
+        reader, writer = await asyncio.open_connection(sock=sock)
+        try:
+            async with asyncio.timeout(REFUSE_S):
+                await refuse_with(reader, writer, REFUSED)
+        finally:
+            writer.close()
+    except (OSError, TimeoutError):
+        sock.close()
+    finally:
+        fair.closed()
 
 
 def _extra_routes(service: Service) -> list[BaseRoute]:
@@ -228,7 +323,7 @@ def _extra_routes(service: Service) -> list[BaseRoute]:
     return routes
 
 
-async def _drain(service: Service, connections: list[_Connections], drain_s: float) -> None:
+async def _drain(service: Service, connections: list[Streams], drain_s: float) -> None:
     """Wait for the messages being scanned, then close the connections left open."""
     deadline = time.monotonic() + drain_s
     while service.stats.in_flight and time.monotonic() < deadline:

@@ -8,18 +8,21 @@ described by the OpenAPI document at ``/openapi.json``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from seawall import __version__
-from seawall.errors import LearningDisabled
+from seawall.errors import LearningDisabled, StoreError
+from seawall.frontends.access import Denied, LearnAccess, bearer
+from seawall.frontends.budget import UNLIMITED, Budget, Held, OverBudget
 from seawall.frontends.http.openapi import OPENAPI
 from seawall.frontends.render import rspamd_json
 from seawall.message import Envelope
@@ -27,7 +30,10 @@ from seawall.message import Envelope
 if TYPE_CHECKING:
     from seawall.frontends.base import Scanner
 
+log = logging.getLogger("seawall.http")
 _json = msgspec.json.Encoder()
+# A refusal of learning, as HTTP says it.
+_DENIED = {"off": 403, "network": 403, "token": 401, "role": 403}
 
 
 class MsgspecJSON(Response):
@@ -45,7 +51,10 @@ class Refused(Exception):
         self.status = status
 
     def response(self) -> JSONResponse:
-        return JSONResponse({"error": str(self)}, status_code=self.status)
+        headers = {"WWW-Authenticate": 'Bearer realm="seawall"'} if self.status == 401 else None
+        if self.status == 503:
+            headers = {"Retry-After": "5"}
+        return JSONResponse({"error": str(self)}, status_code=self.status, headers=headers)
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -57,6 +66,16 @@ def _answering_refusals(handler: Handler) -> Handler:
             return await handler(request)
         except Refused as refused:
             return refused.response()
+        except OverBudget:
+            return Refused(503, "too many messages in flight; try again later").response()
+        except ClientDisconnect:
+            # The client gave up in the middle of its upload: nobody is left to answer.
+            log.debug(
+                "%s %s: the client went away before its body ended",
+                request.method,
+                request.url.path,
+            )
+            return Response(status_code=400)
 
     return handle
 
@@ -92,20 +111,25 @@ def _query_envelope(request: Request) -> Envelope:
     )
 
 
-async def _body(request: Request, limit: int) -> bytes:
-    """The request body, refused beyond ``limit`` bytes without reading it all into memory."""
+async def _body(request: Request, limit: int, held: Held) -> bytes:
+    """The request body, refused beyond ``limit`` bytes without reading it all into memory;
+    its bytes are taken from the worker's budget (``held``), at once if it says its length.
+    """
     too_large = Refused(413, f"message larger than {limit} bytes")
     length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
+    declared = int(length) if length is not None and length.isdigit() else None
+    if declared is not None:
+        if declared > limit:
             raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
+        held.take(declared)
+    buffer = bytearray()
+    async for chunk in request.stream():
+        if len(buffer) + len(chunk) > limit:
+            raise too_large
+        if declared is None or len(buffer) + len(chunk) > declared:
+            held.take(len(chunk))
+        buffer += chunk
+    return bytes(buffer)
 
 
 def build_app(
@@ -114,29 +138,51 @@ def build_app(
     allow_learn: bool,
     authserv_id: str = "",
     extra_routes: Sequence[BaseRoute] = (),
+    learn_access: LearnAccess | None = None,
+    budget: Budget = UNLIMITED,
 ) -> Starlette:
     """The ASGI app serving ``service``; ``allow_learn`` is ``[serve.http] allow_learn``,
     ``authserv_id`` the id of the Authentication-Results header it asks the MTA to add
     (``[serve.milter] authserv_id``; "" is the host name).  ``extra_routes`` are served
     beside the scanning protocol: the pages and APIs of the layers that own them (the
-    worker collects them)."""
+    worker collects them).  ``learn_access`` is the gate in front of learning (the learn
+    networks and the users' tokens; None: ``allow_learn`` alone decides, for an embedder
+    that guards the app itself), ``budget`` the worker's bytes of messages in flight."""
     limit = service.max_message_bytes
+
+    async def authorize(request: Request) -> None:
+        """Refused unless this request may learn, forget or mark."""
+        if learn_access is None:
+            if not allow_learn:
+                raise Refused(403, "learning is turned off")
+            return
+        client = request.client.host if request.client is not None else None
+        try:
+            await learn_access.check(client, bearer(request.headers.get("authorization")))
+        except Denied as denied:
+            raise Refused(_DENIED[denied.status], str(denied)) from None
 
     async def teach(request: Request, spam: bool | None) -> bool:
         """Learn (spam True/False) or forget (None) the body; whether anything changed."""
-        if not allow_learn:
-            raise Refused(403, "learning is turned off")
-        raw = await _body(request, limit)
-        try:
-            if spam is None:
-                return await service.forget(raw)
-            return await service.learn(raw, spam=spam)
-        except LearningDisabled as exc:
-            raise Refused(503, str(exc)) from None
+        await authorize(request)
+        with budget.hold() as held:
+            raw = await _body(request, limit, held)
+            try:
+                if spam is None:
+                    return await service.forget(raw)
+                return await service.learn(raw, spam=spam)
+            except LearningDisabled as exc:
+                raise Refused(503, str(exc)) from None
+            except StoreError:
+                # Logged once a minute by the service; the client is told to come back.
+                raise Refused(
+                    503, "the state store is busy or unavailable; try again later"
+                ) from None
 
     async def checkv2(request: Request) -> Response:
-        raw = await _body(request, limit)
-        verdict = await service.check(envelope_of(request.headers), raw)
+        with budget.hold() as held:
+            raw = await _body(request, limit, held)
+            verdict = await service.check(envelope_of(request.headers), raw)
         return MsgspecJSON(rspamd_json(verdict, authserv_id=authserv_id))
 
     async def learn(request: Request, spam: bool) -> Response:
@@ -159,10 +205,10 @@ def build_app(
         return MsgspecJSON(service.stat())
 
     async def api_scan(request: Request) -> Response:
-        raw = await _body(request, limit)
-        body = rspamd_json(
-            await service.check(_query_envelope(request), raw), authserv_id=authserv_id
-        )
+        with budget.hold() as held:
+            raw = await _body(request, limit, held)
+            verdict = await service.check(_query_envelope(request), raw)
+        body = rspamd_json(verdict, authserv_id=authserv_id)
         del body["milter"], body["messages"]
         return MsgspecJSON(body)
 

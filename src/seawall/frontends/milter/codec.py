@@ -296,6 +296,11 @@ class MilterCodec:
         self._buffer = bytearray()
         self._max = max_packet_bytes
 
+    @property
+    def pending(self) -> bool:
+        """A packet has begun and is not complete yet."""
+        return bool(self._buffer)
+
     def feed(self, data: bytes) -> list[Command]:
         """Every command completed by ``data``; a partial packet waits for the next call."""
         self._buffer += data

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from seawall.addresses import Address, network_of, parse_ip
 from seawall.config import PolicySettings
 from seawall.errors import StoreError
+from seawall.frontends.logsafe import printable
 from seawall.frontends.policy.codec import PolicyRequest
 from seawall.frontends.policy.exempt import NONE as NO_EXEMPTIONS
 from seawall.frontends.policy.exempt import Exemptions
@@ -89,7 +90,7 @@ class Decision:
 
     def describe(self) -> str:
         """One log line: ``client=... reason=... ip_conn=3 ... action=DEFER ...``."""
-        parts = [f"client={self.client or '-'}", f"reason={self.reason}"]
+        parts = [f"client={printable(self.client)}", f"reason={self.reason}"]
         if self.counts is not None:
             c = self.counts
             parts += [

@@ -44,6 +44,7 @@ class ExitCode(enum.IntEnum):
     EX_TEMPFAIL = 75
     EX_PROTOCOL = 76  # spamd: any malformed request
     EX_TIMEOUT = 79  # spamd's own code for a client too slow to send its request
+    EX_NOPERM = 77  # a TELL from a client or user that may not learn
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +105,11 @@ class RequestParser:
         self._received = 0
         self._done: Request | None = None
         self.idle = True  # nothing received yet: a closed connection is a probe, not an error
+
+    @property
+    def in_body(self) -> bool:
+        """The request line and headers are in; the body is being received."""
+        return self._state == "body" and self._done is None
 
     def feed(self, data: bytes) -> Request | None:
         """Take the next bytes; the Request once complete, else None.  Later bytes are ignored."""
