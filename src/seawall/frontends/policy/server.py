@@ -18,6 +18,8 @@ from collections.abc import Callable
 from seawall import quietlog
 from seawall.config import Config, PolicySettings
 from seawall.errors import PolicyViolation
+from seawall.frontends.connections import BUSY, IDLE, Conn
+from seawall.frontends.logsafe import printable
 from seawall.frontends.policy.codec import REQUEST_TYPE, PolicyParser, PolicyRequest, encode_reply
 from seawall.frontends.policy.decide import (
     DUNNO,
@@ -34,6 +36,7 @@ from seawall.zombies.evidence import RATE_REASONS
 from seawall.zombies.sink import EvidenceSink
 
 log = logging.getLogger("seawall.policy")
+_quiet = QuietLog(log)
 
 READ_BYTES = 64 * 1024
 
@@ -45,8 +48,15 @@ async def serve_policy_connection(
     config: Config,
     *,
     clock: Callable[[], float] = time.time,
+    conn: Conn | None = None,
+    refuse: bool = False,
 ) -> None:
     """Serve one Postfix connection until it closes; never raises.
+
+    ``conn`` is kept in its phase: idle between requests (``idle_timeout_s``), reading
+    from a request's first byte (``serve.header_timeout_s`` for all of it), busy while
+    it is answered.  ``refuse``: the worker is full; the first request is answered
+    ``DEFER_IF_PERMIT`` and the connection closed.
 
     Reads ``config.serve.policy`` and ``config.trusted``.  A malformed request closes
     the connection without a reply, as SMTPD_POLICY_README asks (Postfix logs a
@@ -61,14 +71,30 @@ async def serve_policy_connection(
     parser = PolicyParser()
     transactions = Transactions()
     peer = writer.get_extra_info("peername")
+    header_s = config.serve.header_timeout_s
     try:
         while True:
+            if conn is not None:
+                if not parser.pending:
+                    conn.idle(settings.idle_timeout_s)
+                elif conn.phase == BUSY:
+                    conn.reading(header_s)
             data = await reader.read(READ_BYTES)
             if not data:
                 if parser.pending:
                     log.debug("policy %s: closed in the middle of a request", peer)
                 break
-            for request in parser.feed(data):
+            requests = parser.feed(data)
+            if conn is not None:
+                if requests:
+                    conn.busy()
+                elif conn.phase == IDLE:
+                    conn.reading(header_s)
+            for request in requests:
+                if refuse:
+                    writer.write(encode_reply("DEFER_IF_PERMIT Service temporarily unavailable"))
+                    await writer.drain()
+                    return
                 decision = await _answer(
                     request, store, settings, trusted, exempt, transactions, clock
                 )
@@ -77,7 +103,9 @@ async def serve_policy_connection(
                 writer.write(encode_reply(decision.action))
             await writer.drain()
     except PolicyViolation as exc:
-        log.warning("policy %s: protocol violation, closing: %s", peer, exc)
+        _quiet.warning(
+            "violation", "policy %s: protocol violation, closing: %s", peer, printable(exc)
+        )
     except (ConnectionError, asyncio.IncompleteReadError) as exc:
         log.debug("policy %s: connection lost: %s", peer, exc)
     finally:
@@ -105,13 +133,16 @@ async def _answer(
             request, store, settings, trusted, events=events, now=clock(), exempt=exempt
         )
     except Exception:
-        log.exception("policy: error deciding for %s", request.client_address or "-")
+        log.exception("policy: error deciding for %s", printable(request.client_address))
         return store_error_decision(settings, request.client_address)
     if decision.action == DUNNO:
-        log.debug("policy %s %s", request.protocol_state, decision.describe())
+        log.debug("policy %s %s", printable(request.protocol_state), decision.describe())
     elif decision.reason != "store_error":  # a failing store is logged once a minute already
         repeats.info(
-            decision.client or "-", "policy %s %s", request.protocol_state, decision.describe()
+            printable(decision.client),
+            "policy %s %s",
+            printable(request.protocol_state),
+            decision.describe(),
         )
     return decision
 
