@@ -1,0 +1,87 @@
+"""What one customer's evidence says, for the notice and the garden page: only that case's.
+
+Counts by kind, the time span, a few sample subjects, the campaigns and the malware found.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from seawall.zombies.model import Evidence
+
+# How the kinds read to a customer.
+KIND_WORDS: dict[str, str] = {
+    "spam": "spam messages",
+    "malware": "messages carrying malware",
+    "worm": "copies of a mail worm",
+    "botnet": "messages of a botnet campaign",
+    "direct_mx": "messages sent straight to a mail server, bypassing our relay",
+    "rate": "bursts of connections to mail servers",
+    "report": "complaints from other networks",
+    "drone": "reports of an infected computer (drone)",
+    "sinkhole": "connections to a botnet's command server (sinkhole)",
+    "spam_source": "reports of spam sent from your connection",
+}
+MAX_SUBJECTS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    counts: tuple[tuple[str, int], ...]  # (words, count), most first
+    total: int
+    first: float
+    last: float
+    subjects: tuple[str, ...]
+    campaigns: tuple[str, ...]
+    malware: tuple[str, ...]
+    ips: tuple[str, ...]
+
+    @property
+    def first_text(self) -> str:
+        return _utc(self.first)
+
+    @property
+    def last_text(self) -> str:
+        return _utc(self.last)
+
+
+def _utc(at: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(at)) if at else ""
+
+
+def summarize(evidence: Iterable[Evidence]) -> Summary:
+    """The summary of ``evidence`` (clean mail is not evidence against anyone)."""
+    items = [e for e in evidence if e.kind != "clean"]
+    kinds = Counter(e.kind for e in items)
+    subjects: list[str] = []
+    for e in sorted(items, key=lambda e: e.at, reverse=True):
+        subject = " ".join(e.subject.split())[:120]
+        if subject and subject not in subjects:
+            subjects.append(subject)
+        if len(subjects) == MAX_SUBJECTS:
+            break
+    return Summary(
+        counts=tuple((KIND_WORDS.get(k, k), n) for k, n in kinds.most_common()),
+        total=len(items),
+        first=min((e.at for e in items), default=0.0),
+        last=max((e.at for e in items), default=0.0),
+        subjects=tuple(subjects),
+        campaigns=tuple(sorted({e.campaign for e in items if e.campaign})),
+        malware=tuple(sorted({e.infection for e in items if e.infection})),
+        ips=tuple(sorted({e.ip for e in items})),
+    )
+
+
+# The cleaning steps of the notice and the garden page.
+CLEANING_STEPS: tuple[str, ...] = (
+    "Update your operating system and all programs, and restart.",
+    "Run a full scan with an up-to-date antivirus program; a second opinion from a free "
+    "on-demand scanner helps, as some malware hides from the installed one.",
+    "Remove what the scanners find, then scan again until nothing is found.",
+    "Change the passwords of your mail and other accounts, from a clean device.",
+    "If the computer still misbehaves, back up your files and reinstall it.",
+    "Check the other devices on your connection (phones, tablets, cameras, routers).",
+)
