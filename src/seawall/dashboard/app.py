@@ -13,13 +13,13 @@ from starlette.staticfiles import StaticFiles
 
 from seawall.campaigns.client import TrackerClient
 from seawall.config import Config
-from seawall.dashboard import campaigns, domains, history, login, overview, sources
+from seawall.dashboard import campaigns, cases, domains, history, login, overview, sources
 from seawall.dashboard.auth import Session, Sessions, load_key
-from seawall.dashboard.parts import Learner, Parts
+from seawall.dashboard.parts import CaseDesk, Learner, Parts
 from seawall.dashboard.web import PREFIX, SECURITY_HEADERS, Web
+from seawall.errors import SeawallError
 from seawall.store import Store
 from seawall.users import Users
-from seawall.zombies.model import CaseStore
 
 log = logging.getLogger("seawall.dashboard")
 
@@ -34,14 +34,15 @@ class Served(Learner, Protocol):
 
 
 def dashboard_routes(
-    service: Served, *, tracker: TrackerClient | None, cases: CaseStore | None = None
+    service: Served, *, tracker: TrackerClient | None, desk: CaseDesk | None = None
 ) -> list[BaseRoute]:
     """The routes under ``/ui/`` (none when ``[dashboard] enabled`` is false, or there
     is no state store to keep logins in).
 
     ``service`` is the worker's service (its configuration and store, and it teaches the
     classifier), ``tracker`` the campaign tracker's client (unused when campaigns are
-    off), ``cases`` the zombie case store.
+    off), ``desk`` the zombie desk (opened here from the configuration when None and
+    ``[zombies] enabled``).
     """
     config = service.config
     store = service.store
@@ -50,11 +51,11 @@ def dashboard_routes(
     if not config.detectors.campaigns.enabled:
         tracker = None
     learner = service
+    if desk is None and config.zombies.enabled:
+        desk = _open_desk(config)
     users = Users(config.users)
     web = Web(config, Sessions(config, users, store, load_key(config)))
-    parts = Parts(
-        config=config, web=web, store=store, tracker=tracker, learner=learner, cases=cases
-    )
+    parts = Parts(config=config, web=web, store=store, tracker=tracker, learner=learner, desk=desk)
 
     async def users_page(request: Request, session: Session) -> Response:
         listed = [(name, settings.roles) for name, settings in sorted(config.users.items())]
@@ -71,6 +72,20 @@ def dashboard_routes(
         *sources.routes(parts),
         *history.routes(parts),
         *domains.routes(parts),
+        *([] if desk is None else cases.routes(parts, desk)),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     return [Route(PREFIX, to_root, methods=["GET"]), Mount(PREFIX, routes=routes)]
+
+
+def _open_desk(config: Config) -> CaseDesk | None:
+    """The zombie desk of this worker; None (the case pages left out, logged) when its
+    state cannot be opened."""
+    from seawall.zombies.cases import open_desk
+
+    try:
+        desk, _ = open_desk(config)  # its accounting lookups live as long as the worker
+    except SeawallError as exc:
+        log.error("dashboard: the zombie cases cannot be opened: %s", exc)
+        return None
+    return desk

@@ -83,8 +83,9 @@ def routes(parts: Parts) -> list[Route]:
             return web.error(request, session, 404, f"No campaign {cid}.")
         accounts: list[str] = []
         external = 0
-        if parts.cases is not None:
-            found, _ = await guarded(lambda: parts.cases.campaign_senders(cid), ([], 0))  # type: ignore[union-attr]
+        book = parts.cases
+        if book is not None:
+            found, _ = await guarded(lambda: book.campaign_senders(cid), ([], 0))
             accounts, external = found
         dynamic = parts.networks.dynamic
         own = [(ip, dynamic.contains(ip)) for ip in item.get("own_addresses", [])]

@@ -87,8 +87,9 @@ def routes(parts: Parts) -> list[Route]:
         limit = parts.config.detectors.campaigns.outbreak_per_hour
         outbreaks = [summary_row(c) for c in listing if int(c.get("per_hour", 0)) >= limit]
         zone = None
-        if parts.cases is not None:
-            zombies, error = await guarded(lambda: parts.cases.active_zombies(now), None)  # type: ignore[union-attr]
+        book = parts.cases
+        if book is not None:
+            zombies, error = await guarded(lambda: book.active_zombies(now), None)
             zone = None if zombies is None else len(zombies)
         return web.render(
             request,

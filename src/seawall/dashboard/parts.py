@@ -16,13 +16,23 @@ from seawall.errors import SeawallError
 from seawall.message import ParseLimits
 from seawall.store import Store
 from seawall.store.verdicts import Verdicts, open_verdicts
-from seawall.zombies.model import CaseStore
+from seawall.zombies.model import Case, CaseStore, State
 
 
 class Learner(Protocol):
     """What a page needs of the scanning service: teaching the classifier."""
 
     async def learn(self, raw: bytes, *, spam: bool) -> bool: ...
+
+
+class CaseDesk(Protocol):
+    """The zombie desk as the pages use it (``seawall.zombies.cases.Desk``): its store to
+    read, and moves that run the remedies."""
+
+    @property
+    def store(self) -> CaseStore: ...
+
+    async def transition(self, case_id: str, new_state: State, who: str, why: str) -> Case: ...
 
 
 @dataclass
@@ -34,7 +44,7 @@ class Parts:
     store: Store
     tracker: TrackerClient | None
     learner: Learner
-    cases: CaseStore | None = None
+    desk: CaseDesk | None = None
     limits: ParseLimits = field(default_factory=ParseLimits)
     networks: IspNetworks = field(init=False)
     _verdicts: Verdicts | None = field(default=None, init=False)
@@ -44,6 +54,11 @@ class Parts:
     def __post_init__(self) -> None:
         self.networks = IspNetworks.of(self.config.isp)
         self.limits = ParseLimits.from_config(self.config)
+
+    @property
+    def cases(self) -> CaseStore | None:
+        """The zombie cases, when the desk runs ([zombies] enabled)."""
+        return self.desk.store if self.desk is not None else None
 
     @property
     def verdicts(self) -> Verdicts:

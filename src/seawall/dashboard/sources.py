@@ -117,8 +117,9 @@ def routes(parts: Parts) -> list[Route]:
         if ip:
             found = keys_of(ip)
             case = None
-            if parts.cases is not None:
-                case, _ = await guarded(lambda: parts.cases.find(ip=ip), None)  # type: ignore[union-attr]
+            book = parts.cases
+            if book is not None:
+                case, _ = await guarded(lambda: book.find(ip=ip), None)
             one = {
                 "ip": ip,
                 "network": network_of(ip),
