@@ -30,8 +30,10 @@ $(STAMP): pyproject.toml | system-python
 
 venv: $(STAMP)
 
+# `make demo DEMO_SECONDS=N` stops after N seconds of the wave (exit 0); DEMO_ARGS passes
+# more options (`seawall demo --help`), e.g. DEMO_ARGS="--state var/demo --transport http".
 demo: venv
-	$(BIN)/seawall demo
+	$(BIN)/seawall demo $(if $(DEMO_SECONDS),--seconds $(DEMO_SECONDS)) $(DEMO_ARGS)
 
 lint: venv
 	$(BIN)/ruff check src tests bench

@@ -18,7 +18,7 @@ from seawall.cli.accounting import add_accounting_parser
 from seawall.cli.cases import add_cases_parser
 from seawall.cli.campaigns import cmd_campaigns
 from seawall.cli.common import common_arguments
-from seawall.cli.demo import cmd_demo
+from seawall.cli.demo import add_demo_parser
 from seawall.cli.dnsbl import cmd_dnsbl_test
 from seawall.cli.feeds import add_feeds_parser
 from seawall.cli.reputation import cmd_reputation
@@ -121,9 +121,7 @@ def _parser() -> argparse.ArgumentParser:
     add_abuse_parser(sub, common)
     add_feeds_parser(sub, common)
 
-    demo = sub.add_parser("demo", parents=[common], help="learn and scan a public corpus")
-    demo.add_argument("--workers", type=int, default=0)
-    demo.set_defaults(func=cmd_demo)
+    add_demo_parser(sub, common)
     return parser
 
 

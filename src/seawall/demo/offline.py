@@ -1,4 +1,5 @@
-"""``seawall demo``: learn half of a public corpus, scan the other half, explain a few verdicts.
+"""``seawall demo --offline``: learn half of a public corpus, scan the other half, explain a
+few verdicts.
 
 Runs on the embedded defaults; the only input is the shared SpamAssassin
 corpus (and a sample of German phishing from Phishing Pot to show languages).
@@ -44,7 +45,7 @@ def at_the_actions(table: Counter[tuple[str, str]], recall: float, fpr: float) -
     return line + (f"; {', '.join(held)} (delayed, not flagged)" if held else "")
 
 
-def run_demo(*, state: str | None, workers: int) -> int:
+def run_offline_demo(*, state: str | None, workers: int) -> int:
     print("Seawall demo: the SpamAssassin public corpus, split 50/50 by SHA-1 of the file name.")
     items = [
         evaluation.Labelled(unit, item.label == "spam")
