@@ -31,10 +31,18 @@ TARGETS: dict[str, int] = {
     "spamd": 10000,
     "policy": 10000,
     "dns": 1500,
+    "radius_detail": 16384,
+    "radius_packet": 4096,
+    "arf": 32768,
 }
-# Modules instrumented besides Seawall's: the archive walk hands the bytes to the standard
-# library's zip, tar and gzip readers, whose branches guide the fuzzer through the formats.
-INSTRUMENTED: dict[str, tuple[str, ...]] = {"archives": ("zipfile", "tarfile", "gzip")}
+# Modules instrumented besides Seawall's, whose branches guide the fuzzer through a format:
+# the standard library's zip, tar and gzip readers under the archive walk, pyrad under the
+# RADIUS listener, the email package under the abuse report reader.
+INSTRUMENTED: dict[str, tuple[str, ...]] = {
+    "archives": ("zipfile", "tarfile", "gzip"),
+    "radius_packet": ("pyrad",),
+    "arf": ("email",),
+}
 
 
 def load(name: str) -> ModuleType:

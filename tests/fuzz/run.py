@@ -26,8 +26,10 @@ from tests.fuzz.harness import TARGETS
 
 ROOT = Path(__file__).resolve().parents[2]
 SEEDS = Path(__file__).resolve().parent / "corpus"
-_EXECUTED = re.compile(rb"stat::number_of_executed_units: (\d+)")
+_EXECUTED = re.compile(rb"stat::number_of_executed_units:\s+(\d+)")
 _PROGRESS = re.compile(rb"^#(\d+)\s", re.MULTILINE)
+_SLOWEST = re.compile(rb"stat::slowest_unit_time_sec:\s+(\d+)")
+_RSS = re.compile(rb"stat::peak_rss_mb:\s+(\d+)")
 _CRASH_PREFIXES = ("bug-", "crash-", "timeout-", "oom-", "leak-")
 
 
@@ -38,6 +40,8 @@ class Outcome:
     seconds: float = 0.0
     crashes: list[Path] = field(default_factory=list)
     restarts: int = 0
+    slowest_s: int = 0  # the slowest input, in whole seconds (libFuzzer's resolution)
+    peak_rss_mb: int = 0
 
     @property
     def rate(self) -> float:
@@ -84,6 +88,8 @@ def fuzz(target: str, args: argparse.Namespace) -> Outcome:
         text = log.read_bytes()
         done = _EXECUTED.findall(text) or _PROGRESS.findall(text)
         outcome.executions += int(done[-1]) if done else 0
+        outcome.slowest_s = max([outcome.slowest_s, *map(int, _SLOWEST.findall(text))])
+        outcome.peak_rss_mb = max([outcome.peak_rss_mb, *map(int, _RSS.findall(text))])
         if status == 0:
             break
         outcome.restarts += 1  # a hang, a blow-up, or a harness that cannot start
@@ -113,10 +119,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown target {', '.join(unknown)}; known: {', '.join(TARGETS)}")
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         outcomes = list(pool.map(lambda target: fuzz(target, args), targets))
-    print(f"{'target':<10} {'executions':>12} {'seconds':>9} {'exec/s':>9} {'crashes':>8}")
+    print(
+        f"{'target':<10} {'executions':>12} {'seconds':>9} {'exec/s':>9} {'crashes':>8}"
+        f" {'slowest_s':>10} {'peak_rss_mb':>12}"
+    )
     for o in outcomes:
         figures = f"{o.executions:>12,} {o.seconds:>9.0f} {o.rate:>9.0f} {len(o.crashes):>8}"
-        print(f"{o.target:<10} {figures}")
+        print(f"{o.target:<10} {figures} {o.slowest_s:>10} {o.peak_rss_mb:>12}")
         for path in o.crashes:
             print(f"  crash: {path}")
     return 1 if any(o.crashes for o in outcomes) else 0

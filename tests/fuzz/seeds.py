@@ -5,8 +5,9 @@
 Seeds are small real inputs: the test suite's .eml fixtures and a few small messages of the
 shared SpamAssassin and Nazario corpora for the message parser; the attachments of the
 fixtures' archive messages, plus a gzip and a tar, for the archive walk; a Postfix milter
-session, SPAMC requests, Postfix policy requests and DNS replies as their peers send them.
-The codec and DNS seeds start with the control byte their harness reads first.
+session, SPAMC requests, Postfix policy requests, DNS replies, FreeRADIUS detail records,
+RADIUS accounting requests and ARF and X-ARF reports as their peers send them.  The seeds of
+the harnesses that read a control byte first start with one.
 """
 
 from __future__ import annotations
@@ -92,6 +93,13 @@ def _nazario(archive: Path, count: int) -> list[bytes]:
     return [m for m in found if len(m) <= MAX_MESSAGE_SEED // 2][:count]
 
 
+def _info(name: str) -> zipfile.ZipInfo:
+    """A zip entry dated once and for all, so the seeds are the same bytes on every run."""
+    info = zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_DEFLATED
+    return info
+
+
 def archive_seeds() -> list[bytes]:
     seeds: list[bytes] = []
     for path in sorted((TESTS / "corpus" / "eml").glob("*.eml")):
@@ -101,12 +109,12 @@ def archive_seeds() -> list[bytes]:
                     seeds.append(b"\x03" + attachment.data)  # 3: sniffed by its magic
     inner = io.BytesIO()
     with zipfile.ZipFile(inner, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("invoice.pdf.exe", b"MZ\x90\x00" + b"\x00" * 200)
-        archive.writestr("docs/", b"")
+        archive.writestr(_info("invoice.pdf.exe"), b"MZ\x90\x00" + b"\x00" * 200)
+        archive.writestr(_info("docs/"), b"")
     outer = io.BytesIO()
     with zipfile.ZipFile(outer, "w", zipfile.ZIP_STORED) as archive:
-        archive.writestr("inner.zip", inner.getvalue())
-        archive.writestr("readme.txt", b"hello " * 50)
+        archive.writestr(_info("inner.zip"), inner.getvalue())
+        archive.writestr(_info("readme.txt"), b"hello " * 50)
     seeds.append(b"\x00" + outer.getvalue())
     seeds.append(b"\x01" + gzip.compress(inner.getvalue(), mtime=0))
     tar_bytes = io.BytesIO()
@@ -205,6 +213,7 @@ def dns_seeds() -> list[bytes]:
     seeds: list[bytes] = []
     for index, (name, rdtype, records) in enumerate(asked):
         query = dns.message.make_query(name, rdtype)
+        query.id = 0x1234
         for listed in (True, False):
             reply = dns.message.make_response(query)
             reply.flags |= dns.flags.RA
@@ -220,6 +229,71 @@ def dns_seeds() -> list[bytes]:
     return seeds
 
 
+DETAIL = b"""Fri Nov 27 12:00:00 2026
+\tPacket-Type = Accounting-Request
+\tAcct-Session-Id = "4D2B0001"
+\tAcct-Status-Type = Start
+\tUser-Name = "alice@example.net"
+\tNAS-IP-Address = 192.0.2.1
+\tFramed-IP-Address = 198.19.0.7
+\tFramed-IPv6-Prefix = 2001:db8:7::/64
+\tEvent-Timestamp = "Nov 27 2026 12:00:00 UTC"
+\tAcct-Delay-Time = 0
+\tAcct-Unique-Session-Id = "0123456789abcdef"
+\tTimestamp = 1795780800
+
+Fri Nov 27 12:10:00 2026
+\tAcct-Session-Id = "4D2B0001"
+\tAcct-Status-Type = Stop
+\tUser-Name = "al\\"ice\\101"
+\tNAS-Identifier = "bras-1"
+\tAcct-Session-Time = 600
+\tTimestamp = 1795781400
+
+Fri Nov 27 12:11:00 2026
+\tAcct-Status-Type = Accounting-On
+\tNAS-IP-Address = 192.0.2.1
+\tTimestamp = 1795781460
+
+"""
+
+
+def radius_detail_seeds() -> list[bytes]:
+    return [b"\x00" + DETAIL, b"\x07" + DETAIL, b"\x3f" + DETAIL.replace(b"\n", b"\r\n")]
+
+
+def _attribute(code: int, value: bytes) -> bytes:
+    return bytes([code, len(value) + 2]) + value
+
+
+def radius_packet_seeds() -> list[bytes]:
+    """Identifier and attributes (the harness signs them): a Start, an Interim-Update with
+    IPv6, a Stop with Event-Timestamp and counters, an Accounting-On."""
+    nas = _attribute(4, bytes([192, 0, 2, 1]))
+    session = _attribute(44, b"4D2B0001") + _attribute(1, b"alice@example.net")
+    start = _attribute(40, struct.pack(">I", 1)) + session + nas
+    start += _attribute(8, bytes([198, 19, 0, 7])) + _attribute(41, struct.pack(">I", 0))
+    interim = _attribute(40, struct.pack(">I", 3)) + session + _attribute(32, b"bras-1")
+    interim += _attribute(97, b"\x00\x40" + bytes.fromhex("20010db800070000"))
+    interim += _attribute(123, b"\x00\x38" + bytes.fromhex("20010db8ff0001"))
+    stop = _attribute(40, struct.pack(">I", 2)) + session + nas
+    stop += _attribute(55, struct.pack(">I", 1795781400)) + _attribute(46, struct.pack(">I", 600))
+    stop += _attribute(42, struct.pack(">I", 12345)) + _attribute(49, struct.pack(">I", 1))
+    on = _attribute(40, struct.pack(">I", 7)) + nas
+    return [bytes([0, index]) + body for index, body in enumerate((start, interim, stop, on))]
+
+
+def arf_seeds() -> list[bytes]:
+    from tests.zombies.reports import arf, xarf
+
+    return [
+        arf("10.1.2.3", "m1@shop.example", when=1_796_000_000.0),
+        arf("198.51.100.9", "v@x", feedback="virus", when=1_796_000_000.0),
+        xarf("10.1.2.3"),
+        xarf("2001:db8::1", report_type="malware"),
+    ]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--shared", type=Path, default=TESTS.parent.parent / "shared" / "corpora")
@@ -232,6 +306,9 @@ def main(argv: list[str] | None = None) -> None:
         ("spamd", spamd_seeds()),
         ("policy", policy_seeds()),
         ("dns", dns_seeds()),
+        ("radius_detail", radius_detail_seeds()),
+        ("radius_packet", radius_packet_seeds()),
+        ("arf", arf_seeds()),
     ):
         print(f"{target}: {write(target, seeds)} seeds")
 

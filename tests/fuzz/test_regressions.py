@@ -10,8 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests.fuzz.fuzz_radius_packet import ADDR, PROTOCOL, signed
 from tests.fuzz.harness import load
 
+from seawall.accounting.records import Status
 from seawall.errors import SpamdViolation
 from seawall.frontends.spamd.codec import RequestParser
 
@@ -33,3 +35,32 @@ def test_spamd_number_too_long_for_int_is_a_protocol_error(name: str) -> None:
     # int() refuses more than 4300 decimal digits with ValueError, which escaped the codec.
     with pytest.raises(SpamdViolation):
         RequestParser().feed(_input("spamd", name)[1:])
+
+
+@pytest.mark.parametrize(
+    ("name", "bad", "good", "kept"),
+    [
+        # Framed-IP-Address of 0 bytes, beside a good Framed-IPv6-Prefix
+        ("framed-ip-address-empty", bytes([8, 2]), bytes([97, 6, 0, 32, 32, 1]), "2001::/32"),
+        # Framed-IPv6-Prefix /161, beside a good Framed-IP-Address
+        ("ipv6-prefix-length-161", bytes([97, 4, 0, 161]), bytes([8, 6, 198, 19, 0, 7]),
+         "198.19.0.7"),
+    ],
+)  # fmt: skip
+def test_radius_attribute_that_does_not_decode_is_ignored_not_raised(
+    name: str, bad: bytes, good: bytes, kept: str
+) -> None:
+    # pyrad decodes a value when it is read, after the listener's try: ValueError escaped
+    # datagram_received, and the request got no answer however often the NAS sent it.
+    assert PROTOCOL.decode(signed(_input("radius_packet", name)[1:]), ADDR) is None
+    start = (
+        bytes([40, 6, 0, 0, 0, 1])  # Acct-Status-Type = Start
+        + bytes([44, 10]) + b"4D2B0001"  # Acct-Session-Id
+        + bytes([4, 6, 192, 0, 2, 1])  # NAS-IP-Address
+    )  # fmt: skip
+    pending = PROTOCOL.decode(signed(b"\x07" + start + good + bad), ADDR)
+    assert pending is not None
+    assert pending.reply[0] == 5  # answered: Accounting-Response
+    assert pending.record is not None
+    assert pending.record.status is Status.START
+    assert pending.record.ips == (kept,)  # the attributes that decode are kept

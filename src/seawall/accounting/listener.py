@@ -48,7 +48,10 @@ def attributes(packet: AcctPacket) -> dict[str, str]:
     for key in packet.keys():  # noqa: SIM118 - pyrad names keys() by the dictionary
         if not isinstance(key, str):
             continue  # not in the dictionary: nothing accounting reads
-        values: list[Any] = packet[key]
+        try:  # pyrad decodes a value only when it is read
+            values: list[Any] = packet[key]
+        except (ValueError, KeyError):
+            continue  # RFC 6929 §2.8: an invalid attribute is treated as an unknown one
         if not values:
             continue
         value = values[0]
