@@ -58,26 +58,29 @@ session_id='', account='', ips=(), session_time=None)]
         self._attrs: dict[str, str] = {}
         self._header = False
         self._bad: str | None = None  # why the current record is being skipped
+        self._overlong = False  # within a line too long to keep
 
     def feed(self, data: bytes) -> list[Record | Problem]:
         """The records and problems completed by ``data`` (a record is complete at the
         blank line after it)."""
-        self._buffer += data
         out: list[Record | Problem] = []
-        while True:
-            end = self._buffer.find(b"\n")
+        if self._overlong:  # the rest of a line already reported as too long
+            end = data.find(b"\n")
             if end < 0:
-                if len(self._buffer) > MAX_LINE:
-                    self._line += 1
-                    self._buffer = b""
-                    self._fail(f"a line longer than {MAX_LINE} bytes")
-                break
-            raw, self._buffer = self._buffer[:end], self._buffer[end + 1 :]
+                return out
+            data, self._overlong = data[end + 1 :], False
+        lines = (self._buffer + data).split(b"\n")
+        self._buffer = lines.pop()  # the line not yet complete
+        for raw in lines:
             self._line += 1
             if len(raw) > MAX_LINE:
                 self._fail(f"a line longer than {MAX_LINE} bytes")
                 continue
             self._take(raw.decode("utf-8", "replace"), out)
+        if len(self._buffer) > MAX_LINE:
+            self._line += 1
+            self._buffer, self._overlong = b"", True
+            self._fail(f"a line longer than {MAX_LINE} bytes")
         return out
 
     def end(self) -> list[Record | Problem]:
