@@ -982,6 +982,7 @@ def _problems(config: Config) -> Iterator[tuple[tuple[str, ...], str]]:
     listen: dict[tuple[str, ...], str] = {
         ("serve", name, "listen"): getattr(config.serve, name).listen for name in _LISTENERS
     }
+    listen[("accounting", "listen")] = config.accounting.listen  # UDP: serve refuses unix:
     campaigns = config.detectors.campaigns
     tracker: dict[tuple[str, ...], str] = {
         ("detectors", "campaigns", "tracker_listen"): campaigns.tracker_listen
