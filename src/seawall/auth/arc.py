@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import dkim
 from dkim.util import InvalidTagValueList, parse_tag_value
 
+from seawall.auth.dkim import header_fields
 from seawall.dnslists.answer import Answer
 
 __all__ = ["MAX_SETS", "ArcResult", "ArcStatus", "Recorded", "key_names", "verify"]
@@ -69,11 +70,7 @@ class ArcResult:
 
 
 def _arc_fields(raw: bytes) -> list[tuple[bytes, bytes]]:
-    try:
-        headers, _ = dkim.rfc822_parse(raw)
-    except dkim.MessageFormatError:
-        return []
-    return [(n.lower(), v) for n, v in headers if n.lower().startswith(b"arc-")]
+    return [(n.lower(), v) for n, v in header_fields(raw, b"arc-")]
 
 
 def _tags(value: bytes) -> dict[bytes, bytes]:

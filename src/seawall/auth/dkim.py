@@ -22,6 +22,7 @@ someone else, and DMARC does not count such a pass (:attr:`DkimResult.counts`).
 from __future__ import annotations
 
 import enum
+import functools
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -71,6 +72,7 @@ class Signature:
     algorithm: str  # a=
     length: int | None  # l=
     problem: str = ""  # why it cannot be verified at all: a permerror without DNS
+    signed: frozenset[bytes] = frozenset()  # h=: the names of the fields it signs, lower case
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,17 +90,50 @@ class DkimResult:
         return self.status is DkimStatus.PASS and not self.partial
 
 
-def _headers(raw: bytes) -> list[tuple[bytes, bytes]]:
-    try:
-        headers, _ = dkim.rfc822_parse(raw)
-    except dkim.MessageFormatError:
+def header_block(raw: bytes) -> bytes:
+    """The message's header section, up to and with the blank line that ends it (the first
+    empty line, CRLF or LF, as dkimpy's parser finds it)."""
+    if raw.startswith((b"\n", b"\r\n")):
+        return raw[: raw.index(b"\n") + 1]
+    ends = [
+        (at, len(end)) for end in (b"\r\n\r\n", b"\n\r\n", b"\n\n") if (at := raw.find(end)) >= 0
+    ]
+    if not ends:
+        return raw
+    at, size = min(ends)
+    return raw[: at + size]
+
+
+def _parsed(raw: bytes) -> tuple[list[list[bytes]], bytes]:
+    """What ``dkim.rfc822_parse`` gives, the body made CRLF at C speed: its line-by-line
+    regular expressions read only the header section."""
+    head = header_block(raw)
+    headers, _ = dkim.rfc822_parse(head)
+    body = raw[len(head) :].replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    return headers, body
+
+
+def header_fields(raw: bytes, prefix: bytes) -> list[tuple[bytes, bytes]]:
+    """The header fields whose lower-cased names start with ``prefix``, parsed as dkimpy
+    parses them; only the header section is read, and none when the prefix is absent (most
+    mail: no body split, no parse)."""
+    head = header_block(raw)
+    if prefix not in head.lower():
         return []
-    return list(headers)
+    try:
+        headers, _ = dkim.rfc822_parse(head)
+    except (dkim.MessageFormatError, IndexError):  # IndexError: a first line folded
+        return []
+    return [(name, value) for name, value in headers if name.lower().startswith(prefix)]
 
 
 def signatures(raw: bytes) -> list[Signature]:
     """The message's DKIM-Signature fields, top first, at most :data:`MAX_SIGNATURES`."""
-    found = [value for name, value in _headers(raw) if name.lower() == b"dkim-signature"]
+    found = [
+        value
+        for name, value in header_fields(raw, b"dkim-signature")
+        if name.lower() == b"dkim-signature"
+    ]
     return [_signature(i, value) for i, value in enumerate(found[:MAX_SIGNATURES])]
 
 
@@ -124,7 +159,10 @@ def _signature(index: int, value: bytes) -> Signature:
         problem = "d= or s= is not a domain name"
     elif length_text and length is None:
         problem = f"bad l={length_text}"
-    return Signature(index, domain, selector, algorithm.lower(), length, problem)
+    signed = frozenset(
+        n.strip().lower() for n in re.sub(rb"\s+", b"", tags.get(b"h", b"")).split(b":") if n
+    )
+    return Signature(index, domain, selector, algorithm.lower(), length, problem, signed)
 
 
 def key_name(signature: Signature) -> str:
@@ -161,18 +199,38 @@ def verify(
             results.append(_result(sig, DkimStatus.PERMERROR, f"no key at {name}"))
             continue
         record = answer.records[0]
-        try:
-            dkim.evaluate_pk(name.encode(), record.encode("utf-8", "replace"))
-        except (dkim.DKIMException, ValueError) as exc:
-            results.append(_result(sig, DkimStatus.PERMERROR, f"bad key: {exc}"))
-            continue
-        if re.search(r"(?:^|;)\s*p\s*=\s*(?:;|$)", record):
-            results.append(_result(sig, DkimStatus.PERMERROR, "key revoked (empty p=)"))
+        problem = _key_problem(name, record)
+        if problem:
+            results.append(_result(sig, DkimStatus.PERMERROR, problem))
             continue
         if verifier is None:
-            verifier = dkim.DKIM(raw, logger=_quiet, minkey=min_rsa_bits)
+            try:
+                headers, body = _parsed(raw)
+            except (dkim.MessageFormatError, IndexError) as exc:
+                why = str(exc)[:200] if str(exc) else "the header section cannot be parsed"
+                results.append(_result(sig, DkimStatus.PERMERROR, why))
+                continue
+            verifier = dkim.DKIM(b"", logger=_quiet, minkey=min_rsa_bits)
+            # What a signature covers is its h= fields (the bottom-most of each name) and
+            # itself: dkimpy canonicalises every field it holds, so it holds only those.
+            wanted = frozenset({b"dkim-signature"}).union(*(s.signed for s in found))
+            verifier.headers = [h for h in headers if h[0].lower() in wanted]
+            verifier.body = body
         results.append(_verify_one(verifier, sig, _dnsfunc(name, record), body_lengths))
     return results
+
+
+@functools.lru_cache(maxsize=4096)
+def _key_problem(name: str, record: str) -> str:
+    """Why a published key record cannot verify anything; "" for a usable key.  Cached:
+    a busy sender's key is parsed once, not for every message."""
+    try:
+        dkim.evaluate_pk(name.encode(), record.encode("utf-8", "replace"))
+    except (dkim.DKIMException, ValueError) as exc:
+        return f"bad key: {exc}"
+    if re.search(r"(?:^|;)\s*p\s*=\s*(?:;|$)", record):
+        return "key revoked (empty p=)"
+    return ""
 
 
 def _dnsfunc(name: str, record: str) -> Callable[..., bytes | None]:

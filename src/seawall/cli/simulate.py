@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 from typing import Any
 
 DESCRIPTION = """\
@@ -103,6 +105,12 @@ def add_simulate_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.A
         help="worm copies (Netsky, Sober, MyDoom) per spam copy, 0 to 1, sent by the same"
         " bots (default: %(default)s)",
     )
+    world.add_argument(
+        "--forge-sender",
+        action="store_true",
+        help="the biggest campaign forges a newsletter brand that signs with DKIM and"
+        " publishes DMARC p=reject (write its DNS with --dns-records)",
+    )
     where = sim.add_argument_group("where it goes")
     target = where.add_mutually_exclusive_group()
     target.add_argument(
@@ -144,6 +152,12 @@ def add_simulate_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.A
         help="a FreeRADIUS detail file of the dial-in sessions: who had which address when"
         " (default: none)",
     )
+    where.add_argument(
+        "--dns-records",
+        metavar="FILE",
+        help="the world's SPF, DKIM and DMARC records as JSON (name: [TXT, ...]), for an"
+        " authoritative DNS server beside the replay (default: none)",
+    )
     sim.set_defaults(func=cmd_simulate)
     return sim
 
@@ -162,7 +176,15 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         newsletters=args.newsletters,
         worm_share=args.worm_share,
         speed=args.speed,
+        forge_sender=args.forge_sender,
     )
+    if args.dns_records:
+        from seawall.sim.authn import dns_records
+        from seawall.sim.newsletter import brands
+        from seawall.sim.world import build_world
+
+        records = dns_records(build_world(settings), brands(settings.newsletters))
+        Path(args.dns_records).write_text(json.dumps(records, indent=1) + "\n")
     report = run(
         settings,
         out=args.out,

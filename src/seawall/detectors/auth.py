@@ -9,11 +9,12 @@ with dkimpy from the fetched keys only (no blocking DNS on the loop) and evaluat
 Authenticated senders (our own users) are not checked; SPF is skipped for a client in
 ``[trusted] networks`` or ``[isp] relays`` (our own relays: the SPF of their address means
 nothing).  Stored mail scanned without an envelope (``seawall scan``) is checked as its first
-untrusted Received hop and its Return-Path say it came (:func:`smtp_facts`).  A DMARC failure while SPF or a signature
-could not be checked for a DNS failure is ``DMARC_TEMPFAIL``, never a policy verdict, so a
-resolver outage does not reject mail.  An ARC chain sealed last by one of
-``trusted_arc_signers`` stands in, with the results its first set recorded, for a failing
-DMARC (``ARC_TRUSTED_FORWARDER``); its keys are asked in ``start()`` with the DKIM keys.
+untrusted Received hop and its Return-Path say it came (:func:`smtp_facts`).  A DMARC
+failure while SPF or a signature could not be checked for a DNS failure is
+``DMARC_TEMPFAIL``, never a policy verdict, so a resolver outage does not reject mail.  An
+ARC chain sealed last by one of ``trusted_arc_signers`` stands in, with the results its
+first set recorded, for a failing DMARC (``ARC_TRUSTED_FORWARDER``); its keys are asked in
+``start()`` with the DKIM keys.
 
 With ``[detectors.reputation]`` on, the domains a message authenticated as (DKIM d=, aligned
 SPF) have a reputation of their own (``REP_DOMAIN_*``, :mod:`seawall.auth.standing`), fed
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import re
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import ClassVar
 
@@ -113,12 +115,23 @@ _DMARC = {
 _Pending = Answer | asyncio.Future[Answer]
 
 
+# "Name <local@domain>" or "local@domain" with nothing to unquote: most From fields, read
+# without the email package's full address parser.
+_SIMPLE_FROM = re.compile(
+    r'^[^",()<>@;:\\\[\]]*<([^<>\s"@]+@[^<>\s"@]+)>\s*$|^\s*([^<>\s"@,]+@[^<>\s"@,]+)\s*$'
+)
+
+
 def from_domain(msg: Message) -> tuple[str, str]:
     """The From domain DMARC judges (RFC 7489 §6.6.1), or "" and why there is none."""
     fields = msg.headers.get_all("From")
     if len(fields) != 1:
         return "", f"{len(fields)} From fields"
-    addresses = [a for _, a in email.utils.getaddresses([fields[0]]) if a]
+    simple = _SIMPLE_FROM.match(fields[0])
+    if simple is not None:
+        addresses = [simple.group(1) or simple.group(2)]
+    else:
+        addresses = [a for _, a in email.utils.getaddresses([fields[0]]) if a]
     if len(addresses) != 1:
         return "", f"{len(addresses)} From addresses"
     domain = addresses[0].rpartition("@")[2].strip().lower().rstrip(".")

@@ -6,6 +6,7 @@ import random
 from dataclasses import dataclass
 
 from seawall.sim import words
+from seawall.sim.authn import FORGED_DOMAIN
 from seawall.sim.model import SimSettings
 from seawall.sim.mutate import TOOLS, gibberish, subject_pool
 from seawall.sim.rate import RateCurve
@@ -73,7 +74,11 @@ def build_campaigns(settings: SimSettings, world: World) -> tuple[Campaign, ...]
                 bots=tuple(sorted(bots)),
                 curve=curve,
                 order_style=rng.randrange(3),
-                sender_domains=(*throwaways[:5], "example.net"),
+                sender_domains=(
+                    (FORGED_DOMAIN,)
+                    if settings.forge_sender and i == 0
+                    else (*throwaways[:5], "example.net")
+                ),
             )
         )
     return tuple(out)

@@ -32,6 +32,9 @@ class SimSettings:
     newsletters: int = 2  # legitimate bulk mailings from the ESP
     worm_share: float = 0.05  # worm copies per spam copy, sent by the same bots
     speed: float = 12.0  # replay: simulated seconds per real second
+    # Sender authentication (sim/authn.py): newsletters DKIM-signed by their brands, which
+    # publish DMARC p=reject, and the biggest campaign forging the first brand.
+    forge_sender: bool = False
     start: float = DEFAULT_START  # simulated epoch seconds of the first minute
 
     def __post_init__(self) -> None:

@@ -16,7 +16,7 @@ from email.message import EmailMessage
 
 from seawall import corpus
 from seawall.message.model import Envelope
-from seawall.sim import mime
+from seawall.sim import authn, mime
 from seawall.sim.model import SimMessage, Truth
 from seawall.sim.world import Host, World
 
@@ -71,6 +71,11 @@ def _articles(rng: random.Random, n: int) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+def brands(n: int) -> tuple[str, ...]:
+    """The sender domains of ``n`` newsletters (:func:`build_newsletters` names them so)."""
+    return tuple(dict.fromkeys(_BRANDS[i % len(_BRANDS)][1] for i in range(n)))
+
+
 def build_newsletters(
     rng: random.Random, world: World, n: int, start: float, hours: float
 ) -> tuple[Newsletter, ...]:
@@ -115,9 +120,17 @@ def _bodies(letter: Newsletter, name: str, unsubscribe: str) -> tuple[str, str]:
 
 
 def render_newsletter(
-    world: World, letter: Newsletter, server: Host, recipient: int, at: float, seed: int
+    world: World,
+    letter: Newsletter,
+    server: Host,
+    recipient: int,
+    at: float,
+    seed: int,
+    *,
+    signed: bool = False,
 ) -> SimMessage:
-    """The copy for one subscriber, sent by ``server``, one of the ESP's MTAs."""
+    """The copy for one subscriber, sent by ``server``, one of the ESP's MTAs; ``signed``:
+    with the ESP's DKIM signature for the brand's domain (sim/authn.py)."""
     rng = random.Random(seed)
     account = world.accounts[recipient]
     token = f"{rng.getrandbits(96):024x}"
@@ -156,4 +169,7 @@ def render_newsletter(
         hostname=server.rdns,
     )
     truth = Truth(mid, "newsletter", letter.name, server.ip, None, False, at)
-    return SimMessage(at, envelope, mime.message(fields, entity), truth)
+    raw = mime.message(fields, entity)
+    if signed:
+        raw = authn.sign(raw, letter.domain)
+    return SimMessage(at, envelope, raw, truth)

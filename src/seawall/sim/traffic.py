@@ -51,6 +51,7 @@ class Plan:
     ham: tuple[HamItem, ...]
     payloads: tuple[bytes, ...]  # one per worm family
     events: tuple[Event, ...]
+    signed: bool = False  # newsletters carry their brand's DKIM signature (forge_sender)
 
 
 def _online_bot(world: World, rng: random.Random, bots: tuple[int, ...], at: float) -> int | None:
@@ -150,6 +151,7 @@ def plan_traffic(settings: SimSettings, world: World | None = None) -> Plan:
         ham=items,
         payloads=tuple(payload(f, settings.seed) for f in FAMILIES),
         events=tuple(events),
+        signed=settings.forge_sender,
     )
 
 
@@ -170,7 +172,9 @@ def render(plan: Plan, event: Event) -> SimMessage:
     if event.kind == "newsletter":
         letter = plan.newsletters[event.source]
         server = world.esp[event.sender]
-        return render_newsletter(world, letter, server, event.target, event.at, event.seed)
+        return render_newsletter(
+            world, letter, server, event.target, event.at, event.seed, signed=plan.signed
+        )
     item = plan.ham[event.source % len(plan.ham)]
     if event.kind == "ham":
         server = world.legit[event.sender]

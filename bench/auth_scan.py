@@ -1,0 +1,247 @@
+"""SPF, DKIM, DMARC and ARC together: cost per message, and `seawall scan` with them on and off.
+
+    .venv/bin/python -m bench.auth_scan [--messages 2000] [--domains 100] [--delay-ms 50]
+        [--rounds 3]
+
+The mail: SpamAssassin public corpus messages (ham and spam) re-addressed as if each came
+from one of ``--domains`` sender domains, as a Maildir keeps it: a Return-Path, a Received
+hop from the client, From at the domain; 70% DKIM-signed for the domain (RSA, 10% ed25519),
+80% from an address the domain's SPF allows.  Each domain publishes SPF (its /24 and an
+include of a shared provider), its DKIM key, and DMARC (reject, quarantine or none), served
+by NSD on loopback (tests/auth/dns_server.py); bench/dnsdelay.py holds each query
+``--delay-ms`` for the cold runs.
+
+a) In process, one message at a time through AuthDetector (every check of the message:
+   SPF for the Received hop and Return-Path, SPF HELO, each DKIM signature, DMARC, ARC):
+   CPU per message from a warm cache, and wall time per message from a cold one (a new
+   detector and cache for each message) behind the delay.
+b) ``seawall scan --workers 2`` over the Maildir, in alternating rounds: authentication off,
+   on (NSD straight), and on behind the delay (each scan process starts with an empty
+   cache: the pipeline overlaps the waits).  Messages per second, and each round's ratio
+   of on to off.
+
+Writes .cache/bench/auth_scan.json and prints it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import email.utils
+import json
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tests.auth.dns_server import AuthDns, txt
+from tests.auth.signing import ed25519_record, rsa_record, sign
+from tests.integration.rbldnsd import free_udp_port
+
+from seawall import corpus
+from seawall.config import AuthSettings, Trusted
+from seawall.detectors.auth import AuthDetector
+from seawall.detectors.base import Context
+from seawall.message import Envelope, parse_message
+
+ROOT = Path(__file__).resolve().parents[1]
+SEAWALL = str(Path(sys.executable).with_name("seawall"))
+_DROP = (b"return-path", b"received", b"dkim-signature", b"from", b"sender", b"delivered-to")
+
+
+def domain(k: int) -> str:
+    return f"seawall-bench-sender{k}.net"
+
+
+def zone(domains: int) -> dict[str, list[str]]:
+    records: dict[str, list[str]] = {
+        "_spf.bench-provider.net": [txt("v=spf1 ip4:192.0.2.0/24 ip4:198.18.0.0/16 ~all")]
+    }
+    policies = ("reject", "quarantine", "none")
+    for k in range(domains):
+        name = domain(k)
+        records[name] = [
+            txt(f"v=spf1 ip4:10.{k % 250}.{k // 250}.0/24 include:_spf.bench-provider.net -all")
+        ]
+        records[f"rsa._domainkey.{name}"] = [rsa_record()]
+        records[f"ed._domainkey.{name}"] = [ed25519_record()]
+        records[f"_dmarc.{name}"] = [txt(f"v=DMARC1; p={policies[k % 3]}")]
+    return records
+
+
+def readdress(raw: bytes, rng: random.Random, k: int, n: int) -> bytes:
+    """``raw`` as if ``domain(k)`` had sent it to us: Return-Path, Received, From; signed."""
+    head, sep, body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
+    kept: list[bytes] = []
+    skipping = False
+    for line in head.split(b"\n"):
+        if line[:1] in (b" ", b"\t"):
+            if not skipping:
+                kept.append(line)
+            continue
+        skipping = line.split(b":", 1)[0].strip().lower() in _DROP
+        if not skipping:
+            kept.append(line)
+    name = domain(k)
+    allowed = rng.random() < 0.8
+    ip = (
+        f"10.{k % 250}.{k // 250}.{rng.randrange(2, 250)}"
+        if allowed
+        else f"45.{rng.randrange(1, 250)}.{rng.randrange(256)}.7"
+    )
+    when = email.utils.formatdate(1796544000 + n, usegmt=True)
+    top = [
+        f"Return-Path: <bounce{n}@{name}>".encode(),
+        (
+            f"Received: from mail.{name} (mail.{name} [{ip}])\n\tby mx.isp.example.net"
+            f" (Postfix) with ESMTP id B{n:08d}\n\tfor <user@isp.example.net>; {when}"
+        ).encode(),
+    ]
+    message = b"\n".join([f"From: Sender {n} <user{n}@{name}>".encode(), *kept]) + b"\n\n" + body
+    roll = rng.random()
+    if roll < 0.6:
+        message = sign(message, name, "rsa")
+    elif roll < 0.7:
+        message = sign(message, name, "ed", ed25519=True)
+    return b"\n".join(top) + b"\n" + message
+
+
+def build_maildir(root: Path, messages: int, domains: int) -> list[bytes]:
+    items = [
+        i for i in corpus.items(corpus.SPAMASSASSIN) if i.get("subset") in ("easy_ham", "spam")
+    ]
+    rng = random.Random(6376)
+    rng.shuffle(items)
+    (root / "cur").mkdir(parents=True)
+    (root / "new").mkdir()
+    (root / "tmp").mkdir()
+    out = []
+    for n in range(messages):
+        raw = readdress(items[n % len(items)].path.read_bytes(), rng, rng.randrange(domains), n)
+        (root / "cur" / f"{1796544000 + n}.M{n}.bench:2,S").write_bytes(raw)
+        out.append(raw)
+    return out
+
+
+def detector(nameserver: str) -> AuthDetector:
+    settings = AuthSettings(enabled=True, nameservers=(nameserver,))
+    return AuthDetector(settings, Trusted(networks=(), private_is_trusted=False), io_timeout_s=2.0)
+
+
+async def warm_cpu(nameserver: str, raws: list[bytes]) -> dict[str, float]:
+    auth = detector(nameserver)
+    messages = [parse_message(raw, Envelope()) for raw in raws]
+    ctx = Context(now=time.time())
+    for msg in messages:  # fills the cache
+        await auth.check(msg, ctx)
+    cpu, wall = time.process_time(), time.perf_counter()
+    for msg in messages:
+        await auth.check(msg, ctx)
+    n = len(messages)
+    auth.close()
+    return {
+        "cpu_us_per_message": round((time.process_time() - cpu) / n * 1e6, 1),
+        "wall_us_per_message": round((time.perf_counter() - wall) / n * 1e6, 1),
+    }
+
+
+async def cold_wall(nameserver: str, raws: list[bytes]) -> dict[str, float]:
+    times = []
+    ctx = Context(now=time.time())
+    for raw in raws:
+        auth = detector(nameserver)  # a cache of its own: nothing known
+        msg = parse_message(raw, Envelope())
+        t0 = time.perf_counter()
+        await auth.check(msg, ctx)
+        times.append((time.perf_counter() - t0) * 1000)
+        auth.close()
+    times.sort()
+    return {
+        "messages": len(times),
+        "p50_ms": round(statistics.median(times), 1),
+        "p95_ms": round(times[int(0.95 * (len(times) - 1))], 1),
+        "max_ms": round(times[-1], 1),
+    }
+
+
+def write_config(path: Path, state: Path, nameserver: str | None) -> Path:
+    lines = [f'state_dir = "{state}"', "[trusted]", "private_is_trusted = false"]
+    if nameserver is not None:
+        lines += ["[detectors.auth]", "enabled = true", f'nameservers = ["{nameserver}"]']
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def scan_rate(config: Path, maildir: Path, messages: int) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(
+        [SEAWALL, "scan", "--config", str(config), "--workers", "2", "--json", str(maildir)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return messages / (time.perf_counter() - t0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--domains", type=int, default=100)
+    parser.add_argument("--delay-ms", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--cold-messages", type=int, default=100)
+    args = parser.parse_args(argv)
+    report: dict[str, Any] = {k: getattr(args, k) for k in ("messages", "domains", "delay_ms")}
+    with tempfile.TemporaryDirectory(prefix="seawall-bench-authscan-") as tmp:
+        root = Path(tmp)
+        raws = build_maildir(root / "maildir", args.messages, args.domains)
+        nsd = AuthDns(root / "nsd")
+        nsd.records = zone(args.domains)
+        nsd.start()
+        port = free_udp_port()
+        proxy = subprocess.Popen(
+            [sys.executable, "-m", "bench.dnsdelay", str(port), str(nsd.port), str(args.delay_ms)],
+            cwd=ROOT,
+        )
+        try:
+            time.sleep(0.5)  # the proxy binds
+            slow = f"127.0.0.1:{port}"
+            report["in_process_warm"] = asyncio.run(warm_cpu(nsd.address, raws))
+            report[f"in_process_cold_{args.delay_ms}ms"] = asyncio.run(
+                cold_wall(slow, raws[: args.cold_messages])
+            )
+            configs = {
+                "off": write_config(root / "off.toml", root / "state", None),
+                "on": write_config(root / "on.toml", root / "state", nsd.address),
+                f"on_{args.delay_ms}ms": write_config(root / "slow.toml", root / "state", slow),
+            }
+            rates: dict[str, list[float]] = {name: [] for name in configs}
+            for _ in range(args.rounds):
+                for name, config in configs.items():
+                    rates[name].append(scan_rate(config, root / "maildir", args.messages))
+            report["scan_msgs_per_s"] = {k: [round(r, 1) for r in v] for k, v in rates.items()}
+            for name in configs:
+                if name != "off":
+                    ratios = [on / off for on, off in zip(rates[name], rates["off"], strict=True)]
+                    report[f"ratio_{name}_to_off"] = {
+                        "per_round": [round(r, 3) for r in ratios],
+                        "median": round(statistics.median(ratios), 3),
+                    }
+        finally:
+            proxy.terminate()
+            proxy.wait(5)
+            nsd.stop()
+    out = ROOT / ".cache" / "bench" / "auth_scan.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
