@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -126,3 +127,23 @@ def test_the_accounting_process_is_restarted_and_dies_with_serve(
     eventually(lambda: who(sw, "198.19.0.9", T + 5) == "bob", "records after the restart")
     assert sw.stop() == 0
     assert not psutil.pid_exists(second) or psutil.Process(second).status() == "zombie"
+
+
+def test_loud_at_the_start(tmp_path: Path) -> None:
+    from seawall.config import AccountingSettings
+    from seawall.errors import ConfigError
+    from seawall.serve.accounting import bind, secret_of
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        settings = AccountingSettings(listen=f"127.0.0.1:{port}", secret="x")
+        with pytest.raises(ConfigError, match="accounting.listen"):
+            bind(settings)
+    missing = AccountingSettings(secret_file=str(tmp_path / "nope"))
+    with pytest.raises(ConfigError, match="accounting.secret_file"):
+        secret_of(missing)
+    (tmp_path / "secret").write_text("  from-a-file \nignored\n")
+    assert secret_of(AccountingSettings(secret_file=str(tmp_path / "secret"))) == b"from-a-file"
+    # No secret: no listener, and nothing bound.
+    assert bind(AccountingSettings()) is None

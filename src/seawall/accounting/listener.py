@@ -137,6 +137,9 @@ class AccountingProtocol(asyncio.DatagramProtocol):
             except SeawallError as exc:
                 quiet.warning("store", "accounting: %d records not stored: %s", len(records), exc)
                 continue  # no reply: the NAS sends them again
+            except Exception:  # the listener's outer loop: a bug costs this batch only
+                log.exception("accounting: %d records not stored", len(records))
+                continue
             assert self.transport is not None
             for p in batch:
                 self.transport.sendto(p.reply, p.addr)

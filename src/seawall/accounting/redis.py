@@ -220,7 +220,14 @@ class RedisSessions:
             for sid, ips in held.items()
             for ip in bytes(ips).decode().split(",")
         ]
-        return await self._apply(ops)
+        changed = await self._apply(ops)
+        # Sessions dropped by retention while open, or stopped already: off the NAS's list
+        # (the ones just closed left it as they were written).
+        gone = {op.session_id for op in ops if op.old is None or op.old.stop is not None}
+        if gone:
+            async with self._store._call("accounting close") as conn:
+                await _client(conn).hdel(nas_key, *gone)
+        return changed
 
     async def _apply(self, ops: list[_Op]) -> int:
         """Read, merge and compare-and-set ``ops`` until none conflicts."""
