@@ -104,11 +104,20 @@ def header_block(raw: bytes) -> bytes:
     return raw[: at + size]
 
 
+@functools.lru_cache(maxsize=32)
+def _fields(head: bytes) -> tuple[tuple[bytes, bytes], ...]:
+    """dkimpy's parse of a header section; remembered, since the signatures, their
+    verification and ARC all read the same message's (MessageFormatError, or IndexError
+    for a folded first line, when it is no header section)."""
+    headers, _ = dkim.rfc822_parse(head)
+    return tuple((name, value) for name, value in headers)
+
+
 def _parsed(raw: bytes) -> tuple[list[list[bytes]], bytes]:
     """What ``dkim.rfc822_parse`` gives, the body made CRLF at C speed: its line-by-line
     regular expressions read only the header section."""
     head = header_block(raw)
-    headers, _ = dkim.rfc822_parse(head)
+    headers = [[name, value] for name, value in _fields(head)]
     body = raw[len(head) :].replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
     return headers, body
 
@@ -121,7 +130,7 @@ def header_fields(raw: bytes, prefix: bytes) -> list[tuple[bytes, bytes]]:
     if prefix not in head.lower():
         return []
     try:
-        headers, _ = dkim.rfc822_parse(head)
+        headers = _fields(head)
     except (dkim.MessageFormatError, IndexError):  # IndexError: a first line folded
         return []
     return [(name, value) for name, value in headers if name.lower().startswith(prefix)]
