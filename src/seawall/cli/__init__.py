@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from seawall import __version__
 from seawall.cli.abuse import add_abuse_parser
 from seawall.cli.accounting import add_accounting_parser
-from seawall.cli.cases import add_cases_parser
 from seawall.cli.campaigns import cmd_campaigns
+from seawall.cli.cases import add_cases_parser
 from seawall.cli.common import common_arguments
 from seawall.cli.demo import add_demo_parser
 from seawall.cli.dnsbl import cmd_dnsbl_test

@@ -29,6 +29,7 @@ from seawall.serve import lifecycle, worker
 from seawall.serve import tracker as campaign_tracker
 from seawall.serve.accounting import AccountingProcess
 from seawall.serve.balance import Slots
+from seawall.serve.desk import DeskProcess
 from seawall.serve.listeners import (
     Address,
     addresses,
@@ -95,6 +96,7 @@ class Supervisor:
         self.tracker_started = 0.0
         self.tracker_due: float | None = None  # when to start a tracker that died again
         self.accounting = AccountingProcess()  # detail files and the RADIUS listener
+        self.desk = DeskProcess()  # the zombie desk: evidence into cases
 
     def run(self) -> int:
         signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
@@ -106,6 +108,7 @@ class Supervisor:
             self.current = Generation(config, engine)
             self._start_tracker(config)
             self.accounting.start(config)
+            self.desk.start(config)
             for name, sock in self._bind(config).items():
                 log.info("%s listening on %s", name, bound_address(sock))
             for _ in range(workers_wanted(config)):
@@ -133,6 +136,7 @@ class Supervisor:
             lifecycle.stop(pid, KILL_GRACE_S)
         self._stop_tracker()
         self.accounting.stop()
+        self.desk.stop()
         for sock in self.sockets.values():
             sock.close()
         self.sockets = {}
@@ -229,10 +233,12 @@ class Supervisor:
                 self._restart_tracker(self.current.config)
             if stopping_since is None:
                 self.accounting.tick(self.current.config)
+                self.desk.tick(self.current.config)
             if stopping_since is not None:
                 if not self.current.workers and not self.retiring:
                     self._stop_tracker()
                     self.accounting.stop()
+                    self.desk.stop()
                     log.info("stopped")
                     return 0
                 if (
@@ -250,6 +256,7 @@ class Supervisor:
         if self.tracker is not None:
             children.append(self.tracker)
         children += self.accounting.children()
+        children += self.desk.children()
         for pid in children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGUSR1)
@@ -279,6 +286,8 @@ class Supervisor:
                     self.tracker_due = time.monotonic() + (RESTART_BACKOFF_S if young else 0)
                 continue
             if self.accounting.reaped(pid, status, restart=restart):
+                continue
+            if self.desk.reaped(pid, status, restart=restart):
                 continue
             slot = self.slot_of.pop(pid, None)
             if slot is not None:
@@ -322,6 +331,7 @@ class Supervisor:
             self._stop_tracker()
             self._restart_tracker(config)
         self.accounting.reload(old.config, config)
+        self.desk.reload(old.config, config)
         for _ in range(workers_wanted(config)):
             self._spawn(self.current)
         deadline = time.monotonic() + old.config.serve.drain_s + KILL_GRACE_S

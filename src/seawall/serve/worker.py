@@ -315,11 +315,15 @@ def _extra_routes(service: Service) -> list[BaseRoute]:
     """The pages and APIs served beside the scanning protocol on the HTTP listener, each
     built by the layer that owns it."""
     from seawall.dashboard import dashboard_routes
+    from seawall.frontends.http.cases_api import cases_routes
+    from seawall.frontends.http.garden import garden_routes
     from seawall.serve.tracker import client as tracker_client
 
     routes: list[BaseRoute] = []
     routes += dashboard_routes(service, tracker=tracker_client(service.config))
     routes += metrics_routes(service.config, active_dir(), tracker=tracker_client(service.config))
+    routes += cases_routes(service.config)
+    routes += garden_routes(service.config, service.store)
     return routes
 
 

@@ -16,6 +16,7 @@ import logging
 import os
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from seawall.zombies.reports_in import parse_report
 log = logging.getLogger("seawall.zombies")
 _quiet = QuietLog(log)
 
+Holds = Callable[[], Awaitable[bool]]  # whether this process may run the desk now
 INBOX_BATCH = 500
 INBOX_IDLE_S = 0.5
 PRUNE_INTERVAL_S = 3600.0
@@ -65,6 +67,11 @@ class CaseEngine:
         self.desk = desk
         self.scope = Scope(config)
         self.weights = {kind: self.settings.weight(kind) for kind in KINDS}
+        maildir = self.settings.abuse_maildir
+        self._maildir = Path(maildir) if maildir else None
+        self._next_scan = 0.0
+        self._next_prune = time.monotonic() + 60.0
+        self._next_tick = 0.0  # the remedies' clock (see step)
 
     async def drain_inbox(self, batch: int = INBOX_BATCH) -> int:
         """Ingest what the workers pushed, ``batch`` at a time; return how many."""
@@ -79,9 +86,11 @@ class CaseEngine:
 
     async def import_maildir(self, path: Path, *, move_new: bool = False) -> Imported:
         """Read every report in the Maildir at ``path`` (``new/`` and ``cur/``; a plain
-        folder of files too).  With ``move_new``, each report read from ``new/`` moves to
-        ``cur/`` (``:2,S``) afterwards, so the next scan reads only new ones."""
+        folder of files too).  With ``move_new`` (the desk), only ``new/`` is read, and each
+        report moves to ``cur/`` (``:2,S``) once read, so the next scan reads only new ones."""
         files = await asyncio.to_thread(_maildir_files, path)
+        if move_new:  # what was read before lies in cur/
+            files = [(f, is_new) for f, is_new in files if is_new]
         out = Imported()
         for file, is_new in files:
             try:
@@ -125,29 +134,39 @@ class CaseEngine:
         out.external += not evidence.own
         out.opened += got.moved is not None
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """The desk's loop until ``stop`` is set; a failing store is logged and retried."""
-        maildir = Path(self.settings.abuse_maildir) if self.settings.abuse_maildir else None
-        next_scan = 0.0
-        next_prune = time.monotonic() + 60.0
+    async def step(self) -> int:
+        """One round of the desk: the inbox, the Maildir when due, pruning when due; how
+        many pieces of evidence it handled (0: idle)."""
+        taken = await self.drain_inbox()
+        now = time.monotonic()
+        if self._maildir is not None and now >= self._next_scan:
+            self._next_scan = now + self.settings.scan_interval_s
+            got = await self.import_maildir(self._maildir, move_new=True)
+            taken += got.read
+            if got.read:
+                log.info("abuse Maildir %s: %s", self._maildir, got.summary())
+        if now >= self._next_prune:
+            self._next_prune = now + PRUNE_INTERVAL_S
+            await self.desk.store.prune(time.time())
+        # The remedies' clock (remedies/remediation.py): timed moves, the zone, the reports.
+        tick = getattr(self.desk.remedies, "tick", None)
+        if tick is not None and now >= self._next_tick:
+            self._next_tick = now + self.config.sharing.refresh_s
+            await tick(time.time())
+        return taken
+
+    async def run(self, stop: asyncio.Event, holds: Holds | None = None) -> None:
+        """The desk's loop until ``stop`` is set; with ``holds``, a round runs only while it
+        answers True (the lease on a shared state).  A failing store is logged and retried."""
         while not stop.is_set():
+            taken = 0
             try:
-                taken = await self.drain_inbox()
-                now = time.monotonic()
-                if maildir is not None and now >= next_scan:
-                    next_scan = now + self.settings.scan_interval_s
-                    got = await self.import_maildir(maildir, move_new=True)
-                    if got.read:
-                        log.info("abuse Maildir %s: %s", maildir, got.summary())
-                if now >= next_prune:
-                    next_prune = now + PRUNE_INTERVAL_S
-                    await self.desk.store.prune(time.time())
+                if holds is None or await holds():
+                    taken = await self.step()
             except StoreError as exc:
                 _quiet.warning("desk", "the case store failed: %s", exc)
-                taken = 0
             except Exception:
                 log.exception("the case engine failed; retrying")
-                taken = 0
             if not taken:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), INBOX_IDLE_S)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from seawall import __version__
+from seawall.frontends.http.cases_api import CASES_PATHS
+from seawall.frontends.http.garden import GARDEN_PATHS
 
 _RAW = {
     "required": True,
@@ -188,4 +190,11 @@ OPENAPI: dict[str, Any] = {
             }
         },
     },
+}
+OPENAPI["paths"].update(CASES_PATHS)  # the zombie cases (cases_api.py)
+OPENAPI["paths"].update(GARDEN_PATHS)  # the walled garden and the zombie feed (garden.py)
+OPENAPI.setdefault("components", {}).setdefault("securitySchemes", {})["bearer"] = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "NAME:PASSWORD of a [users.NAME] user",
 }
