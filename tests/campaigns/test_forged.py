@@ -56,3 +56,15 @@ def test_a_judgement_without_authentication_counts_nothing() -> None:
     tracker.judge(Judge("c", False, (), NOW, forged=False, ip="93.184.216.34"))
     assert (campaign.spam, campaign.ham) == (2, 1)
     assert (campaign.auth_checked, campaign.forged, len(campaign.forged_nets24)) == (2, 1, 1)
+
+
+def test_show_tells_the_forged_share() -> None:
+    tracker = Tracker(CampaignSettings())
+    campaign = Campaign(id="c", first_seen=NOW, last_seen=NOW)
+    campaign.add(Observation(ip="45.67.1.10", dynamic=True), NOW)
+    tracker.campaigns["c"] = campaign
+    for i in range(4):
+        tracker.judge(Judge("c", True, (), NOW, forged=i < 3, ip=f"45.67.{i}.10"))
+    shown = tracker.show("c", NOW)
+    assert shown is not None
+    assert (shown["auth_checked"], shown["forged_share"], shown["forged_nets24"]) == (4, 0.75, 3)

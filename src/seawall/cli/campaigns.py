@@ -98,6 +98,12 @@ def _show(config: Config, cid: str, *, json: bool, max_ips: int) -> int:
         f" {float(item['dynamic_share']):.0%} of copies from dynamic sources,"
         f" {float(item['own_share']):.0%} from your own networks",
     ]
+    if int(item.get("auth_checked", 0)):
+        lines.append(
+            f"  senders      {float(item['forged_share']):.0%} of {item['auth_checked']} copies"
+            f" checked fail SPF or DMARC for the domain they claim, from"
+            f" {item['forged_nets24']} /24s"
+        )
     for title, counts in (("subjects", item["subjects"]), ("domains", item["top_domains"])):
         lines.append(f"  {title}")
         lines += [f"    {n:>6}  {key}" for key, n in counts.items()] or ["    -"]
