@@ -70,6 +70,9 @@ bench: venv bench-deps test-deps
 	$(BIN)/python -m bench.dnsbl --rounds 3 --concurrency 16,64,128 --sim-hours 1 --accuracy
 	$(BIN)/python -m bench.clamav
 	$(BIN)/python -m bench.redis
+	$(BIN)/python -m bench.auth
+	$(BIN)/python -m bench.auth_scan
+	$(BIN)/python -m bench.auth_wave --seeds 7,11,23
 
 # Coverage-guided fuzzing (atheris) of the parsers and codecs, outside `make test`: every
 # target for FUZZ_RUNS executions, seeded from tests/fuzz/corpus; prints executions, exec/s
