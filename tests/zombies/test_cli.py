@@ -162,3 +162,44 @@ def test_bad_paths(desk: list[str], tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["abuse", "import", *desk, str(tmp_path / "none")]) == 1
     assert main(["feeds", "import", *desk, str(tmp_path / "none.csv")]) == 1
     assert "no such file" in capsys.readouterr().err
+
+
+def test_campaign_senders_for_campaigns_show(tmp_path: Path) -> None:
+    import asyncio
+
+    from seawall.cli.cases import campaign_zombie_lines, campaign_zombies
+    from seawall.config import Config
+    from seawall.zombies.model import Evidence, evidence_id
+    from seawall.zombies.store import open_case_store
+
+    config = Config(state_dir=str(tmp_path))
+
+    async def seed() -> None:
+        store = open_case_store(config)
+        senders = [("dave", "10.1.0.1", True)] * 3 + [(None, "10.2.0.2", True)]
+        senders += [(None, f"198.51.100.{n}", False) for n in range(5)]
+        for n, (account, ip, own) in enumerate(senders):
+            e = Evidence(
+                id=evidence_id("c", n),
+                source="verdict",
+                kind="botnet",
+                at=T0 + n,
+                ip=ip,
+                account=account,
+                own=own,
+                campaign="camp1",
+                weight=4.0,
+            )
+            await store.add_evidence(e)
+        await store.close()
+
+    asyncio.run(seed())
+    found = campaign_zombies(config, "camp1")
+    assert found["external"] == 5
+    assert [(o["subject"], o["state"]) for o in found["own"]] == [
+        ("10.2.0.2", None),  # one message: no case
+        ("dave", "open"),
+    ]
+    text = "\n".join(campaign_zombie_lines(found))
+    assert "2 own accounts or addresses sent it; 5 external addresses" in text
+    assert campaign_zombies(config, "other") == {"own": [], "external": 0}

@@ -128,3 +128,15 @@ async def test_no_own_networks_no_evidence(tmp_path: Path) -> None:
     await sink.drain()
     assert sink.pushed == 0
     assert not (tmp_path / "state.sqlite").exists()
+
+
+def test_outside_botnet_mail_is_an_external_zombie() -> None:
+    botnet = verdict(Action.REJECT, "CAMPAIGN_BOTNET", campaign="c7")
+    e = from_verdict(SCOPE, S, env("198.51.100.4"), botnet, RAW, 5.0)
+    assert e is not None
+    assert (e.kind, e.own, e.campaign, e.account) == ("botnet", False, "c7", None)
+    plain = verdict(Action.REJECT, "BAYES_SPAM")
+    assert from_verdict(SCOPE, S, env("198.51.100.4"), plain, RAW, 5.0) is None
+    # Trusted (private when private_is_trusted) and exempt addresses never are.
+    assert from_verdict(SCOPE, S, env("192.168.1.9"), botnet, RAW, 5.0) is None
+    assert from_verdict(SCOPE, S, env("10.0.0.25"), botnet, RAW, 5.0) is None

@@ -70,14 +70,16 @@ def _show(config: Config, cid: str, *, json: bool, max_ips: int) -> int:
     """One campaign: its counts, times, judgement, subjects, domains and source addresses,
     those in your own networks ([isp] networks) apart, marked when in a dynamic pool."""
     from seawall.addresses import IspNetworks
+    from seawall.cli.cases import campaign_zombie_lines, campaign_zombies
     from seawall.serve import tracker as campaign_tracker
 
     with campaign_tracker.connect(config) as tracker:
         item = asyncio.run(tracker.show(cid, max_ips))
     if item is None:
         raise SeawallError(f"no campaign {cid}")
+    zombies = campaign_zombies(config, cid)
     if json:
-        sys.stdout.buffer.write(msgspec.json.encode(item) + b"\n")
+        sys.stdout.buffer.write(msgspec.json.encode({**item, "zombies": zombies}) + b"\n")
         return 0
     pools = IspNetworks.of(config.isp).dynamic
     merged = f" (merged into {item['merged_into']})" if "merged_into" in item else ""
@@ -112,6 +114,7 @@ def _show(config: Config, cid: str, *, json: bool, max_ips: int) -> int:
         f"  own addresses ({item['own_ips']}, in [isp] networks){_cut(own, item['own_ips'])}"
     )
     lines += [f"    {ip:<40} {'dynamic pool' if pools.contains(ip) else ''}".rstrip() for ip in own]
+    lines += campaign_zombie_lines(zombies)
     sources: list[str] = item["source_addresses"]
     lines.append(f"  source addresses ({item['ips']}){_cut(sources, item['ips'])}")
     lines += [f"    {ip}" for ip in sources]

@@ -235,3 +235,44 @@ def cmd_cases_move(args: argparse.Namespace) -> int:
         return 0
 
     return _run(config, work)
+
+
+def campaign_zombies(config: Config, campaign: str) -> dict[str, Any]:
+    """Who of the ISP's own sent ``campaign`` (accounts, else addresses, with their case)
+    and how many external addresses did, from the case store (``seawall campaigns show``)."""
+
+    async def work() -> dict[str, Any]:
+        from seawall.zombies.store import open_case_store
+
+        store = open_case_store(config)
+        try:
+            own, external = await store.campaign_senders(campaign)
+            cases = {c.subject: c for c in await store.list(campaign=campaign)}
+        finally:
+            await store.close()
+        return {
+            "own": [
+                {
+                    "subject": s,
+                    "case": cases[s].id if s in cases else None,
+                    "state": cases[s].state if s in cases else None,
+                }
+                for s in own
+            ],
+            "external": external,
+        }
+
+    return asyncio.run(work())
+
+
+def campaign_zombie_lines(found: dict[str, Any]) -> list[str]:
+    """The text of :func:`campaign_zombies`."""
+    own: list[dict[str, Any]] = found["own"]
+    lines = [
+        f"  zombies      {len(own)} own accounts or addresses sent it;"
+        f" {found['external']} external addresses (botnet, worm or malware mail)"
+    ]
+    for item in own:
+        case = f"case {item['case']} ({item['state']})" if item["case"] else "no case"
+        lines.append(f"    {item['subject']:<40} {case}")
+    return lines

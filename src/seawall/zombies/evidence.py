@@ -1,8 +1,9 @@
 """Evidence from Seawall's own verdicts and the policy service's rate hits, pure.
 
-Only mail from the ISP's own networks ([isp] networks) counts, never from an exempt one
-(the ISP's relays and ``[zombies] exempt``: business mail servers, partners).  One message
-is one piece of evidence, of its strongest kind::
+Mail from the ISP's own networks ([isp] networks) counts, never from an exempt one (the
+ISP's relays and ``[zombies] exempt``: business mail servers, partners); from outside, only
+botnet, worm and malware mail counts, against an *external* zombie (for sharing, never a
+case).  One message is one piece of evidence, of its strongest kind::
 
     malware   ClamAV named a virus (CLAMAV_VIRUS; ``infection`` is its name)
     worm      an executable or double-extension attachment in mail judged spam
@@ -24,6 +25,7 @@ import re
 from seawall.addresses import IspNetworks, Networks
 from seawall.config import Config, ZombiesSettings
 from seawall.message import Envelope
+from seawall.message.received import trusted_networks
 from seawall.policy.model import Action, Verdict
 from seawall.zombies.model import Evidence, Kind, evidence_id
 
@@ -41,6 +43,8 @@ class Scope:
     def __init__(self, config: Config) -> None:
         self.isp = IspNetworks.of(config.isp)
         self.exempt = Networks((*config.isp.relays, *config.zombies.exempt), where="zombies.exempt")
+        trusted = config.trusted
+        self.trusted = trusted_networks(tuple(trusted.networks), trusted.private_is_trusted)
 
     def own(self, ip: str) -> bool:
         return self.isp.own.contains(ip) and not self.exempt.contains(ip)
@@ -88,8 +92,10 @@ def from_verdict(
 ) -> Evidence | None:
     """The evidence one verdict gives, or None (not from an own network, exempt, unscanned)."""
     ip = envelope.client_ip
-    if not ip or verdict.skipped or not scope.own(ip):
+    if not ip or verdict.skipped or scope.exempted(ip):
         return None
+    if not scope.isp.own.contains(ip):
+        return _external(scope, settings, ip, envelope, verdict, raw, now)
     direct = not envelope.user and scope.dynamic(ip) and any(s in verdict.symbols for s in _DIRECT)
     kind = _kind(verdict)
     weight = 0.0
@@ -119,6 +125,37 @@ def from_verdict(
         subject=subject_of(raw) if kind != "clean" else "",
         infection=virus.options[0] if virus is not None and virus.options else "",
         weight=weight,
+    )
+
+
+def _external(
+    scope: Scope,
+    settings: ZombiesSettings,
+    ip: str,
+    envelope: Envelope,
+    verdict: Verdict,
+    raw: bytes,
+    now: float,
+) -> Evidence | None:
+    """An outside address's botnet, worm or malware mail: an external zombie (for sharing)."""
+    kind = _kind(verdict)
+    if kind not in ("botnet", "worm", "malware") or scope.trusted.contains(ip):
+        return None
+    virus = verdict.symbols.get("CLAMAV_VIRUS")
+    return Evidence(
+        id=evidence_id("verdict", ip, envelope.queue_id or verdict.message_id or "", int(now)),
+        source="verdict",
+        kind=kind,
+        at=now,
+        ip=ip,
+        own=False,
+        queue_id=envelope.queue_id or "",
+        message_id=verdict.message_id or "",
+        campaign=verdict.campaign or "",
+        symbols=tuple(sorted(verdict.symbols)),
+        subject=subject_of(raw),
+        infection=virus.options[0] if virus is not None and virus.options else "",
+        weight=settings.weight(kind),
     )
 
 
