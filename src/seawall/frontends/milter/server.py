@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import socket
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from seawall.frontends.budget import UNLIMITED, Budget, Held, OverBudget
 from seawall.frontends.connections import BUSY, IDLE, Conn
 from seawall.frontends.logsafe import printable
 from seawall.frontends.milter.codec import (
+    SMFIP,
     Abort,
     Body,
     Command,
@@ -27,6 +29,7 @@ from seawall.frontends.milter.codec import (
     Header,
     MilterCodec,
     OptionNegotiation,
+    Response,
     encode,
 )
 from seawall.frontends.milter.session import Session
@@ -115,7 +118,11 @@ async def serve_milter_connection(
                         continue
                     try:
                         _budget(held, command, session)
-                        out = b"".join(map(encode, await session.handle(command)))
+                        responses = await session.handle(command)
+                        if refuse:  # OptionNegotiation: have the MTA wait on every reply
+                            responses = [_waiting_on_all(r) for r in responses]
+                            session.protocol = SMFIP(0)
+                        out = b"".join(map(encode, responses))
                     except MilterViolation:
                         raise
                     except OverBudget as exc:
@@ -146,6 +153,14 @@ async def serve_milter_connection(
             writer.close()
             with contextlib.suppress(ConnectionError, OSError):
                 await writer.wait_closed()
+
+
+def _waiting_on_all(response: Response) -> Response:
+    """A negotiation reply with no "no reply" flags: the MTA then waits on a reply to its
+    connect event, and a refused session is tempfailed there."""
+    if isinstance(response, OptionNegotiation):
+        return dataclasses.replace(response, protocol=SMFIP(0))
+    return response
 
 
 def _budget(held: Held, command: Command, session: Session) -> None:
