@@ -29,9 +29,12 @@ class TrackerClient(Protocol):
         """Campaigns with at least ``min_count`` messages, busiest first."""
         ...
 
-    async def show(self, campaign: str, max_ips: int = SHOWN_IPS) -> dict[str, Any] | None:
+    async def show(
+        self, campaign: str, max_ips: int = SHOWN_IPS, *, sample: bool = False
+    ) -> dict[str, Any] | None:
         """One campaign in detail, with at most ``max_ips`` of its source addresses and of
-        those in the ISP's own networks (``Tracker.show``); None when there is none."""
+        those in the ISP's own networks, and with ``sample`` its sample message
+        (``Tracker.show``); None when there is none."""
         ...
 
     def close(self) -> None: ...
@@ -63,8 +66,10 @@ class LocalTracker:
     async def listing(self, min_count: int = 2) -> list[dict[str, Any]]:
         return self.tracker.listing(time.time(), min_count=min_count)
 
-    async def show(self, campaign: str, max_ips: int = SHOWN_IPS) -> dict[str, Any] | None:
-        return self.tracker.show(campaign, time.time(), max_ips=max_ips)
+    async def show(
+        self, campaign: str, max_ips: int = SHOWN_IPS, *, sample: bool = False
+    ) -> dict[str, Any] | None:
+        return self.tracker.show(campaign, time.time(), max_ips=max_ips, sample=sample)
 
     def close(self) -> None:
         pass

@@ -52,6 +52,7 @@ class Show(msgspec.Struct, tag="show"):
 
     campaign: str
     max_ips: int = SHOWN_IPS
+    sample: bool = False  # with the campaign's sample message (the dashboard shows it)
 
 
 class Hello(msgspec.Struct, tag="hello"):

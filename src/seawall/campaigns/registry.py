@@ -207,6 +207,7 @@ class Campaign:
             ips_complete=len(self.ips) < MAX_IPS,
             source_addresses=_in_order(self.ips)[:max_ips],
             own_addresses=_in_order(self.own_ips)[:max_ips],
+            minutes=sorted(self.minutes.items()),  # (minute, messages) of the last hour
         )
         return out
 

@@ -189,9 +189,11 @@ class RemoteTracker:
         )
         return result
 
-    async def show(self, campaign: str, max_ips: int = SHOWN_IPS) -> dict[str, Any] | None:
+    async def show(
+        self, campaign: str, max_ips: int = SHOWN_IPS, *, sample: bool = False
+    ) -> dict[str, Any] | None:
         """One campaign in detail, or None when the tracker knows no such campaign."""
-        body = await self._call(Show(campaign=campaign, max_ips=max_ips))
+        body = await self._call(Show(campaign=campaign, max_ips=max_ips, sample=sample))
         result: dict[str, Any] | None = msgspec.msgpack.decode(body)
         if result is not None and set(result) == {"error"}:  # the request failed there
             raise TrackerError(f"the campaign tracker: {result['error']}")

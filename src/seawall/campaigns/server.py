@@ -59,7 +59,9 @@ class TrackerServer:
         if isinstance(request, Hello):
             return None
         if isinstance(request, Show):
-            return tracker.show(request.campaign, time.time(), max_ips=request.max_ips)
+            return tracker.show(
+                request.campaign, time.time(), max_ips=request.max_ips, sample=request.sample
+            )
         return tracker.listing(time.time(), min_count=request.min_count)
 
     async def _greeted(self, reader: asyncio.StreamReader) -> bool:

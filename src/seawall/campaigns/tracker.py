@@ -317,11 +317,12 @@ class Tracker:
         return [c.summary(now) | {"confirmed_spam": self.confirmed_spam(c)} for c in chosen]
 
     def show(
-        self, campaign_id: str, now: float, *, max_ips: int = SHOWN_IPS
+        self, campaign_id: str, now: float, *, max_ips: int = SHOWN_IPS, sample: bool = False
     ) -> dict[str, object] | None:
         """One campaign in detail (``Campaign.detail``), found by its id or the id of a
         campaign merged into it (``merged_into`` then names the one it joined); a cluster of
-        one message too.  None when there is no such campaign."""
+        one message too.  None when there is no such campaign.  With ``sample``, its sample
+        message too (``sample``: bytes, b"" before one came back)."""
         root = self.root(campaign_id)
         campaign = self.campaigns.get(root)
         if campaign is None:
@@ -331,6 +332,8 @@ class Tracker:
             campaign = Founder.unpack(founder).campaign(root)  # a look, not kept
         out = campaign.detail(now, max_ips=max(0, min(max_ips, MAX_IPS)))
         out["confirmed_spam"] = self.confirmed_spam(campaign)
+        if sample:
+            out["sample"] = campaign.sample
         if root != campaign_id:
             out["merged_into"] = root
         return out

@@ -76,7 +76,7 @@ def routes(parts: Parts) -> list[Route]:
         if tracker is None:
             return web.error(request, session, 503, "campaign tracking is turned off")
         try:
-            item = await tracker.show(cid, SHOWN_IPS)
+            item = await tracker.show(cid, SHOWN_IPS, sample=True)
         except SeawallError as exc:
             return web.error(request, session, 503, f"The campaign tracker: {exc}")
         if item is None:
