@@ -1032,6 +1032,27 @@ def _problems(config: Config) -> Iterator[tuple[tuple[str, ...], str]]:
         if not scores.is_file():
             why = "is not a file" if scores.exists() else "no such file"
             yield ("scores_file",), f"scores_file: {why}: {config.scores_file}"
+    yield from _remedy_problems(config)
+
+
+def _remedy_problems(config: Config) -> Iterator[tuple[tuple[str, ...], str]]:
+    """[remediation] and [sharing] values that cannot work."""
+    sharing, remediation = config.sharing, config.remediation
+    try:
+        Networks(sharing.contacts, where="sharing.contacts")
+    except ConfigError as exc:
+        yield ("sharing", "contacts"), str(exc)
+    if sharing.contacts and "@" not in sharing.report_from:
+        yield ("sharing", "report_from"), "sharing.report_from: needed to send reports"
+    if remediation.notice_to and "@" not in remediation.notice_from:
+        yield ("remediation", "notice_from"), "remediation.notice_from: needed for notices"
+    for n, nas in enumerate(remediation.nas):
+        try:
+            Networks(nas.networks, where=f"remediation.nas[{n}].networks")
+            address = nas.address if ":" in nas.address else f"{nas.address}:3799"
+            parse_listen(address, f"remediation.nas[{n}].address")
+        except ConfigError as exc:
+            yield ("remediation", "nas"), str(exc)
 
 
 def _source(
