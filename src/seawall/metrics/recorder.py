@@ -104,6 +104,8 @@ class Recorder:
 
     def observe(self, envelope: Envelope, raw: bytes, verdict: Verdict, elapsed_ms: float) -> None:
         """Queue one verdict; returns at once (a ``Service`` observer)."""
+        if self.history is None and self.metrics is None:
+            return
         if len(self._pending) >= self.settings.max_pending:
             self._dropped += 1
             return

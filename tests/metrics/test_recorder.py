@@ -1,0 +1,160 @@
+"""The recorder: verdicts into the history and the Prometheus counters, by front end."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from seawall.config import HistorySettings
+from seawall.message import Envelope
+from seawall.metrics import prom
+from seawall.metrics.recorder import FRONTEND, Recorder, TaggedApp, tagged
+from seawall.policy.model import Action, SymbolResult, Verdict
+from seawall.store.verdicts import Search
+from seawall.store.verdicts_sqlite import SqliteVerdicts
+
+RAW = b"From: a@b.example\r\nSubject: hello there\r\nMessage-ID: <r1@b.example>\r\n\r\nbody\r\n"
+
+# prometheus-client keeps one multiprocess folder per process: one for this module's tests.
+_DIR: list[Path] = []
+
+
+@pytest.fixture(scope="module")
+def prom_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not _DIR:
+        path = tmp_path_factory.mktemp("prometheus")
+        prom.prepare_dir(path)
+        _DIR.append(path)
+    return _DIR[0]
+
+
+@pytest.fixture
+async def history(tmp_path: Path) -> AsyncIterator[SqliteVerdicts]:
+    verdicts = SqliteVerdicts.open(tmp_path / "verdicts.sqlite", HistorySettings())
+    yield verdicts
+    await verdicts.close()
+
+
+def verdict(action: Action, *symbols: tuple[str, tuple[str, ...]]) -> Verdict:
+    return Verdict(
+        score=1.0,
+        required=15.0,
+        action=action,
+        symbols={name: SymbolResult(name, 1.0, options, "") for name, options in symbols},
+        language=None,
+        elapsed_ms=2.0,
+    )
+
+
+def samples(path: Path) -> dict[str, float]:
+    text = prom.exposition(path).decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
+def value(all_samples: dict[str, float], name: str, **labels: str) -> float:
+    total = 0.0
+    for key, v in all_samples.items():
+        base, _, rest = key.partition("{")
+        have = dict(re.findall(r'(\w+)="([^"]*)"', rest))
+        if base == name and all(have.get(k) == want for k, want in labels.items()):
+            total += v
+    return total
+
+
+async def test_counts_and_history_by_front_end(prom_dir: Path, history: SqliteVerdicts) -> None:
+    metrics = prom.Metrics()
+    recorder = Recorder(history, metrics, HistorySettings())
+    before = samples(prom_dir)
+    env = Envelope(client_ip="192.0.2.9", mail_from="a@b.example", rcpts=("u@example.net",))
+
+    async def milter_connection(reader: object, writer: object) -> None:
+        recorder.observe(env, RAW, verdict(Action.REJECT, ("CLAMAV_VIRUS", ("Worm.Sober",))), 5)
+
+    # Each connection and request is a task of its own, as in the worker.
+    await asyncio.create_task(tagged("milter", milter_connection)(None, None))
+    assert FRONTEND.get() == "other"  # set in the connection's context only
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        recorder.observe(env, RAW, verdict(Action.NO_ACTION, ("DETECTOR_TIMEOUT", ("dnsbl",))), 3)
+
+    await asyncio.create_task(TaggedApp(app)({}, None, None))
+    recorder.observe(env, RAW, verdict(Action.ADD_HEADER, ("DETECTOR_FAILED", ("clamav",))), 1)
+    await recorder.flush()
+
+    after = samples(prom_dir)
+
+    def delta(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert delta("seawall_messages_total", action="reject", frontend="milter") == 1
+    assert delta("seawall_messages_total", action="no action", frontend="http") == 1
+    assert delta("seawall_messages_total", action="add header", frontend="other") == 1
+    assert delta("seawall_scan_seconds_count", frontend="milter") == 1
+    assert delta("seawall_scan_seconds_sum", frontend="milter") == pytest.approx(0.005)
+    assert delta("seawall_infected_messages_total") == 1
+    assert delta("seawall_symbol_hits_total", symbol="CLAMAV_VIRUS") == 1
+    assert delta("seawall_detector_timeouts_total", detector="dnsbl") == 1
+    assert delta("seawall_detector_failures_total", detector="clamav") == 1
+    assert value(after, "seawall_workers") >= 1
+
+    rows = await history.search(Search())
+    assert [(r.frontend, r.action, r.subject) for r in rows] == [
+        ("other", "add header", "hello there"),
+        ("http", "no action", "hello there"),
+        ("milter", "reject", "hello there"),
+    ]
+    assert rows[-1].infected
+    assert rows[-1].size == len(RAW)
+
+
+async def test_a_failing_history_loses_rows_not_counts(prom_dir: Path, tmp_path: Path) -> None:
+    broken = SqliteVerdicts.open(tmp_path / "v.sqlite", HistorySettings())
+    await broken.close()  # every write now fails with a StoreError
+    recorder = Recorder(broken, prom.Metrics(), HistorySettings(max_pending=2))
+    before = samples(prom_dir)
+    env = Envelope(client_ip="192.0.2.9")
+    for _ in range(3):  # the third is beyond max_pending
+        recorder.observe(env, RAW, verdict(Action.NO_ACTION), 1)
+    await recorder.flush()
+    after = samples(prom_dir)
+    assert (
+        value(after, "seawall_history_dropped_total")
+        - value(before, "seawall_history_dropped_total")
+        == 3
+    )
+    assert (
+        value(after, "seawall_messages_total", action="no action")
+        - value(before, "seawall_messages_total", action="no action")
+        == 2
+    )
+
+
+async def test_writes_in_the_background_and_on_close(tmp_path: Path) -> None:
+    settings = HistorySettings(flush_s=0.05, keep_messages=True)
+    history = SqliteVerdicts.open(tmp_path / "v.sqlite", settings)
+    recorder = Recorder(history, None, settings)
+    recorder.start()
+    recorder.observe(Envelope(queue_id="A1"), RAW, verdict(Action.NO_ACTION), 1)
+    for _ in range(200):  # a guard against a hang, not a timing assertion
+        if recorder.recorded:
+            break
+        await asyncio.sleep(0.05)
+    assert recorder.recorded == 1
+    recorder.observe(Envelope(queue_id="A2"), RAW, verdict(Action.NO_ACTION), 1)
+    await recorder.close()  # writes what is left, then closes the history
+    reopened = SqliteVerdicts.open(tmp_path / "v.sqlite", HistorySettings(keep_messages=True))
+    try:
+        rows = await reopened.search(Search())
+        assert [r.queue_id for r in rows] == ["A2", "A1"]
+        assert await reopened.kept_message(rows[0].id) == RAW
+    finally:
+        await reopened.close()
