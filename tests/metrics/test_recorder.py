@@ -17,6 +17,7 @@ from seawall.policy.model import Action, SymbolResult, Verdict
 from seawall.store.verdicts import Search
 from seawall.store.verdicts_sqlite import SqliteVerdicts
 
+ROOT = Path(__file__).resolve().parents[2]
 RAW = b"From: a@b.example\r\nSubject: hello there\r\nMessage-ID: <r1@b.example>\r\n\r\nbody\r\n"
 
 # prometheus-client keeps one multiprocess folder per process: one for this module's tests.
@@ -158,3 +159,22 @@ async def test_writes_in_the_background_and_on_close(tmp_path: Path) -> None:
         assert await reopened.kept_message(rows[0].id) == RAW
     finally:
         await reopened.close()
+
+
+def test_the_grafana_dashboard_reads_metrics_seawall_exposes(prom_dir: Path) -> None:
+    import json
+
+    from seawall.metrics import routes
+
+    dashboard = json.loads((ROOT / "docs" / "grafana-seawall.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    wanted = {
+        re.sub(r"_(total|bucket|sum|count)$", "", n)
+        for e in exprs
+        for n in re.findall(r"seawall_\w+", e)
+    }
+    metrics = prom.Metrics()
+    exposed = {m._name for m in vars(metrics).values() if hasattr(m, "_name")}
+    exposed |= set(re.findall(r"``(seawall_\w+)", routes.__doc__ or ""))
+    assert wanted <= exposed, wanted - exposed
+    assert {"seawall_messages", "seawall_cases", "seawall_scan_seconds"} <= wanted

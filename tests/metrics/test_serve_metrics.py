@@ -109,6 +109,8 @@ def test_metrics_sum_both_workers_and_history_records(seawall: Seawall) -> None:
     assert total(samples, "seawall_workers") == 2
     assert total(samples, "seawall_campaigns_live") >= 0
     assert total(samples, "seawall_scrape_errors", source="campaigns") == 0
+    assert total(samples, "seawall_scrape_errors", source="cases") == 0
+    assert 'seawall_cases{state="walled"}' in samples  # every state, 0 when none is in it
     # Every scrape sums the same, whichever worker answers it.
     for _ in range(4):
         assert total(scrape(seawall), "seawall_messages_total") == MESSAGES

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -36,6 +37,8 @@ log = logging.getLogger("seawall.metrics")
 _quiet = QuietLog(log)
 
 SOURCE_TIMEOUT_S = 3.0
+# Every state is exposed, 0 when no case is in it, so a graph has no gaps.
+CASE_STATES = ("open", "notified", "walled", "released", "closed")
 
 
 class CampaignListing(Protocol):
@@ -44,8 +47,15 @@ class CampaignListing(Protocol):
     async def listing(self, min_count: int = 2) -> list[dict[str, Any]]: ...
 
 
-# Zombie cases by state: a coroutine function answering {state: count}.
-CaseCounts = Callable[[], Awaitable[Mapping[str, int]]]
+class _Stated(Protocol):
+    @property
+    def state(self) -> str: ...
+
+
+class CaseListing(Protocol):
+    """What the scrape asks the zombie case book (``zombies.store.CaseBook``)."""
+
+    async def list(self) -> Sequence[_Stated]: ...
 
 
 def metrics_routes(
@@ -53,10 +63,10 @@ def metrics_routes(
     path: Path | None,
     *,
     tracker: CampaignListing | None = None,
-    cases: CaseCounts | None = None,
+    cases: Callable[[], CaseListing] | None = None,
 ) -> list[BaseRoute]:
     """``/metrics`` reading the multiprocess files under ``path`` (None, or metrics
-    disabled: no route)."""
+    disabled: no route); ``cases`` opens the case book, on the first scrape."""
     if path is None or not config.serve.metrics.enabled:
         return []
     campaigns = config.detectors.campaigns
@@ -83,11 +93,16 @@ def metrics_routes(
             ),
         ]
 
+    book: list[CaseListing] = []  # opened on the first scrape, then kept
+
     async def case_gauges() -> list[LiveGauge]:
         if cases is None:
             return []
-        counts = await cases()
-        samples = [({"state": state}, float(n)) for state, n in sorted(counts.items())]
+        if not book:
+            book.append(cases())
+        counts = Counter(case.state for case in await book[0].list())
+        states = dict.fromkeys((*CASE_STATES, *counts))
+        samples = [({"state": state}, float(counts[state])) for state in states]
         return [LiveGauge("seawall_cases", "Zombie cases by state", samples)]
 
     sources: dict[str, Callable[[], Awaitable[list[LiveGauge]]]] = {

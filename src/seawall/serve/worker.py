@@ -318,10 +318,16 @@ def _extra_routes(service: Service) -> list[BaseRoute]:
     from seawall.frontends.http.cases_api import cases_routes
     from seawall.frontends.http.garden import garden_routes
     from seawall.serve.tracker import client as tracker_client
+    from seawall.zombies.store import open_case_store
 
     routes: list[BaseRoute] = []
     routes += dashboard_routes(service, tracker=tracker_client(service.config))
-    routes += metrics_routes(service.config, active_dir(), tracker=tracker_client(service.config))
+    routes += metrics_routes(
+        service.config,
+        active_dir(),
+        tracker=tracker_client(service.config),
+        cases=lambda: open_case_store(service.config),
+    )
     routes += cases_routes(service.config)
     routes += garden_routes(service.config, service.store)
     return routes
