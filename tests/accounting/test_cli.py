@@ -31,9 +31,9 @@ def test_import_twice_then_who(tmp_path: Path, capsys: pytest.CaptureFixture[str
     detail.write_bytes(START + STOP)
     assert main(["accounting", "import", "--state", state, str(detail)]) == 0
     first = capsys.readouterr().out
-    assert "imported 2 records (2 session changes)" in first
+    assert "imported 2 records (1 sessions new or changed)" in first
     assert main(["accounting", "import", "--state", state, str(detail)]) == 0
-    assert "imported 2 records (0 session changes)" in capsys.readouterr().out
+    assert "imported 2 records (0 sessions new or changed)" in capsys.readouterr().out
     args = ["accounting", "who", "--state", state, "198.19.0.7"]
     assert main([*args, "--at", "2026-11-27T12:09:59Z"]) == 0
     assert capsys.readouterr().out.split("\t")[:4] == [

@@ -130,6 +130,14 @@ async def test_a_stop_without_an_address_finds_its_open_session(sessions: Sessio
     assert await holder(sessions, "198.19.2.1", 60) is None
 
 
+async def test_a_stop_without_an_address_in_the_batch_of_its_start(sessions: Sessions) -> None:
+    await sessions.add(
+        [start(0, "A", "alice", "198.19.2.2"), Record(Status.STOP, T0 + 60, NAS, "A", "", ())]
+    )
+    assert await holder(sessions, "198.19.2.2", 59) == "alice"
+    assert await holder(sessions, "198.19.2.2", 60) is None
+
+
 async def test_the_same_records_twice_change_nothing(sessions: Sessions) -> None:
     records = [
         start(0, "A", "alice", "198.19.3.1"),

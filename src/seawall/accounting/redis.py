@@ -202,8 +202,11 @@ class RedisSessions:
                     if value:
                         ips_of[(r.nas, r.session_id)] = tuple(bytes(value).decode().split(","))
         ops: dict[tuple[str, str, str], _Op] = {}
+        seen: dict[tuple[str, str], tuple[str, ...]] = {}  # addresses named in this run
         for r in records:
-            ips = r.ips or ips_of.get((r.nas, r.session_id), ())
+            if r.ips:
+                seen[(r.nas, r.session_id)] = r.ips
+            ips = r.ips or seen.get((r.nas, r.session_id)) or ips_of.get((r.nas, r.session_id), ())
             if not ips:
                 log.debug("%s of %s on %s: no address known", r.status.value, r.session_id, r.nas)
             for ip in ips:

@@ -227,38 +227,64 @@ class SqliteSessions:
         changed = 0
         now = time.time()
         with _write(db):
+            run: list[Record] = []
             for record in records:
                 if record.status in (Status.ON, Status.OFF):
+                    changed += self._add_run(db, run, now)
+                    run = []
                     changed += self._close_nas(db, record, now)
-                    continue
-                ips = record.ips or tuple(
-                    r[0]
-                    for r in db.execute(
-                        "SELECT ip FROM accounting_sessions WHERE nas = ? AND session_id = ?",
-                        (record.nas, record.session_id),
-                    )
-                )
-                if not ips:
-                    log.debug(
-                        "%s of %s on %s: no address, and no session known to take it from",
-                        record.status.value,
-                        record.session_id,
-                        record.nas,
-                    )
-                for ip in ips:
-                    row = db.execute(
-                        f"SELECT {_COLUMNS} FROM accounting_sessions"
-                        " WHERE nas = ? AND session_id = ? AND ip = ?",
-                        (record.nas, record.session_id, ip),
-                    ).fetchone()
-                    old = None if row is None else _stored(row)
-                    new = merge(old, record, ip)
-                    if new != old:
-                        _write_row(db, new, now)
-                        changed += 1
-                    if old is None:
-                        self._trim(db, ip, record.time - self.retention_s)
+                else:
+                    run.append(record)
+            changed += self._add_run(db, run, now)
         return changed
+
+    def _add_run(self, db: sqlite3.Connection, records: list[Record], now: float) -> int:
+        """A run of session records (no Accounting-On/Off among them): each session read
+        once, merged with all its records in order, written once."""
+        ops: dict[tuple[str, str, str], list[Record]] = {}
+        seen: dict[tuple[str, str], tuple[str, ...]] = {}  # addresses named in this run
+        for record in records:
+            key = (record.nas, record.session_id)
+            if record.ips:
+                seen[key] = record.ips
+            ips = record.ips or seen.get(key) or self._open_ips(db, record)
+            for ip in ips:
+                ops.setdefault((record.nas, record.session_id, ip), []).append(record)
+        changed = 0
+        for (nas, session_id, ip), mine in ops.items():
+            row = db.execute(
+                f"SELECT {_COLUMNS} FROM accounting_sessions"
+                " WHERE nas = ? AND session_id = ? AND ip = ?",
+                (nas, session_id, ip),
+            ).fetchone()
+            old = None if row is None else _stored(row)
+            new = old
+            for record in mine:
+                new = merge(new, record, ip)
+            if new is not None and new != old:
+                _write_row(db, new, now)
+                changed += 1
+            if old is None:
+                self._trim(db, ip, max(r.time for r in mine) - self.retention_s)
+        return changed
+
+    def _open_ips(self, db: sqlite3.Connection, record: Record) -> tuple[str, ...]:
+        """The addresses of a session a record names no address for (a Stop, usually)."""
+        ips = tuple(
+            r[0]
+            for r in db.execute(
+                "SELECT ip FROM accounting_sessions WHERE nas = ? AND session_id = ?",
+                (record.nas, record.session_id),
+            )
+        )
+        if not ips:
+            log.debug(
+                "%s of %s on %s: no address, and no session known to take it from",
+                record.status.value,
+                record.session_id,
+                record.nas,
+            )
+        return ips
 
     def _close_nas(self, db: sqlite3.Connection, record: Record, now: float) -> int:
         rows = db.execute(

@@ -111,7 +111,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(f"seawall: ... and {len(problems) - SHOWN_PROBLEMS} more", file=sys.stderr)
     elapsed = time.perf_counter() - started
     print(
-        f"imported {records} records ({changed} session changes) from {len(args.files)}"
+        f"imported {records} records ({changed} sessions new or changed) from {len(args.files)}"
         f" files in {elapsed:.1f} s; {skipped} not about addresses, {len(problems)} unreadable"
     )
     return 1 if problems else 0
