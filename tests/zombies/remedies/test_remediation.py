@@ -20,9 +20,10 @@ from tests.zombies.sharing.mta import Mta, postfix_with_sink
 from seawall.config import Config, NasSettings, RemediationSettings, SharingSettings
 from seawall.zombies.cases import Desk
 from seawall.zombies.model import Evidence, evidence_id
-from seawall.zombies.remedies import Remediation, build
+from seawall.zombies.remedies import build
 from seawall.zombies.remedies.exports import NFT_FILE, RADIUS_FILE
 from seawall.zombies.remedies.links import GardenLinks
+from seawall.zombies.remedies.remediation import Remediation
 from seawall.zombies.sharing.zone import parse_zone
 from seawall.zombies.store import CaseBook, open_case_store
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from email.message import Message
 from email.utils import parsedate_to_datetime
 
+import msgspec
 import pytest
 from tests.zombies.sharing.mta import Mta, postfix_with_sink
 
@@ -222,3 +223,19 @@ async def test_no_contact_or_a_down_mta_loses_nothing(mta: Mta) -> None:
 def test_contacts_without_a_sender_are_a_config_error() -> None:
     with pytest.raises(ConfigError, match="report_from"):
         Reporter(SharingSettings(contacts={"198.51.100.0/24": "a@x.example"}), MemoryStore())
+
+
+def test_a_non_ascii_subject_is_encoded_in_the_kept_headers() -> None:
+    from email import message_from_bytes
+    from email.header import decode_header, make_header
+
+    (one,) = evidence("198.51.100.7", 1)
+    items = [msgspec.structs.replace(one, subject="Günstige Pillen " * 8)]
+    message = build_arf(
+        "198.51.100.7", items, None, to="a@x.example", sender="abuse@isp.example", now=NOW
+    )
+    raw = message.as_bytes()
+    raw.decode("ascii")  # every line of the report is ASCII
+    third = message_from_bytes(raw).get_payload()[2].get_payload()
+    headers = message_from_bytes(third.encode())
+    assert str(make_header(decode_header(headers["Subject"]))) == ("Günstige Pillen " * 8).strip()

@@ -12,14 +12,22 @@ mail.py         SMTP off the event loop
 
 from __future__ import annotations
 
-from seawall.config import Config
-from seawall.store import open_store
-from seawall.zombies.remedies.remediation import Remediation
-from seawall.zombies.store import CaseBook
+from typing import TYPE_CHECKING
 
-__all__ = ["Remediation", "build"]
+if TYPE_CHECKING:
+    from seawall.config import Config
+    from seawall.zombies.remedies.remediation import Remediation
+    from seawall.zombies.store import CaseBook
+
+__all__ = ["build"]
 
 
 def build(config: Config, cases: CaseBook) -> Remediation:
-    """The remedies of ``config`` over ``cases`` (what ``seawall.zombies.cases`` loads)."""
+    """The remedies of ``config`` over ``cases`` (what ``seawall.zombies.cases`` loads).
+
+    Imported here, not at the top: ``sharing`` uses ``remedies.mail``, and the remedies
+    use ``sharing``."""
+    from seawall.store import open_store
+    from seawall.zombies.remedies.remediation import Remediation
+
     return Remediation(config, cases, open_store(config))

@@ -25,7 +25,7 @@ def _send(smtp: str, message: Message, timeout_s: float) -> None:
     try:
         with smtplib.SMTP(address.host, address.port, timeout=timeout_s) as client:
             refused = client.send_message(message)
-    except (OSError, smtplib.SMTPException) as exc:
+    except (OSError, smtplib.SMTPException, UnicodeError, ValueError) as exc:
         raise MailError(f"{smtp}: {exc}") from exc
     if refused:
         raise MailError(f"{smtp}: recipients refused: {sorted(refused)}")

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from seawall.config import Config
@@ -56,8 +57,16 @@ def current_ips(case: Case) -> tuple[str, ...]:
 class Remediation:
     """The remedies of one process (see the module docstring)."""
 
-    def __init__(self, config: Config, cases: CaseBook, store: Store) -> None:
+    def __init__(
+        self,
+        config: Config,
+        cases: CaseBook,
+        store: Store,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.config = config
+        self.clock = clock  # the policy's "now" (a replay of simulated traffic gives its own)
         self.settings = config.remediation
         self.cases = cases
         self.store = store
@@ -132,7 +141,7 @@ class Remediation:
 
     # -- the policy ----------------------------------------------------------------------
     async def _policy(self, case: Case, *, relapse: bool = False, now: float | None = None) -> str:
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
         move: tuple[State, str] | None
         if relapse:
             move = ("walled", "re-entry: a relapse after release")
@@ -163,7 +172,7 @@ class Remediation:
     # -- the clock -----------------------------------------------------------------------
     async def tick(self, now: float | None = None) -> None:
         """Apply the policy's timed moves, publish the zone, send due abuse reports."""
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
         for case in await self.cases.list(states=("notified", "walled")):
             try:
                 await self._policy(case, now=now)
@@ -174,7 +183,7 @@ class Remediation:
             await self.report_external(zombies, now)
 
     async def publish_zone(self, now: float | None = None) -> list[Zombie]:
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
         zombies = await self.cases.active_zombies(now)
         try:
             self.zone.publish(zombies, now=now)

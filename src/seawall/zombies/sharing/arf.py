@@ -25,6 +25,7 @@ import re
 import secrets
 import time
 from collections.abc import Mapping, Sequence
+from email.header import Header
 from email.message import Message
 from email.mime.base import MIMEBase
 from email.mime.message import MIMEMessage
@@ -96,8 +97,10 @@ def _headers_of(evidence: Evidence) -> str:
     lines = []
     if evidence.message_id:
         lines.append(f"Message-ID: {evidence.message_id}")
-    if evidence.subject:
-        lines.append(f"Subject: {' '.join(evidence.subject.split())}")
+    if evidence.subject:  # header lines are ASCII: RFC 2047 for the rest
+        subject = " ".join(evidence.subject.split())
+        encoded = Header(subject, "utf-8").encode(linesep="\r\n")
+        lines.append(f"Subject: {encoded}")
     if evidence.queue_id:
         lines.append(f"X-Seawall-Queue-ID: {evidence.queue_id}")
     return "\r\n".join(lines) + "\r\n"
