@@ -454,8 +454,9 @@ class ZombiesSettings(Section):
     # Scores halve every half_life_s; a case opens at open_score ...
     half_life_s: Annotated[float, Positive] = 86400.0
     open_score: Annotated[float, Positive] = 6.0
-    # ... with at least min_evidence pieces, one of them not of a weak kind: one greylisted
-    # or rate-limited message, or a few legitimate ones straight to the MX, are no zombie.
+    # ... with at least min_evidence pieces (or one that weighs open_score alone), one of
+    # them not of a weak kind: one greylisted or rate-limited message, or a few legitimate
+    # ones straight to the MX, are no zombie.
     min_evidence: Annotated[int, AtLeastOne] = 2
     weak_kinds: tuple[str, ...] = ("direct_mx", "rate", "clean")
     # Never a case here (besides [isp] relays): business mail servers, partners' gateways.

@@ -12,8 +12,9 @@ case).  One message is one piece of evidence, of its strongest kind::
     direct_mx a dynamic address speaking straight to the MX, with clean content (weak)
     clean     the subscriber's own clean mail (weight 0: it tells a cleaned-up PC)
 
-A spam, botnet, worm or malware message straight from a dynamic pool (unauthenticated)
-also carries the ``direct_mx`` weight.  A rate hit is one piece of evidence per address
+Its weight adds up its signs (a botnet campaign's spam weighs botnet plus spam), and a
+spam, botnet, worm or malware message straight from a dynamic pool (unauthenticated) also
+carries the ``direct_mx`` weight.  A rate hit is one piece of evidence per address
 per policy window, of kind ``rate`` (weak).
 """
 
@@ -82,6 +83,24 @@ def _kind(verdict: Verdict) -> Kind | None:
     return None
 
 
+def _weight(settings: ZombiesSettings, verdict: Verdict) -> float:
+    """What one message adds: each of its signs (a greylisted or soft-rejected spam verdict
+    counts half)."""
+    symbols = verdict.symbols
+    weight = 0.0
+    if verdict.is_spam:
+        weight += settings.weight("spam")
+    elif verdict.action in _HALF:
+        weight += settings.weight("spam") / 2
+    if "CAMPAIGN_BOTNET" in symbols and "CAMPAIGN_HAM" not in symbols:
+        weight += settings.weight("botnet")
+    if "CLAMAV_VIRUS" in symbols:
+        weight += settings.weight("malware")
+    elif (verdict.is_spam or verdict.action in _HALF) and any(s in symbols for s in _WORM):
+        weight += settings.weight("worm")
+    return weight
+
+
 def from_verdict(
     scope: Scope,
     settings: ZombiesSettings,
@@ -100,7 +119,7 @@ def from_verdict(
     kind = _kind(verdict)
     weight = 0.0
     if kind is not None:
-        weight = settings.weight(kind) * (0.5 if verdict.action in _HALF else 1.0)
+        weight = _weight(settings, verdict)
         if direct:
             weight += settings.weight("direct_mx")
     elif direct:

@@ -6,7 +6,8 @@ own address (``ip:ADDR``), else an external address (``ext:ADDR``, never a case)
 
     score  = the decayed score at the newest evidence + the new weight (an older report
              adds its weight decayed to the newest time: arrival order does not matter)
-    opens  when own, score >= open_score, evidence >= min_evidence, and one kind is not weak
+    opens  when own, score >= open_score, one kind is not weak, and evidence >= min_evidence
+           (or one piece weighs open_score alone: a botnet's spam straight from a pool)
     reopens a released or closed case on evidence of a kind that is not weak
 """
 
@@ -54,6 +55,7 @@ class Row(msgspec.Struct, frozen=True, kw_only=True):
     clean_count: int = 0
     last_clean: float = 0.0
     malware: bool = False  # some evidence named malware (the zone's class)
+    max_weight: float = 0.0  # the heaviest single piece of evidence
     transitions: tuple[Transition, ...] = ()
 
     @property
@@ -123,6 +125,7 @@ def apply_evidence(
         first_seen=min(row.first_seen or evidence.at, evidence.at),
         last_seen=max(row.last_seen, evidence.at),
         malware=row.malware or evidence.kind in ("malware", "worm"),
+        max_weight=max(row.max_weight, evidence.weight),
         clean_count=0,  # clean mail counts since the last evidence
         updated_at=now,
     )
@@ -140,8 +143,8 @@ def should_open(row: Row, settings: ZombiesSettings) -> bool:
     """Whether ``row``'s evidence is enough to open a case (see the module docstring)."""
     if not row.own or row.score < settings.open_score:
         return False
-    if row.evidence_count < settings.min_evidence:
-        return False
+    if row.evidence_count < settings.min_evidence and row.max_weight < settings.open_score:
+        return False  # one piece opens a case only when it weighs open_score alone
     return any(n > 0 and kind not in settings.weak_kinds for kind, n in row.kinds.items())
 
 
