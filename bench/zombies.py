@@ -108,7 +108,6 @@ def run_seed(seed: int, hours: float, state: Path) -> dict[str, Any]:
         engine.close()
     scan_s = time.perf_counter() - started
     result = asyncio.run(ingest(config, pending))
-    bad_sent: dict[str, int] = defaultdict(int)
     kinds: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for evidence, truth in pending:
         if truth.account:
@@ -116,7 +115,6 @@ def run_seed(seed: int, hours: float, state: Path) -> dict[str, Any]:
     missed = [a for a in first_bad if a not in result["opened"]]
     row = summarise(seed, hours, world, result, first_bad, senders, ip_holders)
     row["missed_samples"] = {a: dict(kinds[a]) for a in missed[:5]}
-    del bad_sent
     return row | {
         "messages": messages,
         "evidence": len(pending),

@@ -27,7 +27,7 @@ from seawall.quietlog import QuietLog
 from seawall.serve import lifecycle
 from seawall.store import open_store
 from seawall.zombies.cases import open_desk
-from seawall.zombies.engine import CaseEngine, Holds
+from seawall.zombies.engine import CaseEngine
 
 log = logging.getLogger("seawall.zombies")
 quiet = QuietLog(log)
@@ -43,46 +43,51 @@ def wanted(config: Config) -> bool:
     return zombies.enabled and (bool(config.isp.networks) or bool(zombies.abuse_maildir))
 
 
-def lease(config: Config) -> tuple[Holds, list[str]]:
-    """``holds()`` for a shared state: True while this process holds the desk's lease
-    (claimed or renewed every third of ``desk_lease_s``); and a one-item list that says who
-    held it last (for logs and tests)."""
-    store = open_store(config)
-    token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}".encode()
-    ttl = config.zombies.desk_lease_s
-    state = {"until": 0.0, "held": False}
-    holder = [""]
+class Lease:
+    """The desk's lease on a shared state: ``holds()`` is True while this process holds it
+    (claimed or renewed every third of ``desk_lease_s``); ``holder`` is who held it last."""
 
-    async def holds() -> bool:
+    def __init__(self, config: Config) -> None:
+        self.store = open_store(config)
+        self.token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}".encode()
+        self.ttl = config.zombies.desk_lease_s
+        self.until = 0.0
+        self.held = False
+        self.holder = ""
+
+    async def holds(self) -> bool:
         now = time.monotonic()
-        if now < state["until"]:
-            return bool(state["held"])
+        if now < self.until:
+            return self.held
         try:
-            value = await store.claim(LEASE_KEY, token, ttl_s=ttl)
+            value = await self.store.claim(LEASE_KEY, self.token, ttl_s=self.ttl)
         except StoreError as exc:
             quiet.warning("lease", "desk lease: %s", exc)
-            state.update(until=now + 1.0, held=False)
+            self.until, self.held = now + 1.0, False
             return False
-        held = value == token
-        if held != state["held"]:
+        held = value == self.token
+        if held != self.held:
             log.info("desk %s the lease", "holds" if held else "does not hold")
-        holder[0] = value.decode(errors="replace")
-        state.update(until=now + ttl / 3, held=held)
+        self.holder = value.decode(errors="replace")
+        self.until, self.held = now + self.ttl / 3, held
         return held
 
-    return holds, holder
+    async def close(self) -> None:
+        await self.store.close()
 
 
 async def serve(config: Config, stop: asyncio.Event) -> None:
     """Run the case engine until ``stop`` is set."""
     desk, accounts = open_desk(config)
-    holds = lease(config)[0] if state_url(config) is not None else None
+    lease = Lease(config) if state_url(config) is not None else None
     log.info("zombie desk %d serving", os.getpid())
     try:
-        await CaseEngine(config, desk).run(stop, holds)
+        await CaseEngine(config, desk).run(stop, lease.holds if lease is not None else None)
     finally:
         await desk.store.close()
         await accounts.close()
+        if lease is not None:
+            await lease.close()
 
 
 def run(config: Config) -> int:
