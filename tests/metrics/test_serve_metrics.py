@@ -167,3 +167,38 @@ def _worker_pids(sw: Seawall) -> set[int]:
         except psutil.Error:
             pass
     return alive
+
+
+def test_history_on_redis(tmp_path: Path, redis_url: str) -> None:
+    """With the state on Redis, every worker writes the history there, searchable."""
+    sw = Seawall(
+        tmp_path / "sw",
+        tmp_path / "state",
+        workers=2,
+        shared=redis_url,
+        extra="[serve.history]\nflush_s = 0.2",
+    )
+    sw.write_config()
+    sw.start()
+    try:
+        for i in range(12):
+            checkv2(sw, i)
+    finally:
+        sw.stop()  # the workers write what they hold as they stop
+
+    from seawall.store.redis import RedisStore
+    from seawall.store.verdicts_redis import RedisVerdicts
+
+    async def recorded() -> tuple[list, list]:  # type: ignore[type-arg]
+        history = RedisVerdicts(RedisStore.from_url(redis_url), HistorySettings())
+        try:
+            found = await history.search(Search(), limit=100)
+            minutes = await history.minutes(time.time() - 600, time.time())
+            return found, minutes
+        finally:
+            await history.close()
+
+    found, minutes = asyncio.run(recorded())
+    assert sorted(r.queue_id for r in found) == [f"Q{i:04d}" for i in range(12)]
+    assert sum(sum(counts.values()) for _, counts in minutes) == 12
+    assert not (tmp_path / "state" / "verdicts.sqlite").exists()
