@@ -76,7 +76,7 @@ def write_config(state: Path, smtp: str) -> Path:
         + 'mode = "enforce"\n'
         + f'smtp = "{smtp}"\n'
         + 'notice_from = "abuse@isp.example"\n'
-        + 'notice_to = "{account}@customers.isp.example"\n'
+        + 'notice_to = "{account}"\n'  # the sim's accounts are user@realm addresses
         + 'garden_url = "https://garden.isp.example"\n'
         + f'export_dir = "{state}/exports"\n'
         + "[sharing]\n"

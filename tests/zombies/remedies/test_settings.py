@@ -53,3 +53,19 @@ def test_defaults_are_dry_run_and_a_nas_without_port_takes_3799(tmp_path: Path) 
 
     nas = Nas(config.remediation.nas[0])
     assert (nas.host, nas.port) == ("192.0.2.1", 3799)
+
+
+def test_the_notice_address_from_the_account() -> None:
+    from seawall.config import RemediationSettings
+    from seawall.zombies.remedies.notice import notice_address
+
+    def to(template: str, account: str | None) -> str | None:
+        return notice_address(RemediationSettings(notice_to=template), account)
+
+    assert to("{account}@customers.example", "alice") == "alice@customers.example"
+    assert to("{account}", "user0001@example.net") == "user0001@example.net"
+    assert to("{user}@mail.{realm}", "bob@dsl.example") == "bob@mail.dsl.example"
+    assert to("{account}", "alice") is None  # not an address
+    assert to("{account}@x.example", "a b\r\nBcc: c") is None  # no header injection
+    assert to("{account}@x.example", None) is None  # an address case
+    assert to("", "alice") is None

@@ -45,10 +45,17 @@ def templates() -> jinja2.Environment:
 
 
 def notice_address(settings: RemediationSettings, account: str | None) -> str | None:
-    """The customer's address from ``[remediation] notice_to``; None when there is none."""
+    """The customer's address from ``[remediation] notice_to``: ``{account}`` is the RADIUS
+    account (``user@realm`` accounts are often the address itself), ``{user}`` and
+    ``{realm}`` its parts; None when there is none."""
     if not account or not settings.notice_to:
         return None
-    address = settings.notice_to.replace("{account}", account)
+    user, _, realm = account.partition("@")
+    address = (
+        settings.notice_to.replace("{account}", account)
+        .replace("{user}", user)
+        .replace("{realm}", realm)
+    )
     return address if _ADDRESS.fullmatch(address) else None
 
 
