@@ -17,11 +17,13 @@ from seawall.config import Config
 from seawall.zombies.store import CaseBook, open_case_store
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "redis", "cluster"])
 async def book(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[CaseBook]:
     """The same CaseStore contract on each backend."""
-    if request.param == "redis":
-        url = request.getfixturevalue("redis_url")
+    if request.param in ("redis", "cluster"):
+        url = request.getfixturevalue(
+            "redis_url" if request.param == "redis" else "redis_cluster_url"
+        )
         config = Config(state=url, state_dir=str(tmp_path))
     else:
         config = Config(state_dir=str(tmp_path))
