@@ -22,7 +22,7 @@ from seawall.dashboard.parts import Parts, guarded
 # Actions in the order they are stacked and listed; others (a new action) come after.
 ACTIONS = ("no action", "greylist", "add header", "rewrite subject", "soft reject", "reject")
 HOURS = (1, 3, 6, 12, 24, 48)
-DEFAULT_HOURS = 3
+DEFAULT_HOURS = 1
 RATE_MINUTES = 5  # the current rate: the last five whole minutes
 
 

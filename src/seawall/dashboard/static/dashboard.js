@@ -4,7 +4,8 @@
  * [values]], ...]}' becomes a uPlot time series.
  * Live updates: on a page whose <body> has data-live-page, the page is fetched again every
  * data-refresh-s seconds (with the X-Seawall-Live header); each element with data-live and
- * an id is replaced by its new version, and each chart gets its new data.  The new HTML is
+ * an id is replaced by its new version, and each chart gets its new data.  Times are UTC,
+ * as everywhere on the dashboard.  The new HTML is
  * parsed by DOMParser, whose documents run no script, and it is the server's autoescaped
  * markup, so nothing from mail can run.
  */
@@ -45,6 +46,7 @@
       height: parseInt(el.getAttribute("data-height") || "240", 10),
       series: series,
       scales: { x: { time: true } },
+      tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); },
       axes: [{}, { label: spec.unit || "" }],
       legend: { live: true }
     };
