@@ -125,6 +125,17 @@ def test_the_accounting_process_is_restarted_and_dies_with_serve(
     with detail.open("ab") as f:
         f.write(record("B1", "bob", "198.19.0.9", T + 5))
     eventually(lambda: who(sw, "198.19.0.9", T + 5) == "bob", "records after the restart")
+    # SIGHUP with another file to follow: a new accounting process follows it.
+    other = detail.with_name("detail-other")
+    other.write_bytes(record("C1", "carol", "198.19.0.10", T + 9))
+    sw.extra = sw.extra.replace(str(detail), str(other))
+    sw.write_config()
+    sw.signal(signal.SIGHUP)
+    eventually(lambda: who(sw, "198.19.0.10", T + 9) == "carol", "the file named after SIGHUP")
+    third = accounting_pid()
+    assert third != second
+    assert not psutil.pid_exists(second) or psutil.Process(second).status() == "zombie"
+    second = third
     assert sw.stop() == 0
     assert not psutil.pid_exists(second) or psutil.Process(second).status() == "zombie"
 
