@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import bisect
 import json
+import os
 import random
 import sqlite3
 import sys
@@ -132,25 +133,27 @@ def generate(path: Path, sessions: int, seed: int) -> tuple[int, dict[str, Truth
     return len(events), truth, end
 
 
-def parse_only(path: Path) -> tuple[int, float]:
-    started = time.perf_counter()
+def parse_only(path: Path) -> tuple[int, float, float]:
+    """(records, wall seconds, CPU seconds) of the parser alone."""
+    started, cpu = time.perf_counter(), time.process_time()
     count = 0
     with path.open("rb") as f:
         for item in read_detail(iter(lambda: f.read(1 << 20), b""), str(path)):
             assert not isinstance(item, Problem), item
             count += 1
-    return count, time.perf_counter() - started
+    return count, time.perf_counter() - started, time.process_time() - cpu
 
 
-def timed_import(path: Path, state: str) -> float:
+def timed_import(path: Path, state: str) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) of ``seawall accounting import``."""
     out = StringIO()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     with redirect_stdout(out):
         code = seawall_main(["accounting", "import", "--state", state, str(path)])
-    elapsed = time.perf_counter() - started
+    elapsed, used = time.perf_counter() - started, time.process_time() - cpu
     if code != 0:
         raise SystemExit(f"import failed: {out.getvalue()}")
-    return elapsed
+    return elapsed, used
 
 
 async def lookups(
@@ -201,6 +204,18 @@ def redis_memory(url: str) -> int:
         client.close()
 
 
+def redis_cpu(url: str) -> float:
+    """The server's CPU seconds so far (user + system, main thread and children)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        info = client.info("cpu")
+        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+    finally:
+        client.close()
+
+
 def sqlite_bytes(path: Path) -> int:
     db = sqlite3.connect(path)
     try:
@@ -219,24 +234,30 @@ def run_backend(
     with tempfile.TemporaryDirectory(prefix="bench-acct-") as tmp:
         state_dir = Path(tmp) / "state"
         if backend == "sqlite":
-            state, before = str(state_dir), 0
-            elapsed = timed_import(path, state)
+            elapsed, cpu = timed_import(path, str(state_dir))
             memory = sqlite_bytes(state_dir / "state.sqlite")
             sessions: Sessions = SqliteSessions.open(
                 state_dir / "state.sqlite", retention_s=RETENTION_S
             )
             result = _measure(sessions, truth, args)
-            return {"import_s": elapsed, "bytes": memory, **result}
+            return {"import_s": elapsed, "import_cpu_s": cpu, "bytes": memory, **result}
         from tests.redis_servers import RedisServer
 
         with RedisServer(Path(tmp) / "redis").running() as server:
             server.flush()
-            before = redis_memory(server.url)
-            elapsed = timed_import(path, server.url)
+            before, server_cpu = redis_memory(server.url), redis_cpu(server.url)
+            elapsed, cpu = timed_import(path, server.url)
             memory = redis_memory(server.url) - before
+            server_cpu = redis_cpu(server.url) - server_cpu
             sessions = RedisSessions.from_url(server.url, retention_s=RETENTION_S, timeout_s=5)
             result = _measure(sessions, truth, args)
-            return {"import_s": elapsed, "bytes": memory, **result}
+            return {
+                "import_s": elapsed,
+                "import_cpu_s": cpu,
+                "redis_cpu_s": server_cpu,
+                "bytes": memory,
+                **result,
+            }
 
 
 def _measure(sessions: Sessions, truth: dict[str, Truth], args: argparse.Namespace) -> Any:
@@ -261,26 +282,31 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="bench-acct-detail-") as tmp:
             path = Path(tmp) / "detail"
             records, truth, _ = generate(path, size, args.seed)
-            parsed, parse_s = parse_only(path)
+            parsed, parse_s, parse_cpu = parse_only(path)
             assert parsed == records
             line = (
                 f"{size:,} sessions, {records:,} records, {path.stat().st_size / 2**20:.0f} MiB;"
                 f" parser alone {records / parse_s:,.0f} records/s"
+                f" ({records / parse_cpu:,.0f} per CPU second)"
             )
             print(line, flush=True)
             run: dict[str, Any] = {
                 "sessions": size,
                 "records": records,
                 "parse_per_s": records / parse_s,
+                "parse_per_cpu_s": records / parse_cpu,
+                "load_average": os.getloadavg(),
             }
             for backend in args.backends.split(","):
                 r = run_backend(backend, path, truth, size, args)
                 r["import_per_s"] = records / r["import_s"]
+                r["import_per_cpu_s"] = records / (r["import_cpu_s"] + r.get("redis_cpu_s", 0))
                 r["bytes_per_million"] = r["bytes"] / size * 1e6
                 run[backend] = r
                 print(
                     f"  {backend:6} import {r['import_per_s']:,.0f} records/s"
-                    f" ({r['import_s']:.1f} s); who p50 {r['p50_us']:.0f} us"
+                    f" ({r['import_s']:.1f} s; {r['import_per_cpu_s']:,.0f} per CPU second,"
+                    f" Redis's included); who p50 {r['p50_us']:.0f} us"
                     f" p99 {r['p99_us']:.0f} us, {r['sequential_per_s']:,.0f}/s one at a"
                     f" time, {r['concurrent_per_s']:,.0f}/s 64 in flight; wrong"
                     f" {r['wrong']}/{r['lookups']}; {r['bytes_per_million'] / 2**20:.0f} MiB"
