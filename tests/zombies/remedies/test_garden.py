@@ -14,11 +14,14 @@ from pathlib import Path
 import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
+from tests.zombies.test_cli import detail
 
+from seawall.accounting import open_sessions
+from seawall.accounting.detail import DetailParser, Problem
 from seawall.config import Config, RemediationSettings
 from seawall.frontends.http.garden import garden_routes
 from seawall.store.memory import MemoryStore
-from seawall.zombies.cases import Desk
+from seawall.zombies.cases import Accounts, Desk
 from seawall.zombies.model import Evidence, evidence_id
 from seawall.zombies.remedies import build
 from seawall.zombies.remedies.links import GardenLinks
@@ -54,10 +57,25 @@ async def setup(tmp_path: Path) -> AsyncIterator[tuple[Config, Desk, MemoryStore
             self_release_period_s=7 * 86400.0,
         ),
     )
+    # Who holds which address comes from RADIUS accounting, as in serve.
+    now = int(time.time())
+    starts = [
+        ("Start", now - 600, "alice", "192.0.2.10", "s1"),
+        ("Start", now - 600, "bob", "192.0.2.11", "s2"),
+    ]
+    parser = DetailParser("test")
+    records = [
+        r for r in parser.feed(detail(starts).encode()) + parser.end() if not isinstance(r, Problem)
+    ]
+    sessions = open_sessions(config)
+    await sessions.add(records)
+    await sessions.close()
     book: CaseBook = open_case_store(config)
-    desk = Desk(book, remedies=build(config, book))
+    accounts = Accounts(config)
+    desk = Desk(book, remedies=build(config, book), who=accounts.who)
     yield config, desk, MemoryStore()
     await book.close()
+    await accounts.close()
 
 
 async def walled(desk: Desk, account: str, ip: str, subject: str) -> str:

@@ -160,15 +160,12 @@ class Garden:
     async def landing(self, request: Request) -> Response:
         """The garden's front door: a walled client is sent to its own case's page."""
         client = request.client.host if request.client else ""
-        for case in await self.desk.store.list(states=("walled",), ip=client or None):
-            if client in current_ips(case):
-                return RedirectResponse(
-                    self.links.url(case.id)
-                    if self.links.base_url
-                    else f"{PATH}{self.links.token(case.id)}",
-                    303,
-                    headers=HEADERS,
-                )
+        case = await self._walled_case_of(client) if client else None
+        if case is not None:
+            url = self.links.url(case.id) if self.links.base_url else self.links.token(case.id)
+            return RedirectResponse(
+                url if self.links.base_url else PATH + url, 303, headers=HEADERS
+            )
         return self._plain(
             200,
             "This is the walled garden of your provider. If your connection was placed "
@@ -179,6 +176,15 @@ class Garden:
                 else ""
             ),
         )
+
+    async def _walled_case_of(self, ip: str) -> Case | None:
+        """The walled case whose current address is ``ip``: the account holding it now
+        (RADIUS accounting), else a static customer's address case."""
+        account = await self.desk.who(ip, time.time()) if self.desk.who else None
+        case = await self.desk.store.find(account=account, ip=ip)
+        if case is None or case.state != "walled" or ip not in current_ips(case):
+            return None
+        return case
 
     async def zombies(self, request: Request) -> Response:
         now = time.time()
