@@ -69,7 +69,7 @@ class DemoOptions:
 
 
 class _Stop(Exception):
-    """SIGTERM, handled as Ctrl-C."""
+    """Ctrl-C or SIGTERM."""
 
 
 def run_live_demo(options: DemoOptions, out: IO[str] = sys.stdout) -> int:
@@ -82,7 +82,8 @@ def run_live_demo(options: DemoOptions, out: IO[str] = sys.stdout) -> int:
     def on_term(signo: int, frame: FrameType | None) -> None:
         raise _Stop
 
-    previous = signal.signal(signal.SIGTERM, on_term)
+    # Ctrl-C and SIGTERM stop the demo, even where SIGINT came in ignored (a background job).
+    previous = {sig: signal.signal(sig, on_term) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with evaluation.state_or_temporary(options.state, "seawall-demo-") as folder:
             return _run(Path(folder).absolute(), options, t0, say)
@@ -93,7 +94,8 @@ def run_live_demo(options: DemoOptions, out: IO[str] = sys.stdout) -> int:
         say(f"seawall demo: {exc}")
         return 1
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _run(root: Path, options: DemoOptions, t0: float, say: Callable[[str], None]) -> int:
