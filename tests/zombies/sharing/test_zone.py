@@ -8,19 +8,11 @@ entry leaves them.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import dns.exception
-import dns.message
-import dns.query
-import dns.rcode
-import dns.rdatatype
 import pytest
-from tests.integration.rbldnsd import _daemon_user, free_udp_port
+from tests.zombies.sharing.rbl import lookup, rbldnsd, wait_for
 
 from seawall.zombies.model import Zombie
 from seawall.zombies.sharing.zone import (
@@ -106,7 +98,6 @@ def served(tmp_path: Path) -> Iterator[tuple[ZoneFile, int]]:
     """A ZoneFile and an rbldnsd serving that file, reloading it every second."""
     root = tmp_path / "rbldnsd"
     root.mkdir()
-    root.chmod(0o755)
     tmp_path.chmod(0o755)
     zone = ZoneFile(
         root / "zombies.ip4set",
@@ -115,58 +106,8 @@ def served(tmp_path: Path) -> Iterator[tuple[ZoneFile, int]]:
         txt="zombie $",
     )
     zone.publish([zombie("127.0.0.2", "botnet")], now=NOW)  # RFC 5782 test entry: up-check
-    binary = shutil.which("rbldnsd", path=os.environ.get("PATH", "") + ":/usr/sbin")
-    assert binary, "rbldnsd is not installed; `make test` installs it"
-    port = free_udp_port()
-    args = [binary, "-n", "-b", f"127.0.0.1/{port}", "-c", "1"]
-    if os.geteuid() == 0:
-        args += ["-r", str(root), "-u", _daemon_user()]
-    else:
-        args += ["-w", str(root)]
-    log = (tmp_path / "rbldnsd.log").open("wb")
-    proc = subprocess.Popen([*args, f"{ZONE}:ip4set:zombies.ip4set"], stdout=log, stderr=log)
-    try:
-        deadline = time.monotonic() + 15
-        while lookup(port, "127.0.0.2") is None:
-            assert proc.poll() is None, (tmp_path / "rbldnsd.log").read_text()
-            assert time.monotonic() < deadline, "rbldnsd did not answer"
-            time.sleep(0.1)
+    with rbldnsd(root, "zombies.ip4set") as port:
         yield zone, port
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        log.close()
-
-
-def lookup(port: int, ip: str) -> tuple[str, str] | None:
-    """(A, TXT) for ``ip`` in the zone, or None for NXDOMAIN; raises nothing on a timeout."""
-    name = ".".join(reversed(ip.split("."))) + "." + ZONE
-    try:
-        answer = dns.query.udp(
-            dns.message.make_query(name, "ANY"), "127.0.0.1", port=port, timeout=0.5
-        )
-    except (dns.exception.Timeout, OSError):
-        return None
-    if answer.rcode() == dns.rcode.NXDOMAIN:
-        return None
-    a = txt = ""
-    for rrset in answer.answer:
-        for rdata in rrset:
-            if rrset.rdtype == dns.rdatatype.A:
-                a = rdata.to_text()
-            elif rrset.rdtype == dns.rdatatype.TXT:
-                txt = b"".join(rdata.strings).decode()
-    return a, txt
-
-
-def wait_for(port: int, ip: str, expected: tuple[str, str] | None) -> tuple[str, str] | None:
-    """Query until rbldnsd answers ``expected`` (it reloads within a few seconds)."""
-    deadline = time.monotonic() + 20
-    got = lookup(port, ip)
-    while got != expected and time.monotonic() < deadline:
-        time.sleep(0.2)
-        got = lookup(port, ip)
-    return got
 
 
 def test_rbldnsd_serves_the_classes_and_follows_rewrites(served: tuple[ZoneFile, int]) -> None:
