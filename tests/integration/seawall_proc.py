@@ -13,6 +13,19 @@ from pathlib import Path
 
 from tests.integration.postfix import free_port
 
+# A user who may learn (HTTP Bearer, spamd User), for the tests that teach a running server
+# (learning is off by default and needs [serve.http] allow_learn plus this token).
+LEARNER = "trainer:correct horse battery"
+LEARN_AUTH = {"Authorization": f"Bearer {LEARNER}"}
+
+
+def learner_users() -> str:
+    """The [users.trainer] table of ``LEARNER``, as `seawall user add` writes it."""
+    from seawall.users import hash_password
+
+    secret = hash_password(LEARNER.partition(":")[2])
+    return f'[users.trainer]\npassword = "{secret}"\nroles = ["learn"]\n'
+
 
 @dataclass
 class Seawall:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from tests.integration.postfix import free_port
-from tests.integration.seawall_proc import Seawall, policy
+from tests.integration.seawall_proc import LEARN_AUTH, Seawall, learner_users, policy
 from tests.redis_servers import RedisServer, redis_server, redis_url  # noqa: F401
 
 # Every message of these tests is judged by rules only, so the figures do not depend on a
@@ -45,9 +45,13 @@ def node(workdir: Path, name: str, url: str, workers: int) -> Seawall:
         workers=workers,
         shared=url,
         scores=SCORES,
-        extra=extra(free_port()),
+        extra=extra(free_port()) + learner_users(),
     )
-    sw.write_config(greylist_delay_s=1.0, policy={"ip_max_recipients": 5, "window_s": 60.0})
+    sw.write_config(
+        greylist_delay_s=1.0,
+        policy={"ip_max_recipients": 5, "window_s": 60.0},
+        http={"allow_learn": True},
+    )
     return sw
 
 
@@ -70,7 +74,7 @@ def check(sw: Seawall, raw: bytes, **headers: str) -> dict:
 
 
 def post(sw: Seawall, path: str, raw: bytes) -> int:
-    request = urllib.request.Request(sw.url(path), data=raw, method="POST")
+    request = urllib.request.Request(sw.url(path), data=raw, headers=LEARN_AUTH, method="POST")
     with urllib.request.urlopen(request, timeout=30) as resp:
         return resp.status
 

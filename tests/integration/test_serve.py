@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from tests.integration.seawall_proc import Seawall
+from tests.integration.seawall_proc import LEARN_AUTH, Seawall, learner_users
 
 HAM = (
     b"From: Alice <alice@example.org>\r\nTo: bob@example.org\r\nSubject: lunch\r\n"
@@ -40,7 +40,10 @@ def get(sw: Seawall, path: str) -> dict:
 
 @pytest.fixture
 def seawall(workdir: Path) -> Iterator[Seawall]:
-    sw = Seawall(root=workdir / "seawall", state=workdir / "state", workers=2)
+    sw = Seawall(
+        root=workdir / "seawall", state=workdir / "state", workers=2, extra=learner_users()
+    )
+    sw.write_config(http={"allow_learn": True})
     sw.start()
     yield sw
     sw.stop()
@@ -94,9 +97,9 @@ def test_json_api_and_openapi(seawall: Seawall) -> None:
     assert verdict["action"] == "no action"
     assert verdict["language"] == "en"
     assert get(seawall, "/api/v1/health")["status"] == "ok"
-    assert post(seawall, "/api/v1/learn/spam", HAM)["learned"] is True
-    assert post(seawall, "/api/v1/learn/spam", HAM)["learned"] is False
-    assert post(seawall, "/api/v1/forget", HAM)["forgotten"] is True
+    assert post(seawall, "/api/v1/learn/spam", HAM, LEARN_AUTH)["learned"] is True
+    assert post(seawall, "/api/v1/learn/spam", HAM, LEARN_AUTH)["learned"] is False
+    assert post(seawall, "/api/v1/forget", HAM, LEARN_AUTH)["forgotten"] is True
 
 
 def test_oversized_message_is_refused_with_413(workdir: Path) -> None:
