@@ -3,9 +3,9 @@
 ============  =======================================================================
 open          notified at ``notify_score``; walled at ``wall_score``
 notified      walled at ``wall_score``, or when it is still sending
-              ``wall_after_notified_s`` after the notice (evidence newer than the notice)
-walled        released after ``release_clean_s`` without new evidence *and* with at
-              least ``release_clean_messages`` clean messages of its own since then:
+              ``wall_after_notified_s`` after the notice (evidence that much newer)
+notified,     released after ``release_clean_s`` without new evidence *and* with at
+walled        least ``release_clean_messages`` clean messages of its own since then:
               silence alone proves nothing (reports may just have stopped coming)
 released      a relapse reopens the case (the store does it) and re-gardens it at once
 ============  =======================================================================
@@ -48,15 +48,10 @@ def decide(
         if score >= settings.wall_score:
             return "walled", f"score {score:.1f} reached wall_score {settings.wall_score:g}"
         since = entered(case, "notified")
-        if (
-            since is not None
-            and now - since >= settings.wall_after_notified_s
-            and case.last_seen > since
-        ):
-            hours = (now - since) / HOUR
+        if since is not None and case.last_seen - since >= settings.wall_after_notified_s:
+            hours = (case.last_seen - since) / HOUR
             return "walled", f"still sending {hours:.0f} h after the notice"
-        return None
-    if case.state == "walled":
+    if case.state in ("notified", "walled"):
         quiet = now - case.last_seen
         if (
             quiet >= settings.release_clean_s
