@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -79,7 +78,26 @@ end
 return redis.call('HMGET', KEYS[2], unpack(ids))
 """
 
-_INDEX_COMMANDS = 4  # commands _index adds after each write's script
+# KEYS[1] a NAS's open sessions (a hash) or an account's sessions (a sorted set); ARGV: the
+# TTL in ms, "hash" or "zset", then pairs: field and addresses ("" removes the field), or
+# member and score.
+_INDEX = """
+local key, kind = KEYS[1], ARGV[2]
+for i = 3, #ARGV, 2 do
+    if kind == 'zset' then
+        redis.call('ZADD', key, ARGV[i + 1], ARGV[i])
+    elseif ARGV[i + 1] == '' then
+        redis.call('HDEL', key, ARGV[i])
+    else
+        redis.call('HSET', key, ARGV[i], ARGV[i + 1])
+    end
+end
+if redis.call('EXISTS', key) == 1 then
+    redis.call('PEXPIRE', key, ARGV[1])
+end
+return 1
+"""
+
 _ATTEMPTS = 5  # compare-and-set rounds before a conflict is an error (another writer)
 
 
@@ -264,10 +282,13 @@ class RedisSessions:
         return changed
 
     async def _write(self, ops: list[_Op]) -> list[bool]:
+        """One pipeline: each session's compare-and-set, then the NASes' and the accounts'
+        indexes, one script per key for the whole batch."""
         if not ops:
             return []
         ttl = str(max(1, int(self.retention_s * 1000)))
-        sha = self._shas.get("put") or await self._load("put", _PUT)
+        put = self._shas.get("put") or await self._load("put", _PUT)
+        index = self._shas.get("index") or await self._load("index", _INDEX)
         results: list[bool] = []
         async with self._store._call("accounting add") as conn:
             for attempt in range(2):
@@ -285,31 +306,36 @@ class RedisSessions:
                         repr(horizon),
                         ttl,
                     ]
-                    pipe.evalsha(sha, 3, *self._ip_keys(op.ip), *args)
-                    self._index(pipe, new, op.records[-1].ips, ttl)
+                    pipe.evalsha(put, 3, *self._ip_keys(op.ip), *args)
+                for key, pairs in self._indexes(ops).items():
+                    pipe.evalsha(index, 1, key, ttl, *pairs)
                 replies = await pipe.execute(raise_on_error=False)
                 if attempt == 0 and any(isinstance(r, NoScriptError) for r in replies):
-                    sha = await self._load("put", _PUT)
+                    put = await self._load("put", _PUT)
+                    index = await self._load("index", _INDEX)
                     continue  # a script not run writes nothing; the indexes are idempotent
                 for reply in replies:
                     if isinstance(reply, Exception):
                         raise reply
-                results = [bool(r) for r in replies[:: 1 + _INDEX_COMMANDS]]
+                results = [bool(r) for r in replies[: len(ops)]]
                 break
         return results
 
-    def _index(self, pipe: Any, new: Stored, ips: tuple[str, ...], ttl: str) -> None:
-        """``_INDEX_COMMANDS`` commands: the NAS's open sessions, the account's sessions."""
-        nas = f"{self._ns}:nas:{new.nas}"
-        if new.stop is None:
-            pipe.hset(nas, new.session_id, ",".join(ips) or new.ip)
-        else:
-            pipe.hdel(nas, new.session_id)
-        pipe.pexpire(nas, int(ttl))
-        user = f"{self._ns}:user:{new.account}"
-        score = math.inf if new.stop is None else new.stop
-        pipe.zadd(user, {f"{new.ip}\0{new.nas}\0{new.session_id}": score})
-        pipe.pexpire(user, int(ttl))
+    def _indexes(self, ops: list[_Op]) -> dict[str, list[str]]:
+        """The ``_INDEX`` arguments of each NAS's and account's key: a NAS's open sessions
+        (field, addresses) and its stopped ones (field, ""); an account's sessions (member,
+        stop or +inf)."""
+        out: dict[str, list[str]] = {}
+        for op in ops:
+            new = op.new
+            assert new is not None
+            nas = out.setdefault(f"{self._ns}:nas:{new.nas}", ["hash"])
+            ips = ",".join(op.records[-1].ips) or new.ip
+            nas += [new.session_id, ips if new.stop is None else ""]
+            user = out.setdefault(f"{self._ns}:user:{new.account}", ["zset"])
+            score = "+inf" if new.stop is None else repr(new.stop)
+            user += [f"{new.ip}\0{new.nas}\0{new.session_id}", score]
+        return out
 
     async def _script(self, name: str, source: str, keys: list[str], args: list[str]) -> Any:
         sha = self._shas.get(name) or await self._load(name, source)
