@@ -9,6 +9,7 @@ re-raised here as a crash.  Evidence, when there is some, names a parseable addr
 from __future__ import annotations
 
 import ipaddress
+import math
 import traceback
 
 from seawall.config import Config, IspSettings, ZombiesSettings
@@ -37,5 +38,5 @@ def check(data: bytes) -> None:
     evidence = parsed.evidence
     if evidence is not None:
         ipaddress.ip_address(evidence.ip)
-        assert evidence.at > 0
+        assert math.isfinite(evidence.at)
         assert evidence.source in ("arf", "xarf")

@@ -10,12 +10,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests.fuzz.fuzz_arf import NOW, SCOPE, WEIGHTS
 from tests.fuzz.fuzz_radius_packet import ADDR, PROTOCOL, signed
 from tests.fuzz.harness import load
 
+from seawall.accounting.detail import Problem, read_detail
 from seawall.accounting.records import Status
 from seawall.errors import SpamdViolation
 from seawall.frontends.spamd.codec import RequestParser
+from seawall.zombies.evidence import subject_of
+from seawall.zombies.reports_in import parse_report
 
 REGRESSIONS = Path(__file__).resolve().parent / "regressions"
 CASES = sorted(REGRESSIONS.glob("*/*"))
@@ -64,3 +68,37 @@ def test_radius_attribute_that_does_not_decode_is_ignored_not_raised(
     assert pending.record is not None
     assert pending.record.status is Status.START
     assert pending.record.ips == (kept,)  # the attributes that decode are kept
+
+
+@pytest.mark.parametrize("name", ["part-charset-unknown", "part-charset-with-nul"])
+def test_x_arf_part_in_an_unknown_charset_is_still_read(name: str) -> None:
+    # bytes.decode raised LookupError ("utf-v") or ValueError (a NUL in the name), and the
+    # catch-all in parse_report dropped the whole report as "unreadable".
+    parsed = parse_report(_input("arf", name), SCOPE, WEIGHTS, now=NOW)
+    assert parsed.problem == ""
+    assert parsed.evidence is not None
+    assert parsed.evidence.source == "xarf"
+
+
+def test_subject_with_a_charset_name_that_is_not_ascii_is_kept_as_written() -> None:
+    # email.header.make_header raised CharsetError, which subject_of did not catch: the ARF
+    # report was dropped as unreadable, and evidence from an own verdict on such a message
+    # raised in the evidence path.
+    assert subject_of(b"Subject: =?\xff?q?a?=\r\n\r\nbody") == "=?\ufffd?q?a?="
+    parsed = parse_report(
+        _input("arf", "original-subject-charset-not-ascii"), SCOPE, WEIGHTS, now=NOW
+    )
+    assert parsed.problem == ""
+    assert parsed.evidence is not None
+    assert parsed.evidence.subject.startswith("=?\ufffd?B?")
+
+
+def test_detail_address_with_a_nul_is_a_problem_of_its_record() -> None:
+    # inet_pton raises ValueError, not OSError, for an embedded NUL: it escaped the parser
+    # (and the tailer reading the file).
+    out = list(read_detail([_input("radius_detail", "framed-ip-address-with-nul")[1:]], "d"))
+    first = out[0]
+    assert isinstance(first, Problem)
+    assert first.line == 1
+    assert first.reason.startswith("Framed-IP-Address = '198.19.\\x00")
+    assert first.reason.endswith("not an address")

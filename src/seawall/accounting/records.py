@@ -167,7 +167,7 @@ def _addresses(attrs: Mapping[str, str]) -> tuple[str, ...]:
         if value:
             try:  # inet_pton/ntop: canonical text, and ten times ipaddress's speed
                 out.append(inet_ntop(family, inet_pton(family, value)))
-            except OSError:
+            except (OSError, ValueError):  # ValueError: a NUL inside
                 raise AccountingError(f"{name} = {value!r}: not an address") from None
     for name in ("Framed-IPv6-Prefix", "Delegated-IPv6-Prefix"):
         value = attrs.get(name)

@@ -20,6 +20,7 @@ per policy window, of kind ``rate`` (weak).
 
 from __future__ import annotations
 
+import email.errors
 import email.header
 import re
 
@@ -65,8 +66,8 @@ def subject_of(raw: bytes) -> str:
     text = re.sub(r"\r?\n[ \t]", " ", found.group(1).decode("utf-8", "replace"))
     try:
         return str(email.header.make_header(email.header.decode_header(text)))[:200]
-    except (ValueError, LookupError, UnicodeError):
-        return text[:200]
+    except (ValueError, LookupError, UnicodeError, email.errors.MessageError):
+        return text[:200]  # e.g. CharsetError: a charset name that is not ASCII
 
 
 def _kind(verdict: Verdict) -> Kind | None:

@@ -145,7 +145,10 @@ def _payload_text(part: Message) -> str:
         return ""
     payload = part.get_payload(decode=True)
     if isinstance(payload, bytes):
-        return payload.decode(part.get_content_charset() or "utf-8", "replace")
+        try:
+            return payload.decode(part.get_content_charset() or "utf-8", "replace")
+        except (LookupError, ValueError):  # an unknown charset: the report is still read
+            return payload.decode("utf-8", "replace")
     return str(part.get_payload())
 
 
