@@ -161,6 +161,17 @@ async def test_a_lost_stop_is_ended_by_the_next_session(sessions: Sessions) -> N
     assert [(s.account, s.stop) for s in history] == [("alice", T0 + 500), ("bob", None)]
 
 
+async def test_a_lost_stop_before_a_session_that_stopped(sessions: Sessions) -> None:
+    ip = "198.19.4.2"
+    await sessions.add([start(0, "A", "alice", ip), start(500, "B", "bob", ip)])
+    await sessions.add([stop(600, "B", "bob", ip, 100)])
+    history = await sessions.history(ip, T0, T0 + 1000)
+    assert [(s.account, s.stop) for s in history] == [("alice", T0 + 500), ("bob", T0 + 600)]
+    assert [s.account for s in await sessions.history(ip, T0 + 550, T0 + 560)] == ["bob"]
+    assert await sessions.history(ip, T0 + 700, T0 + 800) == []
+    assert await holder(sessions, ip, 700) is None
+
+
 async def test_sessions_of_an_account(sessions: Sessions) -> None:
     await sessions.add(
         [

@@ -154,7 +154,7 @@ class RedisSessions:
             later = [x for x in stored if x.stop is None]
             if later:
                 nxt = await self._next_start(z, s, max(x.start for x in later))
-                if nxt is not None:
+                if nxt is not None and nxt.start > until:  # else it is in ``stored``
                     stored.append(nxt)
             out += [
                 x
