@@ -101,14 +101,18 @@ def test_api_learn_rejects_unknown_labels(client: tuple[TestClient, Service]) ->
 
 def test_openapi_document_lists_every_api_route(client: tuple[TestClient, Service]) -> None:
     http, _ = client
+    from seawall.frontends.http.cases_api import CASES_PATHS
+    from seawall.frontends.http.garden import GARDEN_PATHS
+
     spec = http.get("/openapi.json").json()
+    # The scanning API, and the routes the worker adds (extra_routes), each tested beside them.
     assert set(spec["paths"]) == {
         "/api/v1/scan",
         "/api/v1/learn/{label}",
         "/api/v1/forget",
         "/api/v1/stats",
         "/api/v1/health",
-    }
+    } | set(CASES_PATHS) | set(GARDEN_PATHS)
 
 
 def test_wrong_method_and_path(client: tuple[TestClient, Service]) -> None:
