@@ -78,6 +78,26 @@ class Trusted(Section):
     private_is_trusted: bool = True
 
 
+class LearnedScoresSettings(Section):
+    # The second stage: symbol scores fitted to the mail learned (docs/learning.md).
+    enabled: bool = True
+    # Messages of each class learned (and recorded) before learned scores replace the
+    # shipped ones; below it the shipped scores apply.
+    min_messages: Annotated[int, NotNegative] = 500
+    # No learned score goes beyond this many points either way (nor beyond its shipped
+    # score, when that is larger): no symbol can run away.
+    cap: Annotated[float, Positive] = 8.0
+    # Pull towards the shipped scores; higher keeps the learned ones closer to them.
+    l2: Annotated[float, NotNegative] = 0.002
+    # What a ham message weighs in the fit against a spam one: above 1 trades recall for
+    # fewer false positives.
+    ham_weight: Annotated[float, Positive] = 4.0
+    # Symbol vectors of learned messages kept for the fit; the oldest go first.
+    max_messages: Annotated[int, AtLeastOne] = 50_000
+    # Scores fixed by hand, never learned: {URL_IP = 2.0}.
+    pinned: dict[str, float] = msgspec.field(default_factory=dict)
+
+
 class ClassifierSettings(Section):
     enabled: bool = True
     # Learned messages of each class before the classifier votes (avoids noise at start).
@@ -95,6 +115,8 @@ class ClassifierSettings(Section):
     reload_interval_s: Annotated[float, NotNegative] = 1.0
     # Log-odds of spam at which the detector's weight is tanh(1) = 0.76; lower is bolder.
     margin_scale: Annotated[float, Positive] = 12.0
+    # Symbol scores learned from the same mail ([detectors.classifier.scores]).
+    scores: LearnedScoresSettings = LearnedScoresSettings()
 
 
 class HeadersSettings(Section):
@@ -132,6 +154,17 @@ class UrlsSettings(Section):
     shorteners: tuple[str, ...] = ()
     # Extra click-tracking domains exempt from the link-text check (your users' newsletters).
     redirectors: tuple[str, ...] = ()
+
+
+class PhishingSettings(Section):
+    # Brand impersonation, account-alert words, password forms, hidden text (PHISH_*).
+    enabled: bool = True
+    # A file of brands and alert words in the form of policy/phishing.toml, merged over it
+    # (add your own company and your customers' banks).
+    brands_file: str = ""
+    # Letters of hidden text that count as a trick; a newsletter's hidden preview line has
+    # fewer (about 100-150).
+    min_hidden_letters: Annotated[int, AtLeastOne] = 200
 
 
 class CampaignSettings(Section):
@@ -406,6 +439,7 @@ class Detectors(Section):
     received: ReceivedSettings = ReceivedSettings()
     language: LanguageSettings = LanguageSettings()
     urls: UrlsSettings = UrlsSettings()
+    phishing: PhishingSettings = PhishingSettings()
     campaigns: CampaignSettings = CampaignSettings()
     attachments: AttachmentsSettings = AttachmentsSettings()
     dnsbl: DnsblSettings = DnsblSettings()
@@ -542,7 +576,8 @@ class RemediationSettings(Section):
     notice_from: str = ""
     # At most one notice per account in this long (a new note never re-sends one).
     notice_interval_s: Annotated[float, Positive] = 24 * 3600.0
-    # Where a customer's address is found: "{account}@example.net" (empty: no notices).
+    # The customer's address: "{account}@example.net", or "{account}" when accounts are
+    # addresses ({user} and {realm} are a user@realm account's parts); empty: no notices.
     notice_to: str = ""
     # The support contact shown in notices and on the garden page.
     support_contact: str = ""
@@ -615,9 +650,10 @@ class MilterSettings(ListenerSettings):
     # Seconds a connection may wait between two packets: Postfix holds one per SMTP session
     # and its smtpd_timeout is 300 s.  Past the connection cap, idle ones are closed first.
     idle_timeout_s: Annotated[float, Positive] = 300.0
-    # Largest packet accepted (a body chunk from Postfix is at most 64 KiB); a bigger one
-    # is a protocol violation that closes the connection.
-    max_packet_bytes: Annotated[int, msgspec.Meta(ge=65536, le=64 * 1024 * 1024)] = 1024 * 1024
+    # Largest packet accepted: a body chunk from Postfix is at most 64 KiB, a header at most
+    # its header_size_limit (100 KiB).  A bigger one is a protocol violation that closes the
+    # connection; each connection may hold one packet being read.
+    max_packet_bytes: Annotated[int, msgspec.Meta(ge=65536, le=64 * 1024 * 1024)] = 256 * 1024
     # Reply text is prefixed with the code; Postfix logs it and shows it to the sender.
     reject_code: str = "550 5.7.1"
     tempfail_code: str = "451 4.7.1"

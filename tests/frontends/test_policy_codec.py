@@ -165,3 +165,11 @@ def test_a_long_unfinished_line_fails_before_its_end_arrives() -> None:
 )
 def test_encode_reply(action: str, wire: bytes) -> None:
     assert encode_reply(action) == wire
+
+
+def test_a_request_longer_than_its_limit_is_a_violation() -> None:
+    parser = PolicyParser(max_request_bytes=100)
+    line = b"sasl_username=" + b"a" * 40 + b"\n"
+    parser.feed(line)
+    with pytest.raises(PolicyViolation, match="longer than 100"):
+        parser.feed(line + line)

@@ -90,7 +90,7 @@ def test_milter_packets_beyond_the_cap_close_the_connection_at_their_length(
     grown = proc.memory_info().rss - before
     print(f"8 milter connections sent {sum(sent) / MB:.0f} MB; worker RSS +{grown / MB:.1f} MB")
     assert grown < 32 * MB
-    assert "exceeds 1048576" in sw.log()
+    assert "exceeds 262144" in sw.log()
 
 
 def test_bytes_in_flight_are_bounded_per_worker(serve: Callable[..., Seawall]) -> None:

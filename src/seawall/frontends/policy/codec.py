@@ -29,6 +29,9 @@ from seawall.errors import PolicyViolation
 # (a few hundred bytes).  Beyond these bounds the peer is not Postfix: stop reading.
 MAX_LINE_BYTES = 8192
 MAX_ATTRIBUTES = 100
+# One request's bytes: Postfix sends about a kilobyte; 100 full lines would be 800 KiB a
+# connection, which a thousand idle connections would multiply.
+MAX_REQUEST_BYTES = 65536
 
 REQUEST_TYPE = "smtpd_access_policy"
 
@@ -91,12 +94,18 @@ class PolicyParser:
     """
 
     def __init__(
-        self, *, max_line_bytes: int = MAX_LINE_BYTES, max_attributes: int = MAX_ATTRIBUTES
+        self,
+        *,
+        max_line_bytes: int = MAX_LINE_BYTES,
+        max_attributes: int = MAX_ATTRIBUTES,
+        max_request_bytes: int = MAX_REQUEST_BYTES,
     ) -> None:
         self.max_line_bytes = max_line_bytes
         self.max_attributes = max_attributes
+        self.max_request_bytes = max_request_bytes
         self._buffer = bytearray()
         self._attributes: dict[str, str] = {}
+        self._size = 0  # bytes of the request being read
 
     @property
     def pending(self) -> bool:
@@ -114,6 +123,9 @@ class PolicyParser:
             start = end + 1
             if len(line) > self.max_line_bytes:
                 raise PolicyViolation(f"policy request line longer than {self.max_line_bytes}")
+            self._size += len(line) + 1
+            if self._size > self.max_request_bytes:
+                raise PolicyViolation(f"policy request longer than {self.max_request_bytes}")
             if line.endswith(b"\r"):  # tolerated for people testing by hand with telnet
                 line = line[:-1]
             if line:
@@ -138,6 +150,7 @@ class PolicyParser:
 
     def _finish(self) -> PolicyRequest:
         attributes, self._attributes = self._attributes, {}
+        self._size = 0
         if "request" not in attributes:  # required by SMTPD_POLICY_README
             raise PolicyViolation("policy request without a request= attribute")
         return PolicyRequest(attributes)
