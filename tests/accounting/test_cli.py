@@ -89,3 +89,17 @@ def test_the_simulated_detail_file(tmp_path: Path, capsys: pytest.CaptureFixture
     at = str(session.stop - 1)
     assert main(["accounting", "who", "--state", state, session.ip, "--at", at]) == 0
     assert capsys.readouterr().out.startswith(session.account + "\t")
+
+
+def test_import_and_who_on_redis(
+    redis_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    detail = tmp_path / "detail"
+    detail.write_bytes(START + STOP)
+    assert main(["accounting", "import", "--state", redis_url, str(detail)]) == 0
+    assert "1 sessions new or changed" in capsys.readouterr().out
+    assert main(["accounting", "import", "--state", redis_url, str(detail)]) == 0
+    assert "0 sessions new or changed" in capsys.readouterr().out
+    args = ["accounting", "who", "--state", redis_url, "198.19.0.7", "--at", "1795781399"]
+    assert main(args) == 0
+    assert capsys.readouterr().out.startswith("alice@example.net\t198.19.0.7\t")
