@@ -236,3 +236,24 @@ def test_the_routes_are_in_the_openapi_document() -> None:
 
     assert set(GARDEN_PATHS) == {"/api/v1/zombies", "/garden/{token}", "/garden/{token}/release"}
     assert GARDEN_PATHS["/garden/{token}/release"]["post"]["responses"]["429"]
+
+
+async def test_behind_a_trusted_proxy_the_forwarded_client_counts(
+    setup: tuple[Config, Desk, MemoryStore],
+) -> None:
+    config, desk, store = setup
+    alice = await walled(desk, "alice", "192.0.2.10", "pills")
+    links = GardenLinks.from_settings(config.remediation, config.state_dir)
+    app = Starlette(routes=garden_routes(config, store, desk))
+    proxy = TestClient(app, client=("127.0.0.1", 5000))  # [trusted] networks: loopback
+    door = proxy.get(
+        "/garden/", headers={"X-Forwarded-For": "203.0.113.1, 192.0.2.10"}, follow_redirects=False
+    )
+    assert door.status_code == 303
+    assert links.case_of(door.headers["location"].rsplit("/", 1)[1]) == alice
+    # A client that is not a trusted proxy cannot claim an address.
+    stranger = TestClient(app, client=("198.51.100.1", 5000))
+    page = stranger.get(
+        "/garden/", headers={"X-Forwarded-For": "192.0.2.10"}, follow_redirects=False
+    )
+    assert page.status_code == 200

@@ -32,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from seawall.addresses import Networks, parse_ip
 from seawall.config import Config
 from seawall.errors import SeawallError
 from seawall.store import Store
@@ -78,6 +79,8 @@ class Garden:
         self.store = store
         self.links = links
         self.env = templates()
+        # A reverse proxy in [trusted] networks names the client in X-Forwarded-For.
+        self.proxies = Networks(config.trusted.networks, where="trusted.networks")
 
     def _page(self, status: int, **context: Any) -> HTMLResponse:
         body = self.env.get_template("garden.html").render(
@@ -159,7 +162,7 @@ class Garden:
 
     async def landing(self, request: Request) -> Response:
         """The garden's front door: a walled client is sent to its own case's page."""
-        client = request.client.host if request.client else ""
+        client = self._client(request)
         case = await self._walled_case_of(client) if client else None
         if case is not None:
             url = self.links.url(case.id) if self.links.base_url else self.links.token(case.id)
@@ -176,6 +179,16 @@ class Garden:
                 else ""
             ),
         )
+
+    def _client(self, request: Request) -> str:
+        """The client's address; behind a trusted proxy, the one the proxy appended."""
+        peer = request.client.host if request.client else ""
+        forwarded = request.headers.get("x-forwarded-for", "")
+        if peer and forwarded and self.proxies.contains(peer):
+            last = forwarded.rsplit(",", 1)[-1].strip()
+            address = parse_ip(last)
+            return str(address) if address is not None else ""
+        return peer
 
     async def _walled_case_of(self, ip: str) -> Case | None:
         """The walled case whose current address is ``ip``: the account holding it now
