@@ -34,6 +34,7 @@ TARGETS: dict[str, int] = {
     "radius_detail": 16384,
     "radius_packet": 4096,
     "arf": 32768,
+    "feeds": 16384,
 }
 # Modules instrumented besides Seawall's, whose branches guide the fuzzer through a format:
 # the standard library's zip, tar and gzip readers under the archive walk, pyrad under the
@@ -42,6 +43,7 @@ INSTRUMENTED: dict[str, tuple[str, ...]] = {
     "archives": ("zipfile", "tarfile", "gzip"),
     "radius_packet": ("pyrad",),
     "arf": ("email",),
+    "feeds": ("csv",),
 }
 
 

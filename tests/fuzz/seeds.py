@@ -6,8 +6,8 @@ Seeds are small real inputs: the test suite's .eml fixtures and a few small mess
 shared SpamAssassin and Nazario corpora for the message parser; the attachments of the
 fixtures' archive messages, plus a gzip and a tar, for the archive walk; a Postfix milter
 session, SPAMC requests, Postfix policy requests, DNS replies, FreeRADIUS detail records,
-RADIUS accounting requests and ARF and X-ARF reports as their peers send them.  The seeds of
-the harnesses that read a control byte first start with one.
+RADIUS accounting requests, ARF and X-ARF reports and feed CSVs as their peers send them.
+The seeds of the harnesses that read a control byte first start with one.
 """
 
 from __future__ import annotations
@@ -218,7 +218,8 @@ def dns_seeds() -> list[bytes]:
             reply = dns.message.make_response(query)
             reply.flags |= dns.flags.RA
             if listed:
-                reply.answer.append(dns.rrset.from_text_list(name, 300, "IN", rdtype, records))
+                for record in records:  # an RRset each: a set has no fixed order on the wire
+                    reply.answer.append(dns.rrset.from_text(name, 300, "IN", rdtype, record))
             else:
                 reply.set_rcode(3)
                 soa = "ns.example. hostmaster.example. 1 3600 600 86400 120"
@@ -294,6 +295,12 @@ def arf_seeds() -> list[bytes]:
     ]
 
 
+def feeds_seeds() -> list[bytes]:
+    from tests.zombies.reports import DRONE_CSV, SINKHOLE_CSV
+
+    return [b"\x00" + DRONE_CSV.encode(), b"\x01" + SINKHOLE_CSV.encode()]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--shared", type=Path, default=TESTS.parent.parent / "shared" / "corpora")
@@ -309,6 +316,7 @@ def main(argv: list[str] | None = None) -> None:
         ("radius_detail", radius_detail_seeds()),
         ("radius_packet", radius_packet_seeds()),
         ("arf", arf_seeds()),
+        ("feeds", feeds_seeds()),
     ):
         print(f"{target}: {write(target, seeds)} seeds")
 
