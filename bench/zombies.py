@@ -86,7 +86,6 @@ def run_seed(seed: int, hours: float, state: Path) -> dict[str, Any]:
     pending: list[tuple[Evidence, Any]] = []
     first_bad: dict[str, float] = {}
     senders: dict[str, set[str]] = defaultdict(set)  # account -> how it sent: direct, relay
-    ip_holders: dict[str, list[tuple[float, str, bool]]] = defaultdict(list)
     started = time.perf_counter()
     messages = 0
     try:
@@ -97,8 +96,6 @@ def run_seed(seed: int, hours: float, state: Path) -> dict[str, Any]:
             if truth.account:
                 relay = scope.exempted(truth.ip)
                 senders[truth.account].add("relay" if relay else "direct")
-                if not relay:
-                    ip_holders[truth.ip].append((sim.at, truth.account, truth.infected))
                 if truth.infected and truth.kind in ("spam", "worm"):
                     first_bad.setdefault(truth.account, sim.at)
             evidence = from_verdict(scope, config.zombies, sim.envelope, verdict, sim.raw, sim.at)
@@ -107,13 +104,13 @@ def run_seed(seed: int, hours: float, state: Path) -> dict[str, Any]:
     finally:
         engine.close()
     scan_s = time.perf_counter() - started
-    result = asyncio.run(ingest(config, pending))
+    result = asyncio.run(ingest(config, pending, world))
     kinds: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for evidence, truth in pending:
         if truth.account:
             kinds[truth.account][evidence.kind] += 1
     missed = [a for a in first_bad if a not in result["opened"]]
-    row = summarise(seed, hours, world, result, first_bad, senders, ip_holders)
+    row = summarise(seed, hours, world, result, first_bad, senders)
     row["missed_samples"] = {a: dict(kinds[a]) for a in missed[:5]}
     return row | {
         "messages": messages,
@@ -123,7 +120,17 @@ def run_seed(seed: int, hours: float, state: Path) -> dict[str, Any]:
     }
 
 
-async def ingest(config: Any, pending: list[tuple[Evidence, Any]]) -> dict[str, Any]:
+async def ingest(config: Any, pending: list[tuple[Evidence, Any]], world: Any) -> dict[str, Any]:
+    holders: dict[str, list[tuple[float, float, str]]] = defaultdict(list)
+    for session in world.sessions:
+        holders[session.ip].append((session.start, session.stop, session.account))
+
+    def shared(ip: str, at: float) -> bool:
+        """Whether another account held ``ip`` within the hour around ``at``."""
+        near = {a for start, stop, a in holders.get(ip, ()) if start - 3600 <= at <= stop + 3600}
+        return len(near) > 1
+
+    reuse_total = reuse_right = 0
     store = open_case_store(config)
     accounts = Accounts(config)
     desk = Desk(store, who=accounts.who)
@@ -134,6 +141,9 @@ async def ingest(config: Any, pending: list[tuple[Evidence, Any]]) -> dict[str, 
     try:
         for evidence, truth in pending:
             attributed = await desk.attribute(evidence)
+            if shared(evidence.ip, evidence.at):
+                reuse_total += 1
+                reuse_right += attributed.account == truth.account
             if attributed.account == truth.account:
                 right += 1
             else:
@@ -153,8 +163,25 @@ async def ingest(config: Any, pending: list[tuple[Evidence, Any]]) -> dict[str, 
         "right": right,
         "wrong": wrong,
         "wrong_samples": wrong_samples,
+        "reuse_total": reuse_total,
+        "reuse_right": reuse_right,
         "ingest_s": time.perf_counter() - started,
     }
+
+
+def reused_after_zombies(world: Any) -> set[str]:
+    """Clean accounts given an address within an hour after an infected one held it."""
+    infected = {a.name for a in world.accounts if a.infected}
+    by_ip: dict[str, list[Any]] = defaultdict(list)
+    for session in world.sessions:
+        by_ip[session.ip].append(session)
+    out: set[str] = set()
+    for sessions in by_ip.values():
+        bad_stops = [s.stop for s in sessions if s.account in infected]
+        for s in sessions:
+            if s.account not in infected and any(0 <= s.start - t <= 3600 for t in bad_stops):
+                out.add(s.account)
+    return out
 
 
 def summarise(
@@ -164,7 +191,6 @@ def summarise(
     result: dict[str, Any],
     first_bad: dict[str, float],
     senders: dict[str, set[str]],
-    ip_holders: dict[str, list[tuple[float, str, bool]]],
 ) -> dict[str, Any]:
     infected = {a.name for a in world.accounts if a.infected}
     clean = {a.name for a in world.accounts if not a.infected}
@@ -175,12 +201,7 @@ def summarise(
     delays = sorted(opened[a] - first_bad[a] for a in active if a in opened)
     in_window = sum(1 for d in delays if d <= WINDOW_S)
     accused = sorted(case_subjects & clean)
-    reused: set[str] = set()  # clean accounts that held an address a zombie held within the hour
-    for uses in ip_holders.values():
-        zombie_times = [t for t, _, bad in uses if bad]
-        for t, account, bad in uses:
-            if not bad and any(0 <= t - z <= 3600 for z in zombie_times):
-                reused.add(account)
+    reused = reused_after_zombies(world)
     direct_clean = {a for a, how in senders.items() if "direct" in how} & clean
     relay_clean = {a for a, how in senders.items() if "relay" in how} & clean
 
@@ -210,6 +231,8 @@ def summarise(
         "attribution_wrong": result["wrong"],
         "attribution_share": share(result["right"], result["right"] + result["wrong"]),
         "wrong_samples": result["wrong_samples"],
+        "evidence_on_reused_addresses": result["reuse_total"],
+        "attributed_right_on_reused": result["reuse_right"],
         "cases": len(result["cases"]),
         "cases_per_hour": round(len(result["cases"]) / hours, 1),
         "evidence_per_case": round(statistics.mean(c.evidence_count for c in result["cases"]), 1)
