@@ -7,22 +7,27 @@ train half): A with the defaults (the verdict history written in batches, the Pr
 counters), B with ``[serve.history] enabled = false`` and ``[serve.metrics] enabled =
 false``.  Both run the whole time; the load (bench/load.py, the test half) goes to one at
 a time in interleaved rounds (A B B A ...), so both see the same machine.  Reports each
-side's msg/s per round and the median of the per-round ratios A/B; writes
-.cache/bench/history.json.  A third, optional side (``--keep``) keeps every message too.
+side's msg/s per round and the median of the per-round ratios A/B, and the CPU time the
+server's processes (workers and tracker) spent per message, which a machine shared with
+other work disturbs less than throughput; writes .cache/bench/history.json.  A third,
+optional side (``--keep``) keeps every message too.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import statistics
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import psutil
 from tests.integration.seawall_proc import Seawall
 
 from bench.load import corpus_samples, run_load
@@ -35,6 +40,18 @@ SIDES = {
     "off": "[serve.history]\nenabled = false\n[serve.metrics]\nenabled = false\n",
     "keep": "[serve.history]\nkeep_messages = true\n",
 }
+
+
+def server_cpu_s(sw: Seawall) -> float:
+    """CPU seconds (user and system) of ``sw``'s supervisor and every process under it."""
+    assert sw.proc is not None
+    root = psutil.Process(sw.proc.pid)
+    total = 0.0
+    for proc in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            times = proc.cpu_times()
+            total += times.user + times.system
+    return total
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -61,15 +78,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                 servers[name] = sw
                 run_load(sw.url("/checkv2"), samples[:300], args.concurrency, headers=HEADERS)
             rates: dict[str, list[float]] = {name: [] for name in names}
+            cpu_ms: dict[str, list[float]] = {name: [] for name in names}
             for r in range(args.rounds):
                 order = names if r % 2 == 0 else names[::-1]
                 for name in order:
                     url = servers[name].url("/checkv2")
+                    cpu0 = server_cpu_s(servers[name])
                     result = run_load(url, samples, args.concurrency, headers=HEADERS).summary()
+                    time.sleep(1.5)  # the history's last batch of the round is written
+                    spent = server_cpu_s(servers[name]) - cpu0
                     assert result["errors"] == 0, result
                     rates[name].append(result["msgs_per_s"])
+                    cpu_ms[name].append(round(1000 * spent / len(samples), 3))
                     print(
-                        f"round {r + 1} {name:<8} {result['msgs_per_s']:8.1f} msg/s",
+                        f"round {r + 1} {name:<8} {result['msgs_per_s']:8.1f} msg/s"
+                        f" {cpu_ms[name][-1]:6.2f} ms CPU/msg",
                         file=sys.stderr,
                     )
         finally:
@@ -81,10 +104,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "rounds": args.rounds,
         "msgs_per_s": rates,
         "median_msgs_per_s": {n: statistics.median(v) for n, v in rates.items()},
+        "cpu_ms_per_msg": cpu_ms,
+        "median_cpu_ms_per_msg": {n: statistics.median(v) for n, v in cpu_ms.items()},
     }
     for name in names[:1] + names[2:]:
         ratios = [a / b for a, b in zip(rates[name], rates["off"], strict=True)]
         report[f"median_ratio_{name}_to_off"] = round(statistics.median(ratios), 3)
+        cpu = [a / b for a, b in zip(cpu_ms[name], cpu_ms["off"], strict=True)]
+        report[f"median_cpu_ratio_{name}_to_off"] = round(statistics.median(cpu), 3)
     out = ROOT / ".cache" / "bench" / "history.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1) + "\n")
