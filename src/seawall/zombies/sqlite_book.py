@@ -175,12 +175,12 @@ class SqliteBook:
         return [str(k) for (k,) in found]
 
     def push(self, items: Sequence[bytes]) -> None:
-        try:
-            self._db().executemany(
-                "INSERT INTO zombie_inbox (body) VALUES (?)", [(i,) for i in items]
-            )
-        except sqlite3.Error as exc:
-            raise StoreError(f"cases in {self.path}: {exc}") from None
+        rows = [(i,) for i in items]
+
+        def step(tx: _SqliteTx) -> None:  # one transaction for the batch
+            tx.db.executemany("INSERT INTO zombie_inbox (body) VALUES (?)", rows)
+
+        self.atomic(step)
 
     def take(self, n: int) -> list[bytes]:
         def step(tx: _SqliteTx) -> list[bytes]:
