@@ -256,3 +256,61 @@ async def test_a_failing_nas_or_mta_is_noted_not_raised(tmp_path: Path, book: Ca
     assert "192.0.2.30" in (tmp_path / "exports" / NFT_FILE).read_text()
     # The failed notice did not use up the account's one notice.
     assert await remedies.store.get("zombies:notice:carol") is None
+
+
+async def test_the_clock_reports_external_zombies_once(
+    tmp_path: Path, mta: Mta, nas: RunningNas, book: CaseBook
+) -> None:
+    config = make_config(tmp_path, mta, nas)
+    config = Config(
+        state_dir=config.state_dir,
+        remediation=config.remediation,
+        sharing=SharingSettings(
+            zone_file=str(tmp_path / "zone" / "zombies.ip4set"),
+            report_from="abuse@isp.example",
+            smtp=mta.smtp,
+            contacts={"203.0.113.0/24": "abuse@other.example"},
+        ),
+    )
+    remedies = build(config, book)
+    desk = Desk(book, remedies=remedies)
+    now = time.time()
+    raw = b"From: a@b.example\r\nSubject: pills\r\nMessage-ID: <orig@bot>\r\n\r\nbuy\r\n"
+    for i in range(3):
+        external = Evidence(
+            id=evidence_id("ext", i),
+            source="arf",
+            kind="report",
+            at=now - 60 + i,
+            ip="203.0.113.9",
+            own=False,
+            weight=4.0,
+            subject="pills",
+            raw_ref=f"raw{i}",
+        )
+        await desk.ingest(external, raw)
+    elsewhere = Evidence(
+        id=evidence_id("ext", 9),
+        source="verdict",
+        kind="spam",
+        at=now,
+        ip="198.51.100.99",
+        own=False,
+        weight=2.0,
+    )
+    await desk.ingest(elsewhere)  # no contact for its network: listed, not reported
+    before = len(mta.sink.received)
+    await remedies.tick(now)
+    await remedies.tick(now + 60)  # the same incident: not again
+    ((rcpt, report),) = mta.sink.wait(before + 1)[before:]
+    assert rcpt == ["abuse@other.example"]
+    assert report.get_content_type() == "multipart/report"
+    human, feedback, original = report.get_payload()
+    (fields,) = feedback.get_payload()
+    assert fields["Source-IP"] == "203.0.113.9"
+    assert fields["Incidents"] == "3"
+    assert original.get_payload()[0]["Message-ID"] == "<orig@bot>"  # the kept original
+    zone = parse_zone((tmp_path / "zone" / "zombies.ip4set").read_text())
+    assert zone == {"198.51.100.99": "127.0.0.3", "203.0.113.9": "127.0.0.3"}
+    time.sleep(1.0)
+    assert len(mta.sink.received) == before + 1
