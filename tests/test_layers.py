@@ -25,11 +25,11 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("detectors",),
     ("engine",),
     ("frontends", "dashboard"),
-    ("serve", "batch", "evaluation", "demo", "cli", "__main__"),
+    ("serve", "batch", "evaluation", "learning", "demo", "cli", "__main__"),
 )
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 # Modules under detectors/ that are shared helpers, not detectors.
-DETECTOR_HELPERS = {"__init__", "base", "hostnames"}
+DETECTOR_HELPERS = {"__init__", "base", "hostnames", "htmlsource"}
 
 
 def top(module: str) -> str:

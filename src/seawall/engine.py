@@ -210,9 +210,12 @@ class Engine:
                 elif inspect.iscoroutine(pending):
                     pending.close()
         campaign = next((h.options[0] for h in hits if h.symbol == CAMPAIGN and h.options), None)
+        scores = self.scores
+        if self.classifier is not None:  # learned symbol scores, once enough mail is learned
+            scores = self.classifier.scores_over(scores)
         verdict = decide(
             hits,
-            self.scores,
+            scores,
             language=language,
             elapsed_ms=round((clock() - t0) * 1000, 3),
             campaign=campaign,

@@ -178,27 +178,42 @@ def learn_all(
     ``Learned.skipped``, so that a stray archive never teaches the classifier its bytes.
     """
     from seawall.classifier import Classifier
+    from seawall.learning import Recorder, interleaved
 
     classifier = Classifier.from_config(config)
     limits = ParseLimits.from_config(config)
     changed = 0
     skipped: Counter[str] = Counter()
+    # The learned symbol scores: each message scanned before it is learned (learning.py).
+    recorder = Recorder(config, classifier) if config.detectors.classifier.scores.enabled else None
     try:
-        for item in items:
+        order = interleaved([i.unit.path for i in items]) if recorder else range(len(items))
+        first: dict[str, int] = {}  # where each kind of non-mail first was, for the summary
+        for index in order:
+            item = items[index]
             raw = item.unit.read()
-            msg = parse_message(raw, Envelope(), limits)
+            scan = recorder.scan(raw) if recorder else None
+            msg = scan.message if scan else parse_message(raw, Envelope(), limits)
             if d.EMPTY in msg.defects or d.NOT_MAIL in msg.defects:
                 kind = kind_of(raw)
                 skipped[kind] += 1
+                first[kind] = min(first.get(kind, index), index)
                 log.info("skipped %s: %s, not mail", item.unit.path, kind)
             elif classifier.learn(msg, item.spam):
                 changed += 1
+                if recorder and scan:
+                    recorder.keep(scan, spam=item.spam)
             if progress:
                 progress(1)
         spam_total, ham_total = classifier.counts
+        if recorder:
+            recorder.finish()
     finally:
+        if recorder:
+            recorder.close()
         classifier.close()
-    return Learned(changed, spam_total, ham_total, dict(skipped.most_common()))
+    kinds = sorted(skipped, key=lambda kind: (-skipped[kind], first[kind]))
+    return Learned(changed, spam_total, ham_total, {kind: skipped[kind] for kind in kinds})
 
 
 @contextmanager

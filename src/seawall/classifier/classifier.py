@@ -10,15 +10,18 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import msgspec
 import numpy as np
 
 from seawall.classifier.features import VERSION, Keys, digest, features, split
 from seawall.classifier.memory import Memory
 from seawall.classifier.model import Model, sigmoid
+from seawall.classifier.scores import Table, apply, fit
 from seawall.classifier.store import FILENAME, SqliteWeights, Step, WeightStore
 from seawall.config import ClassifierSettings, Config, state_url
 from seawall.errors import ConfigError, StoreError
 from seawall.message.model import Message
+from seawall.policy.scores import Scores
 from seawall.quietlog import QuietLog
 
 _quiet = QuietLog(logging.getLogger("seawall.classifier"))
@@ -65,6 +68,9 @@ class Classifier:
         self._checked_at = float("-inf")
         self.memory = Memory(store, settings.memory_messages)
         self._closed = False
+        self._table: Table | None = None  # the learned symbol scores (scores.py)
+        self._table_version = 0
+        self._applied: tuple[tuple[int, int], Scores] | None = None
         with self._lock, store.read():
             self._check_meta(store.meta())
             self._sync()
@@ -166,6 +172,62 @@ class Classifier:
             self._counts = (spam - found.spam, ham - (not found.spam))
             self._finish(self._generation + 1, [(keys, -found.coef)])
         return True
+
+    @property
+    def table(self) -> Table | None:
+        """The learned symbol scores as last fitted (None before the first fit)."""
+        self._maybe_reload()
+        return self._table
+
+    def scores_over(self, base: Scores) -> Scores:
+        """``base`` with the learned symbol scores applied (scores.apply): what the policy
+        scores a verdict with.  Never waits: the table is the one loaded last."""
+        self._maybe_reload()
+        key = (id(base), self._table_version)
+        applied = self._applied
+        if applied is None or applied[0] != key:
+            applied = self._applied = (key, apply(base, self._table, self.settings.scores))
+        return applied[1]
+
+    def record(
+        self, rows: Iterable[tuple[bytes, bool, dict[str, float]]], *, wait_s: float | None = None
+    ) -> int:
+        """Keep the symbol vectors of learned messages, ``(digest, spam, vector)``, for the
+        fit; a digest recorded before is replaced.  Returns how many were written."""
+        encoded = [(key, spam, msgspec.json.encode(vector)) for key, spam, vector in rows]
+        if not encoded:
+            return 0
+        with self._locked(wait_s), self._writing(wait_s):
+            self.store.put_vectors(encoded, time.time(), self.settings.scores.max_messages)
+        return len(encoded)
+
+    def refit(self, base: Scores, *, wait_s: float | None = None) -> Table:
+        """Fit the symbol scores to every recorded vector and save the table; every
+        process applies it within ``reload_interval_s``."""
+        with self._locked(wait_s):
+            with self.store.read():
+                blobs = self.store.vectors()
+            rows = [
+                (spam, msgspec.json.decode(blob, type=dict[str, float])) for spam, blob in blobs
+            ]
+        table = fit(rows, base, self.settings.scores)
+        with self._locked(wait_s), self._writing(wait_s):
+            self.store.save_scores_table(table.encode())
+            self._finish(self._generation + 1, [])  # a generation: Redis readers see it
+            self._load_table()
+        return table
+
+    def _load_table(self) -> None:
+        version = self.store.meta().get("scores", 0)
+        if version == self._table_version:
+            return
+        blob = self.store.scores_table()
+        try:
+            self._table = Table.decode(blob) if blob else None
+        except msgspec.DecodeError as exc:
+            _quiet.warning("table", "classifier: unreadable learned scores, ignored: %s", exc)
+            self._table = None
+        self._table_version = version
 
     @contextmanager
     def _locked(self, wait_s: float | None) -> Iterator[None]:
@@ -281,6 +343,8 @@ class Classifier:
         """Catch up with what other processes learned (inside a read or write transaction)."""
         meta = self.store.meta()
         self._counts = (meta.get("spam", 0), meta.get("ham", 0))
+        if meta.get("scores", 0) != self._table_version:
+            self._load_table()
         self._snapshot = meta.get("snapshot", 0)
         latest = meta.get("generation", 0)
         if latest == self._generation:

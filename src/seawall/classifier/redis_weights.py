@@ -20,6 +20,11 @@ classifier key lives in one slot and a learn commits in one MULTI/EXEC there too
                           ``memory_messages``, about 2 bytes a feature)
 ``labels``          hash  id -> label of each example (listing them reads no features)
 ``next``            str   the last id handed out
+``vectors``         hash  message digest -> label byte and symbol vector (the second stage's
+                          data, at most ``max_messages``)
+``vectors_at``      zset  message digest by the time it was recorded (the oldest go first)
+``scores``          str   the fitted table of learned symbol scores (JSON); meta ``scores``
+                          counts its versions
 ``lock``            str   the writer's token, with a 30 s expiry
 ==================  ====  ==================================================================
 
@@ -98,6 +103,9 @@ class _Pending:
     labels: dict[int, bool | None] = field(default_factory=dict)
     deltas: dict[int, bytes] = field(default_factory=dict)
     snapshot: tuple[int, bytes] | None = None
+    vectors: dict[bytes, bytes | None] = field(default_factory=dict)  # None: evicted
+    vectors_at: dict[bytes, float] = field(default_factory=dict)
+    table: bytes | None = None
 
 
 class RedisWeights:
@@ -122,6 +130,9 @@ class RedisWeights:
                 "labels",
                 "next",
                 "lock",
+                "vectors",
+                "vectors_at",
+                "scores",
             )
         }
         self._client = client
@@ -214,6 +225,16 @@ class RedisWeights:
                 old = [g for g in self._delta_gens() if g <= gen]
                 if old:
                     pipe.hdel(k["deltas"], *old)
+            gone = [key for key, value in p.vectors.items() if value is None]
+            if gone:
+                pipe.hdel(k["vectors"], *gone)
+                pipe.zrem(k["vectors_at"], *gone)
+            fresh = {key: value for key, value in p.vectors.items() if value is not None}
+            if fresh:
+                pipe.hset(k["vectors"], mapping=fresh)
+                pipe.zadd(k["vectors_at"], p.vectors_at)
+            if p.table is not None:
+                pipe.set(k["scores"], p.table)
             kept = {g: d for g, d in p.deltas.items() if p.snapshot is None or g > p.snapshot[0]}
             if kept:
                 pipe.hset(k["deltas"], mapping=kept)
@@ -379,3 +400,33 @@ class RedisWeights:
         for id_ in ids:
             self._pending.examples[id_] = None
             self._pending.labels[id_] = None
+
+    def put_vectors(self, rows: list[tuple[bytes, bool, bytes]], now: float, keep: int) -> None:
+        assert self._pending is not None, "put_vectors outside write()"
+        pending = self._pending
+        for digest, spam, vector in rows:
+            pending.vectors[digest] = bytes([spam]) + vector
+            pending.vectors_at[digest] = now
+        stored = int(self._call("zcard", self._k["vectors_at"]))
+        excess = stored + len(rows) - keep
+        if excess > 0:
+            for digest in self._call("zrange", self._k["vectors_at"], 0, excess - 1):
+                if digest not in pending.vectors_at:
+                    pending.vectors[digest] = None
+
+    def vectors(self) -> list[tuple[bool, bytes]]:
+        stored = dict(self._call("hgetall", self._k["vectors"]))
+        if self._pending is not None:
+            stored.update(self._pending.vectors)
+        return [(bool(v[0]), v[1:]) for v in stored.values() if v]
+
+    def scores_table(self) -> bytes | None:
+        if self._pending is not None and self._pending.table is not None:
+            return self._pending.table
+        blob: bytes | None = self._call("get", self._k["scores"])
+        return blob
+
+    def save_scores_table(self, blob: bytes) -> None:
+        assert self._pending is not None, "save_scores_table outside write()"
+        self._pending.table = blob
+        self._pending.meta["scores"] = self.meta().get("scores", 0) + 1

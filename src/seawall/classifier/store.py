@@ -13,6 +13,9 @@ Tables, all prefixed ``classifier_``, in the same file as the Store's:
                          by other processes
 ``classifier_messages``  one row per learned message: digest, label, coefficient
 ``classifier_examples``  the slots of the most recent messages, sampled for replay
+``classifier_vectors``   per learned message, its symbol vector (``scores.py``), for the fit
+``classifier_scores``    one row: the fitted table of learned symbol scores (JSON); the
+                         meta key ``scores`` counts its versions
 
 A scanning process loads the snapshot once (a few milliseconds for 4 MiB) and
 afterwards only replays the few new deltas, so learning is visible to every
@@ -58,6 +61,11 @@ CREATE TABLE IF NOT EXISTS classifier_messages (
     coef REAL NOT NULL, learned_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS classifier_examples (
     id INTEGER PRIMARY KEY, spam INTEGER NOT NULL, slots BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS classifier_vectors (
+    digest BLOB PRIMARY KEY, spam INTEGER NOT NULL, vector BLOB NOT NULL, at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS classifier_vectors_at ON classifier_vectors (at);
+CREATE TABLE IF NOT EXISTS classifier_scores (
+    id INTEGER PRIMARY KEY CHECK (id = 0), fitted BLOB NOT NULL);
 """
 
 
@@ -122,6 +130,14 @@ class WeightStore(Protocol):
     def example_ids(self) -> list[tuple[int, bool]]: ...
     def put_example(self, id_: int, spam: bool, slots: Keys) -> None: ...
     def drop_examples(self, ids: list[int]) -> None: ...
+    def put_vectors(self, rows: list[tuple[bytes, bool, bytes]], now: float, keep: int) -> None:
+        """Record (digest, label, symbol vector) rows, replacing a digest's earlier row;
+        beyond ``keep`` rows the oldest are dropped."""
+        ...
+
+    def vectors(self) -> list[tuple[bool, bytes]]: ...
+    def scores_table(self) -> bytes | None: ...
+    def save_scores_table(self, blob: bytes) -> None: ...
 
 
 def encode_delta(steps: list[Step]) -> tuple[bytes, bytes, bytes]:
@@ -136,6 +152,8 @@ def encode_delta(steps: list[Step]) -> tuple[bytes, bytes, bytes]:
 
 def decode_delta(blob: bytes, sizes: bytes, amounts: bytes) -> list[Step]:
     ends = np.cumsum(np.frombuffer(sizes, dtype="<u4")).tolist()
+    if not ends:  # a change of the learned scores alone: no steps
+        return []
     starts = [0, *ends[:-1]]
     return [
         (decode_slots(blob[a:b]), float(amount))
@@ -224,7 +242,9 @@ class SqliteWeights:
                 if wait_s is not None:
                     db.execute(f"PRAGMA busy_timeout = {int(self._timeout_s * 1000)}")
         except sqlite3.Error as exc:
-            raise StoreError(f"classifier store {self.where}: cannot take the write lock: {exc}")
+            raise StoreError(
+                f"classifier store {self.where}: cannot take the write lock: {exc}"
+            ) from None
         try:
             yield
             db.execute("COMMIT")
@@ -341,3 +361,32 @@ class SqliteWeights:
 
     def drop_examples(self, ids: list[int]) -> None:
         self._db.executemany("DELETE FROM classifier_examples WHERE id = ?", ((i,) for i in ids))
+
+    def put_vectors(self, rows: list[tuple[bytes, bool, bytes]], now: float, keep: int) -> None:
+        self._db.executemany(
+            "INSERT OR REPLACE INTO classifier_vectors (digest, spam, vector, at)"
+            " VALUES (?, ?, ?, ?)",
+            ((digest, int(spam), vector, now) for digest, spam, vector in rows),
+        )
+        (count,) = self._db.execute("SELECT count(*) FROM classifier_vectors").fetchone()
+        if count > keep:
+            self._db.execute(
+                "DELETE FROM classifier_vectors WHERE digest IN"
+                " (SELECT digest FROM classifier_vectors ORDER BY at, rowid LIMIT ?)",
+                (count - keep,),
+            )
+
+    def vectors(self) -> list[tuple[bool, bytes]]:
+        rows = self._db.execute("SELECT spam, vector FROM classifier_vectors")
+        return [(bool(spam), bytes(vector)) for spam, vector in rows]
+
+    def scores_table(self) -> bytes | None:
+        row = self._db.execute("SELECT fitted FROM classifier_scores").fetchone()
+        return bytes(row[0]) if row else None
+
+    def save_scores_table(self, blob: bytes) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO classifier_scores (id, fitted) VALUES (0, ?)", (blob,)
+        )
+        version = self.meta().get("scores", 0) + 1
+        self.set_meta(scores=version)

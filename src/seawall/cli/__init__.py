@@ -22,6 +22,7 @@ from seawall.cli.demo import add_demo_parser
 from seawall.cli.dnsbl import cmd_dnsbl_test
 from seawall.cli.feeds import add_feeds_parser
 from seawall.cli.reputation import cmd_reputation
+from seawall.cli.scores import add_scores_parser
 from seawall.cli.scan import cmd_eval, cmd_learn, cmd_scan
 from seawall.cli.serve import cmd_config_check, cmd_config_show, cmd_serve
 from seawall.cli.simulate import add_simulate_parser
@@ -120,6 +121,7 @@ def _parser() -> argparse.ArgumentParser:
     add_cases_parser(sub, common)
     add_abuse_parser(sub, common)
     add_feeds_parser(sub, common)
+    add_scores_parser(sub, common)
 
     add_demo_parser(sub, common)
     return parser

@@ -46,6 +46,7 @@ REGISTRY: tuple[Entry, ...] = (
     Entry("headers", "seawall.detectors.headers:HeadersDetector"),
     Entry("received", "seawall.detectors.received:ReceivedDetector"),
     Entry("urls", "seawall.detectors.urls:UrlsDetector"),
+    Entry("phishing", "seawall.detectors.phishing:PhishingDetector"),
     Entry("attachments", "seawall.detectors.attachments:AttachmentsDetector"),
     Entry("language", "seawall.detectors.language:LanguageDetector"),
     Entry("campaigns", "seawall.detectors.campaign:CampaignDetector"),

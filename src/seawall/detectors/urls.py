@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import ClassVar
+from urllib.parse import unquote
 
 from seawall.config import UrlsSettings
 from seawall.detectors.base import Context, Hit, Parts
@@ -49,6 +51,12 @@ _MAX_LINK_TEXT = 300  # longer anchor texts are sentences, not addresses
 _MAX_TEXT_CHECKS = 50  # anchors compared per message: a phish needs one, a flood gets 50
 _FROM_DOMAIN = re.compile(r"@([\w-]+(?:\.[\w-]+)+)>?\s*$")
 _WEB = frozenset({"http", "https"})
+# A web address inside a link's query or path: "?url=https%3A%2F%2Fevil.example" (an open
+# redirector on a trusted site: the reader sees google.com, the browser lands elsewhere).
+_INNER_URL = re.compile(r"(?:[=/]|%3d|%2f)(https?)(?::|%3a)(?://|%2f%2f)([^/?#&%\s]{1,253})", re.I)
+# Letters of other scripts that look like Latin ones (Unicode confusables): a host of
+# nothing but these reads as a Latin name ("аррle" in Cyrillic).
+_LOOKALIKE = frozenset("аеорсухіјѕԁԛԝһӏјκνορτυχαεіοѕ")
 
 
 @functools.lru_cache(maxsize=8192)
@@ -87,6 +95,10 @@ class UrlsDetector:
         "URL_OBFUSCATED": "A link written to evade filters: hxxp://, example[.]com, [dot]",
         "URL_USERINFO": "A link with user@ before the host: 'https://bank.com@evil.example/'",
         "URL_PORT": "A web link on a non-standard port",
+        "URL_HOMOGRAPH": "A link host that mixes scripts or spells a Latin name in look-alike "
+        "letters (an IDN homograph such as 'pаypal.com' with a Cyrillic a)",
+        "URL_REDIRECT": "A link through an open redirector: another site's address in its "
+        "query or path",
     }
 
     @classmethod
@@ -113,6 +125,8 @@ class UrlsDetector:
                 found.setdefault("URL_SHORTENER", []).append(host)
             if url.source == "obfuscated":
                 found.setdefault("URL_OBFUSCATED", []).append(url.url[:100])
+            if not host.isascii() and _homograph(host):
+                found.setdefault("URL_HOMOGRAPH", []).append(host[:100])
             if url.scheme not in _WEB:
                 continue
             # Normalised URLs are "scheme://authority/path": the authority ends at the "/".
@@ -122,6 +136,9 @@ class UrlsDetector:
                 found.setdefault("URL_USERINFO", []).append(netloc[:100])
             elif self._odd_port(netloc):
                 found.setdefault("URL_PORT", []).append(netloc[:100])
+            target = self._redirect(url.url, len(url.scheme) + 3 + len(netloc), url.domain)
+            if target is not None:
+                found.setdefault("URL_REDIRECT", []).append(f"{host}->{target}")
             if url.link_text and checks < _MAX_TEXT_CHECKS:
                 checks += 1
                 shown = _text_host(url.link_text)
@@ -142,12 +159,49 @@ class UrlsDetector:
         sender = _FROM_DOMAIN.search(msg.headers.get("From", "")[-300:])
         return sender is not None and same_site(sender.group(1).lower(), host)
 
+    def _redirect(self, url: str, path_at: int, domain: str) -> str | None:
+        """The host of another site that ``url`` carries in its path or query, unless the
+        link's own site is a mail provider's click tracker (they all do that)."""
+        if "http" not in url[path_at:].lower():
+            return None
+        found = _INNER_URL.search(url, path_at, path_at + 2000)
+        if found is None or domain in self.redirectors:
+            return None
+        inner = unquote(found.group(2)).lower().rpartition("@")[2].partition(":")[0]
+        if not inner or same_site(inner, domain):
+            return None
+        return inner[:100]
+
     @staticmethod
     def _odd_port(netloc: str) -> bool:
         # The parser already drops :80 and :443; IPv6 literals contain colons of their own.
         port = netloc.rpartition("]")[2] if netloc.startswith("[") else netloc
         _, colon, digits = port.rpartition(":")
         return bool(colon) and digits.isdigit() and digits not in ("80", "443")
+
+
+def _homograph(host: str) -> bool:
+    """A label that mixes scripts (Latin with Cyrillic or Greek), or that is written only
+    in letters that pass for Latin ones.  Whole labels in one non-Latin script (".рф",
+    "münchen", Chinese) are normal internationalised names."""
+    for label in host.split("."):
+        if label.isascii():
+            continue
+        scripts = {_script(c) for c in label if c.isalpha()}
+        scripts.discard("COMMON")
+        if len(scripts) > 1 and "LATIN" in scripts:
+            return True
+        if all(c in _LOOKALIKE or not c.isalpha() for c in label):
+            return True
+    return False
+
+
+def _script(char: str) -> str:
+    if char.isascii():
+        return "LATIN"
+    name = unicodedata.name(char, "")
+    first = name.split(" ", 1)[0]
+    return first if first in ("LATIN", "CYRILLIC", "GREEK", "ARMENIAN") else "OTHER"
 
 
 def _summarize(options: list[str], limit: int = 5) -> tuple[str, ...]:

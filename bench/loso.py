@@ -1,0 +1,291 @@
+"""Leave one source out: what Seawall and Rspamd catch of mail in a style they never learned.
+
+    .venv/bin/python -m bench.loso [--max-train N] [--max-test N] [--only SOURCE ...]
+        [--skip-rspamd] [--workers 2] [--write-docs]
+
+For each source of the shared corpora, both filters learn every *other* source (with all
+ham, for a spam source; with all spam and the other ham, for a ham source) and then scan
+the held-out one.  Spam sources: SpamAssassin spam, CSDMC2010 spam, Nazario's 2004-05
+phishing, Phishing Pot 2019-2025.  Ham sources: SpamAssassin ham, CSDMC2010 ham, Enron ham.
+CSDMC messages that are also in the SpamAssassin corpus (same Message-ID) are left out.
+
+- **Seawall**: a fresh state per fold, ``learn_all`` (the classifier and the learned symbol
+  scores, as ``seawall learn``), then ``seawall scan`` of the held-out source with
+  ``--workers``; rule detectors on, network lists off (as shipped).
+- **Rspamd 3.4** through ``bench/rspamd_baseline.py``'s harness: its stock rules with the
+  network modules off, Bayes on a private Redis emptied before each fold and taught the
+  same training mail through the controller, then ``/checkv2`` on the held-out source.
+
+Reported per fold: default-action recall (spam at "add header" or worse), the reject
+share, and for ham folds the false-positive rate at the default action and the ham
+rejected.  ``--max-train`` and ``--max-test`` take that many messages of each source,
+spread evenly over it, for a loaded machine; the table says what was used.  Writes
+.cache/bench/loso.json and, with ``--write-docs``, the table into docs/benchmarks.md
+between its ``loso`` markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from seawall import corpus
+from seawall.batch import scan_units
+from seawall.config import load_config
+from seawall.evaluation import Labelled, learn_all
+from seawall.policy.model import Action
+from seawall.sources import Unit, units_of_file
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs" / "benchmarks.md"
+BEGIN, END = "<!-- loso:begin -->", "<!-- loso:end -->"
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str  # short name in the table
+    corpus: str
+    label: str  # "spam" or "ham"
+
+
+SOURCES = (
+    Source("sa_spam", corpus.SPAMASSASSIN, "spam"),
+    Source("csdmc_spam", corpus.CSDMC, "spam"),
+    Source("nazario", corpus.NAZARIO, "spam"),
+    Source("phishing_pot", corpus.PHISHING_POT, "spam"),
+    Source("sa_ham", corpus.SPAMASSASSIN, "ham"),
+    Source("csdmc_ham", corpus.CSDMC, "ham"),
+    Source("enron_ham", corpus.ENRON_HAM, "ham"),
+)
+
+
+def units_of(source: Source) -> list[Unit]:
+    """Every message of ``source`` (mbox messages one by one), CSDMC's SpamAssassin copies
+    left out."""
+    overlap: set[str] = set()
+    if source.corpus == corpus.CSDMC:
+        root = corpus.unpack(corpus.CSDMC)
+        with (root / "overlap_with_spamassassin.csv").open() as fh:
+            next(fh)
+            overlap = {line.split(",", 1)[0].strip() for line in fh}
+    root = corpus.unpack(source.corpus)
+    out: list[Unit] = []
+    for item in corpus.items(source.corpus):
+        if item.label != source.label or str(item.path.relative_to(root)) in overlap:
+            continue
+        out.extend(units_of_file(str(item.path)))
+    return out
+
+
+def spread(units: list[Unit], limit: int | None) -> list[Unit]:
+    """``limit`` units evenly spread over ``units`` (all of them without a limit)."""
+    if limit is None or limit >= len(units):
+        return units
+    return [units[i * len(units) // limit] for i in range(limit)]
+
+
+def summarize(actions: Counter[str], label: str) -> dict[str, Any]:
+    total = sum(actions.values())
+    flagged = sum(n for a, n in actions.items() if a != "error" and Action(a).is_spam)
+    rejected = actions.get("reject", 0)
+    row: dict[str, Any] = {"messages": total, "actions": dict(actions)}
+    if label == "spam":
+        row["recall"] = round(flagged / total, 4) if total else None
+        row["reject_share"] = round(rejected / total, 4) if total else None
+    else:
+        row["fpr"] = round(flagged / total, 5) if total else None
+        row["ham_rejected"] = rejected
+    return row
+
+
+def seawall_fold(
+    train: list[Labelled], test: list[Unit], label: str, workers: int, tmp: Path
+) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(dir=tmp, prefix="fold-") as state:
+        config = load_config(None, state_dir=state)
+        started = time.monotonic()
+        learned = learn_all(train, config)
+        learn_s = time.monotonic() - started
+        started = time.monotonic()
+        actions: Counter[str] = Counter(r.action for r in scan_units(test, config, workers=workers))
+        scan_s = time.monotonic() - started
+    row = summarize(actions, label)
+    row.update(
+        learned=[learned.spam_total, learned.ham_total],
+        learn_s=round(learn_s, 1),
+        scan_s=round(scan_s, 1),
+    )
+    return row
+
+
+class RspamdRunner:
+    """One rspamd with Bayes on a private Redis for every fold (emptied between folds)."""
+
+    def __init__(self, workers: int) -> None:
+        import contextlib
+
+        from bench import rspamd_baseline as rb
+
+        self.rb = rb
+        self.stack = contextlib.ExitStack()
+        self.tmp = Path(self.stack.enter_context(tempfile.TemporaryDirectory(prefix="loso-rs-")))
+        layout = rb.Layout(self.tmp)
+        layout.make()
+        self.dns = self.stack.enter_context(rb.DnsStub())
+        self.redis_port, _ = self.stack.enter_context(rb.redis_server(layout))
+        hs_cache = rb.DEFAULT_HS_CACHE
+        hs_cache.mkdir(parents=True, exist_ok=True)
+        self.instance = self.stack.enter_context(
+            rb.rspamd(
+                layout,
+                workers=workers,
+                dns_port=self.dns.port,
+                hs_cache=hs_cache,
+                redis_port=self.redis_port,
+            )
+        )
+        self.version = rb.rspamd_version()
+
+    def fold(self, train: list[Labelled], test: list[Unit], label: str) -> dict[str, Any]:
+        from bench.load import Sample, run_load
+
+        rb = self.rb
+        rb.redis_call(self.redis_port, "FLUSHALL")
+        samples = [
+            Sample(item.unit.path, "spam" if item.spam else "ham", item.unit.read())
+            for item in train
+        ]
+        started = time.monotonic()
+        trained = rb.learn(self.instance, samples, self.redis_port)
+        learn_s = time.monotonic() - started
+        probe = [Sample(u.path, label, u.read()) for u in test]
+        started = time.monotonic()
+        result = run_load(self.instance.checkv2, probe, 8)
+        scan_s = time.monotonic() - started
+        actions = Counter(result.actions.get(label, {}))
+        row = summarize(actions, label)
+        row.update(learned=trained["learned"], learn_s=round(learn_s, 1), scan_s=round(scan_s, 1))
+        return row
+
+    def close(self) -> None:
+        self.stack.close()
+
+
+def table(results: dict[str, Any]) -> str:
+    """The Markdown table of a run."""
+    lines = [
+        f"Leave one source out ({results['date']}, `python -m bench.loso "
+        f"{results['argv']}`; at most {results['max_train'] or 'all'} messages of each "
+        f"source learned, {results['max_test'] or 'all'} of the held-out one scanned; "
+        f"load average {results['loadavg']}):",
+        "",
+        "| held out | messages | Seawall recall | Seawall reject | Rspamd recall "
+        "| Rspamd reject | Seawall ham FPR | Rspamd ham FPR | ham rejected (S / R) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+
+    def pct(value: Any) -> str:
+        return "-" if value is None else f"{value * 100:.1f}%"
+
+    for name, fold in results["folds"].items():
+        ours, theirs = fold["seawall"], fold.get("rspamd", {})
+        if fold["label"] == "spam":
+            cells = [
+                pct(ours.get("recall")),
+                pct(ours.get("reject_share")),
+                pct(theirs.get("recall")),
+                pct(theirs.get("reject_share")),
+                "",
+                "",
+                "",
+            ]
+        else:
+            cells = [
+                "",
+                "",
+                "",
+                "",
+                pct(ours.get("fpr")),
+                pct(theirs.get("fpr")),
+                f"{ours.get('ham_rejected', '-')} / {theirs.get('ham_rejected', '-')}",
+            ]
+        lines.append(f"| {name} | {ours['messages']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_docs(text: str) -> None:
+    doc = DOCS.read_text(encoding="utf-8")
+    block = f"{BEGIN}\n{text}{END}"
+    if BEGIN in doc and END in doc:
+        head, _, rest = doc.partition(BEGIN)
+        _, _, tail = rest.partition(END)
+        doc = head + block + tail
+    else:
+        doc = doc.rstrip("\n") + "\n\n## Leave one source out\n\n" + block + "\n"
+    DOCS.write_text(doc, encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    parser.add_argument("--max-train", type=int, default=None, help="messages per source")
+    parser.add_argument("--max-test", type=int, default=None, help="held-out messages")
+    parser.add_argument("--only", nargs="+", default=None, choices=[s.name for s in SOURCES])
+    parser.add_argument("--skip-rspamd", action="store_true")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--write-docs", action="store_true")
+    args = parser.parse_args(argv)
+    units = {s.name: units_of(s) for s in SOURCES}
+    results: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d"),
+        "argv": " ".join(sys.argv[1:] if argv is None else argv),
+        "max_train": args.max_train,
+        "max_test": args.max_test,
+        "loadavg": [round(v, 1) for v in os.getloadavg()],
+        "folds": {},
+    }
+    runner = None if args.skip_rspamd else RspamdRunner(args.workers)
+    if runner is not None:
+        results["rspamd_version"] = runner.version
+    out = ROOT / ".cache" / "bench" / "loso.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with tempfile.TemporaryDirectory(prefix="seawall-loso-") as tmp:
+            for held in SOURCES:
+                if args.only and held.name not in args.only:
+                    continue
+                train = [
+                    Labelled(unit, source.label == "spam")
+                    for source in SOURCES
+                    if source is not held
+                    for unit in spread(units[source.name], args.max_train)
+                ]
+                test = spread(units[held.name], args.max_test)
+                print(f"{held.name}: learn {len(train)}, scan {len(test)}", file=sys.stderr)
+                fold: dict[str, Any] = {"label": held.label}
+                fold["seawall"] = seawall_fold(train, test, held.label, args.workers, Path(tmp))
+                print(f"  seawall {json.dumps(fold['seawall'])}", file=sys.stderr)
+                if runner is not None:
+                    fold["rspamd"] = runner.fold(train, test, held.label)
+                    print(f"  rspamd  {json.dumps(fold['rspamd'])}", file=sys.stderr)
+                results["folds"][held.name] = fold
+                out.write_text(json.dumps(results, indent=2))
+    finally:
+        if runner is not None:
+            runner.close()
+    text = table(results)
+    print(text)
+    if args.write_docs:
+        write_docs(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

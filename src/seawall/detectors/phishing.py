@@ -1,0 +1,281 @@
+"""Phishing evidence that does not depend on having seen the campaign: a brand named by a
+sender who is not the brand, account alerts in any common language, forms that ask for
+passwords or cards, hidden text and image-only mail.
+
+The brands (names and their own domains) and the alert words are data,
+``policy/phishing.toml``; a site adds its own with ``[detectors.phishing] brands_file``.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import functools
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, ClassVar
+
+from selectolax.lexbor import LexborHTMLParser
+
+from seawall.config import PhishingSettings
+from seawall.detectors.base import Context, Hit, Parts
+from seawall.detectors.htmlsource import html_sources
+from seawall.errors import ConfigError
+from seawall.message.headers import is_list_mail
+from seawall.message.hosts import domain_of
+from seawall.message.model import Message, Url
+from seawall.message.parse import ParseLimits
+
+_MAX_FIELD = 998  # RFC 5322 §2.1.1: display names and subjects are cut to one line
+_BODY_CHARS = 3000  # of the body text searched for brands and alert words
+_FOLLOWED = frozenset({"href", "text", "bare", "action", "obfuscated"})  # links a reader uses
+# Input fields that ask for a secret: by type, or by a name, id or placeholder that says so.
+_INPUT = re.compile(r"<input\b[^>]{0,1000}+>?", re.IGNORECASE)
+_SECRET_TYPE = re.compile(r"\btype\s*=\s*[\"']?password", re.IGNORECASE)
+_SECRET_NAME = re.compile(
+    r"\b(?:name|id|placeholder|autocomplete)\s*=\s*[\"']?[^\"'>]{0,60}?"
+    r"(?:pass(?:word|wd|wort)?|pwd|senha|contrase|mot.de.passe|cc-?num|card.?num|cardnumber"
+    r"|cvv|cvc|csc|cc-exp|expir|ssn|social.?sec|pin\b|tan\b|kennwort)",
+    re.IGNORECASE,
+)
+_FORM = re.compile(r"<form\b", re.IGNORECASE)
+_MAX_INPUTS = 200
+# Inline styles that hide an element's text from the reader.
+_HIDING = re.compile(
+    r"display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0(?:\.0*)?(?:px|pt|em|%)?\s*(?:;|\"|'|$)"
+    r"|opacity\s*:\s*0(?:\.0*)?\s*(?:;|\"|'|$)|(?:max-)?height\s*:\s*0(?:px)?\s*;[^\"']*overflow\s*:\s*hidden",
+    re.IGNORECASE,
+)
+_MAX_STYLED = 2000  # styled elements looked at per part
+_LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
+
+
+@dataclass(frozen=True, slots=True)
+class Brand:
+    key: str
+    names: tuple[str, ...]
+    domains: frozenset[str]
+
+    def owns(self, domain: str | None) -> bool:
+        """``domain`` (registrable) is the brand's own or a subdomain of one."""
+        if not domain:
+            return False
+        return domain in self.domains or any(domain.endswith("." + d) for d in self.domains)
+
+
+@dataclass(frozen=True, slots=True)
+class Lexicon:
+    """The brands and the alert words, each compiled into one pattern."""
+
+    brands: Mapping[str, Brand]  # by lower-case name, spaces single
+    brand_names: re.Pattern[str]
+    action: re.Pattern[str]
+    objects: re.Pattern[str]
+
+
+def _words(phrases: Sequence[str]) -> re.Pattern[str]:
+    """Whole words or phrases (any white space between words), longest first."""
+    ordered = sorted({p.lower() for p in phrases if p.strip()}, key=len, reverse=True)
+    body = "|".join(r"\s+".join(re.escape(w) for w in p.split()) for p in ordered)
+    return re.compile(rf"(?<!\w)(?:{body})(?!\w)", re.IGNORECASE)
+
+
+def build_lexicon(document: Mapping[str, Any], where: str) -> Lexicon:
+    """The lexicon of a parsed ``phishing.toml``; ConfigError naming what is wrong."""
+    brands: dict[str, Brand] = {}
+    for key, body in dict(document.get("brands", {})).items():
+        names, domains = body.get("names"), body.get("domains")
+        if not isinstance(names, list) or not names or not isinstance(domains, list):
+            raise ConfigError(f"{where}: brands.{key} needs a list of names and of domains")
+        brand = Brand(key, tuple(str(n) for n in names), frozenset(str(d).lower() for d in domains))
+        for name in brand.names:
+            brands[" ".join(name.lower().split())] = brand
+    actions: list[str] = []
+    objects: list[str] = []
+    for language, body in dict(document.get("lexicon", {})).items():
+        if not isinstance(body.get("action"), list) or not isinstance(body.get("object"), list):
+            raise ConfigError(f"{where}: lexicon.{language} needs action and object lists")
+        actions += body["action"]
+        objects += body["object"]
+    if not brands or not actions or not objects:
+        raise ConfigError(f"{where}: no brands or no alert words")
+    return Lexicon(brands, _words(list(brands)), _words(actions), _words(objects))
+
+
+@functools.cache
+def load_lexicon(site_file: str = "") -> Lexicon:
+    """The shipped ``phishing.toml`` with ``site_file`` (brands and words) merged over it."""
+    text = resources.files("seawall.policy").joinpath("phishing.toml").read_text("utf-8")
+    document: dict[str, Any] = tomllib.loads(text)
+    where = "phishing.toml (packaged)"
+    if site_file:
+        try:
+            over = tomllib.loads(Path(site_file).read_text("utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"detectors.phishing.brands_file {site_file}: {exc}") from None
+        for section in ("brands", "lexicon"):
+            document[section] = {**document.get(section, {}), **over.get(section, {})}
+        where = site_file
+    return build_lexicon(document, where)
+
+
+def _from(msg: Message) -> tuple[str, str | None]:
+    """The From display name and the domain of its address (as ``Url.domain``)."""
+    name, address = email.utils.parseaddr(msg.headers.get("From", "")[:_MAX_FIELD])
+    host = address.rpartition("@")[2].lower().rstrip(".>") if "@" in address else ""
+    return name, domain_of(host) if host else None
+
+
+class PhishingDetector:
+    """Brand impersonation, credential harvesting and HTML tricks."""
+
+    name: ClassVar[str] = "phishing"
+    io: ClassVar[bool] = False
+    symbols: ClassVar[Mapping[str, str]] = {
+        "PHISH_BRAND_SENDER": "The sender's name or the subject names a brand, but the From "
+        "domain and a link are not the brand's",
+        "PHISH_BRAND_BODY": "The text names a brand and asks to act on an account, but the "
+        "sender and a link are not the brand's",
+        "PHISH_ACCOUNT_ALERT": "Account alert language (verify, suspended, unlock... in any "
+        "common language) beside a link or a form",
+        "PHISH_FORM_FOREIGN": "An HTML form that posts to an IP address or another site "
+        "than the sender's",
+        "PHISH_SECRET_FIELD": "An HTML form asks for a password, card number, CVV or PIN",
+        "PHISH_HIDDEN_TEXT": "Text hidden from the reader by inline styles (display:none, "
+        "font-size:0...), beyond a preview line",
+        "PHISH_IMAGE_ONLY": "HTML with an image and a link but almost no text",
+    }
+
+    @classmethod
+    def build(cls, parts: Parts) -> PhishingDetector:
+        settings = parts.config.detectors.phishing
+        return cls(
+            settings, load_lexicon(settings.brands_file), ParseLimits.from_config(parts.config)
+        )
+
+    def __init__(self, settings: PhishingSettings, lexicon: Lexicon, limits: ParseLimits) -> None:
+        self.settings = settings
+        self.lexicon = lexicon
+        self.limits = limits
+
+    async def check(self, msg: Message, ctx: Context) -> Sequence[Hit]:
+        hits: list[Hit] = []
+        display, sender = _from(msg)
+        links = [u for u in msg.urls if u.source in _FOLLOWED]
+        text = msg.text[:_BODY_CHARS]
+        subject = " ".join(msg.subject[:_MAX_FIELD].split())
+        alert = self._alert(subject + " \n " + text) if links else ()
+        if alert:
+            hits.append(Hit("PHISH_ACCOUNT_ALERT", options=alert))
+        if links and not is_list_mail(msg.headers):  # lists discuss brands all day
+            hits.extend(self._brands(display, subject, text, sender, links, bool(alert)))
+        # A search box posting to a partner site is common in newsletters: a form counts
+        # when it posts to an address, or beside account alert words.
+        forms = [u for u in msg.urls if u.source == "action"]
+        away = [
+            u.host for u in forms if u.is_ip or (alert and u.domain != sender)
+        ]
+        if away:
+            hits.append(Hit("PHISH_FORM_FOREIGN", options=tuple(dict.fromkeys(away))[:3]))
+        images = any(u.source == "src" for u in msg.urls)
+        if images and links and msg.has_html and self._letters(msg.text) < 30:
+            hits.append(Hit("PHISH_IMAGE_ONLY"))
+        for html in html_sources(msg, self.limits):
+            hits.extend(self._markup(html))
+        return _unique(hits)
+
+    def _alert(self, text: str) -> tuple[str, ...]:
+        """The first action and object words, when the text has both."""
+        action = self.lexicon.action.search(text)
+        if action is None:
+            return ()
+        thing = self.lexicon.objects.search(text)
+        if thing is None:
+            return ()
+        return (" ".join(action.group().lower().split()), " ".join(thing.group().lower().split()))
+
+    def _brands(
+        self,
+        display: str,
+        subject: str,
+        text: str,
+        sender: str | None,
+        links: list[Url],
+        alert: bool,
+    ) -> list[Hit]:
+        """A brand named where the reader looks, by a sender and links that are not the
+        brand's; or a From that claims the brand's domain over alert words while no link
+        goes to the brand (the 2004 style: forged service@bank.example)."""
+        lexicon = self.lexicon
+        for where, value, symbol, weight in (
+            ("name", display[:_MAX_FIELD], "PHISH_BRAND_SENDER", 1.0),
+            ("subject", subject if alert else "", "PHISH_BRAND_SENDER", 0.5),
+            ("body", text if alert else "", "PHISH_BRAND_BODY", 1.0),
+        ):
+            for found in lexicon.brand_names.finditer(value):
+                brand = lexicon.brands[" ".join(found.group().lower().split())]
+                away = [u.host for u in links if u.is_ip or not brand.owns(u.domain)]
+                if not away:
+                    continue  # every link goes to the brand: a notice about it, forwarded
+                if brand.owns(sender):
+                    if not alert or len(away) < len(links):
+                        continue  # the brand writing about itself
+                    where += ", forged From"
+                evidence = (f"{brand.key} in {where}", f"from {sender or '-'}", away[0][:100])
+                return [Hit(symbol, weight=weight, options=evidence)]
+        return []
+
+    def _markup(self, html: str) -> list[Hit]:
+        hits: list[Hit] = []
+        if _FORM.search(html) is not None:
+            for count, found in enumerate(_INPUT.finditer(html)):
+                tag = found.group()
+                if count >= _MAX_INPUTS:
+                    break
+                if _SECRET_TYPE.search(tag) or _SECRET_NAME.search(tag):
+                    hits.append(Hit("PHISH_SECRET_FIELD", options=(tag[:80],)))
+                    break
+        if _HIDING.search(html) is not None:
+            hidden = _hidden_letters(html)
+            if hidden >= self.settings.min_hidden_letters:
+                hits.append(Hit("PHISH_HIDDEN_TEXT", options=(f"{hidden} letters",)))
+        return hits
+
+    @staticmethod
+    def _letters(text: str) -> int:
+        return len(_LETTER.findall(text[:2000]))
+
+
+def _hidden_letters(html: str) -> int:
+    """Letters inside elements whose inline style hides them (outermost elements only)."""
+    tree = LexborHTMLParser(html)
+    counted: set[int] = set()
+    total = 0
+    for index, node in enumerate(tree.css("[style]")):
+        if index >= _MAX_STYLED:
+            break
+        if _HIDING.search(node.attrs.get("style") or "") is None:
+            continue
+        parent, inside = node.parent, False
+        for _ in range(30):
+            if parent is None:
+                break
+            if parent.mem_id in counted:
+                inside = True
+                break
+            parent = parent.parent
+        counted.add(node.mem_id)
+        if not inside:
+            total += len(_LETTER.findall(node.text(deep=True)[:20_000]))
+    return total
+
+
+def _unique(hits: list[Hit]) -> list[Hit]:
+    """One hit per symbol: the first, which has the strongest evidence."""
+    seen: dict[str, Hit] = {}
+    for hit in hits:
+        seen.setdefault(hit.symbol, hit)
+    return list(seen.values())
