@@ -77,7 +77,7 @@ def routes(parts: Parts, desk: CaseDesk) -> list[Route]:
             states = (state,)  # type: ignore[assignment]
         ip = subject if subject and (":" in subject or subject.replace(".", "").isdigit()) else None
 
-        async def read() -> tuple[list[Case], int]:
+        async def read() -> tuple[list[Case], int | None]:
             found = await desk.store.list(
                 states=states,
                 account=subject if subject and ip is None else None,
@@ -85,7 +85,7 @@ def routes(parts: Parts, desk: CaseDesk) -> list[Route]:
                 campaign=campaign or None,
                 since=now - since_h * 3600 if since_h else None,
             )
-            return found, len(await desk.store.active_zombies(now))
+            return found, await parts.zone_size()
 
         (cases, zone), error = await guarded(read, ([], None))
         counts: dict[str, int] = {}

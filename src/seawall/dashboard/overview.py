@@ -86,11 +86,9 @@ def routes(parts: Parts) -> list[Route]:
             errors.append(f"The campaign tracker: {error}")
         limit = parts.config.detectors.campaigns.outbreak_per_hour
         outbreaks = [summary_row(c) for c in listing if int(c.get("per_hour", 0)) >= limit]
-        zone = None
-        book = parts.cases
-        if book is not None:
-            zombies, error = await guarded(lambda: book.active_zombies(now), None)
-            zone = None if zombies is None else len(zombies)
+        zone, error = await guarded(parts.zone_size, None)
+        if error:
+            errors.append(f"The zombie cases: {error}")
         return web.render(
             request,
             "overview.html",

@@ -50,6 +50,7 @@ class Parts:
     _verdicts: Verdicts | None = field(default=None, init=False)
     _listing: tuple[float, int, list[dict[str, Any]]] | None = field(default=None, init=False)
     _listing_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+    _zone: tuple[float, int] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.networks = IspNetworks.of(self.config.isp)
@@ -67,6 +68,18 @@ class Parts:
         if self._verdicts is None:
             self._verdicts = open_verdicts(self.config)
         return self._verdicts
+
+    async def zone_size(self) -> int | None:
+        """How many addresses the shared zone lists; None without the zombie desk.  Read
+        again at most every ``[sharing] refresh_s``, as often as the zone itself is
+        rewritten: the count walks every case.  Raises SeawallError when the store fails."""
+        book = self.cases
+        if book is None:
+            return None
+        now = time.monotonic()
+        if self._zone is None or now - self._zone[0] >= self.config.sharing.refresh_s:
+            self._zone = (now, len(await book.active_zombies(time.time())))
+        return self._zone[1]
 
     async def campaigns(self, min_count: int = 2) -> list[dict[str, Any]]:
         """The tracker's campaigns, busiest first; kept for a second, so several pages
