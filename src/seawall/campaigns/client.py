@@ -25,8 +25,9 @@ class TrackerClient(Protocol):
         none has come back yet), or None when there is no such campaign."""
         ...
 
-    async def listing(self, min_count: int = 2) -> list[dict[str, Any]]:
-        """Campaigns with at least ``min_count`` messages, busiest first."""
+    async def listing(self, min_count: int = 2, *, limit: int = 0) -> list[dict[str, Any]]:
+        """Campaigns with at least ``min_count`` messages, busiest first (the first
+        ``limit``, when not 0)."""
         ...
 
     async def show(
@@ -63,8 +64,8 @@ class LocalTracker:
         self.changed = True
         return marked.sample
 
-    async def listing(self, min_count: int = 2) -> list[dict[str, Any]]:
-        return self.tracker.listing(time.time(), min_count=min_count)
+    async def listing(self, min_count: int = 2, *, limit: int = 0) -> list[dict[str, Any]]:
+        return self.tracker.listing(time.time(), min_count=min_count, limit=limit)
 
     async def show(
         self, campaign: str, max_ips: int = SHOWN_IPS, *, sample: bool = False

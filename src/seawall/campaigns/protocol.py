@@ -44,6 +44,7 @@ class Mark(msgspec.Struct, tag="mark"):
 
 class Listing(msgspec.Struct, tag="list"):
     min_count: int = 2
+    limit: int = 0  # the busiest this many; 0: all
 
 
 class Show(msgspec.Struct, tag="show"):

@@ -182,10 +182,11 @@ class RemoteTracker:
         sample: bytes | None = msgspec.msgpack.decode(body, type=bytes | None)
         return sample
 
-    async def listing(self, min_count: int = 2) -> list[dict[str, Any]]:
-        """Campaigns with at least ``min_count`` messages, busiest first."""
+    async def listing(self, min_count: int = 2, *, limit: int = 0) -> list[dict[str, Any]]:
+        """Campaigns with at least ``min_count`` messages, busiest first (the first
+        ``limit``, when not 0)."""
         result: list[dict[str, Any]] = msgspec.msgpack.decode(
-            await self._call(Listing(min_count=min_count))
+            await self._call(Listing(min_count=min_count, limit=limit))
         )
         return result
 

@@ -62,7 +62,7 @@ class TrackerServer:
             return tracker.show(
                 request.campaign, time.time(), max_ips=request.max_ips, sample=request.sample
             )
-        return tracker.listing(time.time(), min_count=request.min_count)
+        return tracker.listing(time.time(), min_count=request.min_count, limit=request.limit)
 
     async def _greeted(self, reader: asyncio.StreamReader) -> bool:
         try:

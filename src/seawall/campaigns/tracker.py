@@ -310,10 +310,13 @@ class Tracker:
         for domain in [d for d, expiry in self.blocklist.items() if expiry <= now]:
             del self.blocklist[domain]
 
-    def listing(self, now: float, *, min_count: int = 2) -> list[dict[str, object]]:
-        """Campaigns with at least ``min_count`` messages, busiest first."""
+    def listing(self, now: float, *, min_count: int = 2, limit: int = 0) -> list[dict[str, object]]:
+        """Campaigns with at least ``min_count`` messages, busiest first; the first
+        ``limit`` of them when it is not 0 (only those are summarised)."""
         chosen = [c for c in self.campaigns.values() if c.count >= min_count]
         chosen.sort(key=lambda c: (-c.per_hour(now), -c.count))
+        if limit > 0:
+            del chosen[limit:]
         return [c.summary(now) | {"confirmed_spam": self.confirmed_spam(c)} for c in chosen]
 
     def show(

@@ -48,7 +48,9 @@ class Parts:
     limits: ParseLimits = field(default_factory=ParseLimits)
     networks: IspNetworks = field(init=False)
     _verdicts: Verdicts | None = field(default=None, init=False)
-    _listing: tuple[float, int, list[dict[str, Any]]] | None = field(default=None, init=False)
+    _listing: tuple[float, tuple[int, int], list[dict[str, Any]]] | None = field(
+        default=None, init=False
+    )
     _listing_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
     _zone: tuple[float, int] | None = field(default=None, init=False)
 
@@ -81,19 +83,20 @@ class Parts:
             self._zone = (now, len(await book.active_zombies(time.time())))
         return self._zone[1]
 
-    async def campaigns(self, min_count: int = 2) -> list[dict[str, Any]]:
-        """The tracker's campaigns, busiest first; kept for a second, so several pages
-        open at once (or one page's live update) ask the tracker once.  Raises
+    async def campaigns(self, min_count: int = 2, *, limit: int = 0) -> list[dict[str, Any]]:
+        """The tracker's campaigns, busiest first (the first ``limit`` when not 0); kept for
+        a second, so several pages open at once ask the tracker once.  Raises
         SeawallError when there is no tracker or it does not answer."""
         if self.tracker is None:
             raise SeawallError("campaign tracking is turned off ([detectors.campaigns])")
         async with self._listing_lock:
             now = time.monotonic()
             cached = self._listing
-            if cached is not None and cached[1] == min_count and now - cached[0] < 1.0:
+            key = (min_count, limit)
+            if cached is not None and cached[1] == key and now - cached[0] < 1.0:
                 return cached[2]
-            listing = await self.tracker.listing(min_count)
-            self._listing = (time.monotonic(), min_count, listing)
+            listing = await self.tracker.listing(min_count, limit=limit)
+            self._listing = (time.monotonic(), key, listing)
             return listing
 
 
