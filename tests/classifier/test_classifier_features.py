@@ -67,3 +67,29 @@ def test_digest_ignores_delivery_headers_when_there_is_a_message_id() -> None:
 
 def test_digest_without_message_id_is_the_raw_message() -> None:
     assert digest(inline("s", "b")) != digest(inline("s", "b", extra="Received: from x\n"))
+
+
+def test_link_shapes_are_a_region_of_their_own() -> None:
+    from seawall.classifier.features import url_shapes
+
+    phish = parse_message(
+        b"Subject: s\n\nhttp://secure-login-7.paypal.com.verify.example.ru/a/b/login.php?id=1"
+        b" http://user@192.0.2.1:8080/\n"
+    )
+    assert url_shapes(phish).splitlines() == [
+        "http ip port userinfo depth0",
+        "http tld:ru sub4 depth3 query ext:php",
+    ]
+    keys = features(phish, bits=20)
+    assert (keys >> np.uint32(20) == 4).sum() > 10  # region 4: the shapes
+    # Two phishing links on hosts never seen share most of their shape features.
+    other = parse_message(b"Subject: s\n\nhttp://a.b.c.login-update.example.ru/x/y/z.php?q=2\n")
+    one, two = (features(m, bits=20) for m in (phish, other))
+    shapes_one = one[one >> np.uint32(20) == 4]
+    shapes_two = two[two >> np.uint32(20) == 4]
+    assert np.intersect1d(shapes_one, shapes_two).size >= shapes_two.size // 2
+
+
+def test_no_links_no_shapes() -> None:
+    keys = features(inline("Hello", "no links here"), bits=20)
+    assert not (keys >> np.uint32(20) >= 3).any()

@@ -1,10 +1,14 @@
 """A message to hashed, binary character n-gram features: any language, no word lists.
 
-Four regions of the message are turned into text: the header block (names and
-undecoded values), the subject, the decoded body text (whitespace collapsed)
-and the sorted set of URL hosts.  Each region is cut to a byte budget, encoded
-as UTF-8, and every 4-byte window becomes one feature: the window read as a
-little-endian ``uint32``, mixed with the region's constant, and hashed into
+Five regions of the message are turned into text: the header block (names and
+undecoded values), the subject, the decoded body text (whitespace collapsed),
+the sorted set of URL hosts, and the *shape* of the links (:func:`url_shapes`:
+an IP host, a port, user info, the path's depth, the number of subdomains, a
+digit- or hyphen-laden domain, the top-level domain...), so that the classifier
+learns what phishing links look like, not only where the ones it saw went.
+Each region is cut to a byte budget, encoded as UTF-8, and every 4-byte window
+becomes one feature: the window read as a little-endian ``uint32``, mixed with
+the region's constant, and hashed into
 ``2**bits`` slots by a multiplicative (Fibonacci) hash.  Features are binary:
 the sorted, de-duplicated slot numbers, each tagged with its region
 (``key = region << bits | slot``).
@@ -37,7 +41,7 @@ from numpy.typing import NDArray
 
 from seawall.message.model import Message
 
-VERSION = 2  # bump when a change here moves any slot: stored examples become stale
+VERSION = 3  # bump when a change here moves any slot: stored examples become stale
 
 HEADER_BYTES = 3000  # header text read; Received chains are long, the rest is short
 SUBJECT_BYTES = 400
@@ -48,10 +52,13 @@ HOSTS_MAX = 50
 _OWN_HEADERS = ("x-spam", "x-seawall")
 
 # One constant per region, so "free" in a subject and in a body are different features.
-_REGIONS = np.array([0x1B873593, 0x85EBCA6B, 0xC2B2AE35, 0x27D4EB2F], dtype=np.uint32)
+_REGIONS = np.array([0x1B873593, 0x85EBCA6B, 0xC2B2AE35, 0x27D4EB2F, 0x165667B1], dtype=np.uint32)
 _GOLDEN = np.uint32(0x9E3779B1)  # 2**32 / phi, odd: multiplication permutes uint32
-# Relative weight of headers, subject, body and hosts: measured (bench/accuracy_classifier.py).
-_WEIGHTS = (1.0, 0.5, 1.0, 0.5)
+# Relative weight of headers, subject, body, hosts and link shapes: measured
+# (bench/accuracy_classifier.py).
+_WEIGHTS = (1.0, 0.5, 1.0, 0.5, 0.5)
+_SHAPED = frozenset({"href", "text", "bare", "action", "obfuscated"})  # links a reader follows
+_SHAPES_MAX = 20
 _BOUNDS = np.arange(1, len(_WEIGHTS) + 1, dtype=np.uint32)  # region r ends below (r + 1) << bits
 
 Keys = NDArray[np.uint32]  # region << bits | slot, sorted, unique
@@ -59,8 +66,58 @@ Slots = NDArray[np.uint32]
 Scales = NDArray[np.float32]
 
 
-def regions(msg: Message) -> tuple[str, str, str, str]:
-    """The four texts features are read from: headers, subject, body, URL hosts."""
+def url_shapes(msg: Message) -> str:
+    """What the message's links look like, as words: one line per distinct shape.
+
+    >>> from seawall.message import parse_message
+    >>> url_shapes(parse_message(b"\\n\\nhttp://user@192.0.2.1:8080/a/b/c.php?x=1"))
+    'http ip port userinfo depth3 query ext:php'
+    """
+    shapes: set[str] = set()
+    for url in msg.urls:
+        if url.source not in _SHAPED:
+            continue
+        rest = url.url[len(url.scheme) + 3 :]
+        netloc, _, path = rest.partition("/")
+        words = [url.scheme]
+        if url.is_ip:
+            words.append("ip")
+        else:
+            host, domain = url.host, url.domain
+            subdomains = host[: -len(domain)].count(".") if host.endswith(domain) else 0
+            label = domain.partition(".")[0]
+            words.append(f"tld:{domain.rpartition('.')[2][:12]}")
+            words.append(f"sub{min(subdomains, 4)}")
+            if any(c.isdigit() for c in label):
+                words.append("digits")
+            if label.count("-"):
+                words.append(f"hyphen{min(label.count('-'), 3)}")
+            if len(label) > 15:
+                words.append("longlabel")
+            if not host.isascii():
+                words.append("idn")
+        hostport = netloc.rpartition("@")[2]
+        if ":" in (hostport.rpartition("]")[2] if hostport.startswith("[") else hostport):
+            words.append("port")
+        if "@" in netloc:
+            words.append("userinfo")
+        path, _, query = path.partition("?")
+        words.append(f"depth{min(path.count('/') + bool(path), 6)}")
+        if query:
+            words.append("query")
+        name = path.rpartition("/")[2]
+        if "." in name:
+            words.append(f"ext:{name.rpartition('.')[2][:5].lower()}")
+        if "@" in path or "//" in path:
+            words.append("pathtrick")
+        shapes.add(" ".join(words))
+        if len(shapes) >= _SHAPES_MAX:
+            break
+    return "\n".join(sorted(shapes))
+
+
+def regions(msg: Message) -> tuple[str, str, str, str, str]:
+    """The five texts features are read from: headers, subject, body, URL hosts, shapes."""
     lines = [
         f"{name}: {value}"
         for name, value in msg.headers.raw_items()
@@ -68,19 +125,20 @@ def regions(msg: Message) -> tuple[str, str, str, str]:
     ]
     body = " ".join(msg.text[: BODY_BYTES * 3].split())
     hosts = " ".join(sorted({url.host for url in msg.urls})[:HOSTS_MAX])
-    return "\n".join(lines), " ".join(msg.subject.split()), body, hosts
+    return "\n".join(lines), " ".join(msg.subject.split()), body, hosts, url_shapes(msg)
 
 
 def features(msg: Message, *, bits: int) -> Keys:
     """The message's features: sorted, unique ``region << bits | slot`` keys."""
-    headers, subject, body, hosts = regions(msg)
+    headers, subject, body, hosts, shapes = regions(msg)
     chunks = [
         headers[:HEADER_BYTES].encode("utf-8", "replace")[:HEADER_BYTES],
         subject[:SUBJECT_BYTES].encode("utf-8", "replace")[:SUBJECT_BYTES],
         body[:BODY_BYTES].encode("utf-8", "replace")[:BODY_BYTES],
     ]
-    if hosts:
+    if hosts:  # a message with no links has neither hosts nor shapes
         chunks.append(hosts[:HEADER_BYTES].encode("utf-8", "replace")[:HEADER_BYTES])
+        chunks.append(shapes[:HEADER_BYTES].encode("utf-8", "replace")[:HEADER_BYTES])
     # One buffer, each region between spaces, so a region's first and last bytes make
     # windows too; the few windows that straddle two regions are harmless constants.
     data = b" " + b"  ".join(chunks) + b" "

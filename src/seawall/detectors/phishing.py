@@ -175,9 +175,7 @@ class PhishingDetector:
         # A search box posting to a partner site is common in newsletters: a form counts
         # when it posts to an address, or beside account alert words.
         forms = [u for u in msg.urls if u.source == "action"]
-        away = [
-            u.host for u in forms if u.is_ip or (alert and u.domain != sender)
-        ]
+        away = [u.host for u in forms if u.is_ip or (alert and u.domain != sender)]
         if away:
             hits.append(Hit("PHISH_FORM_FOREIGN", options=tuple(dict.fromkeys(away))[:3]))
         images = any(u.source == "src" for u in msg.urls)
@@ -206,9 +204,10 @@ class PhishingDetector:
         links: list[Url],
         alert: bool,
     ) -> list[Hit]:
-        """A brand named where the reader looks, by a sender and links that are not the
-        brand's; or a From that claims the brand's domain over alert words while no link
-        goes to the brand (the 2004 style: forged service@bank.example)."""
+        """A brand named where the reader looks, by a sender and a link that are not the
+        brand's; or a From that claims the brand's domain over alert words with a link away
+        from the brand (the 2004 style: a forged service@bank.example, real links to the
+        bank's pages, and one to the phisher's)."""
         lexicon = self.lexicon
         for where, value, symbol, weight in (
             ("name", display[:_MAX_FIELD], "PHISH_BRAND_SENDER", 1.0),
@@ -221,9 +220,9 @@ class PhishingDetector:
                 if not away:
                     continue  # every link goes to the brand: a notice about it, forwarded
                 if brand.owns(sender):
-                    if not alert or len(away) < len(links):
+                    if not alert:
                         continue  # the brand writing about itself
-                    where += ", forged From"
+                    where += ", forged From"  # alert words and a link away from the brand
                 evidence = (f"{brand.key} in {where}", f"from {sender or '-'}", away[0][:100])
                 return [Hit(symbol, weight=weight, options=evidence)]
         return []
