@@ -266,3 +266,9 @@ def test_record_of_a_verdict() -> None:
         len(raw),
     )
     assert header_summary(b"\xff\xfe not mail at all") == ("", "", "")
+
+
+def test_worm_payloads_and_viruses_are_infected_findings() -> None:
+    for symbol in ("CLAMAV_VIRUS", "ARCHIVE_DOUBLE_EXT", "ARCHIVE_EXECUTABLE", "ATTACH_DOUBLE_EXT"):
+        assert rec(T0, "reject", symbols=((symbol, 10.0),)).infected
+    assert not rec(T0, "reject", symbols=(("ATTACH_TYPE_MISMATCH", 3.0),)).infected

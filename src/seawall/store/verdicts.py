@@ -62,8 +62,17 @@ if TYPE_CHECKING:
 FILENAME = "verdicts.sqlite"
 
 # Symbols of a finding in infected mail: clamd's, and the worm payloads the attachment
-# detector names (an executable, or one disguised behind a double extension).
-INFECTED_SYMBOLS = frozenset({"CLAMAV_VIRUS", "ATTACH_EXECUTABLE", "ATTACH_DOUBLE_EXT"})
+# detector names (a program attached or in an archive, or one behind a double extension:
+# what Sober, Netsky and MyDoom copies carry).
+INFECTED_SYMBOLS = frozenset(
+    {
+        "CLAMAV_VIRUS",
+        "ATTACH_EXECUTABLE",
+        "ATTACH_DOUBLE_EXT",
+        "ARCHIVE_EXECUTABLE",
+        "ARCHIVE_DOUBLE_EXT",
+    }
+)
 
 MINUTE = 60
 HOUR = 3600
