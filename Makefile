@@ -73,6 +73,7 @@ bench: venv bench-deps test-deps
 	$(BIN)/python -m bench.auth
 	$(BIN)/python -m bench.auth_scan
 	$(BIN)/python -m bench.auth_wave --seeds 7,11,23
+	$(BIN)/python -m bench.loso --write-docs
 
 # Coverage-guided fuzzing (atheris) of the parsers and codecs, outside `make test`: every
 # target for FUZZ_RUNS executions, seeded from tests/fuzz/corpus; prints executions, exec/s
