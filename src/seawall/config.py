@@ -741,8 +741,10 @@ class HistorySettings(Section):
     counters_s: Annotated[float, Positive] = 2 * 86400.0
     # Seconds between batched writes of a worker's verdicts, off the reply's path.
     flush_s: Annotated[float, Positive] = 1.0
-    # Verdicts a worker holds for the next write; more (a store down) are dropped, counted.
+    # Verdicts a worker holds for the next write, and their bytes (header sections, or
+    # messages when kept); more (a store down) are dropped, counted.
     max_pending: Annotated[int, AtLeastOne] = 10_000
+    max_pending_bytes: Annotated[int, AtLeastOne] = 64 * 1024 * 1024
     # Keep each message itself, so a history row can be learned from.  Off: the history
     # then holds no message body, only the fields above (docs/metrics.md, privacy).
     keep_messages: bool = False

@@ -12,7 +12,7 @@ import pytest
 from seawall.config import HistorySettings
 from seawall.message import Envelope
 from seawall.metrics import prom
-from seawall.metrics.recorder import FRONTEND, Recorder, TaggedApp, tagged
+from seawall.metrics.recorder import FRONTEND, Recorder, TaggedApp, header_section, tagged
 from seawall.policy.model import Action, SymbolResult, Verdict
 from seawall.store.verdicts import Search
 from seawall.store.verdicts_sqlite import SqliteVerdicts
@@ -178,3 +178,20 @@ def test_the_grafana_dashboard_reads_metrics_seawall_exposes(prom_dir: Path) -> 
     exposed |= set(re.findall(r"``(seawall_\w+)", routes.__doc__ or ""))
     assert wanted <= exposed, wanted - exposed
     assert {"seawall_messages", "seawall_cases", "seawall_scan_seconds"} <= wanted
+
+
+async def test_the_queue_holds_header_sections_within_max_pending_bytes(tmp_path: Path) -> None:
+    big = RAW + b"x" * 100_000
+    header = header_section(big)
+    assert header == RAW[: RAW.index(b"\r\n\r\n") + 2]
+    history = SqliteVerdicts.open(tmp_path / "v.sqlite", HistorySettings())
+    recorder = Recorder(history, None, HistorySettings(max_pending_bytes=2 * len(header)))
+    for i in range(3):  # the third is beyond max_pending_bytes
+        recorder.observe(Envelope(queue_id=f"B{i}"), big, verdict(Action.NO_ACTION), 1)
+    await recorder.flush()
+    rows = await history.search(Search())
+    assert [(r.queue_id, r.size, r.subject) for r in rows] == [
+        ("B1", len(big), "hello there"),
+        ("B0", len(big), "hello there"),
+    ]
+    await history.close()

@@ -1,13 +1,13 @@
 """Each verdict into the verdict history and the Prometheus counters, off the reply's path.
 
 :meth:`Recorder.observe` is a ``Service`` observer: it only appends the verdict to a queue
-of at most ``[serve.history] max_pending`` (a verdict beyond it is dropped and counted in
-``seawall_history_dropped``), keeping the message's header section, or the whole message
-when ``keep_messages`` is on.  A task writes the queue every ``flush_s`` seconds, or sooner
-once ``BATCH`` verdicts wait: one ``record_many`` call (one SQLite transaction, or two Redis
-round trips) and the Prometheus counters of the batch.  A store that fails loses that batch
-of history rows, logged once a minute; the counters are kept.  ``close`` writes what is
-left.
+of at most ``[serve.history] max_pending`` verdicts and ``max_pending_bytes`` (a verdict
+beyond them is dropped and counted in ``seawall_history_dropped``), keeping the message's
+header section, or the whole message when ``keep_messages`` is on.  A task writes the
+queue every ``flush_s`` seconds, or sooner once ``BATCH`` verdicts wait: one
+``record_many`` call (one SQLite transaction, or two Redis round trips) and the Prometheus
+counters of the batch.  A store that fails loses that batch of history rows, logged once a
+minute; the counters are kept.  ``close`` writes what is left.
 
 Which front end gave a verdict comes from :data:`FRONTEND`, a context variable that the
 worker sets for each connection (:func:`tagged`) and HTTP request (:class:`TaggedApp`).
@@ -78,6 +78,15 @@ class _Pending:
     elapsed_ms: float
 
 
+def header_section(raw: bytes) -> bytes:
+    """The header section of ``raw`` (what a record reads), at most ``HEADER_BYTES``."""
+    head = raw[:HEADER_BYTES]
+    end = head.find(b"\n\r\n")
+    if end < 0:
+        end = head.find(b"\n\n")
+    return head if end < 0 else head[: end + 1]
+
+
 class Recorder:
     """Feeds ``history`` (None: counters only) and ``metrics`` (None: history only)."""
 
@@ -95,6 +104,7 @@ class Recorder:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._dropped = 0
+        self._pending_bytes = 0
         self.recorded = 0  # history rows written by this process
 
     def start(self) -> None:
@@ -106,27 +116,25 @@ class Recorder:
         """Queue one verdict; returns at once (a ``Service`` observer)."""
         if self.history is None and self.metrics is None:
             return
-        if len(self._pending) >= self.settings.max_pending:
+        settings = self.settings
+        keep = settings.keep_messages and len(raw) <= settings.keep_message_max_bytes
+        held = raw if keep else header_section(raw)
+        if (
+            len(self._pending) >= settings.max_pending
+            or self._pending_bytes + len(held) > settings.max_pending_bytes
+        ):
             self._dropped += 1
             return
-        keep = self.settings.keep_messages and len(raw) <= self.settings.keep_message_max_bytes
+        self._pending_bytes += len(held)
         self._pending.append(
-            _Pending(
-                time.time(),
-                FRONTEND.get(),
-                envelope,
-                raw if keep else raw[:HEADER_BYTES],
-                len(raw),
-                verdict,
-                elapsed_ms,
-            )
+            _Pending(time.time(), FRONTEND.get(), envelope, held, len(raw), verdict, elapsed_ms)
         )
         if len(self._pending) >= BATCH:
             self._wake.set()
 
     async def flush(self) -> None:
         """Write and count what is queued now."""
-        batch, self._pending = self._pending, []
+        batch, self._pending, self._pending_bytes = self._pending, [], 0
         if not batch and not self._dropped:
             return
         records = [
