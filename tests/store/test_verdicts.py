@@ -197,7 +197,7 @@ async def test_bounded_records_and_kept_messages(
         raw = b"Subject: x\r\n\r\n" + b"a" * 986  # 1000 bytes
         ids = await history.record_many([(rec(now + i), raw) for i in range(8)])
         big = await history.record(rec(now + 9), b"b" * 2000)  # over keep_message_max_bytes
-        # SQLite trims every 30 s, Redis with each batch: force a trim with a later batch.
+        # SQLite trims kept messages every 30 s, Redis with each batch: force it.
         if name == "sqlite":
             assert isinstance(history, SqliteVerdicts)
             history._next_trim = 0.0

@@ -224,6 +224,9 @@ class SqliteVerdicts:
                 for key in counter_updates(record):
                     counts[key] = counts.get(key, 0) + 1
             db.executemany(_COUNT, [(*key, n) for key, n in counts.items()])
+            # The oldest records beyond max_verdicts go with every batch (a range of the
+            # primary key); expired counters and kept messages every _TRIM_INTERVAL_S.
+            db.execute("DELETE FROM verdicts WHERE id <= ?", (record_id - settings.max_verdicts,))
             if time.monotonic() >= self._next_trim:
                 self._trim(db)
             db.execute("COMMIT")
@@ -234,12 +237,9 @@ class SqliteVerdicts:
         return ids
 
     def _trim(self, db: sqlite3.Connection) -> None:
-        """Drop records beyond max_verdicts, expired counters and kept messages."""
+        """Drop expired counters, and kept messages beyond their age or total size."""
         settings = self.settings
         self._next_trim = time.monotonic() + _TRIM_INTERVAL_S
-        row = db.execute("SELECT MAX(id) FROM verdicts").fetchone()
-        if row[0] is not None:
-            db.execute("DELETE FROM verdicts WHERE id <= ?", (row[0] - settings.max_verdicts,))
         now = time.time()
         db.execute(
             "DELETE FROM verdict_counts WHERE kind IN ('a', 'i') AND bucket < ?",
