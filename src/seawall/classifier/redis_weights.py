@@ -232,7 +232,7 @@ class RedisWeights:
             fresh = {key: value for key, value in p.vectors.items() if value is not None}
             if fresh:
                 pipe.hset(k["vectors"], mapping=fresh)
-                pipe.zadd(k["vectors_at"], p.vectors_at)
+                pipe.zadd(k["vectors_at"], {key: p.vectors_at[key] for key in fresh})
             if p.table is not None:
                 pipe.set(k["scores"], p.table)
             kept = {g: d for g, d in p.deltas.items() if p.snapshot is None or g > p.snapshot[0]}
@@ -409,10 +409,17 @@ class RedisWeights:
             pending.vectors_at[digest] = now
         stored = int(self._call("zcard", self._k["vectors_at"]))
         excess = stored + len(rows) - keep
-        if excess > 0:
-            for digest in self._call("zrange", self._k["vectors_at"], 0, excess - 1):
-                if digest not in pending.vectors_at:
-                    pending.vectors[digest] = None
+        if excess <= 0:
+            return
+        old = [
+            digest
+            for digest in self._call("zrange", self._k["vectors_at"], 0, excess - 1)
+            if digest not in pending.vectors_at
+        ]
+        fresh = [digest for digest, _, _ in rows][: max(0, excess - len(old))]
+        for digest in old + fresh:  # the oldest first, then this batch's first rows
+            pending.vectors[digest] = None
+            pending.vectors_at.pop(digest, None)
 
     def vectors(self) -> list[tuple[bool, bytes]]:
         stored = dict(self._call("hgetall", self._k["vectors"]))
