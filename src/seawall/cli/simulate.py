@@ -109,7 +109,7 @@ def add_simulate_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.A
         "--forge-sender",
         action="store_true",
         help="the biggest campaign forges a newsletter brand that signs with DKIM and"
-        " publishes DMARC p=reject (write its DNS with --dns-records)",
+        " publishes DMARC p=reject; write its DNS with --dns-records (default: off)",
     )
     where = sim.add_argument_group("where it goes")
     target = where.add_mutually_exclusive_group()
