@@ -186,3 +186,19 @@ async def test_evidence_per_case_is_bounded(book: CaseBook) -> None:
     kept = await book.evidence(case.id)
     assert len(kept) == keep
     assert kept[0].at == T0 + keep + 4
+
+
+async def test_prune_forgets_old_evidence_and_external_addresses(book: CaseBook) -> None:
+    ttl = book.settings.evidence_ttl_s
+    for n in range(3):
+        await book.add_evidence(ev(n, weight=3.0, at=T0 + n, raw_ref=f"old{n}"), b"old")
+    await book.add_evidence(ev(9, weight=3.0, at=T0 + ttl + 100, raw_ref="new"), b"new")
+    await book.add_evidence(ev(20, account=None, own=False, ip="198.51.100.3", at=T0))
+    gone = await book.prune(T0 + ttl + 50)
+    assert gone >= 3
+    case = await book.find(account="alice")
+    assert case is not None  # the case stays, with what is recent
+    assert [e.raw_ref for e in await book.evidence(case.id)] == ["new"]
+    assert await book.raw("old0") is None
+    assert await book.raw("new") == b"new"
+    assert await book.active_zombies(T0 + 1) == []  # the external address is forgotten

@@ -271,6 +271,7 @@ class Service:
         """Wait for background writes (spam history) to finish."""
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+        await EvidenceSink.of(self.config).drain()  # the zombie desk's evidence
 
 
 def log_verdict(envelope: Envelope, verdict: Verdict, elapsed_ms: float) -> None:

@@ -9,6 +9,7 @@ one MULTI/EXEC on one slot):
 ``cases``         hash    case id -> subject, for every subject with a case
 ``ext``           zset    external subjects by their last evidence time
 ``ev:SUBJECT``    zset    evidence ids of a subject by time (at most max_evidence_per_case)
+``evat``          zset    "SUBJECT\\0ID" of all evidence by time (for pruning)
 ``evb``           hash    evidence id -> Evidence, packed (its identity: once)
 ``raw``           hash    raw original by digest; ``rawat`` zset: digest by time
 ``camp:CAMPAIGN`` set     the subjects that sent a campaign
@@ -42,6 +43,7 @@ T = TypeVar("T")
 _FAILURES = (redis.RedisError, redis.exceptions.RedisClusterException, OSError)
 _LOCK_MS = 10_000
 _TIMEOUT_S = 5.0
+_PRUNE_MAX = 10_000  # evidence forgotten by one prune (the desk prunes every hour)
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
@@ -82,6 +84,7 @@ class _RedisTx:
         w = self.writes
         w.append(("hset", (k("evb"), evidence.id, ENCODE.encode(evidence))))
         w.append(("zadd", (k("ev:" + key), {evidence.id: evidence.at})))
+        w.append(("zadd", (k("evat"), {f"{key}\x00{evidence.id}": evidence.at})))
         if raw is not None and evidence.raw_ref:
             w.append(("hsetnx", (k("raw"), evidence.raw_ref, raw)))
             w.append(("zadd", (k("rawat"), {evidence.raw_ref: evidence.at})))
@@ -93,6 +96,7 @@ class _RedisTx:
             if old:
                 w.append(("zrem", (k("ev:" + key), *old)))
                 w.append(("hdel", (k("evb"), *old)))
+                w.append(("zrem", (k("evat"), *(f"{key}\x00{i}" for i in old))))
 
 
 class RedisBook:
@@ -215,14 +219,20 @@ class RedisBook:
             if old:
                 tx.writes.append(("zrem", (k("ext"), *old)))
                 tx.writes.append(("delete", tuple(k("row:" + key) for key in old)))
-            gone = 0
             for key in old:
-                ids = r.zrange(k("ev:" + key), 0, -1)
-                gone += len(ids)
-                if ids:
-                    tx.writes.append(("hdel", (k("evb"), *ids)))
                 tx.writes.append(("delete", (k("ev:" + key),)))
-            return gone
+            # Evidence by time, over every subject: "SUBJECT\0ID" in evat.
+            members = r.zrangebyscore(k("evat"), "-inf", f"({before}", start=0, num=_PRUNE_MAX)
+            by_key: dict[str, list[str]] = {}
+            for member in members:
+                key, _, ident = bytes(member).decode().partition("\x00")
+                by_key.setdefault(key, []).append(ident)
+            for key, ids in by_key.items():
+                tx.writes.append(("zrem", (k("ev:" + key), *ids)))
+                tx.writes.append(("hdel", (k("evb"), *ids)))
+            if members:
+                tx.writes.append(("zrem", (k("evat"), *members)))
+            return len(members)
 
         return self.atomic(step)
 
