@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import struct
 import time
@@ -67,6 +68,10 @@ def test_thousands_of_idle_connections_do_not_deny_service(
         # Room was made by closing the longest idle: the first ones opened.
         assert closed_by_peer(held[0], timeout=GUARD_S)
         assert closed_by_peer(held[2500], timeout=GUARD_S)
+        tables = json.loads(get(sw.url("/stat"))[1])["connections"]
+        assert tables["http"]["evicted"] >= 2500 - 1024
+        assert tables["milter"]["evicted"] >= 1500 - 1024
+        assert tables["http"]["refused"] == tables["milter"]["refused"] == 0
     finally:
         for sock in held:
             sock.close()
@@ -161,3 +166,18 @@ def test_past_the_cap_per_client_new_connections_get_the_protocols_tempfail(
         for sock in held:
             sock.close()
     assert "no room for a connection from 127.0.0.1" in sw.log()
+
+
+def test_a_connection_answered_before_its_body_ended_is_timed_out_when_idle(
+    serve: Callable[..., Seawall],
+) -> None:
+    sw = serve(http={"allow_learn": True, "keepalive_s": 2.0})
+    sock = socket.create_connection(("127.0.0.1", sw.ports["http"]), timeout=GUARD_S)
+    sock.sendall(b"POST /learnspam HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(4096)
+    assert head.startswith(b"HTTP/1.1 401 ")  # no token: refused before the body is read
+    sock.sendall(b"a" * 5000)  # the body ends after its answer
+    assert closed_by_peer(sock, timeout=GUARD_S)  # then it idles, and idle ends
+    sock.close()

@@ -91,6 +91,8 @@ class Service:
         # Called with each verdict (envelope, raw, verdict, ms); each must return at once and
         # do its work off the reply's path (the verdict history and the metrics).
         self.observers: list[Callable[[Envelope, bytes, Verdict, float], None]] = []
+        # The worker's connection tables by front end (open, evicted, timed out, refused).
+        self.connection_stats: Callable[[], dict[str, dict[str, int]]] | None = None
 
     @property
     def max_message_bytes(self) -> int:
@@ -265,6 +267,8 @@ class Service:
         for detector in self.engine.detectors:
             if isinstance(detector, Reports):
                 body[detector.name] = dict(detector.stats())
+        if self.connection_stats is not None:
+            body["connections"] = self.connection_stats()
         return body
 
     async def drain(self) -> None:

@@ -157,11 +157,11 @@ async def _main(
     raise_open_files()
     acceptors: list[asyncio.Task[None]] = []
     connections: list[Streams] = []
-    tables: list[Table] = []
+    tables: dict[str, Table] = {}
     http: tuple[_Uvicorn, asyncio.Task[None]] | None = None
     for name, sock in sockets.items():
         table = Table(serve.max_connections, serve.max_connections_per_client)
-        tables.append(table)
+        tables[name] = table
         gate = Gate(name, table, allowed(config, name), fair)
         if name == "http":
             http = await _start_http(service, sock, gate, acceptors, budget, users)
@@ -169,7 +169,8 @@ async def _main(
         streams = Streams(gate, handlers[name])
         connections.append(streams)
         acceptors.append(asyncio.ensure_future(accept_forever(sock, fair, streams.accept)))
-    acceptors.append(asyncio.ensure_future(sweep_forever(tables)))
+    acceptors.append(asyncio.ensure_future(sweep_forever(list(tables.values()))))
+    service.connection_stats = lambda: {name: t.stats() for name, t in tables.items()}
     log.info("worker %d serving %s", os.getpid(), ", ".join(sorted(sockets)))
     await stop.wait()
     if os.getppid() != supervisor:  # SIGTERM from the kernel: the supervisor died

@@ -137,7 +137,11 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self._in_head, self._head = True, 0
-        self._conn.busy()
+        if self.cycle is not None and self.cycle.response_complete:
+            # Answered before its body ended (413, 401): nothing more will be sent.
+            self._conn.idle(self._limits.keepalive_s)
+        else:
+            self._conn.busy()
         super().on_message_complete()
 
     def on_response_complete(self) -> None:

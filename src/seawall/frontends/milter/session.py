@@ -287,7 +287,11 @@ class Session:
     async def _end_of_message(self) -> list[Response]:
         envelope = self.envelope()
         message = self.message
-        raw = bytes(message.head) + b"\r\n" + bytes(message.body)
+        # One copy into the scan's bytes, then the buffers go: a message is never held
+        # twice while it is scanned.
+        raw = b"".join((message.head, b"\r\n", message.body))
+        message.head.clear()
+        message.body.clear()
         verdict = await self.scanner.check(envelope, raw)
         responses = self._render(verdict)
         if self.log_message is not None:
