@@ -119,3 +119,22 @@ def test_feed_without_columns() -> None:
     (row,) = read_feed("a,b,c\n1,2,3\n", "drone", SCOPE, WEIGHTS)
     assert row.evidence is None
     assert "no timestamp or ip" in row.problem
+
+
+def test_xarf_json() -> None:
+    doc = (
+        '{"Version": "0.3", "ReporterInfo": {"ReporterOrg": "Other Net"},'
+        ' "Report": {"ReportClass": "Activity", "ReportType": "Spam",'
+        ' "Date": "2026-12-06T06:30:00Z", "SourceIp": "10.1.9.8"}}'
+    )
+    raw = xarf("10.1.9.8").replace(
+        xarf("10.1.9.8").split(b'name="report.txt"\r\n\r\n')[1].split(b"--xb")[0],
+        doc.encode() + b"\r\n",
+    )
+    parsed = parse_report(raw, SCOPE, WEIGHTS, now=NOW)
+    e = parsed.evidence
+    assert e is not None, parsed.problem
+    assert (e.source, e.ip, e.at) == ("xarf", "10.1.9.8", 1796538600.0)
+    assert e.symbols[:2] == ("X-ARF", "spam")
+    broken = raw.replace(b'"SourceIp"', b'"Nothing"')
+    assert parse_report(broken, SCOPE, WEIGHTS, now=NOW).evidence is None

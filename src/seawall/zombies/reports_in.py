@@ -7,7 +7,8 @@
 
 **X-ARF** (v0.1 and v0.2): a message with ``X-ARF: yes`` whose second part is a small YAML
 document (``Report-Type``, ``Source``, ``Source-Type``, ``Date``, ``Reported-From``...).
-Only its flat ``Key: value`` lines are read; nothing here needs a YAML library.
+Only its flat ``Key: value`` lines are read; nothing here needs a YAML library.  X-ARF 0.3
+puts a JSON document there (``Report``: ``SourceIp``, ``ReportType``, ``Date``), read too.
 
 The address a report names is own or external by ``[isp] networks``; an exempt one (the
 ISP's relays) is skipped.  The evidence id is made of the address, the original message
@@ -21,6 +22,7 @@ import email
 import email.policy
 import hashlib
 import ipaddress
+import json
 from dataclasses import dataclass
 from email.message import Message
 
@@ -127,7 +129,7 @@ def _read(msg: Message) -> tuple[dict[str, str], Message | None, str | None]:
                 original = _original(part)
                 continue
             text = _payload_text(part)
-            found = _fields(text)
+            found = _json_fields(text) if text.lstrip().startswith("{") else _fields(text)
             if not fields and ("report-type" in found or "source" in found):
                 fields = found
             elif fields and original is None:
@@ -173,6 +175,34 @@ def _fields(text: str) -> dict[str, str]:
         key = key.strip().lower()
         if key and key not in out:
             out[key] = _clean(value)
+    return out
+
+
+def _json_fields(text: str) -> dict[str, str]:
+    """X-ARF 0.3's JSON report (``{"Report": {"SourceIp": ..., "ReportType": ...}}``) in the
+    names of the YAML one."""
+    try:
+        doc = json.loads(text[:MAX_REPORT_BYTES])
+    except ValueError:
+        return {}
+    if not isinstance(doc, dict):
+        return {}
+    inner, info = doc.get("Report"), doc.get("ReporterInfo")
+    report: dict[str, object] = inner if isinstance(inner, dict) else doc
+    reporter: dict[str, object] = info if isinstance(info, dict) else {}
+    names = {
+        "source": ("SourceIp", "Source", "Ip"),
+        "report-type": ("ReportType", "Category"),
+        "date": ("Date", "ReportDate"),
+        "reported-from": ("ReporterFrom", "ReporterOrg"),
+    }
+    out: dict[str, str] = {}
+    for key, candidates in names.items():
+        for name in candidates:
+            value = report.get(name, reporter.get(name))
+            if isinstance(value, str | int | float) and str(value).strip():
+                out[key] = _clean(str(value))
+                break
     return out
 
 
