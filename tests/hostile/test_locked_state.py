@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,3 +137,35 @@ def test_a_full_disk_gives_the_documented_tempfail_logged_once(tmp_path: Path) -
     log = sw.log()
     assert log.count("learning failed on the state store") == 1, log  # once per interval
     assert "Traceback" not in log
+
+
+def test_a_locked_store_does_not_hold_a_greylisted_reply_beyond_its_budget(
+    tmp_path: Path,
+) -> None:
+    # Every message reaches the greylist threshold, and its triplet must be written.
+    sw = Seawall(
+        root=tmp_path / "sw",
+        state=tmp_path / "state",
+        workers=1,
+        scores='[actions]\nreject = 1000.0\n"add header" = 500.0\ngreylist = -1000.0\n',
+    )
+    sw.write_config(budget_s=2.0)
+    sw.start()
+    try:
+        holder = sqlite3.connect(sw.state / "state.sqlite", timeout=0, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")  # the store's write waits 5 s for this lock
+        try:
+            url = sw.url("/checkv2")
+            request = urllib.request.Request(
+                url, data=HAM, method="POST", headers={"IP": "192.0.2.7", "Rcpt": "a@b.example"}
+            )
+            with urllib.request.urlopen(request, timeout=GUARD_S) as response:
+                verdict = json.loads(response.read())
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+    finally:
+        sw.stop()
+    assert verdict["action"] == "no action"
+    skipped = verdict["symbols"]["GREYLIST_SKIPPED"]
+    assert skipped["options"] == ["state store too slow"]

@@ -120,7 +120,7 @@ class Service:
         finally:
             self.stats.in_flight -= 1
         if verdict.action is Action.GREYLIST:
-            verdict = await self._greylist(envelope, verdict)
+            verdict = await self._greylist(envelope, verdict, t0 + self._budget_s)
         elapsed = (time.perf_counter() - t0) * 1000
         stats = self.stats
         stats.scanned += 1
@@ -155,7 +155,7 @@ class Service:
             skipped=why if accept else None,
         )
 
-    async def _greylist(self, envelope: Envelope, verdict: Verdict) -> Verdict:
+    async def _greylist(self, envelope: Envelope, verdict: Verdict, deadline: float) -> Verdict:
         """Tempfail a new (client /24, sender, recipient) triplet; pass a patient retry
         (``GREYLIST_PASSED``).
 
@@ -193,13 +193,19 @@ class Service:
         )
         now = time.time()
         try:
-            first = await self.store.get(key)
-            if first is None:
-                await self.store.put(key, repr(now).encode(), ttl_s=serve.greylist_expire_s)
-                return verdict
+            # Within what is left of the message's budget (``deadline``, perf_counter): a
+            # locked store must not hold the reply beyond it.
+            async with asyncio.timeout(max(deadline - time.perf_counter(), 0.0)):
+                first = await self.store.get(key)
+                if first is None:
+                    await self.store.put(key, repr(now).encode(), ttl_s=serve.greylist_expire_s)
+                    return verdict
             # A replay compresses time: the delay is greylist_delay_s simulated seconds.
             if now - float(first) >= serve.greylist_delay_s / serve.policy.replay_speed:
                 return passed
+        except TimeoutError:
+            _quiet.warning("greylist", "greylisting skipped: the state store is too slow")
+            return skipped("state store too slow")
         except (StoreError, ValueError) as exc:
             _quiet.warning("greylist", "greylisting skipped: %s", exc)
             return skipped("state store failed")
