@@ -202,3 +202,11 @@ async def test_prune_forgets_old_evidence_and_external_addresses(book: CaseBook)
     assert await book.raw("old0") is None
     assert await book.raw("new") == b"new"
     assert await book.active_zombies(T0 + 1) == []  # the external address is forgotten
+
+
+async def test_external_evidence_by_address(book: CaseBook) -> None:
+    await book.add_evidence(ev(1, account=None, own=False, ip="198.51.100.7", at=T0))
+    await book.add_evidence(ev(2, account=None, own=False, ip="198.51.100.7", at=T0 + 1))
+    got = await book.external_evidence("198.51.100.7")
+    assert [e.at for e in got] == [T0 + 1, T0]
+    assert await book.external_evidence("198.51.100.8") == []

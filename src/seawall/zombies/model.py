@@ -55,7 +55,8 @@ HTTP API and the remedies use:
   engine call) records and then calls the :class:`Remedies` hook.  Remedies that act by
   themselves record their own moves with ``CaseStore.transition`` (no hook, no loop).
 - ``note(case_id, who, why)``
-- ``evidence(case_id, limit=)`` newest first, ``raw(ref)`` the original bytes
+- ``evidence(case_id, limit=)`` newest first, ``raw(ref)`` the original bytes,
+  ``external_evidence(ip, limit=)`` the evidence against an external address
 - ``active_zombies(now)`` -> ``Zombie`` records for the DNSBL zone and feed: own cases in
   ``notified``/``walled`` (class ``own``) and external addresses seen within
   ``[zombies] external_ttl_s`` (class ``botnet`` or ``malware``), each with its expiry
@@ -236,6 +237,12 @@ class CaseStore(Protocol):
 
     async def raw(self, ref: str) -> bytes | None:
         """The raw original behind ``Evidence.raw_ref``."""
+        ...
+
+    async def external_evidence(
+        self, ip: str, *, limit: int | None = None
+    ) -> builtins.list[Evidence]:
+        """The evidence against an external address (which has no case), newest first."""
         ...
 
     async def active_zombies(self, now: float) -> builtins.list[Zombie]:

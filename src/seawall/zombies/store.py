@@ -134,6 +134,10 @@ class CaseBook:
     async def raw(self, ref: str) -> bytes | None:
         return await self._run(self.backend.raw, ref)
 
+    async def external_evidence(self, ip: str, *, limit: int | None = None) -> list[Evidence]:
+        """The evidence against the external address ``ip`` (no case), newest first."""
+        return await self._run(self.backend.evidence, f"ext:{ip}", limit)
+
     # -- cases ---------------------------------------------------------------------------
     async def get(self, case_id: str) -> Case | None:
         key = await self._run(self.backend.case_key, case_id)
