@@ -62,6 +62,7 @@ async def setup(tmp_path: Path) -> AsyncIterator[tuple[Config, Desk, MemoryStore
     starts = [
         ("Start", now - 600, "alice", "192.0.2.10", "s1"),
         ("Start", now - 600, "bob", "192.0.2.11", "s2"),
+        ("Start", now - 60, "carol", "192.0.2.50", "s3"),  # after the address case's spam
     ]
     parser = DetailParser("test")
     records = [
@@ -256,4 +257,34 @@ async def test_behind_a_trusted_proxy_the_forwarded_client_counts(
     page = stranger.get(
         "/garden/", headers={"X-Forwarded-For": "192.0.2.10"}, follow_redirects=False
     )
+    assert page.status_code == 200
+
+
+async def test_the_front_door_never_shows_an_address_case_to_its_next_holder(
+    setup: tuple[Config, Desk, MemoryStore],
+) -> None:
+    config, desk, store = setup
+    # Spam from 192.0.2.50 before anyone held it by the accounting: an address case.
+    for i in range(2):
+        await desk.ingest(
+            Evidence(
+                id=evidence_id("static", i),
+                source="verdict",
+                kind="spam",
+                at=time.time() - 3600 + i,
+                ip="192.0.2.50",
+                weight=8.0,
+                subject="x",
+            )
+        )
+    case = await desk.store.find(ip="192.0.2.50")
+    assert case is not None
+    assert case.account is None
+    if case.state != "walled":
+        await desk.transition(case.id, "walled", "admin", "test")
+    # carol holds 192.0.2.50 now: she is not sent to that case's page.
+    carol = TestClient(
+        Starlette(routes=garden_routes(config, store, desk)), client=("192.0.2.50", 5000)
+    )
+    page = carol.get("/garden/", follow_redirects=False)
     assert page.status_code == 200

@@ -314,3 +314,60 @@ async def test_the_clock_reports_external_zombies_once(
     assert zone == {"198.51.100.99": "127.0.0.3", "203.0.113.9": "127.0.0.3"}
     time.sleep(1.0)
     assert len(mta.sink.received) == before + 1
+
+
+async def test_a_walled_account_is_followed_to_its_new_address(
+    tmp_path: Path, mta: Mta, nas: RunningNas, book: CaseBook
+) -> None:
+    """Reconnected, alice holds another address; the one her spam came from is bob's now:
+    the exports, the zone and the CoA follow alice, and bob is neither walled nor listed."""
+    from tests.zombies.test_cli import detail
+
+    from seawall.accounting import open_sessions
+    from seawall.accounting.detail import DetailParser, Problem
+
+    config = make_config(tmp_path, mta, nas)
+    now = int(time.time())
+
+    async def account(records: list[tuple[str, int, str, str, str]]) -> None:
+        parser = DetailParser("test")
+        parsed = parser.feed(detail(records).encode()) + parser.end()
+        sessions = open_sessions(config)
+        await sessions.add([r for r in parsed if not isinstance(r, Problem)])
+        await sessions.close()
+
+    await account([("Start", now - 900, "alice", "192.0.2.10", "s1")])
+    remedies = build(config, book)
+    desk = Desk(book, remedies=remedies)
+    for i in range(2):
+        await desk.ingest(spam("alice", "192.0.2.10", now - 800 + i, weight=7.0))
+    case = await book.find(account="alice")
+    assert case is not None
+    case = await desk.transition(case.id, "walled", "admin", "by hand")
+    assert nas.received[-1].attributes["Framed-IP-Address"] == ["192.0.2.10"]
+    assert "192.0.2.10" in (tmp_path / "exports" / NFT_FILE).read_text()
+
+    await account(
+        [
+            ("Stop", now - 60, "alice", "192.0.2.10", "s1"),
+            ("Start", now - 50, "alice", "192.0.2.77", "s2"),
+            ("Start", now - 40, "bob", "192.0.2.10", "s3"),
+        ]
+    )
+    await remedies.tick(now)
+    nft = (tmp_path / "exports" / NFT_FILE).read_text()
+    assert "add element inet seawall walled { 192.0.2.77 }" in nft
+    assert "192.0.2.10" not in nft
+    assert parse_zone((tmp_path / "zone" / "zombies.ip4set").read_text()) == {
+        "192.0.2.77": "127.0.0.2"
+    }
+    # Released and walled again by hand: the CoA names the session alice holds now.
+    case = await desk.transition(case.id, "released", "admin", "test")
+    assert nas.received[-1].attributes["Framed-IP-Address"] == ["192.0.2.77"]
+    # Offline: nothing to firewall, nothing listed; the RADIUS file gardens her next session.
+    await account([("Stop", now - 10, "alice", "192.0.2.77", "s2")])
+    case = await desk.transition(case.id, "walled", "admin", "again")
+    await remedies.tick(now)
+    assert "192.0.2." not in (tmp_path / "exports" / NFT_FILE).read_text().split("flush")[-1]
+    assert '"alice"' in (tmp_path / "exports" / RADIUS_FILE).read_text()
+    assert parse_zone((tmp_path / "zone" / "zombies.ip4set").read_text()) == {}

@@ -40,7 +40,6 @@ from seawall.zombies.cases import Desk
 from seawall.zombies.model import Case, CaseError
 from seawall.zombies.remedies.links import PATH, GardenLinks
 from seawall.zombies.remedies.notice import templates
-from seawall.zombies.remedies.remediation import current_ips
 from seawall.zombies.remedies.summary import CLEANING_STEPS, summarize
 from seawall.zombies.sharing.zone import zone_entries
 
@@ -194,10 +193,11 @@ class Garden:
         """The walled case whose current address is ``ip``: the account holding it now
         (RADIUS accounting), else a static customer's address case."""
         account = await self.desk.who(ip, time.time()) if self.desk.who else None
-        case = await self.desk.store.find(account=account, ip=ip)
-        if case is None or case.state != "walled" or ip not in current_ips(case):
-            return None
-        return case
+        if account:  # only that account's case: never the page of the address's past
+            case = await self.desk.store.find(account=account)
+        else:
+            case = await self.desk.store.find(ip=ip)
+        return case if case is not None and case.state == "walled" else None
 
     async def zombies(self, request: Request) -> Response:
         now = time.time()

@@ -27,11 +27,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import msgspec
+
 from seawall.config import Config
 from seawall.store import Store
 from seawall.zombies.model import Case, Evidence, State, Transition, Zombie
 from seawall.zombies.remedies.coa import Dynamic
 from seawall.zombies.remedies.exports import Walled, export_dir, export_walled
+from seawall.zombies.remedies.holders import Holders
 from seawall.zombies.remedies.links import GardenLinks
 from seawall.zombies.remedies.notice import Notices
 from seawall.zombies.remedies.policy import decide, is_relapse
@@ -45,13 +48,6 @@ POLICY = "policy"  # who makes the policy's moves
 REMEDIES = "remedies"  # who notes what a remedy did
 EVIDENCE_READ = 50  # evidence behind one abuse report
 ZONE_FILE = "zombies.ip4set"
-
-
-def current_ips(case: Case) -> tuple[str, ...]:
-    """The address(es) a case holds now: an account's newest, an address case's own."""
-    if case.account is None:
-        return (case.ip,) if case.ip else ()
-    return case.ips[-1:]
 
 
 class Remediation:
@@ -83,6 +79,7 @@ class Remediation:
             txt=sharing.zone_txt,
         )
         self.reporter = Reporter(sharing, store)
+        self.holders = Holders(config)
         self._reported: dict[str, float] = {}  # external address -> last_seen reported
 
     # -- the hook ------------------------------------------------------------------------
@@ -120,7 +117,7 @@ class Remediation:
         return None
 
     async def _wall(self, case: Case, action: str) -> list[str]:
-        ips = current_ips(case)
+        ips = await self.holders.addresses(case, self.clock())
         if not self.enforce:
             what = "wall" if action == "wall" else "release"
             return [f"dry-run: would {what} {', '.join(ips) or case.subject} (exports, CoA)"]
@@ -132,8 +129,12 @@ class Remediation:
 
     async def export(self) -> str:
         """Write the walled set's three files (enforce mode); what changed."""
+        now = self.clock()
         walled = await self.cases.list(states=("walled",))
-        items = [Walled(c.subject, current_ips(c), account=c.account is not None) for c in walled]
+        items = [
+            Walled(c.subject, await self.holders.addresses(c, now), account=c.account is not None)
+            for c in walled
+        ]
         changed = export_walled(items, self.settings, self.export_dir)
         if not changed:
             return ""
@@ -179,17 +180,34 @@ class Remediation:
             except Exception:
                 log.exception("remedies: the policy failed on case %s", case.id)
         zombies = await self.publish_zone(now)
+        if self.enforce:
+            await self.export()  # walled accounts that reconnected hold other addresses now
         if self.reporter.contacts:
             await self.report_external(zombies, now)
 
     async def publish_zone(self, now: float | None = None) -> list[Zombie]:
         now = self.clock() if now is None else now
-        zombies = await self.cases.active_zombies(now)
+        zombies = await self._where_now(await self.cases.active_zombies(now), now)
         try:
             self.zone.publish(zombies, now=now)
         except OSError as exc:
             log.warning("zone %s not written: %s", self.zone.path, exc)
         return zombies
+
+    async def _where_now(self, zombies: list[Zombie], now: float) -> list[Zombie]:
+        """The own zombies at the addresses their accounts hold now (an address the zombie
+        held before may be an innocent customer's by now); the external ones as they are."""
+        out: list[Zombie] = []
+        for zombie in zombies:
+            case = await self.cases.get(zombie.case_id) if zombie.case_id else None
+            if zombie.cls != "own" or case is None:
+                out.append(zombie)
+                continue
+            out += [
+                msgspec.structs.replace(zombie, ip=ip)
+                for ip in await self.holders.addresses(case, now)
+            ]
+        return out
 
     async def report_external(self, zombies: list[Zombie], now: float) -> None:
         """One report per external address (and incident) to its network's contact."""
