@@ -24,7 +24,10 @@ One ``seawall serve`` (2 workers) on a learned state (the SpamAssassin train hal
    every ``[dashboard] refresh_s`` (5 s, the default) and redraws its charts.  The browser
    runs in both, so only the dashboard's work differs.  msg/s per round, the median of
    the per-round ratios B/A, and the server's CPU per message (its processes' user+system
-   time), which other work on the machine disturbs less.
+   time), which other work on the machine disturbs less; and the browser's own CPU, which
+   here shares the server's two cores (a desk's browser runs on the desk's machine).
+3. **What one live update costs**: no load, ``--idle-s`` seconds with the overview open,
+   then as long on about:blank: the server's CPU in each, over the updates the page made.
 
 Prints a report and writes the JSON to .cache/bench/dashboard.json.
 """
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import http.client
 import json
 import random
@@ -47,6 +51,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import psutil
 from selenium.webdriver.remote.webdriver import WebDriver
 from tests.dashboard.browser import chromium, need_chromium, wait_for
 from tests.integration.seawall_proc import Seawall
@@ -208,6 +213,42 @@ def live_campaigns(sw: Seawall) -> int:
     return -1
 
 
+def browser_cpu_s(driver: WebDriver) -> float:
+    """CPU seconds of chromedriver and the browser's processes under it."""
+    pid = driver.service.process.pid  # type: ignore[attr-defined]
+    root = psutil.Process(pid)
+    total = 0.0
+    for proc in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            times = proc.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def updates(driver: WebDriver) -> int:
+    return int(driver.find_element("tag name", "body").get_attribute("data-updates") or 0)
+
+
+def idle_cost(driver: WebDriver, sw: Seawall, seconds: float) -> dict[str, float]:
+    """Server CPU with the overview open and updating, and with no page, with no mail."""
+    driver.get(sw.url("/ui/"))
+    wait_for(lambda: driver.find_elements("css selector", "#actions-chart canvas"))
+    n0, cpu0 = updates(driver), server_cpu_s(sw)
+    time.sleep(seconds)
+    n, open_cpu = updates(driver) - n0, server_cpu_s(sw) - cpu0
+    driver.get("about:blank")
+    cpu0 = server_cpu_s(sw)
+    time.sleep(seconds)
+    closed_cpu = server_cpu_s(sw) - cpu0
+    return {
+        "seconds": seconds,
+        "updates": n,
+        "server_cpu_s_open": round(open_cpu, 3),
+        "server_cpu_s_closed": round(closed_cpu, 3),
+        "server_cpu_ms_per_update": round(1000 * (open_cpu - closed_cpu) / max(1, n), 1),
+    }
+
+
 def throughput(
     driver: WebDriver,
     sw: Seawall,
@@ -217,6 +258,7 @@ def throughput(
 ) -> dict[str, Any]:
     rates: dict[str, list[float]] = {"closed": [], "open": []}
     cpu_ms: dict[str, list[float]] = {"closed": [], "open": []}
+    browser_ms: dict[str, list[float]] = {"closed": [], "open": []}
     for r in range(rounds):
         order = ("closed", "open") if r % 2 == 0 else ("open", "closed")
         for side in order:
@@ -228,10 +270,13 @@ def throughput(
                 )
             else:
                 driver.get("about:blank")
-            cpu0 = server_cpu_s(sw)
+            cpu0, browser0 = server_cpu_s(sw), browser_cpu_s(driver)
             result = run_load(sw.url("/checkv2"), samples, concurrency, headers=HEADERS).summary()
             time.sleep(1.5)
             spent = server_cpu_s(sw) - cpu0
+            browser_ms[side].append(
+                round(1000 * (browser_cpu_s(driver) - browser0) / len(samples), 3)
+            )
             assert result["errors"] == 0, result
             if side == "open":
                 updates = (
@@ -251,6 +296,8 @@ def throughput(
     return {
         "msgs_per_s": rates,
         "cpu_ms_per_msg": cpu_ms,
+        "browser_cpu_ms_per_msg": browser_ms,
+        "median_browser_cpu_ms_per_msg": {k: statistics.median(v) for k, v in browser_ms.items()},
         "median_msgs_per_s": {k: statistics.median(v) for k, v in rates.items()},
         "median_ratio_open_to_closed": round(statistics.median(ratios), 3),
         "median_cpu_ratio_open_to_closed": round(statistics.median(cpu), 3),
@@ -265,6 +312,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--messages", type=int, default=1500)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--idle-s", type=float, default=60.0)
+    parser.add_argument("--skip-pages", action="store_true")
     args = parser.parse_args(argv)
     need_chromium()
     samples = corpus_samples(train=False, limit=args.messages)
@@ -298,7 +347,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             time.sleep(2)
             with chromium(root / "profile") as driver:
                 login(driver, sw)
-                report["pages"] = page_loads(driver, sw, args.loads)
+                if not args.skip_pages:
+                    report["pages"] = page_loads(driver, sw, args.loads)
+                report["idle"] = idle_cost(driver, sw, args.idle_s)
+                print(f"idle: {report['idle']}", file=sys.stderr)
                 report["throughput"] = throughput(
                     driver, sw, samples, args.rounds, args.concurrency
                 )
