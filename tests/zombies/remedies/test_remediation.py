@@ -135,7 +135,7 @@ async def test_notify_wall_release_and_reentry(
     assert notice["Auto-Submitted"] == "auto-generated"
     plain, html = text_of(notice, "plain"), text_of(notice, "html")
     assert "2 spam messages" in plain
-    assert "1 messages carrying malware" in plain
+    assert "1 message carrying malware" in plain
     assert "Win.Worm.Mydoom" in plain
     assert "c-77" in plain
     assert "Cheap <b>pills</b>" in plain  # plain text as it was

@@ -12,18 +12,27 @@ from dataclasses import dataclass
 
 from seawall.zombies.model import Evidence
 
-# How the kinds read to a customer.
-KIND_WORDS: dict[str, str] = {
-    "spam": "spam messages",
-    "malware": "messages carrying malware",
-    "worm": "copies of a mail worm",
-    "botnet": "messages of a botnet campaign",
-    "direct_mx": "messages sent straight to a mail server, bypassing our relay",
-    "rate": "bursts of connections to mail servers",
-    "report": "complaints from other networks",
-    "drone": "reports of an infected computer (drone)",
-    "sinkhole": "connections to a botnet's command server (sinkhole)",
-    "spam_source": "reports of spam sent from your connection",
+# How the kinds read to a customer: (one, several).
+KIND_WORDS: dict[str, tuple[str, str]] = {
+    "spam": ("spam message", "spam messages"),
+    "malware": ("message carrying malware", "messages carrying malware"),
+    "worm": ("copy of a mail worm", "copies of a mail worm"),
+    "botnet": ("message of a botnet campaign", "messages of a botnet campaign"),
+    "direct_mx": (
+        "message sent straight to a mail server, bypassing our relay",
+        "messages sent straight to mail servers, bypassing our relay",
+    ),
+    "rate": ("burst of connections to mail servers", "bursts of connections to mail servers"),
+    "report": ("complaint from another network", "complaints from other networks"),
+    "drone": ("report of an infected computer (drone)", "reports of an infected computer (drone)"),
+    "sinkhole": (
+        "connection to a botnet's command server (sinkhole)",
+        "connections to a botnet's command server (sinkhole)",
+    ),
+    "spam_source": (
+        "report of spam sent from your connection",
+        "reports of spam sent from your connection",
+    ),
 }
 MAX_SUBJECTS = 5
 
@@ -52,6 +61,11 @@ def _utc(at: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(at)) if at else ""
 
 
+def _words(kind: str, n: int) -> str:
+    one, several = KIND_WORDS.get(kind, (kind, kind))
+    return one if n == 1 else several
+
+
 def summarize(evidence: Iterable[Evidence]) -> Summary:
     """The summary of ``evidence`` (clean mail is not evidence against anyone)."""
     items = [e for e in evidence if e.kind != "clean"]
@@ -64,7 +78,7 @@ def summarize(evidence: Iterable[Evidence]) -> Summary:
         if len(subjects) == MAX_SUBJECTS:
             break
     return Summary(
-        counts=tuple((KIND_WORDS.get(k, k), n) for k, n in kinds.most_common()),
+        counts=tuple((_words(k, n), n) for k, n in kinds.most_common()),
         total=len(items),
         first=min((e.at for e in items), default=0.0),
         last=max((e.at for e in items), default=0.0),
