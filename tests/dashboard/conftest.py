@@ -91,8 +91,14 @@ def write_config(root: Path, extra: str = "") -> Path:
 
 
 @pytest.fixture
-def desk(tmp_path: Path) -> Iterator[Desk]:
-    config = load_config(write_config(tmp_path))
+def extra_config() -> str:
+    """More TOML for the desk's configuration (a test overrides this fixture)."""
+    return ""
+
+
+@pytest.fixture
+def desk(tmp_path: Path, extra_config: str) -> Iterator[Desk]:
+    config = load_config(write_config(tmp_path, extra_config))
     engine = build_engine(config)
     tracker = next(d for d in engine.detectors if d.name == "campaigns").tracker  # type: ignore[attr-defined]
     store = SqliteStore.open(tmp_path / "state" / "state.sqlite")

@@ -56,6 +56,7 @@ def dashboard_routes(
     users = Users(config.users)
     web = Web(config, Sessions(config, users, store, load_key(config)))
     parts = Parts(config=config, web=web, store=store, tracker=tracker, learner=learner, desk=desk)
+    web.env.globals["cases_on"] = desk is not None  # the nav leaves out what is not served
 
     async def users_page(request: Request, session: Session) -> Response:
         listed = [(name, settings.roles) for name, settings in sorted(config.users.items())]
