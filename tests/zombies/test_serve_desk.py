@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import re
+import signal
 import time
 import urllib.request
 from pathlib import Path
@@ -105,5 +108,33 @@ def test_serve_finds_the_zombie(
         assert case["kinds"] == {"worm": 2, "rate": 1, "report": 1}
         assert not list((abuse / "new").iterdir())
         assert [p.name for p in (abuse / "cur").iterdir()] == ["1.report.host:2,S"]
+    finally:
+        assert sw.stop() == 0
+
+
+def test_a_desk_that_dies_is_restarted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sw = Seawall(tmp_path / "sw", tmp_path / "state")
+    sw.extra = (
+        "[trusted]\nprivate_is_trusted = false\n"
+        '[isp]\nnetworks = ["10.0.0.0/8"]\ndynamic = ["10.1.0.0/16"]\n'
+    )
+    sw.start()
+    try:
+
+        def pids() -> list[int]:
+            return [int(p) for p in re.findall(r"zombie desk (\d+) started", sw.log())]
+
+        (first,) = wait_for(pids, 30)
+        os.kill(first, signal.SIGKILL)
+        restarted = wait_for(lambda: [p for p in pids() if p != first], 30)
+        assert restarted, sw.log()
+        assert f"zombie desk {first} exited" in sw.log()
+        # The new desk takes what the workers push meanwhile: an address case (no accounting).
+        for n in range(2):
+            scan(sw, worm(n), "10.1.7.7", f"R{n}")
+        found = wait_for(lambda: cases(sw, capsys))
+        assert found, sw.log()
+        assert found[0]["ip"] == "10.1.7.7"
+        assert found[0]["account"] is None
     finally:
         assert sw.stop() == 0
