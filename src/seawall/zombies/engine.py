@@ -78,8 +78,14 @@ class CaseEngine:
         done = 0
         while True:
             pieces = await self.desk.store.take(batch)
-            for evidence in pieces:
-                await self.desk.ingest(evidence)
+            for i, evidence in enumerate(pieces):
+                try:
+                    await self.desk.ingest(evidence)
+                except StoreError:
+                    # Lose nothing: what is left goes back to the inbox for the next round
+                    # (if the store takes it; else it is lost with this error logged).
+                    await self.desk.store.push(pieces[i:])
+                    raise
             done += len(pieces)
             if len(pieces) < batch:
                 return done
