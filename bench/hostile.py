@@ -1,7 +1,7 @@
 """``seawall serve`` under hostile clients: worst-case memory per front end, and load held.
 
     .venv/bin/python -m bench.hostile memory
-    .venv/bin/python -m bench.hostile load [--seconds 120] [--hostile 500]
+    .venv/bin/python -m bench.hostile load [--seconds 120] [--rounds 4] [--hostile 500]
     .venv/bin/python -m bench.hostile ab --base REV [--rounds 4]
 
 ``memory``: one worker with the default limits.  For each front end, ``max_connections``
@@ -14,11 +14,12 @@ that the sweeper does not close the connections before they are measured.
 
 ``load``: a real Postfix with the milter (discard transport) sends the SpamAssassin test
 half as fast as 8 SMTP clients can (more than twice the peak rate of the replays measured
-in docs/benchmarks.md), once alone and once while ``--hostile`` connections per front end
-(http, milter, spamd, policy) are held open from 40 loopback addresses, half silent and
-half trickling a byte every 2 s, each reopened as soon as Seawall closes it.  Reports
-messages/s, messages lost (no SMTP answer, or a tempfail) and stuck (over 60 s), and the
-worker's RSS at the start and the end.
+in docs/benchmarks.md), for ``--seconds`` in ``--rounds`` rounds, alone and hostile in turn
+(A B B A): hostile while ``--hostile`` connections per front end (http, milter, spamd,
+policy) are held open from 40 loopback addresses, half silent and half trickling a byte
+every 2 s, each reopened as soon as Seawall closes it.  Reports messages/s per round,
+messages lost (no SMTP answer, or a tempfail other than a greylist verdict's) and stuck
+(over 60 s), and the workers' RSS every 30 s.
 
 ``ab``: /checkv2 throughput at concurrency 16 of this tree against ``REV`` (A B B A rounds,
 each side's ``seawall serve`` with 2 workers run from its own ``src/``).
