@@ -158,7 +158,7 @@ class RspamdRunner:
         from bench.load import Sample, run_load
 
         rb = self.rb
-        rb.redis_call(self.redis_port, "FLUSHALL")
+        rb.redis_call(self.redis_port, "FLUSHALL", "ASYNC")  # a large Bayes takes a while
         samples = [
             Sample(item.unit.path, "spam" if item.spam else "ham", item.unit.read())
             for item in train
