@@ -314,6 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--idle-s", type=float, default=60.0)
     parser.add_argument("--skip-pages", action="store_true")
+    parser.add_argument("--skip-throughput", action="store_true")
     args = parser.parse_args(argv)
     need_chromium()
     samples = corpus_samples(train=False, limit=args.messages)
@@ -349,11 +350,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 login(driver, sw)
                 if not args.skip_pages:
                     report["pages"] = page_loads(driver, sw, args.loads)
-                report["idle"] = idle_cost(driver, sw, args.idle_s)
-                print(f"idle: {report['idle']}", file=sys.stderr)
-                report["throughput"] = throughput(
-                    driver, sw, samples, args.rounds, args.concurrency
-                )
+                if not args.skip_throughput:
+                    report["idle"] = idle_cost(driver, sw, args.idle_s)
+                    print(f"idle: {report['idle']}", file=sys.stderr)
+                    report["throughput"] = throughput(
+                        driver, sw, samples, args.rounds, args.concurrency
+                    )
         finally:
             sw.stop()
             shutil.rmtree(root / "profile", ignore_errors=True)

@@ -43,7 +43,13 @@ def routes(parts: Parts) -> list[Route]:
     async def listing(request: Request, session: Session) -> Response:
         query = request.query_params.get("q", "").strip().lower()[:200]
         only = request.query_params.get("only", "")
-        items, error = await guarded(parts.campaigns, [])
+        page = _page_number(request)
+        # Busiest first, and outbreaks are the busiest: without a search, the tracker
+        # summarises only the campaigns up to this page (and one more, to know there is a
+        # next page); a search reads them all.
+        limit = 0 if query or only == "spam" else page * PAGE_SIZE + 1
+        items, error = await guarded(lambda: parts.campaigns(limit=limit), [])
+        complete = limit == 0 or len(items) < limit
         if query:
             items = [item for item in items if _matches(item, query)]
         if only == "spam":
@@ -51,7 +57,6 @@ def routes(parts: Parts) -> list[Route]:
         elif only == "outbreak":
             limit = parts.config.detectors.campaigns.outbreak_per_hour
             items = [item for item in items if int(item.get("per_hour", 0)) >= limit]
-        page = _page_number(request)
         pages = max(1, -(-len(items) // PAGE_SIZE))
         page = min(page, pages)
         shown = items[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
@@ -62,6 +67,7 @@ def routes(parts: Parts) -> list[Route]:
             active="campaigns",
             items=[summary_row(item) for item in shown],
             total=len(items),
+            complete=complete,
             page=page,
             pages=pages,
             query=request.query_params.get("q", "")[:200],
