@@ -30,6 +30,8 @@ def campaign_copy(i: int, *, seed: int = 1) -> bytes:
     """Copy ``i`` of one campaign: the same pitch with a few words and the link changed."""
     rng = random.Random(seed * 1000 + i)
     words = PITCH.split()
+    if seed != 1:  # another campaign: the same words in an order of its own
+        random.Random(seed).shuffle(words)
     for _ in range(3):
         words[rng.randrange(len(words))] = rng.choice(("great", "best", "cheap", "fast"))
     token = rng.randrange(10**6)

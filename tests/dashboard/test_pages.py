@@ -7,6 +7,7 @@ import csv
 import io
 import re
 
+import pytest
 from tests.dashboard.conftest import Desk, csrf_of
 from tests.dashboard.mail import campaign_copy, campaign_envelope, ham, hostile
 
@@ -151,3 +152,26 @@ def test_hostile_mail_is_shown_as_text(desk: Desk) -> None:
         assert "<svg" not in html
         assert 'href="javascript:' not in html
     assert "&lt;script&gt;window.__xss" in pages[0]  # shown, as text
+
+
+def test_the_campaign_list_pages_through_the_busiest(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from seawall.dashboard import campaigns
+
+    for seed in (1, 2, 3):
+        for i in range(3 + seed):
+            desk.scan(campaign_copy(i, seed=seed), campaign_envelope(i, seed=seed))
+    ids = [str(c["id"]) for c in asyncio.run(desk.tracker.listing(2))]
+    assert len(ids) == 3
+    monkeypatch.setattr(campaigns, "PAGE_SIZE", 1)
+    assert desk.login("ana") == 303
+    first = desk.client.get("/ui/campaigns")
+    assert ids[0] in first.text
+    assert ids[1] not in first.text
+    assert "page=2" in first.text
+    last = desk.client.get("/ui/campaigns", params={"page": "3"})
+    assert ids[2] in last.text
+    assert "page=4" not in last.text
+    found = desk.client.get("/ui/campaigns", params={"q": "pills2.example"})
+    assert "1 campaigns" in found.text
