@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from seawall.engine import build_engine
 from seawall.frontends.http import build_app
 from seawall.message import Envelope
 from seawall.serve.service import Service
-from seawall.store.sqlite import SqliteStore
+from seawall.store import open_store
 from seawall.store.verdicts import VerdictRecord, open_verdicts
 from seawall.users import hash_password
 
@@ -75,9 +76,11 @@ def csrf_of(html: str) -> str:
     return found.group(1)
 
 
-def write_config(root: Path, extra: str = "") -> Path:
-    lines = [f'state_dir = "{root / "state"}"', "[isp]", 'networks = ["10.0.0.0/8"]']
-    lines.append('dynamic = ["10.1.0.0/16"]')
+def write_config(root: Path, extra: str = "", *, state: str = "") -> Path:
+    lines = [f'state_dir = "{root / "state"}"']
+    if state:
+        lines.append(f'state = "{state}"')
+    lines += ["[isp]", 'networks = ["10.0.0.0/8"]', 'dynamic = ["10.1.0.0/16"]']
     lines += ["[serve.history]", "keep_messages = true"]
     for name, password in PASSWORDS.items():
         lines += [
@@ -96,17 +99,31 @@ def extra_config() -> str:
     return ""
 
 
-@pytest.fixture
-def desk(tmp_path: Path, extra_config: str) -> Iterator[Desk]:
-    config = load_config(write_config(tmp_path, extra_config))
-    engine = build_engine(config)
-    tracker = next(d for d in engine.detectors if d.name == "campaigns").tracker  # type: ignore[attr-defined]
-    store = SqliteStore.open(tmp_path / "state" / "state.sqlite")
+@contextmanager
+def served_desk(
+    root: Path, config_file: Path, tracker: TrackerClient | None = None
+) -> Iterator[Desk]:
+    """One worker's dashboard in-process: its Engine, store and Service (``tracker``: the
+    campaign tracker it shares with another worker, else the Engine's own)."""
+    config = load_config(config_file)
+    engine = build_engine(config, tracker=tracker)
+    if tracker is None:
+        tracker = next(d for d in engine.detectors if d.name == "campaigns").tracker  # type: ignore[attr-defined]
+    assert tracker is not None
+    store = open_store(config)
     service = Service(engine, config, classifier=engine.classifier, store=store)
     app = build_app(
         service, allow_learn=True, extra_routes=dashboard_routes(service, tracker=tracker)
     )
-    with TestClient(app, base_url="http://testserver") as client:
-        yield Desk(client, service, tracker, tmp_path)
-    asyncio.run(store.close())
-    engine.close()
+    try:
+        with TestClient(app, base_url="http://testserver") as client:
+            yield Desk(client, service, tracker, root)
+    finally:
+        asyncio.run(store.close())
+        engine.close()
+
+
+@pytest.fixture
+def desk(tmp_path: Path, extra_config: str) -> Iterator[Desk]:
+    with served_desk(tmp_path, write_config(tmp_path, extra_config)) as served:
+        yield served
