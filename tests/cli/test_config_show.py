@@ -41,6 +41,8 @@ def lookup(document: dict[str, object], key: tuple[str, ...]) -> bool:
     node: object = document
     for name in key:
         if isinstance(node, list):
+            if not node:  # an empty array of tables ("nas = []") shows no keys below it
+                return True
             node = node[0]
         if not isinstance(node, dict) or name not in node:
             return False

@@ -91,8 +91,8 @@ def test_checkv2_renders_the_verdict(seawall: Seawall) -> None:
 def test_json_api_and_openapi(seawall: Seawall) -> None:
     spec = get(seawall, "/openapi.json")
     assert spec["openapi"].startswith("3.")
-    for path in spec["paths"]:
-        assert path.startswith("/api/v1/")
+    for path in spec["paths"]:  # the JSON API, and the walled garden's customer pages
+        assert path.startswith(("/api/v1/", "/garden/"))
     verdict = post(seawall, "/api/v1/scan?ip=198.51.100.7&rcpt=bob@example.org", HAM)
     assert verdict["action"] == "no action"
     assert verdict["language"] == "en"
