@@ -210,3 +210,21 @@ async def test_external_evidence_by_address(book: CaseBook) -> None:
     got = await book.external_evidence("198.51.100.7")
     assert [e.at for e in got] == [T0 + 1, T0]
     assert await book.external_evidence("198.51.100.8") == []
+
+
+async def test_a_page_of_cases_with_the_counts_of_all(book: CaseBook) -> None:
+    for i in range(5):
+        account = f"acct{i}"
+        for n in range(3):
+            await book.add_evidence(ev(n, account=account, ip=f"10.1.{i}.{n}", at=T0 + i, weight=3))
+    newest = await book.find(account="acct4")
+    assert newest is not None
+    await book.transition(newest.id, "notified", "desk", "test")
+    page = await book.page(limit=2)
+    assert page.total == 5
+    assert page.by_state == {"open": 4, "notified": 1}
+    assert [c.account for c in page.cases] == ["acct4", "acct3"]
+    assert [c.id for c in page.cases] == [c.id for c in (await book.list())[:2]]
+    only = await book.page(states=["open"], limit=10)
+    assert (only.total, only.by_state) == (4, {"open": 4})
+    assert [c.account for c in only.cases] == ["acct3", "acct2", "acct1", "acct0"]

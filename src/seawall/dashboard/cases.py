@@ -21,7 +21,7 @@ from seawall.dashboard.inert import clean
 from seawall.dashboard.parts import CaseDesk, Parts, guarded
 from seawall.dashboard.web import PREFIX, SECURITY_HEADERS
 from seawall.errors import SeawallError
-from seawall.zombies.model import STATES, Case, State, can_move
+from seawall.zombies.model import STATES, Case, CasePage, State, can_move
 
 log = logging.getLogger("seawall.dashboard")
 
@@ -77,28 +77,26 @@ def routes(parts: Parts, desk: CaseDesk) -> list[Route]:
             states = (state,)  # type: ignore[assignment]
         ip = subject if subject and (":" in subject or subject.replace(".", "").isdigit()) else None
 
-        async def read() -> tuple[list[Case], int | None]:
-            found = await desk.store.list(
+        async def read() -> tuple[CasePage, int | None]:
+            found = await desk.store.page(
                 states=states,
                 account=subject if subject and ip is None else None,
                 ip=ip,
                 campaign=campaign or None,
                 since=now - since_h * 3600 if since_h else None,
+                limit=PAGE_SIZE,
             )
             return found, await parts.zone_size()
 
-        (cases, zone), error = await guarded(read, ([], None))
-        counts: dict[str, int] = {}
-        for case in cases:
-            counts[case.state] = counts.get(case.state, 0) + 1
+        (page, zone), error = await guarded(read, (CasePage(cases=(), total=0, by_state={}), None))
         return web.render(
             request,
             "cases.html",
             session,
             active="cases",
-            rows=[case_row(c, now, half_life) for c in cases[:PAGE_SIZE]],
-            total=len(cases),
-            counts=counts,
+            rows=[case_row(c, now, half_life) for c in page.cases],
+            total=page.total,
+            counts=page.by_state,
             zone=zone,
             state=state,
             states=STATES,

@@ -192,6 +192,14 @@ class Ingested(msgspec.Struct, frozen=True, kw_only=True):
     moved: Transition | None = None  # the case was opened or reopened by it
 
 
+class CasePage(msgspec.Struct, frozen=True, kw_only=True):
+    """One page of a filtered case list, and how many cases the filters match in all."""
+
+    cases: tuple[Case, ...]  # newest updated_at first, at most the page's size
+    total: int
+    by_state: dict[str, int]
+
+
 class CaseStore(Protocol):
     """The cases and their evidence, shared by the desk, the CLI, the API and the remedies."""
 
@@ -219,6 +227,20 @@ class CaseStore(Protocol):
     ) -> builtins.list[Case]:
         """Cases, newest ``updated_at`` first; each filter given narrows (``ip``: any of
         ``ips``; ``since``: updated at or after)."""
+        ...
+
+    async def page(
+        self,
+        *,
+        states: Sequence[State] = (),
+        account: str | None = None,
+        ip: str | None = None,
+        campaign: str | None = None,
+        since: float | None = None,
+        limit: int = 100,
+    ) -> CasePage:
+        """:meth:`list`'s first ``limit`` cases with the count of all that match, by state:
+        one read of the store for a page of the dashboard."""
         ...
 
     async def transition(

@@ -27,6 +27,7 @@ from seawall.zombies.model import (
     ACTIVE_STATES,
     Case,
     CaseError,
+    CasePage,
     Evidence,
     Ingested,
     State,
@@ -161,18 +162,48 @@ class CaseBook:
         since: float | None = None,
         limit: int | None = None,
     ) -> builtins.list[Case]:
-        rows = await self._run(self.backend.case_rows)
-        out = [
-            to_case(r)
-            for r in rows
+        rows = await self._matching(states, account, ip, campaign, since)
+        return [to_case(r) for r in (rows if limit is None else rows[:limit])]
+
+    async def page(
+        self,
+        *,
+        states: Sequence[State] = (),
+        account: str | None = None,
+        ip: str | None = None,
+        campaign: str | None = None,
+        since: float | None = None,
+        limit: int = 100,
+    ) -> CasePage:
+        rows = await self._matching(states, account, ip, campaign, since)
+        by_state: dict[str, int] = {}
+        for r in rows:
+            by_state[str(r.state)] = by_state.get(str(r.state), 0) + 1
+        return CasePage(
+            cases=tuple(to_case(r) for r in rows[:limit]), total=len(rows), by_state=by_state
+        )
+
+    async def _matching(
+        self,
+        states: Sequence[State],
+        account: str | None,
+        ip: str | None,
+        campaign: str | None,
+        since: float | None,
+    ) -> builtins.list[Row]:
+        """The case rows the filters match, newest first (only a page of them is made into
+        cases: a case's id is a digest, dear over ten thousand rows)."""
+        rows = [
+            r
+            for r in await self._run(self.backend.case_rows)
             if (not states or r.state in states)
             and (account is None or r.account == account)
             and (ip is None or ip in r.ips or r.ip == ip)
             and (campaign is None or campaign in r.campaigns)
             and (since is None or r.updated_at >= since)
         ]
-        out.sort(key=lambda c: (-c.updated_at, c.id))
-        return out if limit is None else out[:limit]
+        rows.sort(key=lambda r: (-r.updated_at, r.key))
+        return rows
 
     async def transition(
         self, case_id: str, new_state: State, who: str, why: str, *, at: float | None = None
