@@ -904,9 +904,9 @@ class Config(Section):
     accounting: AccountingSettings = AccountingSettings()
     # Who may log in to the dashboard and teach Seawall: [users.NAME] tables, written by
     # `seawall user add NAME` (seawall.users).
-    users: dict[
-        Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")], UserSettings
-    ] = msgspec.field(default_factory=dict)
+    users: dict[Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")], UserSettings] = (
+        msgspec.field(default_factory=dict)
+    )
     # The dashboard under /ui/ (seawall.dashboard).
     dashboard: DashboardSettings = DashboardSettings()
     # Remedies for the own zombies (notice, garden, port-25 block), and sharing with others.

@@ -22,8 +22,8 @@ from seawall.cli.demo import add_demo_parser
 from seawall.cli.dnsbl import cmd_dnsbl_test
 from seawall.cli.feeds import add_feeds_parser
 from seawall.cli.reputation import cmd_reputation
-from seawall.cli.scores import add_scores_parser
 from seawall.cli.scan import cmd_eval, cmd_learn, cmd_scan
+from seawall.cli.scores import add_scores_parser
 from seawall.cli.serve import cmd_config_check, cmd_config_show, cmd_serve
 from seawall.cli.simulate import add_simulate_parser
 from seawall.cli.users import add_user_parser
