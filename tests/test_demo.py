@@ -51,7 +51,9 @@ def test_make_demo_serves_a_wave_for_demo_seconds_and_exits_0(tmp_path: Path) ->
         text=True,
         check=True,
     )
-    command = shlex.split(dry.stdout.strip().splitlines()[-1])
+    # Under `make test`, the inner make also prints "make[1]: Leaving directory ...".
+    lines = [line for line in dry.stdout.splitlines() if line and not line.startswith("make")]
+    command = shlex.split(lines[-1])
     assert command[:2] == [".venv/bin/seawall", "demo"]
     assert command[2:4] == ["--seconds", "8"]
     done = subprocess.run(
