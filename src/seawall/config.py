@@ -680,7 +680,8 @@ class HttpSettings(ListenerSettings):
     listen: str = "127.0.0.1:7380"
     # Allow learning, forgetting and marking (/learnspam, /learnham, /api/v1/learn, forget).
     # A request must also come from learn_networks and carry "Authorization: Bearer
-    # NAME:PASSWORD" of a [users.NAME] with the "learn" role.
+    # NAME:PASSWORD" (or Rspamd's "Password: NAME:PASSWORD", rspamc -P) of a [users.NAME]
+    # with the "learn" role.
     allow_learn: bool = False
     learn_networks: tuple[str, ...] = LOOPBACK
     # Seconds an idle keep-alive connection is held open.

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.integration.seawall_proc import Seawall
+from tests.integration.seawall_proc import LEARNER, Seawall, learner_users
 from tests.integration.test_serve import HAM, post
 
 
@@ -19,7 +19,8 @@ def served(trained_state: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     root = tmp_path_factory.mktemp("rspamc")
     state = root / "state"
     shutil.copytree(trained_state, state)
-    sw = Seawall(root=root / "sw", state=state)
+    sw = Seawall(root=root / "sw", state=state, extra=learner_users())
+    sw.write_config(http={"allow_learn": True})
     sw.start()
     yield sw
     assert sw.stop() == 0
@@ -61,12 +62,15 @@ def test_symbols_of_ham(served: Seawall, tmp_path: Path) -> None:
 def test_learn_spam_then_ham(served: Seawall, tmp_path: Path) -> None:
     msg = tmp_path / "new.eml"
     msg.write_bytes(HAM.replace(b"lunch-1", b"learn-me").replace(b"noon", b"one o'clock"))
-    first = rspamc(served, "learn_spam", str(msg))
+    refused = rspamc(served, "learn_spam", str(msg))
+    assert "401" in refused.stdout + refused.stderr  # no credentials: learning is refused
+    # rspamc sends its -P password as Rspamd's "Password" header: a learner's NAME:PASSWORD.
+    first = rspamc(served, "-P", LEARNER, "learn_spam", str(msg))
     assert first.returncode == 0, first.stderr
     assert "success = true" in first.stdout
-    again = rspamc(served, "learn_spam", str(msg))
+    again = rspamc(served, "-P", LEARNER, "learn_spam", str(msg))
     assert "already learned" in again.stdout + again.stderr
-    relearn = rspamc(served, "learn_ham", str(msg))
+    relearn = rspamc(served, "-P", LEARNER, "learn_ham", str(msg))
     assert relearn.returncode == 0, relearn.stderr
     assert "success = true" in relearn.stdout
 

@@ -158,7 +158,10 @@ def build_app(
             return
         client = request.client.host if request.client is not None else None
         try:
-            await learn_access.check(client, bearer(request.headers.get("authorization")))
+            # Rspamd's clients send the controller's password as "Password" (rspamc -P):
+            # NAME:PASSWORD there stands for the Bearer token.
+            token = bearer(request.headers.get("authorization")) or request.headers.get("password")
+            await learn_access.check(client, token)
         except Denied as denied:
             raise Refused(_DENIED[denied.status], str(denied)) from None
 
