@@ -13,9 +13,15 @@ EML = Path(__file__).parents[1] / "corpus" / "eml"
 HAM = (EML / "ham_list.eml").read_bytes()
 
 
-def post(url: str, body: bytes, token: str | None = None, timeout: float = 30) -> tuple[int, Any]:
+def post(
+    url: str,
+    body: bytes,
+    token: str | None = None,
+    timeout: float = 30,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, Any]:
     """(status, parsed JSON body) of a POST; errors are statuses, not exceptions."""
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    headers = {**({"Authorization": f"Bearer {token}"} if token else {}), **(headers or {})}
     request = urllib.request.Request(url, data=body, method="POST", headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:

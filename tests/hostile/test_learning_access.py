@@ -61,6 +61,12 @@ def test_learning_from_outside_the_learn_networks_is_refused(
     status, body = post(sw.url("/learnspam"), HAM, token=TRAINER)
     assert status == 403
     assert "127.0.0.1" in body["error"]
+    # A forwarding header names no client: the peer of the socket is the client.
+    for header in ("X-Forwarded-For", "X-Real-IP", "Forwarded"):
+        value = "for=192.0.2.7" if header == "Forwarded" else "192.0.2.7"
+        status, body = post(sw.url("/learnspam"), HAM, token=TRAINER, headers={header: value})
+        assert status == 403, header
+        assert "127.0.0.1" in body["error"]
     assert learned(sw) == 0
 
 

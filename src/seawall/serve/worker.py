@@ -235,6 +235,10 @@ async def _start_http(
         access_log=False,
         log_config=None,
         server_header=False,
+        # The client is the socket's peer: uvicorn would otherwise take X-Forwarded-For from
+        # any local process, dodging learn_networks and the login limit per address (the
+        # garden page reads the header itself, from [trusted] proxies only).
+        proxy_headers=False,
         timeout_keep_alive=int(serve.http.keepalive_s),
         limit_concurrency=None,  # the gate's table caps connections, making room first
         timeout_graceful_shutdown=int(serve.drain_s),
