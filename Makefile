@@ -9,9 +9,10 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Debian packages: the real peers the integration tests talk to (rspamd brings rspamc; nsd
 # is the authoritative DNS server of the SPF, DKIM and DMARC tests; freeradius-utils brings
-# radclient; chromium and chromium-driver drive the dashboard headless) ...
+# radclient; chromium and chromium-driver drive the dashboard headless; nft and ipset check
+# the walled set's export files) ...
 TEST_DEBS := postfix swaks spamc rspamd rbldnsd clamav-daemon redis-server redis-sentinel nsd \
-	freeradius-utils chromium chromium-driver
+	freeradius-utils chromium chromium-driver nftables ipset
 # ... and what the benchmarks compare against.
 BENCH_DEBS := rspamd redis-server postfix swaks
 
