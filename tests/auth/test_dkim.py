@@ -5,13 +5,16 @@ the real signatures of the shared corpora, which must parse and fail without cra
 from __future__ import annotations
 
 import collections
+import random
 import re
+from typing import Any
 
+import dkim as dkimpy
 import pytest
 from tests.auth.signing import ED25519_PUBLIC, RSA_PUBLIC, sign
 
 from seawall import corpus
-from seawall.auth.dkim import DkimResult, DkimStatus, key_name, signatures, verify
+from seawall.auth.dkim import DkimResult, DkimStatus, _parsed, key_name, signatures, verify
 from seawall.dnslists.answer import Answer, Status
 
 MESSAGE = (
@@ -137,3 +140,34 @@ def test_dkimpy_never_asks_other_names(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(dkim, "get_txt", no_dns)
     raw = sign(MESSAGE, "dkim.test")
     assert statuses(raw) == ["pass"]
+
+
+def test_the_fast_parse_reads_as_dkimpy_reads() -> None:
+    """dkim._parsed (headers parsed line by line, the body made CRLF in one pass) gives what
+    dkimpy's own rfc822_parse gives, or fails as it does, on any mix of CR, LF and folds."""
+
+    def outcome(parse: Any, raw: bytes) -> object:
+        try:
+            headers, body = parse(raw)
+        except Exception as exc:  # the same failure either way
+            return type(exc).__name__
+        return [list(h) for h in headers], body
+
+    rng = random.Random(6376)
+    cases = [
+        b"A: b\r\n\r\nbody\r\nx\n",
+        b"A: b\n c\nB: d\n\nbody\r\r\nz\r\n\r\n",
+        b"\nbody",
+        b"\r\nbody",
+        b"A: b\r\n\nbody\n\n",
+        b"A: x\nB: y\n\r\nbo\r\ndy",
+        b"A: b\r\r\n\r\nbody",
+        b"From x\nA: b\n\nq",
+        b" folded first\nA: b\n\n",
+        b"A: x",
+    ]
+    cases += [
+        bytes(rng.choice(b"A:b \r\n\t") for _ in range(rng.randrange(1, 30))) for _ in range(5000)
+    ]
+    for raw in cases:
+        assert outcome(_parsed, raw) == outcome(dkimpy.rfc822_parse, raw), raw

@@ -90,18 +90,16 @@ class DkimResult:
         return self.status is DkimStatus.PASS and not self.partial
 
 
+_BLANK_LINE = re.compile(rb"\n\r?\n")
+
+
 def header_block(raw: bytes) -> bytes:
     """The message's header section, up to and with the blank line that ends it (the first
     empty line, CRLF or LF, as dkimpy's parser finds it)."""
     if raw.startswith((b"\n", b"\r\n")):
         return raw[: raw.index(b"\n") + 1]
-    ends = [
-        (at, len(end)) for end in (b"\r\n\r\n", b"\n\r\n", b"\n\n") if (at := raw.find(end)) >= 0
-    ]
-    if not ends:
-        return raw
-    at, size = min(ends)
-    return raw[: at + size]
+    blank = _BLANK_LINE.search(raw)  # one pass that stops at the header section's end
+    return raw if blank is None else raw[: blank.end()]
 
 
 @functools.lru_cache(maxsize=32)
