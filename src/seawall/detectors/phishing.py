@@ -22,10 +22,10 @@ from selectolax.lexbor import LexborHTMLParser
 
 from seawall.config import PhishingSettings
 from seawall.detectors.base import Context, Hit, Parts
-from seawall.detectors.htmlsource import html_sources
 from seawall.errors import ConfigError
 from seawall.message.headers import is_list_mail
 from seawall.message.hosts import domain_of
+from seawall.message.htmlsource import html_sources
 from seawall.message.model import Message, Url
 from seawall.message.parse import ParseLimits
 
