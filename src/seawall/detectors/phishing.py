@@ -12,7 +12,7 @@ import email.utils
 import functools
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -49,6 +49,8 @@ _HIDING = re.compile(
     r"|opacity\s*:\s*0(?:\.0*)?\s*(?:;|\"|'|$)|(?:max-)?height\s*:\s*0(?:px)?\s*;[^\"']*overflow\s*:\s*hidden",
     re.IGNORECASE,
 )
+_HIDING_LOWER = re.compile(_HIDING.pattern)  # the same, on lower-case text
+_HIDING_WORDS = ("display", "visibility", "font-size", "opacity", "height")
 _MAX_STYLED = 2000  # styled elements looked at per part
 _LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
 
@@ -71,16 +73,70 @@ class Lexicon:
     """The brands and the alert words, each compiled into one pattern."""
 
     brands: Mapping[str, Brand]  # by lower-case name, spaces single
-    brand_names: re.Pattern[str]
-    action: re.Pattern[str]
-    objects: re.Pattern[str]
+    brand_names: Phrases
+    action: Phrases
+    objects: Phrases
 
 
-def _words(phrases: Sequence[str]) -> re.Pattern[str]:
-    """Whole words or phrases (any white space between words), longest first."""
-    ordered = sorted({p.lower() for p in phrases if p.strip()}, key=len, reverse=True)
-    body = "|".join(r"\s+".join(re.escape(w) for w in p.split()) for p in ordered)
-    return re.compile(rf"(?<!\w)(?:{body})(?!\w)", re.IGNORECASE)
+_WORD = re.compile(r"\w+")
+
+
+class Phrases:
+    """Whole words or phrases (any white space between words), matched as one regex of
+    alternatives, longest first, would match them, without trying every alternative at every
+    position: a match starts with a word that begins a phrase, so the pattern is tried only
+    where such a word is found.  Every phrase starts with a letter or digit (checked when
+    built)."""
+
+    __slots__ = ("heads", "pattern")
+
+    def __init__(self, phrases: Sequence[str], where: str) -> None:
+        ordered = sorted(
+            {" ".join(p.lower().split()) for p in phrases if p.strip()}, key=len, reverse=True
+        )
+        body = "|".join(r"\s+".join(re.escape(w) for w in p.split()) for p in ordered)
+        self.pattern = re.compile(rf"(?<!\w)(?:{body})(?!\w)", re.IGNORECASE)
+        heads: set[str] = set()
+        for phrase in ordered:
+            head = _WORD.match(phrase)
+            if head is None:
+                raise ConfigError(f"{where}: {phrase!r} must start with a letter or digit")
+            heads.add(head.group())
+        self.heads = frozenset(heads)
+
+    def finditer(self, text: str, words: frozenset[str]) -> Iterator[re.Match[str]]:
+        """The pattern's matches in ``text`` (leftmost, not overlapping); ``words`` is
+        :func:`words_of` ``text`` (or of more)."""
+        heads = self.heads & words
+        if not heads:
+            return
+        lowered = text.lower()
+        starts: list[int] = []
+        if len(lowered) == len(text):  # one character for one: positions carry over
+            for head in heads:
+                at = lowered.find(head)
+                while at >= 0:
+                    starts.append(at)
+                    at = lowered.find(head, at + 1)
+            starts.sort()
+        else:  # a letter whose lower case is longer: try every word
+            starts = [w.start() for w in _WORD.finditer(text) if w.group().lower() in heads]
+        end = 0
+        for start in starts:
+            if start < end:
+                continue
+            found = self.pattern.match(text, start)
+            if found is not None:
+                end = found.end()
+                yield found
+
+    def search(self, text: str, words: frozenset[str]) -> re.Match[str] | None:
+        return next(self.finditer(text, words), None)
+
+
+def words_of(text: str) -> frozenset[str]:
+    """The lower-case words of ``text``, for :meth:`Phrases.finditer`."""
+    return frozenset(_WORD.findall(text.lower()))
 
 
 def build_lexicon(document: Mapping[str, Any], where: str) -> Lexicon:
@@ -102,7 +158,9 @@ def build_lexicon(document: Mapping[str, Any], where: str) -> Lexicon:
         objects += body["object"]
     if not brands or not actions or not objects:
         raise ConfigError(f"{where}: no brands or no alert words")
-    return Lexicon(brands, _words(list(brands)), _words(actions), _words(objects))
+    return Lexicon(
+        brands, Phrases(list(brands), where), Phrases(actions, where), Phrases(objects, where)
+    )
 
 
 @functools.cache
@@ -122,9 +180,27 @@ def load_lexicon(site_file: str = "") -> Lexicon:
     return build_lexicon(document, where)
 
 
+# The common shapes of a From field, read as ``email.utils.parseaddr`` reads them: a bare
+# address, or an unquoted (or simply quoted) name and an address in angle brackets.
+_ADDR = r"([^\s<>\"(),;:\\@\[\]]+@[^\s<>\"(),;:\\@\[\]]+)"
+_PLAIN_FROM = re.compile(
+    rf"\s*(?:{_ADDR}|(?:\"([^\"\\]*)\"|([\w\s.'-]*?))\s*<{_ADDR}>)\s*", re.ASCII
+)
+
+
+def _parse_from(value: str) -> tuple[str, str]:
+    plain = _PLAIN_FROM.fullmatch(value)
+    if plain is None:
+        return email.utils.parseaddr(value)
+    bare, quoted, words, address = plain.groups()
+    if bare is not None:
+        return "", bare
+    return (quoted if quoted is not None else " ".join(words.split())), address
+
+
 def _from(msg: Message) -> tuple[str, str | None]:
     """The From display name and the domain of its address (as ``Url.domain``)."""
-    name, address = email.utils.parseaddr(msg.headers.get("From", "")[:_MAX_FIELD])
+    name, address = _parse_from(msg.headers.get("From", "")[:_MAX_FIELD])
     host = address.rpartition("@")[2].lower().rstrip(".>") if "@" in address else ""
     return name, domain_of(host) if host else None
 
@@ -167,11 +243,15 @@ class PhishingDetector:
         links = [u for u in msg.urls if u.source in _FOLLOWED]
         text = msg.text[:_BODY_CHARS]
         subject = " ".join(msg.subject[:_MAX_FIELD].split())
-        alert = self._alert(subject + " \n " + text) if links else ()
-        if alert:
-            hits.append(Hit("PHISH_ACCOUNT_ALERT", options=alert))
-        if links and not is_list_mail(msg.headers):  # lists discuss brands all day
-            hits.extend(self._brands(display, subject, text, sender, links, bool(alert)))
+        alert: tuple[str, ...] = ()
+        if links:
+            searched = subject + " \n " + text
+            words = words_of(searched)
+            alert = self._alert(searched, words)
+            if alert:
+                hits.append(Hit("PHISH_ACCOUNT_ALERT", options=alert))
+            if not is_list_mail(msg.headers):  # lists discuss brands all day
+                hits.extend(self._brands(display, subject, text, words, sender, links, alert))
         # A search box posting to a partner site is common in newsletters: a form counts
         # when it posts to an address, or beside account alert words.
         forms = [u for u in msg.urls if u.source == "action"]
@@ -185,12 +265,12 @@ class PhishingDetector:
             hits.extend(self._markup(html))
         return _unique(hits)
 
-    def _alert(self, text: str) -> tuple[str, ...]:
+    def _alert(self, text: str, words: frozenset[str]) -> tuple[str, ...]:
         """The first action and object words, when the text has both."""
-        action = self.lexicon.action.search(text)
+        action = self.lexicon.action.search(text, words)
         if action is None:
             return ()
-        thing = self.lexicon.objects.search(text)
+        thing = self.lexicon.objects.search(text, words)
         if thing is None:
             return ()
         return (" ".join(action.group().lower().split()), " ".join(thing.group().lower().split()))
@@ -200,21 +280,23 @@ class PhishingDetector:
         display: str,
         subject: str,
         text: str,
+        words: frozenset[str],
         sender: str | None,
         links: list[Url],
-        alert: bool,
+        alert: tuple[str, ...],
     ) -> list[Hit]:
         """A brand named where the reader looks, by a sender and a link that are not the
         brand's; or a From that claims the brand's domain over alert words with a link away
         from the brand (the 2004 style: a forged service@bank.example, real links to the
         bank's pages, and one to the phisher's)."""
         lexicon = self.lexicon
-        for where, value, symbol, weight in (
-            ("name", display[:_MAX_FIELD], "PHISH_BRAND_SENDER", 1.0),
-            ("subject", subject if alert else "", "PHISH_BRAND_SENDER", 0.5),
-            ("body", text if alert else "", "PHISH_BRAND_BODY", 1.0),
+        name = display[:_MAX_FIELD]
+        for where, value, seen, symbol, weight in (
+            ("name", name, words_of(name), "PHISH_BRAND_SENDER", 1.0),
+            ("subject", subject if alert else "", words, "PHISH_BRAND_SENDER", 0.5),
+            ("body", text if alert else "", words, "PHISH_BRAND_BODY", 1.0),
         ):
-            for found in lexicon.brand_names.finditer(value):
+            for found in lexicon.brand_names.finditer(value, seen):
                 brand = lexicon.brands[" ".join(found.group().lower().split())]
                 away = [u.host for u in links if u.is_ip or not brand.owns(u.domain)]
                 if not away:
@@ -237,7 +319,7 @@ class PhishingDetector:
                 if _SECRET_TYPE.search(tag) or _SECRET_NAME.search(tag):
                     hits.append(Hit("PHISH_SECRET_FIELD", options=(tag[:80],)))
                     break
-        if _HIDING.search(html) is not None:
+        if _hides(html):
             hidden = _hidden_letters(html)
             if hidden >= self.settings.min_hidden_letters:
                 hits.append(Hit("PHISH_HIDDEN_TEXT", options=(f"{hidden} letters",)))
@@ -246,6 +328,18 @@ class PhishingDetector:
     @staticmethod
     def _letters(text: str) -> int:
         return len(_LETTER.findall(text[:2000]))
+
+
+def _hides(html: str) -> bool:
+    """``_HIDING.search(html)``, tried only where one of its property names is."""
+    lowered = html.lower()
+    for word in _HIDING_WORDS:
+        at = lowered.find(word)
+        while at >= 0:
+            if _HIDING_LOWER.match(lowered, at) is not None:
+                return True
+            at = lowered.find(word, at + 1)
+    return False
 
 
 def _hidden_letters(html: str) -> int:
