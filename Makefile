@@ -75,6 +75,7 @@ bench: venv bench-deps test-deps
 	$(BIN)/python -m bench.auth_scan
 	$(BIN)/python -m bench.auth_wave --seeds 7,11,23
 	$(BIN)/python -m bench.loso --write-docs
+	$(BIN)/python -m bench.summary
 
 # Coverage-guided fuzzing (atheris) of the parsers and codecs, outside `make test`: every
 # target for FUZZ_RUNS executions, seeded from tests/fuzz/corpus; prints executions, exec/s

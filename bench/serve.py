@@ -1,12 +1,14 @@
 """``seawall serve`` figures: /checkv2 against Rspamd, the milter in real Postfix, a soak.
 
-    .venv/bin/python -m bench.serve [--skip-rspamd] [--skip-milter] [--soak N]
+    .venv/bin/python -m bench.serve [--skip-rspamd] [--skip-checkv2] [--skip-milter] [--soak N]
 
 1. /checkv2 throughput and p50/p99 at concurrency 4, 16 and 64: Seawall (2 workers, the
    classifier trained on the SpamAssassin train half) and Rspamd 3.4 (2 workers), with the
    same load client (bench/load.py) and the same messages (the test half), in one run.
 2. The milter in a real Postfix (discard transport, so delivery costs nothing): messages/s
-   and per-message SMTP transaction time, with and without the milter, same messages.
+   and per-message SMTP transaction time for Postfix alone, with Seawall's milter and with
+   Rspamd's (its proxy worker in milter mode, forwarding to 2 normal workers): the same
+   Postfix settings, clients and messages, two rounds of each in mirrored order.
 3. A soak: N messages (default 100,000) through /checkv2 at concurrency 16; worker RSS at
    the start and the end, and every message answered and logged (none lost or stuck).
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import shutil
 import smtplib
 import subprocess
@@ -130,7 +133,9 @@ def urllib_open(url: str) -> Any:
 
 
 def smtp_run(port: int, samples: Sequence[Sample], concurrency: int) -> dict[str, Any]:
-    """Send every sample through Postfix; time each SMTP transaction (MAIL to end of DATA)."""
+    """Send every sample through Postfix; time each SMTP transaction (MAIL to end of DATA).
+
+    The summary has the latencies themselves under ``_latencies`` (for pooling rounds)."""
     latencies: list[float] = []
     outcomes: dict[str, int] = {}
     lock = threading.Lock()
@@ -166,43 +171,95 @@ def smtp_run(port: int, samples: Sequence[Sample], concurrency: int) -> dict[str
         "p50_ms": round(percentile(ordered, 50), 2),
         "p99_ms": round(percentile(ordered, 99), 2),
         "outcomes": outcomes,
+        "_latencies": latencies,
     }
 
 
-def milter(sw: Seawall, samples: Sequence[Sample], root: Path) -> dict[str, Any]:
+def _pooled(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Rounds of one side as one figure: all messages over all seconds, pooled percentiles."""
+    ordered = sorted(ms for run in runs for ms in run["_latencies"])
+    messages, seconds = sum(r["messages"] for r in runs), sum(r["seconds"] for r in runs)
+    outcomes: dict[str, int] = {}
+    for run in runs:
+        for key, n in run["outcomes"].items():
+            outcomes[key] = outcomes.get(key, 0) + n
+    return {
+        "messages": messages,
+        "concurrency": runs[0]["concurrency"],
+        "seconds": round(seconds, 2),
+        "msgs_per_s": round(messages / seconds, 1),
+        "p50_ms": round(percentile(ordered, 50), 2),
+        "p99_ms": round(percentile(ordered, 99), 2),
+        "outcomes": outcomes,
+        "rounds_msgs_per_s": [r["msgs_per_s"] for r in runs],
+    }
+
+
+def milter(
+    milters: dict[str, str], samples: Sequence[Sample], root: Path, rounds: int = 2
+) -> dict[str, Any]:
+    """Postfix alone and Postfix with each of ``milters`` (name: ``inet:HOST:PORT``), the
+    same Postfix settings, clients and messages; ``rounds`` passes of each, in mirrored
+    order (A B C C B A ...) so a change in the machine's load falls on every side."""
     # smtplib cannot send 8-bit bodies as bytes with non-ASCII in every case; Postfix takes
     # them raw, so send the corpus bytes unchanged and keep messages under Postfix's size limit.
     usable = [s for s in samples if len(s.body) < 1_000_000][:2000]
     discard = {"default_transport": "discard", "relay_transport": "discard"}
-    results: dict[str, Any] = {}
-    for name, milter_addr in (("without", None), ("with", f"inet:127.0.0.1:{sw.ports['milter']}")):
+    sides: list[tuple[str, str | None]] = [("postfix_alone", None), *milters.items()]
+    order = [side for n in range(rounds) for side in (sides if n % 2 == 0 else sides[::-1])]
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in sides}
+    for n, (name, milter_addr) in enumerate(order):
         postfix = Postfix(
-            root=root / f"postfix-{name}", sink_port=1, milter=milter_addr, extra=discard
+            root=root / f"postfix-{name}-{n}", sink_port=1, milter=milter_addr, extra=discard
         )
         postfix.start()
         try:
             smtp_run(postfix.smtp_port, usable[:100], 8)  # warm-up: smtpd processes spawned
-            results[name] = smtp_run(postfix.smtp_port, usable, 8)
+            row = smtp_run(postfix.smtp_port, usable, 8)
         finally:
             postfix.stop()
-        row = results[name]
+        runs[name].append(row)
         print(
-            f"  postfix {name:<7} milter: {row['msgs_per_s']:7.1f} msg/s  p50 {row['p50_ms']:.2f}"
+            f"  postfix {name:<13}: {row['msgs_per_s']:7.1f} msg/s  p50 {row['p50_ms']:.2f}"
             f" ms  p99 {row['p99_ms']:.2f} ms  {row['outcomes']}",
             file=sys.stderr,
         )
-    results["added_p50_ms"] = round(results["with"]["p50_ms"] - results["without"]["p50_ms"], 2)
-    results["added_p99_ms"] = round(results["with"]["p99_ms"] - results["without"]["p99_ms"], 2)
+    results: dict[str, Any] = {name: _pooled(rows) for name, rows in runs.items()}
+    alone = results["postfix_alone"]
+    results["added_p50_ms"] = {
+        name: round(results[name]["p50_ms"] - alone["p50_ms"], 2) for name in milters
+    }
+    results["added_p99_ms"] = {
+        name: round(results[name]["p99_ms"] - alone["p99_ms"], 2) for name in milters
+    }
+    if "seawall" in results and "rspamd" in results:
+        results["seawall_over_rspamd"] = round(
+            results["seawall"]["msgs_per_s"] / results["rspamd"]["msgs_per_s"], 2
+        )
     return results
+
+
+def milter_both(sw: Seawall, samples: Sequence[Sample], root: Path, *, rspamd: bool) -> Any:
+    """Seawall's milter and (``rspamd``) Rspamd's proxy worker in milter mode, each in the
+    same Postfix set-up, with Rspamd started beside the running Seawall."""
+    ours = {"seawall": f"inet:127.0.0.1:{sw.ports['milter']}"}
+    if not rspamd:
+        return milter(ours, samples, root)
+    from bench.rspamd_baseline import milter_rspamd
+
+    with milter_rspamd(workers=2) as (_, port):
+        return milter({**ours, "rspamd": f"inet:127.0.0.1:{port}"}, samples, root)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--skip-rspamd", action="store_true")
     parser.add_argument("--skip-milter", action="store_true")
+    parser.add_argument("--skip-checkv2", action="store_true", help="/checkv2 on neither side")
     parser.add_argument("--soak", type=int, default=100_000, help="messages; 0 skips the soak")
     args = parser.parse_args(argv)
-    results: dict[str, Any] = {}
+    results: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    results["loadavg_start"] = [round(x, 2) for x in os.getloadavg()]
     samples = corpus_samples(train=False)
     root = Path(tempfile.mkdtemp(prefix="seawall-bench-serve-"))
     root.chmod(0o755)
@@ -213,17 +270,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         sw = Seawall(root=root / "seawall", state=state, workers=2)
         sw.start()
         try:
-            print("/checkv2 (seawall serve, 2 workers)...", file=sys.stderr)
-            results["seawall_checkv2"] = checkv2(sw, samples)
+            if not args.skip_checkv2:
+                print("/checkv2 (seawall serve, 2 workers)...", file=sys.stderr)
+                results["seawall_checkv2"] = checkv2(sw, samples)
             if not args.skip_milter:
                 print("milter through Postfix...", file=sys.stderr)
-                results["milter"] = milter(sw, samples, root)
+                results["milter"] = milter_both(sw, samples, root, rspamd=not args.skip_rspamd)
             if args.soak:
                 print(f"soak ({args.soak} messages)...", file=sys.stderr)
                 results["soak"] = soak(sw, samples, args.soak)
         finally:
             results["seawall_exit"] = sw.stop()
-        if not args.skip_rspamd:
+        if not args.skip_rspamd and not args.skip_checkv2:
             from bench.rspamd_baseline import baseline
 
             print("rspamd 3.4 (2 workers), same client and messages...", file=sys.stderr)
@@ -231,6 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             results["ratio"] = ratios(results)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+    results["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     out = ROOT / ".cache" / "bench" / "serve.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
