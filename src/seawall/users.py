@@ -13,6 +13,7 @@ hash once.  An unknown name costs a hash too, so timing does not tell which name
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
@@ -27,8 +28,13 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from seawall.config import Role, UserSettings
 
 _HASHER = PasswordHasher()
-# Verified against for an unknown name, so that it costs what a wrong password costs.
-_DUMMY = _HASHER.hash("seawall: no such user")
+
+
+@functools.cache
+def _dummy() -> str:
+    """Verified against for an unknown name, so that it costs what a wrong password costs
+    (made on first use: a hash costs as much as a check, and most runs never need one)."""
+    return _HASHER.hash("seawall: no such user")
 
 
 def hash_password(password: str) -> str:
@@ -85,7 +91,7 @@ class Users:
         if settings is not None and expires is not None and expires > now:
             return User(name, settings.roles)
         try:
-            _HASHER.verify(settings.password if settings else _DUMMY, password)
+            _HASHER.verify(settings.password if settings else _dummy(), password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return None
         if settings is None:
