@@ -440,9 +440,9 @@ PROXY_WORKER = """worker "rspamd_proxy" {
   timeout = 120s;
   upstream "local" {
     default = yes;
-    hosts = "127.0.0.1:@NORMAL_PORT@";
+    @UPSTREAM@
   }
-  count = 1;
+  count = @PROXY_COUNT@;
   max_retries = 5;
   discard_on_reject = false;
   quarantine_on_reject = false;
@@ -461,9 +461,12 @@ def rspamd(
     hs_cache: Path,
     redis_port: int | None,
     proxy_port: int | None = None,
+    proxies: int = 1,
+    self_scan: bool = False,
 ) -> Iterator[Rspamd]:
     """rspamd with ``workers`` normal workers and a controller; with ``proxy_port``, its
-    proxy worker in milter mode too (``PROXY_WORKER``)."""
+    proxy worker in milter mode too (``PROXY_WORKER``): ``proxies`` processes, forwarding
+    to the normal workers or (``self_scan``) scanning in the proxy itself."""
     normal_port, controller_port = free_port(), free_port()
     values = {
         "NORMAL_PORT": str(normal_port),
@@ -478,7 +481,13 @@ def rspamd(
     if proxy_port is not None:
         values["PROXY_WORKER"] = _render(
             PROXY_WORKER,
-            {"PROXY_PORT": str(proxy_port), "NORMAL_PORT": str(normal_port)},
+            {
+                "PROXY_PORT": str(proxy_port),
+                "PROXY_COUNT": str(proxies),
+                "UPSTREAM": (
+                    "self_scan = yes;" if self_scan else f'hosts = "127.0.0.1:{normal_port}";'
+                ),
+            },
             TEMPLATES / "rspamd.conf.in",
         )
     if redis_port is not None:
@@ -781,7 +790,11 @@ def baseline(
 
 @contextlib.contextmanager
 def milter_rspamd(
-    *, workers: int = 2, hs_cache_dir: str = str(DEFAULT_HS_CACHE)
+    *,
+    workers: int = 2,
+    proxies: int = 1,
+    self_scan: bool = False,
+    hs_cache_dir: str = str(DEFAULT_HS_CACHE),
 ) -> Iterator[tuple[Rspamd, int]]:
     """Rspamd (no Bayes, as measured above) with its proxy worker in milter mode, for an MTA:
     yields the instance and the milter's port (``inet:127.0.0.1:PORT`` for Postfix).
@@ -804,6 +817,8 @@ def milter_rspamd(
             hs_cache=hs_cache,
             redis_port=None,
             proxy_port=proxy_port,
+            proxies=proxies,
+            self_scan=self_scan,
         ) as instance:
             warm = run_load(instance.checkv2, corpus_samples(train=True, limit=50), 4)
             if warm.errors:
