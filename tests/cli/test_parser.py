@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 import seawall
-from seawall.cli import _parser
+from seawall.cli import _LAZY_FAMILIES, _parser
 
 COMMANDS = [
     (["scan", "m.eml"], "seawall.cli.scan.cmd_scan"),
@@ -52,3 +55,36 @@ def test_only_the_entry_point_imports_the_cli() -> None:
         and (found := _cli_imports(path))
     }
     assert not upward
+
+
+def test_a_family_listed_by_name_says_what_its_own_parser_says() -> None:
+    # The families whose modules load only when named: the listing's help must be theirs.
+    full = _parser()
+    light = _parser(["scan", "m.eml"])
+
+    def helps(parser: argparse.ArgumentParser) -> dict[str, str | None]:
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        return {choice.dest: choice.help for choice in sub._choices_actions}
+
+    assert helps(light) == helps(full)
+    assert set(_LAZY_FAMILIES) <= set(helps(full))
+
+
+@pytest.mark.parametrize(("argv", "target"), COMMANDS, ids=lambda v: " ".join(v)[:20])
+def test_each_command_reaches_its_module_when_only_it_is_loaded(
+    argv: list[str], target: str
+) -> None:
+    args = _parser(argv).parse_args([*argv, "--state", "var"])
+    assert f"{args.func.__module__}.{args.func.__name__}" == target
+
+
+def test_scanning_does_not_load_the_desk_or_the_simulator() -> None:
+    code = (
+        "import sys\n"
+        "from seawall.cli import _parser\n"
+        "_parser(['scan', 'm.eml']).parse_args(['scan', 'm.eml'])\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('seawall.zombies', 'seawall.sim',"
+        " 'seawall.accounting', 'seawall.cli.'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['seawall.cli.common']"

@@ -8,29 +8,76 @@ builds the parser and dispatches.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
 
 from seawall import __version__
-from seawall.cli.abuse import add_abuse_parser
-from seawall.cli.accounting import add_accounting_parser
-from seawall.cli.campaigns import cmd_campaigns
-from seawall.cli.cases import add_cases_parser
 from seawall.cli.common import common_arguments
-from seawall.cli.demo import add_demo_parser
-from seawall.cli.dnsbl import cmd_dnsbl_test
-from seawall.cli.feeds import add_feeds_parser
-from seawall.cli.reputation import cmd_reputation
-from seawall.cli.scan import cmd_eval, cmd_learn, cmd_scan
-from seawall.cli.scores import add_scores_parser
-from seawall.cli.serve import cmd_config_check, cmd_config_show, cmd_serve
-from seawall.cli.simulate import add_simulate_parser
-from seawall.cli.users import add_user_parser
 from seawall.errors import SeawallError
 
+Command = Callable[[argparse.Namespace], int]
 
-def _parser() -> argparse.ArgumentParser:
+# Commands whose modules import much (the zombie desk, the simulator, the classifier's
+# fitting): their parsers are built only when the command line names them, so that
+# ``seawall scan`` does not start up through them.  The help is what the module's own parser
+# says (tests/cli/test_parser.py checks that they agree).
+_LAZY_FAMILIES: dict[str, tuple[str, str, str]] = {
+    "simulate": ("seawall.cli.simulate", "add_simulate_parser", "a seeded botnet spam run"),
+    "user": ("seawall.cli.users", "add_user_parser", "users of the dashboard and the learning API"),
+    "accounting": (
+        "seawall.cli.accounting",
+        "add_accounting_parser",
+        "RADIUS accounting: who held an address when",
+    ),
+    "cases": (
+        "seawall.cli.cases",
+        "add_cases_parser",
+        "the own zombies: cases, their evidence and state",
+    ),
+    "abuse": (
+        "seawall.cli.abuse",
+        "add_abuse_parser",
+        "abuse reports from other networks (ARF, X-ARF)",
+    ),
+    "feeds": (
+        "seawall.cli.feeds",
+        "add_feeds_parser",
+        "report feeds in the Shadowserver CSV layout",
+    ),
+    "scores": (
+        "seawall.cli.scores",
+        "add_scores_parser",
+        "the symbol scores learned from labelled mail",
+    ),
+    "demo": (
+        "seawall.cli.demo",
+        "add_demo_parser",
+        "a botnet wave through a live seawall serve, with its dashboard",
+    ),
+}
+
+
+def _lazy(module: str, name: str) -> Command:
+    """``module.name``, imported when the command runs."""
+
+    def run(args: argparse.Namespace) -> int:
+        func: Command = getattr(importlib.import_module(module), name)
+        return func(args)
+
+    run.__module__, run.__name__, run.__qualname__ = module, name, name  # what it stands for
+    return run
+
+
+def _named_command(argv: Sequence[str]) -> str | None:
+    """The command word of ``argv`` (its first word that is not an option)."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
+def _parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The whole parser; with ``argv``, the families of :data:`_LAZY_FAMILIES` that it does
+    not name are listed by name and help only."""
     parser = argparse.ArgumentParser(
         prog="seawall",
         description="Seawall: score mail, see the campaigns of a spam run, and serve the MTA.",
@@ -50,12 +97,12 @@ def _parser() -> argparse.ArgumentParser:
         help="let what the scan sees feed the state's campaigns and reputation, as serve does"
         " (default: the state is read, nothing is written back)",
     )
-    scan.set_defaults(func=cmd_scan)
+    scan.set_defaults(func=_lazy("seawall.cli.scan", "cmd_scan"))
 
     learn = sub.add_parser("learn", parents=[common], help="teach the classifier")
     learn.add_argument("--spam", nargs="+", metavar="PATH", default=[])
     learn.add_argument("--ham", nargs="+", metavar="PATH", default=[])
-    learn.set_defaults(func=cmd_learn)
+    learn.set_defaults(func=_lazy("seawall.cli.scan", "cmd_learn"))
 
     ev = sub.add_parser("eval", parents=[common], help="measure accuracy on labelled mail")
     ev.add_argument("--spam", nargs="+", metavar="PATH", default=[])
@@ -66,11 +113,11 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true")
     ev.add_argument("--workers", type=int, default=0)
     ev.add_argument("--profile", action="store_true")
-    ev.set_defaults(func=cmd_eval)
+    ev.set_defaults(func=_lazy("seawall.cli.scan", "cmd_eval"))
 
     serve = sub.add_parser("serve", parents=[common], help="milter, spamd, HTTP and policy")
     serve.add_argument("--workers", type=int, default=0, help="processes (default: config)")
-    serve.set_defaults(func=cmd_serve)
+    serve.set_defaults(func=_lazy("seawall.cli.serve", "cmd_serve"))
 
     campaigns = sub.add_parser("campaigns", parents=[common], help="list, show or judge campaigns")
     campaigns.add_argument("action", nargs="?", choices=["list", "show", "mark"], default="list")
@@ -84,7 +131,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="show: at most N source addresses and N own ones (default: 1000)",
     )
-    campaigns.set_defaults(func=cmd_campaigns)
+    campaigns.set_defaults(func=_lazy("seawall.cli.campaigns", "cmd_campaigns"))
 
     rep = sub.add_parser(
         "reputation", parents=[common], help="an address's or a network's sender reputation"
@@ -95,40 +142,37 @@ def _parser() -> argparse.ArgumentParser:
         help="an IPv4 or IPv6 address, a /24 (IPv6 /64) network, or a sender domain",
     )
     rep.add_argument("--json", action="store_true", help="one JSON object")
-    rep.set_defaults(func=cmd_reputation)
+    rep.set_defaults(func=_lazy("seawall.cli.reputation", "cmd_reputation"))
 
     config = sub.add_parser("config", help="configuration tools")
     config_sub = config.add_subparsers(dest="config_command", required=True)
     check = config_sub.add_parser("check", parents=[common], help="validate a config file")
     check.add_argument("file", metavar="FILE")
-    check.set_defaults(func=cmd_config_check)
+    check.set_defaults(func=_lazy("seawall.cli.serve", "cmd_config_check"))
     show = config_sub.add_parser(
         "show", parents=[common], help="print the effective configuration as TOML"
     )
     show.add_argument("--defaults", action="store_true", help="the defaults, not the file")
-    show.set_defaults(func=cmd_config_show)
+    show.set_defaults(func=_lazy("seawall.cli.serve", "cmd_config_show"))
 
     dnsbl = sub.add_parser("dnsbl", help="DNS block list tools")
     dnsbl_sub = dnsbl.add_subparsers(dest="dnsbl_command", required=True)
     dnsbl_test = dnsbl_sub.add_parser(
         "test", parents=[common], help="ask each list for its RFC 5782 test entries"
     )
-    dnsbl_test.set_defaults(func=cmd_dnsbl_test)
+    dnsbl_test.set_defaults(func=_lazy("seawall.cli.dnsbl", "cmd_dnsbl_test"))
 
-    add_simulate_parser(sub, common)
-    add_user_parser(sub, common)
-    add_accounting_parser(sub, common)
-    add_cases_parser(sub, common)
-    add_abuse_parser(sub, common)
-    add_feeds_parser(sub, common)
-    add_scores_parser(sub, common)
-
-    add_demo_parser(sub, common)
+    named = None if argv is None else _named_command(argv)
+    for family, (module, adder, help_text) in _LAZY_FAMILIES.items():
+        if argv is None or family == named:
+            getattr(importlib.import_module(module), adder)(sub, common)
+        else:
+            sub.add_parser(family, help=help_text)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser(sys.argv[1:] if argv is None else argv).parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s",
@@ -136,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     from seawall.errors import ConfigError
 
-    func: Callable[[argparse.Namespace], int] = args.func
+    func: Command = args.func
     try:
         return func(args)
     except ConfigError as exc:
