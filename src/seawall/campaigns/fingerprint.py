@@ -28,12 +28,15 @@ salted per process and is never used).
 
 from __future__ import annotations
 
+import array
 import hashlib
 import re
+import sys
 import unicodedata
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Final
 
 import numpy as np
@@ -74,6 +77,10 @@ _NO_FEATURES: NDArray[np.uint64] = np.zeros(0, dtype=np.uint64)
 
 _U64 = np.uint64
 _MASK64 = (1 << 64) - 1
+# numpy scalars made once: building one costs about as much as a small array operation.
+_S16, _S29, _S32, _S33 = _U64(16), _U64(29), _U64(32), _U64(33)
+_LOW16 = _U64(0xFFFF)
+_LITTLE = sys.byteorder == "little"
 
 
 def _constants(label: str, count: int, *, odd: bool = False) -> NDArray[np.uint64]:
@@ -90,6 +97,7 @@ _BAND_SALT = _constants("band", BANDS)
 _ROW_SHIFTS = np.array([1 << (16 * i) for i in range(ROWS)], dtype=np.uint64)
 _BAND_MUL = _constants("band-mul", BANDS, odd=True)
 _SUBJECT, _DOMAIN, _STRUCTURE, _FINAL, _PROBE = (int(x) for x in _constants("misc", 5, odd=True))
+_FINAL_U64 = _U64(_FINAL)
 
 
 def _fmix(h: NDArray[np.uint64]) -> NDArray[np.uint64]:
@@ -104,7 +112,8 @@ def _fmix(h: NDArray[np.uint64]) -> NDArray[np.uint64]:
 _BIN_BITS = PERMUTATIONS.bit_length() - 1
 _BINS = np.arange(PERMUTATIONS)
 _BIN_OF = np.arange(PERMUTATIONS, dtype=np.uint64)
-_BIN_LOW = _BIN_OF << _U64(64 - _BIN_BITS)
+_BIN_SHIFT = _U64(64 - _BIN_BITS)
+_BIN_LOW = _BIN_OF << _BIN_SHIFT
 
 
 def _probe_order() -> tuple[NDArray[np.intp], NDArray[np.uint16]]:
@@ -210,8 +219,9 @@ def word_hashes(text: str) -> NDArray[np.uint64]:
     True
     """
     crc32 = zlib.crc32
-    kept = [crc32(w) for w in words(text) if 1 < len(w) <= MAX_TOKEN_BYTES]
-    return np.array(kept, dtype=np.uint64)
+    # Through a C array of 32-bit words: numpy converts a list of ints one by one.
+    kept = array.array("I", [crc32(w) for w in words(text) if 1 < len(w) <= MAX_TOKEN_BYTES])
+    return np.frombuffer(kept, dtype=np.uint32).astype(np.uint64)
 
 
 def shingles(hashes: NDArray[np.uint64], size: int = SHINGLE) -> NDArray[np.uint64]:
@@ -220,15 +230,19 @@ def shingles(hashes: NDArray[np.uint64], size: int = SHINGLE) -> NDArray[np.uint
         return hashes
     n = max(hashes.size - size + 1, 1)
     acc: NDArray[np.uint64] = hashes[:n] * _SHINGLE_MUL[0]
+    term = np.empty_like(acc)
     for j in range(1, min(size, hashes.size)):
-        acc += hashes[j : j + n] * _SHINGLE_MUL[j]
+        np.multiply(hashes[j : j + n], _SHINGLE_MUL[j], out=term)
+        acc += term
     # A sum of CRCs times odd constants is uniform; one xor-shift-multiply round spreads
     # every word into the top bits, which pick the MinHash bin.
-    acc ^= acc >> _U64(29)
-    acc *= _U64(_FINAL)
+    np.right_shift(acc, _S29, out=term)
+    acc ^= term
+    acc *= _FINAL_U64
     return acc
 
 
+@lru_cache(maxsize=4096)  # MIME shapes and link domains recur from message to message
 def _feature(value: bytes, salt: int) -> int:
     digest = hashlib.blake2b(value, digest_size=8).digest()
     return (int.from_bytes(digest, "little") * salt) & _MASK64
@@ -260,7 +274,9 @@ def minhash(features: NDArray[np.uint64]) -> Signature:
     by chance with probability 2**-16, far below the estimate's own error (0.044 at 0.5),
     for a quarter of the memory.
     """
-    return _signature(np.sort(features))
+    ordered = np.array(features, dtype=np.uint64)
+    ordered.sort()
+    return _signature(ordered)
 
 
 def _signature(ordered: NDArray[np.uint64]) -> Signature:
@@ -269,10 +285,11 @@ def _signature(ordered: NDArray[np.uint64]) -> Signature:
         return np.zeros(PERMUTATIONS, dtype=np.uint16)
     # The first value at or above each bin's lower edge is the bin's minimum if it is in
     # the bin at all (past the end: the last value, which is in an earlier bin).
-    first = np.searchsorted(ordered, _BIN_LOW)
-    values = ordered[np.minimum(first, ordered.size - 1)]
-    filled = (values >> _U64(64 - _BIN_BITS)) == _BIN_OF
-    empty = np.flatnonzero(~filled)
+    first = ordered.searchsorted(_BIN_LOW)
+    np.minimum(first, ordered.size - 1, out=first)
+    values = ordered[first]
+    filled = (values >> _BIN_SHIFT) == _BIN_OF
+    empty = (~filled).nonzero()[0]
     if empty.size:
         # An empty bin takes the value of the first filled bin in its probe sequence.  The
         # first 8 probes serve a set that fills half the bins; the full ranks, the rest.
@@ -288,17 +305,32 @@ def _signature(ordered: NDArray[np.uint64]) -> Signature:
         values[empty] = values[source]
     # The low 16 bits of a minimum are uniform and independent of the bits that made it
     # the minimum.
-    return (values & _U64(0xFFFF)).astype(np.uint16)
+    values &= _LOW16
+    return values.astype(np.uint16)
 
 
 def band_keys(signatures: Signature) -> NDArray[np.uint64]:
     """LSH band keys of one signature (shape ``(BANDS,)``) or of many (``(m, BANDS)``)."""
+    if signatures.ndim == 1 and _LITTLE:
+        return _band_keys_one(signatures)
     sig = np.ascontiguousarray(signatures, dtype="<u2")
     rows = sig.reshape(-1, PERMUTATIONS)[:, : BANDS * ROWS].reshape(-1, BANDS, ROWS)
     packed = rows.astype(np.uint64) @ _ROW_SHIFTS  # ROWS 16-bit slots side by side
     keys = (packed ^ _BAND_SALT) * _BAND_MUL
-    keys ^= keys >> _U64(32)
+    keys ^= keys >> _S32
     return keys[0] if sig.ndim == 1 else keys
+
+
+def _band_keys_one(sig: Signature) -> NDArray[np.uint64]:
+    """``band_keys`` of one signature on a little-endian host: each band's ``ROWS`` slots
+    go into the low 48 bits of a zeroed 64-bit word, which is the same packing."""
+    words = np.zeros((BANDS, 4), dtype=np.uint16)
+    words[:, :ROWS] = sig[: BANDS * ROWS].reshape(BANDS, ROWS)
+    keys = words.view(np.uint64).reshape(BANDS)
+    keys ^= _BAND_SALT
+    keys *= _BAND_MUL
+    keys ^= keys >> _S32
+    return keys
 
 
 def _distinct(ordered: NDArray[np.uint64]) -> NDArray[np.uint64]:
@@ -367,9 +399,10 @@ class Fingerprint:
         if subject.strip():
             extra.append(subject_skeleton(subject))
         extra.extend(_feature(d.encode(), _DOMAIN) for d in sorted(domains)[:MAX_DOMAINS])
-        features = np.sort(
-            np.concatenate((shingles(word_hashes(text)), np.array(extra, dtype=np.uint64)))
+        features = np.concatenate(
+            (shingles(word_hashes(text)), np.array(extra, dtype=np.uint64))
         )
+        features.sort()
         distinct = _distinct(features)
         return cls._sealed(_signature(features), int(distinct.size), domains, distinct)
 
@@ -398,7 +431,8 @@ class Fingerprint:
     ) -> Fingerprint:
         """The fingerprint of a signature of our own making, which no one else holds."""
         sig.flags.writeable = False
-        digest = hashlib.blake2b(sig.astype("<u2").tobytes(), digest_size=8).hexdigest()
+        wire = sig.tobytes() if _LITTLE else sig.astype("<u2").tobytes()
+        digest = hashlib.blake2b(wire, digest_size=8).hexdigest()
         return cls(sig, tuple(band_keys(sig).tolist()), domains, tokens, digest, features)
 
     def to_bytes(self) -> bytes:
