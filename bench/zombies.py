@@ -1,6 +1,9 @@
 """Issue figures for finding the own zombies, on ``seawall simulate`` worlds (3 seeds).
 
-    .venv/bin/python -m bench.zombies [--seeds 7,11,23] [--hours 1]
+    .venv/bin/python -m bench.zombies [--seeds 7,11,23] [--hours 1] [--live [--speed 12]]
+
+(``--live``: the same figures through SMTP, Postfix and ``seawall serve`` with the
+accounting tailed live; see bench/zombies_live.py.)
 
 For each seed the simulated traffic is scanned in arrival order by one in-process Engine
 whose clock is the simulated one (as bench/wave.py does); each verdict becomes evidence as
@@ -56,6 +59,8 @@ ISP = (
     'relays = ["198.19.255.0/28"]\n'
 )
 WINDOW_S = 600.0
+# Clean customers' mail straight to the MX, an hour (dial-up, DSL and business servers).
+DIRECT_PER_HOUR = 60
 
 
 def write_config(state: Path) -> Path:
@@ -77,7 +82,7 @@ async def import_accounting(config: Any, text: str) -> int:
 
 
 def run_seed(seed: int, hours: float, state: Path) -> dict[str, Any]:
-    settings = SimSettings(seed=seed, hours=hours)
+    settings = SimSettings(seed=seed, hours=hours, direct_per_hour=DIRECT_PER_HOUR)
     world = build_world(settings)
     config = load_config(write_config(state))
     records = asyncio.run(import_accounting(config, radius_detail(world)))
@@ -247,7 +252,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", default="7,11,23")
     parser.add_argument("--hours", type=float, default=1.0)
     parser.add_argument("--out", help="also write the rows as JSON lines here")
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="replay through Postfix and seawall serve, the accounting tailed live"
+        " (bench/zombies_live.py)",
+    )
+    parser.add_argument("--speed", type=float, default=12.0, help="with --live (default: 12)")
     args = parser.parse_args(argv)
+    if args.live:
+        from bench import zombies_live
+
+        seeds = [int(s) for s in args.seeds.split(",")]
+        return zombies_live.main(seeds, args.hours, args.speed, args.out)
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-zombies-") as tmp:
         for seed in (int(s) for s in args.seeds.split(",")):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import threading
 import time
 import zlib
@@ -20,7 +21,9 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from seawall.cli import main
 from seawall.message import parse_message
 from seawall.sim import SimMessage, SimSettings, simulate
+from seawall.sim.radius import radius_detail
 from seawall.sim.smtp import xtext
+from seawall.sim.world import build_world
 
 SMALL = ["--hours", "0.05", "--peak-per-hour", "2000", "--ham-per-hour", "400"]
 SMALL_SETTINGS = SimSettings(hours=0.05, peak_per_hour=2000, ham_per_hour=400)
@@ -327,3 +330,33 @@ def test_xtext() -> None:
 def test_bad_target_is_a_configuration_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["simulate", "--to", "ftp://127.0.0.1:21"]) == 2
     assert "smtp://host:port" in capsys.readouterr().err
+
+
+def test_to_smtp_writes_the_accounting_live_in_replay_wall_time(
+    smtp_server: tuple[Mailbox, int], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, port = smtp_server
+    truth_path, detail = tmp_path / "truth.jsonl", tmp_path / "radius.detail"
+    # 3 simulated minutes at 180x: one wall second.
+    args = ["--hours", "0.05", "--peak-per-hour", "600", "--ham-per-hour", "200"]
+    target = ["--speed", "180", "--to", f"smtp://127.0.0.1:{port}", "--truth", str(truth_path)]
+    before = time.time()
+    assert main(["simulate", *args, *target, "--radius", str(detail)]) == 0
+    after = time.time()
+    summary = capsys.readouterr().out
+    assert "RADIUS accounting records live, in replay wall time" in summary
+    clock_line = next(x for x in summary.splitlines() if x.startswith("replay clock:"))
+    parts = clock_line.split()
+    base, wall0 = float(parts[3]), float(parts[6].rstrip(","))
+    assert before < wall0 < after
+    truth = _lines(truth_path)
+    for record in truth:  # each message's due wall time, by the same clock
+        assert record["wall_at"] == pytest.approx(wall0 + (record["at"] - base) / 180, abs=0.002)
+    offline = build_world(SimSettings(hours=0.05, peak_per_hour=600, ham_per_hour=200))
+    text = detail.read_text()
+    assert text.count("\n\n") == radius_detail(offline).count("\n\n")
+    stamps = [int(x.split("=")[1]) for x in text.splitlines() if x.startswith("\tTimestamp =")]
+    # The sessions of the run start and stop in wall time: none later than the run's end
+    # (plus a rounded-up second), and the ones from before the run mapped into the past.
+    assert max(stamps) <= math.ceil(wall0 + (offline.end - base) / 180) + 1
+    assert min(stamps) < wall0 - 3600 / 180

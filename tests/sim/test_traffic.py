@@ -16,9 +16,13 @@ import pytest
 from seawall.message import Message, parse_message
 from seawall.sim import Plan, SimMessage, SimSettings, simulate
 from seawall.sim.rate import RateCurve
-from seawall.sim.world import DIALUP, DSL, RELAYS
+from seawall.sim.world import DIALUP, DSL, RELAYS, build_world, pool_of
 
 ISP_POOLS = (DIALUP, DSL)
+
+
+def _fields(settings: SimSettings) -> dict[str, object]:
+    return {f: getattr(settings, f) for f in settings.__dataclass_fields__}
 
 
 def _email(message: SimMessage) -> EmailMessage:
@@ -274,3 +278,44 @@ def test_small_runs_of_other_seeds_work(seed: int) -> None:
     messages = list(simulate(settings))
     assert {m.truth.kind for m in messages} >= {"spam", "ham"}
     assert len({m.truth.campaign for m in messages if m.truth.kind == "spam"}) >= 3
+
+
+def test_clean_customers_mail_straight_to_the_mx() -> None:
+    base = SimSettings(hours=0.5, peak_per_hour=2000, ham_per_hour=400)
+    plain = list(simulate(base))
+    with_direct = list(simulate(SimSettings(**{**_fields(base), "direct_per_hour": 60})))
+    world_accounts = {a.name: a for a in build_world(base).accounts}
+
+    def straight(m: SimMessage) -> bool:
+        """Ham from one of our customers' own addresses (not through the relay)."""
+        return m.truth.kind == "ham" and m.truth.account is not None and bool(pool_of(m.truth.ip))
+
+    assert not [m for m in plain if straight(m)]
+    direct = [m for m in with_direct if straight(m)]
+    # The rest of the run is the same message for message: the direct mail is added.
+    assert [m.truth.message_id for m in with_direct if not straight(m)] == [
+        m.truth.message_id for m in plain
+    ]
+    assert 15 <= len(direct) <= 50  # about 30 in half an hour
+    senders = Counter(m.truth.account for m in direct)
+    assert len(senders) >= 5
+    assert max(senders.values()) <= 12  # a few each
+    pools = Counter(world_accounts[a].pool for a in senders)
+    assert pools["business"]
+    assert pools["dialup"] + pools["dsl"]
+    world = build_world(base)
+    for m in direct:
+        account = world_accounts[m.truth.account]
+        assert not account.infected
+        assert not m.truth.infected
+        assert m.truth.kind == "ham"
+        session = world.session_at(account.name, m.at)
+        assert session is not None
+        assert session.ip == m.envelope.client_ip  # from the customer's own address
+        assert m.envelope.mail_from == account.name
+        assert m.envelope.user is None  # no relay, no authentication
+        assert all(r.endswith("@example.net") for r in m.envelope.rcpts)
+        parsed = parse_message(m.raw)
+        assert parsed.headers["From"].endswith(f"<{account.name}>")
+        if account.pool == "business":
+            assert m.envelope.helo == m.envelope.hostname  # its mail server's own name

@@ -76,6 +76,21 @@ def test_clean_mail_and_direct_ham() -> None:
     weak = from_verdict(SCOPE, S, env("10.1.9.9"), direct, RAW, 1.0)
     assert weak is not None
     assert (weak.kind, weak.weight) == ("direct_mx", S.weight("direct_mx"))
+    # Greylisted straight from a pool: the greylist is what going direct earned, one weak
+    # sign (a customer's few messages sent without the relay are no zombie) ...
+    grey = verdict(Action.GREYLIST, "RCVD_DIRECT_TO_MX_DYNAMIC", "RCVD_OWN_DYNAMIC")
+    weak = from_verdict(SCOPE, S, env("10.1.9.9"), grey, RAW, 1.0)
+    assert weak is not None
+    assert (weak.kind, weak.weight) == ("direct_mx", S.weight("direct_mx"))
+    assert weak.kind in S.weak_kinds
+    # ... but spam straight from a pool is spam, and a greylisted message elsewhere half one.
+    spam = verdict(Action.REJECT, "RCVD_DIRECT_TO_MX_DYNAMIC")
+    strong = from_verdict(SCOPE, S, env("10.1.9.9"), spam, RAW, 1.0)
+    assert strong is not None
+    assert (strong.kind, strong.weight) == ("spam", S.weight("spam") + S.weight("direct_mx"))
+    static = from_verdict(SCOPE, S, env("10.5.0.1"), grey, RAW, 1.0)
+    assert static is not None
+    assert (static.kind, static.weight) == ("spam", S.weight("spam") / 2)
     # Authenticated: not a direct delivery, whatever the symbols.
     authed = from_verdict(SCOPE, S, env("10.1.9.9", user="bob"), direct, RAW, 1.0)
     assert authed is not None

@@ -93,6 +93,13 @@ def add_simulate_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.A
         " the ISP's relays (default: %(default)s)",
     )
     world.add_argument(
+        "--direct-per-hour",
+        type=int,
+        default=d.direct_per_hour,
+        help="legitimate mail an hour that clean dial-up and DSL customers send from their"
+        " own address straight to the MX, a few messages each (default: %(default)s)",
+    )
+    world.add_argument(
         "--newsletters",
         type=int,
         default=d.newsletters,
@@ -149,7 +156,8 @@ def add_simulate_parser(sub: Any, common: argparse.ArgumentParser) -> argparse.A
     where.add_argument(
         "--radius",
         metavar="FILE",
-        help="a FreeRADIUS detail file of the dial-in sessions: who had which address when"
+        help="a FreeRADIUS detail file of the dial-in sessions: who had which address when;"
+        " with --to written live, each record when due, stamped in replay wall time"
         " (default: none)",
     )
     where.add_argument(
@@ -173,6 +181,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         hours=args.hours,
         peak_per_hour=args.peak_per_hour,
         ham_per_hour=args.ham_per_hour,
+        direct_per_hour=args.direct_per_hour,
         newsletters=args.newsletters,
         worm_share=args.worm_share,
         speed=args.speed,

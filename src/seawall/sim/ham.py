@@ -23,6 +23,7 @@ _MAX_LINE = 998  # RFC 5322 §2.1.1; longer lines would not survive an SMTP hop
 _DROP = ("received", "return-path", "delivered-to", "x-original-to", "envelope-to", "message-id")
 _DROP_PREFIXES = ("x-spam", "x-virus", "date", "status", "x-status", "x-uidl", "x-keywords")
 _ZONES = ("+0000", "+0100", "+0200", "-0400", "-0500", "-0700")
+_ASCII = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "é": "e", " ": "-"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,4 +172,40 @@ def render_relay_ham(
         hostname=relay.rdns,
     )
     truth = Truth(mid, "ham", None, relay.ip, account.name, False, at)
+    return SimMessage(at, envelope, _assemble(fields, item.body), truth)
+
+
+def render_direct_ham(
+    world: World, item: HamItem, account: Account, client_ip: str, n: int, at: float, seed: int
+) -> SimMessage:
+    """``item`` written by our clean subscriber ``account`` and sent straight to our MX
+    from its own address, no relay, no authentication: by its mail program from a dynamic
+    address, or by a business static's own mail server (which says its name in HELO)."""
+    rng = random.Random(seed)
+    rcpts = tuple(r.address for r in pick_recipients(world, rng, 1))
+    rdns = isp_rdns(client_ip)
+    qid = mime.queue_id(rng)
+    first = account.display.partition(" ")[0].translate(_ASCII).lower()
+    if account.pool == "business":
+        helo = rdns or f"[{client_ip}]"
+    else:
+        helo = rng.choice((f"{first}-pc", f"{first}s-laptop.fritz.box", rdns or f"[{client_ip}]"))
+    mid = f"{rng.getrandbits(48):012x}.{n}@{helo.strip('[]')}"
+    sent = at - rng.uniform(0.2, 3)
+    fields = [
+        ("Received", mime.mx_received(helo, rdns, client_ip, qid, rcpts, at)),
+        ("Message-ID", f"<{mid}>"),
+        ("Date", mime.format_date(sent, "+0100")),
+        ("From", mime.address(account.display, account.name)),
+        *_kept(item, also_drop=("from", "sender", "reply-to")),
+    ]
+    envelope = Envelope(
+        client_ip=client_ip,
+        helo=helo,
+        mail_from=account.name,
+        rcpts=rcpts,
+        queue_id=qid,
+        hostname=rdns,
+    )
+    truth = Truth(mid, "ham", None, client_ip, account.name, False, at)
     return SimMessage(at, envelope, _assemble(fields, item.body), truth)

@@ -29,6 +29,10 @@ class SimSettings:
     hours: float = 1.0  # simulated length of the run
     peak_per_hour: int = 8000  # the plateau rate of the biggest campaign
     ham_per_hour: int = 1500  # legitimate person-to-person mail
+    # Legitimate mail our clean dial-up and DSL customers send from their own address
+    # straight to the MX (a mail program set up without the relay): a few messages from
+    # each of a small set of customers.  0: none (the default).
+    direct_per_hour: int = 0
     newsletters: int = 2  # legitimate bulk mailings from the ESP
     worm_share: float = 0.05  # worm copies per spam copy, sent by the same bots
     speed: float = 12.0  # replay: simulated seconds per real second
@@ -45,7 +49,7 @@ class SimSettings:
             problems.append("zombies must be in [1, 10000]")
         if not (0 < self.hours <= 48):
             problems.append("hours must be in (0, 48]")
-        if self.peak_per_hour < 0 or self.ham_per_hour < 0:
+        if self.peak_per_hour < 0 or self.ham_per_hour < 0 or self.direct_per_hour < 0:
             problems.append("rates must be 0 or more")
         if not (0.0 <= self.worm_share <= 1.0):
             problems.append("worm_share must be in [0, 1]")

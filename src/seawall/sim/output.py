@@ -19,11 +19,12 @@ from urllib.parse import urlsplit
 from seawall.errors import ConfigError
 from seawall.sim.model import SimMessage, SimSettings
 from seawall.sim.radius import write_radius_detail
-from seawall.sim.replay import Outcome, ReplayStats, Transport, replay
+from seawall.sim.replay import Outcome, ReplayClock, ReplayStats, Transport, replay
 from seawall.sim.traffic import plan_traffic, render
 from seawall.sim.world import build_world
 
 _WINDOW_S = 600.0  # rates are measured over ten simulated minutes
+_LEAD_S = 0.5  # wall seconds between setting a replay's clock and its first message
 
 
 def envelope_record(name: str, message: SimMessage) -> dict[str, Any]:
@@ -89,6 +90,7 @@ class RunReport:
     seconds: float
     radius_records: int | None = None
     replay: ReplayStats | None = None
+    clock: ReplayClock | None = None
 
     def lines(self) -> list[str]:
         t = self.tally
@@ -108,7 +110,11 @@ class RunReport:
                 f"at worst {self.replay.max_lag_s:.1f}s behind schedule"
             )
         if self.radius_records is not None:
-            out.append(f"wrote {self.radius_records} RADIUS accounting records")
+            live = " live, in replay wall time" if self.clock is not None else ""
+            out.append(f"wrote {self.radius_records} RADIUS accounting records{live}")
+        if self.clock is not None:
+            c = self.clock
+            out.append(f"replay clock: simulated {c.base:.3f} was wall {c.wall0:.3f}, x{c.speed:g}")
         return out
 
 
@@ -145,7 +151,11 @@ def run(
     workers: int = 8,
     progress: IO[str] | None = None,
 ) -> RunReport:
-    """Simulate ``settings`` into a folder (``out``) or to a server (``to``), or just count."""
+    """Simulate ``settings`` into a folder (``out``) or to a server (``to``), or just count.
+
+    With ``to``, ``radius`` is written live as the replay goes, in its wall time (see
+    :mod:`seawall.sim.radius_live`); without, at the end in simulated time.
+    """
     t0 = time.perf_counter()
     transport = transport_for(to) if to else None
     world = build_world(settings)
@@ -159,17 +169,28 @@ def run(
         Path(truth).parent.mkdir(parents=True, exist_ok=True)
     truth_stream = open(truth, "w", encoding="utf-8") if truth is not None else None  # noqa: SIM115
     writer = TruthWriter(truth_stream) if truth_stream is not None else None
-    stats = None
+    stats = clock = live = None
+    records: int | None = None
     try:
         if transport is not None:
-            stats = _send(messages, transport, settings, writer, tally, workers, progress)
+            base = plan.events[0].at if plan.events else settings.start
+            clock = ReplayClock(base, time.time() + _LEAD_S, settings.speed)
+            if radius is not None:
+                from seawall.sim.radius_live import LiveDetail
+
+                live = LiveDetail(world, radius, clock)
+                live.start()
+            stats = _send(messages, transport, settings, writer, tally, workers, progress, clock)
         else:
             _write(messages, folder, writer, len(plan.events))
     finally:
         if truth_stream is not None:
             truth_stream.close()
-    records = write_radius_detail(world, radius) if radius is not None else None
-    return RunReport(tally, time.perf_counter() - t0, records, stats)
+        if live is not None:
+            records = live.close()
+    if radius is not None and live is None:
+        records = write_radius_detail(world, radius)
+    return RunReport(tally, time.perf_counter() - t0, records, stats, clock)
 
 
 def _write(
@@ -198,6 +219,7 @@ def _send(
     tally: Tally,
     workers: int,
     progress: IO[str] | None,
+    clock: ReplayClock,
 ) -> ReplayStats:
     last = [time.monotonic()]
 
@@ -206,7 +228,10 @@ def _send(
         if outcome.verdict is not None:
             tally.outcomes[f"action {outcome.verdict.get('action')}"] += 1
         if writer is not None:
-            extra: dict[str, Any] = {"outcome": outcome.as_dict()}
+            extra: dict[str, Any] = {
+                "outcome": outcome.as_dict(),
+                "wall_at": round(clock.wall(message.at), 3),  # when it was due to be sent
+            }
             if outcome.verdict is not None:
                 extra["verdict"] = outcome.verdict
             writer.write(n, message, extra)
@@ -216,7 +241,9 @@ def _send(
             print(f"simulate: {done} messages done", file=progress, flush=True)
 
     try:
-        return replay(messages, transport, record, speed=settings.speed, workers=workers)
+        return replay(
+            messages, transport, record, speed=settings.speed, workers=workers, clock=clock
+        )
     finally:
         transport.close()
 

@@ -26,8 +26,13 @@ def _event_timestamp(at: int) -> str:
     return time.strftime("%b %e %Y %H:%M:%S UTC", time.gmtime(at))
 
 
-def _record(session: Session, account: Account, stop: bool) -> str:
-    at = int(session.stop if stop else session.start)
+def detail_record(
+    session: Session, account: Account, stop: bool, at: int | None = None, up: int | None = None
+) -> str:
+    """The record of ``session``'s Start (or Stop), written at ``at`` after ``up`` seconds
+    of session (default: its own simulated times; a live replay gives wall times)."""
+    if at is None:
+        at = int(session.stop if stop else session.start)
     lines = [
         _header(at),
         f'Acct-Session-Id = "{session.session_id}"',
@@ -43,7 +48,7 @@ def _record(session: Session, account: Account, stop: bool) -> str:
         "Acct-Delay-Time = 0",
     ]
     if stop:
-        seconds = int(session.stop) - int(session.start)
+        seconds = int(session.stop) - int(session.start) if up is None else up
         # Traffic counters: any plausible numbers, derived from the session so they are fixed.
         digest = hashlib.sha256(session.unique_id.encode()).digest()
         per_s = 200 + int.from_bytes(digest[:2], "big")
@@ -57,9 +62,8 @@ def _record(session: Session, account: Account, stop: bool) -> str:
     return lines[0] + "\n" + "".join(f"\t{line}\n" for line in lines[1:]) + "\n"
 
 
-def radius_detail(world: World) -> str:
-    """The detail file's text: Start and Stop records up to the run's end, in time order."""
-    accounts = {a.name: a for a in world.accounts}
+def radius_events(world: World) -> list[tuple[float, Session, bool]]:
+    """(simulated time, session, is_stop) of every record up to the run's end, in order."""
     events: list[tuple[float, int, Session, bool]] = []
     for i, session in enumerate(world.sessions):
         if session.start <= world.end:
@@ -68,7 +72,15 @@ def radius_detail(world: World) -> str:
             events.append((session.stop, i, session, True))
     # Within one second Stops come first: an address is given back before it is handed out.
     events.sort(key=lambda e: (e[0], not e[3], e[1]))
-    return "".join(_record(s, accounts[s.account], stop) for _, _, s, stop in events)
+    return [(at, session, stop) for at, _, session, stop in events]
+
+
+def radius_detail(world: World) -> str:
+    """The detail file's text: Start and Stop records up to the run's end, in time order."""
+    accounts = {a.name: a for a in world.accounts}
+    return "".join(
+        detail_record(s, accounts[s.account], stop) for _, s, stop in radius_events(world)
+    )
 
 
 def write_radius_detail(world: World, path: str | Path) -> int:

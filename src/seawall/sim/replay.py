@@ -94,6 +94,24 @@ class _Pending:
 
 
 @dataclass(frozen=True, slots=True)
+class ReplayClock:
+    """How a replay maps simulated time to the wall clock: ``base`` (simulated epoch
+    seconds) is due at ``wall0`` (wall epoch seconds), and ``speed`` simulated seconds pass
+    per real one.  The RADIUS accounting written beside a live replay uses it too, so an
+    address's holder at a message's wall time is the one the simulation had."""
+
+    base: float
+    wall0: float
+    speed: float
+
+    def wall(self, at: float) -> float:
+        return self.wall0 + (at - self.base) / self.speed
+
+    def sim(self, wall: float) -> float:
+        return self.base + (wall - self.wall0) * self.speed
+
+
+@dataclass(frozen=True, slots=True)
 class ReplayStats:
     messages: int
     attempts: int
@@ -109,12 +127,15 @@ def replay(
     speed: float,
     workers: int = 8,
     retry_after_s: tuple[float, ...] = RETRY_AFTER_S,
+    clock: ReplayClock | None = None,
 ) -> ReplayStats:
     """Send ``messages`` at their simulated times divided by ``speed``; report each outcome.
 
     ``on_outcome(n, message, outcome)`` runs in this thread, in completion order (``n``
-    is the message's position in ``messages``).
+    is the message's position in ``messages``).  With a ``clock`` the messages are due at
+    its wall times (its speed wins); without, the first one is due at once.
     """
+    started = time.monotonic()
     done: queue.SimpleQueue[tuple[int, Future[Attempt]]] = queue.SimpleQueue()
     states: dict[int, _Pending] = {}
     retries: list[tuple[float, int]] = []  # (due, n)
@@ -125,6 +146,9 @@ def replay(
     upcoming = next(source, None)
     t0 = time.monotonic()
     base = upcoming[1].at if upcoming else 0.0
+    if clock is not None:
+        t0 += clock.wall0 - time.time()
+        base, speed = clock.base, clock.speed
 
     def due(item: tuple[int, SimMessage] | None) -> float:
         return math.inf if item is None else t0 + (item[1].at - base) / speed
@@ -185,4 +209,4 @@ def replay(
                     break
                 inflight -= 1
                 finish(n, future)
-    return ReplayStats(taken, attempts, time.monotonic() - t0, max_lag)
+    return ReplayStats(taken, attempts, time.monotonic() - started, max_lag)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from seawall.sim.campaign import Campaign, build_campaigns
-from seawall.sim.ham import HamItem, load_ham, render_ham, render_relay_ham
+from seawall.sim.ham import HamItem, load_ham, render_direct_ham, render_ham, render_relay_ham
 from seawall.sim.model import SimMessage, SimSettings
 from seawall.sim.newsletter import Newsletter, build_newsletters, render_newsletter
 from seawall.sim.rate import RateCurve
@@ -25,6 +25,7 @@ _HANDFUL = (2, 8)  # copies a bot sends before another takes over
 _RELAY_SHARE = 0.3  # of the ham, what our own subscribers send through our relays
 _WORM_WEIGHTS = (5, 3, 2)  # Netsky, Sober, MyDoom
 _TRIES = 30  # random draws for an online sender before scanning for one
+_DIRECT_EACH = 3  # messages per direct-sending customer and hour, on average
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +35,7 @@ class Event:
     at: float
     stream: int  # campaign i is stream i; the others are fixed numbers, for a stable order
     seq: int
-    kind: str  # "spam" | "worm" | "ham" | "relay" | "newsletter"
+    kind: str  # "spam" | "worm" | "ham" | "relay" | "direct" | "newsletter"
     source: int  # campaign, worm family, newsletter or ham item
     sender: int  # bot (spam, worm), account (relay) or ESP host (newsletter); -1 if none
     target: int  # newsletter: the recipient account; -1 otherwise
@@ -114,6 +115,33 @@ def _ham_events(settings: SimSettings, world: World) -> list[Event]:
     return out
 
 
+def _direct_events(settings: SimSettings, world: World) -> list[Event]:
+    """Clean customers mailing straight to the MX: each of a small set (about
+    ``_DIRECT_EACH`` messages an hour apiece) sends a few, while online.  Two thirds of
+    them are dial-up and DSL customers, one third business statics running their own
+    mail server."""
+    if settings.direct_per_hour <= 0:
+        return []
+    rng = random.Random(f"{settings.seed}:direct")  # its own stream: other mail unchanged
+    clean = [i for i, a in enumerate(world.accounts) if not a.infected]
+    dynamic = [i for i in clean if world.accounts[i].pool != "business"]
+    statics = [i for i in clean if world.accounts[i].pool == "business"]
+    want = max(1, round(settings.direct_per_hour / _DIRECT_EACH))
+    from_statics = min(len(statics), want // 3)
+    senders = (
+        *rng.sample(dynamic, min(len(dynamic), want - from_statics)),
+        *rng.sample(statics, from_statics),
+    )
+    curve = RateCurve(settings.start, settings.end, settings.direct_per_hour, 0, "flat", 0.1)
+    out = []
+    for n, at in enumerate(curve.arrivals(rng)):
+        online = [a for a in senders if _online(world, a, at)]
+        if online:
+            account = rng.choice(online)
+            out.append(Event(at, 2500, n, "direct", n, account, -1, rng.getrandbits(63)))
+    return out
+
+
 def _online(world: World, account: int, at: float) -> bool:
     return world.session_at(world.accounts[account].name, at) is not None
 
@@ -141,8 +169,9 @@ def plan_traffic(settings: SimSettings, world: World | None = None) -> Plan:
     ham = _ham_events(settings, world)
     rng = random.Random(f"{settings.seed}:content")
     letters = build_newsletters(rng, world, settings.newsletters, settings.start, settings.hours)
-    items = load_ham(rng, len(ham))
-    events = spam + worms + ham + _newsletter_events(settings, world, letters)
+    direct = _direct_events(settings, world)
+    items = load_ham(rng, len(ham) or min(1, len(direct)))  # direct mail reuses ham's bodies
+    events = spam + worms + ham + direct + _newsletter_events(settings, world, letters)
     events.sort(key=lambda e: (e.at, e.stream, e.seq))
     return Plan(
         world=world,
@@ -181,6 +210,9 @@ def render(plan: Plan, event: Event) -> SimMessage:
         return render_ham(world, item, server, event.seq, event.at, event.seed)
     account = world.accounts[event.sender]
     session = world.session_at(account.name, event.at)
+    if event.kind == "direct":
+        assert session is not None  # the schedule only picks customers that are online
+        return render_direct_ham(world, item, account, session.ip, event.seq, event.at, event.seed)
     relay = world.relays[event.seed % len(world.relays)]
     ip = session.ip if session is not None else world.relays[0].ip
     return render_relay_ham(world, item, relay, account, ip, event.seq, event.at, event.seed)

@@ -9,7 +9,9 @@ case).  One message is one piece of evidence, of its strongest kind::
     worm      an executable or double-extension attachment in mail judged spam
     botnet    a botnet-like campaign (CAMPAIGN_BOTNET, not marked ham)
     spam      a spam verdict; a greylisted or soft-rejected one weighs half
-    direct_mx a dynamic address speaking straight to the MX, with clean content (weak)
+    direct_mx a dynamic address speaking straight to the MX, with clean content or only
+              greylisted or soft-rejected (weak: the greylist is mostly what going straight
+              to the MX from a pool earns)
     clean     the subscriber's own clean mail (weight 0: it tells a cleaned-up PC)
 
 Its weight adds up its signs (a botnet campaign's spam weighs botnet plus spam), and a
@@ -118,6 +120,11 @@ def from_verdict(
         return _external(scope, settings, ip, envelope, verdict, raw, now)
     direct = not envelope.user and scope.dynamic(ip) and any(s in verdict.symbols for s in _DIRECT)
     kind = _kind(verdict)
+    if kind == "spam" and direct and not verdict.is_spam:
+        # Only greylisted or soft-rejected: mostly what speaking straight to the MX from a
+        # pool earns on its own, so one sign, not two; a customer's few messages sent
+        # without the relay are no zombie.
+        kind = None
     weight = 0.0
     if kind is not None:
         weight = _weight(settings, verdict)
