@@ -13,6 +13,7 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
+from seawall.classifier.calibration import Calibration, RejectMargin
 from seawall.classifier.features import VERSION, Keys, digest, features, split
 from seawall.classifier.memory import Memory
 from seawall.classifier.model import Model, sigmoid
@@ -71,6 +72,10 @@ class Classifier:
         self._table: Table | None = None  # the learned symbol scores (scores.py)
         self._table_version = 0
         self._applied: tuple[tuple[int, int], Scores] | None = None
+        self._calibration = Calibration()  # unseen margins (calibration.py)
+        self._calibration_version = 0
+        self._calibrated = False  # a margin was added since the last save
+        self._reject: RejectMargin | None = None
         with self._lock, store.read():
             self._check_meta(store.meta())
             self._sync()
@@ -119,6 +124,19 @@ class Classifier:
         """Log-odds that ``msg`` is spam: positive for spam, 0.0 knows nothing."""
         self._maybe_reload()
         return self.model.margin(*split(features(msg, bits=self.bits), bits=self.bits))
+
+    @property
+    def calibration(self) -> Calibration:
+        """The histograms of unseen margins, as of the last reload."""
+        self._maybe_reload()
+        return self._calibration
+
+    @property
+    def reject_margin(self) -> RejectMargin | None:
+        """Where the classifier alone is sure enough to reject (calibration.py), as of the
+        last reload; None until enough unseen ham was scored."""
+        self._maybe_reload()
+        return self._reject
 
     def score(self, msg: Message) -> float:
         """Probability that ``msg`` is spam."""
@@ -229,6 +247,24 @@ class Classifier:
             self._table = None
         self._table_version = version
 
+    def _load_calibration(self, version: int) -> None:
+        blob = self.store.calibration() if version else None
+        try:
+            self._calibration = Calibration.decode(blob) if blob else Calibration()
+        except ValueError as exc:
+            _quiet.warning(
+                "calibration", "classifier: unreadable calibration, starting afresh: %s", exc
+            )
+            self._calibration = Calibration()
+        self._calibration_version = version
+        self._calibrated = False
+        self._derive_reject()
+
+    def _derive_reject(self) -> None:
+        self._reject = self._calibration.reject_margin(
+            fpr=self.settings.reject_fpr, min_ham=self.settings.calibration_min_ham
+        )
+
     @contextmanager
     def _locked(self, wait_s: float | None) -> Iterator[None]:
         """This process's lock, for at most ``wait_s``: a learn waiting behind another one
@@ -249,6 +285,8 @@ class Classifier:
                 yield
         except BaseException:
             self._generation = -1  # the weights may hold a step the file does not
+            self._calibration_version = -1  # ... and the calibration a margin
+            self._calibrated = False
             self.memory.invalidate()
             raise
 
@@ -268,6 +306,9 @@ class Classifier:
             steps.append((old, -found.coef))
             self.memory.forget(found.id)
             spam_n, ham_n = spam_n - found.spam, ham_n - (not found.spam)
+        if min(spam_n, ham_n) >= self.settings.min_learns:  # its margin before it is learned
+            self._calibration.add(self.model.margin(*split(keys, bits=self.bits)), spam=spam)
+            self._calibrated = True
         amount = self._step(keys, spam)
         steps.append((keys, amount))
         if found is None:
@@ -309,6 +350,11 @@ class Classifier:
         """Record generation ``gen``: as a delta, or (bulk, or too many deltas) a snapshot."""
         spam, ham = self._counts
         self.store.set_meta(spam=spam, ham=ham, bits=self.settings.hash_bits, features=VERSION)
+        if self._calibrated:
+            self._calibration_version += 1
+            self.store.save_calibration(self._calibration.encode(), self._calibration_version)
+            self._calibrated = False
+            self._derive_reject()
         if journal is not None:
             self.store.append_delta(gen, journal)
         if journal is None or gen - self._snapshot >= _COMPACT_AFTER:
@@ -345,6 +391,8 @@ class Classifier:
         self._counts = (meta.get("spam", 0), meta.get("ham", 0))
         if meta.get("scores", 0) != self._table_version:
             self._load_table()
+        if meta.get("calibration", 0) != self._calibration_version:
+            self._load_calibration(meta.get("calibration", 0))
         self._snapshot = meta.get("snapshot", 0)
         latest = meta.get("generation", 0)
         if latest == self._generation:

@@ -25,6 +25,8 @@ classifier key lives in one slot and a learn commits in one MULTI/EXEC there too
 ``vectors_at``      zset  message digest by the time it was recorded (the oldest go first)
 ``scores``          str   the fitted table of learned symbol scores (JSON); meta ``scores``
                           counts its versions
+``calibration``     str   the histograms of unseen margins that place the reject margin
+                          (``calibration.py``, 8 KiB); meta ``calibration`` counts versions
 ``lock``            str   the writer's token, with a 30 s expiry
 ==================  ====  ==================================================================
 
@@ -106,6 +108,7 @@ class _Pending:
     vectors: dict[bytes, bytes | None] = field(default_factory=dict)  # None: evicted
     vectors_at: dict[bytes, float] = field(default_factory=dict)
     table: bytes | None = None
+    calibration: bytes | None = None
 
 
 class RedisWeights:
@@ -133,6 +136,7 @@ class RedisWeights:
                 "vectors",
                 "vectors_at",
                 "scores",
+                "calibration",
             )
         }
         self._client = client
@@ -235,6 +239,8 @@ class RedisWeights:
                 pipe.zadd(k["vectors_at"], {key: p.vectors_at[key] for key in fresh})
             if p.table is not None:
                 pipe.set(k["scores"], p.table)
+            if p.calibration is not None:
+                pipe.set(k["calibration"], p.calibration)
             kept = {g: d for g, d in p.deltas.items() if p.snapshot is None or g > p.snapshot[0]}
             if kept:
                 pipe.hset(k["deltas"], mapping=kept)
@@ -437,3 +443,14 @@ class RedisWeights:
         assert self._pending is not None, "save_scores_table outside write()"
         self._pending.table = blob
         self._pending.meta["scores"] = self.meta().get("scores", 0) + 1
+
+    def calibration(self) -> bytes | None:
+        if self._pending is not None and self._pending.calibration is not None:
+            return self._pending.calibration
+        blob: bytes | None = self._call("get", self._k["calibration"])
+        return blob
+
+    def save_calibration(self, blob: bytes, version: int) -> None:
+        assert self._pending is not None, "save_calibration outside write()"
+        self._pending.calibration = blob
+        self._pending.meta["calibration"] = version

@@ -15,7 +15,9 @@ regression in points, the way SpamAssassin's score sets were fitted to its corpo
   between its shipped score and 0, so no sender can earn a credit by adding a trait the
   filter calls suspicious, and no credit grows past what was shipped.
 - **Pinned** symbols (``pinned``) keep the site's score and are not fitted; the scan
-  path's own symbols (group ``engine``) are never learned.
+  path's own symbols (group ``engine``) are never learned, nor are the ``FIXED`` ones
+  (CLASSIFIER_CERTAIN: the calibration, not the fit, decides where the classifier alone
+  rejects), whose points enter the fit as given, as a pinned symbol's do.
 
 Ham weighs ``ham_weight`` times a spam message: a false positive costs more than a miss.
 The fit is projected gradient descent with Nesterov momentum (FISTA) on the bounded box,
@@ -39,6 +41,7 @@ from seawall.policy.scores import Scores, SymbolDef
 TAU = 2.0  # points per unit of log-odds: 2 points past the threshold is p = 0.88
 _ITERATIONS = 600
 _NEVER = frozenset({"engine"})  # groups whose symbols are bookkeeping, not evidence
+FIXED = frozenset({"CLASSIFIER_CERTAIN"})  # never fitted: they keep the file's score
 
 
 class Table(msgspec.Struct, frozen=True):
@@ -77,8 +80,9 @@ def bounds(base: Scores, settings: LearnedScoresSettings) -> Bounds:
     prior: list[float] = []
     low: list[float] = []
     high: list[float] = []
+    fixed = {name: base.symbols[name].score for name in FIXED if name in base.symbols}
     for name, definition in sorted(base.symbols.items()):
-        if definition.group in _NEVER or name in settings.pinned:
+        if definition.group in _NEVER or name in settings.pinned or name in fixed:
             continue
         cap = max(settings.cap, abs(definition.score))
         names.append(name)
@@ -93,7 +97,7 @@ def bounds(base: Scores, settings: LearnedScoresSettings) -> Bounds:
         np.array(prior),
         np.array(low),
         np.array(high),
-        dict(settings.pinned),
+        {**fixed, **settings.pinned},
     )
 
 

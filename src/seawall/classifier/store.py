@@ -16,6 +16,9 @@ Tables, all prefixed ``classifier_``, in the same file as the Store's:
 ``classifier_vectors``   per learned message, its symbol vector (``scores.py``), for the fit
 ``classifier_scores``    one row: the fitted table of learned symbol scores (JSON); the
                          meta key ``scores`` counts its versions
+``classifier_calibration`` one row: the histograms of unseen margins (``calibration.py``)
+                         that place the reject margin; the meta key ``calibration`` counts
+                         its versions
 
 A scanning process loads the snapshot once (a few milliseconds for 4 MiB) and
 afterwards only replays the few new deltas, so learning is visible to every
@@ -66,6 +69,8 @@ CREATE TABLE IF NOT EXISTS classifier_vectors (
 CREATE INDEX IF NOT EXISTS classifier_vectors_at ON classifier_vectors (at);
 CREATE TABLE IF NOT EXISTS classifier_scores (
     id INTEGER PRIMARY KEY CHECK (id = 0), fitted BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS classifier_calibration (
+    id INTEGER PRIMARY KEY CHECK (id = 0), histograms BLOB NOT NULL);
 """
 
 
@@ -138,6 +143,10 @@ class WeightStore(Protocol):
     def vectors(self) -> list[tuple[bool, bytes]]: ...
     def scores_table(self) -> bytes | None: ...
     def save_scores_table(self, blob: bytes) -> None: ...
+    def calibration(self) -> bytes | None: ...
+    def save_calibration(self, blob: bytes, version: int) -> None:
+        """Replace the calibration and set the meta key ``calibration`` to ``version``."""
+        ...
 
 
 def encode_delta(steps: list[Step]) -> tuple[bytes, bytes, bytes]:
@@ -390,3 +399,14 @@ class SqliteWeights:
         )
         version = self.meta().get("scores", 0) + 1
         self.set_meta(scores=version)
+
+    def calibration(self) -> bytes | None:
+        row = self._db.execute("SELECT histograms FROM classifier_calibration").fetchone()
+        return bytes(row[0]) if row else None
+
+    def save_calibration(self, blob: bytes, version: int) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO classifier_calibration (id, histograms) VALUES (0, ?)",
+            (blob,),
+        )
+        self.set_meta(calibration=version)
