@@ -52,6 +52,7 @@ def sign(
     ed25519: bool = False,
     length: bool = False,
     headers: list[bytes] | None = None,
+    canonicalize: tuple[bytes, bytes] = (b"relaxed", b"simple"),
 ) -> bytes:
     """``message`` with a DKIM-Signature field added on top."""
     key = base64.b64encode(ED25519_SEED) if ed25519 else RSA_PRIVATE
@@ -63,6 +64,6 @@ def sign(
         signature_algorithm=b"ed25519-sha256" if ed25519 else b"rsa-sha256",
         include_headers=headers or SIGNED,
         length=length,
-        canonicalize=(b"relaxed", b"simple"),
+        canonicalize=canonicalize,
     )
     return bytes(field) + message
