@@ -370,6 +370,8 @@ class Fingerprint:
     # The distinct features themselves (sorted), for the tracker's recurring-feature pass;
     # empty for a fingerprint built from a signature alone.
     features: NDArray[np.uint64] = field(default_factory=lambda: _NO_FEATURES)
+    # ``bands`` as a read-only array, as the index looks them up (no conversion per look).
+    keys: NDArray[np.uint64] = field(default_factory=lambda: _NO_FEATURES)
 
     @property
     def clusterable(self) -> bool:
@@ -399,9 +401,7 @@ class Fingerprint:
         if subject.strip():
             extra.append(subject_skeleton(subject))
         extra.extend(_feature(d.encode(), _DOMAIN) for d in sorted(domains)[:MAX_DOMAINS])
-        features = np.concatenate(
-            (shingles(word_hashes(text)), np.array(extra, dtype=np.uint64))
-        )
+        features = np.concatenate((shingles(word_hashes(text)), np.array(extra, dtype=np.uint64)))
         features.sort()
         distinct = _distinct(features)
         return cls._sealed(_signature(features), int(distinct.size), domains, distinct)
@@ -433,7 +433,9 @@ class Fingerprint:
         sig.flags.writeable = False
         wire = sig.tobytes() if _LITTLE else sig.astype("<u2").tobytes()
         digest = hashlib.blake2b(wire, digest_size=8).hexdigest()
-        return cls(sig, tuple(band_keys(sig).tolist()), domains, tokens, digest, features)
+        keys = band_keys(sig)
+        keys.flags.writeable = False
+        return cls(sig, tuple(keys.tolist()), domains, tokens, digest, features, keys)
 
     def to_bytes(self) -> bytes:
         """A compact form for another process: version, tokens, signature, domains.
@@ -465,12 +467,16 @@ class Fingerprint:
         end = at + 4 + 8 * count
         if len(data) < end:
             raise ValueError("fingerprint features cut short")
-        features = np.frombuffer(data, dtype="<u8", count=count, offset=at + 4).astype(np.uint64)
+        features = np.frombuffer(data, dtype="<u8", count=count, offset=at + 4)
+        if not _LITTLE:
+            features = features.astype(np.uint64)
         try:
             names = data[end:].decode()
         except UnicodeDecodeError:
             raise ValueError("fingerprint domains are not UTF-8") from None
         tokens = int.from_bytes(data[1:_WIRE_HEAD], "little")
         domains = frozenset(names.split("\n")) if names else frozenset()
-        sig = np.array(sig, dtype=np.uint16)
+        if not _LITTLE:
+            sig = sig.astype(np.uint16)
+        # Read-only views of ``data`` (which they keep alive), no copies.
         return cls._sealed(sig, tokens, domains, features)

@@ -169,7 +169,7 @@ class Clusterer:
             return UNCLUSTERED
         if now >= self._next_sweep:
             self._expire(now)
-        keys = np.array(fp.bands, dtype=np.uint64)
+        keys = fp.keys if fp.keys.size == BANDS else np.array(fp.bands, dtype=np.uint64)
         place = self._table.locate(keys)
         cluster, rep, similarity, also = self._nearest(place, fp.minhash, now)
         if cluster < 0:
@@ -197,8 +197,12 @@ class Clusterer:
         if reps.size == 0:
             return -1, -1, 0.0, []
         # Distinct owners by sort and compare: np.unique costs ten times more on a few dozen.
-        owners = np.sort(self._owner[reps])
-        starts = np.flatnonzero(np.concatenate(((True,), owners[1:] != owners[:-1])))
+        owners = self._owner[reps]
+        owners.sort()
+        first = np.empty(owners.size, dtype=np.bool_)
+        first[0] = True
+        np.not_equal(owners[1:], owners[:-1], out=first[1:])
+        starts = first.nonzero()[0]
         clusters = owners[starts]
         if clusters.size > _CANDIDATES:
             hits = np.diff(np.append(starts, owners.size))
@@ -207,13 +211,13 @@ class Clusterer:
         if clusters.size == 0:
             return -1, -1, 0.0, []
         members = self._members[clusters]
-        agree = np.count_nonzero(self._sigs[np.maximum(members, 0)] == sig, axis=2)
+        agree = (self._sigs[np.maximum(members, 0)] == sig).sum(axis=2)
         agree[members < 0] = -1
-        row, column = np.unravel_index(int(np.argmax(agree)), agree.shape)
+        row, column = divmod(int(agree.argmax()), agree.shape[1])
         similarity = float(agree[row, column]) / PERMUTATIONS
         if similarity < self.threshold:
             return -1, -1, similarity, []
-        near = np.flatnonzero(agree.max(axis=1) >= self.threshold * PERMUTATIONS)
+        near = (agree.max(axis=1) >= self.threshold * PERMUTATIONS).nonzero()[0]
         also = [int(clusters[r]) for r in near if r != row]
         return int(clusters[row]), int(members[row, column]), similarity, also
 
@@ -239,7 +243,7 @@ class Clusterer:
     ) -> None:
         """Make ``sig`` a representative of ``cluster``, filed under its band ``keys``."""
         row = self._members[cluster, : self.representatives]
-        empty = np.flatnonzero(row < 0)
+        empty = (row < 0).nonzero()[0]
         table = self._table
         if empty.size:
             rep = self._new_representative(cluster)
@@ -266,8 +270,8 @@ class Clusterer:
         """
         row = self._members[cluster]
         sigs = self._sigs[row[: self.representatives][row[: self.representatives] >= 0]]
-        votes = np.count_nonzero(sigs[:, None, :] == sigs[None, :, :], axis=1)
-        majority = sigs[np.argmax(votes, axis=0), _SLOT_INDEX]
+        votes = (sigs[:, None, :] == sigs[None, :, :]).sum(axis=1)
+        majority = sigs[votes.argmax(axis=0), _SLOT_INDEX]
         rep = int(row[-1])
         if rep < 0:
             rep = self._new_representative(cluster)
