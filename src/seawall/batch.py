@@ -39,6 +39,7 @@ from typing import Any
 import msgspec
 
 from seawall.campaigns.client import LocalTracker, TrackerClient
+from seawall.campaigns.frozen import FrozenTracker
 from seawall.campaigns.remote import RemoteTracker
 from seawall.campaigns.server import TrackerServer
 from seawall.campaigns.tracker import Tracker
@@ -64,6 +65,7 @@ WINDOW = 256
 WINDOW_BYTES = 64 << 20  # and at most this much raw mail in flight (one message always fits)
 DEPTH = 20  # batches queued per worker (DEPTH * BATCH >= WINDOW keeps the window full)
 NOT_MAIL = "DEFECT_NOT_MAIL"
+BATCH_IO_TIMEOUT_S = 30.0  # the engine's I/O budget in a batch scan, at least (_for_batch)
 
 
 class Record(msgspec.Struct, frozen=True, gc=False):
@@ -137,6 +139,7 @@ def scan_units(
     workers: int,
     times: StageTimes | None = None,
     feed: bool = False,
+    frozen: bool = False,
 ) -> Generator[Record, None, None]:
     """Scan ``units`` in order with ``workers`` processes (1: in this process).
 
@@ -146,11 +149,19 @@ def scan_units(
     state's tracker (a tracker process when there are several workers, or the one every
     node shares on a Redis state) and saved at the end, and reputation is counted in the
     store.  Without it, the scan reads the state and writes nothing back (the module's
-    docstring says how).
+    docstring says how).  With ``frozen`` (``seawall scan --frozen``), nothing is learned
+    from the scan even within the run: each message is scored against the state as saved
+    (:mod:`seawall.campaigns.frozen`), whatever the order and the number of workers.
     """
     here = workers <= 1 or len(units) <= BATCH
+    config = _for_batch(config)
+    if feed and frozen:
+        raise ValueError("a scan cannot both feed the state and be frozen")
     if feed:
         yield from _scan_feeding(units, config, workers, times, here)
+        return
+    if frozen:
+        yield from _scan_frozen(units, config, workers, times, here)
         return
     with contextlib.ExitStack() as stack:
         client: TrackerClient | None = None
@@ -173,6 +184,57 @@ def scan_units(
         finally:
             if times is not None:
                 times.merge(engine.times)
+
+
+def _for_batch(config: Config) -> Config:
+    """``config`` with the I/O budget a batch scan needs.
+
+    No client waits on a batch: the budget only guards against a peer that hangs, and each
+    network detector keeps its own bound below ``engine.io_timeout_s`` (the DNS lists'
+    wait, clamd's timeout).  What the engine's deadline would cut in a scan is the wait
+    for a local peer (the campaign tracker, the store) behind the CPU work of the
+    ``WINDOW`` messages in flight: on a loaded machine, that took the campaign and
+    reputation symbols from some messages and not others, run to run.
+    """
+    engine = config.engine
+    if engine.io_timeout_s >= BATCH_IO_TIMEOUT_S:
+        return config
+    longer = msgspec.structs.replace(engine, io_timeout_s=BATCH_IO_TIMEOUT_S)
+    return msgspec.structs.replace(config, engine=longer)
+
+
+def _frozen_engine(config: Config) -> Engine:
+    """An engine that reads the state and learns nothing (each forked worker its copy)."""
+    client = None
+    if config.detectors.campaigns.enabled:
+        tracker = campaign_tracker.load(config)
+        tracker.events = None
+        client = FrozenTracker(tracker)
+    engine = build_engine(config, tracker=client, store=_overlay(config))
+    engine.freeze()
+    return engine
+
+
+def _scan_frozen(
+    units: Sequence[Unit],
+    config: Config,
+    workers: int,
+    times: StageTimes | None,
+    here: bool,
+) -> Iterator[Record]:
+    """:func:`scan_units` with ``frozen``: the state read, nothing learned."""
+    engine = _frozen_engine(config)
+    try:
+        if not here:
+            yield from _scan_forked(units, config, workers, times, engine, frozen=True)
+            return
+        try:
+            yield from _scan_here(engine, units)
+        finally:
+            if times is not None:
+                times.merge(engine.times)
+    finally:
+        engine.close()
 
 
 def _overlay(config: Config) -> Overlay:
@@ -316,13 +378,19 @@ _engine: Engine | None = None  # what a forked worker inherits
 
 class _Worker:
     def __init__(
-        self, context: Any, config: Config, *, tracker: str | None = None, feed: bool = True
+        self,
+        context: Any,
+        config: Config,
+        *,
+        tracker: str | None = None,
+        feed: bool = True,
+        frozen: bool = False,
     ) -> None:
         self.conn: Connection
         self.conn, child = context.Pipe()
         self.process = context.Process(
             target=_worker_main,
-            args=(child, config, tracker, feed),
+            args=(child, config, tracker, feed, frozen),
             name="seawall-scan",
             daemon=True,
         )
@@ -346,6 +414,7 @@ def _scan_forked(
     *,
     tracker: str | None = None,
     feed: bool = False,
+    frozen: bool = False,
 ) -> Iterator[Record]:
     """``tracker``: the socket name of the scan's private campaign tracker, if any."""
     global _engine
@@ -357,7 +426,10 @@ def _scan_forked(
     pool: list[_Worker] = []
     try:
         context = multiprocessing.get_context(method)
-        pool = [_Worker(context, config, tracker=tracker, feed=feed) for _ in range(workers)]
+        pool = [
+            _Worker(context, config, tracker=tracker, feed=feed, frozen=frozen)
+            for _ in range(workers)
+        ]
         sent = 0
         finished: dict[int, bytes] = {}
         for turn in range(len(batches)):
@@ -406,11 +478,17 @@ def _dispatch(pool: Sequence[_Worker], batches: Sequence[Sequence[Unit]], sent: 
 
 
 def _worker_main(
-    conn: Connection, config: Config, tracker_name: str | None = None, feed: bool = True
+    conn: Connection,
+    config: Config,
+    tracker_name: str | None = None,
+    feed: bool = True,
+    frozen: bool = False,
 ) -> None:
     """A worker: scan the batches that come down ``conn``, send each back when done."""
     engine = _engine
-    if engine is None:  # spawn start method: nothing was inherited
+    if engine is None and frozen:  # spawn start method: load the state again
+        engine = _frozen_engine(config)
+    elif engine is None:  # spawn start method: nothing was inherited
         tracker: TrackerClient | None = None
         if tracker_name is not None:
             tracker = RemoteTracker(tracker_name)

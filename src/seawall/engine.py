@@ -125,6 +125,11 @@ class Engine:
         self.times = StageTimes()
         self._loop: asyncio.AbstractEventLoop | None = None
 
+    def freeze(self) -> None:
+        """Stop the detectors learning from verdicts (``seawall scan --frozen``): no
+        campaign judgement, reputation or sender-domain count comes from what is scanned."""
+        self._after = ()
+
     async def scan(
         self,
         envelope: Envelope,

@@ -216,3 +216,43 @@ def test_a_list_post_in_a_spam_campaign_gets_a_hint_not_a_reject(engine: Engine)
     listed = engine.scan_sync(bot(21), posted, now=NOW + 210).verdict
     assert listed.campaign == plain.campaign
     assert listed.symbols["CAMPAIGN_SPAM"].score == 6.0  # 15 x 0.4
+
+
+GARDEN = (
+    b"From: x@y.example\r\nSubject: hello\r\n\r\nA completely different text about a garden "
+    b"party next week, see http://%s/party for the map.\r\n"
+)
+
+
+def test_a_spam_run_through_a_list_puts_none_of_its_links_on_the_local_uri_list(
+    engine: Engine,
+) -> None:
+    # Spam relayed by a mailing list carries the list's own links (its archive, its
+    # footer): the list's ham posts link there too.
+    rng = random.Random(7)
+    for i in range(30):
+        posted = b"List-Id: Garden club <garden.lists.example.org>\r\n" + spam_copy(
+            i, rng, domain="lists.example.org"
+        )
+        engine.scan_sync(bot(i), posted, now=NOW + 10 * i)
+    later = engine.scan_sync(Envelope(), GARDEN % b"lists.example.org", now=NOW + 500).verdict
+    assert "URIBL_LOCAL" not in later.symbols
+    # The same run sent straight (no list) lists its domain, for list posts as for others.
+    for i in range(30, 60):
+        engine.scan_sync(bot(i), spam_copy(i, rng, domain="pills.example"), now=NOW + 10 * i)
+    post = b"List-Id: Garden club <garden.lists.example.org>\r\n" + GARDEN % b"pills.example"
+    assert "URIBL_LOCAL" in engine.scan_sync(Envelope(), post, now=NOW + 900).verdict.symbols
+
+
+def test_a_big_providers_domain_never_goes_on_the_local_uri_list(engine: Engine) -> None:
+    rng = random.Random(7)
+    for i in range(30):
+        copy = spam_copy(i, rng).replace(
+            b"Reply STOP", b"Write to mailto:pills%d@yahoo.com or reply STOP" % i
+        )
+        engine.scan_sync(bot(i), copy, now=NOW + 10 * i)
+    other = engine.scan_sync(Envelope(), GARDEN % b"groups.yahoo.com", now=NOW + 500).verdict
+    assert "URIBL_LOCAL" not in other.symbols
+    assert "URIBL_LOCAL" in (
+        engine.scan_sync(Envelope(), GARDEN % b"cheap-pills.example", now=NOW + 510).verdict.symbols
+    )

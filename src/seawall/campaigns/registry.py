@@ -33,6 +33,11 @@ class Observation(msgspec.Struct, frozen=True):
     subject: str = ""
     domains: tuple[str, ...] = ()
     urls: tuple[str, ...] = ()
+    # Came through a mailing list (RFC 2369 List-* fields): its links are the list's own
+    # pages and its members' sites, ham and spam alike, so they never count towards the
+    # domains a campaign puts on the local URI list (spam relayed by a list would list
+    # the list's domain, and its ham posts would pay).
+    list_post: bool = False
 
 
 class Judge(msgspec.Struct, frozen=True, tag="judge"):
@@ -139,8 +144,9 @@ class Campaign:
             _bump(self.languages, obs.language)
         if obs.subject:
             _bump(self.subjects, obs.subject[:200])
-        for domain in set(obs.domains):
-            _bump(self.domains, domain)
+        if not obs.list_post:
+            for domain in set(obs.domains):
+                _bump(self.domains, domain)
         for url in set(obs.urls[:20]):
             _bump(self.urls, url[:300])
 

@@ -97,6 +97,13 @@ def _parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         help="let what the scan sees feed the state's campaigns and reputation, as serve does"
         " (default: the state is read, nothing is written back)",
     )
+    scan.add_argument(
+        "--frozen",
+        action="store_true",
+        help="learn nothing from the scan, not even within the run: every message is scored"
+        " against the state as saved, so the verdicts do not depend on the order or the"
+        " number of workers (reproducible audits)",
+    )
     scan.set_defaults(func=_lazy("seawall.cli.scan", "cmd_scan"))
 
     learn = sub.add_parser("learn", parents=[common], help="teach the classifier")

@@ -89,6 +89,8 @@ def _print_profile(times: StageTimes, out: Any) -> None:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
+    if args.frozen and args.feed_state:
+        raise SeawallError("--frozen learns nothing: it cannot --feed-state")
     config = config_from(args)
     units = _units(args.paths)
     workers = args.workers or os.cpu_count() or 1
@@ -103,7 +105,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
         print(f"{'path':<{width}} {'action':<12} {'score':>7} {'lng':<3} symbols")
     t0 = time.perf_counter()
     n = 0
-    for record in scan_units(units, config, workers=workers, times=times, feed=args.feed_state):
+    scanned = scan_units(
+        units, config, workers=workers, times=times, feed=args.feed_state, frozen=args.frozen
+    )
+    for record in scanned:
         n += 1
         counts[record.action] += 1
         if NOT_MAIL in record.symbols:

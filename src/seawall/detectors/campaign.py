@@ -25,7 +25,7 @@ from seawall.campaigns.fingerprint import Fingerprint
 from seawall.campaigns.registry import SAMPLE_BYTES, Judge, Observation
 from seawall.config import CampaignSettings, IspSettings
 from seawall.detectors.base import Context, Hit, Parts
-from seawall.detectors.hostnames import is_dynamic_name
+from seawall.detectors.hostnames import Providers, is_dynamic_name
 from seawall.message import Message
 from seawall.message.headers import is_list_mail
 from seawall.policy.model import Verdict
@@ -78,7 +78,13 @@ class CampaignDetector:
 
             tracker = LocalTracker(Tracker(config.detectors.campaigns))
         settings = config.detectors.campaigns
-        return cls(settings, config.isp, tracker, spam_threshold=parts.spam_threshold)
+        return cls(
+            settings,
+            config.isp,
+            tracker,
+            spam_threshold=parts.spam_threshold,
+            providers=parts.providers,
+        )
 
     def __init__(
         self,
@@ -87,8 +93,10 @@ class CampaignDetector:
         tracker: TrackerClient,
         *,
         spam_threshold: float,
+        providers: Providers | None = None,
     ) -> None:
         self.settings = settings
+        self.providers = providers if providers is not None else Providers()
         self.tracker = tracker
         self.spam_threshold = spam_threshold
         self._pending: dict[int, _Pending] = {}
@@ -160,12 +168,13 @@ class CampaignDetector:
         if name and name.lower() in ("unknown", "[unknown]"):
             name = None
         own = dynamic = False
+        list_mail = is_list_mail(msg.headers)
         if ip:
             own = self._networks.own.contains(ip)
             dynamic = self._networks.dynamic.contains(ip)
             # No reverse DNS name is a zombie's mark, unless the mail came through a mailing
             # list: then the hop is the list's server (archived mail often names none).
-            nameless = name is None and not is_list_mail(msg.headers)
+            nameless = name is None and not list_mail
             dynamic = dynamic or nameless or (name is not None and is_dynamic_name(name, ip))
         return Observation(
             ip=ip,
@@ -174,9 +183,17 @@ class CampaignDetector:
             own=own,
             language=ctx.language,
             subject=msg.subject,
-            domains=tuple(sorted({u.domain for u in msg.urls if u.domain})),
+            domains=self._listable(msg),
+            list_post=list_mail,
             urls=tuple(u.url for u in msg.urls[:20]),
         )
+
+    def _listable(self, msg: Message) -> tuple[str, ...]:
+        """The domains a message links to that may go on the local URI list: not a big mail
+        provider's (a spam run's reply-to address at yahoo.com, a redirect through
+        rd.yahoo.com), which half the ham of the world links to as well."""
+        of = self.providers.of
+        return tuple(d for d in _domains(msg) if of(d) is None)
 
     async def after_verdict(self, msg: Message, verdict: Verdict, now: float) -> None:
         """Tell the tracker how the message was judged by its content."""
@@ -186,8 +203,7 @@ class CampaignDetector:
         spam = verdict.score - derived >= self.spam_threshold
         pending = self._pending.pop(id(msg), None)
         if pending is None:  # not observed: an authenticated sender's message
-            domains = tuple(sorted({u.domain for u in msg.urls if u.domain}))
-            await self.tracker.judge(Judge(verdict.campaign, spam, domains, now))
+            await self.tracker.judge(Judge(verdict.campaign, spam, _domains(msg), now))
             return
         sample = msg.raw[:SAMPLE_BYTES] if pending.wants_sample else b""
         judged = not _AUTH_JUDGED.isdisjoint(verdict.symbols)
@@ -202,6 +218,10 @@ class CampaignDetector:
 
 # CAMPAIGN_SPAM's weight on a mailing-list post: 15 x 0.4 = 6 points, "add header" at most.
 _LIST_POST_WEIGHT = 0.4
+
+
+def _domains(msg: Message) -> tuple[str, ...]:
+    return tuple(sorted({u.domain for u in msg.urls if u.domain}))
 
 
 def _list_post(msg: Message) -> bool:

@@ -14,6 +14,7 @@ from typing import ClassVar
 from seawall.config import Config, ReputationSettings
 from seawall.detectors.base import Context, Hit, Parts
 from seawall.errors import StoreError
+from seawall.message.headers import is_list_mail
 from seawall.message.model import Message
 from seawall.message.received import TrustedNetworks
 from seawall.policy.model import Verdict
@@ -67,8 +68,13 @@ class ReputationDetector:
         return self._reputation
 
     def source(self, msg: Message, ctx: Context) -> str | None:
-        """The address the message came from, unless it is our own user or network."""
-        if ctx.authenticated:
+        """The address the message came from, unless it is our own user or network, or a
+        mailing list's server."""
+        if ctx.authenticated or is_list_mail(msg.headers):
+            # A list server relays whatever its members post: its address's record mixes
+            # their ham with the spam that got through, and would judge each post by the
+            # others (on the SpamAssassin corpus, spam relayed by a list first put its
+            # later ham posts at "add header").  Nor does one post speak for the server.
             return None
         ip = msg.source_ip
         if not ip or self.trusted.contains(ip):

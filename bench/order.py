@@ -1,0 +1,204 @@
+"""Verdicts and scan order: the whole verdict against the classifier alone, in four orders.
+
+    .venv/bin/python -m bench.order [--workers 1,2] [--orders folder,shuffled,spam-first,
+        ham-first] [--repeat 5] [--frozen] [--state DIR] [--json]
+
+The SpamAssassin public corpus, all ham folders against both spam folders, split 50/50 by
+``corpus.in_train_split`` (train where True).  The train half is learned as ``seawall learn``
+learns it; the test half is then scanned as ``seawall scan`` scans it (every default
+detector; what learns from the stream learns within the run and writes nothing back), in
+four orders:
+
+- ``folder``: the corpus's own order, folder by folder (easy_ham, easy_ham_2, hard_ham,
+  spam, spam_2), as ``seawall scan SA/*`` would read it;
+- ``shuffled``: a seeded shuffle;
+- ``spam-first``: all spam, then all ham (each in the seeded shuffle's order);
+- ``ham-first``: all ham, then all spam.
+
+Each order is scanned with each worker count.  A cell gives the spam recall at 0.1% ham
+FPR of the whole verdict's score, and the spam recall and ham FPR of the default action
+(add header or above).  Beside them, the classifier alone on the same learned model: the
+recall at 0.1% FPR of its margin (what ``bench/accuracy_classifier.py`` measures).
+``--repeat N`` scans the shuffled order N times more with the last worker count, for the
+spread of the default action's recall and FPR between runs of one command.
+
+The learned state is made once in a temporary directory, or kept in ``--state DIR`` (made
+there when it has no classifier yet, reused when it has).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from seawall import corpus
+from seawall.batch import Record, scan_units
+from seawall.classifier import Classifier
+from seawall.config import Config, load_config
+from seawall.evaluation import Labelled, learn_all, recall_at_fpr, roc_auc
+from seawall.message import Envelope, parse_message
+from seawall.policy.model import Action
+from seawall.sources import Unit, iter_units
+
+ORDERS = ("folder", "shuffled", "spam-first", "ham-first")
+SEED = 1
+
+
+def split() -> tuple[list[Labelled], list[Labelled]]:
+    """The train and test halves, each in the corpus's folder order."""
+    train: list[Labelled] = []
+    test: list[Labelled] = []
+    for item in corpus.items(corpus.SPAMASSASSIN):
+        (unit,) = iter_units([str(item.path)])
+        labelled = Labelled(unit, item.label == "spam")
+        (train if corpus.in_train_split(item.path) else test).append(labelled)
+    return train, test
+
+
+def ordered(test: Sequence[Labelled], order: str, seed: int = SEED) -> list[Labelled]:
+    if order == "folder":
+        return list(test)
+    shuffled = list(test)
+    random.Random(seed).shuffle(shuffled)
+    if order == "shuffled":
+        return shuffled
+    spam = [i for i in shuffled if i.spam]
+    ham = [i for i in shuffled if not i.spam]
+    if order == "spam-first":
+        return spam + ham
+    if order == "ham-first":
+        return ham + spam
+    raise ValueError(f"unknown order {order!r}")
+
+
+def learned_config(state: Path, train: Sequence[Labelled]) -> Config:
+    """The config of the state ``state``, the train half learned into it if not yet."""
+    state.mkdir(parents=True, exist_ok=True)
+    config = load_config(None, state_dir=str(state))
+    if not (state / "learned").exists():
+        t0 = time.perf_counter()
+        # Interleaved by learn_all as `seawall learn --spam --ham` does.
+        spam_first = [i for i in train if i.spam] + [i for i in train if not i.spam]
+        learned = learn_all(spam_first, config)
+        (state / "learned").touch()
+        print(
+            f"learned {learned.spam_total} spam and {learned.ham_total} ham "
+            f"in {time.perf_counter() - t0:.0f}s",
+            file=sys.stderr,
+        )
+    return config
+
+
+def classifier_alone(config: Config, test: Sequence[Labelled]) -> dict[str, float]:
+    classifier = Classifier.from_config(config)
+    spam: list[float] = []
+    ham: list[float] = []
+    try:
+        for item in test:
+            margin = classifier.margin(parse_message(item.unit.read(), Envelope()))
+            (spam if item.spam else ham).append(margin)
+    finally:
+        classifier.close()
+    return {
+        "roc_auc": round(roc_auc(spam, ham), 6),
+        "recall_at_fpr_0.1%": round(100 * recall_at_fpr(spam, ham, 0.001), 2),
+    }
+
+
+def measure(records: dict[str, Record], labels: dict[str, bool]) -> dict[str, Any]:
+    spam = [r.score for p, r in records.items() if labels[p]]
+    ham = [r.score for p, r in records.items() if not labels[p]]
+    flagged_spam = sum(1 for p, r in records.items() if labels[p] and Action(r.action).is_spam)
+    flagged_ham = sum(1 for p, r in records.items() if not labels[p] and Action(r.action).is_spam)
+    return {
+        "recall_at_fpr_0.1%": round(100 * recall_at_fpr(spam, ham, 0.001), 2),
+        "roc_auc": round(roc_auc(spam, ham), 6),
+        "action_recall": round(100 * flagged_spam / len(spam), 2),
+        "action_fpr": round(100 * flagged_ham / len(ham), 3),
+        "rejected_spam": sum(1 for p, r in records.items() if labels[p] and r.action == "reject"),
+        "ham_flagged": flagged_ham,
+    }
+
+
+def scan(config: Config, items: Sequence[Labelled], workers: int, frozen: bool) -> dict[str, Any]:
+    units: list[Unit] = [i.unit for i in items]
+    labels = {i.unit.path: i.spam for i in items}
+    t0 = time.perf_counter()
+    kwargs: dict[str, Any] = {"frozen": True} if frozen else {}
+    records = {r.path: r for r in scan_units(units, config, workers=workers, **kwargs)}
+    seconds = time.perf_counter() - t0
+    out = measure(records, labels)
+    out["msg_per_s"] = round(len(records) / seconds, 1)
+    out["actions"] = {p: r.action for p, r in records.items()}
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.order", description=__doc__)
+    parser.add_argument("--workers", default="1,2", help="worker counts, comma-separated")
+    parser.add_argument("--orders", default=",".join(ORDERS))
+    parser.add_argument("--repeat", type=int, default=0, help="repeated shuffled runs")
+    parser.add_argument("--frozen", action="store_true", help="scan with --frozen")
+    parser.add_argument("--state", help="keep the learned state here (reused if present)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    workers = [int(w) for w in args.workers.split(",")]
+    orders = args.orders.split(",")
+    train, test = split()
+    with tempfile.TemporaryDirectory(prefix="seawall-order-") as tmp:
+        config = learned_config(Path(args.state or tmp), train)
+        alone = classifier_alone(config, test)
+        print(f"classifier alone: {alone}", file=sys.stderr)
+        cells: list[dict[str, Any]] = []
+        for order in orders:
+            for n in workers:
+                cell = scan(config, ordered(test, order), n, args.frozen)
+                cells.append({"order": order, "workers": n, **cell})
+                shown = {k: v for k, v in cell.items() if k != "actions"}
+                print(f"{order:<10} {n} workers: {shown}", file=sys.stderr)
+        repeats: list[dict[str, Any]] = []
+        for run in range(args.repeat):
+            cell = scan(config, ordered(test, "shuffled"), workers[-1], args.frozen)
+            repeats.append(cell)
+            shown = {k: v for k, v in cell.items() if k != "actions"}
+            print(f"repeat {run + 1}: {shown}", file=sys.stderr)
+    doc: dict[str, Any] = {
+        "frozen": args.frozen,
+        "classifier_alone": alone,
+        "cells": [{k: v for k, v in c.items() if k != "actions"} for c in cells],
+    }
+    target = alone["recall_at_fpr_0.1%"] - 0.3
+    doc["every_cell_within_0.3"] = all(c["recall_at_fpr_0.1%"] >= target for c in cells)
+    runs = cells + repeats
+    same = [c for c in runs if c["actions"] == runs[0]["actions"]] if runs else []
+    doc["runs_with_identical_actions"] = f"{len(same)}/{len(runs)}"
+    if repeats:
+        doc["repeats"] = [{k: v for k, v in c.items() if k != "actions"} for c in repeats]
+        for key in ("action_recall", "action_fpr", "recall_at_fpr_0.1%"):
+            values = [c[key] for c in repeats]
+            doc[f"spread_{key}"] = round(max(values) - min(values), 3)
+    if args.json:
+        print(json.dumps(doc, indent=1))
+    else:
+        print(f"classifier alone: recall at 0.1% FPR {alone['recall_at_fpr_0.1%']}%")
+        print(f"{'order':<11} {'workers':>7} {'@0.1%':>7} {'action':>7} {'FPR':>6} {'reject':>6}")
+        for c in doc["cells"]:
+            print(
+                f"{c['order']:<11} {c['workers']:>7} {c['recall_at_fpr_0.1%']:>7} "
+                f"{c['action_recall']:>7} {c['action_fpr']:>6} {c['rejected_spam']:>6}"
+            )
+        for key in [k for k in doc if k.startswith("spread_")]:
+            print(f"{key}: {doc[key]}")
+        print(f"identical actions: {doc['runs_with_identical_actions']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

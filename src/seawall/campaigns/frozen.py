@@ -1,0 +1,86 @@
+"""The saved campaigns, read only: ``seawall scan --frozen`` looks messages up, learns nothing.
+
+A frozen scan answers every message from the tracker as the state saved it: the campaign
+a message would join is found in the index without filing the message, its view is the
+saved campaign's (not counting this message), and the local URI list is the saved one.
+Nothing is merged, judged or sampled, so what each message gets does not depend on which
+messages were scanned before it, in what order, or by how many workers: an audit can be
+run again and give the same verdicts.
+
+>>> from seawall.config import CampaignSettings
+>>> from seawall.campaigns.tracker import Tracker
+>>> frozen = FrozenTracker(Tracker(CampaignSettings()))
+>>> frozen.tracker.campaigns, frozen.tracker.founders
+({}, {})
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from seawall.campaigns.fingerprint import Fingerprint
+from seawall.campaigns.index import Clusterer
+from seawall.campaigns.registry import SHOWN_IPS, Founder, Judge, Observation
+from seawall.campaigns.tracker import Reply, Tracker
+
+
+def find_cluster(index: Clusterer, fp: Fingerprint, now: float) -> str:
+    """The live cluster ``fp`` would join (its id), or "" when none is near enough; the
+    index is left as it was (``Clusterer.assign`` without filing the message)."""
+    if not fp.clusterable:
+        return ""
+    # The index's own lookup, which only reads: the band table, then the representatives.
+    place = index._table.locate(np.array(fp.bands, dtype=np.uint64))
+    cluster, _, _, _ = index._nearest(place, fp.minhash, now)
+    if cluster < 0:
+        return ""
+    return f"c-{int(index._ids[cluster]):016x}"
+
+
+class FrozenTracker:
+    """A :class:`~seawall.campaigns.client.TrackerClient` over a tracker that never changes.
+
+    Every process of a frozen scan holds its own (forked) copy of the loaded tracker: no
+    tracker process, no round trip.
+    """
+
+    def __init__(self, tracker: Tracker) -> None:
+        self.tracker = tracker
+
+    async def observe(self, fp: Fingerprint, obs: Observation, now: float) -> Reply:
+        return self.look(fp, obs, now)
+
+    def look(self, fp: Fingerprint, obs: Observation, now: float) -> Reply:
+        tracker = self.tracker
+        blocked = tuple(d for d in obs.domains if tracker.blocklist.get(d, 0.0) > now)
+        cluster = find_cluster(tracker.index, fp, now)
+        cid = tracker.root(cluster) if cluster else ""
+        campaign = tracker.campaigns.get(cid) if cid else None
+        if campaign is not None:
+            return Reply(view=campaign.view(now), new=False, blocked=blocked)
+        founder = tracker.founders.get(cid) if cid else None
+        if founder is not None:
+            return Reply(view=Founder.unpack(founder).view(cid), new=False, blocked=blocked)
+        # No saved cluster: the message stands alone (its view names no campaign).
+        return Reply(view=Founder.of(obs, now).view(""), new=True, blocked=blocked)
+
+    async def judge(self, judgement: Judge) -> None:
+        """Judgements are not kept: a frozen scan learns nothing."""
+
+    async def mark(self, campaign: str, label: str) -> bytes | None:
+        """An admin's mark needs the live tracker (``seawall campaigns mark``)."""
+        return None
+
+    async def listing(self, min_count: int = 2, *, limit: int = 0) -> list[dict[str, Any]]:
+        return self.tracker.listing(time.time(), min_count=min_count, limit=limit)
+
+    async def show(
+        self, campaign: str, max_ips: int = SHOWN_IPS, *, sample: bool = False
+    ) -> dict[str, Any] | None:
+        return self.tracker.show(campaign, time.time(), max_ips=max_ips, sample=sample)
+
+    def close(self) -> None:
+        pass
