@@ -12,6 +12,7 @@ and the file or variable it came from.  Relative paths in a file are taken from 
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import re
@@ -512,6 +513,17 @@ class ZombiesSettings(Section):
         return self.weights.get(kind, _zombie_weights().get(kind, 0.0))
 
 
+class AccountingClient(Section):
+    """One NAS, or a network of them, with its own shared secret ([[accounting.clients]])."""
+
+    # The address (or network, "192.0.2.0/28", "2001:db8::/64") the NAS's requests come
+    # from, as the listener sees it; the most specific entry holding it wins.
+    address: str
+    # Its shared secret; give it here or in secret_file (one line), not both.
+    secret: str = ""
+    secret_file: str = ""
+
+
 class AccountingSettings(Section):
     """Who held an address when: RADIUS accounting ([accounting], seawall.accounting)."""
 
@@ -523,9 +535,12 @@ class AccountingSettings(Section):
     # off.  NASes send here what they send their accounting server.
     listen: str = "127.0.0.1:7813"
     # The RADIUS shared secret of the NASes that send to the listener; give it here or in
-    # secret_file (one line).  The listener stays off while both are empty.
+    # secret_file (one line).  With [[accounting.clients]] it is the secret of the NASes
+    # none of them lists, and "" drops their requests.  The listener stays off while
+    # neither a secret nor a client is set.
     secret: str = ""
     secret_file: str = ""
+    clients: tuple[AccountingClient, ...] = ()
     # Sessions that ended, or were last heard of, longer ago than this are forgotten; it
     # bounds the memory (about 300 bytes a session) and how far back `who` can answer.
     retention_s: Annotated[float, Positive] = 30 * 86400.0
@@ -1073,6 +1088,29 @@ def _problems(config: Config) -> Iterator[tuple[tuple[str, ...], str]]:
             why = "is not a file" if scores.exists() else "no such file"
             yield ("scores_file",), f"scores_file: {why}: {config.scores_file}"
     yield from _remedy_problems(config)
+    yield from _accounting_problems(config.accounting)
+
+
+def _accounting_problems(settings: AccountingSettings) -> Iterator[tuple[tuple[str, ...], str]]:
+    """[accounting] secrets and clients that cannot work."""
+    key = ("accounting", "clients")
+    seen: set[str] = set()
+    for n, client in enumerate(settings.clients):
+        where = f"accounting.clients[{n}]"
+        try:
+            network = str(ipaddress.ip_network(client.address, strict=False))
+        except ValueError:
+            yield key, f"{where}.address: {client.address!r} is not an address or network"
+            continue
+        if network in seen:
+            yield key, f"{where}.address: {client.address} is listed twice"
+        seen.add(network)
+        if bool(client.secret) == bool(client.secret_file):
+            yield key, f"{where}: give secret or secret_file (one of them)"
+    files = [(f"accounting.clients[{n}]", c.secret_file) for n, c in enumerate(settings.clients)]
+    for where, path in [("accounting", settings.secret_file), *files]:
+        if path and not Path(path).is_file():
+            yield ("accounting",), f"{where}.secret_file: no such file: {path}"
 
 
 def _remedy_problems(config: Config) -> Iterator[tuple[tuple[str, ...], str]]:

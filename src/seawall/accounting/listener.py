@@ -1,6 +1,8 @@
 """The RFC 2866 accounting listener: Accounting-Requests over UDP, stored, then answered.
 
-Each datagram is decoded by pyrad with the dictionary shipped beside this module.  A request
+Each datagram is decoded by pyrad with the dictionary shipped beside this module.  The shared
+secret is its NAS's, found by the datagram's source address (``clients.NasSecrets``: one per
+NAS or network, else the default; a source with none is dropped).  A request
 whose Request Authenticator does not verify with the shared secret (RFC 2866 §3: MD5 of the
 packet with a zero authenticator and the secret) is dropped, logged once a minute; so are
 datagrams that are not Accounting-Requests or not RADIUS.  A good request becomes a Record,
@@ -25,6 +27,7 @@ from typing import Any, cast
 from pyrad.dictionary import Dictionary
 from pyrad.packet import AccountingRequest, AcctPacket, PacketError
 
+from seawall.accounting.clients import NasSecrets
 from seawall.accounting.records import AccountingError, Record, Skipped, record_from_attributes
 from seawall.errors import SeawallError
 from seawall.quietlog import QuietLog
@@ -68,12 +71,13 @@ class _Pending:
 
 class AccountingProtocol(asyncio.DatagramProtocol):
     """The listener's datagram side; ``store`` keeps a batch of records (raising
-    SeawallError when it cannot)."""
+    SeawallError when it cannot).  ``secret`` is the one shared secret of every NAS, or
+    each NAS's by its source address (:class:`NasSecrets`)."""
 
     def __init__(
-        self, secret: bytes, store: Callable[[Sequence[Record]], Awaitable[object]]
+        self, secret: bytes | NasSecrets, store: Callable[[Sequence[Record]], Awaitable[object]]
     ) -> None:
-        self.secret = secret
+        self.secrets = secret if isinstance(secret, NasSecrets) else NasSecrets((), secret)
         self.store = store
         self.dictionary = dictionary()
         self.transport: asyncio.DatagramTransport | None = None
@@ -103,8 +107,17 @@ class AccountingProtocol(asyncio.DatagramProtocol):
         if not 20 <= len(data) <= _MAX_PACKET or data[0] != AccountingRequest:
             quiet.warning(f"not-acct:{addr[0]}", "accounting: %s sent a non-accounting packet", who)
             return None
+        secret = self.secrets.secret_for(addr[0])
+        if secret is None:
+            quiet.warning(
+                f"client:{addr[0]}",
+                "accounting: request from %s dropped: no [[accounting.clients]] entry holds"
+                " its address, and no [accounting] secret is set",
+                who,
+            )
+            return None
         try:
-            packet = AcctPacket(packet=data, secret=self.secret, dict=self.dictionary)
+            packet = AcctPacket(packet=data, secret=secret, dict=self.dictionary)
         except (PacketError, KeyError, ValueError, IndexError) as exc:
             quiet.warning(f"bad:{addr[0]}", "accounting: undecodable packet from %s: %s", who, exc)
             return None
@@ -147,7 +160,10 @@ class AccountingProtocol(asyncio.DatagramProtocol):
 
 
 async def listen(
-    host: str, port: int, secret: bytes, store: Callable[[Sequence[Record]], Awaitable[object]]
+    host: str,
+    port: int,
+    secret: bytes | NasSecrets,
+    store: Callable[[Sequence[Record]], Awaitable[object]],
 ) -> tuple[asyncio.DatagramTransport, AccountingProtocol]:
     """Start the listener on ``host``:``port`` (UDP)."""
     loop = asyncio.get_running_loop()

@@ -19,10 +19,10 @@ import signal
 import socket
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 from seawall import logs
 from seawall.accounting import Record, Sessions, open_sessions
+from seawall.accounting.clients import nas_secrets, read_secret
 from seawall.accounting.detail import Problem
 from seawall.accounting.listener import AccountingProtocol
 from seawall.accounting.tail import DetailTail
@@ -44,22 +44,12 @@ MAX_PENDING = 100_000  # records waiting for the store before the tailers pause
 def secret_of(settings: AccountingSettings) -> bytes:
     """The listener's shared secret: ``secret``, else the first line of ``secret_file``;
     b"" when neither is set.  ConfigError when the file cannot be read."""
-    if settings.secret:
-        return settings.secret.encode()
-    if not settings.secret_file:
-        return b""
-    try:
-        lines = Path(settings.secret_file).read_text("utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"accounting.secret_file: {exc}") from None
-    if not lines or not lines[0].strip():
-        raise ConfigError(f"accounting.secret_file: {settings.secret_file} is empty")
-    return lines[0].strip().encode()
+    return read_secret(settings.secret, settings.secret_file, "accounting")
 
 
 def listening(settings: AccountingSettings) -> bool:
     """Whether the listener runs: an address, and a secret to check requests with."""
-    return bool(settings.listen and (settings.secret or settings.secret_file))
+    return bool(settings.listen and (settings.secret or settings.secret_file or settings.clients))
 
 
 def wanted(config: Config) -> bool:
@@ -122,9 +112,9 @@ async def serve(config: Config, sock: socket.socket | None, stop: asyncio.Event)
     try:
         if sock is not None:
             loop = asyncio.get_running_loop()
-            secret = secret_of(settings)
+            secrets = nas_secrets(settings)
             transport, _ = await loop.create_datagram_endpoint(
-                lambda: AccountingProtocol(secret, sessions.add), sock=sock
+                lambda: AccountingProtocol(secrets, sessions.add), sock=sock
             )
             log.info("accounting listener on %s (UDP)", settings.listen)
         while not stop.is_set():
@@ -175,7 +165,7 @@ class AccountingProcess:
         cannot be bound (or its secret read)."""
         if not wanted(config):
             return
-        secret_of(config.accounting)  # loud at the start: an unreadable secret file
+        nas_secrets(config.accounting)  # loud at the start: an unreadable secret file
         sock = bind(config.accounting)
         parent = os.getpid()
         pid = os.fork()
