@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from seawall.campaigns import fingerprint, index, quality, registry
+from seawall.campaigns import fingerprint, index, protocol, quality, registry
 from seawall.campaigns.fingerprint import (
     BANDS,
     MIN_TOKENS,
@@ -33,7 +33,7 @@ TEXT = (
 
 
 @pytest.mark.parametrize(
-    "module", [fingerprint, index, quality, registry], ids=lambda m: m.__name__
+    "module", [fingerprint, index, protocol, quality, registry], ids=lambda m: m.__name__
 )
 def test_docstring_examples(module: object) -> None:
     failed, attempted = doctest.testmod(module)  # type: ignore[arg-type]

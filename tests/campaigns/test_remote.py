@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from seawall.campaigns.fingerprint import Fingerprint
-from seawall.campaigns.protocol import MAX_FRAME, read_frame
+from seawall.campaigns.protocol import MAX_FRAME, Frames, frame, read_frame
 from seawall.campaigns.registry import Judge, Observation
 from seawall.campaigns.remote import RemoteTracker
 from seawall.campaigns.server import TrackerServer
@@ -284,3 +284,27 @@ def test_a_stranger_gets_no_big_buffer_and_no_long_wait() -> None:
             await tcp.wait_closed()
 
     assert asyncio.run(run()) == b""
+
+
+def test_frames_are_cut_the_same_however_the_reads_split_them() -> None:
+    bodies = [b"", b"x", bytes(range(256)) * 9, b"\x00\x00\x00\x05", b"last"]
+    stream = b"".join(frame(body) for body in bodies)
+    assert Frames().feed(stream) == bodies
+    rng = random.Random(5)
+    for _ in range(50):
+        frames, got, at = Frames(), [], 0
+        while at < len(stream):
+            step = rng.randint(1, 700)
+            got.extend(frames.feed(stream[at : at + step]))
+            at += step
+        assert got == bodies
+        assert frames.pending == 0
+    one_byte = Frames()
+    assert [b for i in range(len(stream)) for b in one_byte.feed(stream[i : i + 1])] == bodies
+
+
+def test_an_oversized_frame_is_refused_before_its_body_comes() -> None:
+    frames = Frames(limit=100)
+    assert frames.feed(frame(b"a" * 100)) == [b"a" * 100]
+    with pytest.raises(TrackerError, match="frame of 101 bytes"):
+        frames.feed((101).to_bytes(4, "big"))

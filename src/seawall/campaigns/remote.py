@@ -21,7 +21,9 @@ import msgspec
 from seawall.campaigns.fingerprint import Fingerprint
 from seawall.campaigns.protocol import (
     HIGH_WATER,
+    READ_SIZE,
     Endpoint,
+    Frames,
     Hello,
     Listing,
     Mark,
@@ -30,7 +32,6 @@ from seawall.campaigns.protocol import (
     Show,
     encode,
     frame,
-    read_frame,
 )
 from seawall.campaigns.registry import SHOWN_IPS, Judge, Observation
 from seawall.campaigns.tracker import Reply
@@ -137,14 +138,19 @@ class RemoteTracker:
             self._fail(exc)
 
     async def _read_answers(self, reader: asyncio.StreamReader) -> None:
+        frames = Frames()
         try:
             while True:
-                body = await read_frame(reader)
-                if not self._waiting:
-                    raise TrackerError("the campaign tracker answered nothing asked")
-                waiter = self._waiting.popleft()
-                if not waiter.done():  # its caller may have been cancelled meanwhile
-                    waiter.set_result(body)
+                data = await reader.read(READ_SIZE)
+                if not data:
+                    raise TrackerError("the campaign tracker closed the connection")
+                # Every answer this read completed, handed out without another wait.
+                for body in frames.feed(data):
+                    if not self._waiting:
+                        raise TrackerError("the campaign tracker answered nothing asked")
+                    waiter = self._waiting.popleft()
+                    if not waiter.done():  # its caller may have been cancelled meanwhile
+                        waiter.set_result(body)
         except asyncio.CancelledError:
             self._fail(TrackerError("the campaign tracker connection closed"))
             raise

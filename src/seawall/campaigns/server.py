@@ -1,7 +1,8 @@
 """The tracker's server side: one Tracker answering every worker's connection.
 
-Answers are batched: the tracker answers everything one read brought in one write, in
-request order, so a worker can keep many requests in flight.  Judgements are one-way and
+Answers are batched: the tracker cuts every frame one read brought from one buffer and
+answers them all in one write, in request order, so a worker can keep many requests in
+flight.  Judgements are one-way and
 get no answer.  The process around it (start, snapshots, signals) is
 ``seawall.serve.tracker``.
 """
@@ -18,6 +19,8 @@ from seawall.campaigns.fingerprint import Fingerprint
 from seawall.campaigns.protocol import (
     HIGH_WATER,
     MAX_HELLO,
+    READ_SIZE,
+    Frames,
     Hello,
     Mark,
     Observe,
@@ -72,40 +75,35 @@ class TrackerServer:
             return False
         return isinstance(first, Hello) and hmac.compare_digest(first.secret, self.secret)
 
+    def answers(self, bodies: list[bytes]) -> bytes:
+        """The answer frames to a run of request frames (none for the one-way ones)."""
+        out: list[bytes] = []
+        for body in bodies:
+            request: Request | None = None
+            try:
+                request = decode_request(body)
+                answer: Any = self.handle(request)
+            except Exception as exc:
+                log.exception("tracker request failed")
+                answer = {"error": str(exc)}
+            if isinstance(request, Judge | Hello):
+                continue  # one-way: no answer is awaited
+            out.append(frame(encode(answer)))
+        return b"".join(out)
+
     async def connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        loop = asyncio.get_running_loop()
-        outbox: list[bytes] = []
-        flush: asyncio.Handle | None = None
-
-        def send() -> None:
-            nonlocal flush
-            flush = None
-            if outbox and not writer.is_closing():
-                writer.write(b"".join(outbox))
-            outbox.clear()
-
+        frames = Frames()
         try:
             if self.secret and not await self._greeted(reader):
                 log.warning("tracker: a connection without the secret, closing")
                 return
-            while True:
-                # Frames already read come back without a wait, so the answers to all of
-                # them go out together once the next read has to wait.
-                body = await read_frame(reader)
-                request: Request | None = None
-                try:
-                    request = decode_request(body)
-                    answer: Any = self.handle(request)
-                except Exception as exc:
-                    log.exception("tracker request failed")
-                    answer = {"error": str(exc)}
-                if isinstance(request, Judge | Hello):
-                    continue  # one-way: no answer is awaited
-                outbox.append(frame(encode(answer)))
-                if flush is None:
-                    flush = loop.call_soon(send)
-                if writer.transport.get_write_buffer_size() > HIGH_WATER:
-                    await writer.drain()
+            while data := await reader.read(READ_SIZE):
+                # All the frames this read completed, answered in one write.
+                out = self.answers(frames.feed(data))
+                if out and not writer.is_closing():
+                    writer.write(out)
+                    if writer.transport.get_write_buffer_size() > HIGH_WATER:
+                        await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         except TrackerError as exc:
