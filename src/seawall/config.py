@@ -619,6 +619,11 @@ class RemediationSettings(Section):
 class SharingSettings(Section):
     # The rbldnsd ip4set data file of active zombies; "" is state_dir/zombies.ip4set.
     zone_file: str = ""
+    # The rbldnsd ip6trie data file of the IPv6 ones, served in the same zone; "" is
+    # state_dir/zombies.ip6trie.  An IPv6 zombie is listed by its /zone_ipv6_prefix (a
+    # subscriber's whole /64: a bot may use any address of it).
+    zone6_file: str = ""
+    zone_ipv6_prefix: Annotated[int, msgspec.Meta(ge=32, le=128)] = 64
     # The zone's DNS TTL (rbldnsd's $TTL), and its SOA names ("ns.example.net.
     # hostmaster.example.net."; "" writes no $SOA, and rbldnsd refuses SOA queries).
     dns_ttl_s: Annotated[int, AtLeastOne] = 300

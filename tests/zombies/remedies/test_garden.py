@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import msgspec
 import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
@@ -221,13 +222,17 @@ async def test_the_zombie_feed_lists_the_zone(setup: tuple[Config, Desk, MemoryS
         infection="Win.Worm",
     )
     await desk.ingest(external)
+    # An IPv6 one is listed by its /64, as the zone lists it.
+    v6 = msgspec.structs.replace(external, id=evidence_id("ext", 2), ip="2001:db8:5:6::7")
+    await desk.ingest(v6)
     feed = client(config, desk, store).get("/api/v1/zombies").json()
     by_ip = {e["ip"]: e for e in feed["entries"]}
     assert by_ip["192.0.2.10"]["class"] == "own"
     assert by_ip["192.0.2.10"]["code"] == "127.0.0.2"
     assert by_ip["203.0.113.9"]["class"] == "malware"
     assert by_ip["203.0.113.9"]["code"] == "127.0.0.4"
-    assert feed["count"] == 2
+    assert by_ip["2001:db8:5:6::/64"]["code"] == "127.0.0.4"
+    assert feed["count"] == 3
     only = client(config, desk, store).get("/api/v1/zombies?class=own").json()
     assert [e["ip"] for e in only["entries"]] == ["192.0.2.10"]
 

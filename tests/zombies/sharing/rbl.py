@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import subprocess
@@ -22,9 +23,11 @@ ZONE = "zombies.seawall.test"
 
 
 @contextmanager
-def rbldnsd(root: Path, filename: str, up_check: str = "127.0.0.2") -> Iterator[int]:
-    """rbldnsd serving ``root/filename`` as ``ZONE``; yields its port once ``up_check``
-    answers (the file must list it)."""
+def rbldnsd(
+    root: Path, filename: str, up_check: str = "127.0.0.2", ipv6: str = ""
+) -> Iterator[int]:
+    """rbldnsd serving ``root/filename`` as ``ZONE`` (and ``root/ipv6``, an ip6trie file,
+    in the same zone); yields its port once ``up_check`` answers (the file must list it)."""
     binary = shutil.which("rbldnsd", path=os.environ.get("PATH", "") + ":/usr/sbin")
     assert binary, "rbldnsd is not installed; `make test` installs it"
     root.chmod(0o755)
@@ -36,7 +39,8 @@ def rbldnsd(root: Path, filename: str, up_check: str = "127.0.0.2") -> Iterator[
         args += ["-w", str(root)]
     log_path = root.parent / f"rbldnsd-{port}.log"
     with log_path.open("wb") as log:
-        proc = subprocess.Popen([*args, f"{ZONE}:ip4set:{filename}"], stdout=log, stderr=log)
+        zones = [f"{ZONE}:ip4set:{filename}", *([f"{ZONE}:ip6trie:{ipv6}"] if ipv6 else [])]
+        proc = subprocess.Popen([*args, *zones], stdout=log, stderr=log)
     try:
         deadline = time.monotonic() + 15
         while lookup(port, up_check) is None:
@@ -50,8 +54,12 @@ def rbldnsd(root: Path, filename: str, up_check: str = "127.0.0.2") -> Iterator[
 
 
 def lookup(port: int, ip: str) -> tuple[str, str] | None:
-    """(A, TXT) for ``ip`` in the zone, or None for NXDOMAIN; raises nothing on a timeout."""
-    name = ".".join(reversed(ip.split("."))) + "." + ZONE
+    """(A, TXT) for ``ip`` in the zone, or None for NXDOMAIN; raises nothing on a timeout.
+    An IPv6 address is asked by its 32 reversed nibbles (RFC 5782 §2.4)."""
+    if ":" in ip:
+        name = ipaddress.IPv6Address(ip).reverse_pointer.removesuffix(".ip6.arpa") + "." + ZONE
+    else:
+        name = ".".join(reversed(ip.split("."))) + "." + ZONE
     try:
         answer = dns.query.udp(
             dns.message.make_query(name, "ANY"), "127.0.0.1", port=port, timeout=0.5

@@ -19,7 +19,9 @@ from seawall.zombies.sharing.zone import (
     ZoneFile,
     parse_zone,
     render_zone,
+    render_zone6,
     write_atomically,
+    zone6_entries,
     zone_entries,
 )
 
@@ -133,3 +135,70 @@ def test_rbldnsd_serves_the_classes_and_follows_rewrites(served: tuple[ZoneFile,
     assert lookup(port, "192.0.2.20") == ("127.0.0.2", "zombie 192.0.2.20")
     assert lookup(port, "198.51.100.7") == ("127.0.0.3", "zombie 198.51.100.7")
     assert not zone.publish(zombies, now=NOW + 32)  # nothing changed: no rewrite
+
+
+def test_ipv6_zombies_are_listed_by_their_prefix() -> None:
+    zombies = [
+        zombie("2001:db8:1:2::5", "botnet", campaigns=("c1",)),
+        zombie("2001:db8:1:2:aaaa::9", "own", campaigns=("c2",)),  # the same /64
+        zombie("2001:db8:1:3::5", "malware", expires=NOW - 1),  # expired
+        zombie("2001:db8:ff::1", "botnet"),
+        zombie("::ffff:192.0.2.10", "own"),  # IPv4-mapped: an IPv4 zombie
+        zombie("192.0.2.11", "own"),
+        zombie("not-an-ip", "botnet"),
+    ]
+    entries = zone6_entries(zombies, NOW)
+    assert [(e.ip, e.cls, e.code) for e in entries] == [
+        ("2001:db8:1:2::/64", "own", "127.0.0.2"),
+        ("2001:db8:ff::/64", "botnet", "127.0.0.3"),
+    ]
+    assert entries[0].campaigns == ("c1", "c2")
+    assert [e.ip for e in zone6_entries(zombies, NOW, prefix=48)] == [
+        "2001:db8:1::/48",
+        "2001:db8:ff::/48",
+    ]
+    assert [e.ip for e in zone_entries(zombies, NOW)] == ["192.0.2.10", "192.0.2.11"]
+    text = render_zone6(entries, dns_ttl_s=60, txt="zombie $")
+    assert text.splitlines() == [
+        "$TTL 60",
+        "2001:db8:1:2::/64 :127.0.0.2:zombie $",
+        "2001:db8:ff::/64 :127.0.0.3:zombie $",
+    ]
+
+
+def test_rbldnsd_answers_ipv6_reverse_queries(tmp_path: Path) -> None:
+    """The ip6trie file beside the ip4set one, in the same zone of a real rbldnsd: a
+    nibble-reversed query for any address of a listed /64 answers with its class."""
+    root = tmp_path / "rbldnsd"
+    root.mkdir()
+    tmp_path.chmod(0o755)
+    zone = ZoneFile(
+        root / "zombies.ip4set",
+        dns_ttl_s=60,
+        soa="ns.seawall.test. hm.seawall.test.",
+        txt="zombie $",
+        ipv6_path=root / "zombies.ip6trie",
+    )
+    zombies = [zombie("127.0.0.2", "botnet"), zombie("2001:db8:1:2::5", "own")]
+    assert zone.publish(zombies, now=NOW)
+    with rbldnsd(root, "zombies.ip4set", ipv6="zombies.ip6trie") as port:
+        assert lookup(port, "2001:db8:1:2::5") == ("127.0.0.2", "zombie 2001:db8:1:2::5")
+        # Another address of the subscriber's /64: listed too.
+        assert lookup(port, "2001:db8:1:2:dead:beef:0:1") == (
+            "127.0.0.2",
+            "zombie 2001:db8:1:2:dead:beef:0:1",
+        )
+        assert lookup(port, "2001:db8:1:3::5") is None
+        assert lookup(port, "127.0.0.2") == ("127.0.0.3", "zombie 127.0.0.2")
+        # A new external zombie, and the own one expires: the IPv6 file is rewritten.
+        zombies = [
+            zombie("127.0.0.2", "botnet"),
+            zombie("2001:db8:1:2::5", "own", expires=NOW + 10),
+            zombie("2001:db8:77::1", "malware"),
+        ]
+        assert zone.publish(zombies, now=NOW + 11)
+        assert wait_for(port, "2001:db8:77::1", ("127.0.0.4", "zombie 2001:db8:77::1")) == (
+            "127.0.0.4",
+            "zombie 2001:db8:77::1",
+        )
+        assert wait_for(port, "2001:db8:1:2::5", None) is None

@@ -41,7 +41,7 @@ from seawall.zombies.model import Case, CaseError
 from seawall.zombies.remedies.links import PATH, GardenLinks
 from seawall.zombies.remedies.notice import templates
 from seawall.zombies.remedies.summary import CLEANING_STEPS, summarize
-from seawall.zombies.sharing.zone import zone_entries
+from seawall.zombies.sharing.zone import zone6_entries, zone_entries
 
 log = logging.getLogger("seawall.garden")
 
@@ -201,7 +201,9 @@ class Garden:
 
     async def zombies(self, request: Request) -> Response:
         now = time.time()
-        entries = zone_entries(await self.desk.store.active_zombies(now), now)
+        zombies = await self.desk.store.active_zombies(now)
+        prefix = self.config.sharing.zone_ipv6_prefix
+        entries = zone_entries(zombies, now) + zone6_entries(zombies, now, prefix)
         wanted = request.query_params.get("class")
         return JSONResponse(
             {

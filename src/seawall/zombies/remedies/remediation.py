@@ -48,6 +48,7 @@ POLICY = "policy"  # who makes the policy's moves
 REMEDIES = "remedies"  # who notes what a remedy did
 EVIDENCE_READ = 50  # evidence behind one abuse report
 ZONE_FILE = "zombies.ip4set"
+ZONE6_FILE = "zombies.ip6trie"
 
 
 class Remediation:
@@ -77,6 +78,8 @@ class Remediation:
             dns_ttl_s=sharing.dns_ttl_s,
             soa=sharing.zone_soa,
             txt=sharing.zone_txt,
+            ipv6_path=Path(sharing.zone6_file or Path(config.state_dir) / ZONE6_FILE),
+            ipv6_prefix=sharing.zone_ipv6_prefix,
         )
         self.reporter = Reporter(sharing, store)
         self.holders = Holders(config)

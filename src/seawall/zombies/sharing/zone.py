@@ -8,13 +8,19 @@ own, then botnet.  Entries leave the zone at their expiry (``Zombie.expires``).
 The file is written beside itself and renamed over the old one, so rbldnsd (which reloads a
 changed file on its own, ``-c``) never reads half a zone.  rbldnsd notices a change by the
 file's modification time in whole seconds, so a rewrite within the second of the last one
-gets the next second as its time: no change is missed.  IPv6 addresses are left out (an
-ip4set holds IPv4 only).
+gets the next second as its time: no change is missed.
+
+IPv6 zombies go to a second file, an rbldnsd ``ip6trie`` dataset served in the same zone
+(``zombies.example.net:ip4set:zombies.ip4set zombies.example.net:ip6trie:zombies.ip6trie``).
+A subscriber is given a whole /64 (or more) and a bot may use any address in it, so an
+IPv6 zombie is listed by its prefix (``ipv6_prefix``, /64 by default), as the big DNSBLs
+list IPv6: a query for any address in it answers.  IPv4-mapped addresses count as IPv4.
 
 Example::
 
-    zone = ZoneFile(Path("/var/lib/rbldnsd/zombies.ip4set"), dns_ttl_s=300)
-    zone.publish(await cases.active_zombies(now), now=now)   # True if it rewrote the file
+    zone = ZoneFile(Path("/var/lib/rbldnsd/zombies.ip4set"), dns_ttl_s=300,
+                    ipv6_path=Path("/var/lib/rbldnsd/zombies.ip6trie"))
+    zone.publish(await cases.active_zombies(now), now=now)   # True if it rewrote a file
 """
 
 from __future__ import annotations
@@ -54,6 +60,38 @@ class ZoneEntry:
     campaigns: tuple[str, ...]
 
 
+def _address(zombie: Zombie) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        address = ipaddress.ip_address(zombie.ip)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _merged(old: ZoneEntry | None, entry: ZoneEntry) -> ZoneEntry:
+    """One entry for two listings of an address (or prefix): the strongest class, the
+    latest expiry and sighting, every campaign."""
+    if old is None:
+        return entry
+    cls = entry.cls if _RANK[entry.cls] > _RANK[old.cls] else old.cls
+    return ZoneEntry(
+        entry.ip,
+        cls,
+        CODES[cls],
+        max(old.expires, entry.expires),
+        max(old.last_seen, entry.last_seen),
+        tuple(sorted({*old.campaigns, *entry.campaigns})),
+    )
+
+
+def _entry(key: str, zombie: Zombie) -> ZoneEntry:
+    return ZoneEntry(
+        key, zombie.cls, CODES[zombie.cls], zombie.expires, zombie.last_seen, zombie.campaigns
+    )
+
+
 def zone_entries(zombies: Iterable[Zombie], now: float) -> list[ZoneEntry]:
     """The unexpired IPv4 zombies, one entry an address (the strongest class, the latest
     expiry), sorted by address."""
@@ -61,34 +99,27 @@ def zone_entries(zombies: Iterable[Zombie], now: float) -> list[ZoneEntry]:
     for zombie in zombies:
         if zombie.expires <= now:
             continue
-        try:
-            address = ipaddress.ip_address(zombie.ip)
-        except ValueError:
+        address = _address(zombie)
+        if address is None:
             log.warning("zone: not an address, left out: %r", zombie.ip)
             continue
-        if not isinstance(address, ipaddress.IPv4Address):
-            continue
-        entry = ZoneEntry(
-            str(address),
-            zombie.cls,
-            CODES[zombie.cls],
-            zombie.expires,
-            zombie.last_seen,
-            zombie.campaigns,
-        )
-        old = best.get(address)
-        if old is not None:
-            cls = entry.cls if _RANK[entry.cls] > _RANK[old.cls] else old.cls
-            entry = ZoneEntry(
-                entry.ip,
-                cls,
-                CODES[cls],
-                max(old.expires, entry.expires),
-                max(old.last_seen, entry.last_seen),
-                tuple(sorted({*old.campaigns, *entry.campaigns})),
-            )
-        best[address] = entry
+        if isinstance(address, ipaddress.IPv4Address):
+            best[address] = _merged(best.get(address), _entry(str(address), zombie))
     return [best[a] for a in sorted(best)]
+
+
+def zone6_entries(zombies: Iterable[Zombie], now: float, prefix: int = 64) -> list[ZoneEntry]:
+    """The unexpired IPv6 zombies, one entry per ``/prefix`` holding any of them (``ip``
+    is the network, "2001:db8:1:2::/64"), merged as :func:`zone_entries` merges, sorted."""
+    best: dict[ipaddress.IPv6Network, ZoneEntry] = {}
+    for zombie in zombies:
+        if zombie.expires <= now:
+            continue
+        address = _address(zombie)
+        if isinstance(address, ipaddress.IPv6Address):
+            net = ipaddress.IPv6Network((address, prefix), strict=False)
+            best[net] = _merged(best.get(net), _entry(str(net), zombie))
+    return [best[n] for n in sorted(best)]
 
 
 def render_zone(
@@ -105,6 +136,14 @@ def render_zone(
     text = txt.replace(":", " ").replace("\n", " ")
     lines += [f"{e.ip} :{e.code}:{text}" for e in entries]
     return "\n".join(lines) + "\n"
+
+
+def render_zone6(
+    entries: Iterable[ZoneEntry], *, dns_ttl_s: int, soa: str = "", txt: str = ""
+) -> str:
+    """The ip6trie data file for ``entries`` (prefixes): the same ``$TTL`` and ``$SOA`` as
+    the IPv4 file, then one ``prefix :A-value:TXT`` line a prefix."""
+    return render_zone(entries, dns_ttl_s=dns_ttl_s, soa=soa, txt=txt)
 
 
 def parse_zone(text: str) -> dict[str, str]:
@@ -151,20 +190,41 @@ def write_atomically(path: Path, text: str, *, mode: int = 0o644) -> bool:
 
 
 class ZoneFile:
-    """The zone file of ``path``; :meth:`publish` rewrites it when its entries change."""
+    """The zone file of ``path`` (and of ``ipv6_path``, the IPv6 prefixes, when given);
+    :meth:`publish` rewrites each when its entries change."""
 
-    def __init__(self, path: Path, *, dns_ttl_s: int = 300, soa: str = "", txt: str = "") -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        dns_ttl_s: int = 300,
+        soa: str = "",
+        txt: str = "",
+        ipv6_path: Path | None = None,
+        ipv6_prefix: int = 64,
+    ) -> None:
         self.path = path
         self.dns_ttl_s = dns_ttl_s
         self.soa = soa
         self.txt = txt
+        self.ipv6_path = ipv6_path
+        self.ipv6_prefix = ipv6_prefix
         self.entries: list[ZoneEntry] = []
+        self.entries6: list[ZoneEntry] = []
 
     def publish(self, zombies: Iterable[Zombie], *, now: float) -> bool:
-        """Write the unexpired ``zombies``; True when the file changed."""
+        """Write the unexpired ``zombies``; True when a file changed."""
+        zombies = list(zombies)
         self.entries = zone_entries(zombies, now)
         text = render_zone(self.entries, dns_ttl_s=self.dns_ttl_s, soa=self.soa, txt=self.txt)
         changed = write_atomically(self.path, text)
         if changed:
             log.info("zone %s: %d addresses", self.path, len(self.entries))
+        if self.ipv6_path is None:
+            return changed
+        self.entries6 = zone6_entries(zombies, now, self.ipv6_prefix)
+        text6 = render_zone6(self.entries6, dns_ttl_s=self.dns_ttl_s, soa=self.soa, txt=self.txt)
+        if write_atomically(self.ipv6_path, text6):
+            log.info("zone %s: %d IPv6 prefixes", self.ipv6_path, len(self.entries6))
+            changed = True
         return changed
