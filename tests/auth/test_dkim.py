@@ -170,5 +170,13 @@ def test_the_fast_parse_reads_as_dkimpy_reads() -> None:
     cases += [
         bytes(rng.choice(b"A:b \r\n\t") for _ in range(rng.randrange(1, 30))) for _ in range(5000)
     ]
+    # Whole lines: fields, folds, mbox "From " lines, odd names, CRs, in any order.
+    lines = [b"A: b", b"From x", b"From: y", b" c", b"\tc", b"B:", b"::", b":x", b"x y: z", b"\r"]
+    ends = [b"\n", b"\r\n", b"\r\r\n"]
+    for _ in range(5000):
+        parts = [rng.choice(lines) + rng.choice(ends) for _ in range(rng.randrange(1, 8))]
+        if rng.random() < 0.8:
+            parts.append(rng.choice(ends) + b"body\n")
+        cases.append(b"".join(parts)[: None if rng.random() < 0.9 else -1])
     for raw in cases:
         assert outcome(_parsed, raw) == outcome(dkimpy.rfc822_parse, raw), raw

@@ -110,11 +110,20 @@ class DkimResult:
         return self.status is DkimStatus.PASS and not self.partial
 
 
-@functools.lru_cache(maxsize=32)
+_CACHED_HEAD = 64 * 1024  # larger header sections (hostile ones) are parsed, not kept
+
+
 def _fields(head: bytes) -> tuple[tuple[bytes, bytes], ...]:
-    """The fields of a header section; remembered, since the signatures, their
-    verification and ARC all read the same message's (HeaderFormatError when it is no
-    header section)."""
+    """The fields of a header section (HeaderFormatError when it is none); remembered for
+    the messages in flight, since the signatures (in the detector's ``start()``), their
+    verification (after the DNS wait) and ARC all read the same message's."""
+    if len(head) > _CACHED_HEAD:
+        return tuple(parse_fields(head))
+    return _cached_fields(head)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_fields(head: bytes) -> tuple[tuple[bytes, bytes], ...]:
     return tuple(parse_fields(head))
 
 
@@ -147,9 +156,16 @@ def signatures(raw: bytes) -> list[Signature]:
     return [_signature(i, value) for i, value in enumerate(found[:MAX_SIGNATURES])]
 
 
+@functools.lru_cache(maxsize=64)
+def _tags(value: bytes) -> Mapping[bytes, bytes]:
+    """A signature's tags, read once for :func:`signatures` and again for :func:`verify`
+    (TagListError when malformed)."""
+    return parse_tags(value)
+
+
 def _signature(index: int, value: bytes) -> Signature:
     try:
-        tags = parse_tags(value)
+        tags = _tags(value)
     except TagListError as exc:
         return Signature(index, "", "", "", None, f"malformed signature: {exc}")
 
@@ -226,13 +242,16 @@ class _Message:
         head = header_block(raw)
         # A signature covers its h= fields (the bottom-most of each name) and itself.
         wanted = frozenset({b"dkim-signature"}).union(*(s.signed for s in found))
-        self.fields = [(n, v) for n, v in _fields(head) if n.lower() in wanted]
-        self.signature_fields = [f for f in self.fields if f[0].lower() == b"dkim-signature"]
+        self.fields: list[tuple[bytes, bytes]] = []
+        self._by_name: dict[bytes, list[int]] = {}
+        for field in _fields(head):
+            lower = field[0].lower()
+            if lower in wanted:
+                self._by_name.setdefault(lower, []).append(len(self.fields))
+                self.fields.append(field)
+        self.signature_fields = [self.fields[i] for i in self._by_name[b"dkim-signature"]]
         self.body = crlf_body(raw, head)
         self._bodies: dict[tuple[bool, int | None], tuple[bytes, int]] = {}
-        self._by_name: dict[bytes, list[int]] = {}
-        for i, (n, _) in enumerate(self.fields):
-            self._by_name.setdefault(n.lower(), []).append(i)
 
     def body_hash(self, relaxed: bool, length: int | None) -> tuple[bytes, int]:
         """SHA-256 of the canonical body (its first ``length`` bytes), and its full size."""
@@ -258,10 +277,10 @@ class _Message:
     def check(self, sig: Signature, key: dkimkeys.Key, min_rsa_bits: int) -> DkimResult:
         field_name, value = self.signature_fields[sig.index]
         try:
-            tags = parse_tags(value)
+            tags = _tags(value)
         except TagListError as exc:
             return _result(sig, DkimStatus.PERMERROR, f"malformed signature: {exc}")
-        dkim.validate_signature_fields(tags)  # DKIMException: a permerror
+        dkim.validate_signature_fields(dict(tags))  # DKIMException: a permerror
         if key.tlsrpt:
             return _result(sig, DkimStatus.PERMERROR, "key is for TLS reports only (s=tlsrpt)")
         forms = tags.get(b"c", b"simple/simple").split(b"/")

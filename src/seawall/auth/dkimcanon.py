@@ -60,13 +60,49 @@ def crlf_body(raw: bytes, head: bytes) -> bytes:
     return raw[len(head) :].replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
+# A field as dkimpy reads one, its lines ending in LF: the name up to the first colon
+# after its first character, then the value's lines (folds start with a space or tab).
+_FIELD = re.compile(rb"([\x21-\x7e][\x21-\x39\x3b-\x7e]*):([^\n]*\n(?:[ \t][^\n]*\n)*)")
+
+
 def parse_fields(head: bytes) -> list[tuple[bytes, bytes]]:
     """The fields of a header section (from :func:`header_block`), top first.
 
     A line ends at LF, one CR before it dropped; a line starting with a space or tab
     continues the field above; the name is what precedes the first colon after the
     first character, all of it printable ASCII without space (§3.4.1 hashes it as is).
+    Each value is what follows the colon, its lines ending in CRLF.
     """
+    text = head.replace(b"\r\n", b"\n")  # a CR before a CRLF stays: it is in the line
+    block = text[:-1] if text.endswith(b"\n\n") else text
+    if block == b"\n":
+        return []
+    block = _without_mbox_lines(block)
+    found = _FIELD.findall(block)
+    if sum(len(name) + len(value) + 1 for name, value in found) == len(block):
+        # The fields tile the section (one C pass): no mbox line, no stray line.
+        return [(name, value.replace(b"\n", b"\r\n")) for name, value in found]
+    return _parse_lines(head)
+
+
+def _without_mbox_lines(block: bytes) -> bytes:
+    """``block`` without its lines that start with ``From `` (skipped as a parse skips
+    them: a fold after one joins the field above)."""
+    if block.startswith(b"From "):
+        block = block[block.find(b"\n") + 1 :] if b"\n" in block else block
+    at = block.find(b"\nFrom ")
+    while at >= 0:
+        end = block.find(b"\n", at + 1)
+        if end < 0:
+            break  # a last line without LF: left to the line-by-line parse
+        block = block[: at + 1] + block[end + 1 :]
+        at = block.find(b"\nFrom ", at)
+    return block
+
+
+def _parse_lines(head: bytes) -> list[tuple[bytes, bytes]]:
+    """:func:`parse_fields` line by line: an mbox ``From `` line, a last line without its
+    LF, and the errors."""
     fields: list[list[bytes]] = []
     lines = head.split(b"\n")
     last = len(lines) - 1  # not followed by LF: a CR at its end is part of it
@@ -144,7 +180,7 @@ def canonical_field(name: bytes, value: bytes, relaxed: bool) -> bytes:
 
 # b= after a ';' or white space, then its base64 (white space allowed between the
 # characters), and the field's line end when b= is last.
-_B_TAG = re.compile(rb"([;\s]b\s*=)(?:\s*[A-Za-z0-9+/=])*(?:\r?\n\Z)?")
+_B_TAG = re.compile(rb"([;\s]b\s*=)(?:\s*[A-Za-z0-9+/=]+)*(?:\r?\n\Z)?")
 
 
 def without_b(value: bytes) -> bytes:
