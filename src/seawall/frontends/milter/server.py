@@ -11,8 +11,9 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from seawall.config import MilterSettings
 from seawall.errors import MilterViolation
@@ -43,23 +44,37 @@ _quiet = QuietLog(log)
 READ_BYTES = 256 * 1024
 
 
-def _quickack(writer: asyncio.StreamWriter) -> Callable[[], None]:
+@contextlib.contextmanager
+def _quickack(writer: asyncio.StreamWriter) -> Iterator[Callable[[], None]]:
     """Acknowledge each read at once (Linux TCP_QUICKACK; the kernel resets it after use).
 
     Events the MTA sends without waiting for a reply (headers, macros) are small
     writes; with Nagle's algorithm on the MTA's side, the next one waits for our
     ACK, which a delayed ACK holds for 40 ms: a 40 ms stall on every message.
+
+    The option is set on a socket object of our own over a duplicate of the connection's
+    descriptor, made once: the event loop's socket view builds a new one at every call.
     """
     sock = writer.get_extra_info("socket")
     option = getattr(socket, "TCP_QUICKACK", None)
     if sock is None or option is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
-        return lambda: None
+        yield lambda: None
+        return
+    try:
+        own = socket.socket(sock.family, sock.type, sock.proto, fileno=os.dup(sock.fileno()))
+    except OSError:
+        yield lambda: None
+        return
+    setsockopt, level = own.setsockopt, socket.IPPROTO_TCP
 
     def ack() -> None:
         with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, option, 1)
+            setsockopt(level, option, 1)
 
-    return ack
+    try:
+        yield ack
+    finally:
+        own.close()
 
 
 async def serve_milter_connection(
@@ -89,8 +104,7 @@ async def serve_milter_connection(
     """
     codec = MilterCodec(max_packet_bytes=max_packet_bytes or settings.max_packet_bytes)
     peer = writer.get_extra_info("peername")
-    quickack = _quickack(writer)
-    with budget.hold() as held:
+    with _quickack(writer) as quickack, budget.hold() as held:
         try:
             session = Session(scanner, settings, log_message)
             while not session.closed:

@@ -163,9 +163,21 @@ class Session:
         # Two bytes are kept back for the blank line between header and body.
         self.message = Transaction(room=self.scanner.max_message_bytes - 2)
 
+    @property
+    def protocol(self) -> SMFIP:
+        """The negotiated protocol flags (which events the MTA sends, which need no reply)."""
+        return self._protocol
+
+    @protocol.setter
+    def protocol(self, value: SMFIP) -> None:
+        # Flag arithmetic costs a microsecond or so; these are read for every packet.
+        self._protocol = value
+        bits = int(value)
+        self._replied = frozenset(t for t, f in _NO_REPLY.items() if not bits & int(f))
+        self._leadspc = bool(bits & SMFIP.HDR_LEADSPC)
+
     def wants_reply(self, command: Command) -> bool:
-        flag = _NO_REPLY.get(type(command))
-        return flag is not None and not (self.protocol & flag)
+        return type(command) in self._replied
 
     def fail(self, command: Command) -> list[Response]:
         """After an internal error: a tempfail now if a reply is due, else at the next one."""
@@ -227,12 +239,11 @@ class Session:
 
     def _plain(self, value: str) -> str:
         # Without SMFIP_HDR_LEADSPC the MTA ate the one space after the colon already.
-        leadspc = self.protocol & SMFIP.HDR_LEADSPC
-        return value[1:] if leadspc and value.startswith(" ") else value
+        return value[1:] if self._leadspc and value.startswith(" ") else value
 
     def _wire(self, value: str) -> str:
         # With SMFIP_HDR_LEADSPC the MTA writes our values verbatim: the space is ours to add.
-        return f" {value}" if value and self.protocol & SMFIP.HDR_LEADSPC else value
+        return f" {value}" if value and self._leadspc else value
 
     def _header(self, name: str, value: str) -> None:
         message = self.message
@@ -245,9 +256,12 @@ class Session:
                 message.forged_auth.append(message.auth_results)
         elif lower == "subject" and message.subject is None:
             message.subject = self._plain(value)
-        sep = ":" if self.protocol & SMFIP.HDR_LEADSPC else ": "
+        sep = ":" if self._leadspc else ": "
         # Folded values arrive with bare "\n" between their lines (Sendmail's internal form).
-        line = f"{name}{sep}{value}".replace("\r\n", "\n").replace("\n", "\r\n") + "\r\n"
+        line = f"{name}{sep}{value}"
+        if "\n" in line:
+            line = line.replace("\r\n", "\n").replace("\n", "\r\n")
+        line += "\r\n"
         message.keep(message.head, line.encode("utf-8", "surrogateescape"))
 
     def macro(self, name: str) -> str | None:
