@@ -9,8 +9,10 @@ run in compressed time (XCLIENT gives each message its simulated client address)
 writes the RADIUS detail records live, each when due and stamped in the replay's wall time,
 as a NAS's FreeRADIUS would.  Seawall attributes its evidence with what it tailed by then.
 
-Time is compressed for Seawall too: the greylist delay and the cases' half-life are the
-defaults divided by the speed, so both mean in simulated time what they mean in real time.
+Time is compressed for Seawall too: the greylist delay, the cases' half-life and the
+remedies' periods (notice interval, wall after notice, release, incident, zone refresh,
+external expiry) are the defaults divided by the speed, so each means in simulated time
+what it means in real time.
 
 Then, against the truth lines (each with the wall time it was due, ``wall_at``) and the
 cases Seawall's store holds (the store `seawall cases list` reads):
@@ -23,9 +25,15 @@ cases Seawall's store holds (the store `seawall cases list` reads):
   sent a few legitimate messages straight to the MX from a dynamic address, run a
   business mail server on a static address, or were given an address a zombie held
   earlier that hour;
-- attribution: each own evidence record of every case, by its Message-ID, against the
-  account that truly sent the message; cases on an address with no account;
-- volumes: cases per simulated hour, evidence per case.
+- attribution: each own evidence record of every case against the account that held the
+  address in the simulated world at the moment Seawall saw the message (its ``at``,
+  mapped back by the replay clock): the accounting's answer, checked; and against the
+  account that truly sent it (by Message-ID), which differs only for a message that
+  reached Seawall after its sender's session had ended, because the replay ran behind
+  its schedule (``late``; how far behind is ``lag``); cases on an address with no account;
+- volumes: cases per simulated hour, evidence per case; with the remedies enforced
+  (``[remediation] mode = "enforce"``, each foreign /8 an abuse contact), the notices and
+  abuse reports that reached an SMTP sink, and the accounts notified and walled.
 """
 
 from __future__ import annotations
@@ -42,14 +50,17 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from aiosmtpd.controller import Controller
 from tests.integration.postfix import Postfix, free_port
 from tests.integration.seawall_proc import Seawall
 
+from bench.remedies import Sink as RemedySink
 from bench.zombies import DIRECT_PER_HOUR, ISP, WINDOW_S, reused_after_zombies
 from seawall.config import load_config
 from seawall.sim import SimSettings
-from seawall.sim.world import build_world, pool_of
+from seawall.sim.replay import ReplayClock
+from seawall.sim.world import _FOREIGN_OCTETS, build_world, pool_of
 from seawall.zombies.store import open_case_store
 
 GREYLIST_DELAY_S = 300.0  # serve.greylist_delay_s, the default
@@ -67,12 +78,26 @@ class CountingSink:
         return "250 OK"
 
 
-def serve_config(state: Path, detail: Path, speed: float) -> str:
-    """The TOML tables the live run adds to the generated config."""
+def serve_config(state: Path, detail: Path, speed: float, smtp: str) -> str:
+    """The TOML tables the live run adds to the generated config: the ISP, the detail file
+    followed, and the remedies enforced (notices and abuse reports to ``smtp``, one abuse
+    contact per foreign /8), every period divided by the speed."""
+    day = 86400.0 / speed
+    contacts = "".join(f'"{o}.0.0.0/8" = "abuse@net{o}.example"\n' for o in _FOREIGN_OCTETS)
     return (
         ISP
         + f'[accounting]\nfiles = ["{detail}"]\nlisten = ""\n'
-        + f"[zombies]\nhalf_life_s = {HALF_LIFE_S / speed}\n"
+        + f"[zombies]\nhalf_life_s = {HALF_LIFE_S / speed}\nexternal_ttl_s = {2 * day}\n"
+        + '[remediation]\nmode = "enforce"\n'
+        + f'smtp = "{smtp}"\nnotice_from = "abuse@isp.example"\nnotice_to = "{{account}}"\n'
+        + 'garden_url = "https://garden.isp.example"\n'
+        + f'export_dir = "{state}/exports"\n'
+        + f"notice_interval_s = {day}\nwall_after_notified_s = {day}\n"
+        + f"release_clean_s = {3 * day}\n"
+        + f'[sharing]\nreport_from = "abuse@isp.example"\nsmtp = "{smtp}"\n'
+        + f"refresh_s = {30.0 / speed}\nincident_s = {day}\n"
+        + "[sharing.contacts]\n"
+        + contacts
     )
 
 
@@ -100,10 +125,15 @@ def settle(config: Any, timeout_s: float = 120.0) -> list[tuple[Any, list[Any]]]
         time.sleep(1.0)
 
 
-def run_seed(seed: int, hours: float, speed: float, root: Path) -> dict[str, Any]:
+def run_seed(
+    seed: int, hours: float, speed: float, root: Path, keep: Path | None = None
+) -> dict[str, Any]:
     state, detail, truth = root / "state", root / "radius.detail", root / "truth.jsonl"
+    remedies = RemedySink()
+    remedies_port = free_port()
+    remedies_mta = Controller(remedies, hostname="127.0.0.1", port=remedies_port)
     sw = Seawall(root=root / "sw", state=state, workers=2)
-    sw.extra = serve_config(state, detail, speed)
+    sw.extra = serve_config(state, detail, speed, f"127.0.0.1:{remedies_port}")
     sw.write_config(greylist_delay_s=GREYLIST_DELAY_S / speed)
     sink = CountingSink()
     sink_port = free_port()
@@ -115,6 +145,7 @@ def run_seed(seed: int, hours: float, speed: float, root: Path) -> dict[str, Any
         extra={"relay_domains": "example.net, example.org, example.com", "message_size_limit": "0"},
     )
     controller.start()
+    remedies_mta.start()
     result: dict[str, Any] = {"seed": seed, "hours": hours, "speed": speed}
     try:
         sw.start()
@@ -147,18 +178,62 @@ def run_seed(seed: int, hours: float, speed: float, root: Path) -> dict[str, Any
         postfix.stop()
         controller.stop()
         result["seawall_exit"] = sw.stop()
+        remedies_mta.stop()
     lines = [json.loads(x) for x in truth.read_text().splitlines() if x.strip()]
     world = build_world(SimSettings(seed=seed, hours=hours))
-    return result | figures(world, lines, cases, speed, hours) | {"delivered": sink.delivered}
+    clock = replay_clock(result["simulate"])
+    if keep is not None:  # what the figures are made of, to compute them again
+        keep.mkdir(parents=True, exist_ok=True)
+        shutil.copy(truth, keep / "truth.jsonl")
+        shutil.copy(detail, keep / "radius.detail")
+        dump = [
+            {"case": msgspec.to_builtins(c), "evidence": msgspec.to_builtins(e)} for c, e in cases
+        ]
+        (keep / "cases.json").write_text(json.dumps({"clock": clock, "cases": dump}))
+    got = figures(world, lines, cases, ReplayClock(*clock), hours)
+    transitions = [{t.to_state for t in c.transitions} for c, _ in cases]
+    volumes = {
+        "notices_sent": remedies.kinds["notice"],
+        "reports_sent": remedies.kinds["report"],
+        "other_mail": remedies.kinds["other"],
+        "notified_cases": sum("notified" in t for t in transitions),
+        "walled_accounts": sum("walled" in t for t in transitions),
+    }
+    per_hour = {f"{k}_per_hour": round(v / hours, 1) for k, v in volumes.items()}
+    return result | got | volumes | per_hour | {"delivered": sink.delivered}
+
+
+def replay_clock(report: list[str]) -> tuple[float, float, float]:
+    """(base, wall0, speed) from simulate's "replay clock: simulated B was wall W, xS"."""
+    line = next(x for x in report if x.startswith("replay clock:"))
+    parts = line.split()
+    return float(parts[3]), float(parts[6].rstrip(",")), float(parts[7].lstrip("x"))
+
+
+class Holders:
+    """Who held an address at a simulated moment, in the world itself."""
+
+    def __init__(self, world: Any) -> None:
+        self.by_ip: dict[str, list[Any]] = defaultdict(list)
+        for session in world.sessions:
+            self.by_ip[session.ip].append(session)
+
+    def at(self, ip: str, when: float) -> str | None:
+        for s in self.by_ip.get(ip, ()):
+            if s.start <= when < s.stop:
+                return str(s.account)
+        return None
 
 
 def figures(
     world: Any,
     lines: list[dict[str, Any]],
     cases: list[tuple[Any, list[Any]]],
-    speed: float,
+    clock: ReplayClock,
     hours: float,
 ) -> dict[str, Any]:
+    speed = clock.speed
+    holders = Holders(world)
     infected = {a.name for a in world.accounts if a.infected}
     clean = {a.name for a in world.accounts if not a.infected}
     business = {a.name for a in world.accounts if a.pool == "business"}
@@ -179,7 +254,8 @@ def figures(
     opened: dict[str, float] = {}
     accused: set[str] = set()
     why: dict[str, Any] = {}  # a falsely accused account's case: its kinds and symbols
-    right = wrong = unknown = address_cases = 0
+    right = wrong = unknown = address_cases = held_right = held_wrong = late = 0
+    lags: list[float] = []
     wrong_samples: list[str] = []
     for case, evidence in cases:
         if case.account:
@@ -199,12 +275,19 @@ def figures(
             if line is None or not e.own:
                 unknown += 1
                 continue
+            lags.append(e.at - line["wall_at"])
+            held = holders.at(e.ip, clock.sim(e.at))
+            late += held != line["account"]
+            if e.account == held:
+                held_right += 1
+            else:
+                held_wrong += 1
+                if len(wrong_samples) < 5:
+                    wrong_samples.append(f"{e.ip} at {e.at:.1f}: {e.account} != {held}")
             if e.account == line["account"]:
                 right += 1
             else:
                 wrong += 1
-                if len(wrong_samples) < 5:
-                    wrong_samples.append(f"{e.ip} {e.message_id}: {e.account} != {line['account']}")
     active = sorted(first_bad)
     delays = sorted((opened[a] - first_bad[a]) * speed for a in active if a in opened)
     within = sum(d <= WINDOW_S for d in delays)
@@ -241,9 +324,16 @@ def figures(
         "accused_direct_dynamic": len(accused & direct),
         "accused_business_servers": len(accused & statics),
         "accused_after_a_zombie": len(accused & reused),
-        "attribution_right": right,
-        "attribution_wrong": wrong,
-        "attribution_share": share(right, right + wrong),
+        "attribution_right": held_right,
+        "attribution_wrong": held_wrong,
+        "attribution_share": share(held_right, held_right + held_wrong),
+        "sender_right": right,
+        "sender_wrong": wrong,
+        "sender_share": share(right, right + wrong),
+        "late_evidence": late,
+        "lag_p50_s": round(statistics.median(lags), 2) if lags else None,
+        "lag_p99_s": round(sorted(lags)[int(0.99 * (len(lags) - 1))], 2) if lags else None,
+        "lag_max_s": round(max(lags), 2) if lags else None,
         "evidence_not_in_truth": unknown,
         "wrong_samples": wrong_samples,
         "cases": len(counted),
@@ -263,8 +353,9 @@ def main(seeds: list[int], hours: float, speed: float, out: str | None) -> int:
     for seed in seeds:
         root = Path(tempfile.mkdtemp(prefix=f"bench-zombies-live-{seed}-"))
         root.chmod(0o755)
+        keep = Path(out).parent / f"zombies-live-{seed}" if out else None
         try:
-            row = run_seed(seed, hours, speed, root)
+            row = run_seed(seed, hours, speed, root, keep)
         finally:
             shutil.rmtree(root, ignore_errors=True)
         print(json.dumps(row), flush=True)
