@@ -23,6 +23,7 @@ of the scan's processes (the parent, the workers and the tracker), and the media
 from __future__ import annotations
 
 import argparse
+import itertools
 import resource
 import shutil
 import statistics
@@ -107,7 +108,7 @@ def path_costs(msgs: list[Message], rounds: int) -> dict[str, float]:
             assert isinstance(judgement, Judge)
             tracker.judge(judgement)
             marks.append(clock())
-            for name, start, end in zip(spent, marks, marks[1:], strict=True):
+            for name, (start, end) in zip(spent, itertools.pairwise(marks), strict=True):
                 spent[name] += end - start
         for name, total in spent.items():
             per = total / len(msgs) * 1e6
