@@ -108,6 +108,10 @@ class ReputationDetector:
             share = own.cautious_share(prior)
             if share >= s.spam_share:
                 hits.append(_hit("REP_IP_SPAM", own, share))
+        if net is not None and own is not None:
+            # The network's evidence is its other addresses': the address's own mail is
+            # REP_IP_SPAM's, and counted twice it made one busy relay worth both symbols.
+            net = _others(net, own)
         if net is not None and net.spam >= s.net_min_spam:
             share = net.cautious_share(prior)
             if share >= s.spam_share:
@@ -144,6 +148,18 @@ def _ready(hits: Sequence[Hit]) -> Awaitable[Sequence[Hit]]:
     future: asyncio.Future[Sequence[Hit]] = asyncio.get_running_loop().create_future()
     future.set_result(hits)
     return future
+
+
+def _others(net: Record, own: Record) -> Record:
+    """``net``'s record without ``own``'s (both decayed to the same moment)."""
+    return Record(
+        net.key,
+        max(0.0, net.spam - own.spam),
+        max(0.0, net.ham - own.ham),
+        max(0.0, net.volume - own.volume),
+        net.first,
+        net.last,
+    )
 
 
 def _hit(symbol: str, record: Record, weight: float) -> Hit:
