@@ -10,9 +10,11 @@ same keys.  Status, domain, selector, algorithm and l= safety must be the same.
 
 from __future__ import annotations
 
+import base64
 import collections
 import random
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,8 +26,9 @@ from tests.auth.dkimpy_reference import reference_verify
 from tests.auth.signing import ED25519_PUBLIC, RSA_PUBLIC, sign
 
 from seawall import corpus
-from seawall.auth import dkimcanon
-from seawall.auth.dkim import DkimResult, key_name, signatures, verify
+from seawall.auth import dkimcanon, dkimkeys
+from seawall.auth.dkim import DkimResult, key_name, signatures, tag_problem, verify
+from seawall.auth.dkimcanon import parse_tags
 from seawall.dnslists.answer import Answer, Status
 
 RSA = Answer(Status.LISTED, (f"v=DKIM1; k=rsa; p={RSA_PUBLIC}",))
@@ -267,3 +270,116 @@ def test_tag_lists_parse_as_dkimpy_parses_them() -> None:
         except dkimcanon.TagListError:
             got = "invalid"
         assert got == expected, text
+
+
+def _dkimpy_key(record: bytes) -> object:
+    try:
+        pk, bits, kind, tlsrpt = dkimpy.evaluate_pk(b"k._domainkey.dkim.test", record)
+    except (dkimpy.DKIMException, ValueError, AssertionError):  # AssertionError: its DER
+        return "bad"
+    if kind is None:
+        return "not for email"
+    if kind == b"rsa":
+        return ("rsa", bits, tlsrpt, pk["modulus"], pk["publicExponent"])
+    return ("ed25519", bits, tlsrpt, bytes(pk), 0)
+
+
+def _our_key(record: bytes) -> object:
+    key = dkimkeys.load("k._domainkey.dkim.test", record.decode("utf-8", "replace"))
+    if isinstance(key, str):
+        return "bad"
+    if not key.kind:
+        return "not for email"
+    if key.kind == "rsa":
+        return ("rsa", key.bits, key.tlsrpt, key.modulus, key.exponent)
+    return ("ed25519", key.bits, key.tlsrpt, bytes(key.ed25519), 0)
+
+
+def test_key_records_read_as_dkimpy_reads_them() -> None:
+    """Every tag of a key record, and DER damaged anywhere (SubjectPublicKeyInfo and the
+    bare RSAPublicKey inside it)."""
+    spki = base64.b64decode(RSA_PUBLIC)
+    bare = spki[22:]  # the RSAPublicKey in the BIT STRING
+    assert dkimkeys.rsa_numbers(bare) == dkimkeys.rsa_numbers(spki)
+    records = [f"v=DKIM1; k=rsa; p={RSA_PUBLIC}".encode(), f"p={RSA_PUBLIC}".encode()]
+    records += [f"v=DKIM1; k=ed25519; p={ED25519_PUBLIC}".encode()]
+    for extra in ("v=DKIM2;", "k=dsa;", "s=email;", "s=tlsrpt;", "s=*;", "s=other;", "h=sha256;"):
+        records += [extra.encode() + r for r in records[:3]]
+    records += [b"", b"v=DKIM1", b"v=DKIM1; k=rsa", b"v=DKIM1; p=", b"p=AAAA", b"p=!!!", b";"]
+    records += [b"k=ed25519; p=" + base64.b64encode(bytes(31)), b"k=ed25519; p=A"]
+    rng = random.Random(5280)
+    for _ in range(3000):
+        der = bytearray(rng.choice((spki, bare)))
+        for _ in range(rng.randrange(1, 3)):
+            at = rng.randrange(max(1, len(der)))
+            roll = rng.random()
+            if roll < 0.5 and der:
+                der[at] = rng.randrange(256)
+            elif roll < 0.75:
+                del der[at:]
+            else:
+                der[at:at] = bytes([rng.choice((0x00, 0x02, 0x05, 0x30, 0x80, 0x81, 0xFF))])
+        records.append(b"k=rsa; p=" + base64.b64encode(bytes(der)))
+    kinds = collections.Counter[str]()
+    for record in records:
+        expected = _dkimpy_key(record)
+        assert _our_key(record) == expected, record
+        kinds[expected if isinstance(expected, str) else str(expected[0])] += 1
+    assert kinds["rsa"] > 100
+    assert kinds["bad"] > 100
+    assert kinds["ed25519"]
+    assert kinds["not for email"]
+
+
+def test_tag_checks_refuse_what_dkimpy_refuses() -> None:
+    now = time.time()
+    good = parse_tags(_sig_value(MESSAGE))
+    rng = random.Random(4871)
+    values = [
+        b"",
+        b"1",
+        b"0",
+        b"12",
+        b"x",
+        b"pass",
+        b"dns/txt",
+        b"@dkim.test",
+        b"a.dkim.test",
+        b"dkim.test",
+        b"@DKIM.TEST",
+        b"rsa-sha1",
+        b"RSA-SHA256",
+        b"ed25519-sha256",
+        b"AAAA",
+        b"AAA",
+        b"AA==",
+        b"A A=",
+        b"a b",
+        b"d(x)",
+        b"\xe4.test",
+        str(int(now)).encode(),
+        str(int(now) + 10**6).encode(),
+        b"1000000000",
+        b"9" * 80,
+    ]
+    refused = 0
+    for _ in range(5000):
+        tags = dict(good)
+        for _ in range(rng.randrange(1, 3)):
+            tags[
+                rng.choice((b"a", b"b", b"bh", b"cv", b"d", b"i", b"l", b"q", b"t", b"v", b"x"))
+            ] = rng.choice(values)
+        try:
+            dkimpy.validate_signature_fields(dict(tags))
+            expected = False
+        except (dkimpy.ValidationError, IndexError):
+            expected = True
+        assert bool(tag_problem(tags, now)) is expected, tags
+        refused += expected
+    assert refused > 500
+    assert 5000 - refused > 200
+
+
+def _sig_value(raw: bytes) -> bytes:
+    signed = sign(raw, "dkim.test")
+    return dkimcanon.parse_fields(dkimcanon.header_block(signed))[0][1]

@@ -22,10 +22,8 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-import dkim
-from dkim.util import InvalidTagValueList, parse_tag_value
-
 from seawall.auth.dkim import header_fields
+from seawall.auth.dkimcanon import TagListError, parse_tags
 from seawall.dnslists.answer import Answer
 
 __all__ = ["MAX_SETS", "ArcResult", "ArcStatus", "Recorded", "key_names", "verify"]
@@ -75,8 +73,8 @@ def _arc_fields(raw: bytes) -> list[tuple[bytes, bytes]]:
 
 def _tags(value: bytes) -> dict[bytes, bytes]:
     try:
-        return {k: re.sub(rb"\s+", b"", v) for k, v in parse_tag_value(value).items()}
-    except InvalidTagValueList:
+        return {k: re.sub(rb"\s+", b"", v) for k, v in parse_tags(value).items()}
+    except TagListError:
         return {}
 
 
@@ -118,6 +116,8 @@ def verify(raw: bytes, keys: Mapping[str, Answer | None], *, min_rsa_bits: int =
             return _with(found, status=ArcStatus.TEMPERROR, detail=f"{name}: {why}")
         if answer.records:
             records[name] = answer.records[0]
+    import dkim  # dkimpy (and the resolver it loads) only for mail that carries ARC
+
     try:
         arc = dkim.ARC(raw, logger=_quiet, minkey=min_rsa_bits)
         cv, data, comment = arc.verify(dnsfunc=_dnsfunc(records))
