@@ -116,24 +116,18 @@ _BIN_SHIFT = _U64(64 - _BIN_BITS)
 _BIN_LOW = _BIN_OF << _BIN_SHIFT
 
 
-def _probe_order() -> tuple[NDArray[np.intp], NDArray[np.uint16]]:
-    """Each bin's probe sequence: the bins in order, and their ranks as ``rank << 7 | bin``.
+def _probe_order() -> NDArray[np.intp]:
+    """Each bin's probe sequence: the bins in the order an empty bin borrows from them.
 
     The sequences are fixed random permutations (a stable hash decides the order), so two
     sets that both leave bin ``i`` empty borrow from the same bin whenever it is filled in
     both: optimal densification, probing without replacement.
     """
     noise = _fmix(np.arange(PERMUTATIONS * PERMUTATIONS, dtype=np.uint64) + _U64(_PROBE))
-    order = np.argsort(noise.reshape(PERMUTATIONS, PERMUTATIONS), axis=1, kind="stable")
-    ranks = np.empty((PERMUTATIONS, PERMUTATIONS), dtype=np.uint16)
-    ranks[_BINS[:, None], order] = _BINS[None, :].astype(np.uint16)
-    return order, (ranks << np.uint16(_BIN_BITS)) | _BINS[None, :].astype(np.uint16)
+    return np.argsort(noise.reshape(PERMUTATIONS, PERMUTATIONS), axis=1, kind="stable")
 
 
-_PROBE_SEQUENCE, _PROBE_RANK = _probe_order()
-_FIRST_PROBES = np.ascontiguousarray(_PROBE_SEQUENCE[:, :8])
-_NOT_FILLED = np.uint16(0xFFFF)
-_BIN_MASK = np.uint16(PERMUTATIONS - 1)
+_PROBE_SEQUENCE = _probe_order()
 
 
 def _byte_map(b: int) -> int:
@@ -291,17 +285,10 @@ def _signature(ordered: NDArray[np.uint64]) -> Signature:
     filled = (values >> _BIN_SHIFT) == _BIN_OF
     empty = (~filled).nonzero()[0]
     if empty.size:
-        # An empty bin takes the value of the first filled bin in its probe sequence.  The
-        # first 8 probes serve a set that fills half the bins; the full ranks, the rest.
-        probes = _FIRST_PROBES[empty]
-        hit = filled[probes]
-        first = hit.argmax(axis=1)
-        rows = _BINS[: empty.size]
-        source = probes[rows, first]
-        missed = ~hit[rows, first]
-        if missed.any():
-            ranked = np.where(filled, _PROBE_RANK[empty[missed]], _NOT_FILLED).min(axis=1)
-            source[missed] = ranked & _BIN_MASK
+        # An empty bin takes the value of the first filled bin in its probe sequence (one
+        # is filled: the set is not empty).
+        probes = _PROBE_SEQUENCE[empty]
+        source = probes[_BINS[: empty.size], filled[probes].argmax(axis=1)]
         values[empty] = values[source]
     # The low 16 bits of a minimum are uniform and independent of the bits that made it
     # the minimum.
