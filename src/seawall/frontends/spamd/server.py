@@ -84,7 +84,9 @@ async def serve_spamd_connection(
                 held,
                 tell_access,
             )
-            if reply:
+            # A connection the worker closed at its deadline has no one left to answer
+            # (and uvloop raises on a write to a closed transport).
+            if reply and not writer.transport.is_closing():
                 writer.write(reply)
                 async with asyncio.timeout(timeout_s):
                     await writer.drain()
