@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import multiprocessing
 import os
 import random
 import re
@@ -58,56 +59,78 @@ def connect(port: int, i: int) -> socket.socket:
 
 class Hostile:
     """Keeps ``per_frontend`` connections open against each front end, half silent and half
-    trickling a byte every 2 s; a connection Seawall closes is opened again."""
+    trickling a byte every 2 s; a connection Seawall closes is opened again.
+
+    The holder runs in a process of its own, so that its thousands of sockets do not take
+    the interpreter from the SMTP clients whose latency is measured; its counts are shared.
+    """
 
     def __init__(self, ports: dict[str, int], per_frontend: int) -> None:
         self.ports = ports
+        self.names = list(ports)
         self.per_frontend = per_frontend
-        self.selector = selectors.DefaultSelector()
-        self.stop = threading.Event()
-        self.reopened = 0
-        self.reopened_by: dict[str, int] = dict.fromkeys(ports, 0)
-        self.failed_opens = 0
-        self.thread = threading.Thread(target=self.run, daemon=True)
+        ctx = multiprocessing.get_context("fork")
+        self.stop = ctx.Event()
+        # held, failed opens, then reopened per front end
+        self.counts: Any = ctx.Array("q", 2 + len(self.names), lock=False)
+        self.process = ctx.Process(target=self.run, daemon=True)
 
-    def open(self, name: str, i: int) -> None:
-        try:
-            sock = connect(self.ports[name], i)
-        except OSError:
-            self.failed_opens += 1
-            return
-        sock.setblocking(False)
-        self.selector.register(sock, selectors.EVENT_READ, (name, i))
+    @property
+    def held(self) -> int:
+        return int(self.counts[0])
+
+    @property
+    def failed_opens(self) -> int:
+        return int(self.counts[1])
+
+    @property
+    def reopened_by(self) -> dict[str, int]:
+        return {name: int(self.counts[2 + i]) for i, name in enumerate(self.names)}
+
+    @property
+    def reopened(self) -> int:
+        return sum(self.reopened_by.values())
 
     def run(self) -> None:
-        for name in self.ports:
+        selector = selectors.DefaultSelector()
+
+        def open_one(name: str, i: int) -> None:
+            try:
+                sock = connect(self.ports[name], i)
+            except OSError:
+                self.counts[1] += 1
+                return
+            sock.setblocking(False)
+            selector.register(sock, selectors.EVENT_READ, (name, i))
+
+        for name in self.names:
             for i in range(self.per_frontend):
-                self.open(name, i)
+                open_one(name, i)
         last_trickle = time.monotonic()
         while not self.stop.is_set():
-            for key, _ in self.selector.select(0.5):
+            for key, _ in selector.select(0.5):
                 sock: socket.socket = key.fileobj  # type: ignore[assignment]
                 try:
                     data = sock.recv(65536)
                 except OSError:
                     data = b""
                 if not data:  # closed by Seawall (timeout or room made): come back
-                    self.selector.unregister(sock)
+                    selector.unregister(sock)
                     sock.close()
-                    self.reopened += 1
-                    self.reopened_by[key.data[0]] += 1
-                    self.open(*key.data)
+                    self.counts[2 + self.names.index(key.data[0])] += 1
+                    open_one(*key.data)
             if time.monotonic() - last_trickle > 2:
                 last_trickle = time.monotonic()
-                for key in list(self.selector.get_map().values()):
+                for key in list(selector.get_map().values()):
                     if key.data[1] % 2:
                         with contextlib.suppress(OSError):
                             key.fileobj.send(b"X")  # type: ignore[union-attr]
-        for key in list(self.selector.get_map().values()):
+            self.counts[0] = len(selector.get_map())
+        for key in list(selector.get_map().values()):
             key.fileobj.close()  # type: ignore[union-attr]
 
     def __enter__(self) -> Hostile:
-        self.thread.start()
+        self.process.start()
         deadline = time.monotonic() + 60
         want = self.per_frontend * len(self.ports)
         while self.held < want and time.monotonic() < deadline:
@@ -117,11 +140,9 @@ class Hostile:
 
     def __exit__(self, *exc: object) -> None:
         self.stop.set()
-        self.thread.join(30)
-
-    @property
-    def held(self) -> int:
-        return len(self.selector.get_map())
+        self.process.join(30)
+        if self.process.is_alive():
+            self.process.kill()
 
 
 class Timeline:
@@ -139,22 +160,27 @@ class Timeline:
         self.started = time.monotonic()
         self.thread = threading.Thread(target=self.run, daemon=True)
 
-    def rss(self) -> list[float]:
-        try:
-            return [round(p.memory_info().rss / MIB, 1) for p in self.procs]
-        except psutil.NoSuchProcess:  # a worker was restarted: follow the new one
-            self.procs = workers(self.sw)
-            return [round(p.memory_info().rss / MIB, 1) for p in self.procs]
+    def rss_cpu(self) -> tuple[list[float], float]:
+        """Each worker's RSS (MiB) and their CPU seconds so far, summed."""
+        for _ in range(3):
+            try:
+                rss = [round(p.memory_info().rss / MIB, 1) for p in self.procs]
+                cpu = sum(sum(p.cpu_times()[:2]) for p in self.procs)
+                return rss, cpu
+            except psutil.NoSuchProcess:  # a worker was restarted: follow the new one
+                self.procs = workers(self.sw)
+        return [], 0.0
 
     def run(self) -> None:
         while True:
-            each = self.rss()
+            each, cpu = self.rss_cpu()
             self.samples.append(
                 {
                     "t_s": round(time.monotonic() - self.started),
                     "phase": self.phase,
                     "rss_mib": round(sum(each), 1),
                     "rss_each_mib": each,
+                    "workers_cpu_s": round(cpu, 1),
                     "load1": round(os.getloadavg()[0], 2),
                     "hostile_held": self.hostile.held if self.hostile is not None else 0,
                 }
@@ -322,6 +348,22 @@ def timed_smtp(port: int, samples: Sequence[Any], seconds: float) -> dict[str, A
     return outcomes.summary(time.perf_counter() - started)
 
 
+def log_figures(path: Path, offset: int) -> dict[str, Any]:
+    """From the server's log since ``offset``: the scan times it logged per message (wall
+    clock in the worker, waiting for its event loop included), and its ERROR lines."""
+    with path.open("rb") as log:
+        log.seek(offset)
+        text = log.read().decode(errors="replace")
+    scans = sorted(float(ms) for ms in re.findall(r" seawall\.scan: .* ms=([\d.]+)", text))
+    return {
+        "scan_ms_p50": round(quantile(scans, 0.5), 1),
+        "scan_ms_p99": round(quantile(scans, 0.99), 1),
+        "scan_ms_max": round(scans[-1], 1) if scans else 0.0,
+        "log_errors": len(re.findall(r"^\S+ \S+ \[\d+\] ERROR ", text, re.MULTILINE)),
+        "log_tracebacks": text.count("Traceback (most recent call last)"),
+    }
+
+
 def blocks(order: Sequence[str]) -> Iterator[tuple[str, int]]:
     """Adjacent rounds of one kind as (kind, count): A B B A -> A 1, B 2, A 1."""
     i = 0
@@ -381,8 +423,12 @@ def load(args: argparse.Namespace) -> dict[str, Any]:
                             n += 1
                             timeline.phase = f"{n} {kind}"
                             held_before = hold.held if hold is not None else 0
+                            log_at = sw.log_file.stat().st_size
+                            cpu_at = timeline.rss_cpu()[1]
                             rows = one_round(postfix.smtp_port)
                             rows["round"] = n
+                            rows["workers_cpu_s"] = round(timeline.rss_cpu()[1] - cpu_at, 1)
+                            rows |= log_figures(sw.log_file, log_at)
                             if hold is not None:
                                 rows["hostile_held_at_start"] = held_before
                                 rows["hostile_held_at_end"] = hold.held
@@ -394,6 +440,7 @@ def load(args: argparse.Namespace) -> dict[str, Any]:
                     if hold is not None:
                         result.setdefault("hostile_reopened", []).append(hold.reopened)
                         result.setdefault("hostile_reopened_by", []).append(hold.reopened_by)
+                        result.setdefault("hostile_failed_opens", []).append(hold.failed_opens)
                 timeline.phase = "end"
             result["postfix_queued_at_end"] = postfix.queued()
             result["workers_at_start"] = timeline.pids
@@ -423,6 +470,10 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "max_ms": max(r["max_ms"] for r in rows),
         "lag_max_ms": max(r["lag_max_ms"] for r in rows),
         "lag_over_1s": sum(r["lag_over_1s"] for r in rows),
+        "scan_ms_p50": [r["scan_ms_p50"] for r in rows],
+        "scan_ms_p99": [r["scan_ms_p99"] for r in rows],
+        "workers_cpu_s": [r["workers_cpu_s"] for r in rows],
+        "log_tracebacks": sum(r["log_tracebacks"] for r in rows),
         "rounds": rows,
     }
     if rows and "planned" in rows[0]:
