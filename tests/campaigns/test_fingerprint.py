@@ -137,6 +137,48 @@ def test_fingerprints_agree_across_processes() -> None:
     assert out == [here.digest, str(here.bands[0]), str(here.bands[-1])]
 
 
+# Fingerprints of fingerprint.VERSION 2.  Saved indexes hold signatures: a change that moves
+# any of these (a faster hash, another normalisation) must bump VERSION, so that a saved
+# index is refused and rebuilt instead of silently never matching again.
+PINNED = [
+    ((TEXT, "Your reward", frozenset({"shop.example"}), "text/plain;"), "96b28a5595780d0f", 39),
+    (
+        (
+            "Ваш аккаунт заблокирован. Подтвердите данные по ссылке http://x.example/a?id=77 "
+            "до 12:00 сегодня, иначе доступ будет закрыт",
+            "Срочно",
+            frozenset({"x.example"}),
+            "text/html;",
+        ),
+        "2762efbeb7a0a53e",
+        14,
+    ),
+    (
+        (
+            "限时优惠，立即购买！全场商品五折，仅限今天。"
+            "请访问 www.shop.example 查看详情，订单号 88231",
+            "优惠",
+            frozenset(),
+            "text/plain;",
+        ),
+        "78b7e1263158949e",
+        28,
+    ),
+    (("one", "", frozenset(), ""), "2cba47dfaae9b189", 2),
+]
+
+
+@pytest.mark.parametrize(("parts", "digest", "tokens"), PINNED, ids=["en", "ru", "zh", "tiny"])
+def test_fingerprints_are_those_of_this_version(
+    parts: tuple[str, str, frozenset[str], str], digest: str, tokens: int
+) -> None:
+    assert fingerprint.VERSION == 2
+    fp = Fingerprint.from_text(*parts)
+    assert (fp.digest, fp.tokens) == (digest, tokens)
+    assert np.array_equal(fp.keys, np.array(fp.bands, dtype=np.uint64))
+    assert fp.keys.tolist() == band_keys(fp.minhash).tolist()
+
+
 def _pair(rng: np.random.Generator, n: int, jaccard: float) -> tuple[np.ndarray, np.ndarray]:
     shared = round(2 * n * jaccard / (1 + jaccard))
     common = rng.integers(0, 2**64, shared, dtype=np.uint64, endpoint=False)
