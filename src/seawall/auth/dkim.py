@@ -12,10 +12,10 @@ The check is ours, at C speed where it counts: the header fields and the body re
 per message (:mod:`seawall.auth.dkimcanon`), the body canonicalised and hashed once per
 (canonicalisation, ``l=``) pair whatever the number of signatures, each key record
 parsed once and cached, RSA through OpenSSL and ed25519 through libsodium
-(:mod:`seawall.auth.dkimkeys`).  dkimpy remains the reference: it parses the key records
-and checks the tags (``validate_signature_fields``), and the tests run every signed
-message of the shared corpora, and altered ones, through both and require the same
-results.
+(:mod:`seawall.auth.dkimkeys`).  dkimpy is the reference: the tests run every signed
+message of the shared corpora, the same re-signed and altered, random damage, key records
+and tag values through both and require the same results (dkimpy itself is loaded only
+for ARC, :mod:`seawall.auth.arc`).
 
 Results per signature (:class:`DkimResult`): ``pass``; ``fail`` (the body hash or the
 signature does not verify); ``temperror`` (the key's DNS question failed or is not back);
@@ -91,7 +91,6 @@ class Signature:
     algorithm: str  # a=
     length: int | None  # l=
     problem: str = ""  # why it cannot be verified at all: a permerror without DNS
-    signed: frozenset[bytes] = frozenset()  # h=: the names of the fields it signs, lower case
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +125,28 @@ def _cached_fields(head: bytes) -> tuple[tuple[bytes, bytes], ...]:
     return tuple(parse_fields(head))
 
 
+_Index = Mapping[bytes, Sequence[tuple[bytes, bytes]]]
+
+
+def _index(head: bytes) -> _Index:
+    """The fields of a header section by lower-cased name, each name's top first."""
+    if len(head) > _CACHED_HEAD:
+        return _build_index(head)
+    return _cached_index(head)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_index(head: bytes) -> _Index:
+    return _build_index(head)
+
+
+def _build_index(head: bytes) -> _Index:
+    index: dict[bytes, list[tuple[bytes, bytes]]] = {}
+    for field in _fields(head):
+        index.setdefault(field[0].lower(), []).append(field)
+    return index
+
+
 def _parsed(raw: bytes) -> tuple[list[list[bytes]], bytes]:
     """The message's fields as ``[name, value]`` pairs and its body made CRLF."""
     head = header_block(raw)
@@ -147,12 +168,14 @@ def header_fields(raw: bytes, prefix: bytes) -> list[tuple[bytes, bytes]]:
 
 def signatures(raw: bytes) -> list[Signature]:
     """The message's DKIM-Signature fields, top first, at most :data:`MAX_SIGNATURES`."""
-    found = [
-        value
-        for name, value in header_fields(raw, b"dkim-signature")
-        if name.lower() == b"dkim-signature"
-    ]
-    return [_signature(i, value) for i, value in enumerate(found[:MAX_SIGNATURES])]
+    head = header_block(raw)
+    if b"dkim-signature" not in head.lower():
+        return []  # most mail: no parse at all
+    try:
+        found = _index(head).get(b"dkim-signature", ())
+    except HeaderFormatError:
+        return []
+    return [_signature(i, value) for i, (_, value) in enumerate(found[:MAX_SIGNATURES])]
 
 
 @functools.lru_cache(maxsize=64)
@@ -184,8 +207,7 @@ def _signature(index: int, value: bytes) -> Signature:
         problem = "d= or s= is not a domain name"
     elif length_text and length is None:
         problem = f"bad l={length_text}"
-    signed = frozenset(n.lower() for n in _SPACE.sub(b"", tags.get(b"h", b"")).split(b":") if n)
-    return Signature(index, domain, selector, algorithm.lower(), length, problem, signed)
+    return Signature(index, domain, selector, algorithm.lower(), length, problem)
 
 
 def key_name(signature: Signature) -> str:
@@ -223,7 +245,7 @@ def verify(
             continue
         if message is None:
             try:
-                message = _Message(raw, found)
+                message = _Message(raw)
             except HeaderFormatError as exc:
                 results.append(_result(sig, DkimStatus.PERMERROR, str(exc)[:200]))
                 continue
@@ -237,18 +259,10 @@ def verify(
 class _Message:
     """One message as its signatures see it: read once, canonicalised once per form."""
 
-    def __init__(self, raw: bytes, found: Sequence[Signature]) -> None:
+    def __init__(self, raw: bytes) -> None:
         head = header_block(raw)
-        # A signature covers its h= fields (the bottom-most of each name) and itself.
-        wanted = frozenset({b"dkim-signature"}).union(*(s.signed for s in found))
-        self.fields: list[tuple[bytes, bytes]] = []
-        self._by_name: dict[bytes, list[int]] = {}
-        for field in _fields(head):
-            lower = field[0].lower()
-            if lower in wanted:
-                self._by_name.setdefault(lower, []).append(len(self.fields))
-                self.fields.append(field)
-        self.signature_fields = [self.fields[i] for i in self._by_name[b"dkim-signature"]]
+        self._by_name = _index(head)
+        self.signature_fields = self._by_name.get(b"dkim-signature", ())
         self.body = crlf_body(raw, head)
         self._bodies: dict[tuple[bool, int | None], tuple[bytes, int]] = {}
 
@@ -266,10 +280,10 @@ class _Message:
         taken: dict[bytes, int] = {}
         out = []
         for name in names:
-            positions = self._by_name.get(name, ())
+            fields = self._by_name.get(name, ())
             used = taken.get(name, 0)
-            if used < len(positions):
-                out.append(self.fields[positions[-1 - used]])
+            if used < len(fields):
+                out.append(fields[-1 - used])
             taken[name] = used + 1
         return out
 
