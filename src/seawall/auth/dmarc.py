@@ -20,6 +20,7 @@ the answers with the SPF and DKIM results to :func:`evaluate`.
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -62,6 +63,7 @@ _POLICIES = frozenset({"none", "quarantine", "reject"})
 _STEP_DOWN = {"reject": "quarantine", "quarantine": "none", "none": "none"}
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_record(text: str) -> DmarcRecord | None:
     """A DMARC record, or None when ``text`` is not a valid one (§6.3, §6.6.3)."""
     tags: dict[str, str] = {}

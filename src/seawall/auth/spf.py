@@ -704,10 +704,17 @@ def expand(
 
 
 def _client_address(ip: str | IPAddress) -> IPAddress:
-    address = ipaddress.ip_address(ip) if isinstance(ip, str) else ip
+    address = _client(ip) if isinstance(ip, str) else ip
     if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped  # §5: an IPv4-mapped client is an IPv4 client
     return address
+
+
+@functools.lru_cache(maxsize=4096)
+def _client(text: str) -> IPAddress:
+    """``text`` parsed (ValueError when no address); remembered, since a message's
+    MAIL FROM and HELO checks, and the next messages of a busy client, ask again."""
+    return ipaddress.ip_address(text)
 
 
 def _expand_parts(
