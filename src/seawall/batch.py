@@ -17,7 +17,8 @@ marked ``DEFECT_NOT_MAIL``, with what it is as the symbol's option.
 A scan reads the state (the classifier, the saved campaigns, sender reputation) but, unless
 ``feed`` is set, writes nothing back into it: campaigns are tracked within the run by a
 private tracker that starts from the saved snapshot and is never saved, and reputation
-counts within the run stay in memory over what the store holds (``store.overlay``).  An
+counts within the run are kept over what the store holds (``store.overlay``): in memory
+with one worker, in a throw-away SQLite file that the forked workers share with several.  An
 offline scan of an old mailbox then cannot make campaigns, blocklist entries or reputation
 in the state that ``seawall serve`` uses.
 """
@@ -31,9 +32,11 @@ import multiprocessing
 import os
 import secrets
 import signal
+import tempfile
 from collections import deque
 from collections.abc import Generator, Iterator, Sequence
 from multiprocessing.connection import Connection, wait
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -51,7 +54,7 @@ from seawall.message.sniff import kind_of
 from seawall.policy.model import Verdict
 from seawall.serve import tracker as campaign_tracker
 from seawall.sources import Unit
-from seawall.store import open_store
+from seawall.store import FILENAME, SqliteStore, Store, open_store
 from seawall.store.overlay import Overlay
 
 log = logging.getLogger("seawall.scan")
@@ -174,7 +177,10 @@ def scan_units(
             else:
                 name = stack.enter_context(_private_tracker(tracker))
                 client = RemoteTracker(name)
-        engine = build_engine(config, tracker=client, store=_overlay(config))
+        counts = None
+        if not here and config.detectors.reputation.enabled:
+            counts = _shared_counts(stack)
+        engine = build_engine(config, tracker=client, store=_overlay(config, counts))
         stack.callback(engine.close)
         if not here:
             yield from _scan_forked(units, config, workers, times, engine, tracker=name)
@@ -237,9 +243,19 @@ def _scan_frozen(
         engine.close()
 
 
-def _overlay(config: Config) -> Overlay:
-    """The state's store read through, this scan's own counts kept in memory."""
-    return Overlay(lambda: open_store(config))
+def _overlay(config: Config, own: Store | None = None) -> Overlay:
+    """The state's store read through, this scan's own counts kept in memory (or in
+    ``own``)."""
+    return Overlay(lambda: open_store(config), own)
+
+
+def _shared_counts(stack: contextlib.ExitStack) -> Store:
+    """A throw-away SQLite store, removed with ``stack``, for what the scan's forked workers
+    count (reputation): each sees the others' counts, as serve's workers do, instead of
+    only its own (with two workers a source's record held half its mail, and what a
+    message got depended on the worker it went to)."""
+    root = stack.enter_context(tempfile.TemporaryDirectory(prefix="seawall-scan-"))
+    return SqliteStore.open(Path(root) / FILENAME)
 
 
 def _scan_feeding(

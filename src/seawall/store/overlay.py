@@ -21,10 +21,12 @@ class Overlay:
     A key deleted here reads as missing, whatever the base holds.
     """
 
-    def __init__(self, open_base: Callable[[], Store]) -> None:
+    def __init__(self, open_base: Callable[[], Store], own: Store | None = None) -> None:
+        """``own`` holds the writes: this process's memory, unless given (a scan's workers
+        share a throw-away SQLite file, so that each sees what the others counted)."""
         self._open_base = open_base
         self._base: Store | None = None
-        self.own = MemoryStore()
+        self.own: Store = own if own is not None else MemoryStore()
         self._deleted: set[str] = set()
 
     @property
