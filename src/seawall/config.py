@@ -116,6 +116,11 @@ class ClassifierSettings(Section):
     reload_interval_s: Annotated[float, NotNegative] = 1.0
     # Log-odds of spam at which the detector's weight is tanh(1) = 0.76; lower is bolder.
     margin_scale: Annotated[float, Positive] = 12.0
+    # Ham false-positive rate allowed where the classifier alone rejects (CLASSIFIER_CERTAIN):
+    # the reject margin is calibrated on the margins of mail scored before it was learned.
+    reject_fpr: Annotated[float, msgspec.Meta(gt=0.0, lt=1.0)] = 0.0001
+    # Unseen ham scored before the calibrated reject margin is used at all.
+    calibration_min_ham: Annotated[int, AtLeastOne] = 1000
     # Symbol scores learned from the same mail ([detectors.classifier.scores]).
     scores: LearnedScoresSettings = LearnedScoresSettings()
 
