@@ -28,7 +28,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -77,15 +77,42 @@ def worker_rss_mb(sw: Seawall) -> dict[int, float]:
     return out
 
 
+def tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and its live descendants (Seawall's supervisor,
+    workers and tracker)."""
+    total = 0.0
+    with contextlib.suppress(psutil.Error):
+        root = psutil.Process(pid)
+        for proc in (root, *root.children(recursive=True)):
+            with contextlib.suppress(psutil.Error):
+                times = proc.cpu_times()
+                total += times.user + times.system
+    return total
+
+
 def checkv2(sw: Seawall, samples: Sequence[Sample]) -> list[dict[str, Any]]:
+    """Each concurrency in turn; beside msg/s and latency, the CPU time Seawall's processes
+    spent per message (as bench.rspamd_baseline records for Rspamd): on a machine shared
+    with other work the steadier figure, and what the throughput would be with both cores
+    for the server and the client (``quiet_estimate_msgs_per_s``)."""
+    assert sw.proc is not None
     url = sw.url("/checkv2")
     run_load(url, samples[:300], 16)  # warm-up: page cache, lazy tables, connections
     rows = []
     for level in CONCURRENCY:
-        row = run_load(url, samples, level).summary()
+        before = tree_cpu_s(sw.proc.pid)
+        result = run_load(url, samples, level)
+        server = tree_cpu_s(sw.proc.pid) - before
+        row = result.summary()
+        row["server_cpu_ms_per_msg"] = round(server * 1000 / max(1, result.requests), 3)
+        row["client_cpu_ms_per_msg"] = round(result.client_cpu_s * 1000 / result.requests, 3)
+        per_msg_ms = row["server_cpu_ms_per_msg"] + row["client_cpu_ms_per_msg"]
+        cpus = os.cpu_count() or 1
+        row["quiet_estimate_msgs_per_s"] = round(1000 * cpus / per_msg_ms, 1) if per_msg_ms else 0
         print(
             f"  seawall c={level:<3} {row['msgs_per_s']:8.1f} msg/s  p50 {row['p50_ms']:6.2f} ms"
-            f"  p99 {row['p99_ms']:6.2f} ms  errors {row['errors']}",
+            f"  p99 {row['p99_ms']:6.2f} ms  server {row['server_cpu_ms_per_msg']:.2f} ms CPU/msg"
+            f"  errors {row['errors']}",
             file=sys.stderr,
         )
         rows.append(row)
@@ -183,6 +210,7 @@ def _pooled(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for run in runs:
         for key, n in run["outcomes"].items():
             outcomes[key] = outcomes.get(key, 0) + n
+    cpu_s = sum(run.get("_cpu_s", 0.0) for run in runs)
     return {
         "messages": messages,
         "concurrency": runs[0]["concurrency"],
@@ -192,15 +220,23 @@ def _pooled(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "p99_ms": round(percentile(ordered, 99), 2),
         "outcomes": outcomes,
         "rounds_msgs_per_s": [r["msgs_per_s"] for r in runs],
+        "filter_cpu_ms_per_msg": round(cpu_s * 1000 / messages, 3),
     }
 
 
 def milter(
-    milters: dict[str, str], samples: Sequence[Sample], root: Path, rounds: int = 2
+    milters: dict[str, str],
+    samples: Sequence[Sample],
+    root: Path,
+    rounds: int = 2,
+    cpu: dict[str, Callable[[], float]] | None = None,
 ) -> dict[str, Any]:
     """Postfix alone and Postfix with each of ``milters`` (name: ``inet:HOST:PORT``), the
     same Postfix settings, clients and messages; ``rounds`` passes of each, in mirrored
-    order (A B C C B A ...) so a change in the machine's load falls on every side."""
+    order (A B C C B A ...) so a change in the machine's load falls on every side.
+    ``cpu[name]`` reads the CPU seconds of that filter's processes so far: its CPU time per
+    message is reported too (Postfix's own is not counted)."""
+    cpu = cpu or {}
     # smtplib cannot send 8-bit bodies as bytes with non-ASCII in every case; Postfix takes
     # them raw, so send the corpus bytes unchanged and keep messages under Postfix's size limit.
     usable = [s for s in samples if len(s.body) < 1_000_000][:2000]
@@ -215,7 +251,10 @@ def milter(
         postfix.start()
         try:
             smtp_run(postfix.smtp_port, usable[:100], 8)  # warm-up: smtpd processes spawned
+            used = cpu.get(name, lambda: 0.0)
+            before = used()
             row = smtp_run(postfix.smtp_port, usable, 8)
+            row["_cpu_s"] = used() - before
         finally:
             postfix.stop()
         runs[name].append(row)
@@ -242,13 +281,17 @@ def milter(
 def milter_both(sw: Seawall, samples: Sequence[Sample], root: Path, *, rspamd: bool) -> Any:
     """Seawall's milter and (``rspamd``) Rspamd's proxy worker in milter mode, each in the
     same Postfix set-up, with Rspamd started beside the running Seawall."""
+    assert sw.proc is not None
+    pid = sw.proc.pid
     ours = {"seawall": f"inet:127.0.0.1:{sw.ports['milter']}"}
+    cpu: dict[str, Callable[[], float]] = {"seawall": lambda: tree_cpu_s(pid)}
     if not rspamd:
-        return milter(ours, samples, root)
-    from bench.rspamd_baseline import milter_rspamd
+        return milter(ours, samples, root, cpu=cpu)
+    from bench.rspamd_baseline import group_cpu_s, milter_rspamd
 
-    with milter_rspamd(workers=2) as (_, port):
-        return milter({**ours, "rspamd": f"inet:127.0.0.1:{port}"}, samples, root)
+    with milter_rspamd(workers=2) as (instance, port):
+        cpu["rspamd"] = lambda: group_cpu_s([instance.pgid])
+        return milter({**ours, "rspamd": f"inet:127.0.0.1:{port}"}, samples, root, cpu=cpu)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -98,6 +98,13 @@ def checkv2_lines(serve: Mapping[str, Any] | None) -> list[str]:
             f" Rspamd {b['msgs_per_s']:7.1f} msg/s p99 {b['p99_ms']:7.2f} ms: {ratio:.2f}x"
             f" (target >= {CHECKV2_TARGET:.1f}x, p99 at or below Rspamd's): {_verdict(ok)}"
         )
+        if a.get("server_cpu_ms_per_msg") and b.get("server_cpu_ms_per_msg"):
+            quiet = a["quiet_estimate_msgs_per_s"] / b["quiet_estimate_msgs_per_s"]
+            lines.append(
+                f"        server CPU per message: Seawall {a['server_cpu_ms_per_msg']:.2f} ms,"
+                f" Rspamd {b['server_cpu_ms_per_msg']:.2f} ms; with the cores to themselves"
+                f" (client included) {quiet:.2f}x"
+            )
     return lines
 
 
@@ -125,6 +132,11 @@ def milter_lines(serve: Mapping[str, Any] | None) -> list[str]:
         f"  Seawall over Rspamd: {ratio:.2f}x, target >= {MILTER_TARGET:.1f}x:"
         f" {_verdict(ratio >= MILTER_TARGET)}",
     ]
+    if ours.get("filter_cpu_ms_per_msg") and theirs.get("filter_cpu_ms_per_msg"):
+        lines.append(
+            f"  filter CPU per message: Seawall {ours['filter_cpu_ms_per_msg']:.2f} ms,"
+            f" Rspamd {theirs['filter_cpu_ms_per_msg']:.2f} ms"
+        )
     return lines
 
 

@@ -10,7 +10,16 @@ from bench.summary import main, summary
 
 
 def _rspamd(rows: list[tuple[int, float, float]]) -> dict[str, object]:
-    runs = [{"concurrency": c, "msgs_per_s": r, "p99_ms": p99} for c, r, p99 in rows]
+    runs = [
+        {
+            "concurrency": c,
+            "msgs_per_s": r,
+            "p99_ms": p99,
+            "server_cpu_ms_per_msg": 1.5,
+            "quiet_estimate_msgs_per_s": 1200.0,
+        }
+        for c, r, p99 in rows
+    ]
     return {"phases": {"no_bayes": {"runs": runs}, "bayes": {"runs": []}}}
 
 
@@ -25,15 +34,21 @@ def _write(directory: Path) -> None:
         "date": "2026-12-06 10:00 UTC",
         "loadavg_start": [1.5, 1.0, 0.5],
         "seawall_checkv2": [
-            {"concurrency": 4, "msgs_per_s": 800.0, "p99_ms": 10.0},
+            {
+                "concurrency": 4,
+                "msgs_per_s": 800.0,
+                "p99_ms": 10.0,
+                "server_cpu_ms_per_msg": 2.0,
+                "quiet_estimate_msgs_per_s": 900.0,
+            },
             {"concurrency": 16, "msgs_per_s": 700.0, "p99_ms": 60.0},
             {"concurrency": 64, "msgs_per_s": 600.0, "p99_ms": 150.0},
         ],
         "rspamd": _rspamd([(4, 500.0, 20.0), (16, 450.0, 50.0), (64, 450.0, 200.0)]),
         "milter": {
             "postfix_alone": {"msgs_per_s": 700.0, "p50_ms": 10.0},
-            "seawall": {"msgs_per_s": 300.0, "p50_ms": 25.0},
-            "rspamd": {"msgs_per_s": 150.0, "p50_ms": 50.0},
+            "seawall": {"msgs_per_s": 300.0, "p50_ms": 25.0, "filter_cpu_ms_per_msg": 3.5},
+            "rspamd": {"msgs_per_s": 150.0, "p50_ms": 50.0, "filter_cpu_ms_per_msg": 1.25},
             "added_p50_ms": {"seawall": 15.0, "rspamd": 40.0},
         },
     }
@@ -60,6 +75,11 @@ def test_the_three_ratios_against_rspamd_and_whether_each_target_is_met(tmp_path
     assert "(added +40.00 ms)" in text
     assert "Seawall over Rspamd: 2.00x, target >= 1.0x: met" in text
     assert "2026-12-06 10:00 UTC, load 1.50" in text
+    # CPU per message, the steadier figure on a shared machine: only where both have it
+    assert "server CPU per message: Seawall 2.00 ms, Rspamd 1.50 ms" in text
+    assert "(client included) 0.75x" in text
+    assert text.count("server CPU per message") == 1
+    assert "filter CPU per message: Seawall 3.50 ms, Rspamd 1.25 ms" in text
 
 
 def test_missing_results_say_which_benchmark_writes_them(
