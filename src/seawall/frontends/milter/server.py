@@ -132,7 +132,8 @@ async def serve_milter_connection(
                         continue
                     try:
                         _budget(held, command, session)
-                        responses = await session.handle(command)
+                        step = session.step(command)
+                        responses = await session.handle(command) if step is None else step
                         if refuse:  # OptionNegotiation: have the MTA wait on every reply
                             responses = [_waiting_on_all(r) for r in responses]
                             session.protocol = SMFIP(0)

@@ -188,6 +188,17 @@ class Session:
         return []
 
     async def handle(self, command: Command) -> list[Response]:
+        responses = self.step(command)
+        if responses is None:  # the end of a message: it is scanned
+            assert isinstance(command, EndOfMessage)
+            self.message.keep(self.message.body, command.chunk)
+            return await self._end_of_message()
+        return responses
+
+    def step(self, command: Command) -> list[Response] | None:
+        """The replies to ``command``, at once; None for an end of message to scan (then
+        ``handle`` it).  Every other event needs no wait, so the server spares a coroutine
+        for each of the fifty-odd packets of a message."""
         if isinstance(command, OptionNegotiation):
             return [self._negotiate(command)]
         if not self.negotiated:
@@ -195,11 +206,18 @@ class Session:
         if self.message.failed and isinstance(command, _MESSAGE_EVENTS):
             return self.fail(command)
         match command:
+            # The commonest first: a message is mostly macros, header fields and body.
             case Macro(for_command=for_command, macros=macros):
                 # Macros sent for Connect and HELO last the session; the others one message.
                 scope = self.conn_macros if for_command in ("C", "H") else self.msg_macros
                 scope.update((name.strip("{}"), value) for name, value in macros)
                 return []
+            case Header(name=name, value=value):
+                self._header(name, value)
+            case Body(chunk=chunk):
+                self.message.keep(self.message.body, chunk)
+            case EndOfMessage():
+                return None
             case Abort():
                 self._reset_message()
                 return []
@@ -219,13 +237,6 @@ class Session:
                 self.message.mail_from = address.strip().strip("<>")
             case RcptTo(address=address):
                 self.message.rcpts.append(address.strip().strip("<>"))
-            case Header(name=name, value=value):
-                self._header(name, value)
-            case Body(chunk=chunk):
-                self.message.keep(self.message.body, chunk)
-            case EndOfMessage(chunk=chunk):
-                self.message.keep(self.message.body, chunk)
-                return await self._end_of_message()
         return [Continue()] if self.wants_reply(command) else []
 
     def _negotiate(self, offer: OptionNegotiation) -> OptionNegotiation:
