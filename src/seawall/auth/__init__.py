@@ -4,7 +4,9 @@ Modules:
     spf     SPF (RFC 7208): ``check_host`` for the MAIL FROM and HELO identities, evaluated
             over :class:`seawall.dnslists.RecordResolver` (TXT, A, AAAA, MX, PTR), with the
             RFC's lookup, void-lookup and MX/PTR name limits, macros and explanations.
-    dkim    DKIM (RFC 6376): each signature verified by dkimpy from keys the caller fetched.
+    dkim    DKIM (RFC 6376): each signature verified from keys the caller fetched, over
+            dkimcanon (the signed bytes, canonicalised) and dkimkeys (keys, RSA, ed25519).
+    arc     ARC (RFC 8617): the forwarders' chain of seals, checked with dkimpy.
     dmarc   DMARC (RFC 7489): policy records, alignment, pct; pure over fetched answers.
 
 Nothing here blocks the event loop: every DNS question goes through the shared client, its

@@ -175,7 +175,9 @@ def canonical_field(name: bytes, value: bytes, relaxed: bool) -> bytes:
     if not relaxed:
         return name + b":" + value
     unfolded = value.replace(b"\r\n", b"").replace(b"\n", b"")
-    return name.lower().rstrip() + b":" + _WSP.sub(b" ", unfolded).strip() + b"\r\n"
+    if b"\t" in unfolded or b"  " in unfolded:  # most values have neither
+        unfolded = _WSP.sub(b" ", unfolded)
+    return name.lower().rstrip() + b":" + unfolded.strip() + b"\r\n"
 
 
 # b= after a ';' or white space, then its base64 (white space allowed between the
