@@ -68,23 +68,30 @@ class ReputationDetector:
         return self._reputation
 
     def source(self, msg: Message, ctx: Context) -> str | None:
-        """The address the message came from, unless it is our own user or network, or a
-        mailing list's server."""
-        if ctx.authenticated or is_list_mail(msg.headers):
-            # A list server relays whatever its members post: its address's record mixes
-            # their ham with the spam that got through, and would judge each post by the
-            # others (on the SpamAssassin corpus, spam relayed by a list first put its
-            # later ham posts at "add header").  Nor does one post speak for the server.
+        """The address the message came from, unless it is our own user or network."""
+        if ctx.authenticated:
             return None
         ip = msg.source_ip
         if not ip or self.trusted.contains(ip):
             return None
         return ip
 
+    def judged(self, msg: Message, ctx: Context) -> str | None:
+        """The address whose record judges the message: its source, unless it came through
+        a mailing list.
+
+        A list server relays whatever its members post: its record mixes their ham with
+        the spam that got through, and would judge each post by the others (on the
+        SpamAssassin corpus, spam relayed by lists first put their later ham posts at "add
+        header", and spam posted to a list got the list's REP_IP_HAM).  Its posts are still
+        counted: a relay that carries list mail beside other mail is judged with all of it.
+        """
+        return None if is_list_mail(msg.headers) else self.source(msg, ctx)
+
     def start(self, msg: Message, ctx: Context) -> Awaitable[Sequence[Hit]]:
         """The engine's early start: answered at once from this worker's cache, which holds
         most sources of a busy hour; a store read otherwise, awaited after the CPU work."""
-        ip = self.source(msg, ctx)
+        ip = self.judged(msg, ctx)
         reputation = self.reputation
         if ip is None or reputation is None:
             return _ready(())
@@ -94,7 +101,7 @@ class ReputationDetector:
         return _ready(self._judge(*records))
 
     async def check(self, msg: Message, ctx: Context) -> Sequence[Hit]:
-        ip = self.source(msg, ctx)
+        ip = self.judged(msg, ctx)
         reputation = self.reputation
         if ip is None or reputation is None:
             return ()
