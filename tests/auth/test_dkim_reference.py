@@ -5,7 +5,8 @@ the SpamAssassin, Enron and Nazario sets predate DKIM and carry none), the same 
 signed again here under every canonicalisation and then altered as mail is in transit,
 random damage to those, and the canonicalisation pieces on random input: each through
 ``seawall.auth.dkim.verify`` and through dkimpy (tests/auth/dkimpy_reference.py), with the
-same keys.  Status, domain, selector, algorithm and l= safety must be the same.
+same keys.  Status, domain, selector, algorithm and l= safety must be the same (the one
+deliberate difference, keys too large to check, has a test of its own).
 """
 
 from __future__ import annotations
@@ -280,6 +281,8 @@ def _dkimpy_key(record: bytes) -> object:
     if kind is None:
         return "not for email"
     if kind == b"rsa":
+        if pk["publicExponent"].bit_length() > dkimkeys.MAX_EXPONENT_BITS:
+            return "bad"  # refused on purpose: seconds of Python pow per signature
         return ("rsa", bits, tlsrpt, pk["modulus"], pk["publicExponent"])
     return ("ed25519", bits, tlsrpt, bytes(pk), 0)
 
@@ -383,3 +386,34 @@ def test_tag_checks_refuse_what_dkimpy_refuses() -> None:
 def _sig_value(raw: bytes) -> bytes:
     signed = sign(raw, "dkim.test")
     return dkimcanon.parse_fields(dkimcanon.header_block(signed))[0][1]
+
+
+def test_keys_too_large_to_check_are_refused() -> None:
+    """The one place we differ from dkimpy: a key whose check would cost seconds (a
+    16384-bit modulus, a huge exponent) is a permerror, not minutes of pow per message."""
+
+    def record(modulus: int, exponent: int) -> str:
+        def integer(value: int) -> bytes:
+            body = value.to_bytes(value.bit_length() // 8 + 1, "big")
+            return b"\x02" + _der_length(len(body)) + body
+
+        numbers = integer(modulus) + integer(exponent)
+        der = b"\x30" + _der_length(len(numbers)) + numbers
+        return "v=DKIM1; k=rsa; p=" + base64.b64encode(der).decode()
+
+    big = (1 << 16383) | 1
+    assert "too large" in str(dkimkeys.load("a._domainkey.x.test", record(big, 65537)))
+    assert "too large" in str(dkimkeys.load("b._domainkey.x.test", record(1 << 2047 | 1, big)))
+    usable = dkimkeys.load("c._domainkey.x.test", record((1 << 4095) | 1, 65537))
+    assert isinstance(usable, dkimkeys.Key)
+    assert usable.bits == 4096
+    raw = sign(MESSAGE, "dkim.test")
+    keys = {"rsa._domainkey.dkim.test": Answer(Status.LISTED, (record(big, 65537),))}
+    assert [r.status.value for r in verify(raw, signatures(raw), keys)] == ["permerror"]
+
+
+def _der_length(length: int) -> bytes:
+    if length < 0x80:
+        return bytes([length])
+    body = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(body)]) + body

@@ -5,7 +5,10 @@ busy sender's key is read for its first message, not for each.  It is read as dk
 reads it (the tests hold the two to the same answers): ``v=`` if present must be
 ``DKIM1``; ``k=`` is ``rsa`` (the default) or ``ed25519``; ``p=`` is the base64 of a
 DER SubjectPublicKeyInfo or a bare RSAPublicKey for RSA, of 32 bytes for ed25519; an
-``s=`` other than ``*``, ``email`` or ``tlsrpt`` leaves a key that verifies nothing.
+``s=`` other than ``*``, ``email`` or ``tlsrpt`` leaves a key that verifies nothing.  One
+deliberate difference: an RSA key over :data:`MAX_RSA_BITS` or with an exponent over
+:data:`MAX_EXPONENT_BITS` is refused (a permerror), since checking a signature with it
+would cost seconds of CPU.
 
 The checks run in C:
 
@@ -32,6 +35,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from seawall.auth.dkimcanon import TagListError, parse_tags
 
 __all__ = [
+    "MAX_EXPONENT_BITS",
+    "MAX_RSA_BITS",
     "DigestTooLarge",
     "Key",
     "KeyRecordError",
@@ -47,6 +52,8 @@ _MIN_MODULUS_BYTES = len(_SHA256_INFO) + 32 + 11
 _PKCS1 = padding.PKCS1v15()
 _PREHASHED = Prehashed(hashes.SHA256())
 _SERVICES = frozenset({b"*", b"email", b"tlsrpt"})
+MAX_RSA_BITS = 8192  # larger keys are refused (a permerror), as are exponents over 64 bits
+MAX_EXPONENT_BITS = 64
 
 
 class DigestTooLarge(ValueError):
@@ -102,6 +109,13 @@ def _parse(text: bytes) -> Key:
         key = Key("ed25519", 256, ed25519=verifier)
     elif kind == b"rsa":
         modulus, exponent = rsa_numbers(base64.b64decode(tags[b"p"]))
+        if modulus.bit_length() > MAX_RSA_BITS or exponent.bit_length() > MAX_EXPONENT_BITS:
+            # Checking such a key costs seconds a signature: a hostile sender's, never a
+            # real one (RFC 8301: 1024 to 4096 bits; exponents are 3 or 65537).
+            raise KeyRecordError(
+                f"RSA key too large to check ({modulus.bit_length()}-bit modulus, "
+                f"{exponent.bit_length()}-bit exponent)"
+            )
         key = _rsa_key(modulus, exponent)
     else:
         raise KeyRecordError(f"unknown algorithm in k= tag: {kind[:40]!r}")
