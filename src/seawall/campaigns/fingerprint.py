@@ -341,7 +341,9 @@ class Fingerprint:
     subject, domain and structure features); below ``MIN_TOKENS`` the fingerprint is not
     ``clusterable``.  ``digest`` is 16 hex digits of BLAKE2b over the signature: equal for
     equal signatures in any process, it seeds cluster ids.  Fingerprints compare by
-    identity (a numpy field has no plain ``==``): compare ``digest`` instead.
+    identity (a numpy field has no plain ``==``): compare ``digest`` instead.  The band
+    keys and the digest are made on first use: a worker that only sends the fingerprint to
+    the tracker never needs them.
 
     >>> from seawall.message import parse_message
     >>> fp = Fingerprint.of(parse_message(b"Subject: Hi\\n\\nSee http://a.example/x?u=1 now"))
@@ -350,19 +352,42 @@ class Fingerprint:
     """
 
     minhash: Signature
-    bands: tuple[int, ...]
     domains: frozenset[str]
     tokens: int
-    digest: str
     # The distinct features themselves (sorted), for the tracker's recurring-feature pass;
     # empty for a fingerprint built from a signature alone.
     features: NDArray[np.uint64] = field(default_factory=lambda: _NO_FEATURES)
-    # ``bands`` as a read-only array, as the index looks them up (no conversion per look).
-    keys: NDArray[np.uint64] = field(default_factory=lambda: _NO_FEATURES)
+    _keys: NDArray[np.uint64] | None = field(default=None, repr=False)
+    _digest: str = field(default="", repr=False)
 
     @property
     def clusterable(self) -> bool:
         return self.tokens >= MIN_TOKENS
+
+    @property
+    def keys(self) -> NDArray[np.uint64]:
+        """The LSH band keys as a read-only array (as the index looks them up)."""
+        keys = self._keys
+        if keys is None:
+            keys = band_keys(self.minhash)
+            keys.flags.writeable = False
+            object.__setattr__(self, "_keys", keys)
+        return keys
+
+    @property
+    def bands(self) -> tuple[int, ...]:
+        """The LSH band keys as ints."""
+        return tuple(self.keys.tolist())
+
+    @property
+    def digest(self) -> str:
+        digest = self._digest
+        if not digest:
+            sig = self.minhash
+            wire = sig.tobytes() if _LITTLE else sig.astype("<u2").tobytes()
+            digest = hashlib.blake2b(wire, digest_size=8).hexdigest()
+            object.__setattr__(self, "_digest", digest)
+        return digest
 
     @classmethod
     def of(cls, msg: Message) -> Fingerprint:
@@ -418,11 +443,7 @@ class Fingerprint:
     ) -> Fingerprint:
         """The fingerprint of a signature of our own making, which no one else holds."""
         sig.flags.writeable = False
-        wire = sig.tobytes() if _LITTLE else sig.astype("<u2").tobytes()
-        digest = hashlib.blake2b(wire, digest_size=8).hexdigest()
-        keys = band_keys(sig)
-        keys.flags.writeable = False
-        return cls(sig, tuple(keys.tolist()), domains, tokens, digest, features, keys)
+        return cls(sig, domains, tokens, features)
 
     def to_bytes(self) -> bytes:
         """A compact form for another process: version, tokens, signature, domains.

@@ -173,7 +173,7 @@ class Clusterer:
             return UNCLUSTERED
         if now >= self._next_sweep:
             self._expire(now)
-        keys = fp.keys if fp.keys.size == BANDS else np.array(fp.bands, dtype=np.uint64)
+        keys = fp.keys
         place = self._table.locate(keys)
         cluster, rep, similarity, also = self._nearest(place, fp.minhash, now)
         if cluster < 0:
