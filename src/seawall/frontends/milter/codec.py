@@ -303,23 +303,28 @@ class MilterCodec:
 
     def feed(self, data: bytes) -> list[Command]:
         """Every command completed by ``data``; a partial packet waits for the next call."""
-        self._buffer += data
+        buffer = self._buffer
+        buffer += data
+        size = len(buffer)
         commands: list[Command] = []
         pos = 0
-        while len(self._buffer) - pos >= 4:
-            (length,) = _U32.unpack_from(self._buffer, pos)
+        while size - pos >= 4:
+            (length,) = _U32.unpack_from(buffer, pos)
             if length < 1:
                 raise MilterViolation("packet without a command byte")
             if length > self._max:
                 raise MilterViolation(f"packet of {length} bytes exceeds {self._max}")
             end = pos + 4 + length
-            if len(self._buffer) < end:
+            if size < end:
                 break
-            code = bytes(self._buffer[pos + 4 : pos + 5])
-            commands.append(decode_command(code, bytes(self._buffer[pos + 5 : end])))
+            code = _CODES[buffer[pos + 4]]
+            commands.append(decode_command(code, bytes(buffer[pos + 5 : end])))
             pos = end
-        del self._buffer[:pos]
+        del buffer[:pos]
         return commands
+
+
+_CODES = tuple(bytes((i,)) for i in range(256))  # a command byte as the bytes it is
 
 
 def _text(raw: bytes) -> str:
@@ -344,6 +349,13 @@ def _exactly(code: bytes, payload: bytes, count: int) -> list[str]:
 
 def decode_command(code: bytes, payload: bytes) -> Command:
     """One packet's command byte and payload as a Command."""
+    if code == b"L":  # most of a message's packets: one per header field
+        if payload.endswith(b"\0"):
+            parts = payload[:-1].split(b"\0")
+            if len(parts) == 2:
+                return Header(_text(parts[0]), _text(parts[1]))
+        name, value = _exactly(code, payload, 2)  # the error it is
+        return Header(name, value)
     if code in _BARE:
         if payload:
             raise MilterViolation(f"{code!r}: unexpected {len(payload)} bytes of payload")
@@ -376,9 +388,6 @@ def decode_command(code: bytes, payload: bytes) -> Command:
             raise MilterViolation(f"{code!r}: no address")
         cls = MailFrom if code == b"M" else RcptTo
         return cls(args[0], tuple(args[1:]))
-    if code == b"L":
-        name, value = _exactly(code, payload, 2)
-        return Header(name, value)
     if code == b"U":
         return Unknown(*_exactly(code, payload, 1))
     raise MilterViolation(f"unknown command {code!r}")

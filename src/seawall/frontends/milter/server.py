@@ -137,7 +137,7 @@ async def serve_milter_connection(
                         if refuse:  # OptionNegotiation: have the MTA wait on every reply
                             responses = [_waiting_on_all(r) for r in responses]
                             session.protocol = SMFIP(0)
-                        out = b"".join(map(encode, responses))
+                        out = b"".join(map(encode, responses)) if responses else b""
                     except MilterViolation:
                         raise
                     except OverBudget as exc:
