@@ -13,8 +13,9 @@ What it does, all on 127.0.0.1 and under one temporary directory:
 1. Renders ``bench/rspamd/`` into a private ``$LOCAL_CONFDIR`` (the stock rules, scores and
    module defaults are still read from ``/etc/rspamd``) with its own ``$DBDIR``, ``$RUNDIR`` and
    ``$LOGDIR``, and a top-level config with exactly ``--workers`` normal workers (the one that
-   serves ``/checkv2``) and one controller, each on a free loopback port; no proxy and no fuzzy
-   storage worker.
+   serves ``/checkv2``) and one controller, each on a free loopback port; no fuzzy storage
+   worker, and no proxy except for ``milter_rspamd`` (bench.serve's milter in Postfix), which
+   adds Rspamd's proxy worker in milter mode forwarding to the normal workers.
 2. Phase ``no_bayes``: starts ``rspamd -f`` as a child, waits until it listens and its
    hyperscan databases are loaded, sends 200 unmeasured warm-up requests, then POSTs every
    test-half message once at each concurrency (``bench/load.py``).
