@@ -60,6 +60,12 @@ def test_kinds_by_strength() -> None:
     assert (e.kind, e.infection, e.account) == ("malware", "Win.Worm.Mydoom", "alice")
     worm = verdict(Action.REJECT, "ATTACH_EXECUTABLE")
     assert from_verdict(SCOPE, S, env("10.5.0.1"), worm, RAW, 1.0).kind == "worm"  # type: ignore[union-attr]
+    # A worm zipped (Sober sends its copy as a .zip holding "document.txt.exe").
+    zipped = verdict(Action.REJECT, "ARCHIVE_DOUBLE_EXT", "ARCHIVE_EXECUTABLE")
+    e = from_verdict(SCOPE, S, env("10.1.0.1"), zipped, RAW, 1.0)
+    assert e is not None
+    assert (e.kind, e.weight) == ("worm", S.weight("spam") + S.weight("worm"))
+    assert e.weight >= S.open_score  # one zipped worm copy opens a case on its own
     botnet = verdict(Action.NO_ACTION, "CAMPAIGN_BOTNET", campaign="c7")
     assert from_verdict(SCOPE, S, env("10.5.0.1"), botnet, RAW, 1.0).kind == "botnet"  # type: ignore[union-attr]
     grey = from_verdict(SCOPE, S, env("10.5.0.1"), verdict(Action.GREYLIST), RAW, 1.0)

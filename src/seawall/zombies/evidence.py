@@ -6,7 +6,8 @@ botnet, worm and malware mail counts, against an *external* zombie (for sharing,
 case).  One message is one piece of evidence, of its strongest kind::
 
     malware   ClamAV named a virus (CLAMAV_VIRUS; ``infection`` is its name)
-    worm      an executable or double-extension attachment in mail judged spam
+    worm      an executable or double-extension attachment, bare or in an archive, in mail
+              judged spam
     botnet    a botnet-like campaign (CAMPAIGN_BOTNET, not marked ham)
     spam      a spam verdict; a greylisted or soft-rejected one weighs half
     direct_mx a dynamic address speaking straight to the MX, with clean content or only
@@ -33,7 +34,11 @@ from seawall.message.received import trusted_networks
 from seawall.policy.model import Action, Verdict
 from seawall.zombies.model import Evidence, Kind, evidence_id
 
-_WORM = ("ATTACH_EXECUTABLE", "ATTACH_DOUBLE_EXT", "ATTACH_RTLO")
+# An executable attachment, or one inside an archive (a zipped Sober or Netsky copy).
+_WORM = (
+    *("ATTACH_EXECUTABLE", "ATTACH_DOUBLE_EXT", "ATTACH_RTLO"),
+    *("ARCHIVE_EXECUTABLE", "ARCHIVE_DOUBLE_EXT", "ARCHIVE_RTLO"),
+)
 _DIRECT = ("RCVD_DIRECT_TO_MX", "RCVD_DIRECT_TO_MX_DYNAMIC", "RCVD_OWN_DYNAMIC")
 _HALF = (Action.GREYLIST, Action.SOFT_REJECT)
 _SUBJECT = re.compile(rb"^Subject:[ \t]*([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)", re.I | re.M)
