@@ -43,7 +43,7 @@ HALF_LIFE = 10_000  # messages of a class after which a margin counts half
 GAP = 1.0  # log-odds above the largest unseen-ham margin
 TAIL_SHARE = 0.01  # the share of the highest ham margins the tail is fitted to
 TAIL_MIN = 20  # ... and at least this many
-BOUND_Z = 1.2816  # the tail's scale is taken at its one-sided 90% upper bound
+BOUND_Z = 0.8416  # the tail's scale is taken at its one-sided 80% upper confidence bound
 PRESENT = 0.5  # a bin whose faded count is below this holds no ham any more
 
 _DECAY = 2.0 ** (-1.0 / HALF_LIFE)
