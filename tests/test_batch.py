@@ -263,9 +263,14 @@ def test_a_scan_reads_the_state_and_writes_nothing_back(tmp_path: Path, workers:
     records = list(scan_units(units, config, workers=workers))
     # It reads: the state's reputation of the sender, its own campaign within the run; and
     # it counts what it sees within the run (the wave scores as ham, so the share drops).
-    assert "REP_IP_SPAM" in records[0].symbols
     if workers == 1:
+        assert "REP_IP_SPAM" in records[0].symbols
         assert records[2].options["REP_IP_SPAM"][1] == "spam=20.0 ham=2.0 volume=22.0"
+    else:
+        # The workers share what they count: a worker's first message may already see
+        # the other's ham, but the first one read (before any count was written) sees the
+        # state's record alone.
+        assert any("REP_IP_SPAM" in r.symbols for r in records)
     assert len({r.campaign for r in records} - {None}) == 1
     assert records[-1].campaign is not None
     # It writes nothing back: no campaign saved, the sender's reputation as it was (decayed

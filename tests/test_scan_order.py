@@ -8,8 +8,10 @@ local URI list and reputation are not empty).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import random
+import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -81,11 +83,20 @@ def _scan(
 
 
 def _digest(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
+    """Each file's digest; a SQLite database's by its rows (a reader may rewrite its WAL
+    index, ``-shm``, and fold the WAL into the file, changing no row)."""
+    out = {}
+    for path in sorted(root.rglob("*")):
+        name = str(path.relative_to(root))
+        if not path.is_file() or name.endswith(("-shm", "-wal")):
+            continue
+        if name.endswith(".sqlite"):
+            with contextlib.closing(sqlite3.connect(path)) as db:
+                data = "\n".join(db.iterdump()).encode()
+        else:
+            data = path.read_bytes()
+        out[name] = hashlib.sha256(data).hexdigest()
+    return out
 
 
 def test_a_frozen_scan_gives_the_same_verdicts_in_any_order(
