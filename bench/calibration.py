@@ -99,6 +99,7 @@ def tally(pairs: list[tuple[Record, bool]]) -> dict[str, Any]:
         "ham_greylisted": len(ham_grey),
         "ham_flagged": len(ham_flagged),
         "ham_reject_fpr": round(len(ham_rejected) / max(len(ham), 1), 6),
+        "certain_not_rejected_why": [_why(r) for r in certain if r.action != "reject"][:10],
         "ham_rejected_why": [_why(r) for r in ham_rejected[:20]],
         "ham_greylisted_why": [_why(r) for r in ham_grey[:20]],
     }
@@ -176,6 +177,8 @@ def report(doc: dict[str, Any]) -> None:
             )
             for why in r["ham_rejected_why"] + r["ham_greylisted_why"]:
                 print(f"      ham: {why}")
+            for why in r["certain_not_rejected_why"]:
+                print(f"      certain spam not rejected: {why}")
     on = doc.get("online")
     if on:
         cal = on["calibration"]

@@ -27,12 +27,13 @@ class ClassifierDetector:
 
     At or beyond the calibrated reject margin (``classifier/calibration.py``: where the
     ham false-positive rate measured on mail it had not yet learned is at most
-    ``reject_fpr``), CLASSIFIER_CERTAIN joins it: its score is the reject threshold and
-    the learned second stage never re-weights it, so the classifier's points alone reach
-    reject there; both hits name the margin in their options.  Below it nothing changes,
-    so the points never fall as the margin grows.  Before the calibration has scored
-    ``calibration_min_ham`` unseen ham there is no reject margin, and it says so once at
-    build.
+    ``reject_fpr``), CLASSIFIER_CERTAIN joins it: it scores the classifier group's cap
+    (18, the reject threshold plus 3) and the learned second stage never re-weights it, so
+    the classifier's points alone reach reject there; both hits name the margin in their
+    options.  Below it nothing changes, so the points never fall as the margin grows.
+    Before the calibration has scored ``calibration_min_ham`` unseen ham there is no
+    reject margin, and it says so once at build (in the log, at info).
+
     Silent until ``min_learns`` messages of each class were learned: an
     untrained model's opinion is noise, and a symbol scored 0 would read as "the classifier
     found nothing".  Built on a state that has learned too little, it says so once, as a
