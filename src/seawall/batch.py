@@ -20,7 +20,8 @@ private tracker that starts from the saved snapshot and is never saved, and repu
 counts within the run are kept over what the store holds (``store.overlay``): in memory
 with one worker, in a throw-away SQLite file that the forked workers share with several.  An
 offline scan of an old mailbox then cannot make campaigns, blocklist entries or reputation
-in the state that ``seawall serve`` uses.
+in the state that ``seawall serve`` uses.  With ``frozen`` nothing is learned even within
+the run (``seawall scan --frozen``): each message is scored against the state as saved.
 """
 
 from __future__ import annotations
