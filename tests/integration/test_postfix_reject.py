@@ -88,6 +88,7 @@ def test_most_test_spam_is_rejected_with_seawalls_reason(
     mta, spam, _ = reject_mta
     replies = [_send(mta, raw) for raw in spam]
     rejected = [text for code, text in replies if code == 550]
+    print(f"test spam rejected at SMTP time: {len(rejected)} of {len(spam)}")
     assert len(rejected) > len(spam) // 2, replies
     for text in rejected:
         assert text.startswith("5.7.1 Spam message rejected; score"), text
