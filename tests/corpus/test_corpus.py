@@ -56,7 +56,8 @@ campaigns   campaigns tracked in the process; a fresh engine per entry, fed ``co
 reputation  reputation in a fresh store per entry, fed ``history``
 classifier  the classifier after learning the 200 + 200 training-split SpamAssassin
             messages of tests/conftest.py ``sa_subset``; the entries' messages are from the
-            other split
+            other split (``classifier_certain``: the same, with its calibrated reject
+            margin in use from 100 unseen ham)
 ==========  ============================================================================
 
 Engines with the same setup and configuration are shared for the session, except those of
@@ -151,6 +152,13 @@ SETUPS = {
     ),
     "classifier": Setup(
         {"state_dir": "{classifier}", "detectors": {"classifier": {"enabled": True}}}
+    ),
+    # The same state with a calibrated reject margin from its 150 unseen ham.
+    "classifier_certain": Setup(
+        {
+            "state_dir": "{classifier}",
+            "detectors": {"classifier": {"enabled": True, "calibration_min_ham": 100}},
+        }
     ),
 }
 # Placeholders in configurations, and the session fixtures that fill them in.
@@ -316,7 +324,7 @@ def classifier_state(
     root = tmp_path_factory.mktemp("corpus-classifier")
     learned = {path.read_bytes() for path in sa_subset["train_spam"] + sa_subset["train_ham"]}
     for name, spec in EXPECTED.items():
-        if spec.get("setup") == "classifier":
+        if spec.get("setup") in ("classifier", "classifier_certain"):
             assert read_message(message_file(name)) not in learned, f"{name} is learned"
     items = [Labelled(u, True) for u in iter_units(map(str, sa_subset["train_spam"]))]
     items += [Labelled(u, False) for u in iter_units(map(str, sa_subset["train_ham"]))]
