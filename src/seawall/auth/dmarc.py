@@ -92,6 +92,7 @@ def parse_record(text: str) -> DmarcRecord | None:
     )
 
 
+@functools.lru_cache(maxsize=8192)
 def organisational(domain: str) -> str:
     """The organisational domain (§3.2) by the Public Suffix List; the name itself when the
     list cannot tell."""
