@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import re
 from pathlib import Path
 from typing import Any
 
@@ -286,3 +287,29 @@ def test_margins_are_finite() -> None:
     calibration = Calibration()
     calibration.add(math.nan, spam=False)
     assert calibration.scored == (0, 0)
+
+
+def test_scores_show_tells_where_the_classifier_rejects_alone(
+    tmp_path: Path, sa_subset: dict[str, list[Path]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from seawall.cli import main
+
+    state = tmp_path / "state"
+    trees = {label: tmp_path / label for label in ("spam", "ham")}
+    for label, folder in trees.items():
+        folder.mkdir()
+        for path in sa_subset[f"train_{label}"]:
+            (folder / path.name).symlink_to(path)
+    learn = ["learn", "--spam", str(trees["spam"]), "--ham", str(trees["ham"])]
+    assert main([*learn, "--state", str(state)]) == 0
+    capsys.readouterr()
+    assert main(["scores", "show", "--state", str(state)]) == 0
+    out = capsys.readouterr().out
+    # Scored from when both classes reached min_learns (50): 150 ham or a few fewer.
+    assert re.search(r"no calibrated reject margin yet \(1[0-5]\d of 1000 unseen ham", out)
+    config = tmp_path / "seawall.toml"
+    config.write_text(f'state_dir = "{state}"\n[detectors.classifier]\ncalibration_min_ham = 50\n')
+    assert main(["scores", "show", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "classifier: rejects alone at margin" in out
+    assert re.search(r"ham FPR <= 0\.01% on 1[0-5]\d unseen ham", out)

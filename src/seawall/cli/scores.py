@@ -72,9 +72,31 @@ def cmd_scores_show(args: argparse.Namespace) -> int:
     classifier = _open(config)
     try:
         print_table(classifier.table, config, everything=args.all, out=sys.stdout)
+        print_calibration(classifier, config, out=sys.stdout)
     finally:
         classifier.close()
     return 0
+
+
+def print_calibration(classifier: Any, config: Config, *, out: Any) -> None:
+    """Where the classifier alone rejects (CLASSIFIER_CERTAIN), or why it does not yet."""
+    settings = config.detectors.classifier
+    spam, ham = classifier.calibration.scored
+    reject = classifier.reject_margin
+    if reject is not None:
+        print(
+            f"classifier: rejects alone at margin {reject.margin:.2f} and beyond (ham FPR <= "
+            f"{reject.fpr * 100:g}% on {ham} unseen ham; largest {reject.largest_ham:.2f}, "
+            f"fitted tail {reject.tail:.2f}; {spam} unseen spam scored)",
+            file=out,
+        )
+    else:
+        print(
+            f"classifier: no calibrated reject margin yet ({ham} of "
+            f"{settings.calibration_min_ham} unseen ham scored): it never rejects alone "
+            "until it has learned more ham it had not seen (seawall learn --ham NEW_MAIL)",
+            file=out,
+        )
 
 
 def _paths(paths: Sequence[str]) -> list[Any]:
