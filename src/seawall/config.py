@@ -119,8 +119,9 @@ class ClassifierSettings(Section):
     # Ham false-positive rate allowed where the classifier alone rejects (CLASSIFIER_CERTAIN):
     # the reject margin is calibrated on the margins of mail scored before it was learned.
     reject_fpr: Annotated[float, msgspec.Meta(gt=0.0, lt=1.0)] = 0.0001
-    # Unseen ham scored before the calibrated reject margin is used at all.
+    # Unseen ham and spam scored before the calibrated reject margin is used at all.
     calibration_min_ham: Annotated[int, AtLeastOne] = 1000
+    calibration_min_spam: Annotated[int, NotNegative] = 500
     # Symbol scores learned from the same mail ([detectors.classifier.scores]).
     scores: LearnedScoresSettings = LearnedScoresSettings()
 

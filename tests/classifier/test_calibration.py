@@ -43,6 +43,15 @@ def test_no_reject_margin_before_enough_ham() -> None:
     assert calibration.reject_margin(fpr=1e-4, min_ham=1000) is not None
 
 
+def test_no_reject_margin_before_enough_spam() -> None:
+    """A model that has learned little spam says little with its ham margins."""
+    rng = np.random.default_rng(2)
+    calibration = filled(rng.normal(-6, 2, 2000), rng.normal(8, 3, 499))
+    assert calibration.reject_margin(fpr=1e-4, min_ham=1000, min_spam=500) is None
+    calibration.add(8.0, spam=True)
+    assert calibration.reject_margin(fpr=1e-4, min_ham=1000, min_spam=500) is not None
+
+
 @pytest.mark.parametrize(
     "draw",
     [
@@ -163,7 +172,7 @@ def _learn_stream(clf: Classifier, n: int) -> None:
 
 
 def test_learning_scores_each_message_before_it_learns_it(open_classifier: Any) -> None:
-    clf = open_classifier(min_learns=5, calibration_min_ham=20)
+    clf = open_classifier(min_learns=5, calibration_min_ham=20, calibration_min_spam=0)
     _learn_stream(clf, 30)
     spam, ham = clf.calibration.scored
     assert (spam, ham) == (25, 25)  # from the sixth of each class on
@@ -179,13 +188,13 @@ def test_learning_scores_each_message_before_it_learns_it(open_classifier: Any) 
 def test_calibration_is_persisted_and_every_view_reloads_it(open_classifier: Any) -> None:
     """Another process's view, opened before and after the learns: the same reject margin,
     after its reload; and the stored one survives reopening (SQLite and Redis)."""
-    early = open_classifier(min_learns=5, calibration_min_ham=20)
+    early = open_classifier(min_learns=5, calibration_min_ham=20, calibration_min_spam=0)
     assert early.reject_margin is None
-    learner = open_classifier(min_learns=5, calibration_min_ham=20)
+    learner = open_classifier(min_learns=5, calibration_min_ham=20, calibration_min_spam=0)
     _learn_stream(learner, 30)
     assert learner.reject_margin is not None
     assert early.reject_margin == learner.reject_margin  # reload_interval_s = 0: at once
-    later = open_classifier(min_learns=5, calibration_min_ham=20)
+    later = open_classifier(min_learns=5, calibration_min_ham=20, calibration_min_spam=0)
     assert later.reject_margin == learner.reject_margin
     assert later.calibration.scored == learner.calibration.scored
     for i in range(5):
@@ -196,7 +205,7 @@ def test_calibration_is_persisted_and_every_view_reloads_it(open_classifier: Any
 def test_a_state_learned_before_the_calibration_builds_one_on_its_next_learns(
     tmp_path: Path,
 ) -> None:
-    clf = Classifier.open(tmp_path, settings(calibration_min_ham=20))
+    clf = Classifier.open(tmp_path, settings(calibration_min_ham=20, calibration_min_spam=0))
     _learn_stream(clf, 30)
     clf.store.close()
     import sqlite3
@@ -206,7 +215,7 @@ def test_a_state_learned_before_the_calibration_builds_one_on_its_next_learns(
     db.execute("DELETE FROM classifier_meta WHERE key = 'calibration'")
     db.commit()
     db.close()
-    old = Classifier.open(tmp_path, settings(calibration_min_ham=20))
+    old = Classifier.open(tmp_path, settings(calibration_min_ham=20, calibration_min_spam=0))
     assert old.reject_margin is None
     assert old.calibration.scored == (0, 0)
     assert old.ready
@@ -249,7 +258,8 @@ def test_every_worker_process_reads_the_same_calibration(
     reject the same test spam on the same calibrated margin."""
     config_file = tmp_path / "seawall.toml"
     config_file.write_text(
-        f'state_dir = "{tmp_path}"\n[detectors.classifier]\ncalibration_min_ham = 100\n'
+        f'state_dir = "{tmp_path}"\n[detectors.classifier]\n'
+        "calibration_min_ham = 100\ncalibration_min_spam = 100\n"
     )
     config = load_config(config_file)
     clf = Classifier.from_config(config)
@@ -308,7 +318,10 @@ def test_scores_show_tells_where_the_classifier_rejects_alone(
     # Scored from when both classes reached min_learns (50): 150 ham or a few fewer.
     assert re.search(r"no calibrated reject margin yet \(1[0-5]\d of 1000 unseen ham", out)
     config = tmp_path / "seawall.toml"
-    config.write_text(f'state_dir = "{state}"\n[detectors.classifier]\ncalibration_min_ham = 50\n')
+    config.write_text(
+        f'state_dir = "{state}"\n[detectors.classifier]\n'
+        "calibration_min_ham = 50\ncalibration_min_spam = 50\n"
+    )
     assert main(["scores", "show", "--config", str(config)]) == 0
     out = capsys.readouterr().out
     assert "classifier: rejects alone at margin" in out

@@ -57,7 +57,7 @@ reputation  reputation in a fresh store per entry, fed ``history``
 classifier  the classifier after learning the 200 + 200 training-split SpamAssassin
             messages of tests/conftest.py ``sa_subset``; the entries' messages are from the
             other split (``classifier_certain``: the same, with its calibrated reject
-            margin in use from 100 unseen ham)
+            margin in use from 100 unseen ham and spam)
 ==========  ============================================================================
 
 Engines with the same setup and configuration are shared for the session, except those of
@@ -157,7 +157,13 @@ SETUPS = {
     "classifier_certain": Setup(
         {
             "state_dir": "{classifier}",
-            "detectors": {"classifier": {"enabled": True, "calibration_min_ham": 100}},
+            "detectors": {
+                "classifier": {
+                    "enabled": True,
+                    "calibration_min_ham": 100,
+                    "calibration_min_spam": 100,
+                }
+            },
         }
     ),
 }

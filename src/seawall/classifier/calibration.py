@@ -21,9 +21,12 @@ the larger of two conservative estimates:
   to ``fpr`` of all ham is solved for.  An exponential tail is heavier than the logistic
   or Gaussian tails margins have, so the estimate errs on the side of fewer rejects.
 
-No reject margin exists until ``min_ham`` ham were scored this way (a state learned before
-the calibration existed gets one from the ham it learns next), nor while any ham margin
-lies beyond the histogram's range.  Unlearning does not take a margin back: the histogram
+No reject margin exists until ``min_ham`` ham and ``min_spam`` spam were scored this way (a
+state learned before the calibration existed gets one from the mail it learns next), nor
+while any ham margin lies beyond the histogram's range.  The spam count matters too: a
+model that has learned little spam has not learned what spam looks like, and the ham
+margins it gives say little of how the next, unfamiliar ham will score (in the online run
+over all shared corpora, the first SpamAssassin ham after 14,000 Enron ham and 133 spam).  Unlearning does not take a margin back: the histogram
 is a sketch of the stream, not a ledger, and a message learned twice is scored once.
 """
 
@@ -116,10 +119,11 @@ class Calibration:
         else:
             self.ham_scored += 1
 
-    def reject_margin(self, *, fpr: float, min_ham: int) -> RejectMargin | None:
+    def reject_margin(self, *, fpr: float, min_ham: int, min_spam: int = 0) -> RejectMargin | None:
         """The margin at and beyond which the classifier alone rejects (module docstring);
-        None before ``min_ham`` ham were scored or with a ham margin beyond the range."""
-        if self.ham_scored < max(min_ham, 1):
+        None before ``min_ham`` ham and ``min_spam`` spam were scored or with a ham margin
+        beyond the range."""
+        if self.ham_scored < max(min_ham, 1) or self.spam_scored < min_spam:
             return None
         ham = self.ham
         present = np.flatnonzero(ham >= PRESENT)

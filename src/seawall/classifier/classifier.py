@@ -262,7 +262,9 @@ class Classifier:
 
     def _derive_reject(self) -> None:
         self._reject = self._calibration.reject_margin(
-            fpr=self.settings.reject_fpr, min_ham=self.settings.calibration_min_ham
+            fpr=self.settings.reject_fpr,
+            min_ham=self.settings.calibration_min_ham,
+            min_spam=self.settings.calibration_min_spam,
         )
 
     @contextmanager

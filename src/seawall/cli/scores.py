@@ -93,8 +93,9 @@ def print_calibration(classifier: Any, config: Config, *, out: Any) -> None:
     else:
         print(
             f"classifier: no calibrated reject margin yet ({ham} of "
-            f"{settings.calibration_min_ham} unseen ham scored): it never rejects alone "
-            "until it has learned more ham it had not seen (seawall learn --ham NEW_MAIL)",
+            f"{settings.calibration_min_ham} unseen ham and {spam} of "
+            f"{settings.calibration_min_spam} unseen spam scored): it never rejects alone "
+            "until it has learned more mail it had not seen (seawall learn --spam/--ham NEW)",
             file=out,
         )
 

@@ -31,8 +31,8 @@ class ClassifierDetector:
     (18, the reject threshold plus 3) and the learned second stage never re-weights it, so
     the classifier's points alone reach reject there; both hits name the margin in their
     options.  Below it nothing changes, so the points never fall as the margin grows.
-    Before the calibration has scored ``calibration_min_ham`` unseen ham there is no
-    reject margin, and it says so once at build (in the log, at info).
+    Before the calibration has scored ``calibration_min_ham`` unseen ham and
+    ``calibration_min_spam`` unseen spam there is no reject margin, and it says so once at build (in the log, at info).
 
     Silent until ``min_learns`` messages of each class were learned: an
     untrained model's opinion is noise, and a symbol scored 0 would read as "the classifier
@@ -65,13 +65,16 @@ class ClassifierDetector:
                 settings.min_learns,
             )
         elif parts.classifier.reject_margin is None:
-            _, ham = parts.classifier.calibration.scored
+            spam, ham = parts.classifier.calibration.scored
             log.info(
                 "the classifier in %s has no calibrated reject margin yet (%d of %d unseen "
-                "ham scored): it does not reject alone until it has learned more ham",
+                "ham and %d of %d unseen spam scored): it does not reject alone until it "
+                "has learned more mail",
                 describe_state(parts.config),
                 ham,
                 settings.calibration_min_ham,
+                spam,
+                settings.calibration_min_spam,
             )
         return cls(settings, parts.classifier)
 
