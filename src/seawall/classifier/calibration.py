@@ -26,8 +26,9 @@ state learned before the calibration existed gets one from the mail it learns ne
 while any ham margin lies beyond the histogram's range.  The spam count matters too: a
 model that has learned little spam has not learned what spam looks like, and the ham
 margins it gives say little of how the next, unfamiliar ham will score (in the online run
-over all shared corpora, the first SpamAssassin ham after 14,000 Enron ham and 133 spam).  Unlearning does not take a margin back: the histogram
-is a sketch of the stream, not a ledger, and a message learned twice is scored once.
+over all shared corpora, the first SpamAssassin ham after 14,000 Enron ham and 133 spam).
+Unlearning does not take a margin back: the histogram is a sketch of the stream, not a
+ledger, and a message learned twice is scored once.
 """
 
 from __future__ import annotations

@@ -32,7 +32,8 @@ class ClassifierDetector:
     the classifier's points alone reach reject there; both hits name the margin in their
     options.  Below it nothing changes, so the points never fall as the margin grows.
     Before the calibration has scored ``calibration_min_ham`` unseen ham and
-    ``calibration_min_spam`` unseen spam there is no reject margin, and it says so once at build (in the log, at info).
+    ``calibration_min_spam`` unseen spam there is no reject margin, and it says so once
+    at build (in the log, at info).
 
     Silent until ``min_learns`` messages of each class were learned: an
     untrained model's opinion is noise, and a symbol scored 0 would read as "the classifier
