@@ -22,9 +22,9 @@ writes).  Then, against the truth:
 - attribution: the share of own evidence whose account is the one that truly sent it;
 - volumes: cases opened per simulated hour, evidence per case.
 
-It does not go through SMTP nor tail the accounting live: the simulator's clock is not the
-wall clock, so evidence made at a live replay's wall time could not be attributed from a
-detail file in simulated time.
+This in-process run goes through neither SMTP nor a live tail of the accounting; ``--live``
+does both (bench/zombies_live.py: ``seawall simulate`` writes the detail file live in the
+replay's wall time, which ``seawall serve`` follows).
 """
 
 from __future__ import annotations
