@@ -28,8 +28,8 @@ from tests.auth.signing import ED25519_PUBLIC, RSA_PUBLIC, sign
 
 from seawall import corpus
 from seawall.auth import dkimcanon, dkimkeys
-from seawall.auth.dkim import DkimResult, key_name, signatures, tag_problem, verify
-from seawall.auth.dkimcanon import parse_tags
+from seawall.auth.dkim import DkimResult, key_name, signatures, verify
+from seawall.auth.dkimcanon import parse_tags, tag_problem
 from seawall.dnslists.answer import Answer, Status
 
 RSA = Answer(Status.LISTED, (f"v=DKIM1; k=rsa; p={RSA_PUBLIC}",))

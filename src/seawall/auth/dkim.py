@@ -42,12 +42,14 @@ from seawall.auth import dkimkeys
 from seawall.auth.dkimcanon import (
     HeaderFormatError,
     TagListError,
+    bare,
     canonical_body,
     canonical_field,
     crlf_body,
     header_block,
     parse_fields,
     parse_tags,
+    tag_problem,
     without_b,
 )
 from seawall.dnslists.answer import Answer
@@ -67,7 +69,6 @@ __all__ = [
 MAX_SIGNATURES = 8  # verified per message; more are ignored (each costs a DNS question)
 _ALGORITHMS = frozenset({"rsa-sha256", "ed25519-sha256"})
 _NAME = re.compile(r"^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_.-]*[a-z0-9_])?$")
-_SPACE = re.compile(rb"\s+")
 _TEXT_SPACE = re.compile(r"\s+")
 _H_SEPARATOR = re.compile(rb"\s*:\s*")
 
@@ -310,7 +311,7 @@ class _Message:
         length = int(tags[b"l"]) if b"l" in tags else None
         digest, size = self.body_hash(relaxed_body, length)
         try:
-            expected = base64.b64decode(_bare(tags[b"bh"]))
+            expected = base64.b64decode(bare(tags[b"bh"]))
         except binascii.Error as exc:
             return _result(sig, DkimStatus.PERMERROR, f"bad bh=: {exc}")
         if digest != expected:
@@ -321,7 +322,7 @@ class _Message:
         data = b"".join(canonical_field(n, v, relaxed_head) for n, v in self.signed_fields(names))
         data += canonical_field(field_name, without_b(value), relaxed_head).rstrip()
         signed = hashlib.sha256(data).digest()
-        signature = base64.b64decode(_bare(tags[b"b"]))
+        signature = base64.b64decode(bare(tags[b"b"]))
         if key.kind == "rsa":
             ok = dkimkeys.verify_rsa(key, signed, signature)
             if ok and key.bits < min_rsa_bits:
@@ -335,64 +336,6 @@ class _Message:
         partial = length is not None and size > length
         detail = f"l={length} of {size} body bytes" if partial else ""
         return _result(sig, DkimStatus.PASS, detail, partial=partial)
-
-
-_BASE64 = re.compile(rb"[\s0-9A-Za-z+/]+[\s=]*$")
-_DIGITS = re.compile(rb"\d+$")
-_SPECIALS = re.compile(rb"[()<>\[\]:;@\\,]")
-_CLOCK_SLOP = 36_000  # s: signers' clocks are allowed 10 hours off, as dkimpy allows
-
-
-@functools.lru_cache(maxsize=256)
-def _bare(value: bytes) -> bytes:
-    """A base64 tag value without its white space (checked, then decoded)."""
-    return _SPACE.sub(b"", value)
-
-
-def tag_problem(tags: Mapping[bytes, bytes], now: float) -> str:
-    """What is wrong with a signature's tags (§3.5), "" when nothing: each check dkimpy
-    makes before verifying, so that both refuse the same signatures."""
-    if tags.get(b"a") not in (b"rsa-sha1", b"rsa-sha256", b"ed25519-sha256"):
-        return "unknown signature algorithm"
-    for name in (b"b", b"bh"):
-        value = tags.get(name)
-        if value is not None and (
-            _BASE64.match(tags.get(b"b", b"")) is None or len(_bare(value)) % 4
-        ):
-            return f"{name.decode()}= value is not valid base64"
-    if b"cv" in tags and tags[b"cv"] not in (b"pass", b"fail", b"none"):
-        return "cv= value is not valid"
-    domain = tags.get(b"d", b"")
-    if domain.isascii() and _SPECIALS.search(domain):
-        return "d= value is not valid"
-    if b"i" in tags:
-        identity = tags[b"i"]
-        if not identity.lower().endswith(domain.lower()) or len(identity) <= len(domain):
-            return "i= domain is not a subdomain of d="
-        if identity[-len(domain) - 1] not in b"@.":
-            return "i= domain is not a subdomain of d="
-    if b"l" in tags and (len(tags[b"l"]) > 76 or not (tags[b"l"].isdigit() or not tags[b"l"])):
-        return "l= value is not a decimal integer"
-    if b"q" in tags and tags[b"q"] != b"dns/txt":
-        return "q= value is not dns/txt"
-    signed_at = 0
-    if b"t" in tags:
-        if _DIGITS.match(tags[b"t"]) is None:
-            return "t= value is not a decimal integer"
-        signed_at = int(tags[b"t"])
-        if signed_at > int(now) + _CLOCK_SLOP:
-            return "t= value is in the future"
-    if b"v" in tags and tags[b"v"] != b"1":
-        return "v= value is not 1"
-    if b"x" in tags:
-        if _DIGITS.match(tags[b"x"]) is None:
-            return "x= value is not a decimal integer"
-        expires = int(tags[b"x"])
-        if expires < int(now) - _CLOCK_SLOP:
-            return "x= value is past"
-        if signed_at and expires < signed_at:
-            return "x= value is less than t= value"
-    return ""
 
 
 def _result(
