@@ -22,7 +22,7 @@ def test_every_option_says_what_it_does_and_its_default() -> None:
     common = {"--help", "--config", "--state", "--verbose"}
     actions = simulate_parser()._actions
     options = [a for a in actions if a.option_strings and common.isdisjoint(a.option_strings)]
-    assert len(options) == 16
+    assert len(options) == 17
     for action in options:
         assert action.help, action.option_strings
         assert "(default: " in action.help, action.option_strings
