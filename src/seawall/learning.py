@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -54,8 +55,12 @@ def recording_config(config: Config) -> Config:
 
 
 def interleaved(paths: Sequence[str]) -> list[int]:
-    """Indices of ``paths`` in the order of a SHA-1 of each: spam and ham mixed."""
-    return sorted(range(len(paths)), key=lambda i: hashlib.sha1(paths[i].encode()).digest())
+    """Indices of ``paths`` in the order of a SHA-1 of each file's name: spam and ham mixed,
+    and the same order wherever the files lie (the whole path would make what is learned
+    depend on the directory a corpus was unpacked in)."""
+    return sorted(
+        range(len(paths)), key=lambda i: hashlib.sha1(os.path.basename(paths[i]).encode()).digest()
+    )
 
 
 class Recorder:
