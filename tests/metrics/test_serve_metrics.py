@@ -115,15 +115,23 @@ def test_metrics_sum_both_workers_and_history_records(seawall: Seawall) -> None:
     for _ in range(4):
         assert total(scrape(seawall), "seawall_messages_total") == MESSAGES
 
-    history = SqliteVerdicts.open(seawall.state / "verdicts.sqlite", HistorySettings())
+    def recorded() -> list:  # type: ignore[type-arg]
+        history = SqliteVerdicts.open(seawall.state / "verdicts.sqlite", HistorySettings())
 
-    async def recorded() -> list:  # type: ignore[type-arg]
-        try:
-            return await history.search(Search(), limit=1000)
-        finally:
-            await history.close()
+        async def search() -> list:  # type: ignore[type-arg]
+            try:
+                return await history.search(Search(), limit=1000)
+            finally:
+                await history.close()
 
-    found = asyncio.run(recorded())
+        return asyncio.run(search())
+
+    # Each worker writes its records in batches, off the reply's path: wait for the last.
+    def all_recorded() -> list | None:  # type: ignore[type-arg]
+        rows = recorded()
+        return rows if len(rows) == MESSAGES else None
+
+    found = wait_for(all_recorded) or recorded()
     assert len(found) == MESSAGES
     assert {r.queue_id for r in found} == {f"Q{i:04d}" for i in range(MESSAGES)}
     one = next(r for r in found if r.queue_id == "Q0007")
