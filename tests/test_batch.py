@@ -88,11 +88,10 @@ def test_dns_waits_overlap_across_messages(tmp_path: Path, workers: int) -> None
     listed = {f"{n % 200 + 1}.{n // 200}.2.81.{ZONE}": ["127.0.0.4"] for n in range(0, count, 3)}
     with DnsServer(Behaviour(listed=listed, delay_s=DELAY_S)) as server:
         units = _units(tmp_path / "mail", count)
-        start = time.monotonic()
         records = list(scan_units(units, _config(tmp_path, server.address), workers=workers))
-        elapsed = time.monotonic() - start
-    # One message at a time would wait count * DELAY_S (48 s); a window at a time, a few.
-    assert elapsed < count * DELAY_S / 6, elapsed
+    # A message asks the one list about its one address: one message at a time would keep
+    # one query waiting at the server.  Scanned a window at a time, the waits overlap.
+    assert server.most_in_flight >= 20, server.most_in_flight
     flagged = [n for n, r in enumerate(records) if "RBL_SPAMHAUS_XBL" in r.symbols]
     assert flagged == list(range(0, count, 3))
     assert not any("DNSBL_TIMEOUT" in r.symbols for r in records)

@@ -47,6 +47,8 @@ class DnsServer:
         self.behaviour = behaviour or Behaviour()
         self.queries: Counter[str] = Counter()  # names asked, UDP and TCP
         self.types: Counter[tuple[str, str]] = Counter()  # (name, type) asked, UDP and TCP
+        self.in_flight = 0  # delayed UDP answers not yet sent
+        self.most_in_flight = 0  # the most at once: how far a client's queries overlapped
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -84,13 +86,19 @@ class DnsServer:
             def connection_made(self, transport: Any) -> None:
                 self.transport = transport
 
+            def _send_late(self, reply: bytes, addr: Any) -> None:
+                server.in_flight -= 1
+                self.transport.sendto(reply, addr)
+
             def datagram_received(self, data: bytes, addr: Any) -> None:
                 reply = server._reply(data, tcp=False)
                 if reply is None:
                     return
                 delay = server.behaviour.delay_s
                 if delay:
-                    loop.call_later(delay, self.transport.sendto, reply, addr)
+                    server.in_flight += 1
+                    server.most_in_flight = max(server.most_in_flight, server.in_flight)
+                    loop.call_later(delay, self._send_late, reply, addr)
                 else:
                     self.transport.sendto(reply, addr)
 
