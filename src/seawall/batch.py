@@ -186,11 +186,7 @@ def scan_units(
         if not here:
             yield from _scan_forked(units, config, workers, times, engine, tracker=name)
             return
-        try:
-            yield from _scan_here(engine, units)
-        finally:
-            if times is not None:
-                times.merge(engine.times)
+        yield from _scan_here(engine, units, times)
 
 
 def _for_batch(config: Config) -> Config:
@@ -235,11 +231,7 @@ def _scan_frozen(
         if not here:
             yield from _scan_forked(units, config, workers, times, engine, frozen=True)
             return
-        try:
-            yield from _scan_here(engine, units)
-        finally:
-            if times is not None:
-                times.merge(engine.times)
+        yield from _scan_here(engine, units, times)
     finally:
         engine.close()
 
@@ -281,10 +273,8 @@ def _scan_feeding(
                 client = LocalTracker(tracker)
             engine = build_engine(config, tracker=client)
             try:
-                yield from _scan_here(engine, units)
+                yield from _scan_here(engine, units, times)
             finally:
-                if times is not None:
-                    times.merge(engine.times)
                 engine.close()
                 if tracker is not None:
                     campaign_tracker.save(config, tracker)
@@ -356,8 +346,17 @@ def _serve_tracker(tracker: Tracker, name: str, ready: Connection, parent: int) 
         runner.run(serve())
 
 
-def _scan_here(engine: Engine, units: Sequence[Unit]) -> Iterator[Record]:
-    """In this process, a window at a time, yielding each record once it is next in order."""
+def _scan_here(engine: Engine, units: Sequence[Unit], times: StageTimes | None) -> Iterator[Record]:
+    """In this process, a window at a time, yielding each record once it is next in order;
+    the engine's stage times go into ``times`` at the end."""
+    try:
+        yield from _in_order(engine, units)
+    finally:
+        if times is not None:
+            times.merge(engine.times)
+
+
+def _in_order(engine: Engine, units: Sequence[Unit]) -> Iterator[Record]:
     loop = engine.event_loop()
     ahead: deque[tuple[asyncio.Task[Record], int]] = deque()
     held = 0  # bytes of the messages in ``ahead``
