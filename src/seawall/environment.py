@@ -50,11 +50,12 @@ def env_overrides(
     overrides.
     """
     environ = os.environ if environ is None else environ
+    ours = sorted(v for v in environ if v.startswith(ENV_PREFIX) and v not in ENV_NOT_KEYS)
+    if not ours:
+        return []  # the schema's tree costs ~30 ms to build: only when a variable needs it
     root = _tree(schema)
     found = []
-    for variable in sorted(environ):
-        if not variable.startswith(ENV_PREFIX) or variable in ENV_NOT_KEYS:
-            continue
+    for variable in ours:
         key = tuple(variable[len(ENV_PREFIX) :].lower().split(_ENV_NESTING))
         leaf = _key_type(root, key)
         if leaf is None:
