@@ -308,3 +308,77 @@ def test_an_oversized_frame_is_refused_before_its_body_comes() -> None:
     assert frames.feed(frame(b"a" * 100)) == [b"a" * 100]
     with pytest.raises(TrackerError, match="frame of 101 bytes"):
         frames.feed((101).to_bytes(4, "big"))
+
+
+class CountingServer(TrackerServer):
+    """Counts the reads that brought requests (one per write the client made, at most)."""
+
+    def __init__(self, tracker: Tracker) -> None:
+        super().__init__(tracker)
+        self.batches: list[int] = []
+
+    def answers(self, bodies: list[bytes]) -> bytes:
+        self.batches.append(len(bodies))
+        return super().answers(bodies)
+
+
+def test_a_judgement_rides_with_the_next_request_in_one_write() -> None:
+    tracker = Tracker(CampaignSettings())
+    server = CountingServer(tracker)
+    name = f"\0seawall-test-wire-ride-{os.getpid()}"
+
+    async def run() -> tuple[int, int]:
+        unix = await asyncio.start_unix_server(server.connection, path=name)
+        client = RemoteTracker(name, judge_delay_s=60.0)
+        try:
+            fp = Fingerprint.from_text(TEXT, "Parcel")
+            cid = (await client.observe(fp, bot(0), NOW)).view.id
+            server.batches.clear()
+            await client.judge(Judge(cid, True, (), NOW))
+            for _ in range(3):  # turns of the loop pass: the judgement is not sent alone
+                await asyncio.sleep(0)
+            reply = await client.observe(fp, bot(1), NOW + 1)
+            return reply.view.spam, len(server.batches)
+        finally:
+            client.close()
+            unix.close()
+            await unix.wait_closed()
+
+    spam, reads = asyncio.run(run())
+    assert spam == 1  # the judgement went first, in the same write as the observe
+    assert reads == 1
+
+
+def test_an_idle_judgement_goes_alone_and_close_sends_what_waits() -> None:
+    tracker = Tracker(CampaignSettings())
+    server = TrackerServer(tracker)
+    name = f"\0seawall-test-wire-idle-{os.getpid()}"
+
+    async def run() -> tuple[int, int]:
+        unix = await asyncio.start_unix_server(server.connection, path=name)
+        client = RemoteTracker(name)
+        try:
+            fp = Fingerprint.from_text(TEXT, "Parcel")
+            cid = (await client.observe(fp, bot(0), NOW)).view.id
+            await client.observe(fp, bot(1), NOW + 1)
+            await client.judge(Judge(cid, True, (), NOW + 2))
+            # No request follows: the judgement is sent by itself, soon.
+            for _ in range(500):
+                if tracker.campaigns[cid].spam:
+                    break
+                await asyncio.sleep(0.01)
+            alone = tracker.campaigns[cid].spam
+            client.judge_delay_s = 60.0
+            await client.judge(Judge(cid, True, (), NOW + 3))
+            client.close()  # at once: the judgement still waiting goes before the close
+            for _ in range(500):
+                if tracker.campaigns[cid].spam == 2:
+                    break
+                await asyncio.sleep(0.01)
+            return alone, tracker.campaigns[cid].spam
+        finally:
+            client.close()
+            unix.close()
+            await unix.wait_closed()
+
+    assert asyncio.run(run()) == (1, 2)

@@ -8,6 +8,7 @@ in request order.  Every failure is a :class:`~seawall.errors.TrackerError`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -41,6 +42,9 @@ log = logging.getLogger("seawall.campaigns")
 
 Locate = Callable[[], Awaitable[Endpoint]]
 _CONNECT_S = 1.0  # a tracker on another node that does not answer a connect in this is down
+# How long a judgement waits for a request to share its write. Under load the next message's
+# request comes well within it; an idle worker's judgement reaches the tracker this late.
+JUDGE_DELAY_S = 0.005
 
 
 async def _open_unix(name: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -64,10 +68,11 @@ class RemoteTracker:
     next request connects afresh.
     """
 
-    def __init__(self, target: str | Locate) -> None:
+    def __init__(self, target: str | Locate, *, judge_delay_s: float = JUDGE_DELAY_S) -> None:
         """``target`` is the tracker's unix socket name (one host), or an async function that
         finds the serving tracker's :class:`Endpoint` (several nodes on Redis), asked again
-        at every reconnect."""
+        at every reconnect.  ``judge_delay_s``: how long a judgement waits for company."""
+        self.judge_delay_s = judge_delay_s
         self.name = target if isinstance(target, str) else ""
         self._locate = target if not isinstance(target, str) else None
         self._pid = 0
@@ -77,6 +82,7 @@ class RemoteTracker:
         self._waiting: deque[asyncio.Future[bytes]] = deque()
         self._outbox: list[bytes] = []
         self._flush: asyncio.Handle | None = None
+        self._flush_later = False  # _flush is the judgements' delayed one
         self._decode_reply = msgspec.msgpack.Decoder(Reply | None).decode
 
     async def _call(self, request: Request, *, answer: bool = True) -> bytes:
@@ -90,6 +96,7 @@ class RemoteTracker:
                 [],
                 None,
             )
+            self._flush_later = False
         writer = self._writer
         if writer is None or writer.is_closing():
             writer = await self._connect()
@@ -99,8 +106,17 @@ class RemoteTracker:
             reply = loop.create_future()
             self._waiting.append(reply)
         self._outbox.append(frame(encode(request)))
-        if self._flush is None:
-            self._flush = loop.call_soon(self._send, writer)
+        if answer:
+            if self._flush is None or self._flush_later:
+                if self._flush is not None:
+                    self._flush.cancel()
+                self._flush, self._flush_later = loop.call_soon(self._send, writer), False
+        elif self._flush is None:
+            # A judgement is one-way and nothing waits on it: it rides with the next request
+            # (in the same write, ahead of it, so this worker's order holds), or goes alone
+            # after judge_delay_s when no request comes: one write a message, not two.
+            self._flush = loop.call_later(self.judge_delay_s, self._send, writer)
+            self._flush_later = True
         if writer.transport.get_write_buffer_size() > HIGH_WATER:
             await writer.drain()
         return await reply if reply is not None else b""
@@ -127,7 +143,7 @@ class RemoteTracker:
             return writer
 
     def _send(self, writer: asyncio.StreamWriter) -> None:
-        self._flush = None
+        self._flush, self._flush_later = None, False
         frames, self._outbox = self._outbox, []
         if writer is not self._writer or writer.is_closing():
             self._fail(TrackerError("the campaign tracker connection closed"))
@@ -211,6 +227,13 @@ class RemoteTracker:
             if self._flush is not None:
                 self._flush.cancel()
                 self._flush = None
+            writer = self._writer
+            if self._outbox and writer is not None and not writer.is_closing():
+                # Judgements still waiting for company: sent before the close (a transport
+                # writes out what it holds before it closes), so none is lost at shutdown.
+                with contextlib.suppress(Exception):
+                    writer.write(b"".join(self._outbox))
+            self._outbox = []
             if self._reading is not None:
                 self._reading.cancel()
             if self._writer is not None:
