@@ -1,7 +1,7 @@
 """Leave one source out: what Seawall and Rspamd catch of mail in a style they never learned.
 
     .venv/bin/python -m bench.loso [--max-train N] [--max-test N] [--only SOURCE ...]
-        [--skip-rspamd] [--workers 2] [--write-docs]
+        [--skip-rspamd] [--workers 2] [--write-docs] [--misses FILE]
 
 For each source of the shared corpora, both filters learn every *other* source (with all
 ham, for a spam source; with all spam and the other ham, for a ham source) and then scan
@@ -21,7 +21,9 @@ share, and for ham folds the false-positive rate at the default action and the h
 rejected.  ``--max-train`` and ``--max-test`` take that many messages of each source,
 spread evenly over it, for a loaded machine; the table says what was used.  Writes
 .cache/bench/loso.json and, with ``--write-docs``, the table into docs/benchmarks.md
-between its ``loso`` markers.
+between its ``loso`` markers.  ``--misses FILE`` writes Seawall's misses (held-out spam
+below "add header", held-out ham at "add header" or worse), one JSON object a line with the
+fold, path, score, action, symbols and their evidence, for reading what a fold misses.
 """
 
 from __future__ import annotations
@@ -106,8 +108,20 @@ def summarize(actions: Counter[str], label: str) -> dict[str, Any]:
     return row
 
 
+def is_miss(action: str, label: str) -> bool:
+    """Held-out spam not flagged, or held-out ham flagged (an error is neither)."""
+    if action == "error":
+        return False
+    return Action(action).is_spam != (label == "spam")
+
+
 def seawall_fold(
-    train: list[Labelled], test: list[Unit], label: str, workers: int, tmp: Path
+    train: list[Labelled],
+    test: list[Unit],
+    label: str,
+    workers: int,
+    tmp: Path,
+    misses: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(dir=tmp, prefix="fold-") as state:
         config = load_config(None, state_dir=state)
@@ -115,7 +129,19 @@ def seawall_fold(
         learned = learn_all(train, config)
         learn_s = time.monotonic() - started
         started = time.monotonic()
-        actions: Counter[str] = Counter(r.action for r in scan_units(test, config, workers=workers))
+        actions: Counter[str] = Counter()
+        for record in scan_units(test, config, workers=workers):
+            actions[record.action] += 1
+            if misses is not None and is_miss(record.action, label):
+                misses.append(
+                    {
+                        "path": record.path,
+                        "score": round(record.score, 2),
+                        "action": record.action,
+                        "symbols": record.symbols,
+                        "options": record.options,
+                    }
+                )
         scan_s = time.monotonic() - started
     row = summarize(actions, label)
     row.update(
@@ -241,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-rspamd", action="store_true")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--write-docs", action="store_true")
+    parser.add_argument("--misses", type=Path, default=None, help="write Seawall's misses")
     args = parser.parse_args(argv)
     units = {s.name: units_of(s) for s in SOURCES}
     results: dict[str, Any] = {
@@ -256,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
         results["rspamd_version"] = runner.version
     out = ROOT / ".cache" / "bench" / "loso.json"
     out.parent.mkdir(parents=True, exist_ok=True)
+    if args.misses is not None:
+        args.misses.write_text("", encoding="utf-8")  # this run's misses only
     try:
         with tempfile.TemporaryDirectory(prefix="seawall-loso-") as tmp:
             for held in SOURCES:
@@ -270,7 +299,14 @@ def main(argv: list[str] | None = None) -> int:
                 test = spread(units[held.name], args.max_test)
                 print(f"{held.name}: learn {len(train)}, scan {len(test)}", file=sys.stderr)
                 fold: dict[str, Any] = {"label": held.label}
-                fold["seawall"] = seawall_fold(train, test, held.label, args.workers, Path(tmp))
+                missed: list[dict[str, Any]] | None = None if args.misses is None else []
+                fold["seawall"] = seawall_fold(
+                    train, test, held.label, args.workers, Path(tmp), missed
+                )
+                if args.misses is not None and missed is not None:
+                    with args.misses.open("a", encoding="utf-8") as fh:
+                        for miss in missed:
+                            fh.write(json.dumps({"fold": held.name, **miss}) + "\n")
                 print(f"  seawall {json.dumps(fold['seawall'])}", file=sys.stderr)
                 if runner is not None:
                     fold["rspamd"] = runner.fold(train, test, held.label)

@@ -29,7 +29,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 )
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 # Modules under detectors/ that are shared helpers, not detectors.
-DETECTOR_HELPERS = {"__init__", "base", "hostnames"}
+DETECTOR_HELPERS = {"__init__", "base", "hostnames", "phishing_lures"}
 
 
 def top(module: str) -> str:

@@ -1,6 +1,7 @@
 """Phishing evidence that does not depend on having seen the campaign: a brand named by a
 sender who is not the brand, account alerts in any common language, forms that ask for
-passwords or cards, hidden text and image-only mail.
+passwords or cards, hidden text and image-only mail; and the lures of ``phishing_lures``:
+words in look-alike letters, Bitcoin addresses, advance-fee offers.
 
 The brands (names and their own domains) and the alert words are data,
 ``policy/phishing.toml``; a site adds its own with ``[detectors.phishing] brands_file``.
@@ -12,7 +13,7 @@ import email.utils
 import functools
 import re
 import tomllib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -22,8 +23,15 @@ from selectolax.lexbor import LexborHTMLParser
 
 from seawall.config import PhishingSettings
 from seawall.detectors.base import Context, Hit, Parts
+from seawall.detectors.phishing_lures import (
+    Phrases,
+    bitcoin_address,
+    discussion_list,
+    large_sum,
+    mixed_script_words,
+    words_of,
+)
 from seawall.errors import ConfigError
-from seawall.message.headers import is_list_mail
 from seawall.message.hosts import domain_of
 from seawall.message.htmlsource import html_sources
 from seawall.message.model import Message, Url
@@ -76,67 +84,8 @@ class Lexicon:
     brand_names: Phrases
     action: Phrases
     objects: Phrases
-
-
-_WORD = re.compile(r"\w+")
-
-
-class Phrases:
-    """Whole words or phrases (any white space between words), matched as one regex of
-    alternatives, longest first, would match them, without trying every alternative at every
-    position: a match starts with a word that begins a phrase, so the pattern is tried only
-    where such a word is found.  Every phrase starts with a letter or digit (checked when
-    built)."""
-
-    __slots__ = ("heads", "pattern")
-
-    def __init__(self, phrases: Sequence[str], where: str) -> None:
-        ordered = sorted(
-            {" ".join(p.lower().split()) for p in phrases if p.strip()}, key=len, reverse=True
-        )
-        body = "|".join(r"\s+".join(re.escape(w) for w in p.split()) for p in ordered)
-        self.pattern = re.compile(rf"(?<!\w)(?:{body})(?!\w)", re.IGNORECASE)
-        heads: set[str] = set()
-        for phrase in ordered:
-            head = _WORD.match(phrase)
-            if head is None:
-                raise ConfigError(f"{where}: {phrase!r} must start with a letter or digit")
-            heads.add(head.group())
-        self.heads = frozenset(heads)
-
-    def finditer(self, text: str, words: frozenset[str]) -> Iterator[re.Match[str]]:
-        """The pattern's matches in ``text`` (leftmost, not overlapping); ``words`` is
-        :func:`words_of` ``text`` (or of more)."""
-        heads = self.heads & words
-        if not heads:
-            return
-        lowered = text.lower()
-        starts: list[int] = []
-        if len(lowered) == len(text):  # one character for one: positions carry over
-            for head in heads:
-                at = lowered.find(head)
-                while at >= 0:
-                    starts.append(at)
-                    at = lowered.find(head, at + 1)
-            starts.sort()
-        else:  # a letter whose lower case is longer: try every word
-            starts = [w.start() for w in _WORD.finditer(text) if w.group().lower() in heads]
-        end = 0
-        for start in starts:
-            if start < end:
-                continue
-            found = self.pattern.match(text, start)
-            if found is not None:
-                end = found.end()
-                yield found
-
-    def search(self, text: str, words: frozenset[str]) -> re.Match[str] | None:
-        return next(self.finditer(text, words), None)
-
-
-def words_of(text: str) -> frozenset[str]:
-    """The lower-case words of ``text``, for :meth:`Phrases.finditer`."""
-    return frozenset(_WORD.findall(text.lower()))
+    fraud: Phrases  # the words of advance-fee offers
+    freemail: frozenset[str]  # registrable domains of free mailboxes
 
 
 def build_lexicon(document: Mapping[str, Any], where: str) -> Lexicon:
@@ -156,10 +105,21 @@ def build_lexicon(document: Mapping[str, Any], where: str) -> Lexicon:
             raise ConfigError(f"{where}: lexicon.{language} needs action and object lists")
         actions += body["action"]
         objects += body["object"]
-    if not brands or not actions or not objects:
-        raise ConfigError(f"{where}: no brands or no alert words")
+    lures: list[str] = []
+    for language, body in dict(document.get("fraud", {})).items():
+        if not isinstance(body.get("lure"), list):
+            raise ConfigError(f"{where}: fraud.{language} needs a lure list")
+        lures += body["lure"]
+    freemail = dict(document.get("freemail", {})).get("domains", [])
+    if not brands or not actions or not objects or not lures or not isinstance(freemail, list):
+        raise ConfigError(f"{where}: no brands, alert words, fraud lures or freemail domains")
     return Lexicon(
-        brands, Phrases(list(brands), where), Phrases(actions, where), Phrases(objects, where)
+        brands,
+        Phrases(list(brands), where),
+        Phrases(actions, where),
+        Phrases(objects, where),
+        Phrases(lures, where),
+        frozenset(str(d).lower() for d in freemail),
     )
 
 
@@ -174,7 +134,7 @@ def load_lexicon(site_file: str = "") -> Lexicon:
             over = tomllib.loads(Path(site_file).read_text("utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"detectors.phishing.brands_file {site_file}: {exc}") from None
-        for section in ("brands", "lexicon"):
+        for section in ("brands", "lexicon", "fraud", "freemail"):
             document[section] = {**document.get(section, {}), **over.get(section, {})}
         where = site_file
     return build_lexicon(document, where)
@@ -223,6 +183,13 @@ class PhishingDetector:
         "PHISH_HIDDEN_TEXT": "Text hidden from the reader by inline styles (display:none, "
         "font-size:0...), beyond a preview line",
         "PHISH_IMAGE_ONLY": "HTML with an image and a link but almost no text",
+        "PHISH_MIXED_SCRIPT": "Words spelt with look-alike letters of another script "
+        "(a Cyrillic a in 'wallet') or Latin small capitals, to read as one thing and "
+        "match as another",
+        "PHISH_BITCOIN_ADDRESS": "A Bitcoin address (its checksum holds) in the subject or "
+        "text: extortion and fake investments ask to pay to one",
+        "PHISH_ADVANCE_FEE": "A large sum of money with the words of an inheritance, a "
+        "donation or a prize, from a free mailbox or asking for replies elsewhere",
     }
 
     @classmethod
@@ -243,15 +210,21 @@ class PhishingDetector:
         links = [u for u in msg.urls if u.source in _FOLLOWED]
         text = msg.text[:_BODY_CHARS]
         subject = " ".join(msg.subject[:_MAX_FIELD].split())
-        alert: tuple[str, ...] = ()
-        if links:
-            searched = subject + " \n " + text
-            words = words_of(searched)
-            alert = self._alert(searched, words)
-            if alert:
-                hits.append(Hit("PHISH_ACCOUNT_ALERT", options=alert))
-            if not is_list_mail(msg.headers):  # lists discuss brands all day
-                hits.extend(self._brands(display, subject, text, words, sender, links, alert))
+        searched = subject + " \n " + text
+        words = words_of(searched)
+        alert = self._alert(searched, words)
+        if alert and links:
+            hits.append(Hit("PHISH_ACCOUNT_ALERT", options=alert))
+        listed = discussion_list(msg)
+        if not listed:  # lists discuss brands all day
+            hits.extend(self._brands(display, subject, text, words, sender, links, alert))
+        mixed = mixed_script_words(f"{display[:_MAX_FIELD]} \n {searched}")
+        if mixed:
+            hits.append(Hit("PHISH_MIXED_SCRIPT", options=tuple(mixed)))
+        wallet = bitcoin_address(searched)
+        if wallet is not None:
+            hits.append(Hit("PHISH_BITCOIN_ADDRESS", options=(wallet,)))
+        hits.extend(self._advance_fee(msg, searched, words, sender, listed))
         # A search box posting to a partner site is common in newsletters: a form counts
         # when it posts to an address, or beside account alert words.
         forms = [u for u in msg.urls if u.source == "action"]
@@ -299,15 +272,54 @@ class PhishingDetector:
             for found in lexicon.brand_names.finditer(value, seen):
                 brand = lexicon.brands[" ".join(found.group().lower().split())]
                 away = [u.host for u in links if u.is_ip or not brand.owns(u.domain)]
-                if not away:
+                if links and not away:
                     continue  # every link goes to the brand: a notice about it, forwarded
                 if brand.owns(sender):
-                    if not alert:
+                    if not alert or not away:
                         continue  # the brand writing about itself
                     where += ", forged From"  # alert words and a link away from the brand
-                evidence = (f"{brand.key} in {where}", f"from {sender or '-'}", away[0][:100])
-                return [Hit(symbol, weight=weight, options=evidence)]
+                elif not links and where != "name":
+                    continue  # a brand named in passing, with nowhere to go
+                # Without links, the brand's name on another sender's mail (replies, phone
+                # numbers and attachments are the lure) counts for less.
+                evidence = (
+                    f"{brand.key} in {where}",
+                    f"from {sender or '-'}",
+                    away[0][:100] if away else "no link",
+                )
+                return [Hit(symbol, weight=weight if links else 0.5, options=evidence)]
         return []
+
+    def _advance_fee(
+        self,
+        msg: Message,
+        searched: str,
+        words: frozenset[str],
+        sender: str | None,
+        listed: bool,
+    ) -> list[Hit]:
+        """A large sum and two words of an inheritance, a donation or a prize, from a free
+        mailbox or with replies asked elsewhere than the From domain (not a list's own
+        Reply-To)."""
+        amount = large_sum(searched)
+        if amount is None:
+            return []
+        lures = {
+            " ".join(m.group().lower().split())
+            for m in self.lexicon.fraud.finditer(searched, words)
+        }
+        if len(lures) < 2:
+            return []
+        _, reply = _parse_from(msg.headers.get("Reply-To", "")[:_MAX_FIELD])
+        reply_host = reply.rpartition("@")[2].lower().rstrip(".>") if "@" in reply else ""
+        replies = domain_of(reply_host) if reply_host else None
+        if sender in self.lexicon.freemail:
+            how = f"from {sender}"
+        elif replies is not None and replies != sender and not listed:
+            how = f"replies to {replies}"
+        else:
+            return []
+        return [Hit("PHISH_ADVANCE_FEE", options=(amount[:40], *sorted(lures)[:2], how))]
 
     def _markup(self, html: str) -> list[Hit]:
         hits: list[Hit] = []
