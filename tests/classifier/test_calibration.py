@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,12 @@ from seawall.classifier import calibration as cal
 from seawall.classifier.calibration import Calibration, RejectMargin
 from seawall.classifier.scores import apply, bounds, fit
 from seawall.config import LearnedScoresSettings, load_config
-from seawall.detectors.classifier import ClassifierDetector, classifier_hits
+from seawall.detectors.classifier import (
+    ClassifierDetector,
+    Grading,
+    classifier_hits,
+    spam_weight,
+)
 from seawall.policy.decide import decide
 from seawall.policy.model import Action
 from seawall.policy.scores import load_scores
@@ -326,3 +332,94 @@ def test_scores_show_tells_where_the_classifier_rejects_alone(
     out = capsys.readouterr().out
     assert "classifier: rejects alone at margin" in out
     assert re.search(r"ham FPR <= 0\.01% on 1[0-5]\d unseen ham", out)
+
+
+@pytest.mark.parametrize(
+    "draw",
+    [
+        lambda rng, n: rng.normal(-6.0, 2.0, n),
+        lambda rng, n: rng.logistic(-5.0, 1.5, n),
+    ],
+    ids=["normal", "logistic"],
+)
+def test_graded_margin_keeps_the_ham_rate_near_its_target(draw: Any) -> None:
+    """The graded margin (greylist by the classifier alone) lets through at most about
+    GRADE_FPR of ham, never more than a few times it, lies beyond every ham seen plus the
+    gap, and not beyond the reject margin."""
+    reference = np.sort(draw(np.random.default_rng(98), 2_000_000))
+    rates = []
+    for seed in range(20):
+        found = filled(draw(np.random.default_rng(seed), 3000)).reject_margin(
+            fpr=1e-4, min_ham=1000
+        )
+        assert found is not None
+        assert found.graded is not None
+        assert 0 < found.graded <= found.margin
+        assert found.graded >= found.largest_ham + cal.GAP
+        rates.append(1.0 - np.searchsorted(reference, found.graded) / reference.size)
+    assert np.mean(rates) <= cal.GRADE_FPR, rates
+    assert max(rates) <= 3 * cal.GRADE_FPR, rates
+
+
+def test_graded_points_follow_the_calibration_and_never_fall() -> None:
+    """Calibrated, the classifier alone reaches greylist exactly at the graded margin, add
+    header between it and the reject margin, and reject only at the reject margin; the
+    points never fall as the margin grows."""
+    scores = load_scores()
+    grading = Grading.of(scores)
+    assert grading == Grading(4.0 / 16.0, 15.0 / 16.0)
+    reject = RejectMargin(9.0, 1e-4, 2000, 7.5, 9.0, graded=5.0)
+    totals = []
+    for margin in np.arange(0.05, 40.0, 0.05).tolist():
+        verdict = decide(classifier_hits(margin, reject, 12.0, grading), scores)
+        totals.append(verdict.score)
+        expect = (
+            Action.REJECT
+            if margin >= 9.0
+            else Action.ADD_HEADER
+            if margin >= 5.0 + 4.0 * (6.0 - 4.0) / 11.0
+            else Action.GREYLIST
+            if margin >= 5.0
+            else Action.NO_ACTION
+        )
+        assert verdict.action is expect, margin
+    assert totals == sorted(totals)
+    below_margin = totals[: int(9.0 / 0.05) - 1]
+    assert len(set(below_margin)) == len(below_margin)  # strictly rising: the ranking is kept
+    below = decide(classifier_hits(8.999, reject, 12.0, grading), scores)
+    assert 14.9 < below.score < 15.0  # just short of reject, by the classifier alone
+    # Without a graded margin (a margin made before it existed): the tanh weight below.
+    old = RejectMargin(9.0, 1e-4, 2000, 7.5, 9.0)
+    assert decide(classifier_hits(8.0, old, 12.0, grading), scores).score == pytest.approx(
+        16.0 * math.tanh(8.0 / 12.0), abs=1e-3
+    )
+
+
+def test_grading_follows_the_sites_thresholds() -> None:
+    """A site's own thresholds move the points at the calibrated margins with them; without
+    a reject threshold or a lower one, the tanh weight applies."""
+    scores = load_scores()
+    site = replace(scores, thresholds=((Action.REJECT, 20.0), (Action.ADD_HEADER, 8.0)))
+    grading = Grading.of(site)
+    assert grading == Grading(8.0 / 16.0, 1.0)
+    reject = RejectMargin(9.0, 1e-4, 2000, 7.5, 9.0, graded=5.0)
+    at = decide(classifier_hits(5.0, reject, 12.0, grading), site)
+    assert at.action is Action.ADD_HEADER
+    assert at.score == pytest.approx(8.0)
+    assert Grading.of(replace(scores, thresholds=((Action.REJECT, 15.0),))) is None
+    assert Grading.of(replace(scores, thresholds=((Action.ADD_HEADER, 6.0),))) is None
+    weight = spam_weight(3.0, reject, 12.0, None)
+    assert weight == pytest.approx(math.tanh(3.0 / 12.0))
+
+
+def test_a_learned_calibration_gives_a_graded_margin_below_the_reject_margin() -> None:
+    rng = np.random.default_rng(7)
+    calibration = filled(rng.logistic(-5.0, 1.5, 3000), rng.normal(8, 3, 700))
+    found = Calibration.decode(calibration.encode()).reject_margin(
+        fpr=1e-4, min_ham=1000, min_spam=500
+    )
+    assert found is not None
+    assert found.graded is not None
+    ham = np.sort(rng.logistic(-5.0, 1.5, 3000))
+    assert found.graded > float(np.quantile(ham, 0.99))  # far beyond ordinary ham
+    assert found.graded < found.margin

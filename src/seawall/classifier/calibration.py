@@ -21,6 +21,14 @@ the larger of two conservative estimates:
   to ``fpr`` of all ham is solved for.  An exponential tail is heavier than the logistic
   or Gaussian tails margins have, so the estimate errs on the side of fewer rejects.
 
+The same rule places the **graded margin** for ``GRADE_FPR`` (0.1%): the larger of the
+largest unseen-ham margin plus the gap and the fitted tail's margin for 0.1%.  There the
+classifier's graded points reach the lowest action (greylist) by themselves, and from there
+they climb in a straight line to the reject threshold at the reject margin
+(``detectors/classifier.py``).  Beyond the tail's start a straight line in the margin is a
+straight line in the logarithm of the estimated ham rate, so each factor of ham the margin
+leaves behind is worth the same points.
+
 No reject margin exists until ``min_ham`` ham and ``min_spam`` spam were scored this way (a
 state learned before the calibration existed gets one from the mail it learns next), nor
 while any ham margin lies beyond the histogram's range.  The spam count matters too: a
@@ -49,6 +57,7 @@ TAIL_SHARE = 0.01  # the share of the highest ham margins the tail is fitted to
 TAIL_MIN = 20  # ... and at least this many
 BOUND_Z = 0.8416  # the tail's scale is taken at its one-sided 80% upper confidence bound
 PRESENT = 0.5  # a bin whose faded count is below this holds no ham any more
+GRADE_FPR = 0.001  # the ham rate for the graded margin, where the graded points reach greylist
 
 _DECAY = 2.0 ** (-1.0 / HALF_LIFE)
 _HEADER = struct.Struct("<4sIddII")  # magic, bins, low, width, ham scored, spam scored
@@ -66,6 +75,7 @@ class RejectMargin:
     ham: int  # unseen ham scored
     largest_ham: float  # the upper edge of the highest bin holding a ham margin
     tail: float  # the fitted tail's margin for the target rate
+    graded: float | None = None  # the same rule's margin for GRADE_FPR, in (0, margin]
 
     def describe(self) -> str:
         """``calibrated reject margin 12.5 (ham FPR <= 0.01% on 2075 unseen ham)``"""
@@ -120,10 +130,12 @@ class Calibration:
         else:
             self.ham_scored += 1
 
-    def reject_margin(self, *, fpr: float, min_ham: int, min_spam: int = 0) -> RejectMargin | None:
-        """The margin at and beyond which the classifier alone rejects (module docstring);
-        None before ``min_ham`` ham and ``min_spam`` spam were scored or with a ham margin
-        beyond the range."""
+    def reject_margin(
+        self, *, fpr: float, min_ham: int, min_spam: int = 0, grade_fpr: float = GRADE_FPR
+    ) -> RejectMargin | None:
+        """The margin at and beyond which the classifier alone rejects, and the graded
+        margin for ``grade_fpr`` (module docstring); None before ``min_ham`` ham and
+        ``min_spam`` spam were scored or with a ham margin beyond the range."""
         if self.ham_scored < max(min_ham, 1) or self.spam_scored < min_spam:
             return None
         ham = self.ham
@@ -146,10 +158,17 @@ class Calibration:
         centres = u + (np.arange(start, BINS + 1) - start) * WIDTH + WIDTH / 2
         beta = max(float((ham[start : BINS + 1] * (centres - u)).sum()) / k, WIDTH)
         beta /= max(1.0 - BOUND_Z / math.sqrt(k), 0.5)  # its upper confidence bound
-        ratio = k / (total * fpr)
-        tail = u + beta * math.log(ratio) if ratio > 1 else u
+
+        def tail_at(rate: float) -> float:
+            ratio = k / (total * rate)
+            return u + beta * math.log(ratio) if ratio > 1 else u
+
+        tail = tail_at(fpr)
         margin = max(largest + GAP, tail, 0.0)
-        return RejectMargin(round(margin, 3), fpr, self.ham_scored, largest, round(tail, 3))
+        graded = min(max(largest + GAP, tail_at(max(grade_fpr, fpr)), WIDTH), margin)
+        return RejectMargin(
+            round(margin, 3), fpr, self.ham_scored, largest, round(tail, 3), round(graded, 3)
+        )
 
     def encode(self) -> bytes:
         header = _HEADER.pack(_MAGIC, BINS, LOW, WIDTH, self.ham_scored, self.spam_scored)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import ClassVar
 
 from seawall.classifier import Classifier
@@ -13,27 +14,57 @@ from seawall.classifier.model import sigmoid
 from seawall.config import ClassifierSettings, describe_state
 from seawall.detectors.base import Context, Hit, Parts
 from seawall.message.model import Message
+from seawall.policy.model import Action
+from seawall.policy.scores import Scores
 
 log = logging.getLogger("seawall.classifier")
+
+
+@dataclass(frozen=True, slots=True)
+class Grading:
+    """CLASSIFIER_SPAM's weights at the calibrated margins: ``low`` (the lowest action's
+    threshold over the symbol's score) at the graded margin, ``high`` (the reject
+    threshold's) at the reject margin; ``0 < low < high <= 1``."""
+
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, scores: Scores | None) -> Grading | None:
+        """From the scores file's thresholds and CLASSIFIER_SPAM's score; None (the tanh
+        weight) without a reject threshold, a lower one, or a positive score."""
+        if scores is None:
+            return cls(4.0 / 16.0, 15.0 / 16.0)  # the packaged scores' ratios
+        symbol = scores.symbols.get("CLASSIFIER_SPAM")
+        reject = scores.threshold(Action.REJECT)
+        lower = [v for a, v in scores.thresholds if a is not Action.REJECT and v > 0]
+        if symbol is None or symbol.score <= 0 or reject is None or not lower:
+            return None
+        low, high = min(lower) / symbol.score, min(reject / symbol.score, 1.0)
+        return cls(low, high) if 0 < low < high else None
 
 
 class ClassifierDetector:
     """CLASSIFIER_SPAM or CLASSIFIER_HAM, weighted by the classifier's margin.
 
-    The weight is ``tanh(margin / margin_scale)``: 0 at an even guess, 0.76 at
-    one scale, and only margins far beyond any seen in evaluation come close to
-    1.  It is strictly monotone and far from saturating, so the verdict score
-    keeps the classifier's ranking (ties only between equal margins).
+    Calibrated (``classifier/calibration.py``), a positive margin's weight follows the
+    ham false-positive rates measured on mail the classifier had not yet learned:
+    CLASSIFIER_SPAM's points reach the lowest action's threshold (greylist, 4) at the
+    graded margin, where that rate is 0.1%, rise in a straight line from 0 at an even guess
+    to it, and from it to the reject threshold (15) at the reject margin, where the rate
+    is ``reject_fpr``; beyond, they creep on towards the symbol's score (16) by
+    ``tanh((margin - reject margin) / margin_scale)``.  At or beyond the reject margin
+    CLASSIFIER_CERTAIN joins it: it scores the classifier group's cap (18, the reject
+    threshold plus 3) and the learned second stage never re-weights it, so the
+    classifier's points alone reach reject there; both hits name the margin in their
+    options.  The weights are the thresholds over CLASSIFIER_SPAM's score in the scores
+    file, so the points mean the same with a site's own thresholds.  The weight is strictly
+    monotone, so the verdict score keeps the classifier's ranking.
 
-    At or beyond the calibrated reject margin (``classifier/calibration.py``: where the
-    ham false-positive rate measured on mail it had not yet learned is at most
-    ``reject_fpr``), CLASSIFIER_CERTAIN joins it: it scores the classifier group's cap
-    (18, the reject threshold plus 3) and the learned second stage never re-weights it, so
-    the classifier's points alone reach reject there; both hits name the margin in their
-    options.  Below it nothing changes, so the points never fall as the margin grows.
-    Before the calibration has scored ``calibration_min_ham`` unseen ham and
-    ``calibration_min_spam`` unseen spam there is no reject margin, and it says so once
-    at build (in the log, at info).
+    Without a calibration (before it has scored ``calibration_min_ham`` unseen ham and
+    ``calibration_min_spam`` unseen spam, said once at build in the log, at info) the
+    weight is ``tanh(margin / margin_scale)``: 0.76 at one scale, never reject alone.
+    CLASSIFIER_HAM's weight is always ``tanh(-margin / margin_scale)``.
 
     Silent until ``min_learns`` messages of each class were learned: an
     untrained model's opinion is noise, and a symbol scored 0 would read as "the classifier
@@ -78,11 +109,17 @@ class ClassifierDetector:
                 spam,
                 settings.calibration_min_spam,
             )
-        return cls(settings, parts.classifier)
+        return cls(settings, parts.classifier, Grading.of(parts.scores))
 
-    def __init__(self, settings: ClassifierSettings, classifier: Classifier) -> None:
+    def __init__(
+        self,
+        settings: ClassifierSettings,
+        classifier: Classifier,
+        grading: Grading | None = Grading(4.0 / 16.0, 15.0 / 16.0),
+    ) -> None:
         self.settings = settings
         self.classifier = classifier
+        self.grading = grading
 
     async def check(self, msg: Message, ctx: Context) -> Sequence[Hit]:
         if not self.classifier.ready:
@@ -91,21 +128,27 @@ class ClassifierDetector:
         if margin == 0.0:  # no feature it has weights for: no opinion, not a 0-point hit
             return ()
         reject = self.classifier.reject_margin if margin > 0 else None
-        return classifier_hits(margin, reject, self.settings.margin_scale)
+        return classifier_hits(margin, reject, self.settings.margin_scale, self.grading)
 
     def close(self) -> None:
         self.classifier.close()
 
 
 def classifier_hits(
-    margin: float, reject: RejectMargin | None, margin_scale: float
+    margin: float,
+    reject: RejectMargin | None,
+    margin_scale: float,
+    grading: Grading | None = None,
 ) -> tuple[Hit, ...]:
-    """The hits for a (non-zero) margin: graded by ``tanh(margin / margin_scale)``, and
-    CLASSIFIER_CERTAIN as well at or beyond the calibrated ``reject`` margin."""
-    weight = math.tanh(margin / margin_scale)
+    """The hits for a (non-zero) margin: CLASSIFIER_SPAM weighted by :func:`spam_weight`
+    (or CLASSIFIER_HAM by ``tanh(-margin / margin_scale)``), and CLASSIFIER_CERTAIN as well
+    at or beyond the calibrated ``reject`` margin."""
     evidence = f"p={sigmoid(margin):.4f}"
     if margin < 0:
-        return (Hit("CLASSIFIER_HAM", weight=-weight, options=(evidence,)),)
+        return (
+            Hit("CLASSIFIER_HAM", weight=math.tanh(-margin / margin_scale), options=(evidence,)),
+        )
+    weight = spam_weight(margin, reject, margin_scale, grading)
     if reject is None or margin < reject.margin:
         return (Hit("CLASSIFIER_SPAM", weight=weight, options=(evidence,)),)
     beyond = f"margin {margin:.1f}, beyond the {reject.describe()}"
@@ -113,3 +156,19 @@ def classifier_hits(
         Hit("CLASSIFIER_SPAM", weight=weight, options=(evidence, beyond)),
         Hit("CLASSIFIER_CERTAIN", options=(beyond,)),
     )
+
+
+def spam_weight(
+    margin: float, reject: RejectMargin | None, margin_scale: float, grading: Grading | None
+) -> float:
+    """CLASSIFIER_SPAM's weight at a positive margin (the class docstring): through
+    ``grading``'s weights at the calibrated margins, else ``tanh(margin / margin_scale)``."""
+    graded = reject.graded if reject is not None else None
+    if reject is None or graded is None or grading is None or not 0 < graded <= reject.margin:
+        return math.tanh(margin / margin_scale)
+    top = reject.margin
+    if margin >= top:
+        return grading.high + (1.0 - grading.high) * math.tanh((margin - top) / margin_scale)
+    if margin <= graded:
+        return grading.low * margin / graded
+    return grading.low + (grading.high - grading.low) * (margin - graded) / (top - graded)
