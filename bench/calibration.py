@@ -4,14 +4,15 @@
                                           [--skip-online] [--json PATH]
 
 1. SpamAssassin split (50/50 by SHA-1 of the basename, as ``seawall eval``): ``seawall
-   learn``'s path learns the train half into a fresh state; the classifier's calibration
-   is printed (unseen margins scored, the reject margin and what it rests on).  The test
-   half is then scanned with ``--workers`` processes as ``seawall eval`` does (feeding the
-   state: campaigns and reputation learn from the scan), on a fresh copy of the learned
-   state for each order: ``folder`` (spam then ham, each sorted by name), ``shuffled`` (a
-   seeded shuffle), ``spam-first`` and ``ham-first`` (each class shuffled within).  For
-   each: the share of test spam rejected, of it by CLASSIFIER_CERTAIN, and the ham
-   rejected, greylisted or flagged.
+   learn``'s path learns the train half into a fresh state; the classifier's calibration is
+   printed (unseen margins scored, the reject margin and what it rests on, the graded
+   margin where the classifier's points reach greylist).  The test half is then scanned
+   with ``--workers`` processes as ``seawall eval`` does (feeding the state: campaigns and
+   reputation learn from the scan), on a fresh copy of the learned state for each order:
+   ``folder`` (spam then ham, each sorted by name), ``shuffled`` (a seeded shuffle),
+   ``spam-first`` and ``ham-first`` (each class shuffled within).  For each: the share of
+   test spam rejected, of it by CLASSIFIER_CERTAIN, and the ham rejected, greylisted or
+   flagged, and the share of spam at "add header" or worse.
 2. Online (``seawall eval --online`` over all shared corpora, as bench/run.py's
    accuracy_online): each message scored, then learned, in time order; the reject
    action's ham false-positive rate, and which ham were rejected and why.
@@ -75,6 +76,7 @@ def calibration_of(config: Config) -> dict[str, Any]:
             "reject_margin": reject.margin if reject else None,
             "largest_ham": reject.largest_ham if reject else None,
             "tail": reject.tail if reject else None,
+            "graded": reject.graded if reject else None,
         }
     finally:
         classifier.close()
@@ -84,6 +86,7 @@ def tally(pairs: list[tuple[Record, bool]]) -> dict[str, Any]:
     spam = [r for r, is_spam in pairs if is_spam]
     ham = [r for r, is_spam in pairs if not is_spam]
     rejected = [r for r in spam if r.action == "reject"]
+    spam_flagged = [r for r in spam if r.action in ("reject", "add header", "rewrite subject")]
     certain = [r for r in spam if "CLASSIFIER_CERTAIN" in r.symbols]
     ham_rejected = [r for r in ham if r.action == "reject"]
     ham_grey = [r for r in ham if r.action == "greylist"]
@@ -93,6 +96,7 @@ def tally(pairs: list[tuple[Record, bool]]) -> dict[str, Any]:
         "ham": len(ham),
         "spam_rejected": len(rejected),
         "spam_rejected_share": round(len(rejected) / max(len(spam), 1), 4),
+        "spam_flagged_share": round(len(spam_flagged) / max(len(spam), 1), 4),
         "spam_certain": len(certain),
         "spam_certain_not_rejected": sum(1 for r in certain if r.action != "reject"),
         "ham_rejected": len(ham_rejected),
@@ -165,13 +169,14 @@ def report(doc: dict[str, Any]) -> None:
             f"{sa_doc['learned']['ham']} ham in {sa_doc['learn_s']}s; calibration: "
             f"{cal['scored_ham']} unseen ham and {cal['scored_spam']} unseen spam scored, "
             f"reject margin {cal['reject_margin']} (largest ham {cal['largest_ham']}, "
-            f"fitted tail {cal['tail']})"
+            f"fitted tail {cal['tail']}), graded margin {cal['graded']}"
         )
         for order, r in sa_doc["orders"].items():
             print(
                 f"  {order:<11} spam rejected {r['spam_rejected']}/{r['spam']} "
                 f"({r['spam_rejected_share'] * 100:.1f}%; CLASSIFIER_CERTAIN on "
-                f"{r['spam_certain']}, {r['spam_certain_not_rejected']} of them not rejected)"
+                f"{r['spam_certain']}, {r['spam_certain_not_rejected']} of them not rejected; "
+                f"{r['spam_flagged_share'] * 100:.1f}% add header or worse)"
                 f"  ham rejected {r['ham_rejected']}, greylisted {r['ham_greylisted']}, "
                 f"flagged {r['ham_flagged']} of {r['ham']}  [{r['scan_s']}s]"
             )
@@ -186,8 +191,10 @@ def report(doc: dict[str, Any]) -> None:
             f"Online, all shared corpora ({on['messages']} messages, {on['seconds']}s): "
             f"ham rejected {on['ham_rejected']} of {on['ham']} "
             f"(reject FPR {on['ham_reject_fpr'] * 100:.4f}%), spam rejected "
-            f"{on['spam_rejected']} of {on['spam']} ({on['spam_rejected_share'] * 100:.1f}%); "
-            f"final reject margin {cal['reject_margin']} on {cal['scored_ham']} unseen ham"
+            f"{on['spam_rejected']} of {on['spam']} ({on['spam_rejected_share'] * 100:.1f}%; "
+            f"{on['spam_flagged_share'] * 100:.1f}% add header or worse); ham greylisted "
+            f"{on['ham_greylisted']}, flagged {on['ham_flagged']}; final reject margin "
+            f"{cal['reject_margin']} (graded {cal['graded']}) on {cal['scored_ham']} unseen ham"
         )
         for why in on["ham_rejected_why"]:
             print(f"      ham rejected: {why}")
