@@ -123,6 +123,46 @@ async def test_verdicts_feed_the_ip_history(tmp_path: Path) -> None:
     assert (spam, ham) == (0, 1)
 
 
+class CountingStore(MemoryStore):
+    """A MemoryStore that counts its calls to ``incr`` that add something."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    async def incr(self, key: str, *, window_s: float, now: float, amount: int = 1) -> int:
+        self.writes += amount > 0
+        return await super().incr(key, window_s=window_s, now=now, amount=amount)
+
+
+async def test_the_ip_history_is_written_in_batches_that_keep_every_verdict(
+    tmp_path: Path,
+) -> None:
+    from seawall.serve.service import HISTORY_FLUSH_S
+    from seawall.store.history import history_counts
+
+    config = configured(tmp_path)
+    store = CountingStore()
+    service = Service(engine_for(config), config, store=store)
+    other = Envelope(client_ip="203.0.113.9", mail_from="c@example.org", rcpts=("b@example.org",))
+    await asyncio.gather(*(service.check(ENV, RAW) for _ in range(5)), service.check(other, RAW))
+    # Written after HISTORY_FLUSH_S without anyone asking: one call per address and label.
+    for _ in range(200):
+        if store.writes:
+            break
+        await asyncio.sleep(HISTORY_FLUSH_S / 4)
+    await asyncio.sleep(0.05)  # the batch's calls are all in flight together
+    assert store.writes == 2
+    now = time.time()
+    assert await history_counts(store, ENV.client_ip, now=now, window_s=3600) == (0, 5)
+    assert await history_counts(store, other.client_ip, now=now, window_s=3600) == (0, 1)
+    # What waits at shutdown is written by drain, at once.
+    await service.check(other, RAW)
+    await service.drain()
+    assert store.writes == 3
+    assert await history_counts(store, other.client_ip, now=now, window_s=3600) == (0, 2)
+
+
 async def test_greylist_tempfails_a_new_triplet_and_passes_a_patient_retry(
     tmp_path: Path,
 ) -> None:

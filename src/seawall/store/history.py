@@ -19,8 +19,11 @@ def history_key(kind: str, address: Address) -> str:
     return f"policy:{kind}:{address}"
 
 
-async def record_verdict(store: Store, ip: str, *, spam: bool, now: float, window_s: float) -> None:
-    """Remember one verdict for ``ip``'s spam history; called after every scan.
+async def record_verdict(
+    store: Store, ip: str, *, spam: bool, now: float, window_s: float, count: int = 1
+) -> None:
+    """Remember ``count`` verdicts (one, unless the caller gathered several) for ``ip``'s
+    spam history; called after every scan.
 
     ``window_s`` must be ``serve.policy.history_window_s``, the window the policy reads
     with.  Addresses that do not parse are ignored.
@@ -28,7 +31,7 @@ async def record_verdict(store: Store, ip: str, *, spam: bool, now: float, windo
     address = parse_ip(ip)
     if address is not None:
         key = history_key("spam" if spam else "ham", address)
-        await store.incr(key, window_s=window_s, now=now)
+        await store.incr(key, window_s=window_s, now=now, amount=count)
 
 
 async def history_counts(
