@@ -174,3 +174,13 @@ async def test_no_lure_on_real_ham(detector: PhishingDetector, source: str) -> N
         fired += [(unit.path, s) for s in LURES & set(hits)]
     assert len(units[::3]) > 900
     assert fired == []
+
+
+async def test_a_brand_name_before_a_comma_and_the_address(detector: PhishingDetector) -> None:
+    # parseaddr reads "Amazon Gutschein, <...>" as two addresses; the name is still read
+    raw = PLAIN + (
+        b"From: Amazon Gutschein, <service@friends.example>\nSubject: Gewinn\n\n"
+        b"Jetzt teilnehmen: https://survey.example/a\n"
+    )
+    hit = (await scan(detector, msg(raw)))["PHISH_BRAND_SENDER"]
+    assert hit.options == ("amazon in name", "from friends.example", "survey.example")

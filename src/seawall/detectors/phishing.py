@@ -158,9 +158,18 @@ def _parse_from(value: str) -> tuple[str, str]:
     return (quoted if quoted is not None else " ".join(words.split())), address
 
 
+# A name with a comma before the address ("Amazon Gutschein, <x@y.example>"), which
+# parseaddr reads as two addresses, the first without a domain.
+_ANGLE_TAIL = re.compile(r"(.*?)<([^<>\s]+@[^<>\s]+)>\s*")
+_NAME_JUNK = " \t\"',_.()"
+
+
 def _from(msg: Message) -> tuple[str, str | None]:
     """The From display name and the domain of its address (as ``Url.domain``)."""
-    name, address = _parse_from(msg.headers.get("From", "")[:_MAX_FIELD])
+    value = msg.headers.get("From", "")[:_MAX_FIELD]
+    name, address = _parse_from(value)
+    if "@" not in address and (tail := _ANGLE_TAIL.fullmatch(value)) is not None:
+        name, address = tail.group(1).strip(_NAME_JUNK), tail.group(2)
     host = address.rpartition("@")[2].lower().rstrip(".>") if "@" in address else ""
     return name, domain_of(host) if host else None
 
