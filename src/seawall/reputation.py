@@ -171,6 +171,31 @@ class Reputation:
             await self._fetch([key], now)
         return self._current(key, now)
 
+    def cached_domains(self, domains: Sequence[str], now: float) -> list[Record | None] | None:
+        """What :meth:`lookup_domain` would answer for each of ``domains``, when none of
+        them needs a store call; else None."""
+        fresh = self._clock() - self._ttl
+        out: list[Record | None] = []
+        for domain in domains:
+            key = domain_key(domain)
+            if key is None:
+                out.append(None)
+            elif self._fetched.get(key, -1e18) < fresh:
+                return None
+            else:
+                out.append(self._current(key, now))
+        return out
+
+    async def lookup_domains(self, domains: Sequence[str], now: float) -> list[Record | None]:
+        """:meth:`lookup_domain` for each of ``domains``, those not fresh in the cache read
+        in one store call."""
+        keys = [domain_key(d) for d in domains]
+        fresh = self._clock() - self._ttl
+        stale = [k for k in dict.fromkeys(keys) if k and self._fetched.get(k, -1e18) < fresh]
+        if stale:
+            await self._fetch(stale, now)
+        return [self._current(k, now) if k else None for k in keys]
+
     async def record_domain(self, domain: str, *, spam: bool, ham: bool, now: float) -> None:
         """Count one message that authenticated as ``domain``; written with the next flush."""
         key = domain_key(domain)

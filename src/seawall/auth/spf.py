@@ -474,6 +474,49 @@ class SpfChecker:
                 pass
         return SpfResult(result, name, mechanism, detail, explanation, run.lookups, run.voids)
 
+    def check_mail_from_now(
+        self, ip: str | IPAddress, mail_from: str, helo: str
+    ) -> SpfResult | None:
+        """:meth:`check_mail_from` from the resolver's cache alone; None when DNS must be
+        asked (the question is on its way: the full check joins it)."""
+        address = mail_from.strip().removeprefix("<").removesuffix(">")
+        if not address:
+            return self.check_host_now(ip, helo, f"postmaster@{helo}", helo)
+        return self.check_host_now(ip, address.rpartition("@")[2], address, helo)
+
+    def check_helo_now(self, ip: str | IPAddress, helo: str) -> SpfResult | None:
+        """:meth:`check_helo` from the resolver's cache alone; None when DNS must be asked."""
+        return self.check_host_now(ip, helo, f"postmaster@{helo}", helo)
+
+    def check_host_now(
+        self, ip: str | IPAddress, domain: str, sender: str, helo: str = ""
+    ) -> SpfResult | None:
+        """:meth:`check_host` without a task, a timer or a wait, when every answer it needs
+        is in the resolver's cache (most checks of a busy hour); None at the first one
+        that is not, or when an explanation is to be fetched: call :meth:`check_host`.
+
+        The evaluation is the same coroutine, run by hand: with every answer cached it
+        never suspends, so one step runs it to its end."""
+        run = _Run(_client_address(ip), sender, helo)
+        name = _domain_name(domain, initial=True)
+        if name is None:
+            return SpfResult(Result.NONE, domain, detail="not a valid domain name")
+        evaluation = self._check(run, name)
+        try:
+            evaluation.send(None)
+        except StopIteration as done:
+            result, mechanism, detail, exp_at = done.value
+        except _PermError as exc:
+            return self._ended(Result.PERMERROR, name, run, str(exc))
+        except _TempError as exc:
+            return self._ended(Result.TEMPERROR, name, run, str(exc))
+        else:  # it waits for an answer: left to check_host
+            evaluation.close()
+            return None
+        if exp_at is not None and result is Result.FAIL and self.explain:
+            return None
+        return SpfResult(result, name, mechanism, detail, "", run.lookups, run.voids)
+
     @staticmethod
     def _ended(result: Result, domain: str, run: _Run, detail: str) -> SpfResult:
         return SpfResult(result, domain, "", detail, "", run.lookups, run.voids)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import re
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import ClassVar
 
 from seawall.auth import arc as arc_
@@ -215,9 +215,13 @@ class AuthDetector:
         self._domains: dict[int, tuple[str, ...]] = {}
 
     def start(self, msg: Message, ctx: Context) -> Awaitable[Sequence[Hit]]:
-        """Send every question of ``msg`` now; await the result for the hits."""
+        """Send every question of ``msg`` now; await the result for the hits.
+
+        When every answer is already in the cache (most mail of a busy hour), the checks
+        are done here and then, with no task and no wait; else one task at most carries
+        the SPF checks on while the CPU detectors run."""
         if ctx.authenticated:
-            return _nothing()
+            return _ready(())
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.budget_s
         timeout = self.settings.timeout_s
@@ -234,15 +238,31 @@ class AuthDetector:
         domain, why = from_domain(msg)
         names = dmarc_.policy_names(domain) if domain else ()
         policies = [resolve(n, RdType.TXT, timeout) for n in names]
-        spf: asyncio.Task[SpfResult] | None = None
-        helo: asyncio.Task[SpfResult] | None = None
+        spf = _SpfChecks()
         client_ip, helo_name, mail_from = smtp_facts(msg)
         if client_ip and mail_from is not None and not self._trusted.contains(client_ip):
             if mail_from.strip("<> ") or helo_name:
-                spf = loop.create_task(self._spf_mail_from(client_ip, mail_from, helo_name))
+                spf.mail_from = _unusable(
+                    self.spf.check_mail_from_now, client_ip, mail_from, helo_name or ""
+                )
+                spf.wants_mail_from = True
             if self.settings.spf_helo and helo_name and "." in helo_name:
-                helo = loop.create_task(self._spf_helo(client_ip, helo_name))
-        return self._collect(msg, found, keys, domain, why, policies, spf, helo, deadline, ctx.now)
+                spf.helo = _unusable(self.spf.check_helo_now, client_ip, helo_name)
+                spf.wants_helo = True
+        if spf.missing:
+            spf.task = loop.create_task(
+                self._spf(spf, client_ip or "", mail_from or "", helo_name or "")
+            )
+        elif _all_done(keys.values()) and _all_done(policies):
+            hits, authenticated = self._hits(msg, found, keys, domain, why, policies, spf)
+            if self.standing is None or not authenticated:
+                return _ready(hits)
+            judged = self.standing.cached_judge(authenticated, ctx.now)
+            if judged is not None:
+                self._remember(msg, authenticated)
+                return _ready(hits + judged)
+            return self._judge(msg, hits, authenticated, ctx.now)
+        return self._collect(msg, found, keys, domain, why, policies, spf, deadline, ctx.now)
 
     async def check(self, msg: Message, ctx: Context) -> Sequence[Hit]:
         return await self.start(msg, ctx)
@@ -252,17 +272,18 @@ class AuthDetector:
         if callable(closer):
             closer()
 
-    async def _spf_mail_from(self, ip: str, mail_from: str, helo: str | None) -> SpfResult:
+    async def _spf(self, spf: _SpfChecks, ip: str, mail_from: str, helo: str) -> None:
+        """The SPF checks the cache could not answer, one after the other in one task
+        (the questions of both are already on their way)."""
         try:
-            return await self.spf.check_mail_from(ip, mail_from, helo or "")
+            if spf.wants_mail_from and spf.mail_from is None:
+                spf.mail_from = await self.spf.check_mail_from(ip, mail_from, helo)
+            if spf.wants_helo and spf.helo is None:
+                spf.helo = await self.spf.check_helo(ip, helo)
         except ValueError:  # not an address
-            return SpfResult(Result.NONE, "", detail="client address unusable")
-
-    async def _spf_helo(self, ip: str, helo: str) -> SpfResult:
-        try:
-            return await self.spf.check_helo(ip, helo)
-        except ValueError:
-            return SpfResult(Result.NONE, "", detail="client address unusable")
+            unusable = SpfResult(Result.NONE, "", detail="client address unusable")
+            spf.mail_from = spf.mail_from or unusable
+            spf.helo = spf.helo or unusable
 
     async def _collect(
         self,
@@ -272,25 +293,54 @@ class AuthDetector:
         domain: str,
         why: str,
         policies: Sequence[_Pending],
-        spf: asyncio.Task[SpfResult] | None,
-        helo: asyncio.Task[SpfResult] | None,
+        spf: _SpfChecks,
         deadline: float,
         now: float,
     ) -> Sequence[Hit]:
         waiting: set[asyncio.Future[object]] = {
             p  # type: ignore[misc]
-            for p in [*keys.values(), *policies, spf, helo]
+            for p in [*keys.values(), *policies, spf.task]
             if isinstance(p, asyncio.Future) and not p.done()
         }
         if waiting:
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining > 0:
                 await asyncio.wait(waiting, timeout=remaining)
+        spf.end()
+        hits, authenticated = self._hits(msg, found, keys, domain, why, policies, spf)
+        if self.standing is None or not authenticated:
+            return hits
+        return await self._judge(msg, hits, authenticated, now)
+
+    async def _judge(
+        self, msg: Message, hits: list[Hit], authenticated: tuple[str, ...], now: float
+    ) -> Sequence[Hit]:
+        assert self.standing is not None
+        hits = hits + await self.standing.judge(authenticated, now)
+        self._remember(msg, authenticated)
+        return hits
+
+    def _remember(self, msg: Message, authenticated: tuple[str, ...]) -> None:
+        if len(self._domains) > 10_000:  # verdicts that never came (cancelled scans)
+            self._domains.clear()
+        self._domains[id(msg)] = authenticated
+
+    def _hits(
+        self,
+        msg: Message,
+        found: list[dkim_.Signature],
+        keys: dict[str, _Pending],
+        domain: str,
+        why: str,
+        policies: Sequence[_Pending],
+        spf: _SpfChecks,
+    ) -> tuple[list[Hit], tuple[str, ...]]:
+        """The hits from the answers that came, and the domains the message authenticated
+        as (for the domain reputation)."""
         hits: list[Hit] = []
-        spf_result = _task_result(spf)
+        spf_result, helo_result = spf.mail_from, spf.helo
         if spf_result is not None:
             hits.append(_spf_hit(spf_result))
-        helo_result = _task_result(helo)
         if helo_result is not None and helo_result.result is Result.FAIL:
             hits.append(Hit("SPF_HELO_FAIL", options=(helo_result.domain,)))
         answers = {name: _answer(p) for name, p in keys.items()}
@@ -303,14 +353,9 @@ class AuthDetector:
             hits += self._arc_override(domain, policies, chain) or [dmarc]
         else:
             hits.append(dmarc)
-        if self.standing is not None:
-            authenticated = authenticated_domains(spf_result, domain, results)
-            if authenticated:
-                hits += await self.standing.judge(authenticated, now)
-                if len(self._domains) > 10_000:  # verdicts that never came (cancelled scans)
-                    self._domains.clear()
-                self._domains[id(msg)] = authenticated
-        return hits
+        if self.standing is None:
+            return hits, ()
+        return hits, authenticated_domains(spf_result, domain, results)
 
     async def after_verdict(self, msg: Message, verdict: Verdict, now: float) -> None:
         """Feed the authenticated domains' reputation with what the content scored (the
@@ -417,19 +462,56 @@ def _arc_hits(chain: arc_.ArcResult) -> list[Hit]:
     return []  # a key not fetched in time: no verdict on the chain
 
 
-async def _nothing() -> Sequence[Hit]:
-    return ()
+def _ready(hits: Sequence[Hit]) -> Awaitable[Sequence[Hit]]:
+    future: asyncio.Future[Sequence[Hit]] = asyncio.get_running_loop().create_future()
+    future.set_result(hits)
+    return future
 
 
-def _task_result(task: asyncio.Task[SpfResult] | None) -> SpfResult | None:
-    if task is None:
-        return None
-    if not task.done():
-        task.cancel()
-        return SpfResult(Result.TEMPERROR, "", detail="no result in time")
-    if task.cancelled() or task.exception() is not None:
-        return SpfResult(Result.TEMPERROR, "", detail="failed")
-    return task.result()
+class _SpfChecks:
+    """A message's SPF checks: asked for or not, their results as they come, and the one
+    task that runs those the cache could not answer."""
+
+    __slots__ = ("helo", "mail_from", "task", "wants_helo", "wants_mail_from")
+
+    def __init__(self) -> None:
+        self.wants_mail_from = self.wants_helo = False
+        self.mail_from: SpfResult | None = None
+        self.helo: SpfResult | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    @property
+    def missing(self) -> bool:
+        return (self.wants_mail_from and self.mail_from is None) or (
+            self.wants_helo and self.helo is None
+        )
+
+    def end(self) -> None:
+        """After the wait: a check without a result is a temperror (the task cancelled
+        when still running, as the budget is spent)."""
+        task = self.task
+        detail = "failed"
+        if task is not None and not task.done():
+            task.cancel()
+            detail = "no result in time"
+        elif task is not None and not task.cancelled() and task.exception() is not None:
+            detail = "failed"
+        if self.wants_mail_from and self.mail_from is None:
+            self.mail_from = SpfResult(Result.TEMPERROR, "", detail=detail)
+        if self.wants_helo and self.helo is None:
+            self.helo = SpfResult(Result.TEMPERROR, "", detail=detail)
+
+
+def _unusable(check: Callable[..., SpfResult | None], *args: str) -> SpfResult | None:
+    """A ``check_*_now`` call, a client address that is none giving SPF none."""
+    try:
+        return check(*args)
+    except ValueError:
+        return SpfResult(Result.NONE, "", detail="client address unusable")
+
+
+def _all_done(pending: Iterable[_Pending]) -> bool:
+    return all(isinstance(p, Answer) or p.done() for p in pending)
 
 
 def _answer(pending: _Pending) -> Answer | None:
