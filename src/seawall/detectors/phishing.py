@@ -220,19 +220,24 @@ class PhishingDetector:
         text = msg.text[:_BODY_CHARS]
         subject = " ".join(msg.subject[:_MAX_FIELD].split())
         searched = subject + " \n " + text
-        words = words_of(searched)
-        alert = self._alert(searched, words)
-        if alert and links:
-            hits.append(Hit("PHISH_ACCOUNT_ALERT", options=alert))
+        words: frozenset[str] = frozenset()
+        alert: tuple[str, ...] = ()
+        if links:  # alert words without a link or a form lure nobody anywhere
+            words = words_of(searched)
+            alert = self._alert(searched, words)
+            if alert:
+                hits.append(Hit("PHISH_ACCOUNT_ALERT", options=alert))
         listed = discussion_list(msg)
         if not listed:  # lists discuss brands all day
             hits.extend(self._brands(display, subject, text, words, sender, links, alert))
         mixed = mixed_script_words(f"{display[:_MAX_FIELD]} \n {searched}")
         if mixed:
             hits.append(Hit("PHISH_MIXED_SCRIPT", options=tuple(mixed)))
-        wallet = bitcoin_address(searched)
-        if wallet is not None:
-            hits.append(Hit("PHISH_BITCOIN_ADDRESS", options=(wallet,)))
+        lowered = searched.lower()
+        if "bitcoin" in lowered or "btc" in lowered:  # who asks for bitcoin says so
+            wallet = bitcoin_address(searched)
+            if wallet is not None:
+                hits.append(Hit("PHISH_BITCOIN_ADDRESS", options=(wallet,)))
         hits.extend(self._advance_fee(msg, searched, words, sender, listed))
         # A search box posting to a partner site is common in newsletters: a form counts
         # when it posts to an address, or beside account alert words.
@@ -309,24 +314,24 @@ class PhishingDetector:
     ) -> list[Hit]:
         """A large sum and two words of an inheritance, a donation or a prize, from a free
         mailbox or with replies asked elsewhere than the From domain (not a list's own
-        Reply-To)."""
-        amount = large_sum(searched)
-        if amount is None:
-            return []
+        Reply-To).  The headers first: they are cheap and rule out most mail."""
+        if sender in self.lexicon.freemail:
+            how = f"from {sender}"
+        else:
+            _, reply = _parse_from(msg.headers.get("Reply-To", "")[:_MAX_FIELD])
+            reply_host = reply.rpartition("@")[2].lower().rstrip(".>") if "@" in reply else ""
+            replies = domain_of(reply_host) if reply_host else None
+            if replies is None or replies == sender or listed:
+                return []
+            how = f"replies to {replies}"
         lures = {
             " ".join(m.group().lower().split())
-            for m in self.lexicon.fraud.finditer(searched, words)
+            for m in self.lexicon.fraud.finditer(searched, words or words_of(searched))
         }
         if len(lures) < 2:
             return []
-        _, reply = _parse_from(msg.headers.get("Reply-To", "")[:_MAX_FIELD])
-        reply_host = reply.rpartition("@")[2].lower().rstrip(".>") if "@" in reply else ""
-        replies = domain_of(reply_host) if reply_host else None
-        if sender in self.lexicon.freemail:
-            how = f"from {sender}"
-        elif replies is not None and replies != sender and not listed:
-            how = f"replies to {replies}"
-        else:
+        amount = large_sum(searched)
+        if amount is None:
             return []
         return [Hit("PHISH_ADVANCE_FEE", options=(amount[:40], *sorted(lures)[:2], how))]
 
