@@ -184,3 +184,14 @@ async def test_a_brand_name_before_a_comma_and_the_address(detector: PhishingDet
     )
     hit = (await scan(detector, msg(raw)))["PHISH_BRAND_SENDER"]
     assert hit.options == ("amazon in name", "from friends.example", "survey.example")
+
+
+async def test_prize_lure_words_beside_a_link_away(detector: PhishingDetector) -> None:
+    raw = PLAIN + (
+        b"From: Team <win@shop.example>\nSubject: Herzlichen Gl\xc3\xbcckwunsch!\n\n"
+        b"Sie wurden ausgew\xc3\xa4hlt: ein Gutschein wartet. https://claim.example/x\n"
+    )
+    hit = (await scan(detector, msg(raw)))["PHISH_PRIZE"]
+    assert hit.options == ("herzlichen glückwunsch", "ausgewählt", "gutschein")
+    own = raw.replace(b"claim.example", b"shop.example")
+    assert "PHISH_PRIZE" not in await scan(detector, msg(own))  # the shop's own site

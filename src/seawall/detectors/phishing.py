@@ -85,6 +85,7 @@ class Lexicon:
     action: Phrases
     objects: Phrases
     fraud: Phrases  # the words of advance-fee offers
+    prize: Phrases  # the words of prize and giveaway lures
     freemail: frozenset[str]  # registrable domains of free mailboxes
 
 
@@ -105,20 +106,24 @@ def build_lexicon(document: Mapping[str, Any], where: str) -> Lexicon:
             raise ConfigError(f"{where}: lexicon.{language} needs action and object lists")
         actions += body["action"]
         objects += body["object"]
-    lures: list[str] = []
-    for language, body in dict(document.get("fraud", {})).items():
-        if not isinstance(body.get("lure"), list):
-            raise ConfigError(f"{where}: fraud.{language} needs a lure list")
-        lures += body["lure"]
+    lures: dict[str, list[str]] = {"fraud": [], "prize": []}
+    for section, found in lures.items():
+        for language, body in dict(document.get(section, {})).items():
+            if not isinstance(body.get("lure"), list):
+                raise ConfigError(f"{where}: {section}.{language} needs a lure list")
+            found += body["lure"]
     freemail = dict(document.get("freemail", {})).get("domains", [])
-    if not brands or not actions or not objects or not lures or not isinstance(freemail, list):
+    if not (brands and actions and objects and all(lures.values())) or not isinstance(
+        freemail, list
+    ):
         raise ConfigError(f"{where}: no brands, alert words, fraud lures or freemail domains")
     return Lexicon(
         brands,
         Phrases(list(brands), where),
         Phrases(actions, where),
         Phrases(objects, where),
-        Phrases(lures, where),
+        Phrases(lures["fraud"], where),
+        Phrases(lures["prize"], where),
         frozenset(str(d).lower() for d in freemail),
     )
 
@@ -134,7 +139,7 @@ def load_lexicon(site_file: str = "") -> Lexicon:
             over = tomllib.loads(Path(site_file).read_text("utf-8"))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"detectors.phishing.brands_file {site_file}: {exc}") from None
-        for section in ("brands", "lexicon", "fraud", "freemail"):
+        for section in ("brands", "lexicon", "fraud", "prize", "freemail"):
             document[section] = {**document.get(section, {}), **over.get(section, {})}
         where = site_file
     return build_lexicon(document, where)
@@ -197,6 +202,8 @@ class PhishingDetector:
         "match as another",
         "PHISH_BITCOIN_ADDRESS": "A Bitcoin address (its checksum holds) in the subject or "
         "text: extortion and fake investments ask to pay to one",
+        "PHISH_PRIZE": "Three words of a prize, gift-card, survey or giveaway lure (in any "
+        "common language) beside a link to another site than the sender's",
         "PHISH_ADVANCE_FEE": "A large sum of money with the words of an inheritance, a "
         "donation or a prize, from a free mailbox or asking for replies elsewhere",
     }
@@ -227,6 +234,9 @@ class PhishingDetector:
             alert = self._alert(searched, words)
             if alert:
                 hits.append(Hit("PHISH_ACCOUNT_ALERT", options=alert))
+            prize = self._prize(searched, words, sender, links)
+            if prize:
+                hits.append(Hit("PHISH_PRIZE", options=prize))
         listed = discussion_list(msg)
         if not listed:  # lists discuss brands all day
             hits.extend(self._brands(display, subject, text, words, sender, links, alert))
@@ -303,6 +313,20 @@ class PhishingDetector:
                 )
                 return [Hit(symbol, weight=weight if links else 0.5, options=evidence)]
         return []
+
+    def _prize(
+        self, searched: str, words: frozenset[str], sender: str | None, links: list[Url]
+    ) -> tuple[str, ...]:
+        """Three different words of a prize or giveaway lure and a link to another site
+        than the sender's."""
+        if not any(u.is_ip or u.domain != sender for u in links):
+            return ()
+        found: dict[str, None] = {}
+        for match in self.lexicon.prize.finditer(searched, words):
+            found.setdefault(" ".join(match.group().lower().split()))
+            if len(found) >= 3:
+                return tuple(found)
+        return ()
 
     def _advance_fee(
         self,
