@@ -362,9 +362,10 @@ def test_graded_margin_keeps_the_ham_rate_near_its_target(draw: Any) -> None:
 
 
 def test_graded_points_follow_the_calibration_and_never_fall() -> None:
-    """Calibrated, the classifier alone reaches greylist exactly at the graded margin, add
-    header between it and the reject margin, and reject only at the reject margin; the
-    points never fall as the margin grows."""
+    """Calibrated, the classifier alone stays under greylist below the graded margin, has
+    at least the straight line from greylist there to reject at the reject margin above
+    it (and at least the uncalibrated tanh points), and rejects only at the reject margin;
+    the points never fall as the margin grows."""
     scores = load_scores()
     grading = Grading.of(scores)
     assert grading == Grading(4.0 / 16.0, 15.0 / 16.0)
@@ -373,19 +374,21 @@ def test_graded_points_follow_the_calibration_and_never_fall() -> None:
     for margin in np.arange(0.05, 40.0, 0.05).tolist():
         verdict = decide(classifier_hits(margin, reject, 12.0, grading), scores)
         totals.append(verdict.score)
-        expect = (
-            Action.REJECT
-            if margin >= 9.0
-            else Action.ADD_HEADER
-            if margin >= 5.0 + 4.0 * (6.0 - 4.0) / 11.0
-            else Action.GREYLIST
-            if margin >= 5.0
-            else Action.NO_ACTION
-        )
-        assert verdict.action is expect, margin
+        shape = 16.0 * math.tanh(margin / 12.0)
+        if margin < 5.0:
+            assert verdict.action is Action.NO_ACTION, margin
+            assert verdict.score <= shape + 1e-3
+        elif margin < 9.0:
+            line = 4.0 + 11.0 * (margin - 5.0) / 4.0
+            assert verdict.score >= max(line, shape) - 1e-3, margin
+            assert verdict.action in (Action.GREYLIST, Action.ADD_HEADER), margin
+        else:
+            assert verdict.action is Action.REJECT, margin
     assert totals == sorted(totals)
     below_margin = totals[: int(9.0 / 0.05) - 1]
     assert len(set(below_margin)) == len(below_margin)  # strictly rising: the ranking is kept
+    under = decide(classifier_hits(4.99, reject, 12.0, grading), scores)
+    assert 3.9 < under.score < 4.0  # just short of greylist, by the classifier alone
     below = decide(classifier_hits(8.999, reject, 12.0, grading), scores)
     assert 14.9 < below.score < 15.0  # just short of reject, by the classifier alone
     # Without a graded margin (a margin made before it existed): the tanh weight below.

@@ -19,6 +19,8 @@ from seawall.policy.scores import Scores
 
 log = logging.getLogger("seawall.classifier")
 
+CEILING_SLOPE = 0.0025  # below the graded margin the ceiling falls 0.25% a log-odds
+
 
 @dataclass(frozen=True, slots=True)
 class Grading:
@@ -47,19 +49,21 @@ class Grading:
 class ClassifierDetector:
     """CLASSIFIER_SPAM or CLASSIFIER_HAM, weighted by the classifier's margin.
 
-    Calibrated (``classifier/calibration.py``), a positive margin's weight follows the
-    ham false-positive rates measured on mail the classifier had not yet learned:
-    CLASSIFIER_SPAM's points reach the lowest action's threshold (greylist, 4) at the
-    graded margin, where that rate is 0.1%, rise in a straight line from 0 at an even guess
-    to it, and from it to the reject threshold (15) at the reject margin, where the rate
-    is ``reject_fpr``; beyond, they creep on towards the symbol's score (16) by
-    ``tanh((margin - reject margin) / margin_scale)``.  At or beyond the reject margin
+    Calibrated (``classifier/calibration.py``), CLASSIFIER_SPAM's weight is the shape
+    ``tanh(margin / margin_scale)`` held within what the ham false-positive rates measured
+    on mail the classifier had not yet learned allow.  Below the graded margin (where that
+    rate is about 0.1%, beyond every unseen ham) its points stay under the lowest action's
+    threshold (greylist, 4): the classifier alone greylists nothing there.  From the graded
+    margin on they are at least a straight line from that threshold there to the reject
+    threshold (15) at the reject margin, where the rate is ``reject_fpr``; beyond, at least
+    15, creeping on towards the symbol's score (16).  At or beyond the reject margin
     CLASSIFIER_CERTAIN joins it: it scores the classifier group's cap (18, the reject
     threshold plus 3) and the learned second stage never re-weights it, so the
     classifier's points alone reach reject there; both hits name the margin in their
-    options.  The weights are the thresholds over CLASSIFIER_SPAM's score in the scores
-    file, so the points mean the same with a site's own thresholds.  The weight is strictly
-    monotone, so the verdict score keeps the classifier's ranking.
+    options.  The thresholds enter as weights over CLASSIFIER_SPAM's score in the scores
+    file, so the points mean the same with a site's own thresholds.  The weight never falls
+    as the margin grows and rises everywhere but for a jump up at the graded margin, so
+    the verdict score keeps the classifier's ranking.
 
     Without a calibration (before it has scored ``calibration_min_ham`` unseen ham and
     ``calibration_min_spam`` unseen spam, said once at build in the log, at info) the
@@ -161,14 +165,17 @@ def classifier_hits(
 def spam_weight(
     margin: float, reject: RejectMargin | None, margin_scale: float, grading: Grading | None
 ) -> float:
-    """CLASSIFIER_SPAM's weight at a positive margin (the class docstring): through
-    ``grading``'s weights at the calibrated margins, else ``tanh(margin / margin_scale)``."""
+    """CLASSIFIER_SPAM's weight at a positive margin (the class docstring):
+    ``tanh(margin / margin_scale)`` bounded by the calibration when there is one, under
+    ``grading.low`` below the graded margin and at least the straight line from it there to
+    ``grading.high`` at the reject margin."""
+    shape = math.tanh(margin / margin_scale)
     graded = reject.graded if reject is not None else None
     if reject is None or graded is None or grading is None or not 0 < graded <= reject.margin:
-        return math.tanh(margin / margin_scale)
-    top = reject.margin
+        return shape
+    low, high, top = grading.low, grading.high, reject.margin
+    if margin < graded:  # a ceiling just under the lowest action, still rising
+        return min(shape, low * (1.0 - CEILING_SLOPE * (graded - margin)))
     if margin >= top:
-        return grading.high + (1.0 - grading.high) * math.tanh((margin - top) / margin_scale)
-    if margin <= graded:
-        return grading.low * margin / graded
-    return grading.low + (grading.high - grading.low) * (margin - graded) / (top - graded)
+        return max(shape, high + (1.0 - high) * math.tanh((margin - top) / margin_scale))
+    return max(shape, low + (high - low) * (margin - graded) / (top - graded))
