@@ -8,6 +8,8 @@ Modules:
             dkimcanon (the signed bytes, canonicalised) and dkimkeys (keys, RSA, ed25519).
     arc     ARC (RFC 8617): the forwarders' chain of seals, checked with dkimpy.
     dmarc   DMARC (RFC 7489): policy records, alignment, pct; pure over fetched answers.
+    hits    the symbols of the checks, and the hits their results give.
+    standing  the reputation of the domains a message authenticated as.
 
 Nothing here blocks the event loop: every DNS question goes through the shared client, its
 TTL cache and its coalesced queries, under the caller's time budget.

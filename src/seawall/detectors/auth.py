@@ -32,6 +32,18 @@ from typing import ClassVar
 from seawall.auth import arc as arc_
 from seawall.auth import dkim as dkim_
 from seawall.auth import dmarc as dmarc_
+from seawall.auth.hits import (
+    ARC_SYMBOLS,
+    DKIM_SYMBOLS,
+    DMARC,
+    DMARC_FAILED,
+    DMARC_SYMBOLS,
+    MAX_OPTIONS,
+    SPF_SYMBOLS,
+    arc_hits,
+    dkim_hits,
+    spf_hit,
+)
 from seawall.auth.spf import Result, SpfChecker, SpfResult
 from seawall.auth.standing import SYMBOLS as STANDING_SYMBOLS
 from seawall.auth.standing import DomainStanding, authenticated_domains
@@ -48,70 +60,6 @@ from seawall.message.received import trusted_networks
 from seawall.policy.model import Action, Verdict
 from seawall.store import Store, open_store
 
-_MAX_OPTIONS = 5
-
-SPF_SYMBOLS = {
-    "SPF_PASS": "SPF: the client may send for the MAIL FROM domain",
-    "SPF_FAIL": "SPF: the MAIL FROM domain says the client may not send for it (-all)",
-    "SPF_SOFTFAIL": "SPF: the MAIL FROM domain says the client probably may not send (~all)",
-    "SPF_NEUTRAL": "SPF: the MAIL FROM domain makes no assertion about the client (?all)",
-    "SPF_NONE": "SPF: the MAIL FROM domain publishes no SPF record",
-    "SPF_TEMPFAIL": "SPF: the MAIL FROM domain's record could not be checked (DNS failure)",
-    "SPF_PERMFAIL": "SPF: the MAIL FROM domain's record is broken (syntax, too many lookups)",
-    "SPF_HELO_FAIL": "SPF: the HELO name says the client may not use it (-all)",
-}
-DKIM_SYMBOLS = {
-    "DKIM_PASS": "DKIM: a signature verifies and covers the whole body",
-    "DKIM_FAIL": "DKIM: a signature does not verify (body or signed headers changed)",
-    "DKIM_TEMPFAIL": "DKIM: a signing key could not be fetched (DNS failure)",
-    "DKIM_PERMFAIL": "DKIM: a signature is malformed, its algorithm unsupported, or its key "
-    "missing, revoked or bad",
-    "DKIM_NONE": "DKIM: the message is not signed",
-    "DKIM_PARTIAL_BODY": "DKIM: a signature verifies but its l= leaves unsigned content at the "
-    "end of the body (not a pass for DMARC)",
-}
-DMARC_SYMBOLS = {
-    "DMARC_PASS": "DMARC: SPF or DKIM passed for a domain aligned with From",
-    "DMARC_POLICY_REJECT": "DMARC: no aligned pass, and the From domain's policy is reject",
-    "DMARC_POLICY_QUARANTINE": "DMARC: no aligned pass, and the From domain's policy is quarantine",
-    "DMARC_POLICY_NONE": "DMARC: no aligned pass, and the From domain's policy is none "
-    "(monitoring)",
-    "DMARC_NA": "DMARC: no policy applies (no DMARC record, or no single From domain)",
-    "DMARC_TEMPFAIL": "DMARC: the policy, SPF or a DKIM key could not be fetched (DNS "
-    "failure), so no policy verdict",
-}
-
-ARC_SYMBOLS = {
-    "ARC_PASS": "ARC: the forwarders' chain of seals validates (options: the latest sealer)",
-    "ARC_FAIL": "ARC: the chain of seals is broken (changed after sealing, bad or missing key)",
-    "ARC_NONE": "ARC: the message has no ARC seal",
-    "ARC_TRUSTED_FORWARDER": "ARC: a trusted forwarder sealed the chain, and the results it "
-    "first recorded pass DMARC where the live ones fail",
-}
-
-_SPF = {
-    Result.PASS: "SPF_PASS",
-    Result.FAIL: "SPF_FAIL",
-    Result.SOFTFAIL: "SPF_SOFTFAIL",
-    Result.NEUTRAL: "SPF_NEUTRAL",
-    Result.NONE: "SPF_NONE",
-    Result.TEMPERROR: "SPF_TEMPFAIL",
-    Result.PERMERROR: "SPF_PERMFAIL",
-}
-_DKIM = {
-    dkim_.DkimStatus.PASS: "DKIM_PASS",
-    dkim_.DkimStatus.FAIL: "DKIM_FAIL",
-    dkim_.DkimStatus.TEMPERROR: "DKIM_TEMPFAIL",
-    dkim_.DkimStatus.PERMERROR: "DKIM_PERMFAIL",
-}
-_DMARC = {
-    dmarc_.Disposition.PASS: "DMARC_PASS",
-    dmarc_.Disposition.REJECT: "DMARC_POLICY_REJECT",
-    dmarc_.Disposition.QUARANTINE: "DMARC_POLICY_QUARANTINE",
-    dmarc_.Disposition.NONE: "DMARC_POLICY_NONE",
-    dmarc_.Disposition.NO_POLICY: "DMARC_NA",
-    dmarc_.Disposition.TEMPERROR: "DMARC_TEMPFAIL",
-}
 _Pending = Answer | asyncio.Future[Answer]
 
 
@@ -340,16 +288,16 @@ class AuthDetector:
         hits: list[Hit] = []
         spf_result, helo_result = spf.mail_from, spf.helo
         if spf_result is not None:
-            hits.append(_spf_hit(spf_result))
+            hits.append(spf_hit(spf_result))
         if helo_result is not None and helo_result.result is Result.FAIL:
             hits.append(Hit("SPF_HELO_FAIL", options=(helo_result.domain,)))
         answers = {name: _answer(p) for name, p in keys.items()}
         results = dkim_.verify(msg.raw, found, answers, min_rsa_bits=self.settings.min_rsa_bits)
-        hits += _dkim_hits(results)
+        hits += dkim_hits(results)
         chain = arc_.verify(msg.raw, answers, min_rsa_bits=self.settings.min_rsa_bits)
-        hits += _arc_hits(chain)
+        hits += arc_hits(chain)
         dmarc = self._dmarc_hit(msg, domain, why, policies, spf_result, results)
-        if dmarc.symbol in _DMARC_FAILED or dmarc.symbol == "DMARC_TEMPFAIL":
+        if dmarc.symbol in DMARC_FAILED or dmarc.symbol == "DMARC_TEMPFAIL":
             hits += self._arc_override(domain, policies, chain) or [dmarc]
         else:
             hits.append(dmarc)
@@ -405,8 +353,8 @@ class AuthDetector:
             return []
         sealer = f"arc:{chain.sealer}"
         return [
-            Hit("DMARC_PASS", options=(domain, sealer, *recorded)[:_MAX_OPTIONS]),
-            Hit("ARC_TRUSTED_FORWARDER", options=(chain.sealer, *recorded)[:_MAX_OPTIONS]),
+            Hit("DMARC_PASS", options=(domain, sealer, *recorded)[:MAX_OPTIONS]),
+            Hit("ARC_TRUSTED_FORWARDER", options=(chain.sealer, *recorded)[:MAX_OPTIONS]),
         ]
 
     def _dmarc_hit(
@@ -445,21 +393,7 @@ class AuthDetector:
         force = None
         if disposition is dmarc_.Disposition.REJECT and self.settings.dmarc_reject_forces:
             force = Action.REJECT
-        return Hit(_DMARC[disposition], options=options[:_MAX_OPTIONS], force=force)
-
-
-_DMARC_FAILED = frozenset({"DMARC_POLICY_REJECT", "DMARC_POLICY_QUARANTINE", "DMARC_POLICY_NONE"})
-
-
-def _arc_hits(chain: arc_.ArcResult) -> list[Hit]:
-    if chain.status is arc_.ArcStatus.PASS:
-        return [Hit("ARC_PASS", options=(chain.sealer, f"i={chain.instances}"))]
-    if chain.status is arc_.ArcStatus.FAIL:
-        options = (chain.sealer, chain.detail) if chain.sealer else (chain.detail,)
-        return [Hit("ARC_FAIL", options=tuple(o for o in options if o))]
-    if chain.status is arc_.ArcStatus.NONE:
-        return [Hit("ARC_NONE")]
-    return []  # a key not fetched in time: no verdict on the chain
+        return Hit(DMARC[disposition], options=options[:MAX_OPTIONS], force=force)
 
 
 def _ready(hits: Sequence[Hit]) -> Awaitable[Sequence[Hit]]:
@@ -518,23 +452,3 @@ def _answer(pending: _Pending) -> Answer | None:
     if isinstance(pending, Answer):
         return pending
     return pending.result() if pending.done() and not pending.cancelled() else None
-
-
-def _spf_hit(result: SpfResult) -> Hit:
-    detail = result.mechanism or result.detail
-    options = (result.domain, detail) if detail else (result.domain,)
-    return Hit(_SPF[result.result], options=tuple(o for o in options if o))
-
-
-def _dkim_hits(results: list[dkim_.DkimResult]) -> list[Hit]:
-    if not results:
-        return [Hit("DKIM_NONE")]
-    found: dict[str, list[str]] = {}
-    for r in results:
-        symbol = (
-            "DKIM_PARTIAL_BODY"
-            if r.status is dkim_.DkimStatus.PASS and r.partial
-            else (_DKIM[r.status])
-        )
-        found.setdefault(symbol, []).append(f"{r.domain}:s={r.selector}")
-    return [Hit(s, options=tuple(dict.fromkeys(o))[:_MAX_OPTIONS]) for s, o in found.items()]
