@@ -401,7 +401,8 @@ def load(args: argparse.Namespace) -> dict[str, Any]:
         os.chmod(tmp, 0o755)  # Postfix's own user walks into its folder
         sw = Seawall(root=Path(tmp) / "sw", state=Path(tmp) / "state", workers=2)
         sw.write_config()
-        sw.start()
+        with memtrace(args.memtrace):
+            sw.start()
         postfix = Postfix(
             root=Path(tmp) / "postfix",
             sink_port=1,
@@ -458,6 +459,24 @@ def load(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+@contextlib.contextmanager
+def memtrace(folder: str | None) -> Iterator[None]:
+    """Dev-only: with a folder, Seawall's workers record their heap there every minute
+    (bench/memtrace/sitecustomize.py and its variables); the bench's own process is not."""
+    if not folder:
+        yield
+        return
+    saved = dict(os.environ)
+    here = Path(__file__).resolve().parent / "memtrace"
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(here), saved.get("PYTHONPATH", "")])
+    os.environ["SEAWALL_BENCH_MEMTRACE"] = str(Path(folder).resolve())
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """One side's rounds together; p50/p99 are the rounds' (their medians, not pooled)."""
     out: dict[str, Any] = {
@@ -504,3 +523,8 @@ def add_load_parser(sub: Any) -> None:
         help="offered msg/h on a fixed schedule (default: 2x the measured peak); 0: closed loop",
     )
     run.add_argument("--clients", type=int, default=64, help="SMTP client threads (open loop)")
+    run.add_argument(
+        "--memtrace",
+        metavar="DIR",
+        help="dev-only: the workers write their heap (tracemalloc, malloc_info) to DIR",
+    )

@@ -826,6 +826,10 @@ class ServeSettings(Section):
     learn_wait_s: Annotated[float, Positive] = 2.0
     # Seconds SIGTERM (and SIGHUP's old workers) wait for in-flight messages before exiting.
     drain_s: Annotated[float, NotNegative] = 30.0
+    # Every heap_trim_s a worker hands the free pages of its heap back to the system (glibc's
+    # malloc_trim; a no-op without glibc): what connections and scans freed stays out of its
+    # RSS.  0 never does.
+    heap_trim_s: Annotated[float, NotNegative] = 60.0
     # The "greylist" action tempfails a new (client /24, sender, recipient) triplet; a retry
     # after greylist_delay_s and within greylist_expire_s passes.  Bots rarely retry.
     greylist_delay_s: Annotated[float, NotNegative] = 300.0

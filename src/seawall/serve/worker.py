@@ -48,6 +48,7 @@ from seawall.serve.accept import (
     sweep_forever,
 )
 from seawall.serve.balance import Fairness, accept_forever
+from seawall.serve.heap import trim_forever
 from seawall.serve.listeners import allowed
 from seawall.serve.service import Service
 from seawall.store import open_store
@@ -170,6 +171,7 @@ async def _main(
         connections.append(streams)
         acceptors.append(asyncio.ensure_future(accept_forever(sock, fair, streams.accept)))
     acceptors.append(asyncio.ensure_future(sweep_forever(list(tables.values()))))
+    acceptors.append(asyncio.ensure_future(trim_forever(serve.heap_trim_s)))
     service.connection_stats = lambda: {name: t.stats() for name, t in tables.items()}
     log.info("worker %d serving %s", os.getpid(), ", ".join(sorted(sockets)))
     await stop.wait()
