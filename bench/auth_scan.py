@@ -17,6 +17,8 @@ a) In process, DKIM alone: each signed message's signatures read and verified, t
    SPF for the Received hop and Return-Path, SPF HELO, each DKIM signature, DMARC, ARC):
    CPU per message from a warm cache, and wall time per message from a cold one (a new
    detector and cache for each message) behind the delay.
+   Then an Engine as a scan's worker runs it, off and on: where the scan's CPU goes
+   (:func:`engine_split`).
 b) ``seawall scan --workers 2`` over the Maildir, in alternating rounds: authentication off,
    on (NSD straight), and on behind the delay (each scan process starts with an empty
    cache: the pipeline overlaps the waits).  Messages per second, and each round's ratio
@@ -207,6 +209,83 @@ def dkim_cpu(raws: list[bytes]) -> dict[str, float]:
     return out
 
 
+def engine_split(nameserver: str, raws: list[bytes], root: Path) -> dict[str, Any]:
+    """Where a scan's CPU goes with authentication on, in one process: an Engine as a
+    scan's worker builds it (64 messages in flight), authentication off and on, two
+    passes each (the first from an empty DNS cache).  Per message: the main thread's CPU
+    for the whole scan, for the detector's own work (``start()``, with the checks when
+    every answer is cached, and the checks after a wait), and for the garbage collector."""
+    import contextlib
+    import gc
+
+    from seawall.batch import _overlay, _shared_counts
+    from seawall.config import load_config
+    from seawall.engine import build_engine
+
+    spent = {"detector": 0.0, "gc": 0.0}
+    depth = [0]
+
+    def timed(method: Any) -> Any:
+        def run(self: AuthDetector, *args: Any) -> Any:
+            depth[0] += 1
+            c0 = time.thread_time()
+            try:
+                return method(self, *args)
+            finally:
+                depth[0] -= 1
+                if depth[0] == 0:
+                    spent["detector"] += time.thread_time() - c0
+
+        return run
+
+    gc_started = [0.0]
+
+    def collecting(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            gc_started[0] = time.thread_time()
+        else:
+            spent["gc"] += time.thread_time() - gc_started[0]
+
+    saved = AuthDetector.start, AuthDetector._hits
+    AuthDetector.start = timed(AuthDetector.start)  # type: ignore[method-assign]
+    AuthDetector._hits = timed(AuthDetector._hits)  # type: ignore[method-assign]
+    gc.callbacks.append(collecting)
+
+    async def scan(engine: Any) -> None:
+        gate = asyncio.Semaphore(64)
+
+        async def one(raw: bytes) -> None:
+            async with gate:
+                await engine.scan_message(Envelope(), raw)
+
+        await asyncio.gather(*(one(raw) for raw in raws))
+        await engine.flush()
+
+    out: dict[str, Any] = {}
+    try:
+        for name, server in (("off", None), ("on", nameserver)):
+            config = load_config(write_config(root / f"split-{name}.toml", root / "state", server))
+            with contextlib.ExitStack() as stack:
+                engine = build_engine(config, store=_overlay(config, _shared_counts(stack)))
+                stack.callback(engine.close)
+                loop = asyncio.new_event_loop()
+                stack.callback(loop.close)
+                for first in (True, False):
+                    spent.update(detector=0.0, gc=0.0)
+                    c0 = time.thread_time()
+                    loop.run_until_complete(scan(engine))
+                    n = len(raws)
+                    out[f"{name}_{'cold' if first else 'warm'}_us_per_message"] = {
+                        "scan": round((time.thread_time() - c0) / n * 1e6),
+                        "auth_detector": round(spent["detector"] / n * 1e6),
+                        "gc": round(spent["gc"] / n * 1e6),
+                    }
+    finally:
+        AuthDetector.start, AuthDetector._hits = saved  # type: ignore[method-assign]
+        gc.callbacks.remove(collecting)
+    return out
+
+
 def write_config(path: Path, state: Path, nameserver: str | None) -> Path:
     lines = [f'state_dir = "{state}"', "[trusted]", "private_is_trusted = false"]
     if nameserver is not None:
@@ -277,6 +356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             time.sleep(0.5)  # the proxy binds
             slow = f"127.0.0.1:{port}"
             report["in_process_warm"] = asyncio.run(warm_cpu(nsd.address, raws))
+            report["engine_split"] = engine_split(nsd.address, raws, root)
             report[f"in_process_cold_{args.delay_ms}ms"] = asyncio.run(
                 cold_wall(slow, raws[: args.cold_messages])
             )
