@@ -290,14 +290,10 @@ class Engine:
             return (Hit("DETECTOR_FAILED", options=(detector.name,)),)
 
     def event_loop(self) -> asyncio.AbstractEventLoop:
-        """The private event loop that synchronous callers (CLI scans) run scans on: uvloop's,
-        as ``seawall serve`` runs (its tasks, timers and socket writes are C; the default
-        loop's cost about 0.1 ms a message in a scan's workers)."""
+        """The private event loop that synchronous callers (CLI scans) run scans on."""
         loop = self._loop
         if loop is None:
-            import uvloop
-
-            loop = self._loop = uvloop.new_event_loop()
+            loop = self._loop = asyncio.new_event_loop()
         return loop
 
     def scan_sync(self, envelope: Envelope, raw: bytes, *, now: float | None = None) -> Scan:
