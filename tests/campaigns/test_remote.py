@@ -382,3 +382,39 @@ def test_an_idle_judgement_goes_alone_and_close_sends_what_waits() -> None:
             await unix.wait_closed()
 
     assert asyncio.run(run()) == (1, 2)
+
+
+def test_a_judgement_waiting_on_a_lost_connection_does_not_fail_the_next_one() -> None:
+    name = f"\0seawall-test-wire-lost-{os.getpid()}"
+
+    async def run() -> tuple[int, int]:
+        tracker = Tracker(CampaignSettings())
+        server = TrackerServer(tracker)
+        writers: list[asyncio.StreamWriter] = []
+
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writers.append(writer)
+            await server.connection(reader, writer)
+
+        unix = await asyncio.start_unix_server(serve, path=name)
+        client = RemoteTracker(name, judge_delay_s=0.2)
+        fp = Fingerprint.from_text(TEXT, "Parcel")
+        try:
+            cid = (await client.observe(fp, bot(0), NOW)).view.id
+            await client.judge(Judge(cid, True, (), NOW))  # waits for company on this one
+            for writer in writers:  # the tracker drops the connection
+                writer.close()
+            for _ in range(200):  # until the client has seen the connection go
+                if client._writer is None:
+                    break
+                await asyncio.sleep(0.01)
+            await client.judge(Judge(cid, True, (), NOW + 1))  # the old timer must not fire
+            await asyncio.sleep(0.3)
+            view = (await client.observe(fp, bot(1), NOW + 2)).view
+            return view.count, view.spam  # the first judgement went with its connection
+        finally:
+            client.close()
+            unix.close()
+            await unix.wait_closed()
+
+    assert asyncio.run(run()) == (2, 1)

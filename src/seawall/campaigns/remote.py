@@ -175,6 +175,9 @@ class RemoteTracker:
 
     def _fail(self, exc: BaseException) -> None:
         """Drop the connection and fail everything waiting on it."""
+        if self._flush is not None:  # bound to this connection: the next one schedules its own
+            self._flush.cancel()
+            self._flush, self._flush_later = None, False
         if self._writer is not None:
             self._writer.close()
         self._writer = None
