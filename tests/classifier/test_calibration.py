@@ -234,7 +234,7 @@ def test_a_state_learned_before_the_calibration_builds_one_on_its_next_learns(
 
 def _worker_view(config_file: str, paths: list[str], queue: Any) -> None:
     """What a scan worker does: open the state the configuration names, build the detector
-    and score; it reports its reject margin and the symbols of each message."""
+    and score; it reports its reject and graded margins and the hits of each message."""
     import asyncio
 
     from seawall.detectors.base import Context, Parts
@@ -245,15 +245,16 @@ def _worker_view(config_file: str, paths: list[str], queue: Any) -> None:
     detector = ClassifierDetector.build(Parts(config, classifier=clf))
     assert detector is not None
 
-    async def scan() -> list[list[str]]:
+    async def scan() -> list[list[tuple[str, float]]]:
         out = []
         for path in paths:
             found = await detector.check(parse_message(Path(path).read_bytes()), Context(0.0))
-            out.append(sorted(h.symbol for h in found))
+            out.append(sorted((h.symbol, round(h.weight, 9)) for h in found))
         return out
 
     reject = clf.reject_margin
-    queue.put((reject.margin if reject else None, asyncio.run(scan())))
+    margins = (reject.margin, reject.graded) if reject else None
+    queue.put((margins, asyncio.run(scan())))
     clf.close()
 
 
@@ -292,8 +293,9 @@ def test_every_worker_process_reads_the_same_calibration(
         worker.join(timeout=60)
         assert worker.exitcode == 0
     assert views[0] == views[1]
-    margin, symbols = views[0]
-    assert margin == reject.margin
+    margins, hits = views[0]
+    assert margins == (reject.margin, reject.graded)  # the graded points' margins too
+    symbols = [[symbol for symbol, _ in found] for found in hits]
     certain = [s for s in symbols[:30] if "CLASSIFIER_CERTAIN" in s]
     assert certain, "no test spam beyond the reject margin: the check would prove nothing"
     assert not any("CLASSIFIER_CERTAIN" in s for s in symbols[30:])
