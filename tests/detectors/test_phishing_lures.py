@@ -33,7 +33,8 @@ def test_mixed_script_words() -> None:
     assert mixed_script_words("\u1d0d\u1d04\u1d00\ua730\u1d07\u1d07 alert") == [
         "\u1d0d\u1d04\u1d00\ua730\u1d07\u1d07"
     ]
-    # whole words of one script, accents and units stay quiet
+    # whole words of one script, accents, and UTF-8 read as windows-1251 stay quiet
+    assert mixed_script_words("caf\u0413\u00a9 attach\u043f\u0457\u0405") == []
     assert mixed_script_words("\u041f\u0440\u0438\u0432\u0435\u0442 world, M\u00fcller") == []
     assert mixed_script_words("plain ascii text") == []
 

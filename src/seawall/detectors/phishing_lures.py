@@ -26,6 +26,9 @@ _FAKE_CHAR = re.compile(f"[{_FAKE_LATIN}]")
 _LATIN_CHAR = re.compile(r"[A-Za-z\u00c0-\u024f]")
 _LETTER_RUN = re.compile(r"[^\W\d_]+")
 _MAX_MIXED = 3  # words reported
+# A Greek or Cyrillic capital inside a word is how UTF-8 read as windows-1251 looks
+# ("cafГ©", "attachпїЅ"), not a look-alike: those replace small letters, or a first capital.
+_MOJIBAKE = re.compile(r"(?<=[^\W\d_])[\u0391-\u03a9\u0400-\u042f]")
 
 
 def mixed_script_words(text: str) -> list[str]:
@@ -38,12 +41,15 @@ def mixed_script_words(text: str) -> list[str]:
         word = match.group()
         if word.isascii() or _SUSPECT.search(word) is None:
             continue
-        fake = _FAKE_CHAR.search(word) is not None
-        if (
-            fake
-            and len(word) >= 3
-            or (_LATIN_CHAR.search(word) is not None and _FOREIGN_CHAR.search(word) is not None)
-        ):
+        if _FAKE_CHAR.search(word) is not None:
+            mixed = len(word) >= 3
+        else:
+            mixed = (
+                _LATIN_CHAR.search(word) is not None
+                and _FOREIGN_CHAR.search(word) is not None
+                and _MOJIBAKE.search(word) is None
+            )
+        if mixed:
             found.append(word)
             if len(found) >= _MAX_MIXED:
                 break
