@@ -256,3 +256,19 @@ def test_a_big_providers_domain_never_goes_on_the_local_uri_list(engine: Engine)
     assert "URIBL_LOCAL" in (
         engine.scan_sync(Envelope(), GARDEN % b"cheap-pills.example", now=NOW + 510).verdict.symbols
     )
+
+
+def test_the_recipients_own_domain_never_goes_on_the_local_uri_list(engine: Engine) -> None:
+    # A run's unsubscribe link on the domain it was sent to (user{i}@example.org): the
+    # domain we receive mail for must not mark its own users' mail.
+    rng = random.Random(7)
+    for i in range(30):
+        copy = spam_copy(i, rng).replace(
+            b"Reply STOP", b"Unsubscribe at http://example.org/u/%d or reply STOP" % i
+        )
+        engine.scan_sync(bot(i), copy, now=NOW + 10 * i)
+    other = engine.scan_sync(Envelope(), GARDEN % b"www.example.org", now=NOW + 500).verdict
+    assert "URIBL_LOCAL" not in other.symbols
+    assert "URIBL_LOCAL" in (
+        engine.scan_sync(Envelope(), GARDEN % b"cheap-pills.example", now=NOW + 510).verdict.symbols
+    )

@@ -15,6 +15,7 @@ Symbols (scores in policy/scores.toml):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
@@ -28,6 +29,7 @@ from seawall.detectors.base import Context, Hit, Parts
 from seawall.detectors.hostnames import Providers, is_dynamic_name
 from seawall.message import Message
 from seawall.message.headers import is_list_mail
+from seawall.message.hosts import domain_of
 from seawall.policy.model import Verdict
 
 CAMPAIGN = "CAMPAIGN"
@@ -194,9 +196,15 @@ class CampaignDetector:
     def _listable(self, msg: Message) -> tuple[str, ...]:
         """The domains a message links to that may go on the local URI list: not a big mail
         provider's (a spam run's reply-to address at yahoo.com, a redirect through
-        rd.yahoo.com), which half the ham of the world links to as well."""
+        rd.yahoo.com), which half the ham of the world links to as well, and not its
+        recipients' own (a spam run's unsubscribe link carries the address it was sent to:
+        listed, the domain we receive mail for would mark its own users' mail)."""
+        domains = _domains(msg)
+        if not domains:
+            return ()
         of = self.providers.of
-        return tuple(d for d in _domains(msg) if of(d) is None)
+        own = _recipient_domains(msg)
+        return tuple(d for d in domains if of(d) is None and d not in own)
 
     async def after_verdict(self, msg: Message, verdict: Verdict, now: float) -> None:
         """Tell the tracker how the message was judged by its content."""
@@ -221,6 +229,22 @@ class CampaignDetector:
 
 def _domains(msg: Message) -> tuple[str, ...]:
     return tuple(sorted({u.domain for u in msg.urls if u.domain}))
+
+
+_AT_DOMAIN = re.compile(r"@\[?([A-Za-z0-9][A-Za-z0-9.-]{0,252})")
+_RECIPIENT_FIELDS = ("to", "cc", "delivered-to", "x-original-to")
+
+
+def _recipient_domains(msg: Message) -> frozenset[str]:
+    """The registrable domains of the message's recipients: the envelope's and the header's."""
+    values = [*msg.envelope.rcpts]
+    for name in _RECIPIENT_FIELDS:
+        values.extend(msg.headers.get_all(name))
+    return frozenset(
+        domain_of(m.group(1).rstrip(".").lower())
+        for value in values
+        for m in _AT_DOMAIN.finditer(value)
+    )
 
 
 def _list_post(msg: Message) -> bool:
