@@ -73,3 +73,16 @@ async def test_honest_links_are_clean(href: str, text: str) -> None:
 
 async def test_no_links_is_clean() -> None:
     assert await scan(DETECTOR, msg(b"From: a@example.org\n\nhello\n")) == {}
+
+
+async def test_a_stray_ip_link_in_a_link_digest_weighs_a_quarter() -> None:
+    # many_urls is 5 here: 11 named links and one bare IP (under a tenth) is a digest.
+    named = [(f"https://blog{n}.example.org/", f"blog {n}") for n in range(11)]
+    ip = ("http://203.0.113.7/weblog/", "a weblog")
+    hits = await scan(DETECTOR, msg(html(*named, ip)))
+    assert hits["URL_IP"].weight == 0.25
+    # The same IP link among a few named ones (a bank's mail copied, its login link
+    # replaced) keeps its whole weight, and so does a digest of many IP links.
+    assert (await scan(DETECTOR, msg(html(*named[:4], ip))))["URL_IP"].weight == 1.0
+    ips = [(f"http://203.0.113.{n}/", f"host {n}") for n in range(3)]
+    assert (await scan(DETECTOR, msg(html(*named[:9], *ips))))["URL_IP"].weight == 1.0

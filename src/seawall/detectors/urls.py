@@ -144,9 +144,17 @@ class UrlsDetector:
                 shown = _text_host(url.link_text)
                 if shown is not None and not self._honest(shown, host, msg):
                     found.setdefault("URL_TEXT_MISMATCH", []).append(f"{shown}->{host}")
-        if len(urls) > self.settings.many_urls:  # the parser keeps each URL once
+        many = len(urls) > self.settings.many_urls  # the parser keeps each URL once
+        if many:
             found["URL_MANY"] = [str(len(urls))]
-        return tuple(Hit(symbol, options=_summarize(opts)) for symbol, opts in found.items())
+        return tuple(
+            Hit(
+                symbol,
+                weight=_ip_weight(opts, len(urls), many) if symbol == "URL_IP" else 1.0,
+                options=_summarize(opts),
+            )
+            for symbol, opts in found.items()
+        )
 
     def _honest(self, shown: str, host: str, msg: Message) -> bool:
         if same_site(shown, host):
@@ -207,3 +215,15 @@ def _script(char: str) -> str:
 def _summarize(options: list[str], limit: int = 5) -> tuple[str, ...]:
     """Up to ``limit`` distinct pieces of evidence, in order of appearance."""
     return tuple(dict.fromkeys(options))[:limit]
+
+
+# A bare-IP link among many named ones (under a tenth of a message with more than
+# many_urls links) is a link digest's or a mailing-list archive's stray, not a phishing
+# link: a quarter of the points.  A copy of a bank's mail with every link real but the
+# login's (a few dozen links at most) keeps them all.  On the shared corpora: 3 ham and 7
+# of 9,578 spam have such a share.
+_DIGEST_IP_WEIGHT = 0.25
+
+
+def _ip_weight(ips: list[str], links: int, many: bool) -> float:
+    return _DIGEST_IP_WEIGHT if many and 10 * len(ips) < links else 1.0
