@@ -123,8 +123,32 @@ def measure(records: dict[str, Record], labels: dict[str, bool]) -> dict[str, An
         "action_recall": round(100 * flagged_spam / len(spam), 2),
         "action_fpr": round(100 * flagged_ham / len(ham), 3),
         "rejected_spam": sum(1 for p, r in records.items() if labels[p] and r.action == "reject"),
+        "rejected_spam_pct": round(
+            100
+            * sum(1 for p, r in records.items() if labels[p] and r.action == "reject")
+            / len(spam),
+            1,
+        ),
         "ham_flagged": flagged_ham,
+        "ham_greylisted": sum(
+            1 for p, r in records.items() if not labels[p] and r.action == "greylist"
+        ),
+        "ham_rejected": sum(
+            1 for p, r in records.items() if not labels[p] and r.action == "reject"
+        ),
+        # What put ham at greylist or above: each symbol with a positive score, by count.
+        "ham_held_by": _held_by([r for p, r in records.items() if not labels[p]]),
     }
+
+
+def _held_by(ham: Sequence[Record]) -> dict[str, int]:
+    held = [r for r in ham if r.action != "no action"]
+    counts: dict[str, int] = {}
+    for record in held:
+        for symbol, score in record.symbols.items():
+            if score > 0:
+                counts[symbol] = counts.get(symbol, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1])[:8])
 
 
 def scan(config: Config, items: Sequence[Labelled], workers: int, frozen: bool) -> dict[str, Any]:
@@ -188,11 +212,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(doc, indent=1))
     else:
         print(f"classifier alone: recall at 0.1% FPR {alone['recall_at_fpr_0.1%']}%")
-        print(f"{'order':<11} {'workers':>7} {'@0.1%':>7} {'action':>7} {'FPR':>6} {'reject':>6}")
-        for c in doc["cells"]:
+        print(
+            f"{'order':<11} {'workers':>7} {'@0.1%':>7} {'action':>7} {'FPR':>6} {'reject':>6}"
+            f" {'ham grey':>8} {'ham rej':>7}"
+        )
+        for c in doc["cells"] + doc.get("repeats", []):
             print(
-                f"{c['order']:<11} {c['workers']:>7} {c['recall_at_fpr_0.1%']:>7} "
-                f"{c['action_recall']:>7} {c['action_fpr']:>6} {c['rejected_spam']:>6}"
+                f"{c.get('order', 'repeat'):<11} {c.get('workers', workers[-1]):>7} "
+                f"{c['recall_at_fpr_0.1%']:>7} {c['action_recall']:>7} {c['action_fpr']:>6} "
+                f"{c['rejected_spam']:>6} {c['ham_greylisted']:>8} {c['ham_rejected']:>7}"
             )
         for key in [k for k in doc if k.startswith("spread_")]:
             print(f"{key}: {doc[key]}")
