@@ -30,6 +30,13 @@ class TrackerClient(Protocol):
         ``limit``, when not 0)."""
         ...
 
+    async def tally(
+        self, min_count: int = 2, *, outbreak_per_hour: int = 0, botnet_min_ips: int = 0
+    ) -> dict[str, int]:
+        """How many campaigns have ``min_count`` messages (``live``), and of those how many
+        are outbreaks and botnets now (``Tracker.tally``)."""
+        ...
+
     async def show(
         self, campaign: str, max_ips: int = SHOWN_IPS, *, sample: bool = False
     ) -> dict[str, Any] | None:
@@ -66,6 +73,16 @@ class LocalTracker:
 
     async def listing(self, min_count: int = 2, *, limit: int = 0) -> list[dict[str, Any]]:
         return self.tracker.listing(time.time(), min_count=min_count, limit=limit)
+
+    async def tally(
+        self, min_count: int = 2, *, outbreak_per_hour: int = 0, botnet_min_ips: int = 0
+    ) -> dict[str, int]:
+        return self.tracker.tally(
+            time.time(),
+            min_count=min_count,
+            outbreak_per_hour=outbreak_per_hour,
+            botnet_min_ips=botnet_min_ips,
+        )
 
     async def show(
         self, campaign: str, max_ips: int = SHOWN_IPS, *, sample: bool = False

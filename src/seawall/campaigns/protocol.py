@@ -48,6 +48,16 @@ class Listing(msgspec.Struct, tag="list"):
     limit: int = 0  # the busiest this many; 0: all
 
 
+class Tally(msgspec.Struct, tag="tally"):
+    """How many campaigns have ``min_count`` messages or more, and of those how many send
+    ``outbreak_per_hour`` or more now and come from ``botnet_min_ips`` addresses or more:
+    what /metrics shows, counted where the campaigns are rather than listed to be counted."""
+
+    min_count: int = 2
+    outbreak_per_hour: int = 0
+    botnet_min_ips: int = 0
+
+
 class Show(msgspec.Struct, tag="show"):
     """One campaign in detail; at most ``max_ips`` addresses of each list (the tracker
     sends no more than ``registry.MAX_IPS``)."""
@@ -73,7 +83,7 @@ class Endpoint(msgspec.Struct, frozen=True):
     node: str = ""  # who published it, for logs
 
 
-Request = Observe | Judge | Mark | Listing | Show | Hello
+Request = Observe | Judge | Mark | Listing | Tally | Show | Hello
 LEASE_KEY = "campaigns:tracker"  # the Store key of the serving tracker's Endpoint
 decode_request = msgspec.msgpack.Decoder(Request).decode
 encode = msgspec.msgpack.Encoder().encode

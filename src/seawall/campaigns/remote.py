@@ -31,6 +31,7 @@ from seawall.campaigns.protocol import (
     Observe,
     Request,
     Show,
+    Tally,
     encode,
     frame,
 )
@@ -214,6 +215,20 @@ class RemoteTracker:
             await self._call(Listing(min_count=min_count, limit=limit))
         )
         return result
+
+    async def tally(
+        self, min_count: int = 2, *, outbreak_per_hour: int = 0, botnet_min_ips: int = 0
+    ) -> dict[str, int]:
+        """How many campaigns are live, outbreaks and botnets (one round trip)."""
+        request = Tally(
+            min_count=min_count,
+            outbreak_per_hour=outbreak_per_hour,
+            botnet_min_ips=botnet_min_ips,
+        )
+        result: dict[str, Any] = msgspec.msgpack.decode(await self._call(request))
+        if set(result) == {"error"}:  # the request failed there
+            raise TrackerError(f"the campaign tracker: {result['error']}")
+        return {k: int(v) for k, v in result.items()}
 
     async def show(
         self, campaign: str, max_ips: int = SHOWN_IPS, *, sample: bool = False

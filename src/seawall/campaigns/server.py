@@ -26,6 +26,7 @@ from seawall.campaigns.protocol import (
     Observe,
     Request,
     Show,
+    Tally,
     decode_request,
     encode,
     frame,
@@ -61,6 +62,13 @@ class TrackerServer:
             return None if campaign is None else campaign.sample
         if isinstance(request, Hello):
             return None
+        if isinstance(request, Tally):
+            return tracker.tally(
+                time.time(),
+                min_count=request.min_count,
+                outbreak_per_hour=request.outbreak_per_hour,
+                botnet_min_ips=request.botnet_min_ips,
+            )
         if isinstance(request, Show):
             return tracker.show(
                 request.campaign, time.time(), max_ips=request.max_ips, sample=request.sample

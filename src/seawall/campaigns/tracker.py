@@ -319,6 +319,21 @@ class Tracker:
             del chosen[limit:]
         return [c.summary(now) | {"confirmed_spam": self.confirmed_spam(c)} for c in chosen]
 
+    def tally(
+        self, now: float, *, min_count: int = 2, outbreak_per_hour: int = 0, botnet_min_ips: int = 0
+    ) -> dict[str, int]:
+        """``Tally``: the campaigns with at least ``min_count`` messages (``live``), and of
+        those the ones at ``outbreak_per_hour`` now (``outbreaks``) and the ones sent from
+        ``botnet_min_ips`` addresses or more (``botnet``)."""
+        live = outbreaks = botnet = 0
+        for campaign in self.campaigns.values():
+            if campaign.count < min_count:
+                continue
+            live += 1
+            outbreaks += campaign.per_hour(now) >= outbreak_per_hour
+            botnet += len(campaign.ips) >= botnet_min_ips
+        return {"live": live, "outbreaks": outbreaks, "botnet": botnet}
+
     def show(
         self, campaign_id: str, now: float, *, max_ips: int = SHOWN_IPS, sample: bool = False
     ) -> dict[str, object] | None:

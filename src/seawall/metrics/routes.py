@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -44,18 +43,21 @@ CASE_STATES = ("open", "notified", "walled", "released", "closed")
 class CampaignListing(Protocol):
     """What the scrape asks the campaign tracker (``campaigns.client.TrackerClient``)."""
 
-    async def listing(self, min_count: int = 2) -> list[dict[str, Any]]: ...
+    async def tally(
+        self, min_count: int = 2, *, outbreak_per_hour: int = 0, botnet_min_ips: int = 0
+    ) -> dict[str, int]: ...
 
 
-class _Stated(Protocol):
+class _Counted(Protocol):
     @property
-    def state(self) -> str: ...
+    def by_state(self) -> Mapping[str, int]: ...
 
 
 class CaseListing(Protocol):
-    """What the scrape asks the zombie case book (``zombies.store.CaseBook``)."""
+    """What the scrape asks the zombie case book (``zombies.store.CaseBook``): a page of
+    none, for its count of cases by state."""
 
-    async def list(self) -> Sequence[_Stated]: ...
+    async def page(self, *, limit: int = 100) -> _Counted: ...
 
 
 def metrics_routes(
@@ -74,22 +76,24 @@ def metrics_routes(
     async def campaign_gauges() -> list[LiveGauge]:
         if tracker is None:
             return []
-        listing = await tracker.listing(min_count=campaigns.min_copies)
-        outbreaks = sum(1 for c in listing if c.get("per_hour", 0) >= campaigns.outbreak_per_hour)
-        botnet = sum(1 for c in listing if c.get("ips", 0) >= campaigns.botnet_min_ips)
+        counts = await tracker.tally(
+            campaigns.min_copies,
+            outbreak_per_hour=campaigns.outbreak_per_hour,
+            botnet_min_ips=campaigns.botnet_min_ips,
+        )
         return [
             LiveGauge(
-                "seawall_campaigns_live", "Campaigns the tracker holds", [({}, len(listing))]
+                "seawall_campaigns_live", "Campaigns the tracker holds", [({}, counts["live"])]
             ),
             LiveGauge(
                 "seawall_campaigns_outbreaks",
                 "Campaigns at the outbreak rate now",
-                [({}, outbreaks)],
+                [({}, counts["outbreaks"])],
             ),
             LiveGauge(
                 "seawall_campaigns_botnet",
                 "Campaigns sent from many addresses (a botnet)",
-                [({}, botnet)],
+                [({}, counts["botnet"])],
             ),
         ]
 
@@ -100,9 +104,9 @@ def metrics_routes(
             return []
         if not book:
             book.append(cases())
-        counts = Counter(case.state for case in await book[0].list())
+        counts = (await book[0].page(limit=0)).by_state
         states = dict.fromkeys((*CASE_STATES, *counts))
-        samples = [({"state": state}, float(counts[state])) for state in states]
+        samples = [({"state": state}, float(counts.get(state, 0))) for state in states]
         return [LiveGauge("seawall_cases", "Zombie cases by state", samples)]
 
     sources: dict[str, Callable[[], Awaitable[list[LiveGauge]]]] = {
