@@ -272,3 +272,50 @@ def test_the_recipients_own_domain_never_goes_on_the_local_uri_list(engine: Engi
     assert "URIBL_LOCAL" in (
         engine.scan_sync(Envelope(), GARDEN % b"cheap-pills.example", now=NOW + 510).verdict.symbols
     )
+
+
+FOOTER = (
+    "\r\n-------------------------------------------------------\r\n"
+    "This list is sponsored by Gadgets: http://gadgets.example/list\r\n"
+    "_______________________________________________\r\n"
+    "Garden mailing list\r\nGarden@lists.example.net\r\n"
+    "https://lists.example.net/mailman/listinfo/garden\r\n"
+)
+
+
+def test_a_spam_run_forwarded_to_a_list_without_its_fields_lists_nothing_of_the_list(
+    engine: Engine,
+) -> None:
+    # SpamAssassin's spam_2 holds spam forwarded to spamassassin-sightings: the List-*
+    # fields are gone, the footer (the list's listinfo page, its sponsor) is not.  The
+    # list's ham posts carry the same footer: in spam-first order the run listed them.
+    rng = random.Random(7)
+    for i in range(30):
+        engine.scan_sync(bot(i), spam_copy(i, rng) + FOOTER.encode(), now=NOW + 10 * i)
+    for domain in (b"lists.example.net", b"gadgets.example"):
+        later = engine.scan_sync(Envelope(), GARDEN % domain, now=NOW + 500).verdict
+        assert "URIBL_LOCAL" not in later.symbols, domain
+    # The same run without the footer is listed as before.
+    for i in range(30, 60):
+        engine.scan_sync(bot(i), spam_copy(i, rng, domain="pills.example"), now=NOW + 10 * i)
+    later = engine.scan_sync(Envelope(), GARDEN % b"pills.example", now=NOW + 900).verdict
+    assert "URIBL_LOCAL" in later.symbols
+
+
+@pytest.mark.parametrize(
+    ("url", "list_page"),
+    [
+        ("http://www.linux.ie/mailman/listinfo/ilug", True),
+        ("https://lists.sourceforge.net/lists/listinfo/razor-users", True),
+        ("http://mail.python.org/mailman-21/listinfo/spambayes", True),
+        ("http://www.eff.org/mailman/private/eff-ip/", True),
+        ("http://lists.example.org/pipermail/garden/2002-July/000123.html", True),
+        ("http://www.forbes.com/lists/results.jhtml?passListId=10", False),
+        ("http://shop.example/mailman-costume", False),
+        ("http://shop.example/listinfo", False),
+    ],
+)
+def test_a_list_page_is_known_by_its_path(url: str, list_page: bool) -> None:
+    from seawall.detectors.campaign import _LIST_PAGE
+
+    assert bool(_LIST_PAGE.match(url)) is list_page

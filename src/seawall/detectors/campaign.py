@@ -189,7 +189,9 @@ class CampaignDetector:
             language=ctx.language,
             subject=msg.subject,
             domains=self._listable(msg),
-            list_post=list_mail,
+            # A list's footer without its header fields is a list post all the same: mail
+            # forwarded to a list, or a digest, whose List-* fields were dropped on the way.
+            list_post=list_mail or _has_list_page(msg),
             urls=tuple(u.url for u in msg.urls[:20]),
         )
 
@@ -245,6 +247,19 @@ def _recipient_domains(msg: Message) -> frozenset[str]:
         for value in values
         for m in _AT_DOMAIN.finditer(value)
     )
+
+
+# A list manager's own pages (Mailman's listinfo, options, archives; SourceForge's and
+# other hosts' /lists/...): the link a list's footer carries on every post it relays.
+_LIST_PAGE = re.compile(
+    r"^[a-z][a-z0-9+.-]*://[^/?#]+/+(?:(?:mailman[\w.-]*|lists?)/+"
+    r"(?:listinfo|options|admindb|admin|private|archives?)|pipermail)(?:[/?#.]|$)"
+)
+
+
+def _has_list_page(msg: Message) -> bool:
+    """The message links to a mailing list's own page (its footer's "listinfo" link)."""
+    return any(_LIST_PAGE.match(u.url) for u in msg.urls)
 
 
 def _list_post(msg: Message) -> bool:
