@@ -138,7 +138,17 @@ def measure(records: dict[str, Record], labels: dict[str, bool]) -> dict[str, An
         ),
         # What put ham at greylist or above: each symbol with a positive score, by count.
         "ham_held_by": _held_by([r for p, r in records.items() if not labels[p]]),
+        # What the run learned, on each label at any action.
+        "learned_on_ham": _learned([r for p, r in records.items() if not labels[p]]),
+        "learned_on_spam": _learned([r for p, r in records.items() if labels[p]]),
     }
+
+
+LEARNED = ("URIBL_LOCAL", "CAMPAIGN_SPAM", "REP_IP_SPAM", "REP_NET_SPAM", "REP_IP_HAM")
+
+
+def _learned(records: Sequence[Record]) -> dict[str, int]:
+    return {s: n for s in LEARNED if (n := sum(1 for r in records if s in r.symbols))}
 
 
 def _held_by(ham: Sequence[Record]) -> dict[str, int]:
