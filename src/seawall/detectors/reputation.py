@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import ClassVar
 
@@ -15,7 +16,7 @@ from seawall.config import Config, ReputationSettings
 from seawall.detectors.base import Context, Hit, Parts
 from seawall.errors import StoreError
 from seawall.message.headers import is_list_mail
-from seawall.message.model import Message
+from seawall.message.model import Hop, Message
 from seawall.message.received import TrustedNetworks
 from seawall.policy.model import Verdict
 from seawall.reputation import Record, Reputation
@@ -68,10 +69,24 @@ class ReputationDetector:
         return self._reputation
 
     def source(self, msg: Message, ctx: Context) -> str | None:
-        """The address the message came from, unless it is our own user or network."""
+        """The address the message came from, unless it is our own user or network.
+
+        Mail read from a mailbox (``seawall scan`` of a Maildir that fetchmail filled) may
+        name as its first outside hop the mailbox server it was downloaded from ("by
+        localhost with POP3"): that server holds whatever anyone sent its user, so its
+        record would judge each message by the others (on the SpamAssassin corpus two such
+        servers carry a third of the test half, ham and spam; spam scanned first gave
+        their ham REP_IP_SPAM, ham scanned first gave their spam REP_IP_HAM).  The sender
+        is then the client that the mailbox server itself recorded, one field below.
+        """
         if ctx.authenticated:
             return None
-        ip = msg.source_ip
+        ip = msg.envelope.client_ip
+        if not ip:
+            hop = msg.first_untrusted
+            ip = hop.ip if hop is not None else None
+            if hop is not None and _DOWNLOAD.search(hop.raw):
+                ip = _below(msg.received, hop)
         if not ip or self.trusted.contains(ip):
             return None
         return ip
@@ -149,6 +164,20 @@ class ReputationDetector:
         """Write the counts still pending (at most ``flush_s`` old) to the store."""
         if self._reputation is not None:
             await self._reputation.flush()
+
+
+# A Received field that records a download from a mailbox, not a delivery: fetchmail's
+# "from pop.example.net [192.0.2.1] by localhost with POP3 (fetchmail-6.4.0)".
+_DOWNLOAD = re.compile(r"\bwith\s+(?:POP3|IMAP)|\(fetchmail-", re.IGNORECASE)
+
+
+def _below(hops: Sequence[Hop], download: Hop) -> str | None:
+    """The client address in the field just below ``download`` (written by the mailbox
+    server, so not one a sender could forge); None when there is none."""
+    for n, hop in enumerate(hops):
+        if hop is download:
+            return hops[n + 1].ip if n + 1 < len(hops) else None
+    return None
 
 
 def _ready(hits: Sequence[Hit]) -> Awaitable[Sequence[Hit]]:
