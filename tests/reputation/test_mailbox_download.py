@@ -83,3 +83,34 @@ async def test_a_download_with_nothing_below_is_not_counted(tmp_path: Path) -> N
     # The MTA's client, when there is one, is the sender whatever the fields say.
     live = parse_message(raw, Envelope(client_ip="203.0.113.9"))
     assert det.source(live, Context(now=T0)) == "203.0.113.9"
+
+
+def relayed(relay_rdns: str, by_below: str, sender: str = "203.0.113.7") -> bytes:
+    return (
+        "Received: from dogma.example.org [212.0.2.15]\n"
+        "\tby localhost with IMAP (fetchmail-5.9.0)\n"
+        "\tfor jm@localhost (single-drop); Mon, 22 Jul 2002 19:28:47 +0100 (IST)\n"
+        f"Received: from webnote.example.com ({relay_rdns} [193.0.2.219]) by\n"
+        "    dogma.example.org (8.11.6/8.11.6) with ESMTP id g6MHQp403724 for\n"
+        "    <jm-meerkat@example.org>; Mon, 22 Jul 2002 18:26:51 +0100\n"
+        f"Received: from ora.example.net (ora.example.net [{sender}]) by\n"
+        f"    {by_below} (8.9.3/8.9.3) with ESMTP id FAA22316 for\n"
+        "    <jm-meerkat@example.org>; Sat, 20 Jul 2002 05:46:51 +0100\n"
+        "Subject: x\n\nnews\n"
+    ).encode()
+
+
+def test_a_forwarding_server_is_looked_past_to_its_client(tmp_path: Path) -> None:
+    det = detector(tmp_path)
+    ctx = Context(now=T0)
+    # Downloaded from dogma, which got it from the recipient's forwarding address at
+    # webnote, which recorded the sender: the sender is judged.
+    msg = parse_message(relayed("mail.webnote.example.com", "webnote.example.com"), Envelope())
+    assert det.source(msg, ctx) == "203.0.113.7"
+    # The field below was not written by the server: it is the sender.
+    other = parse_message(relayed("mail.webnote.example.com", "mx.elsewhere.example"), Envelope())
+    assert det.source(other, ctx) == "193.0.2.219"
+    # A subscriber pool's address does not relay: its "history" is what a zombie wrote.
+    pool = "dsl-193-0-2-219.dyn.webnote.example.com"
+    zombie = parse_message(relayed(pool, "webnote.example.com"), Envelope())
+    assert det.source(zombie, ctx) == "193.0.2.219"

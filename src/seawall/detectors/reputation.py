@@ -14,8 +14,10 @@ from typing import ClassVar
 
 from seawall.config import Config, ReputationSettings
 from seawall.detectors.base import Context, Hit, Parts
+from seawall.detectors.hostnames import is_dynamic_name
 from seawall.errors import StoreError
 from seawall.message.headers import is_list_mail
+from seawall.message.hosts import domain_of
 from seawall.message.model import Hop, Message
 from seawall.message.received import TrustedNetworks
 from seawall.policy.model import Verdict
@@ -71,22 +73,21 @@ class ReputationDetector:
     def source(self, msg: Message, ctx: Context) -> str | None:
         """The address the message came from, unless it is our own user or network.
 
-        Mail read from a mailbox (``seawall scan`` of a Maildir that fetchmail filled) may
-        name as its first outside hop the mailbox server it was downloaded from ("by
-        localhost with POP3"): that server holds whatever anyone sent its user, so its
-        record would judge each message by the others (on the SpamAssassin corpus two such
-        servers carry a third of the test half, ham and spam; spam scanned first gave
-        their ham REP_IP_SPAM, ham scanned first gave their spam REP_IP_HAM).  The sender
-        is then the client that the mailbox server itself recorded, one field below.
+        Without the MTA's client (``seawall scan`` of stored mail), it is read from the
+        Received fields, past the hosts that only carried the message for its recipient:
+        - a download from a mailbox (fetchmail's "by localhost with POP3"): that server
+          holds whatever anyone sent its user;
+        - a named server that relayed it: the field below was written by that server
+          (its "by" is the server's domain) and names a client of its own (a forwarding
+          address, the recipient's provider); a subscriber-pool name is never taken for one.
+        Their records would judge each message by the others: on the SpamAssassin corpus
+        three such hosts carry over a third of the test half, ham and spam, and spam
+        scanned first gave their ham REP_IP_SPAM, ham scanned first gave their spam
+        REP_IP_HAM.  The sender is the client the last of them recorded.
         """
         if ctx.authenticated:
             return None
-        ip = msg.envelope.client_ip
-        if not ip:
-            hop = msg.first_untrusted
-            ip = hop.ip if hop is not None else None
-            if hop is not None and _DOWNLOAD.search(hop.raw):
-                ip = _below(msg.received, hop)
+        ip = msg.envelope.client_ip or _sender(msg, self.trusted.contains)
         if not ip or self.trusted.contains(ip):
             return None
         return ip
@@ -169,15 +170,37 @@ class ReputationDetector:
 # A Received field that records a download from a mailbox, not a delivery: fetchmail's
 # "from pop.example.net [192.0.2.1] by localhost with POP3 (fetchmail-6.4.0)".
 _DOWNLOAD = re.compile(r"\bwith\s+(?:POP3|IMAP)|\(fetchmail-", re.IGNORECASE)
+_MAX_CARRIERS = 3  # mailbox downloads and relays looked past, at most
 
 
-def _below(hops: Sequence[Hop], download: Hop) -> str | None:
-    """The client address in the field just below ``download`` (written by the mailbox
-    server, so not one a sender could forge); None when there is none."""
-    for n, hop in enumerate(hops):
-        if hop is download:
-            return hops[n + 1].ip if n + 1 < len(hops) else None
-    return None
+def _sender(msg: Message, trusted: Callable[[str], bool]) -> str | None:
+    """The first outside hop's client, past the hosts that only carried the message."""
+    first = msg.first_untrusted
+    if first is None:
+        return None
+    hops = msg.received
+    n = next((i for i, hop in enumerate(hops) if hop is first), len(hops) - 1)
+    for _ in range(_MAX_CARRIERS):
+        hop = hops[n]
+        below = hops[n + 1] if n + 1 < len(hops) else None
+        if _DOWNLOAD.search(hop.raw):
+            if below is None or below.ip is None:
+                return None  # downloaded, and nothing says from whom
+        elif below is None or not _relayed(hop, below, trusted):
+            break
+        n += 1
+    return hops[n].ip
+
+
+def _relayed(hop: Hop, below: Hop, trusted: Callable[[str], bool]) -> bool:
+    """``hop``'s client relayed the message: the field below was written by it and names
+    an outside client of its own."""
+    name = hop.rdns  # recorded by the receiver: the client cannot choose it as it does HELO
+    if not name or hop.ip is None or below.by is None or below.ip is None or trusted(below.ip):
+        return False
+    if is_dynamic_name(name, hop.ip):
+        return False  # a zombie's history is forged
+    return domain_of(below.by.lower().rstrip(".")) == domain_of(name.lower().rstrip("."))
 
 
 def _ready(hits: Sequence[Hit]) -> Awaitable[Sequence[Hit]]:
