@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -117,26 +118,102 @@ async def test_counts_and_history_by_front_end(prom_dir: Path, history: SqliteVe
     assert rows[-1].size == len(RAW)
 
 
-async def test_a_failing_history_loses_rows_not_counts(prom_dir: Path, tmp_path: Path) -> None:
+async def test_a_failing_history_keeps_rows_then_drops_them_at_close(
+    prom_dir: Path, tmp_path: Path
+) -> None:
     broken = SqliteVerdicts.open(tmp_path / "v.sqlite", HistorySettings())
     await broken.close()  # every write now fails with a StoreError
     recorder = Recorder(broken, prom.Metrics(), HistorySettings(max_pending=2))
     before = samples(prom_dir)
+
+    def delta(name: str, **labels: str) -> float:
+        return value(samples(prom_dir), name, **labels) - value(before, name, **labels)
+
     env = Envelope(client_ip="192.0.2.9")
     for _ in range(3):  # the third is beyond max_pending
         recorder.observe(env, RAW, verdict(Action.NO_ACTION), 1)
-    await recorder.flush()
-    after = samples(prom_dir)
-    assert (
-        value(after, "seawall_history_dropped_total")
-        - value(before, "seawall_history_dropped_total")
-        == 3
-    )
-    assert (
-        value(after, "seawall_messages_total", action="no action")
-        - value(before, "seawall_messages_total", action="no action")
-        == 2
-    )
+    assert not await recorder.flush()
+    assert delta("seawall_history_dropped_total") == 1  # only the one beyond the bound
+    assert delta("seawall_messages_total", action="no action") == 2
+    assert not await recorder.flush()  # retried: counted once
+    assert delta("seawall_messages_total", action="no action") == 2
+    await recorder.close(retry_s=0)  # gives up on the two it still holds
+    assert delta("seawall_history_dropped_total") == 3
+    assert delta("seawall_messages_total", action="no action") == 2
+
+
+def hold_write_lock(path: Path) -> sqlite3.Connection:
+    """Another process's writer, as SQLite sees it: a connection in a write transaction."""
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    return holder
+
+
+async def test_a_locked_history_keeps_the_batch_and_writes_it_later(
+    prom_dir: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "v.sqlite"
+    history = SqliteVerdicts.open(path, HistorySettings(), busy_timeout_s=0.1)
+    recorder = Recorder(history, prom.Metrics(), HistorySettings())
+    before = samples(prom_dir)
+
+    def delta(name: str, **labels: str) -> float:
+        return value(samples(prom_dir), name, **labels) - value(before, name, **labels)
+
+    holder = hold_write_lock(path)
+    for i in range(3):
+        recorder.observe(Envelope(queue_id=f"L{i}"), RAW, verdict(Action.REJECT), 1)
+    assert not await recorder.flush()  # "database is locked" past the busy timeout
+    assert recorder.recorded == 0
+    assert delta("seawall_messages_total", action="reject") == 3  # counted at once
+    recorder.observe(Envelope(queue_id="L3"), RAW, verdict(Action.REJECT), 1)
+    holder.execute("ROLLBACK")
+    holder.close()
+    assert await recorder.flush()
+    rows = await history.search(Search())
+    assert [r.queue_id for r in rows] == ["L3", "L2", "L1", "L0"]  # in order, none lost
+    assert delta("seawall_messages_total", action="reject") == 4  # each counted once
+    assert delta("seawall_history_dropped_total") == 0
+    await recorder.close()
+
+
+async def test_the_bounds_cover_the_batch_being_written(prom_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "v.sqlite"
+    history = SqliteVerdicts.open(path, HistorySettings(), busy_timeout_s=60)
+    recorder = Recorder(history, prom.Metrics(), HistorySettings(max_pending=3))
+    before = value(samples(prom_dir), "seawall_history_dropped_total")
+    holder = hold_write_lock(path)
+    for i in range(2):
+        recorder.observe(Envelope(queue_id=f"W{i}"), RAW, verdict(Action.NO_ACTION), 1)
+    writing = asyncio.create_task(recorder.flush())
+    await asyncio.sleep(0)  # the write has begun: it waits for the lock
+    for i in range(2, 5):  # two are being written: room for one more
+        recorder.observe(Envelope(queue_id=f"W{i}"), RAW, verdict(Action.NO_ACTION), 1)
+    holder.execute("ROLLBACK")
+    holder.close()
+    assert await writing
+    assert await recorder.flush()
+    rows = await history.search(Search())
+    assert [r.queue_id for r in rows] == ["W2", "W1", "W0"]
+    assert value(samples(prom_dir), "seawall_history_dropped_total") - before == 2
+    await recorder.close()
+
+
+async def test_close_retries_a_write_the_lock_delays(tmp_path: Path) -> None:
+    path = tmp_path / "v.sqlite"
+    history = SqliteVerdicts.open(path, HistorySettings(), busy_timeout_s=0.1)
+    recorder = Recorder(history, None, HistorySettings())
+    holder = hold_write_lock(path)
+    recorder.observe(Envelope(queue_id="C1"), RAW, verdict(Action.NO_ACTION), 1)
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.3, holder.execute, "ROLLBACK")
+    await recorder.close(retry_s=120)  # a guard against a hang; the lock goes in 0.3 s
+    holder.close()
+    reopened = SqliteVerdicts.open(path, HistorySettings())
+    try:
+        assert [r.queue_id for r in await reopened.search(Search())] == ["C1"]
+    finally:
+        await reopened.close()
 
 
 async def test_writes_in_the_background_and_on_close(tmp_path: Path) -> None:

@@ -6,8 +6,13 @@ beyond them is dropped and counted in ``seawall_history_dropped``), keeping the 
 header section, or the whole message when ``keep_messages`` is on.  A task writes the
 queue every ``flush_s`` seconds, or sooner once ``BATCH`` verdicts wait: one
 ``record_many`` call (one SQLite transaction, or two Redis round trips) and the Prometheus
-counters of the batch.  A store that fails loses that batch of history rows, logged once a
-minute; the counters are kept.  ``close`` writes what is left.
+counters of the verdicts not counted yet.  A write that fails (a store down or locked) keeps
+its batch at the head of the queue, retried at the next flush, logged once a minute: the
+bounds cover the verdicts queued and those being written, so a store down for long fills
+the queue and only what arrives beyond the bounds is dropped.  Each verdict is counted in
+the Prometheus counters once, at the first flush that sees it, whether or not its row is
+written yet.  ``close`` writes what is left, retrying for up to ``CLOSE_RETRY_S``; rows it
+still cannot write are counted as dropped.
 
 Which front end gave a verdict comes from :data:`FRONTEND`, a context variable that the
 worker sets for each connection (:func:`tagged`) and HTTP request (:class:`TaggedApp`).
@@ -41,6 +46,7 @@ _quiet = QuietLog(log)
 
 FRONTEND: ContextVar[str] = ContextVar("seawall_frontend", default="other")
 BATCH = 500  # verdicts that wake the writer before flush_s
+CLOSE_RETRY_S = 5.0  # how long close() retries a failing write before it gives up
 
 
 def tagged(
@@ -76,6 +82,8 @@ class _Pending:
     size: int
     verdict: Verdict
     elapsed_ms: float
+    record: VerdictRecord | None = None  # made at the first flush, kept for a retry
+    counted: bool = False  # in the Prometheus counters already
 
 
 def header_section(raw: bytes) -> bytes:
@@ -103,8 +111,11 @@ class Recorder:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._stop = asyncio.Event()  # set by close(): ends a pause after a failed write
         self._dropped = 0
         self._pending_bytes = 0
+        self._writing = 0  # verdicts of the batch being written: within the bounds too
+        self._writing_bytes = 0
         self.recorded = 0  # history rows written by this process
 
     def start(self) -> None:
@@ -120,8 +131,8 @@ class Recorder:
         keep = settings.keep_messages and len(raw) <= settings.keep_message_max_bytes
         held = raw if keep else header_section(raw)
         if (
-            len(self._pending) >= settings.max_pending
-            or self._pending_bytes + len(held) > settings.max_pending_bytes
+            len(self._pending) + self._writing >= settings.max_pending
+            or self._pending_bytes + self._writing_bytes + len(held) > settings.max_pending_bytes
         ):
             self._dropped += 1
             return
@@ -132,35 +143,55 @@ class Recorder:
         if len(self._pending) >= BATCH:
             self._wake.set()
 
-    async def flush(self) -> None:
-        """Write and count what is queued now."""
-        batch, self._pending, self._pending_bytes = self._pending, [], 0
+    async def flush(self) -> bool:
+        """Write what is queued now, and count what was not counted yet; False when the
+        write failed and its batch went back to the head of the queue (see the module
+        docstring)."""
+        batch, self._pending = self._pending, []
+        self._writing, self._writing_bytes = len(batch), self._pending_bytes
+        self._pending_bytes = 0
         if not batch and not self._dropped:
-            return
-        records = [
-            VerdictRecord.of(
-                p.envelope, p.raw, p.verdict, frontend=p.frontend, now=p.at, size=p.size
-            )
-            for p in batch
-        ]
-        failed = 0
-        if self.history is not None and records:
-            keep = self.settings.keep_messages
-            items = [
-                (r, p.raw if keep and len(p.raw) == p.size else None)
-                for r, p in zip(records, batch, strict=True)
-            ]
-            try:
-                await self.history.record_many(items)
-                self.recorded += len(items)
-            except StoreError as exc:
-                failed = len(items)
-                _quiet.warning("write", "verdict history: %d verdicts lost: %s", failed, exc)
-        self._count(records, batch, failed)
+            return True
+        written = True
+        records: list[VerdictRecord] = []
+        for p in batch:
+            if p.record is None:
+                p.record = VerdictRecord.of(
+                    p.envelope, p.raw, p.verdict, frontend=p.frontend, now=p.at, size=p.size
+                )
+            records.append(p.record)
+        try:
+            if self.history is not None and records:
+                keep = self.settings.keep_messages
+                items = [
+                    (r, p.raw if keep and len(p.raw) == p.size else None)
+                    for r, p in zip(records, batch, strict=True)
+                ]
+                try:
+                    await self.history.record_many(items)
+                    self.recorded += len(items)
+                except StoreError as exc:
+                    written = False
+                    # Back to the head of the queue, before what came in meanwhile.
+                    self._pending[:0] = batch
+                    self._pending_bytes += self._writing_bytes
+                    _quiet.warning(
+                        "write",
+                        "verdict history: %d verdicts not written yet (kept, retried): %s",
+                        len(self._pending),
+                        exc,
+                    )
+        finally:
+            self._writing = self._writing_bytes = 0
+            self._count([p for p in batch if not p.counted])
+        return written
 
-    def _count(self, records: list[VerdictRecord], batch: list[_Pending], failed: int) -> None:
+    def _count(self, batch: list[_Pending]) -> None:
+        """Count ``batch`` (made records) and the drops so far in the Prometheus counters."""
+        for p in batch:
+            p.counted = True
         metrics = self.metrics
-        dropped, self._dropped = self._dropped + failed, 0
+        dropped, self._dropped = self._dropped, 0
         if metrics is None:
             return
         messages: Counter[tuple[str, str]] = Counter()
@@ -168,7 +199,9 @@ class Recorder:
         timeouts: Counter[str] = Counter()
         failures: Counter[str] = Counter()
         infected = 0
-        for record, pending in zip(records, batch, strict=True):
+        for pending in batch:
+            record = pending.record
+            assert record is not None
             messages[record.action, record.frontend] += 1
             metrics.latency.labels(record.frontend).observe(pending.elapsed_ms / 1000)
             infected += record.infected
@@ -199,19 +232,36 @@ class Recorder:
                     await self._wake.wait()
             self._wake.clear()
             try:
-                await self.flush()
+                written = await self.flush()
             except Exception:  # a bug here must not stop the recording for good
                 log.exception("verdict history: a batch failed")
+                written = True
+            if not written:  # the next try after flush_s, however full the queue is
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.settings.flush_s):
+                        await self._stop.wait()
 
-    async def close(self) -> None:
-        """Stop the writer, write what is left, and close the history."""
+    async def close(self, retry_s: float = CLOSE_RETRY_S) -> None:
+        """Stop the writer, write what is left (retrying a failing write for up to
+        ``retry_s`` seconds; what is still not written then is counted as dropped), and
+        close the history."""
         self._closing = True
         self._wake.set()
+        self._stop.set()
         if self._task is not None:
             await self._task
             self._task = None
         try:
+            deadline = time.monotonic() + retry_s
             await self.flush()
+            while self._pending and time.monotonic() < deadline:
+                await asyncio.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+                await self.flush()
+            if self._pending:
+                lost, self._pending, self._pending_bytes = len(self._pending), [], 0
+                log.error("verdict history: %d verdicts lost at shutdown", lost)
+                self._dropped += lost
+                self._count([])
         finally:
             if self.history is not None:
                 await self.history.close()

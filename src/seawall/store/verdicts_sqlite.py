@@ -11,7 +11,16 @@ for.  Tables:
 ``verdict_kept``   the raw messages kept (``keep_messages``), with their time and size
 
 Every process opens its own connection after ``fork()``; every call runs on one thread per
-process, as the Store's do, so the event loop never waits on another worker's lock.
+process, as the Store's do, so the event loop never waits on another worker's lock.  That
+thread waits up to ``BUSY_TIMEOUT_S`` for another process's write lock (a worker's batch,
+a trim), so a loaded host delays a batch rather than failing it.
+
+Opening writes nothing to a history that is already set up (WAL, every table): the
+dashboard and the tools that read it never take the write lock the workers need.  Setting
+up a new file (journal mode, schema) is retried while another process holds the lock, as
+the workers of a new ``seawall serve`` all open it at once and SQLite answers a journal
+mode switch that meets another connection with "database is locked" at once, without
+waiting.
 """
 
 from __future__ import annotations
@@ -73,6 +82,9 @@ _COUNT = (
     " ON CONFLICT (kind, bucket, name) DO UPDATE SET count = count + excluded.count"
 )
 _TRIM_INTERVAL_S = 30.0
+BUSY_TIMEOUT_S = 30.0  # a wait for another process's lock, on the history's own thread
+# What _SCHEMA makes: present, the file is set up and an open writes nothing.
+_OBJECTS = frozenset({"verdicts", "verdicts_time", "verdict_counts", "verdict_kept"})
 
 _INHERITED: list[sqlite3.Connection] = []
 
@@ -80,9 +92,12 @@ _INHERITED: list[sqlite3.Connection] = []
 class SqliteVerdicts:
     """The history in one SQLite file; see the module docstring."""
 
-    def __init__(self, path: Path, settings: HistorySettings) -> None:
+    def __init__(
+        self, path: Path, settings: HistorySettings, busy_timeout_s: float = BUSY_TIMEOUT_S
+    ) -> None:
         self.path = path
         self.settings = settings
+        self.busy_timeout_s = busy_timeout_s
         self._conn: sqlite3.Connection | None = None
         self._pid = os.getpid()
         self._executor = _executor()
@@ -90,14 +105,16 @@ class SqliteVerdicts:
         self._closed = False
 
     @classmethod
-    def open(cls, path: Path, settings: HistorySettings) -> SqliteVerdicts:
-        """Open (creating) the history at ``path``; raises :class:`StoreError`."""
-        history = cls(path, settings)
+    def open(
+        cls, path: Path, settings: HistorySettings, *, busy_timeout_s: float = BUSY_TIMEOUT_S
+    ) -> SqliteVerdicts:
+        """Open (creating) the history at ``path``; raises :class:`StoreError`.
+
+        ``busy_timeout_s`` bounds each wait for another process's lock."""
+        history = cls(path, settings, busy_timeout_s)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            db = history._db()
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_SCHEMA)
+            history._set_up(history._db())
         except (OSError, sqlite3.Error) as exc:
             history._close_db()
             history._executor.shutdown(wait=False)
@@ -182,10 +199,48 @@ class SqliteVerdicts:
             ERRORS["sqlite"] += 1
             raise StoreError(f"verdict history {self.path}: {exc}") from None
 
+    def _set_up(self, db: sqlite3.Connection) -> None:
+        """WAL and the schema where either is missing; retried while another process
+        holds the lock (see the module docstring), for up to ``busy_timeout_s``."""
+        deadline = time.monotonic() + self.busy_timeout_s
+        pause = 0.01
+        while True:
+            try:
+                if str(db.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                    mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                    if str(mode).lower() != "wal":
+                        raise sqlite3.OperationalError(f"journal mode {mode}, not WAL")
+                found = {
+                    str(row[0])
+                    for row in db.execute(
+                        "SELECT name FROM sqlite_master WHERE type IN ('table', 'index')"
+                    )
+                }
+                if _OBJECTS - found:
+                    db.execute("BEGIN IMMEDIATE")  # waits for the lock, unlike the switch
+                    try:
+                        for statement in _SCHEMA.split(";"):
+                            if statement.strip():
+                                db.execute(statement)
+                        db.execute("COMMIT")
+                    except BaseException:
+                        if db.in_transaction:
+                            db.execute("ROLLBACK")
+                        raise
+                return
+            except sqlite3.OperationalError as exc:
+                if not _locked(exc) or time.monotonic() + pause > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(0.2, pause * 2)
+
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
             conn = sqlite3.connect(
-                self.path, timeout=5.0, isolation_level=None, check_same_thread=False
+                self.path,
+                timeout=self.busy_timeout_s,
+                isolation_level=None,
+                check_same_thread=False,
             )
             conn.execute("PRAGMA synchronous=NORMAL")
             self._conn = conn
@@ -343,6 +398,14 @@ def _columns(record: VerdictRecord) -> tuple[object, ...]:
         record.subject.casefold(),
         "\n" + "\n".join(record.symbol_names) + "\n",
     )
+
+
+def _locked(exc: sqlite3.OperationalError) -> bool:
+    """True for SQLITE_BUSY and SQLITE_LOCKED: another connection holds the lock."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return int(code) & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return "locked" in str(exc) or "busy" in str(exc)
 
 
 def _executor() -> ThreadPoolExecutor:
