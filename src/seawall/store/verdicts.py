@@ -244,10 +244,9 @@ def open_verdicts(config: Config) -> Verdicts:
     settings = config.serve.history
     url = state_url(config)
     if url is not None:
-        from seawall.store.redis import RedisStore
         from seawall.store.verdicts_redis import RedisVerdicts
 
-        return RedisVerdicts(RedisStore.from_url(url), settings)
+        return RedisVerdicts.from_url(url, settings)
     from seawall.store.verdicts_sqlite import SqliteVerdicts
 
     return SqliteVerdicts.open(Path(config.state_dir) / FILENAME, settings)

@@ -20,6 +20,11 @@ kept messages beyond their age or total size.  Reads: ``get`` one HGET, ``minute
 pipeline of HGETALLs (one per hour), ``search`` walks the ids newest first in chunks of
 500 (ZREVRANGEBYSCORE, HMGET) and filters in the process, so it reads at most
 ``max_verdicts`` records.  Every Redis error is a :class:`~seawall.errors.StoreError`.
+
+The history has a client of its own (:meth:`RedisVerdicts.from_url`) with a socket timeout
+of ``TIMEOUT_S``, not the Store's fraction of a second: its writes are off the reply's
+path, and a write the recorder retries after a timeout that Redis had in fact applied
+would be written twice, so a loaded Redis delays a batch rather than failing it.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ if TYPE_CHECKING:
     from seawall.store.redis import RedisStore
 
 _CHUNK = 500
+TIMEOUT_S = 5.0  # the history's own socket and connect timeout (a URL's own wins)
 
 # KEYS: ids, rec, kept, keptz, keptbytes; ARGV: max records, oldest kept time, max kept
 # bytes.  Drops the oldest records beyond the first, then kept messages older than the
@@ -99,6 +105,14 @@ class RedisVerdicts:
         self.store = store
         self.settings = settings
         self._prefix = store.key("h", "{verdicts}")
+
+    @classmethod
+    def from_url(cls, url: str, settings: HistorySettings) -> RedisVerdicts:
+        """The history on the Redis at ``url`` (the Store's), on a client of its own with
+        ``TIMEOUT_S`` timeouts; raises :class:`~seawall.errors.ConfigError` for a bad URL."""
+        from seawall.store.redis import RedisStore
+
+        return cls(RedisStore.from_url(url, socket_timeout=TIMEOUT_S), settings)
 
     def _key(self, name: str) -> str:
         return f"{self._prefix}:{name}"
