@@ -81,7 +81,7 @@ class ReputationDetector:
           (its "by" is the server's domain) and names a client of its own (a forwarding
           address, the recipient's provider); a subscriber-pool name is never taken for one.
         Their records would judge each message by the others: on the SpamAssassin corpus
-        three such hosts carry over a third of the test half, ham and spam, and spam
+        three such hosts carry a sixth of the test half, ham and spam, and spam
         scanned first gave their ham REP_IP_SPAM, ham scanned first gave their spam
         REP_IP_HAM.  The sender is the client the last of them recorded.
         """
