@@ -134,15 +134,21 @@ def test_two_nodes_on_redis(nodes: tuple[Seawall, Seawall]) -> None:
             assert status == 200, (sw.ports, path, status)
             return text
 
-        history = ""
-        for _ in range(50):  # the workers write their verdicts every second
+        # Each worker writes its own verdicts every second: node a's two workers each
+        # hold some of the six.  Wait for all nine rows and the chart that counts them.
+        wanted = [f"Q1C{i:04d}" for i in range(6)] + [f"QH{i:04d}" for i in range(3)]
+        missing: list[str] = wanted
+        total = 0
+        deadline = time.monotonic() + 120  # a guard against a hang only
+        while time.monotonic() < deadline:
             history = page("/ui/history")
-            if "Q1C0005" in history and "QH0002" in history:
+            missing = [q for q in wanted if q not in history]
+            total = chart_total(page("/ui/"))
+            if not missing and total == 9:
                 break
             time.sleep(0.2)
-        assert "Q1C0005" in history
-        assert "QH0002" in history
-        assert chart_total(page("/ui/")) == 9
+        assert missing == []
+        assert total == 9
     # A logout on node b ends the session on node a.
     _, _, overview = request(b, "GET", "/ui/", cookie=session)
     token = re.findall(r'name="csrf" value="([^"]+)"', overview)[0]
