@@ -178,10 +178,10 @@ async def test_rediss_sentinel_is_tls_to_the_master_only() -> None:
         assert pool.connection_class is SentinelManagedSSLConnection
         assert pool.connection_kwargs["db"] == 1
         assert pool.connection_kwargs["ssl_cert_reqs"] == "none"
-        for sentinel in pool.sentinel_manager.sentinels:  # asked in clear, with the timeouts
-            sentinel_pool = sentinel.connection_pool
+        for sentinel in pool.sentinel_manager.sentinels:  # asked in clear, with the lookup's
+            sentinel_pool = sentinel.connection_pool  # own timeout (test_sentinel_lookup.py)
             assert sentinel_pool.connection_class is Connection
-            assert sentinel_pool.connection_kwargs["socket_timeout"] == 0.5
+            assert sentinel_pool.connection_kwargs["socket_timeout"] == 1.0
     finally:
         await store.close()
 

@@ -25,9 +25,8 @@ Query options: ``socket_timeout`` and ``socket_connect_timeout`` (seconds; by de
 process, default 32: each holds a connection, one per master in a Cluster; more wait for
 one up to the socket timeout), ``client_name``, ``health_check_interval``, ``db`` (not for a
 cluster), and for TLS ``ssl_ca_certs``, ``ssl_certfile``, ``ssl_keyfile``, ``ssl_cert_reqs``
-and ``ssl_check_hostname``.  Anything else is a :class:`~seawall.errors.ConfigError`.  Error
-messages show the URL without its password.  On Sentinel the timeouts bound each question
-to a Sentinel too.
+and ``ssl_check_hostname``; on Sentinel URLs ``sentinel_timeout`` (below).  Anything else is
+a :class:`~seawall.errors.ConfigError`.  Error messages show the URL without its password.
 
 Key layout (``ns`` is the namespace, ``key`` the caller's key as it is):
 
@@ -73,7 +72,14 @@ checks a connection before reusing it, so the first call after Redis is back rec
 
 Sentinel: each new connection first asks the Sentinels, in turn until one answers, where
 the master is (a Sentinel that is down costs a refused connection, a hung one the
-timeouts), then connects to it; nothing is asked while the connections last.  When the
+Sentinel timeout), then connects to it; nothing is asked while the connections last.
+``sentinel_timeout`` bounds each connection to a Sentinel and each answer from it; by
+default ``SENTINEL_TIMEOUT_S`` (1 s), or the store's own timeouts where they are longer.
+Longer than the calls' own: a lookup is two processes and two round trips more than a
+call, a burst of calls on new connections asks the Sentinels all at once, and on a busy
+host a lookup that gave up at a quarter of a second failed every one of those calls, where
+Redis's own clients wait seconds.  A hung Sentinel then costs a new connection that long
+before the next Sentinel is asked.  When the
 master dies its connections fail, and calls are StoreErrors until the Sentinels agree it
 is down and promote a replica (``down-after-milliseconds`` plus the election, a few
 seconds), then the next call connects to the new master: no call waits for the failover,
@@ -120,6 +126,8 @@ from seawall.errors import ConfigError, StoreError
 from seawall.store.base import BUCKETS, ERRORS, Decayed, bucket_expiry, bucket_range, decayed
 
 DEFAULT_TIMEOUT_S = 0.25
+# Each connection to a Sentinel and each answer from it (the master lookup); see above.
+SENTINEL_TIMEOUT_S = 1.0
 # Calls in flight per process (each needs a connection; a Cluster's pipeline one per master);
 # more wait for one to finish, up to the socket timeout.  ``?max_connections=`` sets it.
 DEFAULT_MAX_CONNECTIONS = 32
@@ -254,6 +262,7 @@ class _Endpoint:
     nodes: tuple[tuple[str, int], ...]
     options: dict[str, Any]  # connection options from the URL's query and credentials
     service: str = ""  # the master's name on the Sentinels; "" without Sentinels
+    sentinel_timeout: float | None = None  # the URL's ?sentinel_timeout=, if any
 
     @property
     def cluster(self) -> bool:
@@ -293,6 +302,10 @@ class RedisStore:
         self.socket_timeout: float = options.get("socket_timeout", socket_timeout)
         self.connect_timeout: float = options.get("socket_connect_timeout", connect_timeout)
         self.max_connections: int = options.get("max_connections", DEFAULT_MAX_CONNECTIONS)
+        # Sentinel: the master lookup's connect and reply timeouts (see the docstring).
+        self.sentinel_timeouts = _sentinel_timeouts(
+            endpoint, self.socket_timeout, self.connect_timeout
+        )
         self._conn: _Connection | None = None
         self._closed = False
 
@@ -325,6 +338,7 @@ class RedisStore:
             ("socket_timeout", store.socket_timeout),
             ("socket_connect_timeout", store.connect_timeout),
             ("max_connections", store.max_connections),
+            ("sentinel_timeout", min(store.sentinel_timeouts.values())),
         ):
             if not value > 0:  # also refuses NaN
                 raise ConfigError(f"Redis URL {store._endpoint.where!r}: {name} must be positive")
@@ -517,11 +531,7 @@ class RedisStore:
             if endpoint.service:
                 sentinels = Sentinel(
                     endpoint.nodes,
-                    sentinel_kwargs={
-                        "socket_timeout": self.socket_timeout,
-                        "socket_connect_timeout": self.connect_timeout,
-                        "retry": retry,
-                    },
+                    sentinel_kwargs={**self.sentinel_timeouts, "retry": retry},
                 )
                 # The pool asks the Sentinels for the master on each new connection.
                 master: _SentinelMaster = sentinels.master_for(
@@ -577,6 +587,19 @@ class _SentinelMaster(Redis):
                 await pool.sentinel_manager.aclose()
 
 
+def _sentinel_timeouts(
+    endpoint: _Endpoint, socket_timeout: float, connect_timeout: float
+) -> dict[str, float]:
+    """The Sentinels' ``socket_timeout`` and ``socket_connect_timeout``: the URL's
+    ``sentinel_timeout``, else ``SENTINEL_TIMEOUT_S`` or the store's own when longer."""
+    if endpoint.sentinel_timeout is not None:
+        reply = connect = endpoint.sentinel_timeout
+    else:
+        reply = max(SENTINEL_TIMEOUT_S, socket_timeout)
+        connect = max(SENTINEL_TIMEOUT_S, connect_timeout)
+    return {"socket_timeout": reply, "socket_connect_timeout": connect}
+
+
 def _ms(seconds: float) -> int:
     """Whole milliseconds, rounded up and at least one: Redis refuses an expiry of 0."""
     return max(1, math.ceil(seconds * 1000))
@@ -603,6 +626,8 @@ def _parse(url: str) -> _Endpoint:
     cluster = scheme.endswith("+cluster")
     sentinel = scheme.endswith("+sentinel")
     allowed = (_OPTIONS - ({"db"} if cluster else set())) | (_TLS_OPTIONS if tls else set())
+    if sentinel:
+        allowed.add("sentinel_timeout")
     unknown = sorted({name for name, _ in parse_qsl(query)} - allowed)
     if unknown:
         raise ConfigError(
@@ -642,11 +667,24 @@ def _parse(url: str) -> _Endpoint:
         raise ConfigError(f"Redis URL {where!r}: {exc}") from None
     for name in ("host", "port", "connection_class") + (("db",) if cluster else ()):
         options.pop(name, None)
+    sentinel_timeout = None
+    if "sentinel_timeout" in options:
+        try:
+            sentinel_timeout = float(options.pop("sentinel_timeout"))
+        except ValueError:
+            raise ConfigError(f"Redis URL {where!r}: sentinel_timeout is not a number") from None
     if db is not None:
         options.setdefault("db", db)  # ?db= wins, as in a redis:// URL
     if tls:
         options["ssl"] = True
-    return _Endpoint(where=where, url=url, nodes=tuple(nodes), options=options, service=service)
+    return _Endpoint(
+        where=where,
+        url=url,
+        nodes=tuple(nodes),
+        options=options,
+        service=service,
+        sentinel_timeout=sentinel_timeout,
+    )
 
 
 def _service_and_db(path: str, where: str) -> tuple[str, int | None]:
@@ -676,7 +714,9 @@ def sync_client(url: str, *, timeout_s: float) -> Any:
         # The URL's own options win, as in Redis.from_url; no retries, as there.
         options: dict[str, Any] = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
         options |= endpoint.options
-        timeouts = {k: options[k] for k in ("socket_timeout", "socket_connect_timeout")}
+        timeouts = _sentinel_timeouts(
+            endpoint, options["socket_timeout"], options["socket_connect_timeout"]
+        )
         sentinels = SyncSentinel(endpoint.nodes, sentinel_kwargs=timeouts)
         return sentinels.master_for(endpoint.service, redis_class=_SyncSentinelMaster, **options)
     credentials = {
