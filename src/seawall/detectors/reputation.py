@@ -173,6 +173,14 @@ _DOWNLOAD = re.compile(r"\bwith\s+(?:POP3|IMAP)|\(fetchmail-", re.IGNORECASE)
 _MAX_CARRIERS = 3  # mailbox downloads and relays looked past, at most
 
 
+def _downloaded(raw: str) -> bool:
+    # The words first: the pattern alone cost 4 us a field, the words 0.3.
+    upper = raw.upper()
+    return ("POP3" in upper or "IMAP" in upper or "FETCHMAIL" in upper) and bool(
+        _DOWNLOAD.search(raw)
+    )
+
+
 def _sender(msg: Message, trusted: Callable[[str], bool]) -> str | None:
     """The first outside hop's client, past the hosts that only carried the message."""
     first = msg.first_untrusted
@@ -183,7 +191,7 @@ def _sender(msg: Message, trusted: Callable[[str], bool]) -> str | None:
     for _ in range(_MAX_CARRIERS):
         hop = hops[n]
         below = hops[n + 1] if n + 1 < len(hops) else None
-        if _DOWNLOAD.search(hop.raw):
+        if _downloaded(hop.raw):
             if below is None or below.ip is None:
                 return None  # downloaded, and nothing says from whom
         elif below is None or not _relayed(hop, below, trusted):
@@ -198,9 +206,9 @@ def _relayed(hop: Hop, below: Hop, trusted: Callable[[str], bool]) -> bool:
     name = hop.rdns  # recorded by the receiver: the client cannot choose it as it does HELO
     if not name or hop.ip is None or below.by is None or below.ip is None or trusted(below.ip):
         return False
-    if is_dynamic_name(name, hop.ip):
-        return False  # a zombie's history is forged
-    return domain_of(below.by.lower().rstrip(".")) == domain_of(name.lower().rstrip("."))
+    if domain_of(below.by.lower().rstrip(".")) != domain_of(name.lower().rstrip(".")):
+        return False
+    return not is_dynamic_name(name, hop.ip)  # a zombie's history is forged
 
 
 def _ready(hits: Sequence[Hit]) -> Awaitable[Sequence[Hit]]:
