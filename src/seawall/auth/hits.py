@@ -96,9 +96,12 @@ def spf_hit(result: SpfResult) -> Hit:
     return Hit(SPF[result.result], options=tuple(o for o in options if o))
 
 
+_DKIM_NONE = Hit("DKIM_NONE")  # a hit is immutable: one for every unsigned message
+
+
 def dkim_hits(results: list[dkim_.DkimResult]) -> list[Hit]:
     if not results:
-        return [Hit("DKIM_NONE")]
+        return [_DKIM_NONE]
     found: dict[str, list[str]] = {}
     for r in results:
         symbol = (

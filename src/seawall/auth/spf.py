@@ -424,6 +424,11 @@ class SpfChecker:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.resolver = resolver
+        # A cached answer read as it is (no future made for it), where the client can.
+        now = getattr(resolver, "resolve_now", None)
+        self._resolve: Callable[[str, RdType, float], Answer | asyncio.Future[Answer]] = (
+            now if callable(now) else resolver.resolve
+        )
         self.timeout_s = timeout_s
         self.budget_s = budget_s
         self.max_lookups = max_lookups
@@ -525,9 +530,13 @@ class SpfChecker:
         self, run: _Run, domain: str
     ) -> tuple[Result, str, str, tuple[MacroString, str] | None]:
         """check_host() for ``domain``: (result, mechanism, detail, (exp, its domain))."""
-        future = self.resolver.resolve(domain, RdType.TXT, self.timeout_s)
-        fetched = not future.done()  # not from the cache: its terms' answers likely not either
-        answer = await asyncio.shield(future) if fetched else future.result()
+        pending = self._resolve(domain, RdType.TXT, self.timeout_s)
+        # Not from the cache: its terms' answers likely not either.
+        fetched = not isinstance(pending, Answer) and not pending.done()
+        if isinstance(pending, Answer):
+            answer = pending
+        else:
+            answer = await asyncio.shield(pending) if fetched else pending.result()
         if answer.status.failed:
             raise _TempError(f"TXT {domain}: {answer.detail or answer.status.value}")
         records = [text for text in answer.records if is_spf_record(text)]
@@ -641,7 +650,9 @@ class SpfChecker:
             raise _TempError(f"{rdtype.name} {name}: {answer.detail or answer.status.value}")
 
     async def _ask(self, name: str, rdtype: RdType) -> Answer:
-        future = self.resolver.resolve(name, rdtype, self.timeout_s)
+        future = self._resolve(name, rdtype, self.timeout_s)
+        if isinstance(future, Answer):
+            return future
         if future.done():
             return future.result()
         # Shielded: giving up (the budget) must not cancel a query other lookups share.

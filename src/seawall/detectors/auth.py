@@ -154,6 +154,11 @@ class AuthDetector:
             cache = AnswerCache(max_entries=settings.cache_entries)
             resolver = DnsClient(servers or system_nameservers(), cache=cache)
         self.resolver = resolver
+        # A cached answer taken as it is (no future made for it), where the client can.
+        now = getattr(resolver, "resolve_now", None)
+        self._resolve: Callable[[str, RdType, float], _Pending] = (
+            now if callable(now) else resolver.resolve
+        )
         self.spf = SpfChecker(
             resolver, timeout_s=settings.timeout_s, budget_s=settings.budget_s * 0.95
         )
@@ -173,14 +178,17 @@ class AuthDetector:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.budget_s
         timeout = self.settings.timeout_s
-        resolve = self.resolver.resolve
-        found = dkim_.signatures(msg.raw)
+        resolve = self._resolve
+        # The header section read once: most mail has no DKIM or ARC field to parse.
+        lowered = dkim_.header_block(msg.raw).lower()
+        found = dkim_.signatures(msg.raw) if b"dkim-signature" in lowered else []
         keys: dict[str, _Pending] = {}
         for sig in found:
             name = dkim_.key_name(sig)
             if not sig.problem and name not in keys:
                 keys[name] = resolve(name, RdType.TXT, timeout)
-        for name in arc_.key_names(msg.raw):  # ARC-Seal and ARC-Message-Signature keys
+        arc = b"arc-" in lowered  # as arc_.verify and key_names tell there is no chain
+        for name in arc_.key_names(msg.raw) if arc else ():  # ARC-Seal and -Message-Signature
             if name not in keys:
                 keys[name] = resolve(name, RdType.TXT, timeout)
         domain, why = from_domain(msg)
@@ -202,7 +210,7 @@ class AuthDetector:
                 self._spf(spf, client_ip or "", mail_from or "", helo_name or "")
             )
         elif _all_done(keys.values()) and _all_done(policies):
-            hits, authenticated = self._hits(msg, found, keys, domain, why, policies, spf)
+            hits, authenticated = self._hits(msg, found, keys, domain, why, policies, spf, arc)
             if self.standing is None or not authenticated:
                 return _ready(hits)
             judged = self.standing.cached_judge(authenticated, ctx.now)
@@ -210,7 +218,7 @@ class AuthDetector:
                 self._remember(msg, authenticated)
                 return _ready(hits + judged)
             return self._judge(msg, hits, authenticated, ctx.now)
-        return self._collect(msg, found, keys, domain, why, policies, spf, deadline, ctx.now)
+        return self._collect(msg, found, keys, domain, why, policies, spf, deadline, ctx.now, arc)
 
     async def check(self, msg: Message, ctx: Context) -> Sequence[Hit]:
         return await self.start(msg, ctx)
@@ -244,6 +252,7 @@ class AuthDetector:
         spf: _SpfChecks,
         deadline: float,
         now: float,
+        arc: bool = True,
     ) -> Sequence[Hit]:
         waiting: set[asyncio.Future[object]] = {
             p  # type: ignore[misc]
@@ -255,7 +264,7 @@ class AuthDetector:
             if remaining > 0:
                 await asyncio.wait(waiting, timeout=remaining)
         spf.end()
-        hits, authenticated = self._hits(msg, found, keys, domain, why, policies, spf)
+        hits, authenticated = self._hits(msg, found, keys, domain, why, policies, spf, arc)
         if self.standing is None or not authenticated:
             return hits
         return await self._judge(msg, hits, authenticated, now)
@@ -282,9 +291,10 @@ class AuthDetector:
         why: str,
         policies: Sequence[_Pending],
         spf: _SpfChecks,
+        arc: bool = True,
     ) -> tuple[list[Hit], tuple[str, ...]]:
         """The hits from the answers that came, and the domains the message authenticated
-        as (for the domain reputation)."""
+        as (for the domain reputation); ``arc`` False: the message has no ARC field."""
         hits: list[Hit] = []
         spf_result, helo_result = spf.mail_from, spf.helo
         if spf_result is not None:
@@ -292,10 +302,18 @@ class AuthDetector:
         if helo_result is not None and helo_result.result is Result.FAIL:
             hits.append(Hit("SPF_HELO_FAIL", options=(helo_result.domain,)))
         answers = {name: _answer(p) for name, p in keys.items()}
-        results = dkim_.verify(msg.raw, found, answers, min_rsa_bits=self.settings.min_rsa_bits)
+        results = (
+            dkim_.verify(msg.raw, found, answers, min_rsa_bits=self.settings.min_rsa_bits)
+            if found
+            else []
+        )
         hits += dkim_hits(results)
-        chain = arc_.verify(msg.raw, answers, min_rsa_bits=self.settings.min_rsa_bits)
-        hits += arc_hits(chain)
+        if arc:
+            chain = arc_.verify(msg.raw, answers, min_rsa_bits=self.settings.min_rsa_bits)
+            hits += arc_hits(chain)
+        else:
+            chain = _NO_CHAIN
+            hits.append(_ARC_NONE)
         dmarc = self._dmarc_hit(msg, domain, why, policies, spf_result, results)
         if dmarc.symbol in DMARC_FAILED or dmarc.symbol == "DMARC_TEMPFAIL":
             hits += self._arc_override(domain, policies, chain) or [dmarc]
@@ -394,6 +412,10 @@ class AuthDetector:
         if disposition is dmarc_.Disposition.REJECT and self.settings.dmarc_reject_forces:
             force = Action.REJECT
         return Hit(DMARC[disposition], options=options[:MAX_OPTIONS], force=force)
+
+
+_NO_CHAIN = arc_.ArcResult(arc_.ArcStatus.NONE)  # what arc_.verify says of mail without ARC
+_ARC_NONE = arc_hits(_NO_CHAIN)[0]
 
 
 def _ready(hits: Sequence[Hit]) -> Awaitable[Sequence[Hit]]:

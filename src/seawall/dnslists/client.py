@@ -155,6 +155,21 @@ class DnsClient:
             return _done(asyncio.get_running_loop(), cached)
         return self._start(name, key, rdtype, timeout_s)
 
+    def resolve_now(
+        self, name: str, rdtype: RdType, timeout_s: float
+    ) -> Answer | asyncio.Future[Answer]:
+        """:meth:`resolve`, but a cached answer is given as it is, with no future made for
+        it (most questions of a busy hour: the caller reads it at once)."""
+        name = name.lower()
+        if name.endswith("."):
+            name = name[:-1]
+        if rdtype == RdType.A:
+            cached = self.cache.get(name)
+            return cached if cached is not None else self.fetch(name, timeout_s)
+        key = (name, int(rdtype))
+        cached = self.cache.get(key)
+        return cached if cached is not None else self._start(name, key, rdtype, timeout_s)
+
     def fetch(self, name: str, timeout_s: float) -> asyncio.Future[Answer]:
         """Join the query in flight or send one now, without asking the cache (a caller
         that read :attr:`cache` itself and missed)."""
