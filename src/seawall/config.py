@@ -830,6 +830,15 @@ class ServeSettings(Section):
     # malloc_trim; a no-op without glibc): what connections and scans freed stays out of its
     # RSS.  0 never does.
     heap_trim_s: Annotated[float, NotNegative] = 60.0
+    # Bytes from which glibc maps an allocation on its own and unmaps it when freed (mallopt
+    # M_MMAP_THRESHOLD, set by seawall serve at start; the trim threshold at twice it).
+    # Fixed, it keeps a worker's RSS flat under churn: glibc's dynamic threshold rises to
+    # the largest block freed, and then those blocks and the free top of each thread's arena
+    # stay in the heap.  0: glibc's dynamic default.  At most 32 MiB.
+    malloc_mmap_threshold: Annotated[int, msgspec.Meta(ge=0, le=32 * 1024 * 1024)] = 131072
+    # glibc's malloc arenas (mallopt M_ARENA_MAX): threads beyond share them.  0: glibc's
+    # default (8 per core); 1 puts every thread in the main arena.
+    malloc_arena_max: Annotated[int, NotNegative] = 0
     # The "greylist" action tempfails a new (client /24, sender, recipient) triplet; a retry
     # after greylist_delay_s and within greylist_expire_s passes.  Bots rarely retry.
     greylist_delay_s: Annotated[float, NotNegative] = 300.0

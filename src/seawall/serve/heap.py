@@ -8,6 +8,14 @@ worker's resident size creeps up although what it holds does not.  ``malloc_trim
 hands every whole free page of every arena back to the kernel (``MADV_DONTNEED``), so once
 a minute (``serve.heap_trim_s``) keeps the RSS an admin watches at what the worker uses.
 Elsewhere (musl, macOS) it is not needed and not done.
+
+A trim does not give back the free memory at the top of a thread's own arena (glibc trims
+only the main arena's top), nor free memory in pieces smaller than a page.  So at start,
+before any thread, the supervisor and each worker also set glibc's ``mallopt`` parameters
+(``serve.malloc_arena_max``, ``serve.malloc_mmap_threshold``): few arenas, so that the
+store's and the executors' threads allocate from the trimmed main arena, and a fixed mmap
+threshold, so that large buffers (message bodies, a connection's reads) are mapped and
+unmapped on their own instead of raising the dynamic threshold and staying in the heap.
 """
 
 from __future__ import annotations
@@ -22,13 +30,61 @@ from collections.abc import Callable
 log = logging.getLogger("seawall.worker")
 
 
-def malloc_trim() -> Callable[[], bool] | None:
-    """glibc's ``malloc_trim(0)`` (True when it gave memory back), or None without glibc."""
+# glibc's <malloc.h> parameter numbers for mallopt
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
+
+
+def _libc() -> ctypes.CDLL | None:
+    """The C library when it is glibc (the tunings below are glibc's), else None."""
     try:
         if not os.confstr("CS_GNU_LIBC_VERSION"):
             return None
-        trim = ctypes.CDLL(None).malloc_trim
-    except (ValueError, OSError, AttributeError):
+        return ctypes.CDLL(None)
+    except (ValueError, OSError):
+        return None
+
+
+def tune_malloc(arena_max: int, mmap_threshold: int) -> dict[str, int]:
+    """Set glibc's malloc parameters; returns those that were set (none without glibc).
+
+    ``arena_max`` > 0 caps the arenas (threads beyond share them); ``mmap_threshold`` > 0
+    maps every allocation of that many bytes or more on its own and fixes the threshold
+    (glibc's dynamic one rises to the largest block freed, so that later bodies of that
+    size stay in the heap), with the trim threshold at twice it as glibc's dynamic rule
+    keeps it.  0 leaves glibc's default.  Call it before any thread allocates: the cap
+    counts only arenas made after it.
+    """
+    libc = _libc()
+    if libc is None:
+        return {}
+    mallopt = libc.mallopt
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    wanted: dict[str, tuple[int, int]] = {}
+    if mmap_threshold > 0:
+        wanted["mmap_threshold"] = (M_MMAP_THRESHOLD, mmap_threshold)
+        wanted["trim_threshold"] = (M_TRIM_THRESHOLD, 2 * mmap_threshold)
+    if arena_max > 0:
+        wanted["arena_max"] = (M_ARENA_MAX, arena_max)
+    done: dict[str, int] = {}
+    for name, (param, value) in wanted.items():
+        if mallopt(param, value) == 1:
+            done[name] = value
+        else:
+            log.warning("mallopt %s=%d refused by glibc", name, value)
+    return done
+
+
+def malloc_trim() -> Callable[[], bool] | None:
+    """glibc's ``malloc_trim(0)`` (True when it gave memory back), or None without glibc."""
+    libc = _libc()
+    if libc is None:
+        return None
+    try:
+        trim = libc.malloc_trim
+    except AttributeError:
         return None
     trim.argtypes = [ctypes.c_size_t]
     trim.restype = ctypes.c_int

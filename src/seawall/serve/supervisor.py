@@ -30,6 +30,7 @@ from seawall.serve import tracker as campaign_tracker
 from seawall.serve.accounting import AccountingProcess
 from seawall.serve.balance import Slots
 from seawall.serve.desk import DeskProcess
+from seawall.serve.heap import tune_malloc
 from seawall.serve.listeners import (
     Address,
     addresses,
@@ -102,6 +103,7 @@ class Supervisor:
         signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
         try:
             config = self.load()
+            tuned = tune_malloc(config.serve.malloc_arena_max, config.serve.malloc_mmap_threshold)
             if config.serve.metrics.enabled:  # before any worker: /metrics sums their files
                 prepare_dir(metrics_dir(config))
             engine = prepare(config)
@@ -114,9 +116,10 @@ class Supervisor:
             for _ in range(workers_wanted(config)):
                 self._spawn(self.current)
             log.info(
-                "seawall serve: %d workers, state in %s",
+                "seawall serve: %d workers, state in %s, malloc %s",
                 len(self.current.workers),
                 describe_state(config),
+                " ".join(f"{k}={v}" for k, v in tuned.items()) or "as glibc's defaults",
             )
             return self._loop()
         except BaseException:

@@ -48,7 +48,7 @@ from seawall.serve.accept import (
     sweep_forever,
 )
 from seawall.serve.balance import Fairness, accept_forever
-from seawall.serve.heap import trim_forever
+from seawall.serve.heap import trim_forever, tune_malloc
 from seawall.serve.listeners import allowed
 from seawall.serve.service import Service
 from seawall.store import open_store
@@ -84,6 +84,7 @@ def run(
     fair: Fairness,
 ) -> int:
     """The body of a forked worker; returns its exit status."""
+    tune_malloc(config.serve.malloc_arena_max, config.serve.malloc_mmap_threshold)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(_main(config, engine, classifier, sockets, fair))
 
