@@ -19,6 +19,7 @@ Everything here is pure and works on the message bytes we already hold:
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from collections.abc import Mapping
 
@@ -82,11 +83,13 @@ def parse_fields(head: bytes) -> list[tuple[bytes, bytes]]:
     block = text[:-1] if text.endswith(b"\n\n") else text
     if block == b"\n":
         return []
-    block = _without_mbox_lines(block)
-    found = _FIELD.findall(block)
-    if sum(len(name) + len(value) + 1 for name, value in found) == len(block):
+    # Made CRLF before the match: a value's LF line ends come out CRLF (a CR before one
+    # is in the line, as [^\n] takes it either way), with no pass over each value.
+    block = _without_mbox_lines(block).replace(b"\n", b"\r\n")
+    found: list[tuple[bytes, bytes]] = _FIELD.findall(block)
+    if len(found) + sum(map(len, itertools.chain.from_iterable(found))) == len(block):
         # The fields tile the section (one C pass): no mbox line, no stray line.
-        return [(name, value.replace(b"\n", b"\r\n")) for name, value in found]
+        return found
     return _parse_lines(head)
 
 
