@@ -207,3 +207,34 @@ async def test_the_domain_reputation_is_read_in_batches(zone: AuthDns) -> None:
         assert store.calls - before == 1
     finally:
         auth.close()
+
+
+async def test_a_cached_answer_is_given_as_it_is_and_counted_once(zone: AuthDns) -> None:
+    """resolve_now: a question not in the cache is sent (a future, one miss, one query);
+    asked again, the answer itself comes back (one hit, nothing sent), as resolve's."""
+    from seawall.dnslists.answer import Answer
+    from seawall.dnslists.wire import RdType
+
+    client = zone.client()
+    try:
+        first = client.resolve_now("_dmarc.fast.test", RdType.TXT, 1.0)
+        assert isinstance(first, asyncio.Future)
+        fetched = await first
+        assert (client.cache.stats.misses, client.cache.stats.hits, client.stats.queries) == (
+            1,
+            0,
+            1,
+        )
+        again = client.resolve_now("_DMARC.fast.test.", RdType.TXT, 1.0)
+        assert isinstance(again, Answer)
+        assert again == fetched == await client.resolve("_dmarc.fast.test", RdType.TXT, 1.0)
+        assert again.records == ("v=DMARC1; p=reject",)
+        assert (client.cache.stats.misses, client.stats.queries) == (1, 1)
+        assert client.cache.stats.hits == 2
+        address = client.resolve_now("out.fast.test", RdType.A, 1.0)  # the lists' A entries
+        assert isinstance(address, asyncio.Future)
+        listed = await address
+        assert client.resolve_now("out.fast.test", RdType.A, 1.0) == listed
+        assert listed.records == ("203.0.113.9",)
+    finally:
+        client.close()
