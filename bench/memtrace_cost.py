@@ -5,15 +5,15 @@ Two ``seawall serve`` (2 workers each) run side by side from this tree: ``glibc`
 defaults: an arena per thread, the dynamic mmap threshold) and ``tuned`` with the values
 given (by default Seawall's defaults).  Rounds alternate A B B A; each round posts the
 messages to /checkv2 at concurrency 8 and takes the workers' CPU seconds (user + sys, from
-/proc) over it.  Two message sets: 1,000 messages spread over the SpamAssassin test half,
-and 300 of its messages of 64 kB and more, repeated (the worst case: a fixed 128 KiB
-threshold maps such bodies and their copies on their own).
+/proc) and minor page faults over it.  Two message sets: 1,000 messages spread over the
+SpamAssassin test half, and 300 of its messages of 64 kB and more, repeated (the worst
+case: a fixed 128 KiB threshold maps such bodies and their copies on their own).
 
-    .venv/bin/python -m bench.memtrace_cost [--rounds 4] [--limit 1000] [--arena-max 1]
+    .venv/bin/python -m bench.memtrace_cost [--rounds 4] [--limit 1000] [--arena-max 0]
                                             [--mmap-threshold 131072]
 
-Prints and writes .cache/bench/memtrace-cost.json: CPU ms per message per round and side,
-the median ratio tuned / glibc of adjacent rounds, and the load average.
+Prints and writes .cache/bench/memtrace-cost.json: CPU ms and minor faults per message per
+round and side, the median ratio tuned / glibc of adjacent rounds, and the load average.
 """
 
 from __future__ import annotations
@@ -42,15 +42,25 @@ def cpu_s(procs: list[psutil.Process]) -> float:
     return sum(sum(p.cpu_times()[:2]) for p in procs)
 
 
+def minor_faults(procs: list[psutil.Process]) -> int:
+    """Page faults served without I/O (a fresh mapping's pages, a heap grown back), summed."""
+    total = 0
+    for p in procs:
+        with open(f"/proc/{p.pid}/stat") as stat:
+            total += int(stat.read().rsplit(")", 1)[1].split()[7])  # field 10, minflt
+    return total
+
+
 def one_round(sw: Seawall, samples: Sequence[Sample]) -> dict[str, Any]:
     procs = workers(sw)
-    before = cpu_s(procs)
+    before, faults = cpu_s(procs), minor_faults(procs)
     row = run_load(sw.url("/checkv2"), samples, 8).summary()
     spent = cpu_s(procs) - before
     return {
         "messages": len(samples),
         "errors": row["errors"],
         "cpu_ms_per_msg": round(spent * 1000 / len(samples), 3),
+        "minor_faults_per_msg": round((minor_faults(procs) - faults) / len(samples), 1),
         "msgs_per_s": row["msgs_per_s"],
         "load1": round(os.getloadavg()[0], 2),
     }
@@ -60,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=4, help="per side and message set")
     parser.add_argument("--limit", type=int, default=1000, help="messages of the test half")
-    parser.add_argument("--arena-max", type=int, default=1)
+    parser.add_argument("--arena-max", type=int, default=0)
     parser.add_argument("--mmap-threshold", type=int, default=131072)
     args = parser.parse_args(argv)
     half = corpus_samples(train=False, limit=args.limit)
@@ -103,6 +113,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "rounds": rows,
                     "cpu_ms_per_msg_median": {
                         side: statistics.median(r["cpu_ms_per_msg"] for r in side_rows)
+                        for side, side_rows in rows.items()
+                    },
+                    "minor_faults_per_msg_median": {
+                        side: statistics.median(r["minor_faults_per_msg"] for r in side_rows)
                         for side, side_rows in rows.items()
                     },
                     "ratio_tuned_over_glibc": {
