@@ -9,13 +9,14 @@ hands every whole free page of every arena back to the kernel (``MADV_DONTNEED``
 a minute (``serve.heap_trim_s``) keeps the RSS an admin watches at what the worker uses.
 Elsewhere (musl, macOS) it is not needed and not done.
 
-A trim does not give back the free memory at the top of a thread's own arena (glibc trims
-only the main arena's top), nor free memory in pieces smaller than a page.  So at start,
-before any thread, the supervisor and each worker also set glibc's ``mallopt`` parameters
-(``serve.malloc_arena_max``, ``serve.malloc_mmap_threshold``): few arenas, so that the
-store's and the executors' threads allocate from the trimmed main arena, and a fixed mmap
-threshold, so that large buffers (message bodies, a connection's reads) are mapped and
-unmapped on their own instead of raising the dynamic threshold and staying in the heap.
+A trim does not give back the free top of a thread's own arena (glibc trims only the main
+arena's top), and glibc's mmap threshold is dynamic: it rises to the largest mapped block
+freed, the trim threshold with it, and from then on such blocks stay in the heap.  Under
+hostile churn a worker thread's arena then grew with nothing in use in it.  So at start,
+before any thread, the supervisor and each worker set ``mallopt`` (``tune_malloc``): a
+fixed mmap threshold (``serve.malloc_mmap_threshold``), so that large blocks (message
+bodies, a connection's reads) are mapped and unmapped on their own and every arena's free
+top is trimmed, and optionally a cap on the arenas (``serve.malloc_arena_max``).
 """
 
 from __future__ import annotations
