@@ -16,12 +16,12 @@ _LETTERS = re.compile(r"[a-z]+")
 PROVIDERS = (
     ("gmail.com", "google.com", "googlemail.com"),
     ("yahoo.com", "yahoo.co.uk", "yahoo.fr", "yahoo.de", "yahoo.co.jp", "ymail.com",
-     "yahoodns.net", "aol.com", "aol.net"),
+     "yahoodns.net", "aol.com", "aol.net", "aim.com", "netscape.net", "netscape.com"),
     ("hotmail.com", "outlook.com", "live.com", "msn.com", "microsoft.com"),
     ("icloud.com", "me.com", "mac.com", "apple.com"),
     ("mail.ru", "bk.ru", "inbox.ru", "list.ru"),
     ("yandex.ru", "yandex.net", "yandex.com"),
-    ("gmx.net", "gmx.de", "gmx.com", "web.de"),
+    ("gmx.net", "gmx.de", "gmx.com", "web.de", "mail.com"),
     ("t-online.de",), ("comcast.net",), ("qq.com",), ("163.com", "126.com", "netease.com"),
     ("orange.fr", "wanadoo.fr"), ("amazon.com", "amazonses.com"), ("paypal.com",),
 )  # fmt: skip
