@@ -31,7 +31,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -79,18 +78,10 @@ def _owner(name: str) -> str:
 
 
 def _free_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1, as NSD binds both."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port = int(tcp.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-            return port
-    raise RuntimeError("no free port for NSD")
+    """A port free for both UDP and TCP on 127.0.0.1, as NSD binds both (tests/ports.py)."""
+    from tests.ports import free_port
+
+    return free_port("both")
 
 
 class AuthDns:

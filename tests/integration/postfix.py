@@ -40,11 +40,10 @@ postlog   unix-dgram n - n - 1 postlogd
 
 
 def free_port() -> int:
-    import socket
+    """A loopback port for a server to bind (tests/ports.py: outside the ephemeral range)."""
+    from tests.ports import free_port as pick
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return pick()
 
 
 @dataclass

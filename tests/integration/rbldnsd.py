@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -23,9 +22,10 @@ import dns.query
 
 
 def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A UDP port outside the ephemeral range, where DNS queries take theirs (tests/ports.py)."""
+    from tests.ports import free_port
+
+    return free_port("udp")
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -83,6 +84,7 @@ class Seawall:
         self.root.mkdir(parents=True, exist_ok=True)
         if not self.config_file.exists():
             self.write_config()
+        since = len(self.log())  # the log is appended to: a restart reads on from here
         with self.log_file.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "seawall", "serve", "--config", str(self.config_file)],
@@ -90,24 +92,35 @@ class Seawall:
                 stderr=subprocess.STDOUT,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
-        self.wait_ready()
+        self.wait_ready(since=since)
 
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        """Until every worker answers /ping (the sockets are bound before the workers run)."""
+    def wait_ready(self, timeout: float = 120.0, since: int = 0) -> None:
+        """Until every worker has logged "worker PID serving" (in the log after ``since``)
+        and /ping answers: each worker logs it once all its front ends accept, and the
+        supervisor bound the sockets before it started any.  ``timeout`` only guards
+        against a hang."""
         import urllib.request
 
+        wanted = self.workers or len(os.sched_getaffinity(0)) or 1
         deadline = time.monotonic() + timeout
+        serving: set[str] = set()
         while time.monotonic() < deadline:
             assert self.proc is not None
             if self.proc.poll() is not None:
                 raise RuntimeError(f"seawall serve exited {self.proc.returncode}:\n{self.log()}")
-            try:
-                with urllib.request.urlopen(self.url("/ping"), timeout=2) as resp:
-                    if resp.read().strip() == b"pong" and self.log().count("serving") >= 1:
-                        return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"seawall serve did not answer /ping:\n{self.log()}")
+            serving = set(re.findall(r"worker (\d+) serving", self.log()[since:]))
+            if len(serving) >= wanted:
+                try:
+                    with urllib.request.urlopen(self.url("/ping"), timeout=10) as resp:
+                        if resp.read().strip() == b"pong":
+                            return
+                except OSError:
+                    pass
+            time.sleep(0.05)
+        raise RuntimeError(
+            f"seawall serve: {len(serving)} of {wanted} workers serving after {timeout} s:\n"
+            f"{self.log()}"
+        )
 
     def log(self) -> str:
         try:
