@@ -19,8 +19,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import numpy as np
-
 from seawall.campaigns.fingerprint import Fingerprint
 from seawall.campaigns.index import Clusterer
 from seawall.campaigns.registry import SHOWN_IPS, Founder, Judge, Observation
@@ -29,15 +27,8 @@ from seawall.campaigns.tracker import Reply, Tracker
 
 def find_cluster(index: Clusterer, fp: Fingerprint, now: float) -> str:
     """The live cluster ``fp`` would join (its id), or "" when none is near enough; the
-    index is left as it was (``Clusterer.assign`` without filing the message)."""
-    if not fp.clusterable:
-        return ""
-    # The index's own lookup, which only reads: the band table, then the representatives.
-    place = index._table.locate(np.array(fp.bands, dtype=np.uint64))
-    cluster, _, _, _ = index._nearest(place, fp.minhash, now)
-    if cluster < 0:
-        return ""
-    return f"c-{int(index._ids[cluster]):016x}"
+    index is left as it was (``Clusterer.lookup``)."""
+    return index.lookup(fp, now)
 
 
 class FrozenTracker:

@@ -167,6 +167,14 @@ class Clusterer:
         self._evicted = []
         return [f"c-{ident:016x}" for ident in gone]
 
+    def lookup(self, fp: Fingerprint, now: float) -> str:
+        """The live cluster ``fp`` would join (its id), or "" when none is near enough:
+        :meth:`assign`'s look, which files nothing and changes nothing."""
+        if not fp.clusterable:
+            return ""
+        cluster, _, _, _ = self._nearest(self._table.locate(fp.keys), fp.minhash, now)
+        return "" if cluster < 0 else f"c-{int(self._ids[cluster]):016x}"
+
     def assign(self, fp: Fingerprint, now: float) -> Assignment:
         """Put one message's fingerprint into its cluster, opening one if none is near."""
         if not fp.clusterable:
