@@ -82,6 +82,17 @@ def _failed(name: str, exc: Exception, when: str = "") -> None:
         log.error("%s", what, exc_info=exc)
 
 
+def _answered(pending: Awaitable[Sequence[Hit]] | None) -> bool:
+    """A failed start, or an answer already there after ``start()`` (a warm cache): taken
+    as it is, with no timer armed for it (4 us a detector a message)."""
+    return pending is None or (
+        isinstance(pending, asyncio.Future)
+        and pending.done()
+        and not pending.cancelled()
+        and pending.exception() is None
+    )
+
+
 class BudgetExceeded(TimeoutError):
     """The message's time budget ran out; the argument names the stage that finished last."""
 
@@ -203,8 +214,7 @@ class Engine:
                 if deadline is not None and t1 > deadline:
                     raise BudgetExceeded(detector.name)
             if io:
-                for detector, pending in io:  # they all run meanwhile: the wait is the longest
-                    hits.extend(await self._run_io(detector, pending, io_deadline))
+                hits.extend(await self._collect_io(io, io_deadline))
                 t2 = clock()
                 times.add("io", t2 - t1)  # what is left of the waits once the CPU work is done
                 t1 = t2
@@ -235,13 +245,23 @@ class Engine:
         return Scan(verdict, msg)
 
     async def _feedback(self, msg: Message, verdict: Verdict, now: float) -> None:
-        """Detectors that learn from verdicts (campaigns) hear how the message was judged."""
-        for detector, learns in self._after:
-            try:
-                async with asyncio.timeout(self.io_timeout_s):
-                    await learns.after_verdict(msg, verdict, now)
-            except Exception as exc:
-                _failed(detector.name, exc, "after the verdict")
+        """Detectors that learn from verdicts (campaigns) hear how the message was judged.
+
+        They share one ``io_timeout_s``: one timer a message rather than one a detector,
+        since most of them only queue what they learned.  One still waiting when it runs
+        out is cancelled, and those after it do not hear of this message.
+        """
+        current = ""
+        try:
+            async with asyncio.timeout(self.io_timeout_s):
+                for detector, learns in self._after:
+                    current = detector.name
+                    try:
+                        await learns.after_verdict(msg, verdict, now)
+                    except Exception as exc:
+                        _failed(detector.name, exc, "after the verdict")
+        except TimeoutError as exc:
+            _failed(current, exc, "after the verdict")
 
     async def _start_io(
         self, msg: Message, ctx: Context
@@ -274,22 +294,57 @@ class Engine:
             await asyncio.sleep(0)
         return deadline, started
 
-    async def _run_io(
-        self, detector: Detector, pending: Awaitable[Sequence[Hit]] | None, deadline: float
-    ) -> Sequence[Hit]:
-        if pending is None:
-            return (Hit("DETECTOR_FAILED", options=(detector.name,)),)
-        if (  # answered in start() (a warm cache): no timer to arm (4 us a detector)
-            isinstance(pending, asyncio.Future)
-            and pending.done()
-            and not pending.cancelled()
-            and pending.exception() is None
-        ):
-            return pending.result()  # type: ignore[no-any-return]
+    async def _collect_io(
+        self,
+        io: Sequence[tuple[Detector, Awaitable[Sequence[Hit]] | None]],
+        deadline: float,
+    ) -> list[Hit]:
+        """The network-bound detectors' hits.  They all ran meanwhile: the wait is the
+        longest one's, under their one deadline with one timer, armed only if an answer is
+        still missing (answers from a warm cache are taken as they are).  Once the deadline
+        passes, the detector waited for and every later one not answered yet become
+        ``DETECTOR_TIMEOUT`` (and are cancelled by the caller).
+        """
+        hits: list[Hit] = []
+        first = 0
+        while first < len(io) and _answered(io[first][1]):
+            hits.extend(self._take(*io[first]))
+            first += 1
+        if first == len(io):
+            return hits
+        waiting = first
         try:
             async with asyncio.timeout_at(deadline):
-                return await pending
+                for waiting in range(first, len(io)):
+                    detector, pending = io[waiting]
+                    hits.extend(await self._answer(detector, pending))
         except TimeoutError:
+            for detector, pending in io[waiting:]:
+                if _answered(pending):
+                    hits.extend(self._take(detector, pending))
+                    continue
+                log.warning("detector %s timed out after %.1fs", detector.name, self.io_timeout_s)
+                hits.append(Hit("DETECTOR_TIMEOUT", options=(detector.name,)))
+        return hits
+
+    @staticmethod
+    def _take(detector: Detector, pending: Awaitable[Sequence[Hit]] | None) -> Sequence[Hit]:
+        """An answer already there (``_answered``), or DETECTOR_FAILED for a failed start."""
+        if pending is None:
+            return (Hit("DETECTOR_FAILED", options=(detector.name,)),)
+        assert isinstance(pending, asyncio.Future)
+        return pending.result()  # type: ignore[no-any-return]
+
+    async def _answer(
+        self, detector: Detector, pending: Awaitable[Sequence[Hit]] | None
+    ) -> Sequence[Hit]:
+        """One detector's hits, awaited under the caller's deadline; its own failures and
+        timeouts become symbols here (the deadline's expiry reaches the caller)."""
+        if pending is None:
+            return (Hit("DETECTOR_FAILED", options=(detector.name,)),)
+        try:
+            return await pending
+        except TimeoutError:  # the detector's own (the deadline's is a cancellation here)
             log.warning("detector %s timed out after %.1fs", detector.name, self.io_timeout_s)
             return (Hit("DETECTOR_TIMEOUT", options=(detector.name,)),)
         except Exception as exc:

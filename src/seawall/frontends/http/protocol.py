@@ -42,6 +42,49 @@ class HttpLimits:
     max_headers: int = 100
 
 
+class _Coalescing:
+    """A connection's transport whose writes within one turn of the event loop go out as
+    one: uvicorn writes a response's head and its body apart, two sends and two segments
+    (each waking the client) for every answer; here they are one, sent at the end of the
+    turn (``call_soon``), or at once when the connection is closed."""
+
+    __slots__ = ("_transport", "_pending", "_loop")
+
+    def __init__(self, transport: Any) -> None:  # uvloop's is no asyncio.Transport subclass
+        self._transport = transport
+        self._pending: list[bytes] = []
+        self._loop = asyncio.get_running_loop()
+
+    def write(self, data: bytes) -> None:
+        if not data:
+            return
+        if not self._pending:
+            self._loop.call_soon(self.flush)
+        self._pending.append(data)
+
+    def flush(self) -> None:
+        pending = self._pending
+        if pending:
+            self._pending = []
+            if not self._transport.is_closing():
+                self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._pending = []
+        self._transport.abort()
+
+    def get_write_buffer_size(self) -> int:
+        size: int = self._transport.get_write_buffer_size()
+        return size + sum(map(len, self._pending))
+
+    def __getattr__(self, name: str) -> Any:  # the rest as the transport's own
+        return getattr(self._transport, name)
+
+
 class GuardedHttpProtocol(HttpToolsProtocol):
     """One HTTP connection: uvicorn's protocol, with ``conn`` kept in its phase."""
 
@@ -65,7 +108,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._too_many = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)  # type: ignore[arg-type]
+        super().connection_made(_Coalescing(transport))  # type: ignore[arg-type]
         self._conn.close = self._abort
         self._conn.idle(self._limits.header_timeout_s)  # a client connects to send a request
 
