@@ -418,3 +418,23 @@ def test_a_judgement_waiting_on_a_lost_connection_does_not_fail_the_next_one() -
             await unix.wait_closed()
 
     assert asyncio.run(run()) == (2, 1)
+
+
+def test_a_tracker_stopping_with_workers_connected_logs_no_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The tracker's loop ends while a worker's connection is open: its handler is
+    cancelled, which is the connection's end, not "Exception in callback"."""
+    name = f"\0seawall-test-stop-{os.getpid()}"
+    server = TrackerServer(Tracker(CampaignSettings()))
+
+    async def serve_then_stop() -> None:
+        unix = await asyncio.start_unix_server(server.connection, path=name)
+        client = RemoteTracker(name)
+        await client.listing(min_count=1)  # connected, and its handler is waiting to read
+        unix.close()  # the tracker stops; asyncio.run cancels the handler
+
+    with caplog.at_level("DEBUG"):
+        asyncio.run(serve_then_stop())
+    errors = [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+    assert not errors, [r.getMessage() for r in errors]

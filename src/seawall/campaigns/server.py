@@ -116,5 +116,9 @@ class TrackerServer:
             pass
         except TrackerError as exc:
             log.warning("tracker: bad request, closing: %s", exc)
+        except asyncio.CancelledError:
+            # The tracker is stopping with this worker still connected: the connection's
+            # end, not an error (re-raised, asyncio's stream callback logs it as one).
+            pass
         finally:
             writer.close()
