@@ -16,13 +16,11 @@ run again and give the same verdicts.
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
+from seawall.campaigns.client import LocalTracker
 from seawall.campaigns.fingerprint import Fingerprint
 from seawall.campaigns.index import Clusterer
-from seawall.campaigns.registry import SHOWN_IPS, Founder, Judge, Observation
-from seawall.campaigns.tracker import Reply, Tracker
+from seawall.campaigns.registry import Founder, Judge, Observation
+from seawall.campaigns.tracker import Reply
 
 
 def find_cluster(index: Clusterer, fp: Fingerprint, now: float) -> str:
@@ -31,15 +29,14 @@ def find_cluster(index: Clusterer, fp: Fingerprint, now: float) -> str:
     return index.lookup(fp, now)
 
 
-class FrozenTracker:
-    """A :class:`~seawall.campaigns.client.TrackerClient` over a tracker that never changes.
+class FrozenTracker(LocalTracker):
+    """A :class:`~seawall.campaigns.client.TrackerClient` over a tracker that never changes:
+    a :class:`LocalTracker` (its listing, tally and show) whose messages are looked up, not
+    filed, and whose judgements and marks are not kept (``changed`` stays False).
 
     Every process of a frozen scan holds its own (forked) copy of the loaded tracker: no
     tracker process, no round trip.
     """
-
-    def __init__(self, tracker: Tracker) -> None:
-        self.tracker = tracker
 
     async def observe(self, fp: Fingerprint, obs: Observation, now: float) -> Reply:
         return self.look(fp, obs, now)
@@ -64,24 +61,3 @@ class FrozenTracker:
     async def mark(self, campaign: str, label: str) -> bytes | None:
         """An admin's mark needs the live tracker (``seawall campaigns mark``)."""
         return None
-
-    async def listing(self, min_count: int = 2, *, limit: int = 0) -> list[dict[str, Any]]:
-        return self.tracker.listing(time.time(), min_count=min_count, limit=limit)
-
-    async def tally(
-        self, min_count: int = 2, *, outbreak_per_hour: int = 0, botnet_min_ips: int = 0
-    ) -> dict[str, int]:
-        return self.tracker.tally(
-            time.time(),
-            min_count=min_count,
-            outbreak_per_hour=outbreak_per_hour,
-            botnet_min_ips=botnet_min_ips,
-        )
-
-    async def show(
-        self, campaign: str, max_ips: int = SHOWN_IPS, *, sample: bool = False
-    ) -> dict[str, Any] | None:
-        return self.tracker.show(campaign, time.time(), max_ips=max_ips, sample=sample)
-
-    def close(self) -> None:
-        pass
