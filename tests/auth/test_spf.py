@@ -560,16 +560,15 @@ async def test_a_server_that_does_not_answer_is_a_temperror() -> None:
     with DnsServer(Behaviour(silent=True)) as server:
         client = DnsClient([parse_nameserver(server.address)])
         try:
-            t0 = time.perf_counter()
-            result = await check_host(
+            check = check_host(
                 "192.0.2.1", "example.com", "a@example.com", resolver=client, timeout_s=0.2
             )
-            elapsed = time.perf_counter() - t0
+            result = await asyncio.wait_for(check, 30)  # a hang guard: the 0.2 s timeout ends it
         finally:
             client.close()
+        assert server.queries  # asked, never answered
     assert result.result is Result.TEMPERROR
     assert "no reply" in result.detail
-    assert elapsed < 0.5
 
 
 async def test_silence_further_down_is_a_temperror_too() -> None:
@@ -595,9 +594,10 @@ async def test_the_budget_ends_a_slow_check_without_cancelling_shared_queries() 
         try:
             pending = client.resolve("top.slow.test", RdType.TXT, 1.0)  # someone else asks too
             spf = SpfChecker(client, timeout_s=1.0, budget_s=0.1)
-            t0 = time.perf_counter()
-            result = await spf.check_host("198.51.100.2", "top.slow.test", "a@top.slow.test")
-            assert time.perf_counter() - t0 < 0.25
+            check = spf.check_host("198.51.100.2", "top.slow.test", "a@top.slow.test")
+            result = await asyncio.wait_for(check, 30)  # a hang guard
+            # Every answer was there after 0.3 s and would have made it a PASS (b.slow.test
+            # lists the address): the 0.1 s budget ended it first.
             assert result.result is Result.TEMPERROR
             assert "within 0.1s" in result.detail
             assert (await pending).listed  # the shared query was not cancelled
@@ -612,12 +612,12 @@ async def test_a_records_includes_are_asked_together() -> None:
     with DnsServer(Behaviour(records=_records(SLOW), delay_s=0.1)) as server:
         client = DnsClient([parse_nameserver(server.address)])
         try:
-            t0 = time.perf_counter()
             fast = await SpfChecker(client).check_host(
                 "198.51.100.25", "top.slow.test", "a@top.slow.test"
             )
-            together = time.perf_counter() - t0
+            together = server.most_in_flight  # the most queries the server held at once
             client.cache.clear()
+            server.most_in_flight = 0
             t0 = time.perf_counter()
             slow = await SpfChecker(client, prefetch=False).check_host(
                 "198.51.100.25", "top.slow.test", "a@top.slow.test"
@@ -627,4 +627,6 @@ async def test_a_records_includes_are_asked_together() -> None:
             client.close()
     assert fast == slow
     assert (fast.result, fast.mechanism, fast.lookups) == (Result.PASS, "mx", 3)
-    assert together < 0.42 < 0.48 < one_by_one
+    assert together == 3  # both includes' TXT and the MX went out at once
+    assert server.most_in_flight == 1  # without it: one by one,
+    assert one_by_one > 0.48  # five round trips of 0.1 s
