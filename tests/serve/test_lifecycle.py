@@ -122,7 +122,7 @@ def test_stop_kills_a_child_that_ignores_sigterm() -> None:
         assert status is not None
         assert os.WIFSIGNALED(status)
         assert os.WTERMSIG(status) == signal.SIGKILL
-        assert time.monotonic() - started < 5
+        assert time.monotonic() - started < 30  # a hang guard: the child sleeps 60 s
         assert lifecycle.stop(child.pid) is None  # reaped already: nothing to do
         child.returncode = -signal.SIGKILL  # reaped by stop, not by Popen
 
