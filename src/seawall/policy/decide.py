@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from seawall.policy.model import Action, Hit, SymbolResult, Verdict
 from seawall.policy.scores import Scores
@@ -24,42 +24,49 @@ def decide(
     A symbol found twice keeps its largest weight and all its options.  A
     symbol missing from the scores file scores 0 ("observe").
     """
-    merged: dict[str, tuple[float, list[str]]] = {}
+    # One pass over the hits, one over the symbols: the hot path of every verdict (a symbol
+    # found once, as most are, keeps its options tuple as it is).
+    merged: dict[str, tuple[float, Sequence[str]]] = {}
     forced: tuple[Action, str] | None = None
     for hit in hits:
-        if hit.symbol in merged:
-            weight, options = merged[hit.symbol]
+        symbol = hit.symbol
+        seen = merged.get(symbol)
+        if seen is None:
+            merged[symbol] = (hit.weight, hit.options)
+        else:
+            weight, options = seen
             if abs(hit.weight) > abs(weight):
                 weight = hit.weight
-            options.extend(o for o in hit.options if o not in options)
-            merged[hit.symbol] = (weight, options)
-        else:
-            merged[hit.symbol] = (hit.weight, list(hit.options))
+            if hit.options:
+                more = list(options)
+                more.extend(o for o in hit.options if o not in more)
+                options = more
+            merged[symbol] = (weight, options)
         if hit.force is not None and (
             forced is None or _SEVERITY[hit.force] < _SEVERITY[forced[0]]
         ):
-            forced = (hit.force, hit.symbol)
+            forced = (hit.force, symbol)
 
+    definitions = scores.symbols
     symbols: dict[str, SymbolResult] = {}
     group_totals: dict[str, list[float]] = {}  # group -> [positive, negative]
+    total = 0.0  # symbols in no group, in their order, then each group's capped totals
     for name, (weight, options) in merged.items():
-        definition = scores.symbols.get(name)
-        score = definition.score * weight if definition else 0.0
-        symbols[name] = SymbolResult(
-            name=name,
-            score=round(score, 4),
-            options=tuple(options),
-            description=definition.description if definition else "",
-        )
-        if definition and definition.group:
-            totals = group_totals.setdefault(definition.group, [0.0, 0.0])
+        definition = definitions.get(name)
+        if definition is None:
+            symbols[name] = SymbolResult(name, 0.0, tuple(options), "")  # scores 0: observe
+            continue
+        score = definition.score * weight
+        rounded = round(score, 4)
+        symbols[name] = SymbolResult(name, rounded, tuple(options), definition.description)
+        group = definition.group
+        if group:
+            totals = group_totals.get(group)
+            if totals is None:
+                totals = group_totals[group] = [0.0, 0.0]
             totals[0 if score > 0 else 1] += score
-
-    total = 0.0
-    for name, result in symbols.items():
-        definition = scores.symbols.get(name)
-        if not definition or not definition.group:
-            total += result.score
+        else:
+            total += rounded
     for group, (positive, negative) in group_totals.items():
         limits = scores.groups[group]
         if limits.max_score is not None:
