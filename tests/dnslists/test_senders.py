@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import msgspec
 import pytest
 from tests.dnslists.fakes import TableResolver, listed
@@ -166,13 +164,12 @@ async def test_a_sender_lookup_that_fails_is_a_status_symbol() -> None:
     assert not any(s.startswith("RBL_") for s in found)
 
 
-async def test_hostile_headers_cost_little() -> None:
+async def test_hostile_headers_give_no_names() -> None:
+    # What it costs: bench.hostile input ("sender names, megabyte headers").
     raw = "From: " + "<a@" * 20_000 + "x.com>\nReply-To: " + "@" * 100_000 + "\n\nhi\n"
     msg = message(raw, helo="x" * 100_000, mail_from="@" * 100_000)
-    t0 = time.perf_counter()
-    for _ in range(100):
-        sender_names(msg, frozenset({"mail_from", "from", "reply_to", "helo"}), authenticated=False)
-    assert (time.perf_counter() - t0) / 100 < 0.005
+    roles = frozenset({"mail_from", "from", "reply_to", "helo"})
+    assert sender_names(msg, roles, authenticated=False) == []  # nothing to look up
 
 
 def test_sender_names_of_a_plain_message() -> None:

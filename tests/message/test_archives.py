@@ -119,7 +119,8 @@ def test_42_style_recursive_bomb_is_bounded() -> None:
     (where,) = deep.findings[TOO_MANY]
     assert where.startswith("42.zip/lib3_0.zip/")
     assert 0 <= deep.budget < ArchiveLimits().max_unpacked_bytes
-    assert time.perf_counter() - start < 2.0
+    # A hang guard (inflating it all would take hours); bench.hostile input measures the walks.
+    assert time.perf_counter() - start < 60
 
 
 def test_lying_small_size_is_caught_while_inflating() -> None:

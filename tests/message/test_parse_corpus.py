@@ -1,10 +1,12 @@
-"""The SpamAssassin corpus end to end: every message parses, quickly, into sane values."""
+"""The SpamAssassin corpus end to end: every message parses into sane values.
+
+How fast is measured, not tested: ``python -m bench.hostile input --corpus`` prints the mean,
+p99 and slowest parse of the corpus in CPU time.
+"""
 
 from __future__ import annotations
 
 import re
-import statistics
-import time
 
 import pytest
 
@@ -12,26 +14,12 @@ from seawall import corpus
 from seawall.message import Message, parse_message
 from seawall.message.defects import ATTACHMENT_DESCRIPTIONS, DESCRIPTIONS
 
-# The parse budget is ~0.5 ms a message on the development machine; the bounds here are
-# loose enough for a loaded CI runner and tight enough to catch a quadratic path.
-MEAN_BOUND_S = 0.005
-MAX_BOUND_S = 0.5
-
 
 @pytest.mark.slow
-def test_spamassassin_corpus_parses_fast() -> None:
+def test_spamassassin_corpus_parses() -> None:
     items = corpus.items(corpus.SPAMASSASSIN)
     assert len(items) == 6046
-    raws = [item.path.read_bytes() for item in items]
-    parse_message(raws[0])  # load the Public Suffix List outside the timing
-    seconds: list[float] = []
-    messages: list[Message] = []
-    for raw in raws:
-        start = time.process_time()
-        messages.append(parse_message(raw))
-        seconds.append(time.process_time() - start)
-    assert statistics.fmean(seconds) < MEAN_BOUND_S
-    assert max(seconds) < MAX_BOUND_S
+    messages: list[Message] = [parse_message(item.path.read_bytes()) for item in items]
     for item, msg in zip(items, messages, strict=True):
         assert msg.size == item.path.stat().st_size
         assert set(msg.defects) <= set(DESCRIPTIONS), (item.path.name, msg.defects)
