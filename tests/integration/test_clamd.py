@@ -115,8 +115,9 @@ async def check(det: ClamavDetector, raw: bytes) -> dict[str, Hit]:
 def clamd() -> Iterator[ClamdServer]:
     server = ClamdServer(hashes=HASHES)
     server.start()
-    # With a two-signature database clamd answers PING within a second of exec.
-    assert server.started_in_s < 10, server.started_in_s
+    # With a two-signature database clamd answers PING within a second or so of exec (start()
+    # gives up after 60 s); the figure is printed, not tested.
+    print(f"\nclamd answered PING {server.started_in_s:.2f} s after exec")
     yield server
     server.remove()
 
@@ -218,11 +219,12 @@ async def test_clamd_down_applies_the_failure_policy(
     tmp_path: Path, where: str, policy: str
 ) -> None:
     address = f"127.0.0.1:{free_port()}" if where == "tcp" else str(tmp_path / "no.sock")
-    det = detector(address, io_timeout_s=2.0, timeout_s=1.0, on_failure=policy)
-    engine = Engine(scores=load_scores(), detectors=[det], limits=ParseLimits(), io_timeout_s=2.0)
+    # Timeouts far longer than the hang guard: a pass proves none of them was waited for.
+    det = detector(address, io_timeout_s=60.0, timeout_s=30.0, on_failure=policy)
+    engine = Engine(scores=load_scores(), detectors=[det], limits=ParseLimits(), io_timeout_s=60.0)
     t0 = time.perf_counter()
     verdict = await engine.scan(Envelope(), mail(("e.com", EICAR)))
-    assert time.perf_counter() - t0 < 0.5  # refused at once: no waiting for a timeout
+    assert time.perf_counter() - t0 < 15  # refused at once: no waiting for a timeout
     assert "cannot connect" in verdict.symbols["CLAMAV_FAILED"].options[0]
     assert verdict.symbols["CLAMAV_FAILED"].score == 0.0
     if policy == "tempfail":
@@ -235,7 +237,7 @@ async def test_clamd_down_applies_the_failure_policy(
 
 @pytest.mark.parametrize("pooled", [False, True], ids=["new-connection", "pooled-session"])
 async def test_clamd_killed_mid_stream(own_clamd: ClamdServer, pooled: bool) -> None:
-    det = detector(own_clamd.tcp_address, timeout_s=8.0, io_timeout_s=10.0)
+    det = detector(own_clamd.tcp_address, timeout_s=30.0, io_timeout_s=40.0)
     if pooled:  # a session clamd has accepted and served once
         assert await check(det, CLEAN) == {}
     own_clamd.pause()  # it stops reading: the big send below fills the socket buffers
@@ -245,7 +247,7 @@ async def test_clamd_killed_mid_stream(own_clamd: ClamdServer, pooled: bool) -> 
     own_clamd.kill()
     t0 = time.perf_counter()
     hits = await task
-    assert time.perf_counter() - t0 < 1.0
+    assert time.perf_counter() - t0 < 15  # noticed at once, not after the 30 s timeout
     assert set(hits) == {"CLAMAV_FAILED"}
     assert hits["CLAMAV_FAILED"].force is Action.SOFT_REJECT
     why = hits["CLAMAV_FAILED"].options[0]
@@ -263,7 +265,7 @@ async def test_stopped_clamd_times_out_within_the_budget(own_clamd: ClamdServer)
         elapsed = time.perf_counter() - t0
     finally:
         own_clamd.resume()
-    assert 0.5 <= elapsed < 1.0
+    assert elapsed >= 0.5  # clamd's timeout was waited for, and it ended the wait:
     assert verdict.action is Action.SOFT_REJECT
     assert verdict.symbols["CLAMAV_FAILED"].options == ("no answer in 0.5s",)
     assert "DETECTOR_TIMEOUT" not in verdict.symbols  # the engine did not have to cut it
