@@ -32,8 +32,10 @@ W = 60.0
 HALF = 3600.0
 KEYS = [f"k{i}" for i in range(240)]  # their counter, value and decay keys span all masters
 # A call during the outage: a refused connection, or CLUSTERDOWN (redis-py sleeps 0.25 s
-# before raising it), well under this; a hang would be the 0.25 s socket timeout or more.
-QUICK_S = 0.6
+# before raising it). The busy store's socket timeout is BUSY_TIMEOUT_S, so a call that
+# waited for a reply instead would take that long: QUICK_S tells the two apart on any load.
+BUSY_TIMEOUT_S = 30.0
+QUICK_S = BUSY_TIMEOUT_S / 3
 OUTAGE_S = 20.0  # the failover itself takes 2-3 s
 
 
@@ -62,7 +64,8 @@ async def test_a_killed_master_fails_over_and_the_store_carries_on(
     redis_ha_cluster_url: str,  # noqa: F811
 ) -> None:
     cluster = redis_ha_cluster
-    busy = RedisStore.from_url(redis_ha_cluster_url)  # called all through the outage
+    # called all through the outage
+    busy = RedisStore.from_url(redis_ha_cluster_url, socket_timeout=BUSY_TIMEOUT_S)
     idle = RedisStore.from_url(redis_ha_cluster_url)  # not called during it: a stale slot map
     try:
         await _write_everything(busy)
