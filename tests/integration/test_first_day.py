@@ -359,4 +359,6 @@ def test_first_day_on_a_test_mx(
         return not alive and not our_processes(markers)
 
     wait_for(gone, timeout=20)
-    assert time.monotonic() - t0 < 90
+    took = time.monotonic() - t0
+    print(f"\nthe first day took {took:.1f} s")
+    assert took < 600  # a hang guard, not a speed figure
