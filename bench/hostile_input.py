@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from tests import test_engine as engine_cases
@@ -64,7 +65,7 @@ def parse_rows(repeat: int) -> dict[str, Any]:
     cases = {name: make() for name, (make, _) in bad.CASES.items()}
     groups: dict[str, dict[str, float]] = {"bad_input": {}, "megabyte_lines": {}, "html": {}}
     for name, raw in cases.items():
-        groups["bad_input"][name] = cpu_ms(lambda raw=raw: parse_message(raw), repeat)
+        groups["bad_input"][name] = cpu_ms(partial(parse_message, raw), repeat)
     for name, line in bad.HOSTILE_LINES.items():
         for where, raw in {
             "body": b"Subject: x\n\n" + line + b"\n",
@@ -72,11 +73,11 @@ def parse_rows(repeat: int) -> dict[str, Any]:
             "subject": b"Subject: " + line + b"\n\nbody\n",
             "content_type": b"Content-Type: multipart/mixed; boundary=b" + line + b"\n\nbody\n",
         }.items():
-            run = lambda raw=raw: parse_message(raw)  # noqa: E731
+            run = partial(parse_message, raw)
             groups["megabyte_lines"][f"{name} in {where}"] = cpu_ms(run, repeat)
     for name, (body, _) in bad.HOSTILE_HTML.items():
         raw = b"Content-Type: text/html; charset=utf-8\n\n" + body
-        groups["html"][name] = cpu_ms(lambda raw=raw: parse_message(raw), repeat)
+        groups["html"][name] = cpu_ms(partial(parse_message, raw), repeat)
     return {group: _worst(rows) for group, rows in groups.items()}
 
 
@@ -85,7 +86,7 @@ def scan_rows(repeat: int) -> dict[str, Any]:
         engine = build_engine(load_config(None, state_dir=state))
         try:
             rows = {
-                name: cpu_ms(lambda raw=raw: engine.scan_sync(Envelope(), raw), repeat)
+                name: cpu_ms(partial(engine.scan_sync, Envelope(), raw), repeat)
                 for name, (raw, _) in engine_cases.CASES.items()
             }
         finally:
