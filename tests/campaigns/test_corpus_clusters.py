@@ -9,12 +9,10 @@ import random
 import re
 import string
 import textwrap
-import time
 from collections import Counter, defaultdict
 from email.message import EmailMessage
 from itertools import combinations
 
-import numpy as np
 import pytest
 
 from seawall import corpus
@@ -239,35 +237,3 @@ def test_synthetic_bot_runs_cluster_by_run(sa_corpus: list[Labelled]) -> None:
     )
     assert scores.v_measure >= 0.95
     assert ham_in_runs == 0
-
-
-def test_fingerprint_and_assign_cost_on_real_mail(sa_corpus: list[Labelled]) -> None:
-    """Fingerprint.of + assign, per message, on 2,000 real messages (best of three passes).
-
-    The bound is on CPU time, which other tenants of a shared machine do not inflate; the
-    wall-clock figures are printed beside it.
-    """
-    messages = [msg for _, _, msg in sa_corpus[:2000]]
-    best: tuple[np.ndarray, np.ndarray] | None = None
-    for _ in range(3):
-        index = Clusterer()
-        cpu = np.empty(len(messages))
-        wall = np.empty(len(messages))
-        for i, msg in enumerate(messages):
-            start, start_cpu = time.perf_counter(), time.process_time()
-            index.assign(Fingerprint.of(msg), now=float(i))
-            cpu[i] = time.process_time() - start_cpu
-            wall[i] = time.perf_counter() - start
-        if best is None or cpu.mean() < best[0].mean():
-            best = (cpu, wall)
-    assert best is not None
-    cpu, wall = best
-    print(
-        f"\nFingerprint.of + assign: CPU mean {cpu.mean() * 1e3:.3f} ms; wall mean "
-        f"{wall.mean() * 1e3:.3f} ms, p50 {np.percentile(wall, 50) * 1e3:.3f} ms, "
-        f"p99 {np.percentile(wall, 99) * 1e3:.3f} ms"
-    )
-    # A guard against regressions with room for a loaded 2-core CI box (CPU time still
-    # grows when the other core is busy: shared caches); `python -m bench.campaigns`
-    # measures the figure itself on a quiet machine.
-    assert cpu.mean() <= 1.0e-3
