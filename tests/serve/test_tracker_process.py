@@ -59,3 +59,34 @@ def test_with_a_live_tracker_commands_talk_to_it(tmp_path: Path) -> None:
     assert not campaign_tracker.running(config)
     # The process saved its state when it stopped, with the mark.
     assert campaign_tracker.load(config).campaigns[cid].mark == "spam"
+
+
+def test_a_save_is_skipped_while_nothing_changed(tmp_path: Path) -> None:
+    from seawall.store import open_store
+
+    config = load_config(state_dir=str(tmp_path))
+    tracker = campaign_tracker.load(config)
+
+    async def run() -> list[bool]:
+        store = open_store(config)
+        held = []
+        try:
+            saved = await campaign_tracker.save_changed(store, tracker, tracker.changes)
+            held.append(await store.get(campaign_tracker.SNAPSHOT_KEY) is not None)
+            await wave(LocalTracker(tracker), 2)
+            saved = await campaign_tracker.save_changed(store, tracker, saved)
+            held.append(await store.get(campaign_tracker.SNAPSHOT_KEY) is not None)
+            # Taken away behind the tracker's back: with no change since, it is not rewritten.
+            await store.delete(campaign_tracker.SNAPSHOT_KEY)
+            saved = await campaign_tracker.save_changed(store, tracker, saved)
+            held.append(await store.get(campaign_tracker.SNAPSHOT_KEY) is not None)
+            tracker.mark(next(iter(tracker.campaigns)), "spam", NOW + 10)
+            await campaign_tracker.save_changed(store, tracker, saved)
+            held.append(await store.get(campaign_tracker.SNAPSHOT_KEY) is not None)
+        finally:
+            await store.close()
+        return held
+
+    # Nothing yet; saved after the wave; not rewritten while idle; saved after the mark.
+    assert asyncio.run(run()) == [False, True, False, True]
+    assert next(iter(campaign_tracker.load(config).campaigns.values())).mark == "spam"

@@ -82,8 +82,12 @@ class Tracker:
         self.ham_domains: dict[str, list[str]] = {}  # domain -> clusters of ham sightings
         self.events = events
         self._swept = 0.0
+        # Calls that may have changed the state (observe, judge, mark): a save loop keeps
+        # the count it saved at and skips a save when it has not moved.
+        self.changes = 0
 
     def observe(self, fp: Fingerprint, obs: Observation, now: float) -> Reply:
+        self.changes += 1
         assignment = self.index.assign(fp, now)
         blocked = tuple(d for d in obs.domains if self.blocklist.get(d, 0.0) > now)
         self._forget()
@@ -183,6 +187,7 @@ class Tracker:
     def judge(self, judgement: Judge) -> None:
         """A verdict by content (campaign symbols left out) for a message of a campaign,
         with the message itself when the campaign asked for a sample."""
+        self.changes += 1
         campaign_id, spam, now, sample = (
             judgement.campaign,
             judgement.spam,
@@ -221,6 +226,7 @@ class Tracker:
 
     def mark(self, campaign_id: str, label: str, now: float) -> Campaign | None:
         """An admin's judgement; a spam mark puts the campaign's domains on the blocklist."""
+        self.changes += 1
         campaign = self._record(self.root(campaign_id))
         if campaign is None:
             return None

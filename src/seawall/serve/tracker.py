@@ -4,7 +4,8 @@ reaches it.
 ``seawall serve`` forks one tracker per host beside its workers (``spawn``, then
 ``wait_ready``); ``seawall scan`` with several workers runs one for the length of the scan
 (``tracker_process``).  The tracker saves its snapshot into the store every
-``snapshot_interval_s`` and when it stops, and starts from the last one.  A command
+``snapshot_interval_s`` and when it stops, when something changed since its last save,
+and starts from the last one.  A command
 (``seawall campaigns``) talks to the live tracker when ``seawall serve`` is up and to the
 saved state otherwise (``connect``), through the same client protocol.  On a shared (Redis)
 state the process is a candidate for the one tracker that serves every node
@@ -22,6 +23,7 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from seawall import logs
 from seawall.campaigns.client import LocalTracker, TrackerClient
@@ -32,6 +34,9 @@ from seawall.campaigns.tracker import Tracker
 from seawall.config import Config, state_url
 from seawall.errors import StoreError, TrackerError
 from seawall.serve import lifecycle
+
+if TYPE_CHECKING:
+    from seawall.store.base import Store
 
 log = logging.getLogger("seawall.campaigns")
 
@@ -88,6 +93,20 @@ def save(config: Config, tracker: Tracker) -> None:
         log.error("could not save the campaign state: %s", exc)
 
 
+async def save_changed(store: Store, tracker: Tracker, saved: int) -> int:
+    """Save the tracker's snapshot unless nothing changed since the save made at its
+    ``changes`` count ``saved`` (an idle tracker writes nothing); the count saved now."""
+    changes = tracker.changes
+    if changes == saved:
+        return saved
+    try:
+        await store.put(SNAPSHOT_KEY, tracker.snapshot())
+    except StoreError as exc:
+        log.error("could not save the campaign state: %s", exc)
+        return saved
+    return changes
+
+
 async def _serve(config: Config, tracker: Tracker) -> None:
     from seawall.store import open_store
 
@@ -101,18 +120,13 @@ async def _serve(config: Config, tracker: Tracker) -> None:
     unix = await asyncio.start_unix_server(server.connection, path=address(config))
     store = open_store(config)
     every = config.detectors.campaigns.snapshot_interval_s
-
-    async def snapshot() -> None:
-        try:
-            await store.put(SNAPSHOT_KEY, tracker.snapshot())
-        except StoreError as exc:
-            log.error("could not save the campaign state: %s", exc)
+    saved = tracker.changes  # what it loaded is what the store holds
 
     log.info("campaign tracker %d serving", os.getpid())
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every)
-        await snapshot()
+        saved = await save_changed(store, tracker, saved)
     unix.close()
     await store.close()
 

@@ -33,7 +33,7 @@ from seawall.campaigns.tracker import Tracker
 from seawall.config import Config
 from seawall.errors import ConfigError, StoreError, TrackerError
 from seawall.serve.listeners import parse_listen
-from seawall.serve.tracker import SNAPSHOT_KEY, restored
+from seawall.serve.tracker import SNAPSHOT_KEY, restored, save_changed
 from seawall.store import Store, open_store
 
 log = logging.getLogger("seawall.campaigns")
@@ -87,13 +87,12 @@ class Leader:
         self.tracker = tracker
         self.value = value
         self.saved_at = time.monotonic()
+        self.saved = tracker.changes  # what it restored is what the store holds
 
     async def save(self, store: Store) -> None:
-        try:
-            await store.put(SNAPSHOT_KEY, self.tracker.snapshot())
-            self.saved_at = time.monotonic()
-        except StoreError as exc:
-            log.error("could not save the campaign state: %s", exc)
+        """Save the snapshot, unless nothing changed since the last save."""
+        self.saved = await save_changed(store, self.tracker, self.saved)
+        self.saved_at = time.monotonic()
 
     async def stop(self) -> None:
         self.server.close()
