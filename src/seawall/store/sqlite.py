@@ -30,6 +30,7 @@ from typing import TypeVar
 
 from seawall.errors import StoreError
 from seawall.store.base import ERRORS, Decayed, bucket_expiry, bucket_range, decayed
+from seawall.store.rowid import rebuild_as_rowid
 
 log = logging.getLogger("seawall.store")
 
@@ -56,7 +57,7 @@ CREATE INDEX IF NOT EXISTS store_decay_expires ON store_decay (expires);
 # WITHOUT ROWID table a lookup whose key is compared with such a row's reads the whole row
 # (a 14 MB snapshot: 5 ms of CPU and a 14 MB malloc for each lookup of a greylist triplet
 # beside it), so it is a rowid table, the keys in their own index; a file made before is
-# rebuilt once (_rowid_values).
+# rebuilt once (_rowid_values, store/rowid.py).
 _VALUES = """
 CREATE TABLE store_values (key TEXT PRIMARY KEY, value BLOB NOT NULL, expires REAL);
 CREATE INDEX IF NOT EXISTS store_values_expires ON store_values (expires)
@@ -339,29 +340,7 @@ class SqliteStore:
 def _rowid_values(db: sqlite3.Connection) -> bool:
     """Rebuild a store_values made WITHOUT ROWID as a rowid table, its rows kept; once, by
     the first process to open the file (True when this one did)."""
-
-    def old() -> bool:
-        row = db.execute(
-            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'store_values'"
-        ).fetchone()
-        return row is not None and "WITHOUT ROWID" in str(row[0]).upper()
-
-    if not old():
-        return False
-    with _write(db):
-        if not old():  # another process did it first
-            return False
-        db.execute("ALTER TABLE store_values RENAME TO store_values_old")
-        db.execute("DROP INDEX IF EXISTS store_values_expires")
-        for statement in _VALUES.split(";"):
-            if statement.strip():
-                db.execute(statement)
-        db.execute(
-            "INSERT INTO store_values (key, value, expires)"
-            " SELECT key, value, expires FROM store_values_old"
-        )
-        db.execute("DROP TABLE store_values_old")
-    return True
+    return rebuild_as_rowid(db, "store_values", _VALUES)
 
 
 @contextmanager

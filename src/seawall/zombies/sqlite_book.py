@@ -13,6 +13,7 @@ Tables, all prefixed ``zombie_``:
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 from collections.abc import Callable, Sequence
@@ -20,29 +21,49 @@ from pathlib import Path
 from typing import TypeVar
 
 from seawall.errors import StoreError
+from seawall.store.rowid import rebuild_as_rowid
 from seawall.zombies.model import Evidence
 from seawall.zombies.rules import Row
 from seawall.zombies.store import ENCODE, EVIDENCE, ROW
 
 T = TypeVar("T")
 
-_SCHEMA = """
+log = logging.getLogger("seawall.zombies")
+
+# The rows and the raw originals are large (a case row grows with its addresses, campaigns
+# and notes; a raw message is up to the size kept, often tens or hundreds of kB): rowid
+# tables, their keys in their own indexes, so that a lookup reads only the row it finds (in
+# a WITHOUT ROWID table it also reads every large row its key is compared with; see
+# store/rowid.py).  A file made before is rebuilt once when opened.
+_ROWS = """
 CREATE TABLE IF NOT EXISTS zombie_rows (
-    key TEXT PRIMARY KEY, case_id TEXT, state TEXT, own INTEGER NOT NULL,
-    last_seen REAL NOT NULL, body BLOB NOT NULL) WITHOUT ROWID;
+    key TEXT PRIMARY KEY NOT NULL, case_id TEXT, state TEXT, own INTEGER NOT NULL,
+    last_seen REAL NOT NULL, body BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS zombie_rows_case ON zombie_rows (case_id) WHERE state IS NOT NULL;
 CREATE INDEX IF NOT EXISTS zombie_rows_ext ON zombie_rows (last_seen) WHERE own = 0;
+"""
+_EVIDENCE = """
 CREATE TABLE IF NOT EXISTS zombie_evidence (
-    id TEXT PRIMARY KEY, key TEXT NOT NULL, at REAL NOT NULL, body BLOB NOT NULL)
-    WITHOUT ROWID;
+    id TEXT PRIMARY KEY NOT NULL, key TEXT NOT NULL, at REAL NOT NULL, body BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS zombie_evidence_key ON zombie_evidence (key, at);
 CREATE INDEX IF NOT EXISTS zombie_evidence_at ON zombie_evidence (at);
-CREATE TABLE IF NOT EXISTS zombie_raw (ref TEXT PRIMARY KEY, at REAL NOT NULL, data BLOB NOT NULL)
-    WITHOUT ROWID;
+"""
+_RAW = """
+CREATE TABLE IF NOT EXISTS zombie_raw (
+    ref TEXT PRIMARY KEY NOT NULL, at REAL NOT NULL, data BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS zombie_raw_at ON zombie_raw (at);
+"""
+_TABLES = {"zombie_rows": _ROWS, "zombie_evidence": _EVIDENCE, "zombie_raw": _RAW}
+_SCHEMA = (
+    _ROWS
+    + _EVIDENCE
+    + _RAW
+    + """
 CREATE TABLE IF NOT EXISTS zombie_campaigns (campaign TEXT NOT NULL, key TEXT NOT NULL,
     PRIMARY KEY (campaign, key)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS zombie_inbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, body BLOB NOT NULL);
 """
+)
 
 
 class _SqliteTx:
@@ -105,6 +126,9 @@ class SqliteBook:
             db = self._db()
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
+            for table, schema in _TABLES.items():
+                if rebuild_as_rowid(db, table, schema):
+                    log.info("cases in %s: %s rebuilt as a rowid table", path, table)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the cases in {path}: {exc}") from None
 
