@@ -4,8 +4,9 @@ Kept raw originals run to hundreds of kB and a case row grows with its notes.  I
 ROWID table a lookup of any key reads in whole every large row its key is compared with
 (bench/zombie_rowid.py: 350 kB read per raw lookup or new report's raw beside 2,000 kept
 messages); ``zombie_rows``, ``zombie_evidence`` and ``zombie_raw`` are rowid tables, and a
-file made before is rebuilt when opened, once, whichever of several processes gets there
-first.
+file made before is rebuilt by the desk process when it opens it, once, whichever of
+several gets there first (one restarted beside one stopping); the other processes use the
+file as it is until then.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ import sqlite3
 import time
 from pathlib import Path
 
-from seawall.config import ZombiesSettings
+from seawall.config import Config, ZombiesSettings
 from seawall.zombies.model import Evidence, Transition, case_id, evidence_id
 from seawall.zombies.rules import Row
 from seawall.zombies.sqlite_book import SqliteBook, _SqliteTx
-from seawall.zombies.store import CaseBook
+from seawall.zombies.store import CaseBook, open_case_store
 
 MIB = 2**20
 T0 = 1_700_000_000.0
@@ -144,25 +145,33 @@ async def test_a_case_lookup_beside_large_case_rows_reads_only_its_own(tmp_path:
         await book.close()
 
 
-async def test_an_old_file_is_rebuilt_with_its_rows(tmp_path: Path) -> None:
+async def use_old(book: CaseBook, raws: list[bytes]) -> None:
+    """Everything the desk, the API and the CLI do with the cases, on ``make_old``'s."""
+    alice = case_id("account", "alice")
+    evidence = await book.evidence(alice)
+    assert [e.id for e in evidence] == [report(n, raws[n]).id for n in reversed(range(6))]
+    for n, raw in enumerate(raws):
+        assert await book.raw(report(n, raw).raw_ref) == raw
+    bob = await book.find(account="bob")
+    assert bob is not None
+    assert bob.transitions == noted("account:bob", 3).transitions
+    assert {c.account for c in await book.list()} == {"alice", "bob"}
+    assert await book.campaign_senders("c2") == (["alice"], 0)
+    assert not (await book.add_evidence(report(1, raws[1]), raws[1])).new  # still known
+    assert (await book.add_evidence(report(7, b"new"), b"new")).new
+    assert (await book.note(alice, "desk", "called")).transitions[-1].why == "called"
+    assert await book.prune(T0 + 3 + ZombiesSettings().evidence_ttl_s) == 3
+    assert await book.raw(report(2, raws[2]).raw_ref) is None
+    assert await book.raw(report(4, raws[4]).raw_ref) == raws[4]
+
+
+async def test_an_old_file_is_rebuilt_by_the_desk_with_its_rows(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite"
     raws = [b"Subject: r%d\r\n\r\n" % n + b"x" * (n * 5000) for n in range(6)]
     make_old(path, raws, [noted("account:bob", 3)])
-    book = CaseBook(SqliteBook(path), ZombiesSettings())
+    book = open_case_store(Config(state_dir=str(tmp_path)), rebuild=True)
     try:
-        alice = case_id("account", "alice")
-        evidence = await book.evidence(alice)
-        assert [e.id for e in evidence] == [report(n, raws[n]).id for n in reversed(range(6))]
-        for n, raw in enumerate(raws):
-            assert await book.raw(report(n, raw).raw_ref) == raw
-        assert (await book.find(account="bob")).transitions == noted("account:bob", 3).transitions  # type: ignore[union-attr]
-        assert {c.account for c in await book.list()} == {"alice", "bob"}
-        assert await book.campaign_senders("c2") == (["alice"], 0)
-        assert not (await book.add_evidence(report(1, raws[1]), raws[1])).new  # still known
-        assert (await book.add_evidence(report(7, b"new"), b"new")).new
-        assert await book.prune(T0 + 3 + ZombiesSettings().evidence_ttl_s) == 3
-        assert await book.raw(report(2, raws[2]).raw_ref) is None
-        assert await book.raw(report(4, raws[4]).raw_ref) == raws[4]
+        await use_old(book, raws)
     finally:
         await book.close()
     shape = schemas(path)
@@ -171,8 +180,22 @@ async def test_an_old_file_is_rebuilt_with_its_rows(tmp_path: Path) -> None:
                   "zombie_evidence_at", "zombie_raw_at"):  # fmt: skip
         assert index in shape
     assert not any("WITHOUT_ROWID" in name.upper() for name in shape)
-    SqliteBook(path).close()  # opened again: nothing left to rebuild
+    SqliteBook(path, rebuild=True).close()  # opened again: nothing left to rebuild
     assert schemas(path) == shape
+
+
+async def test_the_other_processes_use_an_old_file_as_it_is(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite"
+    raws = [b"Subject: r%d\r\n\r\n" % n + b"x" * (n * 5000) for n in range(6)]
+    make_old(path, raws, [noted("account:bob", 3)])
+    before = schemas(path)
+    book = open_case_store(Config(state_dir=str(tmp_path)))  # a worker's, the API's
+    try:
+        assert schemas(path) == before  # opening it wrote nothing
+        await use_old(book, raws)
+    finally:
+        await book.close()
+    assert schemas(path) == before
 
 
 def _open(path: str, start: float) -> int:
@@ -186,7 +209,7 @@ def _open(path: str, start: float) -> int:
     logging.getLogger("seawall.zombies").addHandler(Kept())
     logging.getLogger("seawall.zombies").setLevel(logging.INFO)
     time.sleep(max(0.0, start - time.time()))
-    SqliteBook(Path(path), timeout_s=60.0).close()
+    SqliteBook(Path(path), timeout_s=60.0, rebuild=True).close()
     return sum("rebuilt" in r.getMessage() for r in rebuilt)
 
 

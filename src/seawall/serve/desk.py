@@ -78,7 +78,7 @@ class Lease:
 
 async def serve(config: Config, stop: asyncio.Event) -> None:
     """Run the case engine until ``stop`` is set."""
-    desk, accounts = open_desk(config)
+    desk, accounts = open_desk(config, rebuild=True)  # the tables of earlier releases
     lease = Lease(config) if state_url(config) is not None else None
     log.info("zombie desk %d serving", os.getpid())
     try:

@@ -71,12 +71,13 @@ class Accounts:
         await self.sessions.close()
 
 
-def open_desk(config: Config) -> tuple[Desk, Accounts]:
+def open_desk(config: Config, *, rebuild: bool = False) -> tuple[Desk, Accounts]:
     """The Desk on the configured state, with its remedies and accounting (close both:
-    ``await desk.store.close(); await accounts.close()``)."""
+    ``await desk.store.close(); await accounts.close()``); ``rebuild``: the desk process's
+    open (see ``open_case_store``)."""
     from seawall.zombies.store import open_case_store
 
-    store = open_case_store(config)
+    store = open_case_store(config, rebuild=rebuild)
     accounts = Accounts(config)
     return Desk(store, remedies=load_remedies(config, store), who=accounts.who), accounts
 

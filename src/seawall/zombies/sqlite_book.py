@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from seawall.errors import StoreError
-from seawall.store.rowid import rebuild_as_rowid
+from seawall.store.rowid import rebuild_as_rowid, without_rowid
 from seawall.zombies.model import Evidence
 from seawall.zombies.rules import Row
 from seawall.zombies.store import ENCODE, EVIDENCE, ROW
@@ -34,7 +34,9 @@ log = logging.getLogger("seawall.zombies")
 # and notes; a raw message is up to the size kept, often tens or hundreds of kB): rowid
 # tables, their keys in their own indexes, so that a lookup reads only the row it finds (in
 # a WITHOUT ROWID table it also reads every large row its key is compared with; see
-# store/rowid.py).  A file made before is rebuilt once when opened.
+# store/rowid.py).  A file made before is rebuilt once, by the desk when it opens it (the
+# process that owns the cases, before it works: not a worker's event loop); until then the
+# others use the tables as they are (the same statements work on either shape).
 _ROWS = """
 CREATE TABLE IF NOT EXISTS zombie_rows (
     key TEXT PRIMARY KEY NOT NULL, case_id TEXT, state TEXT, own INTEGER NOT NULL,
@@ -51,9 +53,11 @@ CREATE INDEX IF NOT EXISTS zombie_evidence_at ON zombie_evidence (at);
 _RAW = """
 CREATE TABLE IF NOT EXISTS zombie_raw (
     ref TEXT PRIMARY KEY NOT NULL, at REAL NOT NULL, data BLOB NOT NULL);
-CREATE INDEX IF NOT EXISTS zombie_raw_at ON zombie_raw (at);
 """
-_TABLES = {"zombie_rows": _ROWS, "zombie_evidence": _EVIDENCE, "zombie_raw": _RAW}
+# For the prune; made with the rowid shape (a file made before gets it when rebuilt, so that
+# opening one without rebuilding writes nothing).
+_RAW_AT = "CREATE INDEX IF NOT EXISTS zombie_raw_at ON zombie_raw (at)"
+_TABLES = {"zombie_rows": _ROWS, "zombie_evidence": _EVIDENCE, "zombie_raw": f"{_RAW};{_RAW_AT}"}
 _SCHEMA = (
     _ROWS
     + _EVIDENCE
@@ -114,9 +118,14 @@ class _SqliteTx:
 
 
 class SqliteBook:
-    """The Backend on SQLite; one connection per process (none crosses a fork)."""
+    """The Backend on SQLite; one connection per process (none crosses a fork).
 
-    def __init__(self, path: Path, *, timeout_s: float = 10.0) -> None:
+    ``rebuild``: turn tables made WITHOUT ROWID by earlier releases into rowid tables now
+    (the desk: it holds the write lock for the copy, about a second per 100 MB of kept raw
+    originals); other processes open the file as it is.
+    """
+
+    def __init__(self, path: Path, *, timeout_s: float = 10.0, rebuild: bool = False) -> None:
         self.path = path
         self._timeout_s = timeout_s
         self._conn: sqlite3.Connection | None = None
@@ -126,9 +135,11 @@ class SqliteBook:
             db = self._db()
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
-            for table, schema in _TABLES.items():
+            for table, schema in _TABLES.items() if rebuild else ():
                 if rebuild_as_rowid(db, table, schema):
                     log.info("cases in %s: %s rebuilt as a rowid table", path, table)
+            if not without_rowid(db, "zombie_raw"):
+                db.execute(_RAW_AT)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the cases in {path}: {exc}") from None
 

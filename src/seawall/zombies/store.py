@@ -275,9 +275,11 @@ class CaseBook:
         self._executor.shutdown(wait=False)
 
 
-def open_case_store(config: Config) -> CaseBook:
+def open_case_store(config: Config, *, rebuild: bool = False) -> CaseBook:
     """The cases on the configured state: Redis when ``state`` is a Redis URL, else the
-    tables in ``<state_dir>/state.sqlite``.  Raises StoreError when it cannot be opened."""
+    tables in ``<state_dir>/state.sqlite`` (``rebuild``: the desk's open, which brings
+    tables made by earlier releases to the current shape; see sqlite_book.py).  Raises
+    StoreError when it cannot be opened."""
     url = state_url(config)
     backend: Backend
     if url is not None:
@@ -287,7 +289,7 @@ def open_case_store(config: Config) -> CaseBook:
     else:
         from seawall.zombies.sqlite_book import SqliteBook
 
-        backend = SqliteBook(Path(config.state_dir) / "state.sqlite")
+        backend = SqliteBook(Path(config.state_dir) / "state.sqlite", rebuild=rebuild)
     return CaseBook(backend, config.zombies)
 
 
