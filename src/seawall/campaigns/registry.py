@@ -17,6 +17,9 @@ import msgspec
 from seawall.addresses import network_of, parse_ip
 
 MAX_IPS = 4096  # distinct sources remembered per campaign; past this the counts are floors
+# A campaign always remembers this many sources, whatever the tracker's address budget
+# ([detectors.campaigns] max_addresses) left: more than any spread the detectors ask for.
+FLOOR_IPS = 64
 SHOWN_IPS = 1000  # addresses `seawall campaigns show` lists of each kind, unless told
 MAX_KEYS = 64  # top URLs, domains, subjects and languages kept per campaign
 SAMPLE_BYTES = 64 * 1024
@@ -117,10 +120,15 @@ class Campaign:
     subjects: Counter[str] = field(default_factory=Counter)
     sample: bytes = b""
     clusters: int = 1  # clusters of the index in this campaign (more once merged)
+    # Some source was not remembered (MAX_IPS, or the tracker's address budget): the counts
+    # of addresses and networks are floors.
+    ips_capped: bool = False
     # per_hour's last answer (minute, messages): asked three times a message, summed once.
     hour: tuple[int, int] | None = None
 
-    def add(self, obs: Observation, now: float) -> None:
+    def add(self, obs: Observation, now: float, *, room: bool = True) -> None:
+        """Count one message; ``room``: the tracker's address budget has room for a new
+        source (else one is remembered only within FLOOR_IPS, or when it is the ISP's own)."""
         self.count += 1
         self.last_seen = max(self.last_seen, now)
         minute = int(now // 60)
@@ -131,13 +139,8 @@ class Campaign:
                 del self.minutes[old]
         self.peak_per_minute = max(self.peak_per_minute, self.minutes[minute])
         self.peak_per_hour = max(self.peak_per_hour, self.per_hour(now))
-        if obs.ip and len(self.ips) < MAX_IPS:
-            self.ips.add(obs.ip)
-            if obs.own:
-                self.own_ips.add(obs.ip)
-            net24, net16 = network_of(obs.ip, 24, 64), network_of(obs.ip, 16, 48)
-            self.nets24.add(net24)
-            self.nets16.add(net16)
+        if obs.ip and obs.ip not in self.ips:
+            self._source(obs.ip, obs.own, room)
         self.dynamic += obs.dynamic
         self.own += obs.own
         if obs.language:
@@ -149,6 +152,19 @@ class Campaign:
                 _bump(self.domains, domain)
         for url in set(obs.urls[:20]):
             _bump(self.urls, url[:300])
+
+    def _source(self, ip: str, own: bool, room: bool) -> None:
+        """Remember a new source address, if the caps leave room (own ones always do, up to
+        MAX_IPS: they are the ISP's customers, what it acts on)."""
+        if len(self.ips) < MAX_IPS and (room or own or len(self.ips) < FLOOR_IPS):
+            self.ips.add(ip)
+            if own:
+                self.own_ips.add(ip)
+            net24, net16 = network_of(ip, 24, 64), network_of(ip, 16, 48)
+            self.nets24.add(net24)
+            self.nets16.add(net16)
+        else:
+            self.ips_capped = True
 
     def per_minute(self, now: float) -> int:
         return self.minutes.get(int(now // 60), 0)
@@ -210,7 +226,7 @@ class Campaign:
         out = self.summary(now)
         out.update(
             own_ips=len(self.own_ips),
-            ips_complete=len(self.ips) < MAX_IPS,
+            ips_complete=len(self.ips) < MAX_IPS and not self.ips_capped,
             source_addresses=_in_order(self.ips)[:max_ips],
             own_addresses=_in_order(self.own_ips)[:max_ips],
             minutes=sorted(self.minutes.items()),  # (minute, messages) of the last hour
@@ -233,8 +249,10 @@ class Campaign:
         self.peak_per_hour = max(
             self.peak_per_hour, other.peak_per_hour, sum(self.minutes.values())
         )
+        self.ips_capped = self.ips_capped or other.ips_capped
         for ip in other.ips:
             if len(self.ips) >= MAX_IPS:
+                self.ips_capped = True
                 break
             self.ips.add(ip)
         self.own_ips |= other.own_ips & self.ips

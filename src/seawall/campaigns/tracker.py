@@ -85,6 +85,9 @@ class Tracker:
         # Calls that may have changed the state (observe, judge, mark): a save loop keeps
         # the count it saved at and skips a save when it has not moved.
         self.changes = 0
+        # Source addresses the campaigns hold (counted up as they are added, recounted on
+        # each sweep): past settings.max_addresses a campaign takes no more but its first.
+        self.addresses = 0
 
     def observe(self, fp: Fingerprint, obs: Observation, now: float) -> Reply:
         self.changes += 1
@@ -114,7 +117,9 @@ class Tracker:
             campaign = self.campaigns[cid] = Campaign(id=cid, first_seen=now, last_seen=now)
         for other in related:
             campaign = self._merge(campaign, self.root(other))
-        campaign.add(obs, now)
+        held = len(campaign.ips)
+        campaign.add(obs, now, room=self.addresses < self.settings.max_addresses)
+        self.addresses += len(campaign.ips) - held
         self._maybe_alert(campaign, now)
         return Reply(
             view=campaign.view(now),
@@ -311,10 +316,12 @@ class Tracker:
                     del self.campaigns[root]
 
     def _sweep(self, now: float) -> None:
-        """Forget expired blocklist entries."""
+        """Forget expired blocklist entries; count the addresses the campaigns hold (those
+        of campaigns forgotten or merged since are given back)."""
         self._swept = now
         for domain in [d for d, expiry in self.blocklist.items() if expiry <= now]:
             del self.blocklist[domain]
+        self.addresses = sum(len(c.ips) for c in self.campaigns.values())
 
     def listing(self, now: float, *, min_count: int = 2, limit: int = 0) -> list[dict[str, object]]:
         """Campaigns with at least ``min_count`` messages, busiest first; the first
@@ -389,6 +396,7 @@ class Tracker:
             tracker.campaigns[campaign.id] = campaign
         tracker.blocklist = dict(snap.blocklist)
         tracker.ham_domains = dict(snap.ham_domains)
+        tracker.addresses = sum(len(c.ips) for c in tracker.campaigns.values())
         return tracker
 
 

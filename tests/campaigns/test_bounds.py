@@ -1,0 +1,87 @@
+"""The tracker's state stays within its settings under a long wave (bench.tracker_state
+measures it; these pin the bounds)."""
+
+from __future__ import annotations
+
+import msgspec
+import numpy as np
+
+from seawall.campaigns import Fingerprint
+from seawall.campaigns.fingerprint import PERMUTATIONS
+from seawall.campaigns.registry import FLOOR_IPS, Observation
+from seawall.campaigns.tracker import Tracker
+from seawall.config import CampaignSettings
+
+NOW = 1_795_000_000.0
+
+
+def signature(rng: np.random.Generator) -> np.ndarray:
+    return rng.integers(0, 2**16, PERMUTATIONS).astype(np.uint16)
+
+
+def copy_of(sig: np.ndarray, rng: np.random.Generator) -> Fingerprint:
+    out = sig.copy()
+    slots = rng.choice(PERMUTATIONS, PERMUTATIONS // 5, replace=False)
+    out[slots] = rng.integers(0, 2**16, slots.size)
+    return Fingerprint.from_minhash(out, tokens=100)
+
+
+def source(run: int, i: int, *, own: bool = False) -> Observation:
+    return Observation(ip=f"{10 + run}.{i // 250}.{i % 250}.9", dynamic=True, own=own)
+
+
+def waves(tracker: Tracker, runs: list[np.ndarray], copies: int, start: float) -> list[str]:
+    rng = np.random.default_rng(len(runs))
+    ids = []
+    for i in range(copies):
+        ids = [
+            tracker.observe(copy_of(sig, rng), source(k, i), start + i).view.id
+            for k, sig in enumerate(runs)
+        ]
+    return ids
+
+
+def test_the_campaigns_remember_at_most_max_addresses_sources_but_each_its_first() -> None:
+    tracker = Tracker(CampaignSettings(max_addresses=150))
+    rng = np.random.default_rng(1)
+    ids = waves(tracker, [signature(rng) for _ in range(3)], 200, NOW)
+    held = [len(tracker.campaigns[cid].ips) for cid in ids]
+    assert [tracker.campaigns[cid].count for cid in ids] == [200, 200, 200]
+    # Without the budget each would hold its 200 sources.
+    assert sum(held) <= 150 + 3 * FLOOR_IPS
+    assert min(held) >= FLOOR_IPS
+    assert tracker.addresses == sum(held)
+    detail = tracker.show(ids[0], NOW + 200)
+    assert detail is not None
+    assert detail["ips_complete"] is False
+    assert detail["ips"] == held[0]
+    # The ISP's own sources are always remembered: they are the customers it acts on.
+    own = signature(rng)
+    for i in range(100):
+        reply = tracker.observe(copy_of(own, rng), source(9, i, own=True), NOW + 300 + i)
+    campaign = tracker.campaigns[reply.view.id]
+    assert len(campaign.own_ips) == len(campaign.ips) == 100
+
+
+def test_forgotten_campaigns_give_their_addresses_back() -> None:
+    tracker = Tracker(CampaignSettings(max_addresses=150, ttl_s=600.0))
+    rng = np.random.default_rng(2)
+    waves(tracker, [signature(rng) for _ in range(3)], 100, NOW)
+    assert tracker.addresses > 150
+    # Hours later the first campaigns are gone: a new one has the whole budget.
+    (later,) = waves(tracker, [signature(rng)], 140, NOW + 7200)
+    assert list(tracker.campaigns) == [later]
+    assert len(tracker.campaigns[later].ips) == 140
+    assert tracker.addresses == 140
+
+
+def test_a_snapshot_of_the_previous_version_restores_with_its_address_count() -> None:
+    tracker = Tracker(CampaignSettings(max_addresses=150))
+    rng = np.random.default_rng(3)
+    ids = waves(tracker, [signature(rng) for _ in range(2)], 90, NOW)
+    state = msgspec.msgpack.decode(tracker.snapshot())
+    for campaign in state["campaigns"]:
+        del campaign["ips_capped"]  # not in the previous version's snapshots
+    restored = Tracker.restore(msgspec.msgpack.encode(state), CampaignSettings(max_addresses=150))
+    assert restored.addresses == tracker.addresses
+    assert [restored.campaigns[c].ips for c in ids] == [tracker.campaigns[c].ips for c in ids]
