@@ -3,16 +3,19 @@ measures it; these pin the bounds)."""
 
 from __future__ import annotations
 
+import zlib
+
 import msgspec
 import numpy as np
 
 from seawall.campaigns import Fingerprint
 from seawall.campaigns.fingerprint import PERMUTATIONS
-from seawall.campaigns.registry import FLOOR_IPS, Observation
+from seawall.campaigns.registry import FLOOR_IPS, Judge, Observation
 from seawall.campaigns.tracker import Tracker
 from seawall.config import CampaignSettings
 
 NOW = 1_795_000_000.0
+MAIL = b"Subject: Your parcel\r\n\r\n" + b"Pay the customs fee to release your parcel.\r\n" * 800
 
 
 def signature(rng: np.random.Generator) -> np.ndarray:
@@ -79,9 +82,30 @@ def test_a_snapshot_of_the_previous_version_restores_with_its_address_count() ->
     tracker = Tracker(CampaignSettings(max_addresses=150))
     rng = np.random.default_rng(3)
     ids = waves(tracker, [signature(rng) for _ in range(2)], 90, NOW)
+    tracker.judge(Judge(ids[0], True, (), NOW + 90, MAIL))
     state = msgspec.msgpack.decode(tracker.snapshot())
     for campaign in state["campaigns"]:
-        del campaign["ips_capped"]  # not in the previous version's snapshots
+        # The previous version's snapshots: no ips_capped, the sample as it came.
+        del campaign["ips_capped"]
+        packed = campaign.pop("packed_sample")
+        campaign["sample"] = zlib.decompress(packed) if packed else b""
     restored = Tracker.restore(msgspec.msgpack.encode(state), CampaignSettings(max_addresses=150))
     assert restored.addresses == tracker.addresses
     assert [restored.campaigns[c].ips for c in ids] == [tracker.campaigns[c].ips for c in ids]
+    assert restored.campaigns[ids[0]].sample == MAIL
+    assert restored.campaigns[ids[1]].sample == b""
+
+
+def test_a_campaign_keeps_its_sample_packed() -> None:
+    tracker = Tracker(CampaignSettings())
+    rng = np.random.default_rng(4)
+    (cid,) = waves(tracker, [signature(rng)], 3, NOW)
+    empty = len(tracker.snapshot())
+    tracker.judge(Judge(cid, True, (), NOW + 3, MAIL))
+    assert tracker.show(cid, NOW + 4, sample=True)["sample"] == MAIL  # type: ignore[index]
+    assert len(tracker.snapshot()) - empty < len(MAIL) // 4
+    restored = Tracker.restore(tracker.snapshot(), CampaignSettings())
+    assert restored.campaigns[cid].sample == MAIL
+    # A damaged one reads as none, not as an error.
+    restored.campaigns[cid].packed_sample = b"not zlib"
+    assert restored.campaigns[cid].sample == b""

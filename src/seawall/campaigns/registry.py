@@ -9,6 +9,7 @@ Founder record; its second message makes it a Campaign.
 from __future__ import annotations
 
 import struct
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -118,13 +119,29 @@ class Campaign:
     domains: Counter[str] = field(default_factory=Counter)
     urls: Counter[str] = field(default_factory=Counter)
     subjects: Counter[str] = field(default_factory=Counter)
-    sample: bytes = b""
+    # The sample message, compressed (``sample`` reads and sets it): once per campaign, it
+    # is most of a snapshot's bytes and of the record's memory otherwise.
+    packed_sample: bytes = b""
     clusters: int = 1  # clusters of the index in this campaign (more once merged)
     # Some source was not remembered (MAX_IPS, or the tracker's address budget): the counts
     # of addresses and networks are floors.
     ips_capped: bool = False
     # per_hour's last answer (minute, messages): asked three times a message, summed once.
     hour: tuple[int, int] | None = None
+
+    @property
+    def sample(self) -> bytes:
+        """The sample message (b"" before one came, or when its packed form is damaged)."""
+        if not self.packed_sample:
+            return b""
+        try:
+            return zlib.decompressobj().decompress(self.packed_sample, SAMPLE_BYTES)
+        except zlib.error:
+            return b""
+
+    @sample.setter
+    def sample(self, message: bytes) -> None:
+        self.packed_sample = zlib.compress(message[:SAMPLE_BYTES], 1) if message else b""
 
     def add(self, obs: Observation, now: float, *, room: bool = True) -> None:
         """Count one message; ``room``: the tracker's address budget has room for a new
@@ -281,7 +298,7 @@ class Campaign:
             if len(mine) > 2 * MAX_KEYS:
                 for stale, _ in mine.most_common()[MAX_KEYS:]:
                     del mine[stale]
-        self.sample = self.sample or other.sample
+        self.packed_sample = self.packed_sample or other.packed_sample
 
 
 def _in_order(ips: set[str]) -> list[str]:

@@ -126,7 +126,7 @@ class Tracker:
             new=assignment.new,
             blocked=blocked,
             # The sample is what an admin's mark teaches: one per campaign, once it is one.
-            wants_sample=not campaign.sample and campaign.count >= self.settings.min_copies,
+            wants_sample=not campaign.packed_sample and campaign.count >= self.settings.min_copies,
         )
 
     def root(self, cluster: str) -> str:
@@ -218,7 +218,7 @@ class Tracker:
         campaign = self.campaigns.get(root)
         if campaign is None:
             return
-        if sample and not campaign.sample:
+        if sample and not campaign.packed_sample:
             campaign.sample = sample[:SAMPLE_BYTES]
         if judgement.forged is not None:
             campaign.authenticated(judgement.forged, judgement.ip)
@@ -423,4 +423,8 @@ def _campaign_of(state: dict[str, Any]) -> Campaign:
     for name in _COUNTERS:
         values[name] = Counter(values[name])
     values["minutes"] = {int(k): int(v) for k, v in values["minutes"]}
-    return Campaign(**values)
+    sample = values.pop("sample", b"")  # older snapshots: the message as it came
+    campaign = Campaign(**values)
+    if sample and not campaign.packed_sample:
+        campaign.sample = sample
+    return campaign
