@@ -64,7 +64,8 @@ def parts(tracker: Tracker) -> dict[str, int]:
     """Bytes of each part of the snapshot, encoded alone."""
     enc = msgspec.msgpack.encode
     states = [_campaign_state(c) for c in tracker.campaigns.values()]
-    samples = sum(len(c.sample) for c in tracker.campaigns.values())
+    # Packed since the sample is kept compressed; the message itself before.
+    samples = sum(len(getattr(c, "packed_sample", c.sample)) for c in tracker.campaigns.values())
     ips = [{k: s[k] for k in ("ips", "own_ips", "nets24", "nets16")} for s in states]
     return {
         "index": len(tracker.index.snapshot()),

@@ -405,9 +405,7 @@ _SETS = ("ips", "own_ips", "nets24", "nets16", "forged_nets24")
 
 
 def _campaign_state(campaign: Campaign) -> dict[str, Any]:
-    state = dict(vars(campaign))
-    for name in _SETS:
-        state[name] = sorted(state[name])
+    state = dict(vars(campaign))  # the sets go as they are: msgpack arrays, in no order
     for name in _COUNTERS:
         state[name] = dict(state[name])
     state["minutes"] = [[k, v] for k, v in campaign.minutes.items()]
