@@ -102,7 +102,8 @@ class EvidenceSink:
             batch, self._pending = self._pending, []
             try:
                 if self._book is None:
-                    self._book = open_case_store(self.config)
+                    # Connecting and checking the schema wait on the file: off the loop.
+                    self._book = await asyncio.to_thread(open_case_store, self.config)
                 await self._book.push(batch)
                 self.pushed += len(batch)
             except StoreError as exc:
