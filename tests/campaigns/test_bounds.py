@@ -89,11 +89,15 @@ def test_a_snapshot_of_the_previous_version_restores_with_its_address_count() ->
         del campaign["ips_capped"]
         packed = campaign.pop("packed_sample")
         campaign["sample"] = zlib.decompress(packed) if packed else b""
+        campaign["minutes"] = [[k, v] for k, v in campaign["minutes"].items()]
     restored = Tracker.restore(msgspec.msgpack.encode(state), CampaignSettings(max_addresses=150))
     assert restored.addresses == tracker.addresses
     assert [restored.campaigns[c].ips for c in ids] == [tracker.campaigns[c].ips for c in ids]
     assert restored.campaigns[ids[0]].sample == MAIL
     assert restored.campaigns[ids[1]].sample == b""
+    assert [restored.campaigns[c].minutes for c in ids] == [
+        tracker.campaigns[c].minutes for c in ids
+    ]
 
 
 def test_a_campaign_keeps_its_sample_packed() -> None:
