@@ -90,6 +90,9 @@ def test_a_snapshot_of_the_previous_version_restores_with_its_address_count() ->
         packed = campaign.pop("packed_sample")
         campaign["sample"] = zlib.decompress(packed) if packed else b""
         campaign["minutes"] = [[k, v] for k, v in campaign["minutes"].items()]
+        # ... and the networks of its addresses, which it saved.
+        for name in ("nets24", "nets16"):
+            campaign[name] = sorted(getattr(tracker.campaigns[campaign["id"]], name))
     restored = Tracker.restore(msgspec.msgpack.encode(state), CampaignSettings(max_addresses=150))
     assert restored.addresses == tracker.addresses
     assert [restored.campaigns[c].ips for c in ids] == [tracker.campaigns[c].ips for c in ids]
@@ -113,3 +116,25 @@ def test_a_campaign_keeps_its_sample_packed() -> None:
     # A damaged one reads as none, not as an error.
     restored.campaigns[cid].packed_sample = b"not zlib"
     assert restored.campaigns[cid].sample == b""
+
+
+def test_the_networks_of_the_addresses_are_not_saved_but_restored() -> None:
+    tracker = Tracker(CampaignSettings())
+    rng = np.random.default_rng(5)
+    a, b = signature(rng), signature(rng)
+    ids = waves(tracker, [a, b], 40, NOW)
+    # One more copy near both: the two campaigns merge.
+    half = np.where(np.arange(PERMUTATIONS) < PERMUTATIONS // 2, a, b).astype(np.uint16)
+    tracker.observe(Fingerprint.from_minhash(half, tokens=100), source(7, 1), NOW + 50)
+    (merged,) = tracker.campaigns.values()
+    assert merged.id in ids
+    assert len(merged.nets24) == len(merged.ips) == 81
+    state = msgspec.msgpack.decode(tracker.snapshot())
+    assert "nets24" not in state["campaigns"][0]
+    assert "nets16" not in state["campaigns"][0]
+    restored = Tracker.restore(tracker.snapshot(), CampaignSettings()).campaigns[merged.id]
+    assert (restored.ips, restored.nets24, restored.nets16) == (
+        merged.ips,
+        merged.nets24,
+        merged.nets16,
+    )

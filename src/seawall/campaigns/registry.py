@@ -267,14 +267,16 @@ class Campaign:
             self.peak_per_hour, other.peak_per_hour, sum(self.minutes.values())
         )
         self.ips_capped = self.ips_capped or other.ips_capped
-        for ip in other.ips:
+        for ip in other.ips - self.ips:
             if len(self.ips) >= MAX_IPS:
                 self.ips_capped = True
                 break
             self.ips.add(ip)
+            # The networks are always those of the addresses kept (a snapshot leaves them
+            # out and restores them from the addresses).
+            self.nets24.add(network_of(ip, 24, 64))
+            self.nets16.add(network_of(ip, 16, 48))
         self.own_ips |= other.own_ips & self.ips
-        self.nets24 |= other.nets24
-        self.nets16 |= other.nets16
         self.dynamic += other.dynamic
         self.own += other.own
         self.spam += other.spam

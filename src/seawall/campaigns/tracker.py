@@ -27,6 +27,7 @@ from typing import Any
 
 import msgspec
 
+from seawall.addresses import network_of
 from seawall.campaigns.fingerprint import Fingerprint
 from seawall.campaigns.index import Clusterer
 from seawall.campaigns.recurring import Recurring
@@ -402,10 +403,13 @@ class Tracker:
 
 _COUNTERS = ("languages", "domains", "urls", "subjects")
 _SETS = ("ips", "own_ips", "nets24", "nets16", "forged_nets24")
+_DERIVED = {"nets24": (24, 64), "nets16": (16, 48)}  # the networks of ``ips``: not saved
 
 
 def _campaign_state(campaign: Campaign) -> dict[str, Any]:
     state = dict(vars(campaign))  # the sets go as they are: msgpack arrays, in no order
+    for name in _DERIVED:
+        del state[name]
     for name in _COUNTERS:
         state[name] = dict(state[name])
     # minute -> messages as a msgpack map (building a pair list per minute was two thirds
@@ -418,8 +422,11 @@ def _campaign_state(campaign: Campaign) -> dict[str, Any]:
 def _campaign_of(state: dict[str, Any]) -> Campaign:
     values = dict(state)
     for name in _SETS:
-        # own_ips, forged_nets24: not in older snapshots
+        # own_ips, forged_nets24: not in older snapshots; nets24, nets16: only in them
         values[name] = set(values.get(name, ()))
+    for name, (v4, v6) in _DERIVED.items():
+        if name not in state:
+            values[name] = {network_of(ip, v4, v6) for ip in values["ips"]}
     for name in _COUNTERS:
         values[name] = Counter(values[name])
     minutes = values["minutes"]  # a map; older snapshots: a list of [minute, messages]
