@@ -13,7 +13,7 @@ At the end of each window it records len() of every structure the tracker keeps 
 clusters, campaign records, founders, aliases, blocklist, ham domains, the second index's
 map), the sums over campaigns of their address sets, minute maps and samples, the
 snapshot's size and where its bytes go (each part encoded alone), the CPU time of one
-``Tracker.snapshot()`` (the best of three) and the process RSS.
+``Tracker.snapshot()`` (the best of three) and of its restore, and the process RSS.
 """
 
 from __future__ import annotations
@@ -66,7 +66,8 @@ def parts(tracker: Tracker) -> dict[str, int]:
     states = [_campaign_state(c) for c in tracker.campaigns.values()]
     # Packed since the sample is kept compressed; the message itself before.
     samples = sum(len(getattr(c, "packed_sample", c.sample)) for c in tracker.campaigns.values())
-    ips = [{k: s[k] for k in ("ips", "own_ips", "nets24", "nets16")} for s in states]
+    names = ("ips", "own_ips", "nets24", "nets16")  # the networks: in older snapshots only
+    ips = [{k: s[k] for k in names if k in s} for s in states]
     return {
         "index": len(tracker.index.snapshot()),
         "campaigns": len(enc(states)),
@@ -79,18 +80,22 @@ def parts(tracker: Tracker) -> dict[str, int]:
     }
 
 
-def save_cpu_ms(tracker: Tracker) -> tuple[float, int]:
-    best, size = float("inf"), 0
+def save_cpu_ms(tracker: Tracker) -> tuple[float, int, float]:
+    """CPU ms of a snapshot (the best of three), its size, and CPU ms of its restore."""
+    best, data = float("inf"), b""
     for _ in range(3):
         start = time.process_time()
-        size = len(tracker.snapshot())
+        data = tracker.snapshot()
         best = min(best, time.process_time() - start)
-    return round(best * 1e3, 1), size
+    start = time.process_time()
+    Tracker.restore(data, tracker.settings)
+    restore = time.process_time() - start
+    return round(best * 1e3, 1), len(data), round(restore * 1e3, 1)
 
 
 def window_row(tracker: Tracker, messages: int, now: float) -> dict[str, Any]:
     campaigns = tracker.campaigns.values()
-    cpu_ms, size = save_cpu_ms(tracker)
+    cpu_ms, size, restore_ms = save_cpu_ms(tracker)
     return {
         "hours": round(now / 3600, 2),
         "messages": messages,
@@ -106,6 +111,7 @@ def window_row(tracker: Tracker, messages: int, now: float) -> dict[str, Any]:
         "samples_kib": round(sum(len(c.sample) for c in campaigns) / 1024, 1),
         "snapshot_kib": round(size / 1024, 1),
         "save_cpu_ms": cpu_ms,
+        "restore_cpu_ms": restore_ms,
         "parts_kib": {k: round(v / 1024, 1) for k, v in parts(tracker).items()},
         "rss_mib": round(psutil.Process().memory_info().rss / 2**20, 1),
     }
