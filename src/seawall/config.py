@@ -201,7 +201,7 @@ class CampaignSettings(Section):
     # A campaign not seen for this long is forgotten; at most max_campaigns are kept.
     ttl_s: Annotated[float, Positive] = 86400.0
     max_campaigns: Annotated[int, AtLeastOne] = 200_000
-    # Source addresses remembered over all campaigns (about 0.5 KiB each in memory, 45 bytes
+    # Source addresses remembered over all campaigns (about 0.5 KiB each in memory, 15 bytes
     # in the snapshot); past it a campaign remembers new ones only within its first 64, or
     # when they are the ISP's own (its counts of addresses are then floors).
     max_addresses: Annotated[int, NotNegative] = 250_000
