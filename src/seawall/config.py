@@ -205,6 +205,10 @@ class CampaignSettings(Section):
     # in the snapshot); past it a campaign remembers new ones only within its first 64, or
     # when they are the ISP's own (its counts of addresses are then floors).
     max_addresses: Annotated[int, NotNegative] = 250_000
+    # The campaigns' sample messages (kept compressed) take at most this much; past it the
+    # samples of the campaigns seen longest ago go, and such a campaign asks for a new one
+    # with its next copy.
+    max_samples_mib: Annotated[int, AtLeastOne] = 64
     # Seconds between saves of the campaign state into the state (the folder, or Redis).
     snapshot_interval_s: Annotated[float, Positive] = 30.0
     # With the state on Redis, one node's tracker serves every node: each node's tracker

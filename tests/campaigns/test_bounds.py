@@ -138,3 +138,28 @@ def test_the_networks_of_the_addresses_are_not_saved_but_restored() -> None:
         merged.nets24,
         merged.nets16,
     )
+
+
+def test_samples_past_their_budget_go_from_the_campaigns_seen_longest_ago() -> None:
+    tracker = Tracker(CampaignSettings(max_samples_mib=1))
+    rng = np.random.default_rng(6)
+    runs = [signature(rng) for _ in range(30)]
+    noise = np.random.default_rng(7)
+    ids = []
+    for k, sig in enumerate(runs):  # one after the other: the first are seen longest ago
+        for i in range(3):
+            reply = tracker.observe(copy_of(sig, rng), source(k, i), NOW + 10 * k + i)
+        assert reply.wants_sample
+        sample = noise.bytes(60_000)  # does not compress: 17 of them pass 1 MiB
+        tracker.judge(Judge(reply.view.id, True, (), NOW + 10 * k + 2, sample))
+        ids.append(reply.view.id)
+    held = [bool(tracker.campaigns[c].packed_sample) for c in ids]
+    assert tracker.sample_bytes == sum(len(c.packed_sample) for c in tracker.campaigns.values())
+    assert tracker.sample_bytes <= 1 << 20
+    assert held[-1]
+    assert not held[0]
+    assert held == sorted(held)  # the ones dropped are the oldest
+    # A campaign whose sample went asks for a new one with its next copy.
+    again = tracker.observe(copy_of(runs[0], rng), source(0, 9), NOW + 400)
+    assert again.view.id == ids[0]
+    assert again.wants_sample

@@ -89,6 +89,7 @@ class Tracker:
         # Source addresses the campaigns hold (counted up as they are added, recounted on
         # each sweep): past settings.max_addresses a campaign takes no more but its first.
         self.addresses = 0
+        self.sample_bytes = 0  # likewise the campaigns' packed samples (max_samples_mib)
 
     def observe(self, fp: Fingerprint, obs: Observation, now: float) -> Reply:
         self.changes += 1
@@ -221,6 +222,9 @@ class Tracker:
             return
         if sample and not campaign.packed_sample:
             campaign.sample = sample[:SAMPLE_BYTES]
+            self.sample_bytes += len(campaign.packed_sample)
+            if self.sample_bytes > self.settings.max_samples_mib << 20:
+                self._shed_samples(campaign)
         if judgement.forged is not None:
             campaign.authenticated(judgement.forged, judgement.ip)
         if spam:
@@ -316,13 +320,26 @@ class Tracker:
                 if campaign.clusters <= 0:
                     del self.campaigns[root]
 
+    def _shed_samples(self, keep: Campaign) -> None:
+        """Drop the samples of the campaigns seen longest ago, down to 3/4 of the budget
+        (one sort per quarter of it); such a campaign asks for one with its next copy."""
+        floor = (self.settings.max_samples_mib << 20) * 3 // 4
+        held = [c for c in self.campaigns.values() if c.packed_sample and c is not keep]
+        held.sort(key=lambda c: c.last_seen)
+        for campaign in held:
+            if self.sample_bytes <= floor:
+                break
+            self.sample_bytes -= len(campaign.packed_sample)
+            campaign.packed_sample = b""
+
     def _sweep(self, now: float) -> None:
-        """Forget expired blocklist entries; count the addresses the campaigns hold (those
-        of campaigns forgotten or merged since are given back)."""
+        """Forget expired blocklist entries; count the addresses and sample bytes the
+        campaigns hold (those of campaigns forgotten or merged since are given back)."""
         self._swept = now
         for domain in [d for d, expiry in self.blocklist.items() if expiry <= now]:
             del self.blocklist[domain]
         self.addresses = sum(len(c.ips) for c in self.campaigns.values())
+        self.sample_bytes = sum(len(c.packed_sample) for c in self.campaigns.values())
 
     def listing(self, now: float, *, min_count: int = 2, limit: int = 0) -> list[dict[str, object]]:
         """Campaigns with at least ``min_count`` messages, busiest first; the first
@@ -398,6 +415,7 @@ class Tracker:
         tracker.blocklist = dict(snap.blocklist)
         tracker.ham_domains = dict(snap.ham_domains)
         tracker.addresses = sum(len(c.ips) for c in tracker.campaigns.values())
+        tracker.sample_bytes = sum(len(c.packed_sample) for c in tracker.campaigns.values())
         return tracker
 
 
