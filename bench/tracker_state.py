@@ -31,7 +31,8 @@ import psutil
 from seawall import corpus
 from seawall.campaigns.fingerprint import Fingerprint
 from seawall.campaigns.registry import Judge, Observation
-from seawall.campaigns.tracker import Tracker, _campaign_state
+from seawall.campaigns.snapshot import campaign_state
+from seawall.campaigns.tracker import Tracker
 from seawall.config import CampaignSettings
 from seawall.message import parse_message
 
@@ -63,7 +64,7 @@ def _ip(n: int) -> str:
 def parts(tracker: Tracker) -> dict[str, int]:
     """Bytes of each part of the snapshot, encoded alone."""
     enc = msgspec.msgpack.encode
-    states = [_campaign_state(c) for c in tracker.campaigns.values()]
+    states = [campaign_state(c) for c in tracker.campaigns.values()]
     # Packed since the sample is kept compressed; the message itself before.
     samples = sum(len(getattr(c, "packed_sample", c.sample)) for c in tracker.campaigns.values())
     names = ("ips", "own_ips", "nets24", "nets16")  # the networks: in older snapshots only

@@ -21,13 +21,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import msgspec
 
-from seawall.addresses import network_of
 from seawall.campaigns.fingerprint import Fingerprint
 from seawall.campaigns.index import Clusterer
 from seawall.campaigns.recurring import Recurring
@@ -41,6 +38,7 @@ from seawall.campaigns.registry import (
     Judge,
     Observation,
 )
+from seawall.campaigns.snapshot import Snapshot, campaign_of, campaign_state
 from seawall.config import CampaignSettings
 
 log = logging.getLogger("seawall.campaigns")
@@ -57,15 +55,6 @@ class Reply(msgspec.Struct, frozen=True):
     # The campaign keeps no sample message yet: send this one with the judgement (samples
     # travel once per campaign, not with every copy).
     wants_sample: bool = False
-
-
-class Snapshot(msgspec.Struct):
-    index: bytes
-    campaigns: list[dict[str, Any]]
-    blocklist: dict[str, float]
-    ham_domains: dict[str, list[str]]
-    alias: dict[str, str] = {}
-    founders: dict[str, bytes] = {}  # Founder.pack()
 
 
 class Tracker:
@@ -391,7 +380,7 @@ class Tracker:
         return msgspec.msgpack.encode(
             Snapshot(
                 index=self.index.snapshot(),
-                campaigns=[_campaign_state(c) for c in self.campaigns.values()],
+                campaigns=[campaign_state(c) for c in self.campaigns.values()],
                 blocklist=self.blocklist,
                 ham_domains=self.ham_domains,
                 alias=self.alias,
@@ -410,48 +399,10 @@ class Tracker:
         tracker.alias = dict(snap.alias)
         tracker.founders = {k: v for k, v in snap.founders.items() if Founder.packed(v)}
         for state in snap.campaigns:
-            campaign = _campaign_of(state)
+            campaign = campaign_of(state)
             tracker.campaigns[campaign.id] = campaign
         tracker.blocklist = dict(snap.blocklist)
         tracker.ham_domains = dict(snap.ham_domains)
         tracker.addresses = sum(len(c.ips) for c in tracker.campaigns.values())
         tracker.sample_bytes = sum(len(c.packed_sample) for c in tracker.campaigns.values())
         return tracker
-
-
-_COUNTERS = ("languages", "domains", "urls", "subjects")
-_SETS = ("ips", "own_ips", "nets24", "nets16", "forged_nets24")
-_DERIVED = {"nets24": (24, 64), "nets16": (16, 48)}  # the networks of ``ips``: not saved
-
-
-def _campaign_state(campaign: Campaign) -> dict[str, Any]:
-    state = dict(vars(campaign))  # the sets go as they are: msgpack arrays, in no order
-    for name in _DERIVED:
-        del state[name]
-    for name in _COUNTERS:
-        state[name] = dict(state[name])
-    # minute -> messages as a msgpack map (building a pair list per minute was two thirds
-    # of a save's CPU under a wave)
-    state["minutes"] = campaign.minutes
-    del state["hour"]  # a cache
-    return state
-
-
-def _campaign_of(state: dict[str, Any]) -> Campaign:
-    values = dict(state)
-    for name in _SETS:
-        # own_ips, forged_nets24: not in older snapshots; nets24, nets16: only in them
-        values[name] = set(values.get(name, ()))
-    for name, (v4, v6) in _DERIVED.items():
-        if name not in state:
-            values[name] = {network_of(ip, v4, v6) for ip in values["ips"]}
-    for name in _COUNTERS:
-        values[name] = Counter(values[name])
-    minutes = values["minutes"]  # a map; older snapshots: a list of [minute, messages]
-    pairs = minutes.items() if isinstance(minutes, dict) else minutes
-    values["minutes"] = {int(k): int(v) for k, v in pairs}
-    sample = values.pop("sample", b"")  # older snapshots: the message as it came
-    campaign = Campaign(**values)
-    if sample and not campaign.packed_sample:
-        campaign.sample = sample
-    return campaign
