@@ -32,30 +32,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.zombies.test_sqlite_rowid import OLD_SCHEMA  # the tables as earlier releases made them
+
 from seawall.zombies.model import Evidence, Transition
 from seawall.zombies.rules import MAX_CAMPAIGNS, MAX_IPS, Row
 from seawall.zombies.sqlite_book import SqliteBook, _SqliteTx
 from seawall.zombies.store import ENCODE
 
 CORPUS = Path(".cache/corpora/phishing_pot_2019-2025/email")
-
-OLD_SCHEMA = """
-CREATE TABLE zombie_rows (
-    key TEXT PRIMARY KEY, case_id TEXT, state TEXT, own INTEGER NOT NULL,
-    last_seen REAL NOT NULL, body BLOB NOT NULL) WITHOUT ROWID;
-CREATE INDEX zombie_rows_case ON zombie_rows (case_id) WHERE state IS NOT NULL;
-CREATE INDEX zombie_rows_ext ON zombie_rows (last_seen) WHERE own = 0;
-CREATE TABLE zombie_evidence (
-    id TEXT PRIMARY KEY, key TEXT NOT NULL, at REAL NOT NULL, body BLOB NOT NULL)
-    WITHOUT ROWID;
-CREATE INDEX zombie_evidence_key ON zombie_evidence (key, at);
-CREATE INDEX zombie_evidence_at ON zombie_evidence (at);
-CREATE TABLE zombie_raw (ref TEXT PRIMARY KEY, at REAL NOT NULL, data BLOB NOT NULL)
-    WITHOUT ROWID;
-CREATE TABLE zombie_campaigns (campaign TEXT NOT NULL, key TEXT NOT NULL,
-    PRIMARY KEY (campaign, key)) WITHOUT ROWID;
-CREATE TABLE zombie_inbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, body BLOB NOT NULL);
-"""
 
 
 class _AsIs(SqliteBook):

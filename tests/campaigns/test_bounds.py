@@ -7,6 +7,7 @@ import zlib
 
 import msgspec
 import numpy as np
+from tests.campaigns.minhashes import copy_of, signature
 
 from seawall.campaigns import Fingerprint
 from seawall.campaigns.fingerprint import PERMUTATIONS
@@ -16,17 +17,6 @@ from seawall.config import CampaignSettings
 
 NOW = 1_795_000_000.0
 MAIL = b"Subject: Your parcel\r\n\r\n" + b"Pay the customs fee to release your parcel.\r\n" * 800
-
-
-def signature(rng: np.random.Generator) -> np.ndarray:
-    return rng.integers(0, 2**16, PERMUTATIONS).astype(np.uint16)
-
-
-def copy_of(sig: np.ndarray, rng: np.random.Generator) -> Fingerprint:
-    out = sig.copy()
-    slots = rng.choice(PERMUTATIONS, PERMUTATIONS // 5, replace=False)
-    out[slots] = rng.integers(0, 2**16, slots.size)
-    return Fingerprint.from_minhash(out, tokens=100)
 
 
 def source(run: int, i: int, *, own: bool = False) -> Observation:

@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+from tests.campaigns.minhashes import copy_of, signature
 
-from seawall.campaigns import Fingerprint
-from seawall.campaigns.fingerprint import PERMUTATIONS
 from seawall.campaigns.frozen import FrozenTracker, find_cluster
 from seawall.campaigns.registry import Judge, Observation
 from seawall.campaigns.tracker import Tracker
 from seawall.config import CampaignSettings
 
 NOW = 1_795_000_000.0
-
-
-def signature(rng: np.random.Generator) -> np.ndarray:
-    return rng.integers(0, 2**16, PERMUTATIONS).astype(np.uint16)
-
-
-def copy_of(sig: np.ndarray, rng: np.random.Generator) -> Fingerprint:
-    out = sig.copy()
-    slots = rng.choice(PERMUTATIONS, PERMUTATIONS // 5, replace=False)
-    out[slots] = rng.integers(0, 2**16, slots.size)
-    return Fingerprint.from_minhash(out, tokens=100)
 
 
 def bot(i: int) -> Observation:

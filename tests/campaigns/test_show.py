@@ -11,8 +11,8 @@ from pathlib import Path
 import msgspec
 import numpy as np
 import pytest
+from tests.campaigns.minhashes import copy_of
 
-from seawall.campaigns import Fingerprint
 from seawall.campaigns.client import LocalTracker
 from seawall.campaigns.fingerprint import PERMUTATIONS
 from seawall.campaigns.registry import MAX_IPS, Judge, Observation
@@ -24,13 +24,6 @@ from seawall.config import CampaignSettings, load_config
 from seawall.serve import tracker as campaign_tracker
 
 NOW = 1_795_000_000.0
-
-
-def copy_of(sig: np.ndarray, rng: np.random.Generator) -> Fingerprint:
-    out = sig.copy()
-    slots = rng.choice(PERMUTATIONS, PERMUTATIONS // 5, replace=False)
-    out[slots] = rng.integers(0, 2**16, slots.size)
-    return Fingerprint.from_minhash(out, tokens=100)
 
 
 def source(i: int) -> Observation:
