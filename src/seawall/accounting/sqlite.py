@@ -18,15 +18,15 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
 from seawall.accounting.merge import Stored, close_at, effective, merge
 from seawall.accounting.records import Record, Session, Status, lookup_keys
 from seawall.errors import StoreError
+from seawall.store.sqlite_tx import immediate
 
 log = logging.getLogger("seawall.accounting")
 
@@ -226,7 +226,7 @@ class SqliteSessions:
         db = self._db()
         changed = 0
         now = time.time()
-        with _write(db):
+        with immediate(db):
             run: list[Record] = []
             for record in records:
                 if record.status in (Status.ON, Status.OFF):
@@ -346,15 +346,3 @@ def _write_row(db: sqlite3.Connection, s: Stored, now: float) -> None:
             now,
         ),
     )
-
-
-@contextmanager
-def _write(db: sqlite3.Connection) -> Iterator[None]:
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")

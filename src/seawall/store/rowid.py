@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from seawall.store.sqlite_tx import immediate, run_script
+
 
 def without_rowid(db: sqlite3.Connection, table: str) -> bool:
     """Whether ``table`` exists and was made WITHOUT ROWID (as this connection sees it)."""
@@ -38,10 +40,8 @@ def rebuild_as_rowid(db: sqlite3.Connection, table: str, schema: str) -> bool:
     if not without_rowid(db, table):
         return False
     old = f"{table}_without_rowid"
-    db.execute("BEGIN IMMEDIATE")
-    try:
+    with immediate(db):
         if not without_rowid(db, table):  # another process did it while this one waited
-            db.execute("COMMIT")
             return False
         before = _columns(db, table)
         db.execute(f'ALTER TABLE "{table}" RENAME TO "{old}"')
@@ -52,19 +52,12 @@ def rebuild_as_rowid(db: sqlite3.Connection, table: str, schema: str) -> bool:
         ).fetchall()
         for (name,) in indexes:  # their names are the new table's to take
             db.execute(f'DROP INDEX "{name}"')
-        for statement in schema.split(";"):
-            if statement.strip():
-                db.execute(statement)
+        run_script(db, schema)
         if without_rowid(db, table):
             raise sqlite3.OperationalError(f"the new shape of {table} is WITHOUT ROWID")
         columns = ", ".join(f'"{c}"' for c in _columns(db, table) if c in before)
         db.execute(f'INSERT INTO "{table}" ({columns}) SELECT {columns} FROM "{old}"')
         db.execute(f'DROP TABLE "{old}"')
-    except BaseException:
-        if db.in_transaction:  # SQLite may have rolled back already (disk full, I/O error)
-            db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
     return True
 
 

@@ -22,15 +22,15 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
 from seawall.errors import StoreError
 from seawall.store.base import ERRORS, Decayed, bucket_expiry, bucket_range, decayed
 from seawall.store.rowid import rebuild_as_rowid
+from seawall.store.sqlite_tx import immediate
 
 log = logging.getLogger("seawall.store")
 
@@ -217,7 +217,7 @@ class SqliteStore:
         )
         if not amount:
             return int(db.execute(total_sql, (key, first, last)).fetchone()[0])
-        with _write(db):  # one transaction: the sum includes this add and no later one
+        with immediate(db):  # one transaction: the sum includes this add and no later one
             db.execute(
                 "INSERT INTO store_counters (key, bucket, count, expires) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (key, bucket) DO UPDATE SET count = count + excluded.count",
@@ -237,7 +237,7 @@ class SqliteStore:
 
     def _claim(self, key: str, value: bytes, ttl_s: float) -> bytes:
         db = self._db()
-        with _write(db):
+        with immediate(db):
             now = time.time()
             row = db.execute(
                 "SELECT value, expires FROM store_values WHERE key = ?", (key,)
@@ -277,7 +277,7 @@ class SqliteStore:
                     current = decayed(counters, row[1], now, half_life_s)
                     out[key] = Decayed(tuple(current), row[2], row[3])
             return out
-        with _write(db):
+        with immediate(db):
             for key, amounts in items:
                 row = db.execute(select, (key,)).fetchone()
                 stored = array.array("d", row[0]) if row is not None else None
@@ -304,7 +304,7 @@ class SqliteStore:
 
     def _delete(self, key: str) -> None:
         db = self._db()
-        with _write(db):
+        with immediate(db):
             db.execute("DELETE FROM store_values WHERE key = ?", (key,))
             db.execute("DELETE FROM store_counters WHERE key = ?", (key,))
             db.execute("DELETE FROM store_decay WHERE key = ?", (key,))
@@ -341,17 +341,3 @@ def _rowid_values(db: sqlite3.Connection) -> bool:
     """Rebuild a store_values made WITHOUT ROWID as a rowid table, its rows kept; once, by
     the first process to open the file (True when this one did)."""
     return rebuild_as_rowid(db, "store_values", _VALUES)
-
-
-@contextmanager
-def _write(db: sqlite3.Connection) -> Iterator[None]:
-    """A write transaction; IMMEDIATE takes the write lock up front (waiting up to the busy
-    timeout) instead of failing at the first write when another process got there first."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        if db.in_transaction:  # SQLite may have rolled back already (disk full, I/O error)
-            db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")

@@ -39,6 +39,7 @@ import msgspec
 
 from seawall.errors import StoreError
 from seawall.store.base import ERRORS
+from seawall.store.sqlite_tx import immediate, run_script
 from seawall.store.verdicts import (
     DomainStats,
     Search,
@@ -217,16 +218,8 @@ class SqliteVerdicts:
                     )
                 }
                 if _OBJECTS - found:
-                    db.execute("BEGIN IMMEDIATE")  # waits for the lock, unlike the switch
-                    try:
-                        for statement in _SCHEMA.split(";"):
-                            if statement.strip():
-                                db.execute(statement)
-                        db.execute("COMMIT")
-                    except BaseException:
-                        if db.in_transaction:
-                            db.execute("ROLLBACK")
-                        raise
+                    with immediate(db):  # waits for the lock, unlike the switch
+                        run_script(db, _SCHEMA)
                 return
             except sqlite3.OperationalError as exc:
                 if not _locked(exc) or time.monotonic() + pause > deadline:
@@ -257,8 +250,7 @@ class SqliteVerdicts:
         db = self._db()
         ids: list[int] = []
         counts: dict[tuple[str, int, str], int] = {}
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(db):
             last = db.execute("SELECT MAX(id) FROM verdicts").fetchone()[0]
             record_id = int(last or 0)
             for record, raw in items:
@@ -284,11 +276,6 @@ class SqliteVerdicts:
             db.execute("DELETE FROM verdicts WHERE id <= ?", (record_id - settings.max_verdicts,))
             if time.monotonic() >= self._next_trim:
                 self._trim(db)
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
         return ids
 
     def _trim(self, db: sqlite3.Connection) -> None:
