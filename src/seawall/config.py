@@ -189,6 +189,11 @@ class CampaignSettings(Section):
     # confirms it as spam (its later copies then get CAMPAIGN_SPAM, its domains the blocklist).
     min_judged: Annotated[int, AtLeastOne] = 3
     spam_share: Annotated[float, Share] = 0.6
+    # A copy arriving while its campaign's first min_judged copies are still being judged
+    # waits for their judgement at most this long (seconds; 0: never): copies that arrive
+    # together then get the same answer as copies that arrive one by one. Keep it well
+    # below engine.io_timeout_s.
+    hold_s: Annotated[float, NotNegative] = 0.25
     # Forgery ([detectors.auth] on): a campaign whose copies checked by SPF or DMARC fail for
     # the domain they claim at this share, sent from at least forged_min_nets24 /24s, gets
     # CAMPAIGN_FORGED (once min_judged copies were checked).

@@ -3,6 +3,7 @@ socket (``remote.py``).  Both speak :class:`TrackerClient`."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any, Protocol
 
@@ -58,7 +59,27 @@ class LocalTracker:
 
     async def observe(self, fp: Fingerprint, obs: Observation, now: float) -> Reply:
         self.changed = True
-        return self.tracker.observe(fp, obs, now)
+        tracker = self.tracker
+        answer = tracker.observe_or_hold(fp, obs, now)
+        if isinstance(answer, Reply):
+            return answer
+        # Held for the campaign's earlier copies: their judgements come from this
+        # process's other messages, which go on while this one waits.
+        loop = asyncio.get_running_loop()
+        released: asyncio.Future[float] = loop.create_future()
+
+        def release(at: float) -> None:
+            if not released.done():
+                released.set_result(at)
+
+        answer.release = release
+        timer = loop.call_later(tracker.holds.hold_s, lambda: tracker.expire(answer, time.time()))
+        try:
+            at = await released
+        finally:
+            timer.cancel()
+            tracker.expire(answer, time.time())  # a cancelled wait lets go of its hold
+        return tracker.answer(answer, at)
 
     async def judge(self, judgement: Judge) -> None:
         self.changed = True
@@ -90,4 +111,4 @@ class LocalTracker:
         return self.tracker.show(campaign, time.time(), max_ips=max_ips, sample=sample)
 
     def close(self) -> None:
-        pass
+        self.tracker.holds.log_stats()

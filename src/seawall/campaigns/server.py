@@ -2,9 +2,14 @@
 
 Answers are batched: the tracker cuts every frame one read brought from one buffer and
 answers them all in one write, in request order, so a worker can keep many requests in
-flight.  Judgements are one-way and
-get no answer.  The process around it (start, snapshots, signals) is
-``seawall.serve.tracker``.
+flight.  Judgements are one-way and get no answer.
+
+An observation's answer may be held until its campaign's earlier copies are judged
+(``hold.py``, at most ``hold_s``).  Their judgements come on the same connections as
+later requests, so a held answer never stops the reading: the connection's answers wait
+in request order in a queue, and a writer task sends each run of them that is ready
+(the ones behind a held answer wait for it, in the order the worker reads them).  The
+process around it (start, snapshots, signals) is ``seawall.serve.tracker``.
 """
 
 from __future__ import annotations
@@ -13,9 +18,11 @@ import asyncio
 import hmac
 import logging
 import time
+from collections import deque
 from typing import Any
 
 from seawall.campaigns.fingerprint import Fingerprint
+from seawall.campaigns.hold import Held
 from seawall.campaigns.protocol import (
     HIGH_WATER,
     MAX_HELLO,
@@ -53,7 +60,8 @@ class TrackerServer:
     def handle(self, request: Request) -> object:
         tracker = self.tracker
         if isinstance(request, Observe):
-            return tracker.observe(Fingerprint.from_bytes(request.fp), request.obs, request.now)
+            fp = Fingerprint.from_bytes(request.fp)
+            return tracker.observe_or_hold(fp, request.obs, request.now)
         if isinstance(request, Judge):
             tracker.judge(request)
             return None
@@ -83,9 +91,10 @@ class TrackerServer:
             return False
         return isinstance(first, Hello) and hmac.compare_digest(first.secret, self.secret)
 
-    def answers(self, bodies: list[bytes]) -> bytes:
-        """The answer frames to a run of request frames (none for the one-way ones)."""
-        out: list[bytes] = []
+    def answers(self, bodies: list[bytes]) -> list[bytes | asyncio.Future[bytes]]:
+        """The answer frames to a run of request frames (none for the one-way ones), in
+        order: a future for an answer held back, done when it is released."""
+        out: list[bytes | asyncio.Future[bytes]] = []
         for body in bodies:
             request: Request | None = None
             try:
@@ -96,22 +105,73 @@ class TrackerServer:
                 answer = {"error": str(exc)}
             if isinstance(request, Judge | Hello):
                 continue  # one-way: no answer is awaited
+            if isinstance(answer, Held):
+                out.append(self._held(answer))
+                continue
             out.append(frame(encode(answer)))
-        return b"".join(out)
+        return out
+
+    def _held(self, held: Held) -> asyncio.Future[bytes]:
+        """A future for ``held``'s answer frame: released by the campaign's judgement, or
+        by a timer at ``hold_s``."""
+        tracker = self.tracker
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[bytes] = loop.create_future()
+
+        def release(at: float) -> None:
+            if not answer.done():
+                answer.set_result(frame(encode(tracker.answer(held, at))))
+
+        held.release = release
+        loop.call_later(tracker.holds.hold_s, lambda: tracker.expire(held, time.time()))
+        return answer
+
+    @staticmethod
+    async def _write_out(
+        queue: deque[bytes | asyncio.Future[bytes]], writer: asyncio.StreamWriter
+    ) -> None:
+        """Send the queued answers in order, each run that is ready in one write."""
+        while queue:
+            head = queue[0]
+            if isinstance(head, asyncio.Future):
+                await head
+            out: list[bytes] = []
+            while queue:
+                item = queue[0]
+                if isinstance(item, asyncio.Future):
+                    if not item.done():
+                        break
+                    item = item.result()
+                queue.popleft()
+                out.append(item)
+            if out and not writer.is_closing():
+                writer.write(b"".join(out))
+                if writer.transport.get_write_buffer_size() > HIGH_WATER:
+                    await writer.drain()
 
     async def connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         frames = Frames()
+        queue: deque[bytes | asyncio.Future[bytes]] = deque()  # answers behind a held one
+        sending: asyncio.Task[None] | None = None
         try:
             if self.secret and not await self._greeted(reader):
                 log.warning("tracker: a connection without the secret, closing")
                 return
             while data := await reader.read(READ_SIZE):
-                # All the frames this read completed, answered in one write.
+                # All the frames this read completed, answered in one write unless one is
+                # held: then they queue behind it, and the reading goes on.
                 out = self.answers(frames.feed(data))
-                if out and not writer.is_closing():
-                    writer.write(out)
-                    if writer.transport.get_write_buffer_size() > HIGH_WATER:
-                        await writer.drain()
+                if not out:
+                    continue
+                if not queue and all(isinstance(item, bytes) for item in out):
+                    if not writer.is_closing():
+                        writer.write(b"".join(out))  # type: ignore[arg-type]
+                        if writer.transport.get_write_buffer_size() > HIGH_WATER:
+                            await writer.drain()
+                    continue
+                queue.extend(out)
+                if sending is None or sending.done():
+                    sending = asyncio.get_running_loop().create_task(self._write_out(queue, writer))
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         except TrackerError as exc:
@@ -121,4 +181,7 @@ class TrackerServer:
             # end, not an error (re-raised, asyncio's stream callback logs it as one).
             pass
         finally:
+            if sending is not None:
+                sending.cancel()
             writer.close()
+            self.tracker.holds.log_stats()

@@ -26,6 +26,7 @@ from pathlib import Path
 import msgspec
 
 from seawall.campaigns.fingerprint import Fingerprint
+from seawall.campaigns.hold import Held, Holds
 from seawall.campaigns.index import Clusterer
 from seawall.campaigns.recurring import Recurring
 from seawall.campaigns.registry import (
@@ -79,8 +80,25 @@ class Tracker:
         # each sweep): past settings.max_addresses a campaign takes no more but its first.
         self.addresses = 0
         self.sample_bytes = 0  # likewise the campaigns' packed samples (max_samples_mib)
+        # Copies in flight per campaign, and the answers held until it is judged (hold.py).
+        self.holds = Holds(min_judged=settings.min_judged, hold_s=settings.hold_s)
 
     def observe(self, fp: Fingerprint, obs: Observation, now: float) -> Reply:
+        """Which campaign the message joins, answered at once (tools, tests)."""
+        answer = self._observe(fp, obs, now, hold=False)
+        assert isinstance(answer, Reply)
+        return answer
+
+    def observe_or_hold(self, fp: Fingerprint, obs: Observation, now: float) -> Reply | Held:
+        """As :meth:`observe`, or a :class:`Held` when the answer should wait for the
+        judgement of the campaign's earlier copies (hold.py): the caller sets its
+        ``release``, and calls :meth:`expire` ``hold_s`` later; the answer is then
+        :meth:`answer`'s."""
+        return self._observe(fp, obs, now, hold=True)
+
+    def _observe(
+        self, fp: Fingerprint, obs: Observation, now: float, *, hold: bool
+    ) -> Reply | Held:
         self.changes += 1
         assignment = self.index.assign(fp, now)
         blocked = tuple(d for d in obs.domains if self.blocklist.get(d, 0.0) > now)
@@ -104,6 +122,7 @@ class Tracker:
                 # Most clusters never get a second message: a small record until one comes.
                 founder = Founder.of(obs, now)
                 self.founders[cid] = founder.pack()
+                self._in_flight(cid, now, judged=0, marked=False, obs=obs, hold=False)
                 return Reply(view=founder.view(cid), new=True, blocked=blocked)
             campaign = self.campaigns[cid] = Campaign(id=cid, first_seen=now, last_seen=now)
         for other in related:
@@ -112,13 +131,49 @@ class Tracker:
         campaign.add(obs, now, room=self.addresses < self.settings.max_addresses)
         self.addresses += len(campaign.ips) - held
         self._maybe_alert(campaign, now)
-        return Reply(
+        reply = Reply(
             view=campaign.view(now),
             new=assignment.new,
             blocked=blocked,
             # The sample is what an admin's mark teaches: one per campaign, once it is one.
             wants_sample=not campaign.packed_sample and campaign.count >= self.settings.min_copies,
         )
+        judged = campaign.spam + campaign.ham
+        marked = campaign.mark is not None
+        waits = self._in_flight(campaign.id, now, judged=judged, marked=marked, obs=obs, hold=hold)
+        if waits is None:
+            return reply
+        waits.reply = reply
+        return waits
+
+    def _in_flight(
+        self, cid: str, now: float, *, judged: int, marked: bool, obs: Observation, hold: bool
+    ) -> Held | None:
+        if not self.holds.enabled:
+            return None
+        return self.holds.observed(
+            cid, now, judged=judged, marked=marked, domains=obs.domains, may_hold=hold
+        )
+
+    def answer(self, held: Held, now: float) -> Reply:
+        """The answer to a held copy as it stands at ``now`` (its campaign's judgement and
+        the blocklist may have moved since it was observed)."""
+        first = held.reply
+        assert isinstance(first, Reply)
+        campaign = self.campaigns.get(self.root(held.campaign))
+        if campaign is None:  # forgotten meanwhile
+            return first
+        blocked = tuple(d for d in held.domains if self.blocklist.get(d, 0.0) > now)
+        return Reply(
+            view=campaign.view(now),
+            new=first.new,
+            blocked=blocked,
+            wants_sample=first.wants_sample and not campaign.packed_sample,
+        )
+
+    def expire(self, held: Held, now: float) -> None:
+        """``hold_s`` passed since ``held`` was held: it is released if it was not yet."""
+        self.holds.expire(held, now)
 
     def root(self, cluster: str) -> str:
         """The campaign a cluster belongs to (itself, unless it was merged into another)."""
@@ -157,6 +212,7 @@ class Tracker:
                 self.alias[cluster] = keep.id
         keep.clusters += gone.clusters
         self.alias[gone.id] = keep.id
+        self.holds.moved(gone.id, keep.id)
         log.info("campaign %s merged into %s (%d copies)", gone.id, keep.id, keep.count)
         return keep
 
@@ -202,6 +258,8 @@ class Tracker:
                 for domain in list(self.ham_domains)[: MAX_HAM_DOMAINS // 2]:
                     del self.ham_domains[domain]
         root = self.root(campaign_id) if campaign_id else ""
+        if root and self.holds.enabled:
+            self.holds.judged(root)
         founder = self.founders.get(root)
         if founder is not None:
             self.founders[root] = Founder.unpack(founder).judged(spam).pack()
@@ -222,6 +280,8 @@ class Tracker:
             campaign.ham += 1
         if self.confirmed_spam(campaign):
             self._block(campaign, now)
+        if campaign.spam + campaign.ham >= self.settings.min_judged:
+            self.holds.settled(root, now)  # after the blocklist: the answers see it
 
     def mark(self, campaign_id: str, label: str, now: float) -> Campaign | None:
         """An admin's judgement; a spam mark puts the campaign's domains on the blocklist."""
@@ -235,6 +295,7 @@ class Tracker:
         else:
             for domain in campaign.domains:
                 self.blocklist.pop(domain, None)
+        self.holds.settled(campaign.id, now)
         return campaign
 
     def confirmed_spam(self, campaign: Campaign) -> bool:
@@ -325,6 +386,7 @@ class Tracker:
         """Forget expired blocklist entries; count the addresses and sample bytes the
         campaigns hold (those of campaigns forgotten or merged since are given back)."""
         self._swept = now
+        self.holds.sweep(now)
         for domain in [d for d, expiry in self.blocklist.items() if expiry <= now]:
             del self.blocklist[domain]
         self.addresses = sum(len(c.ips) for c in self.campaigns.values())
