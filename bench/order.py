@@ -1,7 +1,7 @@
 """Verdicts and scan order: the whole verdict against the classifier alone, in four orders.
 
     .venv/bin/python -m bench.order [--workers 1,2] [--orders folder,shuffled,spam-first,
-        ham-first] [--repeat 5] [--frozen] [--state DIR] [--json]
+        ham-first] [--repeat 5] [--frozen] [--state DIR] [--json] [--holds]
 
 The SpamAssassin public corpus, all ham folders against both spam folders, split 50/50 by
 ``corpus.in_train_split`` (train where True).  The train half is learned as ``seawall learn``
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import random
 import sys
 import tempfile
@@ -182,7 +183,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--frozen", action="store_true", help="scan with --frozen")
     parser.add_argument("--state", help="keep the learned state here (reused if present)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--holds",
+        action="store_true",
+        help="print the campaign tracker's holds (count, waits) after each scan",
+    )
     args = parser.parse_args(argv)
+    if args.holds:
+        # The tracker logs its holds at debug when a scan ends (its process inherits this).
+        hold_log = logging.getLogger("seawall.campaigns.hold")
+        hold_log.setLevel(logging.DEBUG)
+        hold_log.addHandler(logging.StreamHandler(sys.stderr))
     workers = [int(w) for w in args.workers.split(",")]
     orders = args.orders.split(",")
     train, test = split()
