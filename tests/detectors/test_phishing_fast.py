@@ -56,7 +56,13 @@ def test_phrases_find_what_the_plain_pattern_finds_in_real_phishing(nazario: lis
     for raw in nazario:
         msg = parse_message(raw)
         text = msg.subject + " \n " + msg.text[:3000]
-        for phrases in (lexicon.action, lexicon.objects, lexicon.brand_names):
+        for phrases in (
+            lexicon.action,
+            lexicon.objects,
+            lexicon.brand_names,
+            lexicon.fraud,
+            lexicon.prize,
+        ):
             fast = _all(phrases, text)
             assert fast == _all_plain(phrases, text)
             found += len(fast)
@@ -81,6 +87,14 @@ def test_phrases_match_as_the_plain_pattern_on_crafted_text(text: str) -> None:
     lexicon = load_lexicon()
     for phrases in (lexicon.action, lexicon.objects, lexicon.brand_names):
         assert _all(phrases, text) == _all_plain(phrases, text)
+
+
+def test_phrases_tried_only_where_their_first_word_is_whole() -> None:
+    phrases = Phrases(["pay now", "pay", "t mobile", "payment due", "e-mail"], "test.toml")
+    text = "Repay it: PAY NOW, prepayment due; payment   due, T Mobile, don't, e-mail, e-mails"
+    found = [m.group() for m in phrases.finditer(text, words_of(text))]
+    assert found == ["PAY NOW", "payment   due", "T Mobile", "e-mail"]
+    assert found == [m.group() for m in phrases.pattern.finditer(text)]
 
 
 def test_a_phrase_must_start_with_a_word() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import email.utils
 import functools
+import itertools
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -227,14 +228,15 @@ class PhishingDetector:
         text = msg.text[:_BODY_CHARS]
         subject = " ".join(msg.subject[:_MAX_FIELD].split())
         searched = subject + " \n " + text
+        lowered = searched.lower()  # one lower-case copy for every word search
         words: frozenset[str] = frozenset()
         alert: tuple[str, ...] = ()
         if links:  # alert words without a link or a form lure nobody anywhere
-            words = words_of(searched)
-            alert = self._alert(searched, words)
+            words = words_of(searched, lowered)
+            alert = self._alert(searched, words, lowered)
             if alert:
                 hits.append(Hit("PHISH_ACCOUNT_ALERT", options=alert))
-            prize = self._prize(searched, words, sender, links)
+            prize = self._prize(searched, words, sender, links, lowered)
             if prize:
                 hits.append(Hit("PHISH_PRIZE", options=prize))
         listed = discussion_list(msg)
@@ -243,12 +245,11 @@ class PhishingDetector:
         mixed = mixed_script_words(f"{display[:_MAX_FIELD]} \n {searched}")
         if mixed:
             hits.append(Hit("PHISH_MIXED_SCRIPT", options=tuple(mixed)))
-        lowered = searched.lower()
         if "bitcoin" in lowered or "btc" in lowered:  # who asks for bitcoin says so
             wallet = bitcoin_address(searched)
             if wallet is not None:
                 hits.append(Hit("PHISH_BITCOIN_ADDRESS", options=(wallet,)))
-        hits.extend(self._advance_fee(msg, searched, words, sender, listed))
+        hits.extend(self._advance_fee(msg, searched, words, sender, listed, lowered))
         # A search box posting to a partner site is common in newsletters: a form counts
         # when it posts to an address, or beside account alert words.
         forms = [u for u in msg.urls if u.source == "action"]
@@ -256,18 +257,18 @@ class PhishingDetector:
         if away:
             hits.append(Hit("PHISH_FORM_FOREIGN", options=tuple(dict.fromkeys(away))[:3]))
         images = any(u.source == "src" for u in msg.urls)
-        if images and links and msg.has_html and self._letters(msg.text) < 30:
+        if images and links and msg.has_html and not self._has_letters(msg.text, 30):
             hits.append(Hit("PHISH_IMAGE_ONLY"))
         for html in html_sources(msg, self.limits):
             hits.extend(self._markup(html))
         return _unique(hits)
 
-    def _alert(self, text: str, words: frozenset[str]) -> tuple[str, ...]:
+    def _alert(self, text: str, words: frozenset[str], lowered: str) -> tuple[str, ...]:
         """The first action and object words, when the text has both."""
-        action = self.lexicon.action.search(text, words)
+        action = self.lexicon.action.search(text, words, lowered)
         if action is None:
             return ()
-        thing = self.lexicon.objects.search(text, words)
+        thing = self.lexicon.objects.search(text, words, lowered)
         if thing is None:
             return ()
         return (" ".join(action.group().lower().split()), " ".join(thing.group().lower().split()))
@@ -315,14 +316,19 @@ class PhishingDetector:
         return []
 
     def _prize(
-        self, searched: str, words: frozenset[str], sender: str | None, links: list[Url]
+        self,
+        searched: str,
+        words: frozenset[str],
+        sender: str | None,
+        links: list[Url],
+        lowered: str,
     ) -> tuple[str, ...]:
         """Three different words of a prize or giveaway lure and a link to another site
         than the sender's."""
         if not any(u.is_ip or u.domain != sender for u in links):
             return ()
         found: dict[str, None] = {}
-        for match in self.lexicon.prize.finditer(searched, words):
+        for match in self.lexicon.prize.finditer(searched, words, lowered):
             found.setdefault(" ".join(match.group().lower().split()))
             if len(found) >= 3:
                 return tuple(found)
@@ -335,6 +341,7 @@ class PhishingDetector:
         words: frozenset[str],
         sender: str | None,
         listed: bool,
+        lowered: str,
     ) -> list[Hit]:
         """A large sum and two words of an inheritance, a donation or a prize, from a free
         mailbox or with replies asked elsewhere than the From domain (not a list's own
@@ -350,7 +357,9 @@ class PhishingDetector:
             how = f"replies to {replies}"
         lures = {
             " ".join(m.group().lower().split())
-            for m in self.lexicon.fraud.finditer(searched, words or words_of(searched))
+            for m in self.lexicon.fraud.finditer(
+                searched, words or words_of(searched, lowered), lowered
+            )
         }
         if len(lures) < 2:
             return []
@@ -376,8 +385,11 @@ class PhishingDetector:
         return hits
 
     @staticmethod
-    def _letters(text: str) -> int:
-        return len(_LETTER.findall(text[:2000]))
+    def _has_letters(text: str, enough: int) -> bool:
+        """The first 2000 characters of ``text`` hold ``enough`` letters (counted only
+        until there are)."""
+        found = _LETTER.finditer(text[:2000])
+        return sum(1 for _ in itertools.islice(found, enough)) >= enough
 
 
 def _hides(html: str) -> bool:

@@ -146,39 +146,74 @@ class Phrases:
     where such a word is found.  Every phrase starts with a letter or digit (checked when
     built)."""
 
-    __slots__ = ("heads", "pattern")
+    __slots__ = ("_alternatives", "_compiled", "heads", "pattern")
 
     def __init__(self, phrases: Sequence[str], where: str) -> None:
         ordered = sorted(
             {" ".join(p.lower().split()) for p in phrases if p.strip()}, key=len, reverse=True
         )
-        body = "|".join(r"\s+".join(re.escape(w) for w in p.split()) for p in ordered)
-        self.pattern = re.compile(rf"(?<!\w)(?:{body})(?!\w)", re.IGNORECASE)
-        heads: set[str] = set()
+        self.pattern = re.compile(rf"(?<!\w)(?:{_alternation(ordered)})(?!\w)", re.IGNORECASE)
+        alternatives: dict[str, list[str]] = {}
         for phrase in ordered:
             head = _WORD.match(phrase)
             if head is None:
                 raise ConfigError(f"{where}: {phrase!r} must start with a letter or digit")
-            heads.add(head.group())
-        self.heads = frozenset(heads)
+            alternatives.setdefault(head.group(), []).append(phrase)
+        self.heads = frozenset(alternatives)
+        self._alternatives = alternatives
+        self._compiled: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {}
 
-    def finditer(self, text: str, words: frozenset[str]) -> Iterator[re.Match[str]]:
+    def _patterns(self, head: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
+        """For ``head``: where it is a whole word of a lower-case text (the look-behind
+        after the head costs less than before it), and the pattern cut to the phrases that
+        start with it (longest first, as in the whole)."""
+        compiled = self._compiled.get(head)
+        if compiled is None:
+            finder = re.compile(rf"{re.escape(head)}(?<!\w[\s\S]{{{len(head)}}})(?!\w)")
+            body = _alternation(self._alternatives[head])
+            matcher = re.compile(rf"(?<!\w)(?:{body})(?!\w)", re.IGNORECASE)
+            compiled = self._compiled.setdefault(head, (finder, matcher))
+        return compiled
+
+    def finditer(
+        self, text: str, words: frozenset[str], lowered: str | None = None
+    ) -> Iterator[re.Match[str]]:
         """The pattern's matches in ``text`` (leftmost, not overlapping); ``words`` is
-        :func:`words_of` ``text`` (or of more)."""
+        :func:`words_of` ``text`` (or of more), ``lowered`` is ``text.lower()`` if the
+        caller has it.
+
+        A match starts where a head is a whole word (the pattern begins with ``(?<!\\w)``,
+        and a phrase's first word is followed by a character that is no letter or digit),
+        and only the phrases that start with that word can match there: so the head's
+        phrases are tried only where the head is a word, not everywhere its letters are
+        found, and not every phrase of the pattern is tried.
+        """
         heads = self.heads & words
         if not heads:
             return
-        lowered = text.lower()
-        starts: list[int] = []
-        if len(lowered) == len(text):  # one character for one: positions carry over
-            for head in heads:
-                at = lowered.find(head)
-                while at >= 0:
-                    starts.append(at)
-                    at = lowered.find(head, at + 1)
-            starts.sort()
-        else:  # a letter whose lower case is longer: try every word
-            starts = [w.start() for w in _WORD.finditer(text) if w.group().lower() in heads]
+        if lowered is None:
+            lowered = text.lower()
+        if len(lowered) != len(text):  # a letter whose lower case is longer: every word
+            yield from self._finditer_slow(text, heads)
+            return
+        starts: list[tuple[int, re.Pattern[str]]] = []
+        for head in heads:
+            finder, matcher = self._patterns(head)
+            starts.extend((m.start(), matcher) for m in finder.finditer(lowered))
+        if len(heads) > 1:
+            starts.sort(key=_first)
+        end = 0
+        for start, matcher in starts:
+            if start < end:
+                continue
+            found = matcher.match(text, start)
+            if found is not None:
+                end = found.end()
+                yield found
+
+    def _finditer_slow(self, text: str, heads: frozenset[str]) -> Iterator[re.Match[str]]:
+        """:meth:`finditer` for a text whose lower case does not keep its positions."""
+        starts = [w.start() for w in _WORD.finditer(text) if w.group().lower() in heads]
         end = 0
         for start in starts:
             if start < end:
@@ -188,13 +223,25 @@ class Phrases:
                 end = found.end()
                 yield found
 
-    def search(self, text: str, words: frozenset[str]) -> re.Match[str] | None:
-        return next(self.finditer(text, words), None)
+    def search(
+        self, text: str, words: frozenset[str], lowered: str | None = None
+    ) -> re.Match[str] | None:
+        return next(self.finditer(text, words, lowered), None)
 
 
-def words_of(text: str) -> frozenset[str]:
-    """The lower-case words of ``text``, for :meth:`Phrases.finditer`."""
-    return frozenset(_WORD.findall(text.lower()))
+def _alternation(phrases: Sequence[str]) -> str:
+    """``phrases`` as regex alternatives, any white space between their words."""
+    return "|".join(r"\s+".join(re.escape(w) for w in p.split()) for p in phrases)
+
+
+def _first(start: tuple[int, re.Pattern[str]]) -> int:
+    return start[0]
+
+
+def words_of(text: str, lowered: str | None = None) -> frozenset[str]:
+    """The lower-case words of ``text`` (``lowered``: ``text.lower()``, if the caller has
+    it), for :meth:`Phrases.finditer`."""
+    return frozenset(_WORD.findall(text.lower() if lowered is None else lowered))
 
 
 _LIST_HEADERS = (
