@@ -7,6 +7,7 @@ few hundred characters.  Nothing is downloaded at run time.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import re
 import threading
@@ -62,6 +63,13 @@ def identify(text: str, *, sample_chars: int = 300, min_letters: int = 20) -> st
     sample = " ".join(sample[:sample_chars].split())  # fastText reads one line
     if len(sample) < 4 * min_letters and sum(ch.isalpha() for ch in sample) < min_letters:
         return None
+    return _predict(sample)
+
+
+@functools.lru_cache(maxsize=2048)
+def _predict(sample: str) -> str | None:
+    """fastText's answer for one line, kept for the copies of a campaign: they share their
+    first lines (links and addresses, which differ from copy to copy, are already out)."""
     labels, probs = _identifier().predict(sample, k=1)
     if not labels or probs[0] < 0.4:
         return None
