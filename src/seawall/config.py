@@ -191,9 +191,9 @@ class CampaignSettings(Section):
     spam_share: Annotated[float, Share] = 0.6
     # A copy arriving while its campaign's first min_judged copies are still being judged
     # waits for their judgement at most this long (seconds; 0: never): copies that arrive
-    # together then get the same answer as copies that arrive one by one. Keep it well
-    # below engine.io_timeout_s.
-    hold_s: Annotated[float, NotNegative] = 0.25
+    # together then get the same answer as copies that arrive one by one. Below
+    # engine.io_timeout_s; a judgement normally comes within one message's scan.
+    hold_s: Annotated[float, NotNegative] = 1.0
     # Forgery ([detectors.auth] on): a campaign whose copies checked by SPF or DMARC fail for
     # the domain they claim at this share, sent from at least forged_min_nets24 /24s, gets
     # CAMPAIGN_FORGED (once min_judged copies were checked).
@@ -1076,6 +1076,11 @@ def _problems(config: Config) -> Iterator[tuple[tuple[str, ...], str]]:
     }
     listen[("accounting", "listen")] = config.accounting.listen  # UDP: serve refuses unix:
     campaigns = config.detectors.campaigns
+    if campaigns.hold_s >= config.engine.io_timeout_s:
+        yield ("detectors", "campaigns", "hold_s"), (
+            f"detectors.campaigns.hold_s: {campaigns.hold_s} s must be below "
+            f"engine.io_timeout_s ({config.engine.io_timeout_s} s)"
+        )
     tracker: dict[tuple[str, ...], str] = {
         ("detectors", "campaigns", "tracker_listen"): campaigns.tracker_listen
     }

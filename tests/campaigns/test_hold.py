@@ -19,7 +19,8 @@ from seawall.campaigns.registry import Judge, Observation
 from seawall.campaigns.remote import RemoteTracker
 from seawall.campaigns.server import TrackerServer
 from seawall.campaigns.tracker import Reply, Tracker
-from seawall.config import CampaignSettings
+from seawall.config import CampaignSettings, load_config
+from seawall.errors import ConfigError
 
 NOW = 1_795_000_000.0
 TEXT = "your parcel is waiting at the depot, confirm the delivery fee to release it today now"
@@ -209,3 +210,11 @@ def test_a_cancelled_wait_lets_go_of_its_hold(hold_s: float) -> None:
 
     asyncio.run(run())
     assert not tracker.holds.waiting
+
+
+def test_a_hold_longer_than_the_io_budget_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEAWALL_DETECTORS__CAMPAIGNS__HOLD_S", "2.0")
+    with pytest.raises(ConfigError, match="hold_s"):
+        load_config(None)
+    monkeypatch.setenv("SEAWALL_ENGINE__IO_TIMEOUT_S", "2.5")
+    assert load_config(None).detectors.campaigns.hold_s == 2.0
