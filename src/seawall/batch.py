@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import multiprocessing
 import os
@@ -349,9 +350,11 @@ def _serve_tracker(tracker: Tracker, name: str, ready: Connection, parent: int) 
 def _scan_here(engine: Engine, units: Sequence[Unit], times: StageTimes | None) -> Iterator[Record]:
     """In this process, a window at a time, yielding each record once it is next in order;
     the engine's stage times go into ``times`` at the end."""
+    gc.freeze()  # what start-up loaded: no collection walks it again during the scan
     try:
         yield from _in_order(engine, units)
     finally:
+        gc.unfreeze()
         if times is not None:
             times.merge(engine.times)
 
@@ -439,6 +442,7 @@ def _scan_forked(
     # and start in milliseconds; its pages stay shared until written.
     method = "fork" if hasattr(os, "fork") else "spawn"
     _engine = engine if method == "fork" else None
+    gc.freeze()  # the workers' collections skip the engine (and leave its pages shared)
     pool: list[_Worker] = []
     try:
         context = multiprocessing.get_context(method)
@@ -471,6 +475,7 @@ def _scan_forked(
             worker.process.join(30.0)
     finally:
         _engine = None
+        gc.unfreeze()
         for worker in pool:
             if worker.process.is_alive():
                 worker.process.terminate()

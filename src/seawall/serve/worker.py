@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -84,6 +85,7 @@ def run(
     fair: Fairness,
 ) -> int:
     """The body of a forked worker; returns its exit status."""
+    gc.freeze()  # the engine loaded before the fork: no collection walks it again
     tune_malloc(config.serve.malloc_arena_max, config.serve.malloc_mmap_threshold)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(_main(config, engine, classifier, sockets, fair))
