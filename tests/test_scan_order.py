@@ -11,10 +11,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import random
+import re
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from seawall import corpus
@@ -206,3 +208,53 @@ def test_what_one_label_teaches_the_run_never_lands_on_the_other(
             if name in symbols:
                 wrong.append((item.unit.path.rsplit("/", 2)[-2:], name))
     assert not wrong
+
+
+WAVE = 40  # copies: more than one batch, so two workers each get a run of neighbours
+_MESSAGE_ID = re.compile(rb"(?im)^message-id:[^\n]*?(?=\r?$)")
+
+
+@pytest.fixture(scope="module")
+def wave(
+    tmp_path_factory: pytest.TempPathFactory, learned: Config, sa_items: list[corpus.Item]
+) -> list[Labelled]:
+    """``WAVE`` copies of one test-half spam that the learned state flags by its content,
+    each with its own Message-ID (a botnet's run, neighbours in the scan)."""
+    root = tmp_path_factory.mktemp("wave")
+    for item in sa_items:
+        if item.label != "spam" or corpus.in_train_split(item.path):
+            continue
+        raw = item.path.read_bytes()
+        msg = parse_message(raw, Envelope())
+        if "list-id" in msg.headers or "message-id" not in msg.headers or len(msg.text) < 400:
+            continue
+        (record,) = scan_units(
+            [Unit(str(item.path), str(item.path))], learned, workers=1, frozen=True
+        )
+        if Action(record.action).is_spam:
+            break
+    else:
+        pytest.fail("no test spam flagged by its content")
+    out = []
+    for i in range(WAVE):
+        path = root / f"copy{i:02d}.eml"
+        path.write_bytes(_MESSAGE_ID.sub(f"Message-ID: <wave{i}@bot.example>".encode(), raw, 1))
+        out.append(Labelled(Unit(str(path), str(path)), True))
+    return out
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_copies_in_flight_together_wait_for_their_campaigns_judgement(
+    learned: Config, wave: list[Labelled], workers: int
+) -> None:
+    # The copies are neighbours, so they are in flight together: without the hold, none of
+    # them saw its siblings' judgements.  The hold's bound here only guards against a hang.
+    campaigns = msgspec.structs.replace(learned.detectors.campaigns, hold_s=20.0)
+    config = msgspec.structs.replace(
+        learned, detectors=msgspec.structs.replace(learned.detectors, campaigns=campaigns)
+    )
+    records = _scan(config, wave, workers=workers, frozen=False)
+    assert len(records) == WAVE
+    confirmed = sorted(p for p, r in records.items() if "CAMPAIGN_SPAM" in r.symbols)
+    # Every copy but the first min_judged, which judge the campaign for the rest.
+    assert len(confirmed) == WAVE - campaigns.min_judged
