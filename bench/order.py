@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.order [--workers 1,2] [--orders folder,shuffled,spam-first,
         ham-first] [--repeat 5] [--frozen] [--state DIR] [--json] [--holds]
+        [--symbols FILE]
 
 The SpamAssassin public corpus, all ham folders against both spam folders, split 50/50 by
 ``corpus.in_train_split`` (train where True).  The train half is learned as ``seawall learn``
@@ -50,6 +51,7 @@ from seawall.sources import Unit, iter_units
 
 ORDERS = ("folder", "shuffled", "spam-first", "ham-first")
 SEED = 1
+_BULKY = ("actions", "records")  # kept per message, not printed
 
 
 def split() -> tuple[list[Labelled], list[Labelled]]:
@@ -172,7 +174,19 @@ def scan(config: Config, items: Sequence[Labelled], workers: int, frozen: bool) 
     out = measure(records, labels)
     out["msg_per_s"] = round(len(records) / seconds, 1)
     out["actions"] = {p: r.action for p, r in records.items()}
+    out["records"] = records
     return out
+
+
+def write_symbols(path: Path, cells: Sequence[dict[str, Any]], labels: dict[str, bool]) -> None:
+    """Each cell's messages (label, action, score, symbols), one JSON object a line: what
+    put a message over a threshold in one cell and not in another."""
+    with path.open("w", encoding="utf-8") as out:
+        for cell in cells:
+            for p, r in cell["records"].items():
+                line = {"order": cell["order"], "workers": cell["workers"], "path": p}
+                line |= {"spam": labels[p], "action": r.action, "score": r.score}
+                out.write(json.dumps(line | {"symbols": r.symbols}) + "\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -183,6 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--frozen", action="store_true", help="scan with --frozen")
     parser.add_argument("--state", help="keep the learned state here (reused if present)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--symbols", metavar="FILE", help="write each cell's messages here")
     parser.add_argument(
         "--holds",
         action="store_true",
@@ -206,18 +221,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             for n in workers:
                 cell = scan(config, ordered(test, order), n, args.frozen)
                 cells.append({"order": order, "workers": n, **cell})
-                shown = {k: v for k, v in cell.items() if k != "actions"}
+                shown = {k: v for k, v in cell.items() if k not in _BULKY}
                 print(f"{order:<10} {n} workers: {shown}", file=sys.stderr)
         repeats: list[dict[str, Any]] = []
         for run in range(args.repeat):
             cell = scan(config, ordered(test, "shuffled"), workers[-1], args.frozen)
             repeats.append(cell)
-            shown = {k: v for k, v in cell.items() if k != "actions"}
+            shown = {k: v for k, v in cell.items() if k not in _BULKY}
             print(f"repeat {run + 1}: {shown}", file=sys.stderr)
+    if args.symbols:
+        write_symbols(Path(args.symbols), cells, {i.unit.path: i.spam for i in test})
     doc: dict[str, Any] = {
         "frozen": args.frozen,
         "classifier_alone": alone,
-        "cells": [{k: v for k, v in c.items() if k != "actions"} for c in cells],
+        "cells": [{k: v for k, v in c.items() if k not in _BULKY} for c in cells],
     }
     target = alone["recall_at_fpr_0.1%"] - 0.3
     doc["every_cell_within_0.3"] = all(c["recall_at_fpr_0.1%"] >= target for c in cells)
@@ -225,7 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     same = [c for c in runs if c["actions"] == runs[0]["actions"]] if runs else []
     doc["runs_with_identical_actions"] = f"{len(same)}/{len(runs)}"
     if repeats:
-        doc["repeats"] = [{k: v for k, v in c.items() if k != "actions"} for c in repeats]
+        doc["repeats"] = [{k: v for k, v in c.items() if k not in _BULKY} for c in repeats]
         for key in ("action_recall", "action_fpr", "recall_at_fpr_0.1%"):
             values = [c[key] for c in repeats]
             doc[f"spread_{key}"] = round(max(values) - min(values), 3)
