@@ -9,18 +9,19 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from seawall import evaluation
 from seawall.batch import NOT_MAIL, Record, scan_units
 from seawall.cli.common import config_from, ensure_state
 from seawall.config import describe_state, load_config
 from seawall.engine import WAIT_STAGES, StageTimes
 from seawall.errors import SeawallError
-from seawall.evaluation import Labelled, Metrics, learn_all, state_or_temporary
 from seawall.sources import Unit, iter_units
+
+if TYPE_CHECKING:  # learn and eval import it when they run: a scan does not need it
+    from seawall.evaluation import Labelled, Metrics
 
 
 def _units(paths: Sequence[str]) -> list[Unit]:
@@ -137,6 +138,8 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 def _labelled(spam: Sequence[str], ham: Sequence[str]) -> list[Labelled]:
+    from seawall.evaluation import Labelled
+
     out = [Labelled(u, True) for u in _units(spam)]
     out += [Labelled(u, False) for u in _units(ham)]
     return out
@@ -145,6 +148,8 @@ def _labelled(spam: Sequence[str], ham: Sequence[str]) -> list[Labelled]:
 def cmd_learn(args: argparse.Namespace) -> int:
     if not args.spam and not args.ham:
         raise SeawallError("give --spam PATH... and/or --ham PATH...")
+    from seawall.evaluation import learn_all
+
     config = config_from(args)
     items = _labelled(args.spam, args.ham)
     progress = _Progress(len(items), "learn")
@@ -187,11 +192,13 @@ def _print_metrics(metrics: Metrics, title: str) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from seawall import evaluation
+
     items = _labelled(args.spam, args.ham)
     if not any(i.spam for i in items) or all(i.spam for i in items):
         raise SeawallError("eval needs both --spam and --ham messages")
     # Without --state the evaluation learns into a throw-away state dir.
-    with state_or_temporary(args.state, "seawall-eval-") as state:
+    with evaluation.state_or_temporary(args.state, "seawall-eval-") as state:
         config = load_config(Path(args.config) if args.config else None, state_dir=state)
         ensure_state(config)
         progress = _Progress(len(items), "eval")

@@ -146,13 +146,14 @@ class Phrases:
     where such a word is found.  Every phrase starts with a letter or digit (checked when
     built)."""
 
-    __slots__ = ("_alternatives", "_compiled", "heads", "pattern")
+    __slots__ = ("_alternatives", "_compiled", "_ordered", "_pattern", "heads")
 
     def __init__(self, phrases: Sequence[str], where: str) -> None:
         ordered = sorted(
             {" ".join(p.lower().split()) for p in phrases if p.strip()}, key=len, reverse=True
         )
-        self.pattern = re.compile(rf"(?<!\w)(?:{_alternation(ordered)})(?!\w)", re.IGNORECASE)
+        self._ordered = ordered
+        self._pattern: re.Pattern[str] | None = None
         alternatives: dict[str, list[str]] = {}
         for phrase in ordered:
             head = _WORD.match(phrase)
@@ -162,6 +163,15 @@ class Phrases:
         self.heads = frozenset(alternatives)
         self._alternatives = alternatives
         self._compiled: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {}
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        """All the phrases as one regex of alternatives, longest first (compiled when first
+        needed: :meth:`finditer` uses it only for text whose lower case is longer)."""
+        if self._pattern is None:
+            body = _alternation(self._ordered)
+            self._pattern = re.compile(rf"(?<!\w)(?:{body})(?!\w)", re.IGNORECASE)
+        return self._pattern
 
     def _patterns(self, head: str) -> tuple[re.Pattern[str], re.Pattern[str]]:
         """For ``head``: where it is a whole word of a lower-case text (the look-behind
