@@ -5,20 +5,29 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seawall.classifier.features import digest, features, split
+from seawall.classifier.features import digest, features, parts, split
 from seawall.message import parse_message
 
 from .conftest import inline
 
 
-def test_keys_are_sorted_unique_and_split_into_a_unit_vector() -> None:
+def test_keys_are_sorted_unique_and_split_into_a_unit_vector_per_model() -> None:
     keys = features(inline("Cheap watches", "Buy now " * 50, "id@x"), bits=12)
     assert keys.dtype == np.uint32
     assert (np.diff(keys.astype(np.int64)) > 0).all()
     slots, values = split(keys, bits=12)
-    assert int(slots.max()) < 2**12
+    assert int(slots.max()) < 2 * 2**12  # the content model's weights follow the full one's
     assert values.dtype == np.float32
-    assert abs(float((values.astype(np.float64) ** 2).sum()) - 1.0) < 1e-5
+    full, content = parts(keys, bits=12)
+    assert full.size + content.size == keys.size and content.size > 0
+    for part, low in ((full, 0), (content, 2**12)):
+        part_slots, part_values = split(part, bits=12)
+        assert low <= int(part_slots.min()) and int(part_slots.max()) < low + 2**12
+        assert abs(float((part_values.astype(np.float64) ** 2).sum()) - 1.0) < 1e-5
+        # the same values whether a part is split alone or with the other
+        where = slice(0, full.size) if low == 0 else slice(full.size, None)
+        assert np.array_equal(part_values, values[where])
+        assert np.array_equal(part_slots, slots[where])
     # a long body does not drown the headers: each region keeps its share
     regions = keys >> np.uint32(12)
     body = float((values[regions == 2].astype(np.float64) ** 2).sum())
@@ -92,4 +101,18 @@ def test_link_shapes_are_a_region_of_their_own() -> None:
 
 def test_no_links_no_shapes() -> None:
     keys = features(inline("Hello", "no links here"), bits=20)
-    assert not (keys >> np.uint32(20) >= 3).any()
+    for part, first in zip(parts(keys, bits=20), (0, 4), strict=True):
+        regions = (part >> np.uint32(20)) - np.uint32(first)
+        assert not (regions >= 3).any()  # subject and body only (and headers, in the full)
+
+
+def test_the_content_model_sees_everything_but_the_header_block() -> None:
+    plain = inline("Hello", "the same text")
+    relayed = inline("Hello", "the same text", extra="Received: from a.example by b.example\n")
+    full_a, content_a = parts(features(plain, bits=20), bits=20)
+    full_b, content_b = parts(features(relayed, bits=20), bits=20)
+    assert np.array_equal(content_a, content_b)
+    assert not np.array_equal(full_a, full_b)
+    # its keys are the full model's subject, body, host and shape keys, four regions up
+    shifted = full_a[full_a >= np.uint32(1 << 20)] + np.uint32(4 << 20)
+    assert np.array_equal(shifted, content_a)

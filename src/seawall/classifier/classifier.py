@@ -13,12 +13,13 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
+from seawall.classifier import pair
 from seawall.classifier.calibration import Calibration, RejectMargin
-from seawall.classifier.features import VERSION, Keys, digest, features, split
+from seawall.classifier.features import MODELS, VERSION, Keys, digest, features, split
 from seawall.classifier.memory import Memory
 from seawall.classifier.model import Model, sigmoid
 from seawall.classifier.scores import Table, apply, fit
-from seawall.classifier.store import FILENAME, SqliteWeights, Step, WeightStore
+from seawall.classifier.store import FILENAME, Coef, SqliteWeights, Step, WeightStore
 from seawall.config import ClassifierSettings, Config, state_url
 from seawall.errors import ConfigError, StoreError
 from seawall.message.model import Message
@@ -61,7 +62,7 @@ class Classifier:
     def __init__(self, store: WeightStore, settings: ClassifierSettings) -> None:
         self.settings = settings
         self.store = store
-        self.model = Model.zeros(settings.hash_bits, settings.learning_rate)
+        self.model = Model.zeros(settings.hash_bits, settings.learning_rate, MODELS)
         self._generation = 0
         self._snapshot = 0  # generation of the saved vector
         self._counts = (0, 0)
@@ -121,9 +122,10 @@ class Classifier:
         return min(spam, ham) >= self.settings.min_learns
 
     def margin(self, msg: Message) -> float:
-        """Log-odds that ``msg`` is spam: positive for spam, 0.0 knows nothing."""
+        """Log-odds that ``msg`` is spam: positive for spam, 0.0 knows nothing (the
+        larger of the full and the content model's, pair.py)."""
         self._maybe_reload()
-        return self.model.margin(*split(features(msg, bits=self.bits), bits=self.bits))
+        return pair.margin(self.model, features(msg, bits=self.bits), bits=self.bits)
 
     @property
     def calibration(self) -> Calibration:
@@ -183,12 +185,12 @@ class Classifier:
             keys = self.store.example(found.id)
             if keys is None:
                 keys = features(msg, bits=self.bits)
-            self._add(keys, -found.coef)
+            steps = self._take_back(keys, found.coef)
             self.store.delete(found.id)
             self.memory.forget(found.id)
             spam, ham = self._counts
             self._counts = (spam - found.spam, ham - (not found.spam))
-            self._finish(self._generation + 1, [(keys, -found.coef)])
+            self._finish(self._generation + 1, steps)
         return True
 
     @property
@@ -304,15 +306,14 @@ class Classifier:
         if found is not None:  # relabel: take the old lesson back first
             old = self.store.example(found.id)
             old = keys if old is None else old
-            self._add(old, -found.coef)
-            steps.append((old, -found.coef))
+            steps.extend(self._take_back(old, found.coef))
             self.memory.forget(found.id)
             spam_n, ham_n = spam_n - found.spam, ham_n - (not found.spam)
         if min(spam_n, ham_n) >= self.settings.min_learns:  # its margin before it is learned
-            self._calibration.add(self.model.margin(*split(keys, bits=self.bits)), spam=spam)
+            self._calibration.add(pair.margin(self.model, keys, bits=self.bits), spam=spam)
             self._calibrated = True
-        amount = self._step(keys, spam)
-        steps.append((keys, amount))
+        amount, done = pair.step(self.model, keys, bits=self.bits, spam=spam)
+        steps.extend(done)
         if found is None:
             row = self.store.insert(key, spam, amount, now)
         else:
@@ -334,18 +335,20 @@ class Classifier:
         by its step, so unlearning it later stays exact.
         """
         steps: list[Step] = []
-        bumps: list[tuple[float, int]] = []
+        bumps: list[tuple[Coef, int]] = []
         for row, label, keys in self.memory.draws(spam, self.settings.replay, rng):
-            amount = self._step(keys, label)
-            steps.append((keys, amount))
+            amount, done = pair.step(self.model, keys, bits=self.bits, spam=label)
+            steps.extend(done)
             bumps.append((amount, row))
         self.store.add_coef(bumps)
         return steps
 
-    def _step(self, keys: Keys, spam: bool) -> float:
-        return self.model.step(*split(keys, bits=self.bits), spam)
+    def _take_back(self, keys: Keys, coef: Coef) -> list[Step]:
+        """Subtract a message's whole lesson from both models; the steps to log."""
+        return pair.add(self.model, keys, (-coef[0], -coef[1]), bits=self.bits)
 
     def _add(self, keys: Keys, amount: float) -> None:
+        """Replay one logged step (the keys of one model's part)."""
         self.model.add(*split(keys, bits=self.bits), amount)
 
     def _finish(self, gen: int, journal: list[Step] | None) -> None:
@@ -404,6 +407,12 @@ class Classifier:
             saved = self.store.snapshot()
             if saved is None:  # only deltas so far (or the tables were emptied)
                 saved = (0, np.zeros_like(self.model.weights))
+            elif saved[1].size != self.model.weights.size:
+                raise StoreError(
+                    f"{self.store.where}: the saved weights have {saved[1].size} entries, "
+                    f"not {self.model.weights.size}; delete the classifier_* tables and "
+                    "learn again"
+                )
             self._generation, self.model.weights = saved
         for gen, steps in self.store.deltas_after(self._generation):
             for keys, amount in steps:

@@ -19,6 +19,15 @@ headers, and a one-line subject does not outweigh both.  On the SpamAssassin
 corpus this per-region scaling lifted spam recall at 0.1% ham FPR by two to
 three points over one joint scaling.
 
+Every message has two vectors, one per model (:data:`MODELS`): the *full* one over all
+five regions (keys of regions 0-4), and the *content* one over the four regions a sender
+writes (subject, body, hosts, link shapes: the same slots again as keys of regions 5-8,
+its own unit length, no header region).  Their weights live side by side in one array,
+the content model's ``2**bits`` after the full one's (:func:`split` maps its keys
+there), so they never share a weight.  The content model is what still speaks on mail
+of a style never learned, whose headers (an era's relays and mailers) look like the
+ham learned (``bench/loso_margins.py``, docs/learning.md).
+
 Byte 4-grams are the TREC spam-track recipe (Sculley and Wachman 2007): they
 need no tokeniser, so they work the same for German compounds, Cyrillic or
 Chinese, and they see obfuscations ("V1agra", "f r e e") that word lists miss.
@@ -27,8 +36,8 @@ Everything is vectorised with numpy; there is no per-character Python loop.
 >>> from seawall.message import parse_message
 >>> keys = features(parse_message(b"Subject: Hallo\\n\\nGuten Tag"), bits=20)
 >>> slots, scales = split(keys, bits=20)
->>> round(float((scales**2).sum()), 4)
-1.0
+>>> round(float((scales**2).sum()), 4)  # two models, each at unit length
+2.0
 """
 
 from __future__ import annotations
@@ -41,7 +50,7 @@ from numpy.typing import NDArray
 
 from seawall.message.model import Message
 
-VERSION = 3  # bump when a change here moves any slot: stored examples become stale
+VERSION = 4  # bump when a change here moves any slot: stored examples become stale
 
 HEADER_BYTES = 3000  # header text read; Received chains are long, the rest is short
 SUBJECT_BYTES = 400
@@ -59,7 +68,11 @@ _GOLDEN = np.uint32(0x9E3779B1)  # 2**32 / phi, odd: multiplication permutes uin
 _WEIGHTS = (1.0, 0.5, 1.0, 0.5, 0.5)
 _SHAPED = frozenset({"href", "text", "bare", "action", "obfuscated"})  # links a reader follows
 _SHAPES_MAX = 20
-_BOUNDS = np.arange(1, len(_WEIGHTS) + 1, dtype=np.uint32)  # region r ends below (r + 1) << bits
+_CONTENT = 4  # the content model's region r + _CONTENT is the full model's region r
+# Region weights of all keys: the full model's five, then the content model's four.
+_ALL_WEIGHTS = (*_WEIGHTS, *_WEIGHTS[1:])
+_BOUNDS = np.arange(1, len(_ALL_WEIGHTS) + 1, dtype=np.uint32)  # region r ends below (r+1) << bits
+MODELS = 2  # full, content: weight vectors in one array
 
 Keys = NDArray[np.uint32]  # region << bits | slot, sorted, unique
 Slots = NDArray[np.uint32]
@@ -157,12 +170,22 @@ def features(msg: Message, *, bits: int) -> Keys:
     keep = np.empty(count, dtype=bool)
     keep[0] = True
     np.not_equal(mixed[1:], mixed[:-1], out=keep[1:])
-    unique: Keys = mixed[keep]
-    return unique
+    unique = mixed[keep]
+    # The content model's keys: regions 1-4 again as 5-8 (all above region 4's, so sorted).
+    content = unique[np.searchsorted(unique, np.uint32(1 << bits)) :]
+    both: Keys = np.concatenate((unique, content + np.uint32(_CONTENT << bits)))
+    return both
+
+
+def parts(keys: Keys, *, bits: int) -> tuple[Keys, Keys]:
+    """A message's keys as the full model's and the content model's (either may be empty)."""
+    cut = int(np.searchsorted(keys, np.uint32((_CONTENT + 1) << bits)))
+    return keys[:cut], keys[cut:]
 
 
 def split(keys: Keys, *, bits: int) -> tuple[Slots, Scales]:
-    """Slots and their values: each region at unit length times its weight, all at unit length.
+    """Slots and their values: each region at unit length times its weight, each model's
+    part at unit length; the content model's slots are ``2**bits`` on.
 
     A pure function of ``keys``, so every process computes identical float32 values.
     """
@@ -170,9 +193,15 @@ def split(keys: Keys, *, bits: int) -> tuple[Slots, Scales]:
     # Keys are sorted, and the region is their top bits: a region is one contiguous run.
     ends = np.searchsorted(keys, _BOUNDS << np.uint32(bits)).tolist()
     counts = [end - start for start, end in zip([0, *ends[:-1]], ends, strict=True)]
-    norm = math.sqrt(sum(w * w for w, n in zip(_WEIGHTS, counts, strict=True) if n)) or 1.0
-    values = [w / math.sqrt(n) / norm if n else 0.0 for w, n in zip(_WEIGHTS, counts, strict=True)]
+    values: list[float] = []
+    for first, last in ((0, _CONTENT + 1), (_CONTENT + 1, len(_ALL_WEIGHTS))):
+        pairs = list(zip(_ALL_WEIGHTS[first:last], counts[first:last], strict=True))
+        norm = math.sqrt(sum(w * w for w, n in pairs if n)) or 1.0
+        values.extend(w / math.sqrt(n) / norm if n else 0.0 for w, n in pairs)
     scales: Scales = np.repeat(np.array(values, dtype=np.float32), counts)
+    content = ends[_CONTENT]  # the content model's keys start here
+    if content < len(slots):
+        slots[content:] |= np.uint32(1 << bits)
     return slots, scales
 
 

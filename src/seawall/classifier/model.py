@@ -54,8 +54,9 @@ class Model:
         self.rate = rate
 
     @classmethod
-    def zeros(cls, bits: int, rate: float) -> Model:
-        return cls(np.zeros(1 << bits, dtype=np.float32), rate)
+    def zeros(cls, bits: int, rate: float, models: int = 1) -> Model:
+        """All-zero weights for ``models`` vectors of ``2**bits`` side by side."""
+        return cls(np.zeros(models << bits, dtype=np.float32), rate)
 
     def margin(self, slots: Slots, values: Scales) -> float:
         """Log-odds of spam for this message vector (0.0 for an empty one)."""

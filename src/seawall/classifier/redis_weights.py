@@ -15,7 +15,7 @@ classifier key lives in one slot and a learn commits in one MULTI/EXEC there too
 ``deltas``          hash  generation -> one change's steps; dropped at each snapshot (at most
                           200 between snapshots)
 ``digests``         hash  message digest -> id of each learned message
-``learned``         hash  id -> label, coefficient, time and digest (exact unlearning)
+``learned``         hash  id -> label, coefficients, time and digest (exact unlearning)
 ``examples``        hash  id -> the features of a recent message, for replay (at most
                           ``memory_messages``, about 2 bytes a feature)
 ``labels``          hash  id -> label of each example (listing them reads no features)
@@ -58,6 +58,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from seawall.classifier.store import (
+    Coef,
     Keys,
     Learned,
     Step,
@@ -86,7 +87,7 @@ _PROBE_BACKOFF_S = 10.0
 # node down raises RedisClusterException, which is not a RedisError).
 _FAILURES = (redis.RedisError, redis.exceptions.RedisClusterException, OSError)
 _GEN = struct.Struct("<q")
-_RECORD = struct.Struct("<Bdd")  # label, coefficient, learned at; the digest follows
+_RECORD = struct.Struct("<Bddd")  # label, coefficients (full, content), learned at; digest
 _DELTA = struct.Struct("<II")  # lengths of the slots and sizes blobs; the amounts follow
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
@@ -325,7 +326,7 @@ class RedisWeights:
         )
         self._pending.meta["generation"] = generation
 
-    def _record(self, id_: int) -> tuple[bool, float, float, bytes] | None:
+    def _record(self, id_: int) -> tuple[bool, Coef, float, bytes] | None:
         data: bytes | None
         if self._pending is not None and id_ in self._pending.learned:
             data = self._pending.learned[id_]
@@ -333,12 +334,12 @@ class RedisWeights:
             data = self._call("hget", self._k["learned"], id_)
         if data is None:
             return None
-        spam, coef, at = _RECORD.unpack_from(data)
-        return bool(spam), coef, at, data[_RECORD.size :]
+        spam, full, content, at = _RECORD.unpack_from(data)
+        return bool(spam), (full, content), at, data[_RECORD.size :]
 
-    def _put_record(self, id_: int, spam: bool, coef: float, at: float, digest: bytes) -> None:
+    def _put_record(self, id_: int, spam: bool, coef: Coef, at: float, digest: bytes) -> None:
         assert self._pending is not None, "a write outside write()"
-        self._pending.learned[id_] = _RECORD.pack(int(spam), coef, at) + digest
+        self._pending.learned[id_] = _RECORD.pack(int(spam), *coef, at) + digest
 
     def find(self, digest: bytes) -> Learned | None:
         if self._pending is not None and digest in self._pending.digests:
@@ -351,24 +352,25 @@ class RedisWeights:
         record = self._record(id_)
         return None if record is None else Learned(id_, record[0], record[1])
 
-    def insert(self, digest: bytes, spam: bool, coef: float, now: float) -> int:
+    def insert(self, digest: bytes, spam: bool, coef: Coef, now: float) -> int:
         assert self._pending is not None, "insert outside write()"
         id_ = int(self._call("incr", self._k["next"]))
         self._pending.digests[digest] = id_
         self._put_record(id_, spam, coef, now, digest)
         return id_
 
-    def relabel(self, id_: int, spam: bool, coef: float, now: float) -> None:
+    def relabel(self, id_: int, spam: bool, coef: Coef, now: float) -> None:
         record = self._record(id_)
         if record is not None:
             self._put_record(id_, spam, coef, now, record[3])
 
-    def add_coef(self, amounts: list[tuple[float, int]]) -> None:
+    def add_coef(self, amounts: list[tuple[Coef, int]]) -> None:
         for amount, id_ in amounts:
             record = self._record(id_)
             if record is not None:
                 spam, coef, at, digest = record
-                self._put_record(id_, spam, coef + amount, at, digest)
+                total = (coef[0] + amount[0], coef[1] + amount[1])
+                self._put_record(id_, spam, total, at, digest)
 
     def delete(self, id_: int) -> None:
         assert self._pending is not None, "delete outside write()"

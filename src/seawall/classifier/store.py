@@ -11,7 +11,8 @@ Tables, all prefixed ``classifier_``, in the same file as the Store's:
 ``classifier_deltas``    one row per change since the snapshot: its steps (the slots of one
                          message and the float32 amount added to each), replayed in order
                          by other processes
-``classifier_messages``  one row per learned message: digest, label, coefficient
+``classifier_messages``  one row per learned message: digest, label, coefficients (what
+                         was added times its vector to the full and the content model)
 ``classifier_examples``  the slots of the most recent messages, sampled for replay
 ``classifier_vectors``   per learned message, its symbol vector (``scores.py``), for the fit
 ``classifier_scores``    one row: the fitted table of learned symbol scores (JSON); the
@@ -47,6 +48,7 @@ log = logging.getLogger("seawall.classifier")
 Keys = NDArray[np.uint32]  # a message's features, see seawall.classifier.features
 Vector = NDArray[np.float32]
 Step = tuple[Keys, float]  # add the amount times this message's vector
+Coef = tuple[float, float]  # a message's sums of steps: full model, content model
 
 FILENAME = "state.sqlite"  # the embedded Store's file: one file for all embedded state
 LEGACY_FILENAME = "seawall.sqlite"  # where releases before the Redis backend kept it
@@ -61,7 +63,7 @@ CREATE TABLE IF NOT EXISTS classifier_deltas (
     amounts BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS classifier_messages (
     id INTEGER PRIMARY KEY, digest BLOB NOT NULL UNIQUE, spam INTEGER NOT NULL,
-    coef REAL NOT NULL, learned_at REAL NOT NULL);
+    coef REAL NOT NULL, learned_at REAL NOT NULL, coef_content REAL NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS classifier_examples (
     id INTEGER PRIMARY KEY, spam INTEGER NOT NULL, slots BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS classifier_vectors (
@@ -72,6 +74,10 @@ CREATE TABLE IF NOT EXISTS classifier_scores (
 CREATE TABLE IF NOT EXISTS classifier_calibration (
     id INTEGER PRIMARY KEY CHECK (id = 0), histograms BLOB NOT NULL);
 """
+_COLUMNS = "PRAGMA table_info(classifier_messages)"
+_ADD_CONTENT = "ALTER TABLE classifier_messages ADD COLUMN coef_content REAL NOT NULL DEFAULT 0"
+# What an earlier release's file has, where this one's has more columns.
+_LEGACY_COLUMNS = {"messages": "id, digest, spam, coef, learned_at"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +86,7 @@ class Learned:
 
     id: int
     spam: bool
-    coef: float
+    coef: Coef
 
 
 _STRIDE = 0xFFFF  # a uint16 of this value means "move on 65535, no key here"
@@ -127,9 +133,9 @@ class WeightStore(Protocol):
     def deltas_after(self, generation: int) -> Iterator[tuple[int, list[Step]]]: ...
     def append_delta(self, generation: int, steps: list[Step]) -> None: ...
     def find(self, digest: bytes) -> Learned | None: ...
-    def insert(self, digest: bytes, spam: bool, coef: float, now: float) -> int: ...
-    def relabel(self, id_: int, spam: bool, coef: float, now: float) -> None: ...
-    def add_coef(self, amounts: list[tuple[float, int]]) -> None: ...
+    def insert(self, digest: bytes, spam: bool, coef: Coef, now: float) -> int: ...
+    def relabel(self, id_: int, spam: bool, coef: Coef, now: float) -> None: ...
+    def add_coef(self, amounts: list[tuple[Coef, int]]) -> None: ...
     def delete(self, id_: int) -> None: ...
     def example(self, id_: int) -> Keys | None: ...
     def example_ids(self) -> list[tuple[int, bool]]: ...
@@ -192,6 +198,9 @@ class SqliteWeights:
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         self._db.execute(statement)
+                columns = {row[1] for row in self._db.execute(_COLUMNS)}
+                if "coef_content" not in columns:  # a file of features v3 or earlier
+                    self._db.execute(_ADD_CONTENT)
             self._migrate(path.with_name(LEGACY_FILENAME))
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the classifier store {path}: {exc}") from None
@@ -213,9 +222,11 @@ class SqliteWeights:
                 if self._db.execute("SELECT 1 FROM classifier_meta LIMIT 1").fetchone():
                     return  # this file has a classifier already: leave the old one alone
                 for table in _TABLES:
+                    columns = _LEGACY_COLUMNS.get(table, "*")
+                    into = "" if columns == "*" else f" ({columns})"
                     self._db.execute(
-                        f"INSERT INTO main.classifier_{table}"
-                        f" SELECT * FROM legacy.classifier_{table}"
+                        f"INSERT INTO main.classifier_{table}{into}"
+                        f" SELECT {columns} FROM legacy.classifier_{table}"
                     )
         finally:
             self._db.execute("DETACH DATABASE legacy")
@@ -328,25 +339,32 @@ class SqliteWeights:
 
     def find(self, digest: bytes) -> Learned | None:
         row = self._db.execute(
-            "SELECT id, spam, coef FROM classifier_messages WHERE digest = ?", (digest,)
+            "SELECT id, spam, coef, coef_content FROM classifier_messages WHERE digest = ?",
+            (digest,),
         ).fetchone()
-        return Learned(int(row[0]), bool(row[1]), float(row[2])) if row else None
+        return Learned(int(row[0]), bool(row[1]), (float(row[2]), float(row[3]))) if row else None
 
-    def insert(self, digest: bytes, spam: bool, coef: float, now: float) -> int:
+    def insert(self, digest: bytes, spam: bool, coef: Coef, now: float) -> int:
         cursor = self._db.execute(
-            "INSERT INTO classifier_messages (digest, spam, coef, learned_at) VALUES (?, ?, ?, ?)",
-            (digest, int(spam), coef, now),
+            "INSERT INTO classifier_messages (digest, spam, coef, coef_content, learned_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (digest, int(spam), *coef, now),
         )
         return int(cursor.lastrowid or 0)
 
-    def relabel(self, id_: int, spam: bool, coef: float, now: float) -> None:
+    def relabel(self, id_: int, spam: bool, coef: Coef, now: float) -> None:
         self._db.execute(
-            "UPDATE classifier_messages SET spam = ?, coef = ?, learned_at = ? WHERE id = ?",
-            (int(spam), coef, now, id_),
+            "UPDATE classifier_messages SET spam = ?, coef = ?, coef_content = ?, learned_at = ?"
+            " WHERE id = ?",
+            (int(spam), *coef, now, id_),
         )
 
-    def add_coef(self, amounts: list[tuple[float, int]]) -> None:
-        self._db.executemany("UPDATE classifier_messages SET coef = coef + ? WHERE id = ?", amounts)
+    def add_coef(self, amounts: list[tuple[Coef, int]]) -> None:
+        self._db.executemany(
+            "UPDATE classifier_messages SET coef = coef + ?, coef_content = coef_content + ?"
+            " WHERE id = ?",
+            ((full, content, id_) for (full, content), id_ in amounts),
+        )
 
     def delete(self, id_: int) -> None:
         self._db.execute("DELETE FROM classifier_messages WHERE id = ?", (id_,))
