@@ -136,7 +136,7 @@ class Holds:
         if held.done:
             return
         waiting = self.waiting.get(held.campaign)
-        if waiting is not None:
+        if waiting is not None and held in waiting:
             waiting.remove(held)
             if not waiting:
                 del self.waiting[held.campaign]
