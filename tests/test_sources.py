@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from seawall.sources import iter_units
+from seawall.sources import _mbox_units, iter_units, units_of_file
 
 MSG = b"From: a@example.com\nSubject: %d\n\nbody %d\n"
 
@@ -53,3 +53,23 @@ def test_empty_file_is_one_message(tmp_path: Path) -> None:
     empty.write_bytes(b"")
     [unit] = list(iter_units([empty]))
     assert unit.read() == b""
+
+
+FROM_LINE = b"From sender@example.com  Thu Aug 22 12:36:23 2002\n"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        FROM_LINE + MSG % (1, 1),  # one message: read whole, not mapped
+        FROM_LINE + FROM_LINE + MSG % (1, 1),  # a From_ line right after the first
+        FROM_LINE + b"From me\n" + MSG % (1, 1),  # "From " that is no separator
+        FROM_LINE + MSG % (1, 1) + b"\n" + FROM_LINE + MSG % (2, 2),
+        b"From sender@example.com " + b"x" * 2000 + b"\n" + MSG % (1, 1),  # a long first line
+        b"From sender@example.com Thu Aug 22 12:36:23 2002",  # the From_ line alone
+    ],
+)
+def test_a_file_is_split_as_the_mbox_reader_splits_it(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(content)
+    assert units_of_file(str(path)) == _mbox_units(str(path))
