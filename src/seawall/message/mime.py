@@ -189,7 +189,7 @@ class Walk:
             text = text[:limit]
             if "\r" in text:
                 text = text.replace("\r\n", "\n").replace("\r", "\n")
-        if _INVISIBLE.search(text) is not None:
+        if not text.isascii() and _INVISIBLE.search(text) is not None:  # none is ASCII
             text = _INVISIBLE.sub("", text)
         self.parts.append(TextPart(kind, text, decoded.charset, charset, len(data)))
         self.shown.append(inline)
