@@ -103,7 +103,8 @@ class ClassifierSettings(Section):
     enabled: bool = True
     # Learned messages of each class before the classifier votes (avoids noise at start).
     min_learns: Annotated[int, NotNegative] = 50
-    # 2**hash_bits float32 weights per worker (20: 4 MiB); more bits, fewer hash collisions.
+    # 2 x 2**hash_bits float32 weights per worker, full and content model (20: 8 MiB); more
+    # bits, fewer hash collisions.
     hash_bits: Annotated[int, msgspec.Meta(ge=12, le=26)] = 20
     # Step size of the online logistic regression; lower learns more slowly and smoothly.
     learning_rate: Annotated[float, Positive] = 16.0

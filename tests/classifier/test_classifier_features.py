@@ -19,10 +19,12 @@ def test_keys_are_sorted_unique_and_split_into_a_unit_vector_per_model() -> None
     assert int(slots.max()) < 2 * 2**12  # the content model's weights follow the full one's
     assert values.dtype == np.float32
     full, content = parts(keys, bits=12)
-    assert full.size + content.size == keys.size and content.size > 0
+    assert full.size + content.size == keys.size
+    assert content.size > 0
     for part, low in ((full, 0), (content, 2**12)):
         part_slots, part_values = split(part, bits=12)
-        assert low <= int(part_slots.min()) and int(part_slots.max()) < low + 2**12
+        assert low <= int(part_slots.min())
+        assert int(part_slots.max()) < low + 2**12
         assert abs(float((part_values.astype(np.float64) ** 2).sum()) - 1.0) < 1e-5
         # the same values whether a part is split alone or with the other
         where = slice(0, full.size) if low == 0 else slice(full.size, None)

@@ -27,7 +27,7 @@ from seawall.policy.scores import Scores
 from seawall.quietlog import QuietLog
 
 _quiet = QuietLog(logging.getLogger("seawall.classifier"))
-_COMPACT_AFTER = 200  # deltas before the whole vector is rewritten (4 MiB at 20 bits)
+_COMPACT_AFTER = 200  # deltas before the whole vector is rewritten (8 MiB at 20 bits)
 
 
 def check_settings(settings: ClassifierSettings) -> None:

@@ -11,7 +11,7 @@ classifier key lives in one slot and a learn commits in one MULTI/EXEC there too
 ==================  ====  ==================================================================
 ``meta``            hash  ``bits``, ``features``, ``generation``, ``snapshot``, ``spam``,
                           ``ham`` (as the ``classifier_meta`` table)
-``weights``         str   8-byte generation, then the float32 vector (4 MiB at 20 bits)
+``weights``         str   8-byte generation, then the float32 vectors (8 MiB at 20 bits)
 ``deltas``          hash  generation -> one change's steps; dropped at each snapshot (at most
                           200 between snapshots)
 ``digests``         hash  message digest -> id of each learned message
@@ -77,7 +77,7 @@ log = logging.getLogger("seawall.classifier")
 _quiet = QuietLog(log)
 
 _LOCK_MS = 30_000  # a writer that died lets go after this
-_TIMEOUT_S = 5.0  # one command of a learn, which may move 4 MiB (on a thread)
+_TIMEOUT_S = 5.0  # one command of a learn, which may move 8 MiB (on a thread)
 # The reload check runs on a worker's event loop every reload_interval_s: it gets a client
 # of its own that gives up after 0.1 s, and after a failure it is not tried again for
 # _PROBE_BACKOFF_S, so a hung Redis costs a worker at most 0.1 s in 10 s.

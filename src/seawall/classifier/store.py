@@ -21,7 +21,7 @@ Tables, all prefixed ``classifier_``, in the same file as the Store's:
                          that place the reject margin; the meta key ``calibration`` counts
                          its versions
 
-A scanning process loads the snapshot once (a few milliseconds for 4 MiB) and
+A scanning process loads the snapshot once (a few milliseconds for 8 MiB) and
 afterwards only replays the few new deltas, so learning is visible to every
 worker within ``reload_interval_s`` without reloading the vector.
 """
@@ -75,6 +75,7 @@ CREATE TABLE IF NOT EXISTS classifier_calibration (
     id INTEGER PRIMARY KEY CHECK (id = 0), histograms BLOB NOT NULL);
 """
 _COLUMNS = "PRAGMA table_info(classifier_messages)"
+_LEGACY_PRAGMA = "PRAGMA legacy.table_info(classifier_messages)"
 _ADD_CONTENT = "ALTER TABLE classifier_messages ADD COLUMN coef_content REAL NOT NULL DEFAULT 0"
 # What an earlier release's file has, where this one's has more columns.
 _LEGACY_COLUMNS = {"messages": "id, digest, spam, coef, learned_at"}
@@ -221,8 +222,9 @@ class SqliteWeights:
             with self.write():
                 if self._db.execute("SELECT 1 FROM classifier_meta LIMIT 1").fetchone():
                     return  # this file has a classifier already: leave the old one alone
+                had = {row[1] for row in self._db.execute(_LEGACY_PRAGMA)}
                 for table in _TABLES:
-                    columns = _LEGACY_COLUMNS.get(table, "*")
+                    columns = "*" if "coef_content" in had else _LEGACY_COLUMNS.get(table, "*")
                     into = "" if columns == "*" else f" ({columns})"
                     self._db.execute(
                         f"INSERT INTO main.classifier_{table}{into}"
