@@ -11,7 +11,6 @@ a member are inflated to tell its type, unless it is an archive to open.
 from __future__ import annotations
 
 import io
-import tarfile
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -261,6 +260,8 @@ class ArchiveWalk:
         self._add(Member(member_path, name, depth + 1, sniffed), child)
 
     def _tar(self, data: bytes, path: str, depth: int) -> None:
+        import tarfile  # 7 ms to import, for the rare tar in mail: when one comes
+
         view = memoryview(data)
         try:
             with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
