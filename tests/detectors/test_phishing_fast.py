@@ -13,11 +13,13 @@ from __future__ import annotations
 import email.utils
 
 import pytest
+from bench.phishing_check import hidden_letters_plain
 
 from seawall import corpus
 from seawall.detectors.phishing import (
     _HIDING,
     Phrases,
+    _hidden_letters,
     _hides,
     _parse_from,
     load_lexicon,
@@ -126,6 +128,25 @@ def test_hidden_styles_are_found_as_the_plain_pattern_finds_them(
         assert _hides(html) == (_HIDING.search(html) is not None), html
     assert seen > 50
     assert hits > 0
+
+
+def test_hidden_letters_are_counted_as_the_plain_form_counts_them(
+    nazario: list[bytes], phishing_pot: list[bytes]
+) -> None:
+    limits = ParseLimits()
+    hidden = 0
+    for raw in nazario + phishing_pot:
+        for html in html_sources(parse_message(raw), limits):
+            if _hides(html):
+                letters = _hidden_letters(html)
+                assert letters == hidden_letters_plain(html)
+                hidden += letters > 0
+    nested = (
+        '<div style="display:none">outer <span style="font-size:0">inner</span></div>'
+        '<p style="color:red">shown</p><p style="VISIBILITY: hidden">again</p>'
+    )
+    assert _hidden_letters(nested) == hidden_letters_plain(nested) == len("outerinneragain")
+    assert hidden > 10
 
 
 @pytest.mark.parametrize(

@@ -412,10 +412,10 @@ def _hidden_letters(html: str) -> int:
     for index, node in enumerate(tree.css("[style]")):
         if index >= _MAX_STYLED:
             break
-        if _HIDING.search(node.attrs.get("style") or "") is None:
+        if not _hides(node.attrs.get("style") or ""):  # _HIDING.search, found sooner
             continue
         parent, inside = node.parent, False
-        for _ in range(30):
+        for _ in range(30 if counted else 0):  # inside one already counted?
             if parent is None:
                 break
             if parent.mem_id in counted:
