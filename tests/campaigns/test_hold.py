@@ -14,7 +14,7 @@ import pytest
 
 from seawall.campaigns.client import LocalTracker
 from seawall.campaigns.fingerprint import Fingerprint
-from seawall.campaigns.hold import Held
+from seawall.campaigns.hold import Held, Holds
 from seawall.campaigns.registry import Judge, Observation
 from seawall.campaigns.remote import RemoteTracker
 from seawall.campaigns.server import TrackerServer
@@ -218,3 +218,22 @@ def test_a_hold_longer_than_the_io_budget_is_refused(monkeypatch: pytest.MonkeyP
         load_config(None)
     monkeypatch.setenv("SEAWALL_ENGINE__IO_TIMEOUT_S", "2.5")
     assert load_config(None).detectors.campaigns.hold_s == 2.0
+
+
+def test_a_merge_carries_the_copies_in_flight_and_the_held_answers() -> None:
+    holds = Holds(min_judged=3, hold_s=1.0)
+    for i in range(3):
+        assert holds.observed("a", NOW + i * 0.01, judged=0, marked=False, domains=()) is None
+    held = holds.observed("a", NOW + 0.05, judged=0, marked=False, domains=())
+    assert held is not None
+    released: list[float] = []
+    held.release = released.append
+    holds.moved("a", "b")
+    assert held.campaign == "b"
+    assert len(holds.inflight["b"]) == 4
+    holds.judged("b")
+    assert holds.settled("a", NOW + 0.1) == []
+    assert holds.settled("b", NOW + 0.1) == [held]
+    assert released == [NOW + 0.1]
+    holds.expire(held, NOW + 2)  # its timer, late: nothing twice
+    assert released == [NOW + 0.1]
