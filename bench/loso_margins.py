@@ -124,6 +124,10 @@ COMBOS: dict[str, Callable[[float, float], float]] = {
     "agree_fc": lambda f, c: f if (f > 0) == (c > 0) else (f + c) / 2,
     "full_plus_pos_content": lambda f, c: f + max(0.0, c) / 2,
     "mean_if_content_higher": lambda f, c: (f + c) / 2 if c > f else f,
+    "max_fc_d2": lambda f, c: max(f, c - 2.0),
+    "max_fc_d4": lambda f, c: max(f, c - 4.0),
+    "max_fc_a05": lambda f, c: max(f, c / 2),
+    "max_fc_a075": lambda f, c: max(f, 0.75 * c),
 }
 for _name in COMBOS:
     VARIANTS[_name] = (("full", 1.0, 1.0), ("content", 1.0, 1.0))

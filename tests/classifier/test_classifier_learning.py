@@ -29,9 +29,7 @@ def test_learns_to_separate_held_out_mail(
     ham = [clf.margin(m) for m in sa_messages["test_ham"]]
     assert roc_auc(spam, ham) > 0.98
     assert np.mean([s > 0 for s in spam]) > 0.85
-    # The margin is the larger of the full and the content model's (pair.py): a few ham
-    # of 200 learned sit just above 0; where points start is the calibration's business.
-    assert np.mean([h < 0 for h in ham]) >= 0.9
+    assert np.mean([h < 0 for h in ham]) > 0.95
     assert (
         0.0 < clf.score(sa_messages["test_ham"][0]) < 0.5 < clf.score(sa_messages["test_spam"][0])
     )
