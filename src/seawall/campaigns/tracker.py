@@ -30,9 +30,7 @@ from seawall.campaigns.hold import Held, Holds
 from seawall.campaigns.index import Clusterer
 from seawall.campaigns.recurring import Recurring
 from seawall.campaigns.registry import (
-    MAX_IPS,
     SAMPLE_BYTES,
-    SHOWN_IPS,
     Campaign,
     CampaignView,
     Founder,
@@ -40,6 +38,7 @@ from seawall.campaigns.registry import (
     Observation,
 )
 from seawall.campaigns.snapshot import Snapshot, campaign_of, campaign_state
+from seawall.campaigns.views import Views
 from seawall.config import CampaignSettings
 
 log = logging.getLogger("seawall.campaigns")
@@ -58,7 +57,7 @@ class Reply(msgspec.Struct, frozen=True):
     wants_sample: bool = False
 
 
-class Tracker:
+class Tracker(Views):
     """Campaigns of one host; every method is synchronous and cheap (no I/O but events)."""
 
     def __init__(self, settings: CampaignSettings, *, events: Path | None = None) -> None:
@@ -174,10 +173,6 @@ class Tracker:
     def expire(self, held: Held, now: float) -> None:
         """``hold_s`` passed since ``held`` was held: it is released if it was not yet."""
         self.holds.expire(held, now)
-
-    def root(self, cluster: str) -> str:
-        """The campaign a cluster belongs to (itself, unless it was merged into another)."""
-        return self.alias.get(cluster, cluster)
 
     def _record(self, cid: str) -> Campaign | None:
         """The campaign ``cid`` as a full record (a founder's is made one), if it is known."""
@@ -298,13 +293,6 @@ class Tracker:
         self.holds.settled(campaign.id, now)
         return campaign
 
-    def confirmed_spam(self, campaign: Campaign) -> bool:
-        if campaign.mark is not None:
-            return campaign.mark == "spam"
-        judged = campaign.spam + campaign.ham
-        settings = self.settings
-        return judged >= settings.min_judged and campaign.spam >= settings.spam_share * judged
-
     def _block(self, campaign: Campaign, now: float) -> None:
         """Domains in at least half the campaign's messages, not in other ham, go on the list."""
         expiry = now + self.settings.blocklist_ttl_s
@@ -391,52 +379,6 @@ class Tracker:
             del self.blocklist[domain]
         self.addresses = sum(len(c.ips) for c in self.campaigns.values())
         self.sample_bytes = sum(len(c.packed_sample) for c in self.campaigns.values())
-
-    def listing(self, now: float, *, min_count: int = 2, limit: int = 0) -> list[dict[str, object]]:
-        """Campaigns with at least ``min_count`` messages, busiest first; the first
-        ``limit`` of them when it is not 0 (only those are summarised)."""
-        chosen = [c for c in self.campaigns.values() if c.count >= min_count]
-        chosen.sort(key=lambda c: (-c.per_hour(now), -c.count))
-        if limit > 0:
-            del chosen[limit:]
-        return [c.summary(now) | {"confirmed_spam": self.confirmed_spam(c)} for c in chosen]
-
-    def tally(
-        self, now: float, *, min_count: int = 2, outbreak_per_hour: int = 0, botnet_min_ips: int = 0
-    ) -> dict[str, int]:
-        """``Tally``: the campaigns with at least ``min_count`` messages (``live``), and of
-        those the ones at ``outbreak_per_hour`` now (``outbreaks``) and the ones sent from
-        ``botnet_min_ips`` addresses or more (``botnet``)."""
-        live = outbreaks = botnet = 0
-        for campaign in self.campaigns.values():
-            if campaign.count < min_count:
-                continue
-            live += 1
-            outbreaks += campaign.per_hour(now) >= outbreak_per_hour
-            botnet += len(campaign.ips) >= botnet_min_ips
-        return {"live": live, "outbreaks": outbreaks, "botnet": botnet}
-
-    def show(
-        self, campaign_id: str, now: float, *, max_ips: int = SHOWN_IPS, sample: bool = False
-    ) -> dict[str, object] | None:
-        """One campaign in detail (``Campaign.detail``), found by its id or the id of a
-        campaign merged into it (``merged_into`` then names the one it joined); a cluster of
-        one message too.  None when there is no such campaign.  With ``sample``, its sample
-        message too (``sample``: bytes, b"" before one came back)."""
-        root = self.root(campaign_id)
-        campaign = self.campaigns.get(root)
-        if campaign is None:
-            founder = self.founders.get(root)
-            if founder is None:
-                return None
-            campaign = Founder.unpack(founder).campaign(root)  # a look, not kept
-        out = campaign.detail(now, max_ips=max(0, min(max_ips, MAX_IPS)))
-        out["confirmed_spam"] = self.confirmed_spam(campaign)
-        if sample:
-            out["sample"] = campaign.sample
-        if root != campaign_id:
-            out["merged_into"] = root
-        return out
 
     def snapshot(self) -> bytes:
         return msgspec.msgpack.encode(
