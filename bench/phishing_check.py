@@ -1,5 +1,6 @@
 """Check that the phishing detector's fast paths find what their plain forms find, on every
-message of every shared corpus: the word searches, and the letters of hidden text.
+message of every shared corpus: the word searches, the letters of hidden text, and the
+HTML sources the parse keeps (against a walk of their own).
 
 The alert words, brand names and lure words (``Phrases``) are searched only where a phrase's
 first word is a whole word, and only with the phrases that start with it; the plain form
@@ -36,8 +37,8 @@ from seawall.detectors.phishing import (
     load_lexicon,
 )
 from seawall.detectors.phishing_lures import Phrases, words_of
-from seawall.message.htmlsource import html_sources
-from seawall.message.parse import parse_message
+from seawall.message.htmlsource import _read_again, html_sources
+from seawall.message.parse import DEFAULT_LIMITS, parse_message
 from seawall.sources import units_of_file
 
 CORPORA = (
@@ -51,13 +52,17 @@ CORPORA = (
 
 def texts(name: str, every: int) -> Iterator[tuple[str, str]]:
     """("text", the searched text), ("text", the From display name) and ("html", each HTML
-    part with a hiding style) of each message of corpus ``name``."""
+    part with a hiding style) of each message of corpus ``name``; ("differs", path) when
+    the HTML the parse kept is not what a walk of its own reads."""
     units = [u for item in corpus.items(name) for u in units_of_file(str(item.path))]
     for unit in units[::every]:
         msg = parse_message(unit.read())
         yield "text", " ".join(msg.subject[:998].split()) + " \n " + msg.text[:3000]
         yield "text", _from(msg)[0]
-        for html in html_sources(msg):
+        sources = html_sources(msg)
+        if (msg.has_html or msg.attachments) and sources != _read_again(msg, DEFAULT_LIMITS):
+            yield "differs", unit.path
+        for html in sources:
             if _hides(html):
                 yield "html", html
 
@@ -111,6 +116,10 @@ def main(argv: list[str] | None = None) -> int:
         seen = matches = hidden = 0
         for kind, text in texts(name, args.every):
             seen += 1
+            if kind == "differs":
+                bad += 1
+                print(f"DIFFERENT {name} HTML sources: {text}", file=sys.stderr)
+                continue
             if kind == "html":
                 letters = _hidden_letters(text)
                 hidden += letters > 0

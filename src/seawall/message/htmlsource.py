@@ -1,9 +1,11 @@
 """The HTML a message carries, decoded, for checks that read markup rather than text.
 
-The parser renders HTML to text and keeps only its links, so a detector that looks at
-forms, input fields or inline styles reads the HTML parts again: the same MIME walk
-(``message/mime.py``) under the same limits, but each ``text/html`` leaf is only decoded,
-not rendered, and nothing else is built.  A helper, not a detector.
+The parser renders HTML to text, and its walk keeps the decoded source of the first HTML
+parts (``Message.html``) for a detector that looks at forms, input fields or inline styles.
+When it could not (a part too large to keep whole, a walk cut short, other limits) the
+HTML parts are read again: the same MIME walk (``message/mime.py``) under the same limits,
+but each ``text/html`` leaf is only decoded, not rendered, and nothing else is built.  A
+helper, not a detector.
 """
 
 from __future__ import annotations
@@ -11,12 +13,12 @@ from __future__ import annotations
 from seawall.message.charset import decode_text
 from seawall.message.defects import Defects
 from seawall.message.headers import read_fields
-from seawall.message.mime import Entity, Walk, describe
+from seawall.message.mime import HTML_SOURCE_CHARS, HTML_SOURCES, Entity, Walk, describe
 from seawall.message.model import Message
 from seawall.message.parse import DEFAULT_LIMITS, ParseLimits
 
-MAX_PARTS = 4  # HTML parts read: a phish needs one, a message of 500 gets four
-MAX_CHARS = 200_000  # of each part: beyond Gmail's 102 KB clip nobody sees it anyway
+MAX_PARTS = HTML_SOURCES  # HTML parts read: a phish needs one, a message of 500 gets four
+MAX_CHARS = HTML_SOURCE_CHARS  # of each part: beyond Gmail's 102 KB clip nobody sees it
 
 
 class _HtmlWalk(Walk):
@@ -47,6 +49,13 @@ def html_sources(msg: Message, limits: ParseLimits = DEFAULT_LIMITS) -> list[str
     """
     if not msg.has_html and not any(a.declared_type == "text/html" for a in msg.attachments):
         return []
+    if msg.html is not None and msg.parsed_with == limits:
+        return list(msg.html)  # kept by the parse's own walk (message/mime.py)
+    return _read_again(msg, limits)
+
+
+def _read_again(msg: Message, limits: ParseLimits) -> list[str]:
+    """:func:`html_sources` by a walk of its own."""
     raw = msg.raw
     end = min(len(raw), limits.max_message_bytes)
     start = 0

@@ -29,6 +29,11 @@ _INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\uf
 _PLAIN_TYPES = frozenset({"text/plain", "text/enriched", "text/richtext"})
 _ENCLOSED_TYPES = frozenset({"message/rfc822", "message/global"})
 _MIN_HTML_CHARS = 100_000  # HTML read even when max_text_chars is set very low
+# The HTML sources kept for checks that read markup (message/htmlsource.py): the first few
+# HTML parts outside forwarded messages, each cut to this many characters, from at most 4
+# times as many bytes of its encoded body.
+HTML_SOURCES = 4
+HTML_SOURCE_CHARS = 200_000
 
 
 class Entity(NamedTuple):
@@ -68,10 +73,26 @@ class Walk:
     """One walk over a message body, collecting its parts.
 
     ``parts``, ``shown`` and ``links`` are parallel: each text part, whether it counts
-    toward ``Message.text``, and the links of its HTML.
+    toward ``Message.text``, and the links of its HTML.  ``html`` is the decoded source of
+    the first ``HTML_SOURCES`` HTML parts outside forwarded messages, as
+    :func:`~seawall.message.htmlsource.html_sources` reads them, while ``html_complete``
+    says it is (a part too large to keep whole, or a walk cut short, leaves it to
+    ``html_sources`` to read the message again).
     """
 
-    __slots__ = ("attachments", "count", "defects", "limits", "links", "parts", "shown", "stop")
+    __slots__ = (
+        "attachments",
+        "count",
+        "defects",
+        "html",
+        "html_complete",
+        "limits",
+        "links",
+        "parts",
+        "sealed",
+        "shown",
+        "stop",
+    )
 
     def __init__(self, limits: ParseLimits, defects: Defects) -> None:
         self.limits = limits
@@ -82,6 +103,9 @@ class Walk:
         self.attachments: list[Attachment] = []
         self.count = 0
         self.stop = False
+        self.html: list[str] = []
+        self.html_complete = True
+        self.sealed = 0  # inside this many forwarded messages
 
     def entity(self, buf: bytes, start: int, end: int, entity: Entity, depth: int) -> None:
         """Walk the body at ``buf[start:end]`` that ``entity`` describes."""
@@ -141,14 +165,21 @@ class Walk:
         if entity.encoding in ("base64", "quoted-printable"):
             buf, start, end = data, 0, len(data)
         fields, body = read_fields(buf, start, end, self.limits.max_header_bytes, self.defects)
+        self.sealed += 1
         self.entity(buf, body, end, describe(fields, "text/plain", self.defects), depth + 1)
+        self.sealed -= 1
 
     def leaf(self, buf: bytes, start: int, end: int, entity: Entity) -> None:
         data = self.decode(buf, start, end, entity.encoding)
         kind = entity.content_type
         readable = kind == "text/html" or kind in _PLAIN_TYPES
         if readable:
-            self.text(data, kind, entity.params.get("charset"), entity.filename is None)
+            source = self.text(data, kind, entity.params.get("charset"), entity.filename is None)
+            if kind == "text/html" and not self.sealed and len(self.html) < HTML_SOURCES:
+                if end - start <= 4 * HTML_SOURCE_CHARS:
+                    self.html.append(source[:HTML_SOURCE_CHARS])
+                else:
+                    self.html_complete = False
         if entity.filename is not None or not readable:
             self.attachments.append(build_attachment(data, entity.filename, kind))
 
@@ -171,7 +202,8 @@ class Walk:
             data = data[:limit]
         return data
 
-    def text(self, data: bytes, kind: str, charset: str | None, inline: bool) -> None:
+    def text(self, data: bytes, kind: str, charset: str | None, inline: bool) -> str:
+        """Add the text part of ``data``; returns its decoded source (HTML, for HTML)."""
         decoded = decode_text(data, charset)
         if decoded.unknown:
             self.defects.add(d.UNKNOWN_CHARSET)
@@ -194,6 +226,7 @@ class Walk:
         self.parts.append(TextPart(kind, text, decoded.charset, charset, len(data)))
         self.shown.append(inline)
         self.links.append(links)
+        return decoded.text
 
     def html_source(self, html: str | bytes) -> str | bytes:
         """At most 5 x ``max_text_chars`` of HTML: the text is cut there anyway, and beyond

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from seawall.message.parse import ParseLimits
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +138,10 @@ class Message:
     first_untrusted: Hop | None  # the hop where mail entered from outside the trusted networks
     defects: tuple[str, ...]
     size: int  # bytes of the raw message before any truncation
+    # The decoded source of the first HTML parts, as message/htmlsource.py reads them
+    # under ``parsed_with``, the limits of the parse (None: read the message again).
+    html: tuple[str, ...] | None = field(default=None, repr=False, compare=False)
+    parsed_with: ParseLimits | None = field(default=None, repr=False, compare=False)
 
     @property
     def source_ip(self) -> str | None:

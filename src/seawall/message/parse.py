@@ -145,4 +145,6 @@ def parse_message(
         first_untrusted=first_untrusted,
         defects=defects.as_tuple(),
         size=size,
+        html=tuple(walk.html) if walk.html_complete and not walk.stop else None,
+        parsed_with=limits,
     )
