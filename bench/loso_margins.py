@@ -13,9 +13,13 @@ margin), "add header" and reject (the calibrated reject margin), with the points
 detector gives them under the packaged thresholds and CLASSIFIER_SPAM's packaged score.
 
 A *view* is one model: the message's feature keys (all five regions, or the header region
-without trace fields) scaled with its region weights.  A *variant* is the margin the
-detector would see: one view's, or the mean of two views' margins (two models learned side
-by side on the same stream), calibrated on its own pre-learn margins.
+without trace fields) scaled with its region weights; "full" is the shipped full model and
+"content" the shipped content model (weight 0 for the header region).  The shipped
+classifier's margin is the variant ``max_fc_d2`` (classifier/pair.py).  A *variant* is the
+margin the detector would see: one view's, a weighted sum of views' margins, or a
+combination of the full and content margins (``COMBOS``), with the views learned side by
+side on the same stream, each from its own error, and calibrated on its own pre-learn
+margins.
 
 ``--split DIR`` also learns DIR/train (ham/, spam/) and scores DIR/test with every variant:
 ROC AUC and spam recall at 0.1% ham FPR of the margins (a SpamAssassin split, for loss
@@ -71,22 +75,24 @@ ORIGINAL_REGIONS = feat.regions
 
 
 def keys_with(msg: Message, regions: Callable[[Message], Any] | None, bits: int) -> np.ndarray:
+    """The five regions' keys (the shipped full model's part), from ``regions``."""
     if regions is None:
-        return feat.features(msg, bits=bits)
+        return feat.parts(feat.features(msg, bits=bits), bits=bits)[0]
     feat.regions = regions  # type: ignore[assignment]
     try:
-        return feat.features(msg, bits=bits)
+        return feat.parts(feat.features(msg, bits=bits), bits=bits)[0]
     finally:
         feat.regions = ORIGINAL_REGIONS
 
 
 def split_with(keys: np.ndarray, bits: int, weights: Sequence[float]) -> Vec:
-    saved = feat._WEIGHTS
-    feat._WEIGHTS = tuple(weights)  # type: ignore[assignment]
+    """``features.split`` of five regions' keys with these region weights."""
+    saved = feat._ALL_WEIGHTS
+    feat._ALL_WEIGHTS = (*weights, *weights[1:])  # type: ignore[assignment]
     try:
         return feat.split(keys, bits=bits)
     finally:
-        feat._WEIGHTS = saved
+        feat._ALL_WEIGHTS = saved
 
 
 @dataclass(frozen=True)
