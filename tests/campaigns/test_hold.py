@@ -229,7 +229,7 @@ def test_a_merge_carries_the_copies_in_flight_and_the_held_answers() -> None:
     released: list[float] = []
     held.release = released.append
     holds.moved("a", "b")
-    assert held.campaign == "b"
+    assert held.key == "b"
     assert len(holds.inflight["b"]) == 4
     holds.judged("b")
     assert holds.settled("a", NOW + 0.1) == []
@@ -237,3 +237,46 @@ def test_a_merge_carries_the_copies_in_flight_and_the_held_answers() -> None:
     assert released == [NOW + 0.1]
     holds.expire(held, NOW + 2)  # its timer, late: nothing twice
     assert released == [NOW + 0.1]
+
+
+OTHER_FP = Fingerprint.from_text(OTHER, "Committee")
+
+
+def _linking(i: int, *domains: str) -> Observation:
+    return Observation(ip=f"198.51.100.{i}", hostname="mx.example.org", domains=domains)
+
+
+@pytest.mark.parametrize("spam", [True, False])
+def test_a_message_linking_to_what_a_campaign_about_to_be_judged_would_list_waits(
+    spam: bool,
+) -> None:
+    tracker = Tracker(settings(0.25))
+    first = copies(tracker, 3)  # in flight together: the campaign is about to be judged
+    assert all(isinstance(a, Reply) for a in first)
+    other = tracker.observe_or_hold(OTHER_FP, _linking(1, "p.test", "q.test"), NOW + 0.005)
+    assert isinstance(other, Held)
+    assert other.campaign != other.key  # its own cluster's view, the campaign's judgement
+    released: list[float] = []
+    other.release = released.append
+    reply = first[0]
+    assert isinstance(reply, Reply)
+    judge(tracker, reply.view.id, 3, spam=spam)
+    assert released == [NOW + 0.01]
+    answer = tracker.answer(other, released[0])
+    assert answer.blocked == (("p.test",) if spam else ())
+    assert answer.view.id == other.campaign
+
+
+def test_a_link_already_listed_or_not_the_campaigns_does_not_wait() -> None:
+    tracker = Tracker(settings(0.25))
+    copies(tracker, 3)
+    unrelated = tracker.observe_or_hold(OTHER_FP, _linking(1, "r.test"), NOW + 0.005)
+    assert isinstance(unrelated, Reply)
+    tracker.blocklist["p.test"] = NOW + 3600
+    listed = tracker.observe_or_hold(OTHER_FP, _linking(2, "p.test"), NOW + 0.006)
+    assert isinstance(listed, Reply)
+    assert listed.blocked == ("p.test",)
+    # Past hold_s, a campaign whose judgements did not come holds no links any more.
+    del tracker.blocklist["p.test"]
+    later = tracker.observe_or_hold(OTHER_FP, _linking(3, "p.test"), NOW + 1.0)
+    assert isinstance(later, Reply)

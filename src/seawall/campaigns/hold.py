@@ -11,11 +11,15 @@ tracker holds a copy's answer back, bounded, when waiting can change it:
   yet reach ``min_judged``.
 
 The first ``min_judged`` copies never wait (nothing earlier could judge the campaign for
-them), so holds do not chain.  A held answer goes out when the campaign reaches
-``min_judged`` judgements or an admin marks it, and at the latest ``hold_s`` after the
-copy was observed; a copy whose judgement never comes (a worker died) counts as earlier
-only for ``hold_s``.  Who waits (a future, a timer) is the caller's: :class:`Held`'s
-``release`` is called once, with the answer as it is then.
+them), so holds do not chain.  A campaign in that state is about to be judged, and a spam
+judgement puts the domains in half its copies on the local URI list: a message of another
+cluster (or of none) that links to one of them waits for that judgement too.
+
+A held answer goes out when the campaign it waits for reaches ``min_judged`` judgements
+or an admin marks it, and at the latest ``hold_s`` after the copy was observed; a copy
+whose judgement never comes (a worker died) counts as earlier only for ``hold_s``.  Who
+waits (a future, a timer) is the caller's: :class:`Held`'s ``release`` is called once,
+with the answer as it is then.
 """
 
 from __future__ import annotations
@@ -36,9 +40,10 @@ class Held:
     """One observe answer held back: the copy's campaign, when it was observed, and the
     links to look up on the blocklist again when it is released."""
 
-    campaign: str
+    campaign: str  # the copy's own campaign ("" for none), whose view it gets
     since: float  # the copy's time (the message's ``now``)
     domains: tuple[str, ...]
+    key: str = ""  # the campaign whose judgement it waits for (its own, or a listing one)
     reply: object = None  # the answer when it was observed (the tracker's Reply)
     release: Callable[[float], None] | None = None  # set by the waiter: called once
     done: bool = False
@@ -76,6 +81,10 @@ class Holds:
         self.hold_s = hold_s
         self.inflight: dict[str, deque[float]] = {}  # campaign -> times of unjudged copies
         self.waiting: dict[str, list[Held]] = {}
+        # Campaigns about to be judged: the time of their latest copy and the domains their
+        # spam judgement would list; and those domains, to the campaigns.
+        self.listing: dict[str, tuple[float, tuple[str, ...]]] = {}
+        self.by_domain: dict[str, set[str]] = {}
         self.stats = HoldStats()
 
     @property
@@ -91,9 +100,12 @@ class Holds:
         marked: bool,
         domains: tuple[str, ...],
         may_hold: bool = True,
+        listable: Callable[[], tuple[str, ...]] | None = None,
     ) -> Held | None:
         """Count one copy of ``campaign`` in flight; a :class:`Held` when its answer should
-        wait (see the module) and ``may_hold``, else None."""
+        wait (see the module) and ``may_hold``, else None.  ``listable`` gives the domains
+        the campaign's spam judgement would list (asked only when it is about to be
+        judged)."""
         if not self.enabled or not campaign:
             return None
         times = self.inflight.get(campaign)
@@ -104,14 +116,52 @@ class Holds:
             times.popleft()  # judgements lost, or far behind: they hold nobody any more
         earlier = len(times)
         times.append(now)
-        if not may_hold or marked or judged >= self.min_judged:
+        if marked or judged >= self.min_judged:
             return None
-        if judged + earlier < self.min_judged:
+        if listable is not None and judged + earlier + 1 >= self.min_judged:
+            self._listing(campaign, now, listable())
+        if not may_hold or judged + earlier < self.min_judged:
             return None
-        held = Held(campaign, now, domains)
-        self.waiting.setdefault(campaign, []).append(held)
+        return self._hold(Held(campaign, now, domains, key=campaign))
+
+    def for_links(
+        self, campaign: str, now: float, domains: tuple[str, ...], blocked: tuple[str, ...]
+    ) -> Held | None:
+        """A :class:`Held` when the message (of ``campaign``, or of none) links to a domain
+        that another campaign about to be judged would list, and that is not listed yet."""
+        if not self.by_domain or not self.enabled:
+            return None
+        horizon = now - self.hold_s
+        for domain in domains:
+            if domain in blocked:
+                continue
+            for other in self.by_domain.get(domain, ()):
+                if other != campaign and self.listing[other][0] >= horizon:
+                    return self._hold(Held(campaign, now, domains, key=other))
+        return None
+
+    def _hold(self, held: Held) -> Held:
+        self.waiting.setdefault(held.key, []).append(held)
         self.stats.held += 1
         return held
+
+    def _listing(self, campaign: str, now: float, domains: tuple[str, ...]) -> None:
+        self._unlist(campaign)
+        if domains:
+            self.listing[campaign] = (now, domains)
+            for domain in domains:
+                self.by_domain.setdefault(domain, set()).add(campaign)
+
+    def _unlist(self, campaign: str) -> None:
+        entry = self.listing.pop(campaign, None)
+        if entry is None:
+            return
+        for domain in entry[1]:
+            others = self.by_domain.get(domain)
+            if others is not None:
+                others.discard(campaign)
+                if not others:
+                    del self.by_domain[domain]
 
     def judged(self, campaign: str) -> None:
         """One copy of ``campaign`` was judged: it is no longer in flight."""
@@ -125,6 +175,7 @@ class Holds:
 
     def settled(self, campaign: str, now: float) -> list[Held]:
         """The campaign has its judgement (or a mark): every answer held for it is due."""
+        self._unlist(campaign)
         due = self.waiting.pop(campaign, [])
         for held in due:
             self.stats.judged += 1
@@ -135,11 +186,11 @@ class Holds:
         """``hold_s`` passed for ``held`` (a no-op when it was released already)."""
         if held.done:
             return
-        waiting = self.waiting.get(held.campaign)
+        waiting = self.waiting.get(held.key)
         if waiting is not None and held in waiting:
             waiting.remove(held)
             if not waiting:
-                del self.waiting[held.campaign]
+                del self.waiting[held.key]
         self.stats.timed_out += 1
         self._release(held, now)
 
@@ -152,10 +203,11 @@ class Holds:
             into.extend(times)
             if len(into) > 1:
                 self.inflight[keep] = deque(sorted(into))
+        self._unlist(gone)  # ``keep`` lists again with its next copy
         held = self.waiting.pop(gone, None)
         if held:
             for h in held:
-                h.campaign = keep
+                h.key = keep
             self.waiting.setdefault(keep, []).extend(held)
 
     def sweep(self, now: float) -> None:
@@ -163,6 +215,8 @@ class Holds:
         horizon = now - self.hold_s
         for campaign in [c for c, t in self.inflight.items() if not t or t[-1] < horizon]:
             del self.inflight[campaign]
+        for campaign in [c for c, (at, _) in self.listing.items() if at < horizon]:
+            self._unlist(campaign)
 
     def log_stats(self) -> None:
         """The holds so far, at debug (a worker's connection closed, a scan ended)."""

@@ -106,7 +106,8 @@ class Tracker(Views):
             self._sweep(now)
         if not assignment.cluster:
             # Too little text to compare (a one-line note): a campaign of one, not recorded.
-            return Reply(view=Founder.of(obs, now).view(""), new=True, blocked=blocked)
+            reply = Reply(view=Founder.of(obs, now).view(""), new=True, blocked=blocked)
+            return self._links(reply, "", obs, now, hold=hold)
         cid = self.root(assignment.cluster)
         # A hash-busted copy of a known run may match it only on its recurring features,
         # or be near two clusters at once: then they are one campaign.  The second look is
@@ -122,7 +123,8 @@ class Tracker(Views):
                 founder = Founder.of(obs, now)
                 self.founders[cid] = founder.pack()
                 self._in_flight(cid, now, judged=0, marked=False, obs=obs, hold=False)
-                return Reply(view=founder.view(cid), new=True, blocked=blocked)
+                reply = Reply(view=founder.view(cid), new=True, blocked=blocked)
+                return self._links(reply, cid, obs, now, hold=hold)
             campaign = self.campaigns[cid] = Campaign(id=cid, first_seen=now, last_seen=now)
         for other in related:
             campaign = self._merge(campaign, self.root(other))
@@ -139,30 +141,69 @@ class Tracker(Views):
         )
         judged = campaign.spam + campaign.ham
         marked = campaign.mark is not None
-        waits = self._in_flight(campaign.id, now, judged=judged, marked=marked, obs=obs, hold=hold)
+        waits = self._in_flight(
+            campaign.id, now, judged=judged, marked=marked, obs=obs, hold=hold, record=campaign
+        )
         if waits is None:
-            return reply
+            return self._links(reply, campaign.id, obs, now, hold=hold)
         waits.reply = reply
         return waits
 
     def _in_flight(
-        self, cid: str, now: float, *, judged: int, marked: bool, obs: Observation, hold: bool
+        self,
+        cid: str,
+        now: float,
+        *,
+        judged: int,
+        marked: bool,
+        obs: Observation,
+        hold: bool,
+        record: Campaign | None = None,
     ) -> Held | None:
         if not self.holds.enabled:
             return None
+        listable = None if record is None else (lambda: self._listable(record))
         return self.holds.observed(
-            cid, now, judged=judged, marked=marked, domains=obs.domains, may_hold=hold
+            cid,
+            now,
+            judged=judged,
+            marked=marked,
+            domains=obs.domains,
+            may_hold=hold,
+            listable=listable,
         )
+
+    def _listable(self, campaign: Campaign) -> tuple[str, ...]:
+        """The domains a spam judgement of ``campaign`` now would list (``_block``)."""
+        count = campaign.count
+        return tuple(
+            d
+            for d, n in campaign.domains.items()
+            if 2 * n >= count and not self._in_other_ham(d, campaign.id)
+        )
+
+    def _links(
+        self, reply: Reply, cid: str, obs: Observation, now: float, *, hold: bool
+    ) -> Reply | Held:
+        """``reply``, or held when the message links to what a campaign about to be judged
+        would list (hold.py)."""
+        if not hold or not obs.domains or not self.holds.by_domain:
+            return reply
+        waits = self.holds.for_links(cid, now, obs.domains, reply.blocked)
+        if waits is None:
+            return reply
+        waits.reply = reply
+        return waits
 
     def answer(self, held: Held, now: float) -> Reply:
         """The answer to a held copy as it stands at ``now`` (its campaign's judgement and
         the blocklist may have moved since it was observed)."""
         first = held.reply
         assert isinstance(first, Reply)
-        campaign = self.campaigns.get(self.root(held.campaign))
-        if campaign is None:  # forgotten meanwhile
-            return first
         blocked = tuple(d for d in held.domains if self.blocklist.get(d, 0.0) > now)
+        campaign = self.campaigns.get(self.root(held.campaign)) if held.campaign else None
+        if campaign is None:  # one of no campaign, or forgotten meanwhile
+            return msgspec.structs.replace(first, blocked=blocked)
         return Reply(
             view=campaign.view(now),
             new=first.new,
