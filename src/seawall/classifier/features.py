@@ -177,9 +177,14 @@ def features(msg: Message, *, bits: int) -> Keys:
     return both
 
 
+def cut_of(keys: Keys, *, bits: int) -> int:
+    """Where the content model's keys start."""
+    return int(np.searchsorted(keys, np.uint32((_CONTENT + 1) << bits)))
+
+
 def parts(keys: Keys, *, bits: int) -> tuple[Keys, Keys]:
     """A message's keys as the full model's and the content model's (either may be empty)."""
-    cut = int(np.searchsorted(keys, np.uint32((_CONTENT + 1) << bits)))
+    cut = cut_of(keys, bits=bits)
     return keys[:cut], keys[cut:]
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from seawall.classifier.features import Keys, parts, split
+from seawall.classifier.features import Keys, cut_of, parts, split
 from seawall.classifier.model import Model
 from seawall.classifier.store import Coef, Step
 
@@ -34,12 +34,11 @@ CONTENT_OFFSET = 2.0  # log-odds (odds e**2, 7.4 times) the content model must b
 
 def margins(model: Model, keys: Keys, *, bits: int) -> tuple[float, float | None]:
     """(full margin, content margin or None without content features)."""
-    full, content = parts(keys, bits=bits)
+    cut = cut_of(keys, bits=bits)
     slots, values = split(keys, bits=bits)
-    products = model.weights.take(slots) * values
-    cut = full.size
-    first = float(np.sum(products[:cut], dtype=np.float32))
-    return first, float(np.sum(products[cut:], dtype=np.float32)) if content.size else None
+    weights = model.weights.take(slots)
+    first = float(np.dot(weights[:cut], values[:cut]))
+    return first, float(np.dot(weights[cut:], values[cut:])) if cut < keys.size else None
 
 
 def combine(full: float, content: float | None) -> float:
