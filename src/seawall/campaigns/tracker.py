@@ -19,12 +19,12 @@ spam and the other ham.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 import msgspec
 
+from seawall.campaigns.alerts import outbreak
 from seawall.campaigns.fingerprint import Fingerprint
 from seawall.campaigns.hold import Held, Holds
 from seawall.campaigns.index import Clusterer
@@ -352,36 +352,7 @@ class Tracker(Views):
         return False
 
     def _maybe_alert(self, campaign: Campaign, now: float) -> None:
-        rate = campaign.per_hour(now)
-        if campaign.alerted or rate < self.settings.outbreak_per_hour:
-            return
-        campaign.alerted = True
-        event = {
-            "event": "outbreak",
-            "at": now,
-            "campaign": campaign.id,
-            "per_hour": rate,
-            "count": campaign.count,
-            "ips": len(campaign.ips),
-            "nets24": len(campaign.nets24),
-            "nets16": len(campaign.nets16),
-            "dynamic_share": round(campaign.dynamic / campaign.count, 3),
-            "own_share": round(campaign.own / campaign.count, 3),
-            "subject": campaign.subjects.most_common(1)[0][0] if campaign.subjects else "",
-            "domains": [d for d, _ in campaign.domains.most_common(5)],
-        }
-        log.warning(
-            "outbreak: campaign %s at %d/h (%d messages from %d IPs in %d /16s, %.0f%% dynamic)",
-            campaign.id,
-            rate,
-            campaign.count,
-            len(campaign.ips),
-            len(campaign.nets16),
-            100 * event["dynamic_share"],  # type: ignore[operator]
-        )
-        if self.events is not None:
-            with self.events.open("a", encoding="utf-8") as out:
-                out.write(json.dumps(event) + "\n")
+        outbreak(campaign, now, self.settings.outbreak_per_hour, self.events)
 
     def _forget(self) -> None:
         """Forget the records of the clusters the indexes let go (expired or evicted).
