@@ -5,7 +5,10 @@ Runs ``seawall scan --json --profile`` of the same messages with each tree's ``s
 of ``--state``, and reports:
 
 - whether the verdicts are the same: per message, the action, the score, the symbols with
-  their points, the symbols' options and the language (each counted apart);
+  their points, the symbols' options and the language (each counted apart), the first base
+  run against the first new one; with several rounds, also the first two base runs against
+  each other (what moves from run to run of one tree: in a scan that learns as it goes,
+  campaigns and reputation depend on how the workers interleave);
 - the CPU of each run (user + sys of the scan and all its processes, per message), the
   median per tree and the ratio new/base; the per-stage ms/msg of ``--profile``;
 - the load average before each run.
@@ -178,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
             counts = compare(runs[0], runs[1])
             differing += sum(v for k, v in counts.items() if k != "messages")
             print(f"{label}: verdicts compared {json.dumps(counts)}")
+            if args.rounds > 1:  # what moves between two runs of one tree, for scale
+                control = compare(runs[0], runs[2])
+                print(f"{label}: base against base (control) {json.dumps(control)}")
             report(label, runs, "base", "new")
     print("verdicts: the same" if not differing else f"verdicts: {differing} differences")
     return 1 if differing else 0
