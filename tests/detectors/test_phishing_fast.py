@@ -11,6 +11,7 @@ edge cases.
 from __future__ import annotations
 
 import email.utils
+import re
 
 import pytest
 from bench.phishing_check import hidden_letters_plain
@@ -89,6 +90,26 @@ def test_phrases_match_as_the_plain_pattern_on_crafted_text(text: str) -> None:
     lexicon = load_lexicon()
     for phrases in (lexicon.action, lexicon.objects, lexicon.brand_names):
         assert _all(phrases, text) == _all_plain(phrases, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Verify your ACCOUNT_ID now: e-mail me@x.example, 100% (free)!",
+        "tabs\tand\x1cfile\x1fseparators\x0bvertical don't",
+        "über ÄNDERUNG 2fa ½ ²",  # not ASCII: the regex
+        "",
+    ],
+)
+def test_words_are_the_runs_of_word_characters(text: str) -> None:
+    assert words_of(text) == frozenset(re.findall(r"\w+", text.lower()))
+
+
+def test_words_of_real_mail_are_the_runs_of_word_characters(nazario: list[bytes]) -> None:
+    for raw in nazario:
+        msg = parse_message(raw)
+        text = msg.subject + " \n " + msg.text[:3000]
+        assert words_of(text) == frozenset(re.findall(r"\w+", text.lower()))
 
 
 def test_phrases_tried_only_where_their_first_word_is_whole() -> None:
