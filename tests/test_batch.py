@@ -15,12 +15,15 @@ from tests.dnslists.dnsserver import Behaviour, DnsServer
 
 from seawall.batch import (
     BATCH,
+    BATCH_HOLD_S,
+    BATCH_IO_TIMEOUT_S,
     DEPTH,
     NOT_MAIL,
     WINDOW,
     WINDOW_BYTES,
     Record,
     _dispatch,
+    _for_batch,
     _Window,
     _Worker,
     scan_units,
@@ -334,3 +337,31 @@ def test_the_private_campaign_tracker_of_a_scan_dies_with_it(tmp_path: Path) -> 
         [tracker] = psutil.Process(scan.pid).children()
         scan.kill()
     tracker.wait(10)  # psutil.TimeoutExpired if it outlived the scan
+
+
+def _with(config: Config, *, io_timeout_s: float, hold_s: float) -> Config:
+    engine = msgspec.structs.replace(config.engine, io_timeout_s=io_timeout_s)
+    campaigns = msgspec.structs.replace(config.detectors.campaigns, hold_s=hold_s)
+    detectors = msgspec.structs.replace(config.detectors, campaigns=campaigns)
+    return msgspec.structs.replace(config, engine=engine, detectors=detectors)
+
+
+def test_a_batch_scan_waits_longer_for_peers_and_for_a_campaign_s_judgements(
+    tmp_path: Path,
+) -> None:
+    """Nothing waits on a scan's answers: the live bounds (the I/O budget, the campaign
+    hold) are raised for it, a hold that is off stays off, and longer settings are kept."""
+    live = load_config(None, state_dir=str(tmp_path))
+    assert live.detectors.campaigns.hold_s < BATCH_HOLD_S  # the live default is shorter
+    batch = _for_batch(live)
+    assert batch.engine.io_timeout_s == BATCH_IO_TIMEOUT_S
+    assert batch.detectors.campaigns.hold_s == BATCH_HOLD_S
+    assert batch.detectors.campaigns.hold_s < batch.engine.io_timeout_s
+    assert live.detectors.campaigns.hold_s == load_config(None).detectors.campaigns.hold_s
+
+    off = _for_batch(_with(live, io_timeout_s=2.0, hold_s=0.0))
+    assert off.detectors.campaigns.hold_s == 0.0
+    assert off.engine.io_timeout_s == BATCH_IO_TIMEOUT_S
+
+    longer = _with(live, io_timeout_s=60.0, hold_s=20.0)
+    assert _for_batch(longer) is longer

@@ -71,6 +71,11 @@ WINDOW_BYTES = 64 << 20  # and at most this much raw mail in flight (one message
 DEPTH = 20  # batches queued per worker (DEPTH * BATCH >= WINDOW keeps the window full)
 NOT_MAIL = "DEFECT_NOT_MAIL"
 BATCH_IO_TIMEOUT_S = 30.0  # the engine's I/O budget in a batch scan, at least (_for_batch)
+# How long a campaign copy's answer may wait for its campaign's first judgements in a batch
+# scan, at least (_for_batch; off stays off).  A copy's judgement comes back once the CPU
+# work of the WINDOW messages ahead of it is done: up to 1.7 s at p99 on a loaded 2-core
+# host, past the live default of 1 s (docs/benchmarks.md, "Verdicts and scan order").
+BATCH_HOLD_S = 10.0
 
 
 class Record(msgspec.Struct, frozen=True, gc=False):
@@ -191,20 +196,28 @@ def scan_units(
 
 
 def _for_batch(config: Config) -> Config:
-    """``config`` with the I/O budget a batch scan needs.
+    """``config`` with the I/O budget and the campaign hold a batch scan needs.
 
     No client waits on a batch: the budget only guards against a peer that hangs, and each
     network detector keeps its own bound below ``engine.io_timeout_s`` (the DNS lists'
     wait, clamd's timeout).  What the engine's deadline would cut in a scan is the wait
     for a local peer (the campaign tracker, the store) behind the CPU work of the
     ``WINDOW`` messages in flight: on a loaded machine, that took the campaign and
-    reputation symbols from some messages and not others, run to run.
+    reputation symbols from some messages and not others, run to run.  The campaign hold
+    (``detectors.campaigns.hold_s``) waits behind the same work, so a scan's is longer too.
     """
     engine = config.engine
-    if engine.io_timeout_s >= BATCH_IO_TIMEOUT_S:
+    if engine.io_timeout_s < BATCH_IO_TIMEOUT_S:
+        engine = msgspec.structs.replace(engine, io_timeout_s=BATCH_IO_TIMEOUT_S)
+    campaigns = config.detectors.campaigns
+    if 0 < campaigns.hold_s < BATCH_HOLD_S:
+        campaigns = msgspec.structs.replace(
+            campaigns, hold_s=min(BATCH_HOLD_S, engine.io_timeout_s / 2)
+        )
+    if engine is config.engine and campaigns is config.detectors.campaigns:
         return config
-    longer = msgspec.structs.replace(engine, io_timeout_s=BATCH_IO_TIMEOUT_S)
-    return msgspec.structs.replace(config, engine=longer)
+    detectors = msgspec.structs.replace(config.detectors, campaigns=campaigns)
+    return msgspec.structs.replace(config, engine=engine, detectors=detectors)
 
 
 def _frozen_engine(config: Config) -> Engine:
