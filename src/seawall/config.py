@@ -1078,9 +1078,12 @@ def _problems(config: Config) -> Iterator[tuple[tuple[str, ...], str]]:
     listen[("accounting", "listen")] = config.accounting.listen  # UDP: serve refuses unix:
     campaigns = config.detectors.campaigns
     if campaigns.hold_s >= config.engine.io_timeout_s:
-        yield ("detectors", "campaigns", "hold_s"), (
-            f"detectors.campaigns.hold_s: {campaigns.hold_s} s must be below "
-            f"engine.io_timeout_s ({config.engine.io_timeout_s} s)"
+        yield (
+            ("detectors", "campaigns", "hold_s"),
+            (
+                f"detectors.campaigns.hold_s: {campaigns.hold_s} s must be below "
+                f"engine.io_timeout_s ({config.engine.io_timeout_s} s)"
+            ),
         )
     tracker: dict[tuple[str, ...], str] = {
         ("detectors", "campaigns", "tracker_listen"): campaigns.tracker_listen
