@@ -16,18 +16,19 @@ def test_keys_are_sorted_unique_and_split_into_a_unit_vector_per_model() -> None
     assert keys.dtype == np.uint32
     assert (np.diff(keys.astype(np.int64)) > 0).all()
     slots, values = split(keys, bits=12)
-    assert int(slots.max()) < 2 * 2**12  # the content model's weights follow the full one's
+    assert int(slots.max()) < 2 * 2**12  # two models' weights, interleaved
     assert values.dtype == np.float32
     full, content = parts(keys, bits=12)
     assert full.size + content.size == keys.size
     assert content.size > 0
-    for part, low in ((full, 0), (content, 2**12)):
+    for part, parity in ((full, 0), (content, 1)):
         part_slots, part_values = split(part, bits=12)
-        assert low <= int(part_slots.min())
-        assert int(part_slots.max()) < low + 2**12
+        # a slot's full weight is at 2 * slot, its content weight beside it
+        assert (part_slots % 2 == parity).all()
+        assert np.array_equal(part_slots >> np.uint32(1), part & np.uint32(2**12 - 1))
         assert abs(float((part_values.astype(np.float64) ** 2).sum()) - 1.0) < 1e-5
         # the same values whether a part is split alone or with the other
-        where = slice(0, full.size) if low == 0 else slice(full.size, None)
+        where = slice(0, full.size) if parity == 0 else slice(full.size, None)
         assert np.array_equal(part_values, values[where])
         assert np.array_equal(part_slots, slots[where])
     # a long body does not drown the headers: each region keeps its share
