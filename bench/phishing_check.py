@@ -41,13 +41,7 @@ from seawall.message.htmlsource import _read_again, html_sources
 from seawall.message.parse import DEFAULT_LIMITS, parse_message
 from seawall.sources import units_of_file
 
-CORPORA = (
-    corpus.SPAMASSASSIN,
-    corpus.CSDMC,
-    corpus.ENRON_HAM,
-    corpus.NAZARIO,
-    corpus.PHISHING_POT,
-)
+CORPORA = corpus.ALL
 
 
 def texts(name: str, every: int) -> Iterator[tuple[str, str]]:

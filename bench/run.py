@@ -79,13 +79,7 @@ def _all_corpora() -> list[evaluation.Labelled]:
         for line in fh:
             overlap.add(line.split(",", 1)[0].strip())
     out: list[evaluation.Labelled] = []
-    for name in (
-        corpus.SPAMASSASSIN,
-        corpus.CSDMC,
-        corpus.ENRON_HAM,
-        corpus.NAZARIO,
-        corpus.PHISHING_POT,
-    ):
+    for name in corpus.ALL:
         root = corpus.unpack(name)
         for item in corpus.items(name):
             if name == corpus.CSDMC and str(item.path.relative_to(root)) in overlap:

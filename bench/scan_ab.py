@@ -40,13 +40,7 @@ from typing import Any
 from seawall import corpus
 from seawall.sources import units_of_file
 
-CORPORA = (
-    corpus.SPAMASSASSIN,
-    corpus.CSDMC,
-    corpus.ENRON_HAM,
-    corpus.NAZARIO,
-    corpus.PHISHING_POT,
-)
+CORPORA = corpus.ALL
 _STAGE = re.compile(r"^\s+(\w[\w ]*?)\s+(\d+\.\d+)\s+\d+\.\d+%$")
 _MODES = {"frozen": ["--frozen"], "feed": ["--feed-state"], "default": []}
 

@@ -22,6 +22,7 @@ CSDMC = "csdmc2010_spam"
 ENRON_HAM = "enron_spam_raw_ham_5of6"
 NAZARIO = "nazario_phishing_2004-2005"
 PHISHING_POT = "phishing_pot_2019-2025"
+ALL = (SPAMASSASSIN, CSDMC, ENRON_HAM, NAZARIO, PHISHING_POT)  # every shared corpus
 
 _ARCHIVES = {
     SPAMASSASSIN: "spamassassin_public_corpus.tar.xz",
