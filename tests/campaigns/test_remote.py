@@ -1,5 +1,5 @@
-"""The tracker over a unix socket: answers in step, judgements one-way, failures as
-TrackerError."""
+"""The tracker over a unix socket: each answer to its own request, judgements one-way,
+failures as TrackerError."""
 
 from __future__ import annotations
 
@@ -203,7 +203,7 @@ def test_no_tracker_is_a_tracker_error() -> None:
 def test_an_oversized_frame_is_a_tracker_error() -> None:
     async def run() -> None:
         reader = asyncio.StreamReader()
-        reader.feed_data((MAX_FRAME + 1).to_bytes(4, "big"))
+        reader.feed_data((MAX_FRAME + 1).to_bytes(4, "big") + (1).to_bytes(4, "big"))
         await read_frame(reader)
 
     with pytest.raises(TrackerError, match="frame of"):
@@ -275,7 +275,7 @@ def test_a_stranger_gets_no_big_buffer_and_no_long_wait() -> None:
         port = tcp.sockets[0].getsockname()[1]
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write((16 * 1024 * 1024).to_bytes(4, "big"))  # "here come 16 MiB"
+            writer.write((16 * 1024 * 1024).to_bytes(4, "big") + bytes(4))  # "here come 16 MiB"
             answer = await asyncio.wait_for(reader.read(), 5)  # closed at once, unanswered
             writer.close()
             return answer
@@ -287,8 +287,14 @@ def test_a_stranger_gets_no_big_buffer_and_no_long_wait() -> None:
 
 
 def test_frames_are_cut_the_same_however_the_reads_split_them() -> None:
-    bodies = [b"", b"x", bytes(range(256)) * 9, b"\x00\x00\x00\x05", b"last"]
-    stream = b"".join(frame(body) for body in bodies)
+    bodies = [
+        (1, b""),
+        (0, b"x"),
+        (0xFFFFFFFF, bytes(range(256)) * 9),
+        (5, b"\x00\x00\x00\x05"),
+        (2, b"last"),
+    ]
+    stream = b"".join(frame(body, rid) for rid, body in bodies)
     assert Frames().feed(stream) == bodies
     rng = random.Random(5)
     for _ in range(50):
@@ -305,9 +311,9 @@ def test_frames_are_cut_the_same_however_the_reads_split_them() -> None:
 
 def test_an_oversized_frame_is_refused_before_its_body_comes() -> None:
     frames = Frames(limit=100)
-    assert frames.feed(frame(b"a" * 100)) == [b"a" * 100]
+    assert frames.feed(frame(b"a" * 100, 3)) == [(3, b"a" * 100)]
     with pytest.raises(TrackerError, match="frame of 101 bytes"):
-        frames.feed((101).to_bytes(4, "big"))
+        frames.feed((101).to_bytes(4, "big") + (4).to_bytes(4, "big"))
 
 
 class CountingServer(TrackerServer):
@@ -317,9 +323,9 @@ class CountingServer(TrackerServer):
         super().__init__(tracker)
         self.batches: list[int] = []
 
-    def answers(self, bodies: list[bytes]) -> bytes:
-        self.batches.append(len(bodies))
-        return super().answers(bodies)
+    def answers(self, frames: list[tuple[int, bytes]], outbox: Any) -> None:
+        self.batches.append(len(frames))
+        super().answers(frames, outbox)
 
 
 def test_a_judgement_rides_with_the_next_request_in_one_write() -> None:

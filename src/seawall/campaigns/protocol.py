@@ -1,10 +1,13 @@
 """The tracker's wire: the requests a worker sends and how they are framed (sans I/O).
 
-Frames are a 4-byte big-endian length and a msgpack body.  Every request gets one
-answer frame but a judgement, which is one-way: a worker does not wait on the tracker
-after its verdict (one round trip a message, not two).  The socket lives in
-Linux's abstract namespace, named after the state dir, so no file is left
-behind and long state-dir paths do not matter.
+Frames are an 8-byte header, the body's length and a request id (big-endian, 4 bytes
+each), and a msgpack body.  A request that expects an answer carries an id other than 0
+(a counter of its connection), and its answer carries the same id back: the tracker sends
+each answer when it is ready, so one held back (``hold.py``) delays no other.  A judgement
+is one-way, id 0: a worker does not wait on the tracker after its verdict (one round trip
+a message, not two).  Tracker and workers are one release: the header is not negotiated.
+The socket lives in Linux's abstract namespace, named after the state dir, so no file is
+left behind and long state-dir paths do not matter.
 
 With the state on Redis, one node's tracker serves every node over TCP (see
 ``seawall.serve.tracker``): its address and a secret are published in the store under
@@ -28,7 +31,10 @@ MAX_FRAME = 16 * 1024 * 1024
 MAX_HELLO = 256  # a Hello frame is ~30 bytes: a stranger gets no bigger buffer than this
 HIGH_WATER = 1 << 20  # bytes written and not yet sent before a writer waits
 READ_SIZE = 1 << 18  # bytes asked of a connection at a time (it returns what it has)
-_LENGTH = struct.Struct(">I")
+_HEADER = struct.Struct(">II")  # body length, request id
+HEADER_SIZE = _HEADER.size
+NO_ANSWER = 0  # the id of a one-way request (a judgement, the Hello)
+MAX_ID = 0xFFFFFFFF
 
 
 class Observe(msgspec.Struct, tag="observe"):
@@ -102,9 +108,9 @@ def encode_endpoint(endpoint: Endpoint) -> bytes:
 decode_endpoint = msgspec.msgpack.Decoder(Endpoint).decode
 
 
-def frame(body: bytes) -> bytes:
-    """``body`` with its length in front."""
-    return _LENGTH.pack(len(body)) + body
+def frame(body: bytes, rid: int = NO_ANSWER) -> bytes:
+    """``body`` with its length and request id in front."""
+    return _HEADER.pack(len(body), rid) + body
 
 
 class Frames:
@@ -114,31 +120,32 @@ class Frames:
     costs far less than two awaited reads a frame.
 
     >>> frames = Frames()
-    >>> data = frame(b"one") + frame(b"two")
-    >>> frames.feed(data[:5]), frames.feed(data[5:])
-    ([], [b'one', b'two'])
+    >>> data = frame(b"one", 7) + frame(b"two")
+    >>> frames.feed(data[:9]), frames.feed(data[9:])
+    ([], [(7, b'one'), (0, b'two')])
     """
 
     def __init__(self, limit: int = MAX_FRAME) -> None:
         self.limit = limit
         self._buffer = bytearray()
 
-    def feed(self, data: bytes) -> list[bytes]:
-        """The bodies of the frames ``data`` completes; TrackerError for one over the limit."""
+    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        """The request ids and bodies of the frames ``data`` completes; TrackerError for one
+        over the limit."""
         buffer = self._buffer
         buffer += data
-        bodies: list[bytes] = []
+        bodies: list[tuple[int, bytes]] = []
         at = 0
         size = len(buffer)
-        unpack = _LENGTH.unpack_from
-        while size - at >= 4:
-            (length,) = unpack(buffer, at)
+        unpack = _HEADER.unpack_from
+        while size - at >= HEADER_SIZE:
+            length, rid = unpack(buffer, at)
             if length > self.limit:
                 raise TrackerError(f"frame of {length} bytes")
-            end = at + 4 + length
+            end = at + HEADER_SIZE + length
             if end > size:
                 break
-            bodies.append(bytes(buffer[at + 4 : end]))
+            bodies.append((rid, bytes(buffer[at + HEADER_SIZE : end])))
             at = end
         if at:
             del buffer[:at]
@@ -150,9 +157,9 @@ class Frames:
         return len(self._buffer)
 
 
-async def read_frame(reader: asyncio.StreamReader, limit: int = MAX_FRAME) -> bytes:
-    """The next frame's body; TrackerError for one over ``limit`` bytes."""
-    (length,) = _LENGTH.unpack(await reader.readexactly(4))
+async def read_frame(reader: asyncio.StreamReader, limit: int = MAX_FRAME) -> tuple[int, bytes]:
+    """The next frame's request id and body; TrackerError for one over ``limit`` bytes."""
+    length, rid = _HEADER.unpack(await reader.readexactly(HEADER_SIZE))
     if length > limit:
         raise TrackerError(f"frame of {length} bytes")
-    return await reader.readexactly(length)
+    return rid, await reader.readexactly(length)

@@ -1,8 +1,9 @@
 """The tracker's client: how each worker process reaches the tracker over its socket.
 
 Requests are pipelined (see ``protocol.py`` for the frames): the requests a worker's
-messages make in one turn of its event loop go out in one write, and answers come back
-in request order.  Every failure is a :class:`~seawall.errors.TrackerError`.
+messages make in one turn of its event loop go out in one write, and each answer comes
+back with its request's id, as soon as it is ready (an answer the tracker holds back
+delays no other).  Every failure is a :class:`~seawall.errors.TrackerError`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import logging
 import os
 import socket
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -22,6 +22,8 @@ import msgspec
 from seawall.campaigns.fingerprint import Fingerprint
 from seawall.campaigns.protocol import (
     HIGH_WATER,
+    MAX_ID,
+    NO_ANSWER,
     READ_SIZE,
     Endpoint,
     Frames,
@@ -63,10 +65,11 @@ async def _open_unix(name: str) -> tuple[asyncio.StreamReader, asyncio.StreamWri
 class RemoteTracker:
     """The client: one connection per process, opened on first use and after a fork.
 
-    Requests are pipelined: each caller queues its frame and waits for its own answer,
-    the frames queued in one turn of the loop go out in one write, and a reader task hands
-    the answers out in order.  A lost connection fails every request waiting on it; the
-    next request connects afresh.
+    Requests are pipelined: each caller queues its frame, numbered, and waits for its own
+    answer, the frames queued in one turn of the loop go out in one write, and a reader
+    task hands each answer to the caller whose number it carries, in whatever order they
+    come.  An answer to a number nobody waits on drops the connection.  A lost connection
+    fails every request waiting on it; the next request connects afresh.
     """
 
     def __init__(self, target: str | Locate, *, judge_delay_s: float = JUDGE_DELAY_S) -> None:
@@ -80,7 +83,8 @@ class RemoteTracker:
         self._writer: asyncio.StreamWriter | None = None
         self._reading: asyncio.Task[None] | None = None
         self._connecting: asyncio.Lock | None = None
-        self._waiting: deque[asyncio.Future[bytes]] = deque()
+        self._waiting: dict[int, asyncio.Future[bytes]] = {}
+        self._last_id = NO_ANSWER
         self._outbox: list[bytes] = []
         self._flush: asyncio.Handle | None = None
         self._flush_later = False  # _flush is the judgements' delayed one
@@ -93,7 +97,7 @@ class RemoteTracker:
             self._pid, self._writer, self._reading = os.getpid(), None, None
             self._connecting, self._waiting, self._outbox, self._flush = (
                 asyncio.Lock(),
-                deque(),
+                {},
                 [],
                 None,
             )
@@ -103,10 +107,12 @@ class RemoteTracker:
             writer = await self._connect()
         loop = asyncio.get_running_loop()
         reply: asyncio.Future[bytes] | None = None
+        rid = NO_ANSWER
         if answer:
             reply = loop.create_future()
-            self._waiting.append(reply)
-        self._outbox.append(frame(encode(request)))
+            rid = self._last_id = self._last_id % MAX_ID + 1  # 1 .. MAX_ID, never 0
+            self._waiting[rid] = reply
+        self._outbox.append(frame(encode(request), rid))
         if answer:
             if self._flush is None or self._flush_later:
                 if self._flush is not None:
@@ -140,7 +146,9 @@ class RemoteTracker:
                     raise TrackerError(f"the campaign tracker at {where}: {exc}") from None
                 writer.write(frame(encode(Hello(secret=endpoint.secret))))
             self._writer = writer
-            self._reading = asyncio.get_running_loop().create_task(self._read_answers(reader))
+            self._reading = asyncio.get_running_loop().create_task(
+                self._read_answers(reader, writer)
+            )
             return writer
 
     def _send(self, writer: asyncio.StreamWriter) -> None:
@@ -154,25 +162,33 @@ class RemoteTracker:
         except Exception as exc:
             self._fail(exc)
 
-    async def _read_answers(self, reader: asyncio.StreamReader) -> None:
+    async def _read_answers(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         frames = Frames()
         try:
             while True:
                 data = await reader.read(READ_SIZE)
+                if writer is not self._writer:
+                    return  # this connection was dropped: its waiters failed with it
                 if not data:
                     raise TrackerError("the campaign tracker closed the connection")
                 # Every answer this read completed, handed out without another wait.
-                for body in frames.feed(data):
-                    if not self._waiting:
-                        raise TrackerError("the campaign tracker answered nothing asked")
-                    waiter = self._waiting.popleft()
+                waiting = self._waiting
+                for rid, body in frames.feed(data):
+                    waiter = waiting.pop(rid, None)
+                    if waiter is None:
+                        raise TrackerError(f"the campaign tracker answered {rid}, never asked")
                     if not waiter.done():  # its caller may have been cancelled meanwhile
                         waiter.set_result(body)
         except asyncio.CancelledError:
             self._fail(TrackerError("the campaign tracker connection closed"))
             raise
         except Exception as exc:
-            self._fail(exc)
+            if writer is self._writer:  # not a newer connection's
+                self._fail(exc)
+            else:
+                writer.close()
 
     def _fail(self, exc: BaseException) -> None:
         """Drop the connection and fail everything waiting on it."""
@@ -184,8 +200,8 @@ class RemoteTracker:
         self._writer = None
         if self._waiting:
             log.warning("campaign tracker connection lost: %s", exc)
-        waiting, self._waiting = self._waiting, deque()
-        for waiter in waiting:
+        waiting, self._waiting = self._waiting, {}
+        for waiter in waiting.values():
             if not waiter.done():
                 error = TrackerError(f"the campaign tracker connection was lost: {exc}")
                 waiter.set_exception(error)

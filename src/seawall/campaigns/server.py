@@ -1,15 +1,15 @@
 """The tracker's server side: one Tracker answering every worker's connection.
 
 Answers are batched: the tracker cuts every frame one read brought from one buffer and
-answers them all in one write, in request order, so a worker can keep many requests in
-flight.  Judgements are one-way and get no answer.
+answers them all in one write, so a worker can keep many requests in flight.  Each answer
+carries its request's id (``protocol.py``); judgements are one-way and get no answer.
 
 An observation's answer may be held until its campaign's earlier copies are judged
 (``hold.py``, at most ``hold_s``).  Their judgements come on the same connections as
-later requests, so a held answer never stops the reading: the connection's answers wait
-in request order in a queue, and a writer task sends each run of them that is ready
-(the ones behind a held answer wait for it, in the order the worker reads them).  The
-process around it (start, snapshots, signals) is ``seawall.serve.tracker``.
+later requests, so a held answer never stops the reading, and it delays no other answer:
+the rest of its read goes out at once, and it goes out when it is released (with the
+other answers released in the same turn of the loop, in one write).  The process around
+it (start, snapshots, signals) is ``seawall.serve.tracker``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import asyncio
 import hmac
 import logging
 import time
-from collections import deque
 from typing import Any
 
 from seawall.campaigns.fingerprint import Fingerprint
@@ -26,6 +25,7 @@ from seawall.campaigns.hold import Held
 from seawall.campaigns.protocol import (
     HIGH_WATER,
     MAX_HELLO,
+    NO_ANSWER,
     READ_SIZE,
     Frames,
     Hello,
@@ -44,6 +44,33 @@ from seawall.campaigns.tracker import Tracker
 from seawall.errors import TrackerError
 
 log = logging.getLogger("seawall.campaigns")
+
+
+class _Outbox:
+    """One connection's answer frames that are ready and not written yet: a read's are
+    written when the read is answered, released ones in the next turn of the loop."""
+
+    __slots__ = ("writer", "ready", "_flush")
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self.ready: list[bytes] = []
+        self._flush: asyncio.Handle | None = None
+
+    def released(self, answer: bytes) -> None:
+        """A held answer, ready now: written with whatever else is ready this turn."""
+        self.ready.append(answer)
+        if self._flush is None:
+            self._flush = asyncio.get_running_loop().call_soon(self.write)
+
+    def write(self) -> None:
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        if self.ready:
+            out, self.ready = self.ready, []
+            if not self.writer.is_closing():
+                self.writer.write(b"".join(out))
 
 
 class TrackerServer:
@@ -86,16 +113,16 @@ class TrackerServer:
     async def _greeted(self, reader: asyncio.StreamReader) -> bool:
         try:
             async with asyncio.timeout(5.0):
-                first = decode_request(await read_frame(reader, MAX_HELLO))
+                first = decode_request((await read_frame(reader, MAX_HELLO))[1])
         except (TimeoutError, ValueError, TrackerError):  # DecodeError is a ValueError
             return False
         return isinstance(first, Hello) and hmac.compare_digest(first.secret, self.secret)
 
-    def answers(self, bodies: list[bytes]) -> list[bytes | asyncio.Future[bytes]]:
-        """The answer frames to a run of request frames (none for the one-way ones), in
-        order: a future for an answer held back, done when it is released."""
-        out: list[bytes | asyncio.Future[bytes]] = []
-        for body in bodies:
+    def answers(self, frames: list[tuple[int, bytes]], outbox: _Outbox) -> None:
+        """Answer a run of request frames (not the one-way ones, id 0): each answer frame
+        goes into ``outbox.ready``, or, held back, to ``outbox.released`` when it is."""
+        ready = outbox.ready
+        for rid, body in frames:
             request: Request | None = None
             try:
                 request = decode_request(body)
@@ -103,75 +130,38 @@ class TrackerServer:
             except Exception as exc:
                 log.exception("tracker request failed")
                 answer = {"error": str(exc)}
-            if isinstance(request, Judge | Hello):
-                continue  # one-way: no answer is awaited
             if isinstance(answer, Held):
-                out.append(self._held(answer))
-                continue
-            out.append(frame(encode(answer)))
-        return out
+                self._held(answer, rid, outbox)
+            elif rid != NO_ANSWER:
+                ready.append(frame(encode(answer), rid))
 
-    def _held(self, held: Held) -> asyncio.Future[bytes]:
-        """A future for ``held``'s answer frame: released by the campaign's judgement, or
-        by a timer at ``hold_s``."""
+    def _held(self, held: Held, rid: int, outbox: _Outbox) -> None:
+        """Send ``held``'s answer when it is released: by the campaign's judgement, or by a
+        timer at ``hold_s``."""
         tracker = self.tracker
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[bytes] = loop.create_future()
 
         def release(at: float) -> None:
-            if not answer.done():
-                answer.set_result(frame(encode(tracker.answer(held, at))))
+            if rid != NO_ANSWER:
+                outbox.released(frame(encode(tracker.answer(held, at)), rid))
 
         held.release = release
+        loop = asyncio.get_running_loop()
         loop.call_later(tracker.holds.hold_s, lambda: tracker.expire(held, time.time()))
-        return answer
-
-    @staticmethod
-    async def _write_out(
-        queue: deque[bytes | asyncio.Future[bytes]], writer: asyncio.StreamWriter
-    ) -> None:
-        """Send the queued answers in order, each run that is ready in one write."""
-        while queue:
-            head = queue[0]
-            if isinstance(head, asyncio.Future):
-                await head
-            out: list[bytes] = []
-            while queue:
-                item = queue[0]
-                if isinstance(item, asyncio.Future):
-                    if not item.done():
-                        break
-                    item = item.result()
-                queue.popleft()
-                out.append(item)
-            if out and not writer.is_closing():
-                writer.write(b"".join(out))
-                if writer.transport.get_write_buffer_size() > HIGH_WATER:
-                    await writer.drain()
 
     async def connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         frames = Frames()
-        queue: deque[bytes | asyncio.Future[bytes]] = deque()  # answers behind a held one
-        sending: asyncio.Task[None] | None = None
+        outbox = _Outbox(writer)
         try:
             if self.secret and not await self._greeted(reader):
                 log.warning("tracker: a connection without the secret, closing")
                 return
             while data := await reader.read(READ_SIZE):
-                # All the frames this read completed, answered in one write unless one is
-                # held: then they queue behind it, and the reading goes on.
-                out = self.answers(frames.feed(data))
-                if not out:
-                    continue
-                if not queue and all(isinstance(item, bytes) for item in out):
-                    if not writer.is_closing():
-                        writer.write(b"".join(out))  # type: ignore[arg-type]
-                        if writer.transport.get_write_buffer_size() > HIGH_WATER:
-                            await writer.drain()
-                    continue
-                queue.extend(out)
-                if sending is None or sending.done():
-                    sending = asyncio.get_running_loop().create_task(self._write_out(queue, writer))
+                # All the frames this read completed, answered in one write but the held
+                # ones, which go out when they are released; the reading goes on.
+                self.answers(frames.feed(data), outbox)
+                outbox.write()
+                if writer.transport.get_write_buffer_size() > HIGH_WATER:
+                    await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         except TrackerError as exc:
@@ -181,7 +171,5 @@ class TrackerServer:
             # end, not an error (re-raised, asyncio's stream callback logs it as one).
             pass
         finally:
-            if sending is not None:
-                sending.cancel()
             writer.close()
             self.tracker.holds.log_stats()
