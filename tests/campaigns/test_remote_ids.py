@@ -10,7 +10,15 @@ from collections.abc import Awaitable, Callable
 import msgspec
 
 from seawall.campaigns.fingerprint import Fingerprint
-from seawall.campaigns.protocol import Frames, Listing, Observe, decode_request, encode, frame
+from seawall.campaigns.protocol import (
+    MAX_ID,
+    Frames,
+    Listing,
+    Observe,
+    decode_request,
+    encode,
+    frame,
+)
 from seawall.campaigns.registry import Observation
 from seawall.campaigns.remote import RemoteTracker
 from seawall.campaigns.server import TrackerServer
@@ -170,3 +178,28 @@ def test_the_server_answers_with_the_request_id_and_not_the_one_way_ones() -> No
             await server.wait_closed()
 
     assert asyncio.run(run()) == [7, 9]
+
+
+def test_ids_wrap_past_the_largest_and_skip_zero() -> None:
+    name = f"\0seawall-test-ids-wrap-{os.getpid()}"
+    seen: list[int] = []
+
+    async def record(got: list[tuple[int, bytes]], writer: asyncio.StreamWriter) -> None:
+        seen.extend(rid for rid, _ in got)
+        writer.write(b"".join(frame(encode([{"limit": rid}]), rid) for rid, _ in got))
+
+    async def run() -> list[int]:
+        server = await _scripted(name, record, 3)
+        client = RemoteTracker(name)
+        client._last_id = MAX_ID - 1
+        try:
+            calls = [client.listing() for _ in range(3)]
+            results = await asyncio.wait_for(asyncio.gather(*calls), 30)
+            return [result[0]["limit"] for result in results]
+        finally:
+            client.close()
+            server.close()
+            await server.wait_closed()
+
+    assert asyncio.run(run()) == [MAX_ID, 1, 2]
+    assert seen == [MAX_ID, 1, 2]
