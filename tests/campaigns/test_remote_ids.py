@@ -34,7 +34,7 @@ async def _scripted(name: str, script: Script, wanted: int) -> asyncio.Server:
     """A tracker that reads until ``wanted`` requests came, then lets ``script`` answer."""
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        frames, got = Frames(), []
+        frames, got = Frames(), list[tuple[int, bytes]]()
         try:
             while len(got) < wanted and (data := await reader.read(1 << 16)):
                 got.extend(frames.feed(data))
@@ -165,7 +165,7 @@ def test_the_server_answers_with_the_request_id_and_not_the_one_way_ones() -> No
                 + frame(encode(Listing()), 0)
                 + frame(encode(Listing()), 9)
             )
-            frames, got = Frames(), []
+            frames, got = Frames(), list[tuple[int, bytes]]()
             while len(got) < 2:
                 data = await asyncio.wait_for(reader.read(1 << 16), 30)
                 assert data
