@@ -14,6 +14,10 @@ regression in points, the way SpamAssassin's score sets were fitted to its corpo
   oddity) can only learn a score >= 0, and one shipped negative (evidence of ham) a score
   between its shipped score and 0, so no sender can earn a credit by adding a trait the
   filter calls suspicious, and no credit grows past what was shipped.
+- **Measured on ham, for an oddity**: a symbol shipped at 0 learns a spam weight only once
+  seen on ``MIN_HAM_EVENTS`` learned ham (ten events a variable); from fewer, the fit would
+  measure the training ham's software, lists and era, not the trait's rate on ham, and a
+  ham style never learned would pay for it (docs/learning.md).
 - **Pinned** symbols (``pinned``) keep the site's score and are not fitted; the scan
   path's own symbols (group ``engine``) are never learned, nor are the ``FIXED`` ones
   (CLASSIFIER_CERTAIN: the calibration, not the fit, decides where the classifier alone
@@ -41,6 +45,7 @@ from seawall.policy.scores import Scores, SymbolDef
 TAU = 2.0  # points per unit of log-odds: 2 points past the threshold is p = 0.88
 _ITERATIONS = 600
 _NEVER = frozenset({"engine"})  # groups whose symbols are bookkeeping, not evidence
+MIN_HAM_EVENTS = 10  # ham carrying an oddity before it may learn a weight
 FIXED = frozenset({"CLASSIFIER_CERTAIN"})  # never fitted: they keep the file's score
 
 
@@ -143,6 +148,11 @@ def fit(
     spam_n = int(y.sum())
     ham_n = len(rows) - spam_n
     seen = {name: int(np.count_nonzero(x[:, i])) for i, name in enumerate(box.names)}
+    # An oddity (shipped 0) learns spam weight only from ham it was seen on: on fewer than
+    # MIN_HAM_EVENTS its rate in ham is not measured, only the training ham's style.
+    ham_events = np.count_nonzero(x[y == 0], axis=0)
+    thin = (box.prior == 0) & (ham_events < MIN_HAM_EVENTS)
+    box = replace(box, high=np.where(thin, 0.0, box.high))
     # Each class sums to its share: spam 1, ham ham_weight, whatever the counts.
     c = np.where(y > 0, 1.0 / max(spam_n, 1), settings.ham_weight / max(ham_n, 1))
     scores, loss = _solve(x, y, c, offset - threshold(base), box, settings.l2)
