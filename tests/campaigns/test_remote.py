@@ -119,7 +119,7 @@ def test_requests_in_flight_together_each_get_their_own_answer() -> None:
     vocabulary = ["".join(rng.choice("bcdfghjklmnpqrstvwz") for _ in range(7)) for _ in range(4000)]
     texts = [" ".join(rng.sample(vocabulary, 40)) for _ in range(40)]  # unrelated messages
 
-    async def run() -> tuple[list[int], list[str], int]:
+    async def run() -> tuple[list[int], list[bool], int]:
         unix = await asyncio.start_unix_server(server.connection, path=name)
         client = RemoteTracker(name)
         try:
