@@ -46,6 +46,29 @@ async def _scripted(name: str, script: Script, wanted: int) -> asyncio.Server:
     return await asyncio.start_unix_server(serve, path=name)
 
 
+def _listings(
+    name: str, script: Script, limits: list[int], *, last_id: int | None = None
+) -> list[list[dict[str, int]]]:
+    """A RemoteTracker's ``listing`` answers, one call a limit sent together, through a
+    scripted tracker that answers once all of them came; ``last_id`` sets the client's
+    counter first."""
+
+    async def run() -> list[list[dict[str, int]]]:
+        server = await _scripted(name, script, len(limits))
+        client = RemoteTracker(name)
+        if last_id is not None:
+            client._last_id = last_id
+        try:
+            calls = [client.listing(limit=n) for n in limits]
+            return list(await asyncio.wait_for(asyncio.gather(*calls), 30))
+        finally:
+            client.close()
+            server.close()
+            await server.wait_closed()
+
+    return asyncio.run(run())
+
+
 def test_answers_in_reverse_order_each_reach_their_own_caller() -> None:
     name = f"\0seawall-test-ids-reverse-{os.getpid()}"
 
@@ -57,19 +80,8 @@ def test_answers_in_reverse_order_each_reach_their_own_caller() -> None:
             answers.append(frame(encode([{"limit": request.limit}]), rid))
         writer.write(b"".join(answers))
 
-    async def run() -> list[int]:
-        server = await _scripted(name, reverse, 5)
-        client = RemoteTracker(name)
-        try:
-            calls = [client.listing(limit=n) for n in range(1, 6)]
-            results = await asyncio.wait_for(asyncio.gather(*calls), 30)
-            return [result[0]["limit"] for result in results]
-        finally:
-            client.close()
-            server.close()
-            await server.wait_closed()
-
-    assert asyncio.run(run()) == [1, 2, 3, 4, 5]
+    results = _listings(name, reverse, [1, 2, 3, 4, 5])
+    assert [result[0]["limit"] for result in results] == [1, 2, 3, 4, 5]
 
 
 def test_ids_are_distinct_and_never_the_one_way_zero() -> None:
@@ -80,17 +92,7 @@ def test_ids_are_distinct_and_never_the_one_way_zero() -> None:
         seen.extend(rid for rid, _ in got)
         writer.write(b"".join(frame(encode([]), rid) for rid, _ in got))
 
-    async def run() -> None:
-        server = await _scripted(name, record, 50)
-        client = RemoteTracker(name)
-        try:
-            await asyncio.wait_for(asyncio.gather(*(client.listing() for _ in range(50))), 30)
-        finally:
-            client.close()
-            server.close()
-            await server.wait_closed()
-
-    asyncio.run(run())
+    _listings(name, record, [0] * 50)
     assert len(set(seen)) == 50
     assert 0 not in seen
 
@@ -188,18 +190,6 @@ def test_ids_wrap_past_the_largest_and_skip_zero() -> None:
         seen.extend(rid for rid, _ in got)
         writer.write(b"".join(frame(encode([{"limit": rid}]), rid) for rid, _ in got))
 
-    async def run() -> list[int]:
-        server = await _scripted(name, record, 3)
-        client = RemoteTracker(name)
-        client._last_id = MAX_ID - 1
-        try:
-            calls = [client.listing() for _ in range(3)]
-            results = await asyncio.wait_for(asyncio.gather(*calls), 30)
-            return [result[0]["limit"] for result in results]
-        finally:
-            client.close()
-            server.close()
-            await server.wait_closed()
-
-    assert asyncio.run(run()) == [MAX_ID, 1, 2]
+    results = _listings(name, record, [0] * 3, last_id=MAX_ID - 1)
+    assert [result[0]["limit"] for result in results] == [MAX_ID, 1, 2]
     assert seen == [MAX_ID, 1, 2]
