@@ -108,6 +108,36 @@ async def test_per_minute_counts_and_infected(history: Verdicts) -> None:
     ]
 
 
+@pytest.mark.parametrize("name", ["redis", "redis-cluster"])
+async def test_a_batch_written_again_with_its_ids_is_written_once(
+    name: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """As after a write whose answer was lost: the same records, with the ids they were
+    given, sent again (and with a new one beside them) add no row, count or kept byte."""
+    history = _open(name, request, tmp_path, keep_messages=True)
+    try:
+        raw = b"Subject: kept\r\n\r\nbody\r\n"
+        first = await history.assign_ids(
+            [rec(T0 + 1, "reject", symbols=(("A", 1.0),)), rec(T0 + 2, "no action")]
+        )
+        assert [r.id for r in first] == [r.id for r in await history.assign_ids(first)]
+        items = [(first[0], raw), (first[1], None)]
+        assert await history.record_many(items) == [r.id for r in first]
+        newer = rec(T0 + 3, "reject", symbols=(("A", 1.0),))
+        ids = await history.record_many([*items, (newer, None)])
+        assert ids[:2] == [r.id for r in first]
+        assert len(await history.search(Search(), limit=100)) == 3
+        assert await history.minutes(T0, T0 + 59) == [(int(T0), {"reject": 2, "no action": 1})]
+        assert await history.top_symbols(T0, T0 + 60) == [("A", 2)]
+        assert await history.kept_message(first[0].id) == raw
+        assert isinstance(history, RedisVerdicts)
+        async with history.store.session("test") as client:
+            kept_bytes = int(await client.get(history._key("keptbytes")))
+        assert kept_bytes == len(raw)
+    finally:
+        await history.close()
+
+
 async def test_top_symbols_and_domains(history: Verdicts) -> None:
     await history.record_many(
         [

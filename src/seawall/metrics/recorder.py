@@ -3,16 +3,18 @@
 :meth:`Recorder.observe` is a ``Service`` observer: it only appends the verdict to a queue
 of at most ``[serve.history] max_pending`` verdicts and ``max_pending_bytes`` (a verdict
 beyond them is dropped and counted in ``seawall_history_dropped``), keeping the message's
-header section, or the whole message when ``keep_messages`` is on.  A task writes the
-queue every ``flush_s`` seconds, or sooner once ``BATCH`` verdicts wait: one
-``record_many`` call (one SQLite transaction, or two Redis round trips) and the Prometheus
-counters of the verdicts not counted yet.  A write that fails (a store down or locked) keeps
-its batch at the head of the queue, retried at the next flush, logged once a minute: the
-bounds cover the verdicts queued and those being written, so a store down for long fills
-the queue and only what arrives beyond the bounds is dropped.  Each verdict is counted in
-the Prometheus counters once, at the first flush that sees it, whether or not its row is
-written yet.  ``close`` writes what is left, retrying for up to ``CLOSE_RETRY_S``; rows it
-still cannot write are counted as dropped.
+header section, or the whole message when ``keep_messages`` is on. A task writes the queue
+every ``flush_s`` seconds, or sooner once ``BATCH`` verdicts wait: one ``record_many`` call
+(one SQLite transaction, or two Redis round trips) and the Prometheus counters of the
+verdicts not counted yet. The verdicts keep the record ids the history gave them
+(``assign_ids``) until they are written, so a batch retried after a write whose answer was
+lost (Redis applied it, the reply timed out) is written once. A write that fails (a store
+down or locked) keeps its batch at the head of the queue, retried at the next flush, logged
+once a minute: the bounds cover the verdicts queued and those being written, so a store down
+for long fills the queue and only what arrives beyond the bounds is dropped. Each verdict is
+counted in the Prometheus counters once, at the first flush that sees it, whether or not its
+row is written yet. ``close`` writes what is left, retrying for up to ``CLOSE_RETRY_S``;
+rows it still cannot write are counted as dropped.
 
 Which front end gave a verdict comes from :data:`FRONTEND`, a context variable that the
 worker sets for each connection (:func:`tagged`) and HTTP request (:class:`TaggedApp`).
@@ -163,11 +165,17 @@ class Recorder:
         try:
             if self.history is not None and records:
                 keep = self.settings.keep_messages
-                items = [
-                    (r, p.raw if keep and len(p.raw) == p.size else None)
-                    for r, p in zip(records, batch, strict=True)
-                ]
                 try:
+                    # The ids are kept with the queued verdicts, so a batch retried after a
+                    # write whose answer was lost is not written twice.
+                    if any(not r.id for r in records):
+                        records = await self.history.assign_ids(records)
+                        for p, r in zip(batch, records, strict=True):
+                            p.record = r
+                    items = [
+                        (r, p.raw if keep and len(p.raw) == p.size else None)
+                        for r, p in zip(records, batch, strict=True)
+                    ]
                     await self.history.record_many(items)
                     self.recorded += len(items)
                 except StoreError as exc:

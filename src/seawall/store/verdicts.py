@@ -23,6 +23,10 @@ The interface (names kept stable; times are ``time.time()`` seconds):
                                            (``<state_dir>/verdicts.sqlite``) or Redis
 ``await v.record(rec, raw=None) -> int``   record one verdict (and its message); its id
 ``await v.record_many([(rec, raw)])``      the same for a batch, one transaction/round trip
+``await v.assign_ids([rec]) -> [rec]``     the records with the ids a write will keep, where
+                                           the backend gives them before the write (Redis):
+                                           a batch written again after a lost answer, with
+                                           the ids it was given, is written once
 ``await v.minutes(start, end)``            [(minute_start, {action: count})], every minute
 ``await v.infected(start, end)``           [(minute_start, count)], every minute
 ``await v.top_symbols(start, end, limit)`` [(symbol, hits)], most hits first
@@ -207,6 +211,8 @@ class Verdicts(Protocol):
     """The verdict history; see the module docstring for what each call answers."""
 
     async def record(self, record: VerdictRecord, raw: bytes | None = None) -> int: ...
+
+    async def assign_ids(self, records: Sequence[VerdictRecord]) -> list[VerdictRecord]: ...
 
     async def record_many(
         self, items: Sequence[tuple[VerdictRecord, bytes | None]]

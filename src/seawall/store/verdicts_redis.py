@@ -14,17 +14,21 @@ pipeline or script may touch them together (``ns`` is the Store's namespace):
                                ``MINUTE|name``, the others the name; each key expires
                                ``counters_s`` after its hour
 
-A batch of records is two round trips: an INCRBY for the ids, then one pipeline with the
-records, the counters and a script that trims the records beyond ``max_verdicts`` and the
-kept messages beyond their age or total size.  Reads: ``get`` one HGET, ``minutes`` one
-pipeline of HGETALLs (one per hour), ``search`` walks the ids newest first in chunks of
-500 (ZREVRANGEBYSCORE, HMGET) and filters in the process, so it reads at most
-``max_verdicts`` records.  Every Redis error is a :class:`~seawall.errors.StoreError`.
+A batch of records is two round trips: an INCRBY for the ids of the records that have none
+yet (:meth:`RedisVerdicts.assign_ids`), then one script that writes each record whose id is
+not stored yet, with its kept message and its counters, and trims the records beyond
+``max_verdicts`` and the kept messages beyond their age or total size. The script is atomic
+and writes a record once: a batch written again after an answer that was lost (the write
+done, its reply timed out) adds nothing, provided its records kept the ids they were given
+(the recorder keeps them, :mod:`seawall.metrics.recorder`). Reads: ``get`` one HGET,
+``minutes`` one pipeline of HGETALLs (one per hour), ``search`` walks the ids newest first
+in chunks of 500 (ZREVRANGEBYSCORE, HMGET) and filters in the process, so it reads at most
+``max_verdicts`` records. Every Redis error is a :class:`~seawall.errors.StoreError`.
 
 The history has a client of its own (:meth:`RedisVerdicts.from_url`) with a socket timeout
 of ``TIMEOUT_S``, not the Store's fraction of a second: its writes are off the reply's
-path, and a write the recorder retries after a timeout that Redis had in fact applied
-would be written twice, so a loaded Redis delays a batch rather than failing it.
+path, and a loaded Redis should delay a batch rather than fail it (a batch retried after
+a timeout is not written twice, but it is sent twice).
 """
 
 from __future__ import annotations
@@ -59,11 +63,47 @@ if TYPE_CHECKING:
 _CHUNK = 500
 TIMEOUT_S = 5.0  # the history's own socket and connect timeout (a URL's own wins)
 
-# KEYS: ids, rec, kept, keptz, keptbytes; ARGV: max records, oldest kept time, max kept
-# bytes.  Drops the oldest records beyond the first, then kept messages older than the
-# second, then the oldest kept messages while their total is over the third.
-_TRIM = """
-local excess = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[1])
+# KEYS: ids, rec, kept, keptz, keptbytes, then the counter hashes the batch touches.
+# ARGV: the counters' TTL, max records, oldest kept time, max kept bytes, the batch as
+# MessagePack, then the raw messages kept.  Per record the batch holds its id, time, JSON,
+# the index in ARGV of its raw message (0: none kept), and its counter updates as (index of
+# the hash in KEYS, field) pairs, one flat list.  (The raw messages go apart because Redis's
+# MessagePack reader knows no binary strings.)  A record whose id is in the rec hash already was written by an earlier try
+# of this batch: nothing of it is written again.  The counters of the new records are
+# summed and added once per field.  Then the trim: the oldest records beyond max records,
+# kept messages older than the oldest kept time, then the oldest kept messages while their
+# total is over max kept bytes.
+_WRITE = """
+local counts = {}
+for _, r in ipairs(cmsgpack.unpack(ARGV[5])) do
+    local id, t = r[1], r[2]
+    if redis.call('HSETNX', KEYS[2], id, r[3]) == 1 then
+        redis.call('ZADD', KEYS[1], t, id)
+        if r[4] > 0 then
+            local raw = ARGV[r[4]]
+            redis.call('HSET', KEYS[3], id, raw)
+            redis.call('ZADD', KEYS[4], t, id)
+            redis.call('INCRBY', KEYS[5], #raw)
+        end
+        local updates = r[5]
+        for i = 1, #updates, 2 do
+            local k, field = updates[i], updates[i + 1]
+            local hash = counts[k]
+            if hash == nil then
+                hash = {}
+                counts[k] = hash
+            end
+            hash[field] = (hash[field] or 0) + 1
+        end
+    end
+end
+for k, hash in pairs(counts) do
+    for field, n in pairs(hash) do
+        redis.call('HINCRBY', KEYS[k], field, n)
+    end
+    redis.call('EXPIRE', KEYS[k], ARGV[1])
+end
+local excess = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[2])
 if excess > 0 then
     local old = redis.call('ZRANGE', KEYS[1], 0, excess - 1)
     redis.call('ZREMRANGEBYRANK', KEYS[1], 0, excess - 1)
@@ -78,11 +118,11 @@ local function drop(id)
     redis.call('DECRBY', KEYS[5], size)
     return size
 end
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[2])) do
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[3])) do
     drop(id)
 end
 local total = tonumber(redis.call('GET', KEYS[5]) or '0')
-local limit = tonumber(ARGV[3])
+local limit = tonumber(ARGV[4])
 while total > limit do
     local oldest = redis.call('ZRANGE', KEYS[4], 0, 99)
     if #oldest == 0 then
@@ -120,62 +160,63 @@ class RedisVerdicts:
     async def record(self, record: VerdictRecord, raw: bytes | None = None) -> int:
         return (await self.record_many([(record, raw)]))[0]
 
+    async def assign_ids(self, records: Sequence[VerdictRecord]) -> list[VerdictRecord]:
+        """``records``, each without an id (0) given its id now (one INCRBY); the others as
+        they are.  A batch written with the ids it was given is written once, however often
+        it is sent."""
+        missing = sum(1 for r in records if not r.id)
+        if not missing:
+            return list(records)
+        async with self.store.session("history") as client:
+            last = int(await client.incrby(self._key("seq"), missing))
+        next_id = last - missing + 1
+        out: list[VerdictRecord] = []
+        for record in records:
+            if not record.id:
+                record = msgspec.structs.replace(record, id=next_id)
+                next_id += 1
+            out.append(record)
+        return out
+
     async def record_many(self, items: Sequence[tuple[VerdictRecord, bytes | None]]) -> list[int]:
         if not items:
             return []
         settings = self.settings
-        async with self.store.session("history") as client:
-            last = int(await client.incrby(self._key("seq"), len(items)))
-            first = last - len(items) + 1
-            records: dict[str, bytes] = {}
-            times: dict[str, float] = {}
-            kept: dict[str, bytes] = {}
-            kept_times: dict[str, float] = {}
-            counts: dict[tuple[str, int, str], int] = {}
-            for record_id, (record, raw) in enumerate(items, start=first):
-                keep = (
-                    raw is not None
-                    and settings.keep_messages
-                    and len(raw) <= settings.keep_message_max_bytes
-                )
-                member = str(record_id)
-                stored = msgspec.structs.replace(record, id=record_id, kept=keep)
-                records[member] = encode_record(stored)
-                times[member] = record.time
-                if keep and raw is not None:
-                    kept[member] = raw
-                    kept_times[member] = record.time
-                for update in counter_updates(record):
-                    counts[update] = counts.get(update, 0) + 1
-            pipe = client.pipeline(transaction=False)
-            pipe.hset(self._key("rec"), mapping=records)  # type: ignore[arg-type]
-            pipe.zadd(self._key("ids"), times)
-            if kept:
-                pipe.hset(self._key("kept"), mapping=kept)  # type: ignore[arg-type]
-                pipe.zadd(self._key("keptz"), kept_times)
-                pipe.incrby(self._key("keptbytes"), sum(map(len, kept.values())))
-            ttl = math.ceil(settings.counters_s + HOUR)
-            hashes: set[str] = set()
-            for (kind, bucket, name), count in counts.items():
-                hour = bucket - bucket % HOUR
-                key = self._key(f"{kind}:{hour}")
-                field = f"{bucket}|{name}" if kind in ("a", "i") else name
-                pipe.hincrby(key, field, count)
-                hashes.add(key)
-            for key in hashes:
-                pipe.expire(key, ttl)
-            trim_keys = [self._key(k) for k in ("ids", "rec", "kept", "keptz", "keptbytes")]
-            oldest = time.time() - settings.keep_messages_s
-            pipe.eval(
-                _TRIM,
-                len(trim_keys),
-                *trim_keys,
-                settings.max_verdicts,
-                repr(oldest),
-                settings.keep_messages_max_bytes,
+        records = await self.assign_ids([record for record, _ in items])
+        keys = [self._key(k) for k in ("ids", "rec", "kept", "keptz", "keptbytes")]
+        hashes: dict[str, int] = {}  # a counter hash's key -> its index in KEYS (from 1)
+        batch: list[tuple[str, str, str, int, list[int | str]]] = []
+        raws: list[bytes] = []
+        for record, (_, raw) in zip(records, items, strict=True):
+            keep = (
+                raw is not None
+                and settings.keep_messages
+                and len(raw) <= settings.keep_message_max_bytes
             )
-            await pipe.execute()
-        return list(range(first, last + 1))
+            updates: list[int | str] = []
+            for kind, bucket, name in counter_updates(record):
+                key = self._key(f"{kind}:{bucket - bucket % HOUR}")
+                index = hashes.get(key)
+                if index is None:
+                    keys.append(key)
+                    index = hashes[key] = len(keys)
+                updates += (index, f"{bucket}|{name}" if kind in ("a", "i") else name)
+            stored = encode_record(msgspec.structs.replace(record, kept=keep)).decode()
+            at = 0
+            if keep and raw is not None:
+                raws.append(raw)
+                at = 5 + len(raws)  # ARGV[6] is the first raw message
+            batch.append((str(record.id), repr(record.time), stored, at, updates))
+        args = (
+            math.ceil(settings.counters_s + HOUR),
+            settings.max_verdicts,
+            repr(time.time() - settings.keep_messages_s),
+            settings.keep_messages_max_bytes,
+            msgspec.msgpack.encode(batch),
+        )
+        async with self.store.session("history") as client:
+            await client.eval(_WRITE, len(keys), *keys, *args, *raws)
+        return [record.id for record in records]
 
     async def minutes(self, start: float, end: float) -> list[tuple[int, dict[str, int]]]:
         span = minute_range(start, end)

@@ -125,6 +125,11 @@ class SqliteVerdicts:
     async def record(self, record: VerdictRecord, raw: bytes | None = None) -> int:
         return (await self.record_many([(record, raw)]))[0]
 
+    async def assign_ids(self, records: Sequence[VerdictRecord]) -> list[VerdictRecord]:
+        """``records`` as they are: a write here is one transaction, so one that failed left
+        nothing behind, and the ids are given as it commits (any given before are not used)."""
+        return list(records)
+
     async def record_many(self, items: Sequence[tuple[VerdictRecord, bytes | None]]) -> list[int]:
         if not items:
             return []
