@@ -17,6 +17,8 @@ from seawall.batch import (
     BATCH,
     BATCH_HOLD_S,
     BATCH_IO_TIMEOUT_S,
+    COHORT,
+    COHORT_BYTES,
     DEPTH,
     NOT_MAIL,
     WINDOW,
@@ -26,6 +28,7 @@ from seawall.batch import (
     _for_batch,
     _Window,
     _Worker,
+    cohorts,
     scan_units,
 )
 from seawall.config import Config, DnsblSettings, load_config
@@ -133,22 +136,45 @@ def test_stopping_early_leaves_no_worker_behind(tmp_path: Path) -> None:
 def test_the_window_bounds_messages_and_bytes_in_flight() -> None:
     async def run() -> None:
         window = _Window()
-        await window.enter(2 * WINDOW_BYTES)  # one message always fits, however big
-        second = asyncio.ensure_future(window.enter(1))
+        await window.enter(1, 2 * WINDOW_BYTES)  # one message always fits, however big
+        second = asyncio.ensure_future(window.enter(1, 1))
         await asyncio.sleep(0.01)
         assert not second.done()
-        window.leave(2 * WINDOW_BYTES)
+        window.leave(1, 2 * WINDOW_BYTES)
         await asyncio.wait_for(second, 1)
         for _ in range(WINDOW - 1):
-            await window.enter(1)
-        extra = asyncio.ensure_future(window.enter(1))
+            await window.enter(1, 1)
+        extra = asyncio.ensure_future(window.enter(1, 1))
         await asyncio.sleep(0.01)
         assert not extra.done()  # WINDOW messages in flight already
-        window.leave(1)
+        window.leave(1, 1)
         await asyncio.wait_for(extra, 1)
+        assert (window.count, window.bytes) == (WINDOW, WINDOW)
+        # A cohort enters whole: it waits until all its messages fit.
+        window.leave(COHORT - 1, COHORT - 1)
+        cohort = asyncio.ensure_future(window.enter(COHORT, COHORT))
+        await asyncio.sleep(0.01)
+        assert not cohort.done()
+        window.leave(1, 1)
+        await asyncio.wait_for(cohort, 1)
         assert (window.count, window.bytes) == (WINDOW, WINDOW)
 
     asyncio.run(run())
+
+
+def test_cohorts_hold_at_most_cohort_messages_and_bytes_and_keep_the_order() -> None:
+    units = [Unit(f"m{i}", f"m{i}") for i in range(2 * COHORT + 3)]
+    sizes = [10] * len(units)
+    sizes[5] = COHORT_BYTES  # one message always fits, alone
+    groups = list(cohorts(units, sizes))
+    assert [u for members, _ in groups for u in members] == units
+    assert all(1 <= len(members) <= COHORT for members, _ in groups)
+    assert [size for _, size in groups] == [
+        sum(sizes[units.index(u)] for u in members) for members, _ in groups
+    ]
+    assert ([units[5]], COHORT_BYTES) in groups
+    assert all(size <= COHORT_BYTES for _, size in groups)
+    assert list(cohorts([], [])) == []
 
 
 def test_unit_size_is_known_before_reading(tmp_path: Path) -> None:
@@ -266,8 +292,14 @@ def test_a_scan_reads_the_state_and_writes_nothing_back(tmp_path: Path, workers:
     # It reads: the state's reputation of the sender, its own campaign within the run; and
     # it counts what it sees within the run (the wave scores as ham, so the share drops).
     if workers == 1:
-        assert "REP_IP_SPAM" in records[0].symbols
-        assert records[2].options["REP_IP_SPAM"][1] == "spam=20.0 ham=2.0 volume=22.0"
+        # A cohort's messages are read together (batch.cohorts), so the first sees the
+        # state's record alone, and a later cohort's message the ham counted before it.
+        assert records[0].options["REP_IP_SPAM"][1] == "spam=20.0 ham=0.0 volume=20.0"
+        later = [
+            r.options["REP_IP_SPAM"][1] for r in records[COHORT:] if "REP_IP_SPAM" in r.symbols
+        ]
+        assert later
+        assert all("ham=0.0" not in seen for seen in later)
     else:
         # The workers share what they count: a worker's first message may already see
         # the other's ham, but the first one read (before any count was written) sees the
