@@ -24,6 +24,8 @@ spread evenly over it, for a loaded machine; the table says what was used.  Writ
 between its ``loso`` markers.  ``--misses FILE`` writes Seawall's misses (held-out spam
 below "add header", held-out ham at "add header" or worse), one JSON object a line with the
 fold, path, score, action, symbols and their evidence, for reading what a fold misses.
+Each fold's row in loso.json also holds the symbol scores it learned that moved from the
+shipped ones (``scores``: shipped, learned, messages seen on).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from typing import Any
 
 from seawall import corpus
 from seawall.batch import scan_units
-from seawall.config import load_config
+from seawall.config import Config, load_config
 from seawall.evaluation import Labelled, learn_all
 from seawall.policy.model import Action
 from seawall.sources import Unit, units_of_file
@@ -128,6 +130,7 @@ def seawall_fold(
         started = time.monotonic()
         learned = learn_all(train, config)
         learn_s = time.monotonic() - started
+        moved = learned_scores(config)
         started = time.monotonic()
         actions: Counter[str] = Counter()
         for record in scan_units(test, config, workers=workers):
@@ -148,8 +151,28 @@ def seawall_fold(
         learned=[learned.spam_total, learned.ham_total],
         learn_s=round(learn_s, 1),
         scan_s=round(scan_s, 1),
+        scores=moved,
     )
     return row
+
+
+def learned_scores(config: Config) -> dict[str, list[float]]:
+    """The fold's learned symbol scores that moved from the shipped ones: ``[shipped,
+    learned, messages seen on]`` by symbol, for reading what a fold learned."""
+    from seawall.classifier import Classifier
+
+    classifier = Classifier.from_config(config)
+    try:
+        fitted = classifier.table
+    finally:
+        classifier.close()
+    if fitted is None:
+        return {}
+    return {
+        name: [fitted.shipped[name], score, fitted.seen.get(name, 0)]
+        for name, score in sorted(fitted.scores.items())
+        if abs(score - fitted.shipped.get(name, score)) >= 0.05
+    }
 
 
 class RspamdRunner:

@@ -175,6 +175,12 @@ class PhishingSettings(Section):
     min_hidden_letters: Annotated[int, AtLeastOne] = 200
 
 
+class MarkupSettings(Section):
+    # The layout of bulk mail: HTML without a text part, large and coloured fonts (MIME_*,
+    # HTML_*); shipped at 0, their weight is learned from the site's mail.
+    enabled: bool = True
+
+
 class CampaignSettings(Section):
     enabled: bool = True
     # Copies of one message before it counts as a campaign (and gets CAMPAIGN).
@@ -461,6 +467,7 @@ class Detectors(Section):
     language: LanguageSettings = LanguageSettings()
     urls: UrlsSettings = UrlsSettings()
     phishing: PhishingSettings = PhishingSettings()
+    markup: MarkupSettings = MarkupSettings()
     campaigns: CampaignSettings = CampaignSettings()
     attachments: AttachmentsSettings = AttachmentsSettings()
     dnsbl: DnsblSettings = DnsblSettings()

@@ -47,6 +47,7 @@ REGISTRY: tuple[Entry, ...] = (
     Entry("received", "seawall.detectors.received:ReceivedDetector"),
     Entry("urls", "seawall.detectors.urls:UrlsDetector"),
     Entry("phishing", "seawall.detectors.phishing:PhishingDetector"),
+    Entry("markup", "seawall.detectors.markup:MarkupDetector"),
     Entry("attachments", "seawall.detectors.attachments:AttachmentsDetector"),
     Entry("language", "seawall.detectors.language:LanguageDetector"),
     Entry("campaigns", "seawall.detectors.campaign:CampaignDetector"),
