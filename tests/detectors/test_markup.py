@@ -6,7 +6,8 @@ import pytest
 from tests.detectors.conftest import msg, scan
 
 from seawall import corpus
-from seawall.config import load_config
+from seawall.classifier.scores import MIN_HAM_EVENTS, fit
+from seawall.config import LearnedScoresSettings, load_config
 from seawall.detectors import REGISTRY
 from seawall.detectors.base import Parts
 from seawall.detectors.markup import MarkupDetector, layout
@@ -160,3 +161,32 @@ def test_frequent_on_real_spam_of_two_eras() -> None:
             for raw in messages
         )
         assert html_only > 0.4 * len(messages)
+
+
+def _vectors(messages: list[bytes], spam: bool) -> list[tuple[bool, dict[str, float]]]:
+    """Symbol vectors as learning records them, the layout symbols only (beside a neutral
+    classifier opinion), of real corpus mail."""
+    rows: list[tuple[bool, dict[str, float]]] = []
+    for raw in messages:
+        vector = {hit.symbol: 1.0 for hit in layout(parse_message(raw))}
+        vector["CLASSIFIER_SPAM" if spam else "CLASSIFIER_HAM"] = 0.2
+        rows.append((spam, vector))
+    return rows
+
+
+def test_the_learned_scores_weigh_the_layout_only_from_ham_that_carries_it() -> None:
+    # CSDMC spam (2010) against SpamAssassin ham (2002, with its hard ham's newsletters):
+    # the layout is learned as evidence, bounded by the cap.
+    spam = _vectors(_units(corpus.CSDMC, "spam"), True)
+    sa_ham = _vectors(_units(corpus.SPAMASSASSIN, "ham"), False)
+    settings = LearnedScoresSettings(min_messages=100)
+    table = fit(spam + sa_ham, load_scores(), settings)
+    carried = sum("MIME_HTML_ONLY" in vector for _, vector in sa_ham)
+    assert carried >= MIN_HAM_EVENTS
+    assert 0.0 < table.scores["MIME_HTML_ONLY"] <= settings.cap
+    # Enron's ham never has HTML: learned against it alone, the same spam teaches nothing
+    # (no ham style that carries it was measured), so an unseen HTML ham is not punished.
+    enron = _vectors(_units(corpus.ENRON_HAM, "ham"), False)
+    table = fit(spam + enron, load_scores(), settings)
+    for symbol in MarkupDetector.symbols:
+        assert table.scores[symbol] == 0.0
