@@ -255,8 +255,12 @@ class Engine:
         ]
         try:
             if self._io:
+                turn = False  # one turn of the loop for all their tasks (the campaigns' step)
                 for scan, ctx in zip(scans, contexts, strict=True):
-                    scan.io_deadline, scan.io = await self._start_io(scan.msg, ctx)
+                    scan.io_deadline, scan.io, needs = self._start_all(scan.msg, ctx)
+                    turn = turn or needs
+                if turn:
+                    await asyncio.sleep(0)
                 t2 = clock()
                 times.add("io start", t2 - t1)
                 t1 = t2
@@ -379,9 +383,17 @@ class Engine:
         the others run as tasks and get one turn of the loop here to send theirs.  All of
         them share one deadline, ``io_timeout_s`` from now.
         """
+        deadline, started, turn = self._start_all(msg, ctx)
+        if turn:
+            await asyncio.sleep(0)
+        return deadline, started
+
+    def _start_all(self, msg: Message, ctx: Context) -> tuple[float, _Pending, bool]:
+        """:meth:`_start_io` up to the turn of the loop its tasks need (the third value:
+        whether they need one)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.io_timeout_s
-        started: list[tuple[Detector, Awaitable[Sequence[Hit]] | None]] = []
+        started: _Pending = []
         turn = False
         for detector, starts in self._io:
             pending: Awaitable[Sequence[Hit]] | None
@@ -395,9 +407,7 @@ class Engine:
                     _failed(detector.name, exc)
                     pending = None
             started.append((detector, pending))
-        if turn:
-            await asyncio.sleep(0)
-        return deadline, started
+        return deadline, started, turn
 
     async def _collect_io(
         self,
