@@ -10,6 +10,12 @@ are steady enough to compare two trees on a busy machine:
         PYTHONPATH=$tree/src:. python -m bench.stage_cpu /tmp/sa-test; done
 
 Prints one JSON object: us per message for each stage, the messages and the load average.
+
+With ``--state`` (a learned state, read and never written), it also times the whole engine
+(frozen: nothing learned, as ``seawall scan --frozen``) on every message, alternating
+``--repeat`` times between one message at a time (``Engine.scan_message``) and cohorts of
+``batch.COHORT`` scanned stage by stage (``Engine.scan_many``, what batch scans do), and
+checks that both give the same verdicts.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="+")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--state", help="a learned state: time the whole engine too")
     args = parser.parse_args(argv)
     units = list(iter_units(args.paths))
     raws = [unit.read() for unit in units]
@@ -72,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             identify(msg.text, sample_chars=sample)
 
     count = len(raws)
-    result = {
+    result: dict[str, object] = {
         "messages": count,
         "listing_us": best_us(lambda: list(iter_units(args.paths)), count, args.repeat),
         "parse_us": best_us(
@@ -80,11 +87,57 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
         "language_us": best_us(identify_all, count, args.repeat),
         "phishing_us": best_us(check_all, count, args.repeat),
-        "load": [round(x, 2) for x in os.getloadavg()],
     }
     loop.close()
+    if args.state:
+        result.update(engine_us(args.state, raws, args.repeat))
+    result["load"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(result))
     return 0
+
+
+def engine_us(state: str, raws: Sequence[bytes], repeat: int) -> dict[str, float]:
+    """The frozen engine over ``raws``: one at a time and in cohorts, alternated; the best
+    pass of each, in us of CPU per message.  Raises if their verdicts differ."""
+    from seawall.batch import COHORT, _frozen_engine
+    from seawall.config import load_config
+    from seawall.engine import Scan
+    from seawall.message import Envelope
+
+    engine = _frozen_engine(load_config(None, state_dir=state))
+    loop = engine.event_loop()
+    envelope = Envelope()
+
+    async def one_by_one() -> list[Scan]:
+        tasks = [asyncio.ensure_future(engine.scan_message(envelope, raw)) for raw in raws]
+        return [await task for task in tasks]
+
+    async def cohorts() -> list[Scan]:
+        out: list[Scan] = []
+        for at in range(0, len(raws), COHORT):
+            for scan in await engine.scan_many(raws[at : at + COHORT]):
+                if isinstance(scan, BaseException):
+                    raise scan
+                out.append(scan)
+        return out
+
+    best = {"engine_one_us": float("inf"), "engine_cohort_us": float("inf")}
+    seen: dict[str, list[tuple[object, ...]]] = {}
+    try:
+        for _ in range(repeat):
+            for name, run in (("engine_one_us", one_by_one), ("engine_cohort_us", cohorts)):
+                start = time.process_time()
+                scans = loop.run_until_complete(run())
+                best[name] = min(best[name], time.process_time() - start)
+                seen[name] = [
+                    (s.verdict.action, s.verdict.score, tuple(s.verdict.symbols.items()))
+                    for s in scans
+                ]
+    finally:
+        engine.close()
+    if seen["engine_one_us"] != seen["engine_cohort_us"]:
+        raise SystemExit("the cohorts' verdicts differ from one-by-one scans")
+    return {name: round(value * 1e6 / max(len(raws), 1), 1) for name, value in best.items()}
 
 
 if __name__ == "__main__":
