@@ -20,6 +20,9 @@ Each order is scanned with each worker count.  A cell gives the spam recall at 0
 FPR of the whole verdict's score, and the spam recall and ham FPR of the default action
 (add header or above).  Beside them, the classifier alone on the same learned model: the
 recall at 0.1% FPR of its margin (what ``bench/accuracy_classifier.py`` measures).
+Each cell also counts the spam within 3 points of reject and not rejected, those with no
+evidence but the classifier's, those held back by a negative symbol, and the symbols the
+rest carry (``spam_near_reject``, ...): what a spam short of reject lacks.
 ``--repeat N`` scans the shuffled order N times more with the last worker count, for the
 spread of the default action's recall and FPR between runs of one command.
 
@@ -141,6 +144,8 @@ def measure(records: dict[str, Record], labels: dict[str, bool]) -> dict[str, An
         ),
         # What put ham at greylist or above: each symbol with a positive score, by count.
         "ham_held_by": _held_by([r for p, r in records.items() if not labels[p]]),
+        # The spam within NEAR points of reject and not rejected, and what else they carry.
+        **_near_reject([r for p, r in records.items() if labels[p]]),
         # What the run learned, on each label at any action.
         "learned_on_ham": _learned([r for p, r in records.items() if not labels[p]]),
         "learned_on_spam": _learned([r for p, r in records.items() if labels[p]]),
@@ -152,6 +157,27 @@ LEARNED = ("URIBL_LOCAL", "CAMPAIGN_SPAM", "REP_IP_SPAM", "REP_NET_SPAM", "REP_I
 
 def _learned(records: Sequence[Record]) -> dict[str, int]:
     return {s: n for s in LEARNED if (n := sum(1 for r in records if s in r.symbols))}
+
+
+NEAR = 3.0  # points under the reject threshold (15) that count as near it
+
+
+def _near_reject(spam: Sequence[Record]) -> dict[str, Any]:
+    """The spam at ``15 - NEAR`` points or more and not rejected: how many, how many with
+    no evidence but the classifier's, and the other symbols with points they carry."""
+    near = [r for r in spam if r.action != "reject" and r.score >= 15.0 - NEAR]
+    others = [{k: v for k, v in r.symbols.items() if k != "CLASSIFIER_SPAM" and v} for r in near]
+    counts: dict[str, int] = {}
+    for symbols in others:
+        for symbol, score in symbols.items():
+            if score > 0:
+                counts[symbol] = counts.get(symbol, 0) + 1
+    return {
+        "spam_near_reject": len(near),
+        "near_reject_classifier_only": sum(1 for symbols in others if not symbols),
+        "near_reject_negative": sum(1 for s in others if any(v < 0 for v in s.values())),
+        "near_reject_carry": dict(sorted(counts.items(), key=lambda kv: -kv[1])[:6]),
+    }
 
 
 def _held_by(ham: Sequence[Record]) -> dict[str, int]:
