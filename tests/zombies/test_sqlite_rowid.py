@@ -92,7 +92,7 @@ def make_old(path: Path, raws: list[bytes], rows: list[Row]) -> None:
         db.execute("PRAGMA journal_mode=WAL")
         db.executescript(OLD_SCHEMA)
         db.execute("BEGIN")
-        tx = _SqliteTx(db)
+        tx = _SqliteTx(db, indexed=False)
         for n, raw in enumerate(raws):
             tx.put_evidence("account:alice", report(n, raw), raw, 500)
         tx.put_row(noted("account:alice", 1))

@@ -13,9 +13,19 @@ one MULTI/EXEC on one slot):
 ``evb``           hash    evidence id -> Evidence, packed (its identity: once)
 ``raw``           hash    raw original by digest; ``rawat`` zset: digest by time
 ``camp:CAMPAIGN`` set     the subjects that sent a campaign
+``st:STATE``      zset    the subjects whose case is in STATE, by the case's updated_at
+``term:TERM``     set     the subjects whose case is found by TERM (``ip:ADDR``,
+                          ``campaign:NAME``: rules.case_terms)
+``index``         string  "1" once ``st:`` and ``term:`` hold every case (a book written
+                          before them gets them on the first open, under the lock)
 ``inbox``         list    evidence pushed by the scanning workers for the desk
 ``lock``          string  the writer's token, 10 s expiry: one atomic step at a time
 ================  ======  ================================================================
+
+A case list reads the ``st:`` sets (newest first, a page's worth) and the rows of its page
+only; its count by state is one ZCARD (or ZCOUNT) per state; a filter on an account, an
+address or a campaign reads the rows of the subjects it names.  Every write of a row moves
+its subject in ``st:`` and ``term:`` in the same MULTI.
 
 Nothing here expires by itself: ``prune`` (run by the desk) drops evidence, raw originals
 and external subjects older than ``evidence_ttl_s``.
@@ -34,9 +44,9 @@ import redis
 from seawall.config import redact_url
 from seawall.errors import StoreError
 from seawall.store.redis import sync_client
-from seawall.zombies.model import Evidence
+from seawall.zombies.model import STATES, Evidence
 from seawall.zombies.rules import Row
-from seawall.zombies.store import ENCODE, EVIDENCE, ROW
+from seawall.zombies.store import ENCODE, EVIDENCE, ROW, CaseQuery, case_terms, newest_first
 
 T = TypeVar("T")
 
@@ -56,13 +66,16 @@ class _RedisTx:
     def __init__(self, book: RedisBook) -> None:
         self.book = book
         self.rows: dict[str, Row] = {}
+        self.before: dict[str, Row | None] = {}  # rows as this step found them
         self.ids: set[str] = set()
         self.writes: list[tuple[str, tuple[Any, ...]]] = []
 
     def row(self, key: str) -> Row | None:
         if key in self.rows:
             return self.rows[key]
-        return self.book.row(key)
+        if key not in self.before:
+            self.before[key] = self.book.row(key)
+        return self.before[key]
 
     def has_evidence(self, evidence_id: str) -> bool:
         if evidence_id in self.ids:
@@ -71,10 +84,20 @@ class _RedisTx:
 
     def put_row(self, row: Row) -> None:
         k = self.book.k
+        old = self.row(row.key)
         self.rows[row.key] = row
         self.writes.append(("set", (k("row:" + row.key), ENCODE.encode(row))))
         if row.state is not None:
             self.writes.append(("hset", (k("cases"), row.case_id, row.key)))
+            for state in STATES:
+                if state != row.state:
+                    self.writes.append(("zrem", (k("st:" + state), row.key)))
+            self.writes.append(("zadd", (k("st:" + row.state), {row.key: row.updated_at})))
+            want = case_terms(row)
+            for term in (case_terms(old) if old is not None else set()) - want:
+                self.writes.append(("srem", (k("term:" + term), row.key)))
+            for term in want:  # all of them: a set missed before is mended by the next write
+                self.writes.append(("sadd", (k("term:" + term), row.key)))
         if not row.own:
             self.writes.append(("zadd", (k("ext"), {row.key: row.last_seen})))
 
@@ -110,6 +133,36 @@ class RedisBook:
         self._pid = os.getpid() if client is not None else 0
         self._release: Any = None
         self._call(lambda r: r.ping())
+        self._index()
+
+    def _index(self) -> int:
+        """Fill ``st:`` and ``term:`` from the rows of a book written before them (once,
+        under the writers' lock, in one MULTI); how many cases, or -1 if it was done."""
+        if self._call(lambda r: r.get(self.k("index"))) == b"1":
+            return -1
+
+        def step(tx: _RedisTx) -> int:
+            if self.r.get(self.k("index")) == b"1":
+                return -1  # another process did it while this one waited for the lock
+            keys = [bytes(k).decode() for k in self.r.hvals(self.k("cases"))]
+            by_state: dict[str, dict[str, float]] = {}
+            by_term: dict[str, list[str]] = {}
+            n = 0
+            for i in range(0, len(keys), 1000):
+                for row in self._rows(keys[i : i + 1000]):
+                    if row.state is None:
+                        continue
+                    n += 1
+                    by_state.setdefault(row.state, {})[row.key] = row.updated_at
+                    for term in case_terms(row):
+                        by_term.setdefault(term, []).append(row.key)
+            w = tx.writes
+            w += [("zadd", (self.k("st:" + state), m)) for state, m in by_state.items()]
+            w += [("sadd", (self.k("term:" + t), *subjects)) for t, subjects in by_term.items()]
+            w.append(("set", (self.k("index"), "1")))
+            return n
+
+        return self.atomic(step)
 
     def k(self, name: str) -> str:
         return self._base + name
@@ -174,6 +227,85 @@ class RedisBook:
     def case_rows(self) -> list[Row]:
         keys = self._call(lambda r: r.hvals(self.k("cases")))
         return [row for row in self._rows([bytes(k).decode() for k in keys]) if row.state]
+
+    def _named(self, query: CaseQuery) -> list[str] | None:
+        """The subjects an account, address or campaign filter names (None: no such
+        filter)."""
+        keys: set[str] | None = None
+        if query.account is not None:
+            keys = {f"account:{query.account}"}
+        for kind, value in (("ip", query.ip), ("campaign", query.campaign)):
+            if value is not None:
+                found = self._members(self.k(f"term:{kind}:{value}"))
+                keys = found if keys is None else keys & found
+        return None if keys is None else sorted(keys)
+
+    def _members(self, name: str) -> set[str]:
+        return {bytes(m).decode() for m in self._call(lambda r: r.smembers(name))}
+
+    def case_page(self, query: CaseQuery, limit: int | None) -> list[Row]:
+        named = self._named(query)
+        if named is not None:
+            return newest_first(r for r in self._rows(named) if query.matches(r))[:limit]
+        low = "-inf" if query.since is None else query.since
+        states = query.states or STATES
+
+        def run(r: Any) -> list[list[tuple[bytes, float]]]:
+            pipe = r.pipeline(transaction=True)
+            for state in states:
+                pipe.zrevrangebyscore(
+                    self.k("st:" + state),
+                    "+inf",
+                    low,
+                    start=None if limit is None else 0,
+                    num=limit,
+                    withscores=True,
+                )
+            return list(pipe.execute())
+
+        found = [(-score, bytes(key).decode()) for got in self._call(run) for key, score in got]
+        if limit is not None:
+            found += self._ties(states, found, limit)
+        keys = [key for _, key in sorted(set(found))[:limit]]
+        return newest_first(r for r in self._rows(keys) if query.matches(r))
+
+    def _ties(
+        self, states: Sequence[str], found: list[tuple[float, str]], limit: int
+    ) -> list[tuple[float, str]]:
+        """The cases that share the page's oldest time with its last one (a state's first
+        ``limit`` by time may cut between cases of one time, which go by key)."""
+        if len(found) < limit or limit <= 0:
+            return []
+        last = sorted(found)[limit - 1][0]
+
+        def run(r: Any) -> list[list[bytes]]:
+            pipe = r.pipeline(transaction=True)
+            for state in states:
+                pipe.zrangebyscore(self.k("st:" + state), -last, -last)
+            return list(pipe.execute())
+
+        return [(last, bytes(key).decode()) for got in self._call(run) for key in got]
+
+    def case_counts(self, query: CaseQuery) -> dict[str, int]:
+        named = self._named(query)
+        if named is not None:
+            counts: dict[str, int] = {}
+            for row in self._rows(named):
+                if query.matches(row):
+                    counts[str(row.state)] = counts.get(str(row.state), 0) + 1
+            return counts
+        states = query.states or STATES
+
+        def run(r: Any) -> list[int]:
+            pipe = r.pipeline(transaction=True)
+            for state in states:
+                if query.since is None:
+                    pipe.zcard(self.k("st:" + state))
+                else:
+                    pipe.zcount(self.k("st:" + state), query.since, "+inf")
+            return list(pipe.execute())
+
+        return {s: int(n) for s, n in zip(states, self._call(run), strict=True) if n}
 
     def external_rows(self, since: float) -> list[Row]:
         keys = self._call(lambda r: r.zrangebyscore(self.k("ext"), since, "+inf"))

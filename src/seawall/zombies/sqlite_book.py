@@ -20,11 +20,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+import msgspec
+
 from seawall.errors import StoreError
 from seawall.store.rowid import rebuild_as_rowid, without_rowid
+from seawall.store.sqlite_tx import immediate, run_script
 from seawall.zombies.model import Evidence
 from seawall.zombies.rules import Row
-from seawall.zombies.store import ENCODE, EVIDENCE, ROW
+from seawall.zombies.store import ENCODE, EVIDENCE, ROW, CaseQuery, case_terms, newest_first
 
 T = TypeVar("T")
 
@@ -40,9 +43,26 @@ log = logging.getLogger("seawall.zombies")
 _ROWS = """
 CREATE TABLE IF NOT EXISTS zombie_rows (
     key TEXT PRIMARY KEY NOT NULL, case_id TEXT, state TEXT, own INTEGER NOT NULL,
-    last_seen REAL NOT NULL, body BLOB NOT NULL);
+    last_seen REAL NOT NULL, body BLOB NOT NULL, updated_at REAL NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS zombie_rows_case ON zombie_rows (case_id) WHERE state IS NOT NULL;
 CREATE INDEX IF NOT EXISTS zombie_rows_ext ON zombie_rows (last_seen) WHERE own = 0;
+"""
+# A case list reads only the rows it answers: the cases by state and time in indexes (the
+# count by state is one GROUP BY over the state index, no row read), and what a case is
+# found by besides (its addresses, its campaigns: rules.case_terms) in zombie_case_terms.
+# A file made before has neither: the desk adds the column and fills both from the rows
+# when it opens the file, once (``_add_case_index``, before the rowid rebuild); until then
+# the others read it as before (every case row, filtered here) and write the old columns.
+_ROWS_BY_TIME = """
+CREATE INDEX IF NOT EXISTS zombie_rows_updated ON zombie_rows (updated_at DESC, key)
+    WHERE state IS NOT NULL;
+CREATE INDEX IF NOT EXISTS zombie_rows_state ON zombie_rows (state, updated_at DESC, key)
+    WHERE state IS NOT NULL;
+"""
+_TERMS = """
+CREATE TABLE IF NOT EXISTS zombie_case_terms (term TEXT NOT NULL, key TEXT NOT NULL,
+    PRIMARY KEY (term, key)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS zombie_case_terms_key ON zombie_case_terms (key);
 """
 _EVIDENCE = """
 CREATE TABLE IF NOT EXISTS zombie_evidence (
@@ -57,7 +77,11 @@ CREATE TABLE IF NOT EXISTS zombie_raw (
 # For the prune; made with the rowid shape (a file made before gets it when rebuilt, so that
 # opening one without rebuilding writes nothing).
 _RAW_AT = "CREATE INDEX IF NOT EXISTS zombie_raw_at ON zombie_raw (at)"
-_TABLES = {"zombie_rows": _ROWS, "zombie_evidence": _EVIDENCE, "zombie_raw": f"{_RAW};{_RAW_AT}"}
+_TABLES = {
+    "zombie_rows": _ROWS + _ROWS_BY_TIME,
+    "zombie_evidence": _EVIDENCE,
+    "zombie_raw": f"{_RAW};{_RAW_AT}",
+}
 _SCHEMA = (
     _ROWS
     + _EVIDENCE
@@ -71,8 +95,9 @@ CREATE TABLE IF NOT EXISTS zombie_inbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, 
 
 
 class _SqliteTx:
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, indexed: bool) -> None:
         self.db = db
+        self.indexed = indexed  # the file has the case index (updated_at, the terms)
 
     def row(self, key: str) -> Row | None:
         found = self.db.execute("SELECT body FROM zombie_rows WHERE key = ?", (key,)).fetchone()
@@ -83,8 +108,24 @@ class _SqliteTx:
         return self.db.execute(query, (evidence_id,)).fetchone() is not None
 
     def put_row(self, row: Row) -> None:
+        if not self.indexed:  # a file of an earlier release, not yet opened by the desk
+            self.db.execute(
+                "INSERT OR REPLACE INTO zombie_rows (key, case_id, state, own, last_seen, body)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    row.key,
+                    row.case_id if row.state is not None else None,
+                    row.state,
+                    int(row.own),
+                    row.last_seen,
+                    ENCODE.encode(row),
+                ),
+            )
+            return
         self.db.execute(
-            "INSERT OR REPLACE INTO zombie_rows VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO zombie_rows"
+            " (key, case_id, state, own, last_seen, body, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 row.key,
                 row.case_id if row.state is not None else None,
@@ -92,8 +133,11 @@ class _SqliteTx:
                 int(row.own),
                 row.last_seen,
                 ENCODE.encode(row),
+                row.updated_at,
             ),
         )
+        if row.state is not None:  # a subject's case never goes away: only cases have terms
+            put_terms(self.db, row)
 
     def put_evidence(self, key: str, evidence: Evidence, raw: bytes | None, keep: int) -> None:
         db = self.db
@@ -117,6 +161,74 @@ class _SqliteTx:
         )
 
 
+def put_terms(db: sqlite3.Connection, row: Row) -> None:
+    """Bring ``row``'s entries in zombie_case_terms to its case_terms (inside a step)."""
+    have = {
+        str(t)
+        for (t,) in db.execute("SELECT term FROM zombie_case_terms WHERE key = ?", (row.key,))
+    }
+    want = case_terms(row)
+    if have - want:
+        db.executemany(
+            "DELETE FROM zombie_case_terms WHERE term = ? AND key = ?",
+            [(t, row.key) for t in have - want],
+        )
+    if want - have:
+        db.executemany(
+            "INSERT OR IGNORE INTO zombie_case_terms VALUES (?, ?)",
+            [(t, row.key) for t in want - have],
+        )
+
+
+def _add_case_index(db: sqlite3.Connection) -> int:
+    """Give zombie_rows made by earlier releases its updated_at column and fill it and
+    zombie_case_terms from the rows with a case, in one write transaction (whichever process
+    gets the lock first; the others find it done).  How many cases it indexed, or -1 when
+    there was nothing to do."""
+    if _has_updated_at(db):
+        return -1
+    with immediate(db):
+        if _has_updated_at(db):
+            return -1
+        db.execute("ALTER TABLE zombie_rows ADD COLUMN updated_at REAL NOT NULL DEFAULT 0")
+        run_script(db, _TERMS)
+        found = db.execute("SELECT key, body FROM zombie_rows WHERE state IS NOT NULL")
+        n = 0
+        for key, body in found.fetchall():
+            try:
+                row = ROW.decode(body)
+            except msgspec.DecodeError:
+                log.warning("cases: the row of %s cannot be read; left out of the index", key)
+                continue
+            db.execute("UPDATE zombie_rows SET updated_at = ? WHERE key = ?", (row.updated_at, key))
+            put_terms(db, row)
+            n += 1
+    return n
+
+
+def _has_updated_at(db: sqlite3.Connection) -> bool:
+    return any(r[1] == "updated_at" for r in db.execute("PRAGMA table_info(zombie_rows)"))
+
+
+def _where(query: CaseQuery) -> tuple[str, list[object]]:
+    """The WHERE clause over ``zombie_rows r`` that ``query`` selects."""
+    clauses, args = ["r.state IS NOT NULL"], list[object]()
+    if query.states:
+        clauses.append(f"r.state IN ({', '.join('?' * len(query.states))})")
+        args += query.states
+    if query.account is not None:
+        clauses.append("r.key = ?")  # an account's row is its subject's: account:NAME
+        args.append(f"account:{query.account}")
+    for kind, value in (("ip", query.ip), ("campaign", query.campaign)):
+        if value is not None:
+            clauses.append("r.key IN (SELECT key FROM zombie_case_terms WHERE term = ?)")
+            args.append(f"{kind}:{value}")
+    if query.since is not None:
+        clauses.append("r.updated_at >= ?")
+        args.append(query.since)
+    return " AND ".join(clauses), args
+
+
 class SqliteBook:
     """The Backend on SQLite; one connection per process (none crosses a fork).
 
@@ -130,16 +242,23 @@ class SqliteBook:
         self._timeout_s = timeout_s
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
+        self._indexed = False
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             db = self._db()
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
+            indexed = _add_case_index(db) if rebuild else -1
+            if indexed >= 0:
+                log.info("cases in %s: %d cases indexed by state and time", path, indexed)
             for table, schema in _TABLES.items() if rebuild else ():
                 if rebuild_as_rowid(db, table, schema):
                     log.info("cases in %s: %s rebuilt as a rowid table", path, table)
             if not without_rowid(db, "zombie_raw"):
                 db.execute(_RAW_AT)
+            self._indexed = _has_updated_at(db)
+            if self._indexed:  # a new file, or one the desk has indexed
+                db.executescript(_TERMS + _ROWS_BY_TIME)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the cases in {path}: {exc}") from None
 
@@ -165,7 +284,7 @@ class SqliteBook:
         except sqlite3.Error as exc:
             raise StoreError(f"cases in {self.path}: {exc}") from None
         try:
-            result = fn(_SqliteTx(db))
+            result = fn(_SqliteTx(db, self._has_index(db)))
             db.execute("COMMIT")
             return result
         except BaseException as exc:
@@ -173,6 +292,12 @@ class SqliteBook:
             if isinstance(exc, sqlite3.Error):
                 raise StoreError(f"cases in {self.path}: {exc}") from None
             raise
+
+    def _has_index(self, db: sqlite3.Connection) -> bool:
+        """Whether the file has the case index (once it has, it keeps it)."""
+        if not self._indexed:
+            self._indexed = _has_updated_at(db)
+        return self._indexed
 
     def row(self, key: str) -> Row | None:
         found = self._read("SELECT body FROM zombie_rows WHERE key = ?", (key,))
@@ -184,9 +309,40 @@ class SqliteBook:
         )
         return str(found[0][0]) if found else None
 
+    def _read_index(self) -> bool:
+        try:
+            return self._has_index(self._db())
+        except sqlite3.Error as exc:
+            raise StoreError(f"cases in {self.path}: {exc}") from None
+
     def case_rows(self) -> list[Row]:
         found = self._read("SELECT body FROM zombie_rows WHERE state IS NOT NULL")
         return [ROW.decode(b) for (b,) in found]  # type: ignore[arg-type]
+
+    def case_page(self, query: CaseQuery, limit: int | None) -> list[Row]:
+        if not self._read_index():
+            return newest_first(r for r in self.case_rows() if query.matches(r))[:limit]
+        where, args = _where(query)
+        found = self._read(
+            f"SELECT r.body FROM zombie_rows r WHERE {where}"
+            " ORDER BY r.updated_at DESC, r.key LIMIT ?",
+            (*args, -1 if limit is None else limit),
+        )
+        return [ROW.decode(b) for (b,) in found]  # type: ignore[arg-type]
+
+    def case_counts(self, query: CaseQuery) -> dict[str, int]:
+        if not self._read_index():
+            counts: dict[str, int] = {}
+            for r in self.case_rows():
+                if query.matches(r):
+                    counts[str(r.state)] = counts.get(str(r.state), 0) + 1
+            return counts
+        where, args = _where(query)
+        found = self._read(
+            f"SELECT r.state, count(*) FROM zombie_rows r WHERE {where} GROUP BY r.state",
+            tuple(args),
+        )
+        return {str(state): int(n) for state, n in found}  # type: ignore[call-overload]
 
     def external_rows(self, since: float) -> list[Row]:
         found = self._read(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -43,6 +43,43 @@ EVIDENCE = msgspec.msgpack.Decoder(Evidence)
 ENCODE = msgspec.msgpack.Encoder()
 
 
+class CaseQuery(msgspec.Struct, frozen=True, kw_only=True):
+    """The filters of a case list; a backend answers it from its indexes (``case_page``:
+    the matching rows newest ``updated_at`` first, then by subject key; ``case_counts``:
+    how many match, by state) and ``matches`` is what the answer must equal."""
+
+    states: tuple[str, ...] = ()
+    account: str | None = None
+    ip: str | None = None
+    campaign: str | None = None
+    since: float | None = None
+
+    def matches(self, r: Row) -> bool:
+        return (
+            r.state is not None
+            and (not self.states or r.state in self.states)
+            and (self.account is None or r.account == self.account)
+            and (self.ip is None or self.ip in r.ips or r.ip == self.ip)
+            and (self.campaign is None or self.campaign in r.campaigns)
+            and (self.since is None or r.updated_at >= self.since)
+        )
+
+
+def newest_first(rows: Iterable[Row]) -> list[Row]:
+    """``rows`` in a case list's order: newest ``updated_at`` first, then by key."""
+    return sorted(rows, key=lambda r: (-r.updated_at, r.key))
+
+
+def case_terms(row: Row) -> set[str]:
+    """What a case is found by besides its state and time: ``ip:ADDR`` for each address
+    it has (or is), ``campaign:NAME`` for each campaign it sent; none for a subject
+    without a case."""
+    if row.state is None:
+        return set()
+    ips = {*row.ips, *((row.ip,) if row.ip else ())}
+    return {f"ip:{a}" for a in ips} | {f"campaign:{c}" for c in row.campaigns}
+
+
 class Tx(Protocol):
     """Reads and writes of one atomic step (writes are seen by the step's own reads)."""
 
@@ -59,6 +96,8 @@ class Backend(Protocol):
     def row(self, key: str) -> Row | None: ...
     def case_key(self, case_id: str) -> str | None: ...
     def case_rows(self) -> list[Row]: ...
+    def case_page(self, query: CaseQuery, limit: int | None) -> list[Row]: ...
+    def case_counts(self, query: CaseQuery) -> dict[str, int]: ...
     def external_rows(self, since: float) -> list[Row]: ...
     def evidence(self, key: str, limit: int | None) -> list[Evidence]: ...
     def raw(self, ref: str) -> bytes | None: ...
@@ -162,8 +201,11 @@ class CaseBook:
         since: float | None = None,
         limit: int | None = None,
     ) -> builtins.list[Case]:
-        rows = await self._matching(states, account, ip, campaign, since)
-        return [to_case(r) for r in (rows if limit is None else rows[:limit])]
+        query = CaseQuery(
+            states=tuple(states), account=account, ip=ip, campaign=campaign, since=since
+        )
+        rows = await self._run(self.backend.case_page, query, limit)
+        return [to_case(r) for r in rows]
 
     async def page(
         self,
@@ -175,35 +217,14 @@ class CaseBook:
         since: float | None = None,
         limit: int = 100,
     ) -> CasePage:
-        rows = await self._matching(states, account, ip, campaign, since)
-        by_state: dict[str, int] = {}
-        for r in rows:
-            by_state[str(r.state)] = by_state.get(str(r.state), 0) + 1
-        return CasePage(
-            cases=tuple(to_case(r) for r in rows[:limit]), total=len(rows), by_state=by_state
+        query = CaseQuery(
+            states=tuple(states), account=account, ip=ip, campaign=campaign, since=since
         )
-
-    async def _matching(
-        self,
-        states: Sequence[State],
-        account: str | None,
-        ip: str | None,
-        campaign: str | None,
-        since: float | None,
-    ) -> builtins.list[Row]:
-        """The case rows the filters match, newest first (only a page of them is made into
-        cases: a case's id is a digest, dear over ten thousand rows)."""
-        rows = [
-            r
-            for r in await self._run(self.backend.case_rows)
-            if (not states or r.state in states)
-            and (account is None or r.account == account)
-            and (ip is None or ip in r.ips or r.ip == ip)
-            and (campaign is None or campaign in r.campaigns)
-            and (since is None or r.updated_at >= since)
-        ]
-        rows.sort(key=lambda r: (-r.updated_at, r.key))
-        return rows
+        by_state = await self._run(self.backend.case_counts, query)
+        rows = await self._run(self.backend.case_page, query, limit) if limit > 0 else []
+        return CasePage(
+            cases=tuple(to_case(r) for r in rows), total=sum(by_state.values()), by_state=by_state
+        )
 
     async def transition(
         self, case_id: str, new_state: State, who: str, why: str, *, at: float | None = None
@@ -233,7 +254,7 @@ class CaseBook:
     # -- sharing -------------------------------------------------------------------------
     async def active_zombies(self, now: float) -> builtins.list[Zombie]:
         ttl = self.settings.external_ttl_s
-        own = await self._run(self.backend.case_rows)
+        own = await self._run(self.backend.case_page, CaseQuery(states=ACTIVE_STATES), None)
         external = await self._run(self.backend.external_rows, now - ttl)
         out = [
             Zombie(
@@ -245,7 +266,6 @@ class CaseBook:
                 campaigns=r.campaigns,
             )
             for r in own
-            if r.state in ACTIVE_STATES
             for ip in (r.ips[-1:] if r.account else (r.ip,) if r.ip else ())
         ]
         out += [
@@ -293,4 +313,13 @@ def open_case_store(config: Config, *, rebuild: bool = False) -> CaseBook:
     return CaseBook(backend, config.zombies)
 
 
-__all__ = ["Backend", "CaseBook", "Transition", "Tx", "open_case_store"]
+__all__ = [
+    "Backend",
+    "CaseBook",
+    "CaseQuery",
+    "case_terms",
+    "newest_first",
+    "Transition",
+    "Tx",
+    "open_case_store",
+]
