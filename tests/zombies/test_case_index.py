@@ -19,9 +19,11 @@ from collections.abc import Sequence
 
 import pytest
 
-from seawall.zombies.model import ALLOWED, Case, Evidence, State, evidence_id
+from seawall.zombies.model import ALLOWED, STATES, Case, Evidence, State, evidence_id
+from seawall.zombies.redis_book import RedisBook
 from seawall.zombies.rules import MAX_CAMPAIGNS, MAX_IPS, Row, to_case
-from seawall.zombies.store import CaseBook
+from seawall.zombies.sqlite_book import SqliteBook
+from seawall.zombies.store import CaseBook, case_terms
 
 T0 = 1_700_000_000.0
 IPS = [f"10.9.{n // 250}.{n % 250}" for n in range(40)]
@@ -112,6 +114,11 @@ async def test_every_filter_gives_what_a_full_read_gives(book: CaseBook) -> None
     rows = await every_row(book)
     assert len(rows) == 241
     assert len({r.updated_at for r in rows}) < len(rows)  # ties in time are exercised
+    await check_filters(book, rows)
+
+
+async def check_filters(book: CaseBook, rows: list[Row]) -> None:
+    """Every filter and most combinations, as a list and as a page, against ``rows``."""
     times = sorted(r.updated_at for r in rows)
     somebody = next(r.account for r in rows if r.account and len(r.campaigns) > 1)
     an_ip = next(r.ip for r in rows if r.ip)
@@ -195,3 +202,41 @@ async def test_the_count_decodes_no_row(book: CaseBook, monkeypatch: pytest.Monk
     assert page.cases == ()
     since = await book.page(limit=0, since=T0 + 10_003, states=("walled", "closed"))
     assert since.total <= page.total
+
+
+async def test_the_index_holds_what_the_rows_say(book: CaseBook) -> None:
+    """Every case is under its state at its time, and found by exactly its addresses and
+    campaigns (those fallen off its bounded lists no longer find it)."""
+    await generate(book, seed=13, subjects=60)
+    rows = await every_row(book)
+    terms = {f"ip:{a}" for a in [*IPS, *(f"10.7.0.{i}" for i in range(MAX_IPS + 6))]}
+    terms |= {f"ip:10.8.0.{s}" for s in range(60)} | {f"ip:192.0.2.{s}" for s in range(30)}
+    terms |= {f"campaign:{c}" for c in [*CAMPAIGNS, "late"]}
+    terms |= {f"campaign:many{i}" for i in range(MAX_CAMPAIGNS + 6)}
+    want = {t: {r.key for r in rows if t in case_terms(r)} for t in terms}
+    by_state = {s: {r.key: r.updated_at for r in rows if r.state == s} for s in STATES}
+    backend = book.backend
+    if isinstance(backend, RedisBook):
+        r = backend.r
+        got = {t: {bytes(m).decode() for m in r.smembers(backend.k(f"term:{t}"))} for t in terms}
+        index = {
+            s: {
+                bytes(m).decode(): v
+                for m, v in r.zrange(backend.k(f"st:{s}"), 0, -1, withscores=True)
+            }
+            for s in STATES
+        }
+    else:
+        assert isinstance(backend, SqliteBook)
+        db = backend._db()
+        got = {t: set[str]() for t in terms}
+        for term, key in db.execute("SELECT term, key FROM zombie_case_terms"):
+            got.setdefault(term, set()).add(key)
+        index = {s: dict[str, float]() for s in STATES}
+        query = "SELECT state, key, updated_at FROM zombie_rows WHERE state IS NOT NULL"
+        for state, key, updated_at in db.execute(query):
+            index[state][key] = updated_at
+    assert got == want
+    assert index == by_state
+    assert not want["ip:10.7.0.0"]
+    assert want["ip:10.7.0.69"] == {"account:user-many"}
