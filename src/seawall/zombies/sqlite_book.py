@@ -3,7 +3,9 @@
 Tables, all prefixed ``zombie_``:
 
 ``zombie_rows``       one per subject (account, own or external address): the Row, packed,
-                      with its case id and state (NULL: no case) and last evidence time
+                      with its case id and state (NULL: no case), last evidence time and
+                      the case's updated_at (indexed by state and time: sqlite_index.py)
+``zombie_case_terms`` (term, subject): the addresses and campaigns a case is found by
 ``zombie_evidence``   one per piece of evidence: id (its identity: once), subject, time,
                       the Evidence packed; at most ``max_evidence_per_case`` per subject
 ``zombie_raw``        the raw originals of reports, by digest (shared by duplicates)
@@ -20,14 +22,19 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-import msgspec
-
 from seawall.errors import StoreError
 from seawall.store.rowid import rebuild_as_rowid, without_rowid
-from seawall.store.sqlite_tx import immediate, run_script
 from seawall.zombies.model import Evidence
 from seawall.zombies.rules import Row
-from seawall.zombies.store import ENCODE, EVIDENCE, ROW, CaseQuery, case_terms, newest_first
+from seawall.zombies.sqlite_index import (
+    ROWS_BY_TIME,
+    TERMS,
+    add_case_index,
+    has_updated_at,
+    put_terms,
+    where,
+)
+from seawall.zombies.store import ENCODE, EVIDENCE, ROW, CaseQuery, newest_first
 
 T = TypeVar("T")
 
@@ -47,23 +54,6 @@ CREATE TABLE IF NOT EXISTS zombie_rows (
 CREATE INDEX IF NOT EXISTS zombie_rows_case ON zombie_rows (case_id) WHERE state IS NOT NULL;
 CREATE INDEX IF NOT EXISTS zombie_rows_ext ON zombie_rows (last_seen) WHERE own = 0;
 """
-# A case list reads only the rows it answers: the cases by state and time in indexes (the
-# count by state is one GROUP BY over the state index, no row read), and what a case is
-# found by besides (its addresses, its campaigns: rules.case_terms) in zombie_case_terms.
-# A file made before has neither: the desk adds the column and fills both from the rows
-# when it opens the file, once (``_add_case_index``, before the rowid rebuild); until then
-# the others read it as before (every case row, filtered here) and write the old columns.
-_ROWS_BY_TIME = """
-CREATE INDEX IF NOT EXISTS zombie_rows_updated ON zombie_rows (updated_at DESC, key)
-    WHERE state IS NOT NULL;
-CREATE INDEX IF NOT EXISTS zombie_rows_state ON zombie_rows (state, updated_at DESC, key)
-    WHERE state IS NOT NULL;
-"""
-_TERMS = """
-CREATE TABLE IF NOT EXISTS zombie_case_terms (term TEXT NOT NULL, key TEXT NOT NULL,
-    PRIMARY KEY (term, key)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS zombie_case_terms_key ON zombie_case_terms (key);
-"""
 _EVIDENCE = """
 CREATE TABLE IF NOT EXISTS zombie_evidence (
     id TEXT PRIMARY KEY NOT NULL, key TEXT NOT NULL, at REAL NOT NULL, body BLOB NOT NULL);
@@ -78,7 +68,7 @@ CREATE TABLE IF NOT EXISTS zombie_raw (
 # opening one without rebuilding writes nothing).
 _RAW_AT = "CREATE INDEX IF NOT EXISTS zombie_raw_at ON zombie_raw (at)"
 _TABLES = {
-    "zombie_rows": _ROWS + _ROWS_BY_TIME,
+    "zombie_rows": _ROWS + ROWS_BY_TIME,
     "zombie_evidence": _EVIDENCE,
     "zombie_raw": f"{_RAW};{_RAW_AT}",
 }
@@ -95,9 +85,10 @@ CREATE TABLE IF NOT EXISTS zombie_inbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, 
 
 
 class _SqliteTx:
-    def __init__(self, db: sqlite3.Connection, indexed: bool) -> None:
+    def __init__(self, db: sqlite3.Connection, indexed: bool | None = None) -> None:
         self.db = db
-        self.indexed = indexed  # the file has the case index (updated_at, the terms)
+        # whether the file has the case index (updated_at, the terms); None: look
+        self.indexed = has_updated_at(db) if indexed is None else indexed
 
     def row(self, key: str) -> Row | None:
         found = self.db.execute("SELECT body FROM zombie_rows WHERE key = ?", (key,)).fetchone()
@@ -161,74 +152,6 @@ class _SqliteTx:
         )
 
 
-def put_terms(db: sqlite3.Connection, row: Row) -> None:
-    """Bring ``row``'s entries in zombie_case_terms to its case_terms (inside a step)."""
-    have = {
-        str(t)
-        for (t,) in db.execute("SELECT term FROM zombie_case_terms WHERE key = ?", (row.key,))
-    }
-    want = case_terms(row)
-    if have - want:
-        db.executemany(
-            "DELETE FROM zombie_case_terms WHERE term = ? AND key = ?",
-            [(t, row.key) for t in have - want],
-        )
-    if want - have:
-        db.executemany(
-            "INSERT OR IGNORE INTO zombie_case_terms VALUES (?, ?)",
-            [(t, row.key) for t in want - have],
-        )
-
-
-def _add_case_index(db: sqlite3.Connection) -> int:
-    """Give zombie_rows made by earlier releases its updated_at column and fill it and
-    zombie_case_terms from the rows with a case, in one write transaction (whichever process
-    gets the lock first; the others find it done).  How many cases it indexed, or -1 when
-    there was nothing to do."""
-    if _has_updated_at(db):
-        return -1
-    with immediate(db):
-        if _has_updated_at(db):
-            return -1
-        db.execute("ALTER TABLE zombie_rows ADD COLUMN updated_at REAL NOT NULL DEFAULT 0")
-        run_script(db, _TERMS)
-        found = db.execute("SELECT key, body FROM zombie_rows WHERE state IS NOT NULL")
-        n = 0
-        for key, body in found.fetchall():
-            try:
-                row = ROW.decode(body)
-            except msgspec.DecodeError:
-                log.warning("cases: the row of %s cannot be read; left out of the index", key)
-                continue
-            db.execute("UPDATE zombie_rows SET updated_at = ? WHERE key = ?", (row.updated_at, key))
-            put_terms(db, row)
-            n += 1
-    return n
-
-
-def _has_updated_at(db: sqlite3.Connection) -> bool:
-    return any(r[1] == "updated_at" for r in db.execute("PRAGMA table_info(zombie_rows)"))
-
-
-def _where(query: CaseQuery) -> tuple[str, list[object]]:
-    """The WHERE clause over ``zombie_rows r`` that ``query`` selects."""
-    clauses, args = ["r.state IS NOT NULL"], list[object]()
-    if query.states:
-        clauses.append(f"r.state IN ({', '.join('?' * len(query.states))})")
-        args += query.states
-    if query.account is not None:
-        clauses.append("r.key = ?")  # an account's row is its subject's: account:NAME
-        args.append(f"account:{query.account}")
-    for kind, value in (("ip", query.ip), ("campaign", query.campaign)):
-        if value is not None:
-            clauses.append("r.key IN (SELECT key FROM zombie_case_terms WHERE term = ?)")
-            args.append(f"{kind}:{value}")
-    if query.since is not None:
-        clauses.append("r.updated_at >= ?")
-        args.append(query.since)
-    return " AND ".join(clauses), args
-
-
 class SqliteBook:
     """The Backend on SQLite; one connection per process (none crosses a fork).
 
@@ -237,18 +160,19 @@ class SqliteBook:
     originals); other processes open the file as it is.
     """
 
+    _indexed = False  # the file has the case index: once seen, kept (see _has_index)
+
     def __init__(self, path: Path, *, timeout_s: float = 10.0, rebuild: bool = False) -> None:
         self.path = path
         self._timeout_s = timeout_s
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
-        self._indexed = False
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             db = self._db()
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
-            indexed = _add_case_index(db) if rebuild else -1
+            indexed = add_case_index(db) if rebuild else -1
             if indexed >= 0:
                 log.info("cases in %s: %d cases indexed by state and time", path, indexed)
             for table, schema in _TABLES.items() if rebuild else ():
@@ -256,9 +180,9 @@ class SqliteBook:
                     log.info("cases in %s: %s rebuilt as a rowid table", path, table)
             if not without_rowid(db, "zombie_raw"):
                 db.execute(_RAW_AT)
-            self._indexed = _has_updated_at(db)
+            self._indexed = has_updated_at(db)
             if self._indexed:  # a new file, or one the desk has indexed
-                db.executescript(_TERMS + _ROWS_BY_TIME)
+                db.executescript(TERMS + ROWS_BY_TIME)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the cases in {path}: {exc}") from None
 
@@ -296,7 +220,7 @@ class SqliteBook:
     def _has_index(self, db: sqlite3.Connection) -> bool:
         """Whether the file has the case index (once it has, it keeps it)."""
         if not self._indexed:
-            self._indexed = _has_updated_at(db)
+            self._indexed = has_updated_at(db)
         return self._indexed
 
     def row(self, key: str) -> Row | None:
@@ -322,9 +246,9 @@ class SqliteBook:
     def case_page(self, query: CaseQuery, limit: int | None) -> list[Row]:
         if not self._read_index():
             return newest_first(r for r in self.case_rows() if query.matches(r))[:limit]
-        where, args = _where(query)
+        clause, args = where(query)
         found = self._read(
-            f"SELECT r.body FROM zombie_rows r WHERE {where}"
+            f"SELECT r.body FROM zombie_rows r WHERE {clause}"
             " ORDER BY r.updated_at DESC, r.key LIMIT ?",
             (*args, -1 if limit is None else limit),
         )
@@ -337,9 +261,9 @@ class SqliteBook:
                 if query.matches(r):
                     counts[str(r.state)] = counts.get(str(r.state), 0) + 1
             return counts
-        where, args = _where(query)
+        clause, args = where(query)
         found = self._read(
-            f"SELECT r.state, count(*) FROM zombie_rows r WHERE {where} GROUP BY r.state",
+            f"SELECT r.state, count(*) FROM zombie_rows r WHERE {clause} GROUP BY r.state",
             tuple(args),
         )
         return {str(state): int(n) for state, n in found}  # type: ignore[call-overload]
