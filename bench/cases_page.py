@@ -23,6 +23,11 @@ with the median wall time per call, this process's CPU per call and, on Redis, t
 server's (``used_cpu_user + used_cpu_sys`` of INFO).  The same script measures a tree
 before the case index: run it with that tree's ``src`` first on PYTHONPATH (it uses only
 what both have).  Prints one JSON line per backend.
+
+``--migrate`` (this tree only) times instead the one-time build of the index on a book of
+``--cases`` written before it: SQLite, a file with the previous release's tables opened by
+the desk (``rebuild=True``); Redis, the book with its ``st:``/``term:``/``index`` keys
+deleted, opened again.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import asyncio
 import json
 import os
 import random
+import sqlite3
 import statistics
 import subprocess
 import tempfile
@@ -181,16 +187,53 @@ async def _timed(book: CaseBook, book_rows: list[Row], repeat: int, redis: bool)
         await book.close()
 
 
+def migrate(backend: str, n: int, seed: int, tmp: Path) -> dict[str, Any]:
+    from tests.zombies.test_case_index_migration import PREVIOUS
+
+    from seawall.zombies.model import STATES as ALL
+    from seawall.zombies.redis_book import RedisBook
+    from seawall.zombies.sqlite_book import SqliteBook
+    from seawall.zombies.store import case_terms
+
+    book_rows = rows(n, seed)
+    t0 = c0 = 0.0
+    if backend == "sqlite":
+        path = tmp / "state.sqlite"
+        with sqlite3.connect(path) as db:
+            db.executescript(PREVIOUS)
+        old = CaseBook(SqliteBook(path), Config().zombies)  # no desk yet: the old columns
+        fill(old, book_rows)
+        old.backend.close()
+        t0, c0 = time.perf_counter(), time.process_time()
+        SqliteBook(path, rebuild=True).close()
+    else:
+        with RedisServer(tmp / "redis").running() as server:
+            book = RedisBook(server.url)
+            fill(CaseBook(book, Config().zombies), book_rows)
+            names = {f"st:{s}" for s in ALL} | {"index"}
+            names |= {f"term:{t}" for r in book_rows for t in case_terms(r)}
+            book.r.delete(*(book.k(name) for name in names))
+            t0, c0 = time.perf_counter(), time.process_time()
+            RedisBook(server.url).close()
+            book.close()
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"migrate_s": round(wall, 2), "migrate_cpu_s": round(cpu, 2)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cases", type=int, default=20_000)
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--backends", default="sqlite,redis")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--migrate", action="store_true")
     args = ap.parse_args()
     for backend in args.backends.split(","):
         with tempfile.TemporaryDirectory(prefix="seawall-cases-") as tmp:
-            result = asyncio.run(run(backend, args.cases, args.repeat, args.seed, Path(tmp)))
+            if args.migrate:
+                result = migrate(backend, args.cases, args.seed, Path(tmp))
+            else:
+                result = asyncio.run(run(backend, args.cases, args.repeat, args.seed, Path(tmp)))
         line = {"backend": backend, "tree": tree(), "load": round(os.getloadavg()[0], 2)}
         print(json.dumps({**line, **result}), flush=True)
 
