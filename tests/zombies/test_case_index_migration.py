@@ -13,8 +13,11 @@ builds them under the writers' lock, the next finds them.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
+import pytest
 from tests.zombies.test_case_index import (
     check_filters,
     ev,
@@ -24,11 +27,15 @@ from tests.zombies.test_case_index import (
 )
 
 from seawall.config import Config, ZombiesSettings
+from seawall.zombies import redis_book
 from seawall.zombies.model import STATES
 from seawall.zombies.redis_book import RedisBook
 from seawall.zombies.rules import Row
 from seawall.zombies.sqlite_book import SqliteBook
 from seawall.zombies.store import CaseBook, case_terms, open_case_store
+
+T = TypeVar("T")
+T0 = 1_700_000_000.0
 
 # The tables as the previous release made them (before the case index).
 PREVIOUS = """
@@ -103,18 +110,22 @@ async def test_an_old_file_is_read_as_it_is_then_indexed_by_the_desk(tmp_path: P
         await worker.close()
 
 
-async def test_an_old_redis_book_is_indexed_on_open(redis_url: str, tmp_path: Path) -> None:
-    await _old_redis_book(redis_url, tmp_path)
+async def test_an_old_redis_book_is_indexed_on_open(
+    redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _old_redis_book(redis_url, tmp_path, monkeypatch)
 
 
 async def test_an_old_cluster_book_is_indexed_on_open(
-    redis_cluster_url: str, tmp_path: Path
+    redis_cluster_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await _old_redis_book(redis_cluster_url, tmp_path)
+    await _old_redis_book(redis_cluster_url, tmp_path, monkeypatch)
 
 
-async def _old_redis_book(url: str, tmp_path: Path) -> None:
-    book = open_case_store(Config(state=url, state_dir=str(tmp_path)))
+async def _old_redis_book(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(redis_book, "_INDEX_STEP", 16)  # several steps, writes between them
+    config = Config(state=url, state_dir=str(tmp_path))
+    book, writer = open_case_store(config), open_case_store(config)
     try:
         await generate(book, seed=22, subjects=120)
         rows = await every_row(book)
@@ -124,15 +135,36 @@ async def _old_redis_book(url: str, tmp_path: Path) -> None:
         names = {f"st:{s}" for s in STATES} | {"index"}
         names |= {f"term:{t}" for r in rows for t in case_terms(r)}
         assert backend.r.delete(*(backend.k(n) for n in sorted(names)))
+
+        # Another process moves cases between the build's steps: one the build has
+        # indexed already, one it has not reached.
+        order = sorted(r.key for r in rows)
+        moves = iter([(order[0], order[-1])] + [None] * 100)
+        atomic = backend.atomic
+
+        def between(fn: Callable[[Any], T]) -> T:
+            result = atomic(fn)
+            move = next(moves)
+            for key in move or ():
+                row = next(r for r in rows if r.key == key)
+                state = "closed" if row.state != "closed" else "open"
+                writer._transition(row.case_id, state, "desk", "during the build", T0 + 50_000)
+            return result
+
+        monkeypatch.setattr(backend, "atomic", between)
         assert backend._index() == len(rows)
+        monkeypatch.undo()
         assert backend._index() == -1  # found done
     finally:
         await book.close()
-    reopened = open_case_store(Config(state=url, state_dir=str(tmp_path)))
+        await writer.close()
+    reopened = open_case_store(config)
     try:
         assert isinstance(reopened.backend, RedisBook)
         assert reopened.backend._index() == -1
-        assert by_key(await every_row(reopened)) == by_key(rows)
+        rows = await every_row(reopened)
+        assert len(rows) == 121
+        assert sum(r.updated_at == T0 + 50_000 for r in rows) == 2
         await check_filters(reopened, rows)
     finally:
         await reopened.close()

@@ -33,6 +33,7 @@ and external subjects older than ``evidence_ttl_s``.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 import uuid
@@ -53,6 +54,7 @@ T = TypeVar("T")
 _FAILURES = (redis.RedisError, redis.exceptions.RedisClusterException, OSError)
 _LOCK_MS = 10_000
 _TIMEOUT_S = 5.0
+_INDEX_STEP = 2_000  # cases indexed by one step of the one-time build
 _PRUNE_MAX = 10_000  # evidence forgotten by one prune (the desk prunes every hour)
 _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
@@ -136,33 +138,41 @@ class RedisBook:
         self._index()
 
     def _index(self) -> int:
-        """Fill ``st:`` and ``term:`` from the rows of a book written before them (once,
-        under the writers' lock, in one MULTI); how many cases, or -1 if it was done."""
+        """Fill ``st:`` and ``term:`` from the rows of a book written before them, then set
+        ``index``; how many cases, or -1 if it was done.  In steps of ``_INDEX_STEP`` cases,
+        each under the writers' lock (far shorter than its expiry, whatever the book's
+        size) with its rows read under it; a writer between steps keeps its own row's
+        entries, so none is left stale.  The process waits for it before it reads."""
         if self._call(lambda r: r.get(self.k("index"))) == b"1":
             return -1
+        keys = sorted(bytes(k).decode() for k in self._call(lambda r: r.hvals(self.k("cases"))))
+        n = 0
+        for i in range(0, len(keys), _INDEX_STEP):
+            done = self.atomic(functools.partial(self._index_step, keys[i : i + _INDEX_STEP]))
+            if done < 0:
+                return -1  # another process finished it
+            n += done
+        self.atomic(lambda tx: tx.writes.append(("set", (self.k("index"), "1"))))
+        return n
 
-        def step(tx: _RedisTx) -> int:
-            if self.r.get(self.k("index")) == b"1":
-                return -1  # another process did it while this one waited for the lock
-            keys = [bytes(k).decode() for k in self.r.hvals(self.k("cases"))]
-            by_state: dict[str, dict[str, float]] = {}
-            by_term: dict[str, list[str]] = {}
-            n = 0
-            for i in range(0, len(keys), 1000):
-                for row in self._rows(keys[i : i + 1000]):
-                    if row.state is None:
-                        continue
-                    n += 1
-                    by_state.setdefault(row.state, {})[row.key] = row.updated_at
-                    for term in case_terms(row):
-                        by_term.setdefault(term, []).append(row.key)
-            w = tx.writes
-            w += [("zadd", (self.k("st:" + state), m)) for state, m in by_state.items()]
-            w += [("sadd", (self.k("term:" + t), *subjects)) for t, subjects in by_term.items()]
-            w.append(("set", (self.k("index"), "1")))
-            return n
-
-        return self.atomic(step)
+    def _index_step(self, keys: Sequence[str], tx: _RedisTx) -> int:
+        if self.r.get(self.k("index")) == b"1":
+            return -1
+        rows = [row for row in self._rows(keys) if row.state is not None]
+        w = tx.writes
+        for state in STATES:
+            here = {row.key: row.updated_at for row in rows if row.state == state}
+            if here:
+                w.append(("zadd", (self.k("st:" + state), here)))
+            if len(here) < len(rows):
+                others = (row.key for row in rows if row.state != state)
+                w.append(("zrem", (self.k("st:" + state), *others)))
+        by_term: dict[str, list[str]] = {}
+        for row in rows:
+            for term in case_terms(row):
+                by_term.setdefault(term, []).append(row.key)
+        w += [("sadd", (self.k("term:" + t), *subjects)) for t, subjects in by_term.items()]
+        return len(rows)
 
     def k(self, name: str) -> str:
         return self._base + name
