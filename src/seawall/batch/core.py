@@ -25,7 +25,7 @@ from seawall.store.overlay import Overlay
 log = logging.getLogger("seawall.scan")
 
 BATCH = 16  # messages per batch sent to a worker
-# Messages scanned together, stage by stage (Engine.scan_many): a cohort of 16 spent 15-25%
+# Messages scanned together, stage by stage (Engine.scan_many): a cohort of 16 spent 13-22%
 # less CPU in the scan's stages than the same messages one by one (docs/benchmarks.md).
 COHORT = 16
 COHORT_BYTES = 4 << 20  # and at most this much raw mail (one message always fits)
