@@ -17,7 +17,8 @@ one MULTI/EXEC on one slot):
 ``term:TERM``     set     the subjects whose case is found by TERM (``ip:ADDR``,
                           ``campaign:NAME``: rules.case_terms)
 ``index``         string  "1" once ``st:`` and ``term:`` hold every case (a book written
-                          before them gets them on the first open, under the lock)
+                          before them gets them on the first open, in steps under
+                          the lock)
 ``inbox``         list    evidence pushed by the scanning workers for the desk
 ``lock``          string  the writer's token, 10 s expiry: one atomic step at a time
 ================  ======  ================================================================
