@@ -247,9 +247,13 @@ class SqliteBook:
         if not self._read_index():
             return newest_first(r for r in self.case_rows() if query.matches(r))[:limit]
         clause, args = where(query)
+        # The page's keys from the indexes alone (their entries hold state, time and key),
+        # then its rows: a sort over several states never carries the rows' bodies.
         found = self._read(
-            f"SELECT r.body FROM zombie_rows r WHERE {clause}"
-            " ORDER BY r.updated_at DESC, r.key LIMIT ?",
+            "SELECT z.body FROM zombie_rows z JOIN"
+            f" (SELECT r.key AS key FROM zombie_rows r WHERE {clause}"
+            "  ORDER BY r.updated_at DESC, r.key LIMIT ?) AS p ON z.key = p.key"
+            " ORDER BY z.updated_at DESC, z.key",
             (*args, -1 if limit is None else limit),
         )
         return [ROW.decode(b) for (b,) in found]  # type: ignore[arg-type]
