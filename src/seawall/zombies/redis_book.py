@@ -92,14 +92,17 @@ class _RedisTx:
         self.writes.append(("set", (k("row:" + row.key), ENCODE.encode(row))))
         if row.state is not None:
             self.writes.append(("hset", (k("cases"), row.case_id, row.key)))
-            for state in STATES:
-                if state != row.state:
-                    self.writes.append(("zrem", (k("st:" + state), row.key)))
-            self.writes.append(("zadd", (k("st:" + row.state), {row.key: row.updated_at})))
+            # The index holds the stored row: only what changed from it is written.
+            was = None if old is None else old.state
+            if was is not None and was != row.state:
+                self.writes.append(("zrem", (k("st:" + was), row.key)))
+            if old is None or was != row.state or old.updated_at != row.updated_at:
+                self.writes.append(("zadd", (k("st:" + row.state), {row.key: row.updated_at})))
+            have = set() if old is None else case_terms(old)
             want = case_terms(row)
-            for term in (case_terms(old) if old is not None else set()) - want:
+            for term in have - want:
                 self.writes.append(("srem", (k("term:" + term), row.key)))
-            for term in want:  # all of them: a set missed before is mended by the next write
+            for term in want - have:
                 self.writes.append(("sadd", (k("term:" + term), row.key)))
         if not row.own:
             self.writes.append(("zadd", (k("ext"), {row.key: row.last_seen})))
