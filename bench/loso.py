@@ -23,7 +23,8 @@ spread evenly over it, for a loaded machine; the table says what was used.  Writ
 .cache/bench/loso.json and, with ``--write-docs``, the table into docs/benchmarks.md
 between its ``loso`` markers.  ``--misses FILE`` writes Seawall's misses (held-out spam
 below "add header", held-out ham at "add header" or worse), one JSON object a line with the
-fold, path, score, action, symbols and their evidence, for reading what a fold misses.
+fold, path, score, action, symbols and their evidence, for reading what a fold misses
+(with ``--every``: every verdict, for replaying other scores over them).
 Each fold's row in loso.json also holds the symbol scores it learned that moved from the
 shipped ones (``scores``: shipped, learned, messages seen on).
 """
@@ -124,6 +125,7 @@ def seawall_fold(
     workers: int,
     tmp: Path,
     misses: list[dict[str, Any]] | None = None,
+    every: bool = False,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(dir=tmp, prefix="fold-") as state:
         config = load_config(None, state_dir=state)
@@ -135,7 +137,7 @@ def seawall_fold(
         actions: Counter[str] = Counter()
         for record in scan_units(test, config, workers=workers):
             actions[record.action] += 1
-            if misses is not None and is_miss(record.action, label):
+            if misses is not None and (every or is_miss(record.action, label)):
                 misses.append(
                     {
                         "path": record.path,
@@ -291,6 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--write-docs", action="store_true")
     parser.add_argument("--misses", type=Path, default=None, help="write Seawall's misses")
+    parser.add_argument(
+        "--every", action="store_true", help="--misses writes every verdict, not only misses"
+    )
     args = parser.parse_args(argv)
     units = {s.name: units_of(s) for s in SOURCES}
     results: dict[str, Any] = {
@@ -324,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
                 fold: dict[str, Any] = {"label": held.label}
                 missed: list[dict[str, Any]] | None = None if args.misses is None else []
                 fold["seawall"] = seawall_fold(
-                    train, test, held.label, args.workers, Path(tmp), missed
+                    train, test, held.label, args.workers, Path(tmp), missed, args.every
                 )
                 if args.misses is not None and missed is not None:
                     with args.misses.open("a", encoding="utf-8") as fh:
