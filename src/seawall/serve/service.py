@@ -28,6 +28,7 @@ from seawall.frontends.logsafe import printable
 from seawall.message import Envelope, parse_message
 from seawall.policy.model import Action, SymbolResult, Verdict
 from seawall.quietlog import QuietLog
+from seawall.serve.cohort import Cohorts
 from seawall.store.history import record_verdict
 from seawall.zombies.sink import EvidenceSink
 
@@ -88,6 +89,7 @@ class Service:
         self._budget_s = config.serve.budget_s
         self._fail_policy = config.serve.fail_policy
         self._slots = asyncio.Semaphore(config.serve.max_scans)
+        self.cohorts = Cohorts(engine)
         self._background: set[asyncio.Task[None]] = set()
         # Verdicts for the spam history not written yet: (ip, spam) -> [count, latest time].
         self._history: dict[tuple[str, bool], list[float]] = {}
@@ -108,9 +110,11 @@ class Service:
         self.stats.in_flight += 1
         try:
             # The timeout interrupts waits (a scan slot, network detectors); the deadline
-            # stops CPU work between stages.
+            # stops CPU work between stages.  The messages waiting at the same moment are
+            # scanned together, stage by stage (cohort.py).
             async with asyncio.timeout(self._budget_s), self._slots:
-                verdict = await self.engine.scan(envelope, raw, deadline=t0 + self._budget_s)
+                scan = await self.cohorts.scan(envelope, raw, deadline=t0 + self._budget_s)
+                verdict = scan.verdict
         except TimeoutError:
             log.warning(
                 "budget of %.1fs spent: queue_id=%s client=%s",
