@@ -34,7 +34,7 @@ from seawall.zombies.sqlite_index import (
     put_terms,
     where,
 )
-from seawall.zombies.store import ENCODE, EVIDENCE, ROW, CaseQuery, newest_first
+from seawall.zombies.store import ENCODE, EVIDENCE, ROW, CaseQuery, case_terms, newest_first
 
 T = TypeVar("T")
 
@@ -89,10 +89,12 @@ class _SqliteTx:
         self.db = db
         # whether the file has the case index (updated_at, the terms); None: look
         self.indexed = has_updated_at(db) if indexed is None else indexed
+        self.seen: dict[str, Row | None] = {}  # rows as stored now, by this step's reads
 
     def row(self, key: str) -> Row | None:
         found = self.db.execute("SELECT body FROM zombie_rows WHERE key = ?", (key,)).fetchone()
-        return None if found is None else ROW.decode(found[0])
+        self.seen[key] = None if found is None else ROW.decode(found[0])
+        return self.seen[key]
 
     def has_evidence(self, evidence_id: str) -> bool:
         query = "SELECT 1 FROM zombie_evidence WHERE id = ?"
@@ -113,10 +115,14 @@ class _SqliteTx:
                 ),
             )
             return
-        self.db.execute(
-            "INSERT OR REPLACE INTO zombie_rows"
-            " (key, case_id, state, own, last_seen, body, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        if row.state is not None and row.key not in self.seen:
+            self.row(row.key)  # what it was: its terms are in the index
+        self.db.execute(  # an update in place: the key's index is left as it is
+            "INSERT INTO zombie_rows (key, case_id, state, own, last_seen, body, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET"
+            " case_id = excluded.case_id, state = excluded.state,"
+            " last_seen = excluded.last_seen, body = excluded.body,"
+            " updated_at = excluded.updated_at",
             (
                 row.key,
                 row.case_id if row.state is not None else None,
@@ -128,7 +134,9 @@ class _SqliteTx:
             ),
         )
         if row.state is not None:  # a subject's case never goes away: only cases have terms
-            put_terms(self.db, row)
+            old = self.seen[row.key]
+            put_terms(self.db, row, set() if old is None else case_terms(old))
+        self.seen[row.key] = row
 
     def put_evidence(self, key: str, evidence: Evidence, raw: bytes | None, keep: int) -> None:
         db = self.db

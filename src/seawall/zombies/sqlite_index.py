@@ -31,16 +31,12 @@ CREATE INDEX IF NOT EXISTS zombie_rows_state ON zombie_rows (state, updated_at D
 TERMS = """
 CREATE TABLE IF NOT EXISTS zombie_case_terms (term TEXT NOT NULL, key TEXT NOT NULL,
     PRIMARY KEY (term, key)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS zombie_case_terms_key ON zombie_case_terms (key);
 """
 
 
-def put_terms(db: sqlite3.Connection, row: Row) -> None:
-    """Bring ``row``'s entries in zombie_case_terms to its case_terms (inside a step)."""
-    have = {
-        str(t)
-        for (t,) in db.execute("SELECT term FROM zombie_case_terms WHERE key = ?", (row.key,))
-    }
+def put_terms(db: sqlite3.Connection, row: Row, have: set[str]) -> None:
+    """Bring ``row``'s entries in zombie_case_terms from ``have`` (the case_terms of the row
+    it replaces: the entries there are) to its case_terms (inside a step)."""
     want = case_terms(row)
     if have - want:
         db.executemany(
@@ -75,7 +71,7 @@ def add_case_index(db: sqlite3.Connection) -> int:
                 log.warning("cases: the row of %s cannot be read; left out of the index", key)
                 continue
             db.execute("UPDATE zombie_rows SET updated_at = ? WHERE key = ?", (row.updated_at, key))
-            put_terms(db, row)
+            put_terms(db, row, set())
             n += 1
     return n
 
