@@ -16,8 +16,9 @@ it:
 ``count``     ``page(limit=0)``: what each /metrics scrape asks (the count by state)
 ``walled``    ``list(states=("walled",))``: the remedies' pass, every walled case
 
-``ingest``    ``add_evidence``: a piece of evidence on a case (what the index adds to a
-              write: its state, time and terms kept in the same step)
+``ingest``    ``add_evidence`` (100 times ``--repeat``): a piece of evidence on a case, from
+              an address and of a campaign new to it (what the index adds to a write: its
+              state, time and terms kept in the same step)
 
 with the median wall time per call, this process's CPU per call and, on Redis, the
 server's (``used_cpu_user + used_cpu_sys`` of INFO).  The same script measures a tree
@@ -142,7 +143,7 @@ async def measure(book: CaseBook, redis: bool, repeat: int) -> dict[str, Any]:
         await call()  # warm: the connection, SQLite's page cache
         walls = []
         cpu0, srv0 = time.process_time(), server_cpu(book) if redis else 0.0
-        reps = repeat * 10 if name == "ingest" else repeat  # cheap: more of them
+        reps = repeat * 100 if name == "ingest" else repeat  # cheap: many more of them
         for _ in range(reps):
             t = time.perf_counter()
             await call()
