@@ -4,6 +4,7 @@ verdict scan_message gives it, its own deadline, failures and cancellation."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import ClassVar
@@ -57,8 +58,8 @@ def test_corpus_messages_in_cohorts_get_the_verdicts_of_scan_message(
         return await asyncio.gather(*(cohorts.scan(ENV, raw, deadline=None) for raw in raws))
 
     scans = loop.run_until_complete(together())
-    # All 80 were queued in one turn: cohorts of 16.
-    assert cohorts.sizes == {COHORT: len(raws) // COHORT}
+    # The first is scanned at once, alone; the 79 queued meanwhile go in cohorts of 16.
+    assert cohorts.sizes == {1: 1, COHORT: 4, 15: 1}
     for one, scan in zip(alone, scans, strict=True):
         _same(scan.verdict, one)
     assert {s.verdict.action for s in scans} != {Action.NO_ACTION}  # spam among them
@@ -72,7 +73,8 @@ class _PicksOne:
     io: ClassVar[bool] = False
 
     async def check(self, msg: Message, ctx: Context) -> Sequence[Hit]:
-        await asyncio.sleep(0.005)  # a turn of the loop inside the stage
+        if msg.subject != "lead":
+            await asyncio.sleep(0.005)  # a turn of the loop inside the stage
         if msg.subject == "bad":
             raise RuntimeError("boom")
         return (Hit("PICKY_OK"),)
@@ -126,16 +128,15 @@ async def test_one_message_s_failures_and_budget_stay_its_own(
     monkeypatch.setattr(engine_module, "parse_message", broken)
     slow = _Slow()
     cohorts = Cohorts(_engine(slow, io_timeout_s=0.2))
-    loop = asyncio.get_running_loop()
-    subjects = ["ok", "bad", "late", "parser bug", "spent", "ok too"]
-    # "spent" has 2 ms of budget: the picky stage alone takes 6 x 5 ms.
-    deadlines = {"spent": loop.time() + 0.002}
+    subjects = ["lead", "ok", "bad", "late", "parser bug", "spent", "ok too"]
+    # "spent" has 12 ms of budget: the picky stage of the six after "lead" takes 6 x 5 ms.
+    deadlines = {"spent": time.perf_counter() + 0.012}
     results = await asyncio.gather(
         *(cohorts.scan(ENV, _raw(s), deadline=deadlines.get(s)) for s in subjects),
         return_exceptions=True,
     )
-    assert cohorts.sizes == {len(subjects): 1}
-    spent = results.pop(4)
+    assert cohorts.sizes == {1: 1, 6: 1}  # "lead" alone, the others queued meanwhile
+    spent = results.pop(5)
     assert isinstance(spent, BudgetExceeded)
     assert spent.args == ("picky",)
     assert slow.cancelled == ["late"]  # at the I/O deadline; "spent"'s answer was there
@@ -143,8 +144,8 @@ async def test_one_message_s_failures_and_budget_stay_its_own(
     for result in results:
         assert isinstance(result, Scan)
         verdicts.append(result.verdict)
-    ok, bad, late, parser_bug, ok_too = verdicts
-    for fine in (ok, ok_too):
+    lead, ok, bad, late, parser_bug, ok_too = verdicts
+    for fine in (lead, ok, ok_too):
         assert set(fine.symbols) == {"PICKY_OK", "SLOW"}
     assert bad.symbols["DETECTOR_FAILED"].options == ("picky",)
     assert "SLOW" in bad.symbols
@@ -157,20 +158,22 @@ async def test_one_message_s_failures_and_budget_stay_its_own(
 async def test_a_caller_gone_cancels_its_own_scan_only() -> None:
     slow = _Slow()
     cohorts = Cohorts(_engine(slow, io_timeout_s=30.0))
-    subjects = ["one", "gone", "two", "three"]
+    subjects = ["lead", "one", "gone", "two", "three"]
     tasks = [asyncio.create_task(cohorts.scan(ENV, _raw(s), deadline=None)) for s in subjects]
-    await asyncio.sleep(0.012)  # the cohort is inside the picky stage (4 x 5 ms)
-    assert cohorts.sizes == {4: 1}
-    tasks[1].cancel()
+    while not cohorts.sizes[4]:
+        await asyncio.sleep(0.001)
+    await asyncio.sleep(0.007)  # the cohort is inside the picky stage (4 x 5 ms)
+    tasks[2].cancel()
     results = await asyncio.gather(*tasks, return_exceptions=True)
-    assert isinstance(results[1], asyncio.CancelledError)
+    assert cohorts.sizes == {1: 1, 4: 1}
+    assert isinstance(results[2], asyncio.CancelledError)
     assert slow.cancelled == ["gone"]  # its network detector stopped with it
-    for result in (results[0], *results[2:]):
+    for result in (*results[:2], *results[3:]):
         assert isinstance(result, Scan)
         assert set(result.verdict.symbols) == {"PICKY_OK", "SLOW"}
-    # Cancelled while still queued behind a cohort: it is never scanned.
+    # Cancelled while still queued behind another's scan: it is never scanned.
     first = asyncio.create_task(cohorts.scan(ENV, _raw("one"), deadline=None))
-    await asyncio.sleep(0.002)  # the runner holds "one" in its stages
+    await asyncio.sleep(0.002)  # "one" is in its stages
     queued = asyncio.create_task(cohorts.scan(ENV, _raw("gone"), deadline=None))
     await asyncio.sleep(0)
     queued.cancel()
@@ -178,7 +181,7 @@ async def test_a_caller_gone_cancels_its_own_scan_only() -> None:
     with pytest.raises(asyncio.CancelledError):
         await queued
     await asyncio.sleep(0.05)
-    assert cohorts.sizes == {4: 1, 1: 1}
+    assert cohorts.sizes == {1: 2, 4: 1}
     assert slow.cancelled == ["gone"]
 
 
@@ -196,13 +199,37 @@ async def test_a_message_alone_is_scanned_at_once_and_arrivals_join_the_next_coh
     assert cohorts.sizes == {1: 2, COHORT: 1, 3: 1}
 
 
+class _Gate:
+    """A CPU detector that holds the messages whose subject starts with "held"."""
+
+    name: ClassVar[str] = "gate"
+    symbols: ClassVar[dict[str, str]] = {}
+    io: ClassVar[bool] = False
+
+    def __init__(self) -> None:
+        self.open = asyncio.Event()
+
+    async def check(self, msg: Message, ctx: Context) -> Sequence[Hit]:
+        if msg.subject.startswith("held"):
+            await self.open.wait()
+        return ()
+
+
 async def test_a_stopped_scanner_fails_what_waits_without_hanging() -> None:
-    cohorts = Cohorts(_engine(_Slow(), io_timeout_s=30.0))
-    tasks = [asyncio.create_task(cohorts.scan(ENV, _raw(f"m{n}"), deadline=None)) for n in (1, 2)]
-    await asyncio.sleep(0.002)
-    runner = cohorts._runner
-    assert runner is not None
-    runner.cancel()
+    gate = _Gate()
+    # The network detector's turn of the loop lets the others arrive while "lead" is scanned.
+    engine = Engine(scores=load_scores(), detectors=[gate, _Slow()], limits=ParseLimits())
+    cohorts = Cohorts(engine)
+    subjects = ["lead", "held 1", "held 2"]
+    tasks = [asyncio.create_task(cohorts.scan(ENV, _raw(s), deadline=None)) for s in subjects]
+    for _ in range(1000):  # "lead" alone, then the runner, held at the gate with the others
+        if cohorts._runner is not None:
+            break
+        await asyncio.sleep(0.001)
+    assert cohorts._runner is not None
+    cohorts._runner.cancel()
     results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
-    assert all(type(r).__name__ == "ScanStopped" for r in results)
+    assert isinstance(results[0], Scan)
+    assert [type(r).__name__ for r in results[1:]] == ["ScanStopped", "ScanStopped"]
     assert cohorts._runner is None
+    assert cohorts.sizes == {1: 1, 2: 1}

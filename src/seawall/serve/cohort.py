@@ -70,16 +70,36 @@ class Cohorts:
         self.max_bytes = max_bytes
         self._queue: deque[_Waiting] = deque()
         self._runner: asyncio.Task[None] | None = None
+        self._alone = False  # a message's stages run in its caller's task (nothing else was)
         self.sizes: Counter[int] = Counter()  # cohorts scanned, by their number of messages
 
     async def scan(self, envelope: Envelope, raw: bytes, *, deadline: float | None) -> Scan:
         """Scan one message in the next cohort; ``deadline`` as for ``Engine.scan_message``."""
         loop = asyncio.get_running_loop()
         waiting = _Waiting(envelope, raw, deadline, loop.create_future())
-        self._queue.append(waiting)
-        if self._runner is None:
-            self._runner = loop.create_task(self._run())
         done = waiting.done
+        if self._runner is None and not self._alone:
+            # Nothing is being scanned: its stages run at once, in its own task (a cohort
+            # of one, which only its own caller can cancel).  What arrives meanwhile queues.
+            self._alone = True
+            self.sizes[1] += 1
+            try:
+                await self._stages([waiting])
+            except BaseException:
+                waiting.drop(None)
+                raise
+            finally:
+                self._alone = False
+                if self._queue:
+                    self._runner = loop.create_task(self._run())
+            scan, ctx, t1 = done.result()
+            try:
+                return await self.engine._finish(scan, ctx, t1)
+            finally:
+                _cancel(scan.io)
+        self._queue.append(waiting)
+        if self._runner is None and not self._alone:
+            self._runner = loop.create_task(self._run())
         try:
             scan, ctx, t1 = await done
         except asyncio.CancelledError:
