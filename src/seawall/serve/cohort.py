@@ -143,8 +143,11 @@ class Cohorts:
                         if not waiting.done.done():
                             waiting.drop(exc)
                 # The cohort's callers go on (answers, verdicts, replies), and what arrives
-                # meanwhile joins the next cohort.
+                # meanwhile joins the next cohort: a request read in one turn of the loop
+                # starts its handler in the next, so two turns unless a cohort is waiting.
                 await asyncio.sleep(0)
+                if len(self._queue) < self.size:
+                    await asyncio.sleep(0)
         except asyncio.CancelledError:
             stopped = ScanStopped("the scanner was stopped")
             for waiting in (*cohort, *self._queue):
