@@ -220,8 +220,12 @@ class CaseBook:
         query = CaseQuery(
             states=tuple(states), account=account, ip=ip, campaign=campaign, since=since
         )
-        by_state = await self._run(self.backend.case_counts, query)
-        rows = await self._run(self.backend.case_page, query, limit) if limit > 0 else []
+
+        def read() -> tuple[dict[str, int], builtins.list[Row]]:  # one hop to the thread
+            page = self.backend.case_page(query, limit) if limit > 0 else []
+            return self.backend.case_counts(query), page
+
+        by_state, rows = await self._run(read)
         return CasePage(
             cases=tuple(to_case(r) for r in rows), total=sum(by_state.values()), by_state=by_state
         )
