@@ -101,18 +101,19 @@ class _SqliteTx:
         return self.db.execute(query, (evidence_id,)).fetchone() is not None
 
     def put_row(self, row: Row) -> None:
+        values = (
+            row.key,
+            row.case_id if row.state is not None else None,
+            row.state,
+            int(row.own),
+            row.last_seen,
+            ENCODE.encode(row),
+        )
         if not self.indexed:  # a file of an earlier release, not yet opened by the desk
             self.db.execute(
                 "INSERT OR REPLACE INTO zombie_rows (key, case_id, state, own, last_seen, body)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    row.key,
-                    row.case_id if row.state is not None else None,
-                    row.state,
-                    int(row.own),
-                    row.last_seen,
-                    ENCODE.encode(row),
-                ),
+                values,
             )
             return
         if row.state is not None and row.key not in self.seen:
@@ -123,15 +124,7 @@ class _SqliteTx:
             " case_id = excluded.case_id, state = excluded.state,"
             " last_seen = excluded.last_seen, body = excluded.body,"
             " updated_at = excluded.updated_at",
-            (
-                row.key,
-                row.case_id if row.state is not None else None,
-                row.state,
-                int(row.own),
-                row.last_seen,
-                ENCODE.encode(row),
-                row.updated_at,
-            ),
+            (*values, row.updated_at),
         )
         if row.state is not None:  # a subject's case never goes away: only cases have terms
             old = self.seen[row.key]
