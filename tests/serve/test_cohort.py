@@ -233,3 +233,45 @@ async def test_a_stopped_scanner_fails_what_waits_without_hanging() -> None:
     assert [type(r).__name__ for r in results[1:]] == ["ScanStopped", "ScanStopped"]
     assert cohorts._runner is None
     assert cohorts.sizes == {1: 1, 2: 1}
+
+
+async def test_service_with_cohorts_keeps_its_budget_fail_policy_and_verdicts(
+    tmp_path: Path,
+) -> None:
+    from tests.serve.test_service import RAW, configured, engine_for
+
+    from seawall.serve.service import Service
+    from seawall.store.memory import MemoryStore
+
+    config = configured(tmp_path, budget_s=0.2, cohort=COHORT)
+    service = Service(engine_for(config, slow=True), config, store=MemoryStore())
+    assert service.cohorts is not None
+    spent = await asyncio.gather(*(service.check(ENV, RAW) for _ in range(3)))
+    assert {v.forced_by for v in spent} == {"SCAN_TIMEOUT"}
+    assert service.stats.actions["soft reject"] == 3
+    assert service.cohorts.sizes == {1: 1, 2: 1}
+
+    config = configured(tmp_path, budget_s=0.0005, cohort=COHORT)
+    huge = await Service(engine_for(config), config).check(ENV, RAW + b"word " * 200_000)
+    assert huge.forced_by == "SCAN_TIMEOUT"
+
+    config = configured(tmp_path, cohort=COHORT)
+    engine = engine_for(config)
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("bug")
+
+    engine._finish = broken  # type: ignore[method-assign]
+    failed = await Service(engine, config).check(ENV, RAW)
+    assert failed.forced_by == "SCAN_FAILED"
+
+    one_by_one = Service(engine_for(configured(tmp_path)), configured(tmp_path))
+    assert one_by_one.cohorts is None
+    together = Service(engine_for(config), config)
+    raws = [RAW.replace(b"meeting", b"meeting %d" % n) for n in range(20)]
+    alone = [await one_by_one.check(Envelope(), raw) for raw in raws]
+    grouped = await asyncio.gather(*(together.check(Envelope(), raw) for raw in raws))
+    assert together.cohorts is not None
+    assert together.cohorts.sizes == {1: 1, COHORT: 1, 3: 1}
+    for a, b in zip(alone, grouped, strict=True):
+        assert (a.action, a.score, list(a.symbols)) == (b.action, b.score, list(b.symbols))

@@ -93,7 +93,7 @@ async def test_an_internal_error_tempfails(tmp_path: Path) -> None:
     async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("bug")
 
-    engine._finish = broken  # type: ignore[method-assign]
+    engine.scan = broken  # type: ignore[method-assign]
     verdict = await Service(engine, config).check(ENV, RAW)
     assert verdict.action is Action.SOFT_REJECT
     assert verdict.forced_by == "SCAN_FAILED"

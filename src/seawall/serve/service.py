@@ -89,7 +89,9 @@ class Service:
         self._budget_s = config.serve.budget_s
         self._fail_policy = config.serve.fail_policy
         self._slots = asyncio.Semaphore(config.serve.max_scans)
-        self.cohorts = Cohorts(engine)
+        # The messages waiting at the same moment scanned together (serve.cohort > 1).
+        cohort = config.serve.cohort
+        self.cohorts = Cohorts(engine, size=cohort) if cohort > 1 else None
         self._background: set[asyncio.Task[None]] = set()
         # Verdicts for the spam history not written yet: (ip, spam) -> [count, latest time].
         self._history: dict[tuple[str, bool], list[float]] = {}
@@ -110,11 +112,14 @@ class Service:
         self.stats.in_flight += 1
         try:
             # The timeout interrupts waits (a scan slot, network detectors); the deadline
-            # stops CPU work between stages.  The messages waiting at the same moment are
-            # scanned together, stage by stage (cohort.py).
+            # stops CPU work between stages.
             async with asyncio.timeout(self._budget_s), self._slots:
-                scan = await self.cohorts.scan(envelope, raw, deadline=t0 + self._budget_s)
-                verdict = scan.verdict
+                deadline = t0 + self._budget_s
+                if self.cohorts is None:
+                    verdict = await self.engine.scan(envelope, raw, deadline=deadline)
+                else:
+                    scan = await self.cohorts.scan(envelope, raw, deadline=deadline)
+                    verdict = scan.verdict
         except TimeoutError:
             log.warning(
                 "budget of %.1fs spent: queue_id=%s client=%s",
