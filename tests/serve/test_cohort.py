@@ -192,7 +192,11 @@ async def test_a_message_alone_is_scanned_at_once_and_arrivals_join_the_next_coh
     assert set(alone.verdict.symbols) == {"PICKY_OK", "SLOW"}
     assert cohorts.sizes == {1: 1}
     first = asyncio.create_task(cohorts.scan(ENV, _raw("first"), deadline=None))
-    await asyncio.sleep(0.002)  # "first" is in its stages when the others arrive
+    for _ in range(10_000):  # "first" is in its stages when the others arrive
+        if cohorts._alone:
+            break
+        await asyncio.sleep(0)
+    assert cohorts._alone
     later = [cohorts.scan(ENV, _raw(f"m{n}"), deadline=None) for n in range(COHORT + 3)]
     scans = await asyncio.wait_for(asyncio.gather(first, *later), 30)
     assert all("PICKY_OK" in s.verdict.symbols for s in scans)
