@@ -1,6 +1,6 @@
 """CPU a message of ``Service.check`` in process, at a fixed number of messages in flight.
 
-    .venv/bin/python -m bench.service_cpu [--messages N] [--concurrency 1 4 16 64] [--cohort 16]
+    .venv/bin/python -m bench.service_cpu [--messages N] [--concurrency 1 4 16 64]
 
 What one serve worker spends on the scan itself, without the HTTP front end, the load
 client or the campaign tracker process competing for the cores: the engine of a frozen batch
@@ -23,8 +23,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-
-import msgspec
 
 from seawall import corpus
 from seawall.batch import _frozen_engine
@@ -50,7 +48,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=1500)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16, 64])
     parser.add_argument("--repeat", type=int, default=2)
-    parser.add_argument("--cohort", type=int, default=1, help="serve.cohort (1: one by one)")
     parser.add_argument("--state", help="a learned state dir, copied first (default: a new one)")
     args = parser.parse_args(argv)
     items = list(corpus.iter_split(corpus.items(corpus.SPAMASSASSIN), train=False))
@@ -61,9 +58,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.state:
             shutil.copytree(args.state, state)
         config = load_config(None, state_dir=state)
-        if args.cohort > 1:  # serve.cohort (a tree before it had no such setting)
-            serve = msgspec.structs.replace(config.serve, cohort=args.cohort)
-            config = msgspec.structs.replace(config, serve=serve)
         engine = _frozen_engine(config)
         service = Service(engine, config)  # no store: no greylist or history writes
         loop = engine.event_loop()
@@ -80,10 +74,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "cpu_us_per_msg": round(best_cpu * 1e6 / len(raws), 1),
                 "msgs_per_s": round(len(raws) / best_wall, 1),
             }
-        sizes = getattr(getattr(service, "cohorts", None), "sizes", None)
-        if sizes:
-            total = sum(n * count for n, count in sizes.items())
-            out["mean_cohort"] = round(total / sum(sizes.values()), 2)
         engine.close()
     json.dump(out, sys.stdout)
     print()

@@ -822,9 +822,6 @@ class ServeSettings(Section):
     fail_policy: Literal["tempfail", "accept"] = "tempfail"
     # Messages scanned at once per worker; more wait (backpressure) within their budget.
     max_scans: Annotated[int, msgspec.Meta(ge=1)] = 64
-    # Messages waiting in a worker scanned together, stage by stage (serve/cohort.py); 1
-    # scans each on its own (docs/benchmarks.md, issue 14: not faster through serve yet).
-    cohort: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
     # Open client connections per worker and listener.  Past it, the idle and the slow
     # connections are closed first to make room; with none of those, a new connection gets
     # the protocol's tempfail and is closed.

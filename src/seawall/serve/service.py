@@ -28,7 +28,6 @@ from seawall.frontends.logsafe import printable
 from seawall.message import Envelope, parse_message
 from seawall.policy.model import Action, SymbolResult, Verdict
 from seawall.quietlog import QuietLog
-from seawall.serve.cohort import Cohorts
 from seawall.store.history import record_verdict
 from seawall.zombies.sink import EvidenceSink
 
@@ -89,9 +88,6 @@ class Service:
         self._budget_s = config.serve.budget_s
         self._fail_policy = config.serve.fail_policy
         self._slots = asyncio.Semaphore(config.serve.max_scans)
-        # The messages waiting at the same moment scanned together (serve.cohort > 1).
-        cohort = config.serve.cohort
-        self.cohorts = Cohorts(engine, size=cohort) if cohort > 1 else None
         self._background: set[asyncio.Task[None]] = set()
         # Verdicts for the spam history not written yet: (ip, spam) -> [count, latest time].
         self._history: dict[tuple[str, bool], list[float]] = {}
@@ -114,12 +110,7 @@ class Service:
             # The timeout interrupts waits (a scan slot, network detectors); the deadline
             # stops CPU work between stages.
             async with asyncio.timeout(self._budget_s), self._slots:
-                deadline = t0 + self._budget_s
-                if self.cohorts is None:
-                    verdict = await self.engine.scan(envelope, raw, deadline=deadline)
-                else:
-                    scan = await self.cohorts.scan(envelope, raw, deadline=deadline)
-                    verdict = scan.verdict
+                verdict = await self.engine.scan(envelope, raw, deadline=t0 + self._budget_s)
         except TimeoutError:
             log.warning(
                 "budget of %.1fs spent: queue_id=%s client=%s",
