@@ -63,16 +63,16 @@ if TYPE_CHECKING:
 _CHUNK = 500
 TIMEOUT_S = 5.0  # the history's own socket and connect timeout (a URL's own wins)
 
-# KEYS: ids, rec, kept, keptz, keptbytes, then the counter hashes the batch touches.
-# ARGV: the counters' TTL, max records, oldest kept time, max kept bytes, the batch as
+# KEYS: ids, rec, kept, keptz, keptbytes, then the counter hashes the batch touches. ARGV:
+# the counters' TTL, max records, oldest kept time, max kept bytes, the batch as
 # MessagePack, then the raw messages kept.  Per record the batch holds its id, time, JSON,
-# the index in ARGV of its raw message (0: none kept), and its counter updates as (index of
-# the hash in KEYS, field) pairs, one flat list.  (The raw messages go apart because Redis's
-# MessagePack reader knows no binary strings.)  A record whose id is in the rec hash already was written by an earlier try
-# of this batch: nothing of it is written again.  The counters of the new records are
-# summed and added once per field.  Then the trim: the oldest records beyond max records,
-# kept messages older than the oldest kept time, then the oldest kept messages while their
-# total is over max kept bytes.
+# the index in ARGV of its raw message (0: none kept), and its counter updates as (index
+# of the hash in KEYS, field) pairs, one flat list.  (The raw messages go apart because
+# Redis's MessagePack reader knows no binary strings.)  A record whose id is in the rec
+# hash already was written by an earlier try of this batch: nothing of it is written
+# again.  The counters of the new records are summed and added once per field.  Then the
+# trim: the oldest records beyond max records, kept messages older than the oldest kept
+# time, then the oldest kept messages while their total is over max kept bytes.
 _WRITE = """
 local counts = {}
 for _, r in ipairs(cmsgpack.unpack(ARGV[5])) do
