@@ -165,3 +165,55 @@ def test_a_cohort_read_from_files_keeps_its_order_and_reports_what_is_missing(
     for record, verdict in zip(records[:3] + records[4:], alone, strict=True):
         assert (record.action, record.score) == (verdict.action.value, verdict.score)
         assert record.symbols == {name: s.score for name, s in verdict.symbols.items()}
+
+
+class _Starts:
+    """An I/O detector with a synchronous ``start()`` that records each call; it fails to
+    start on a message whose subject is ``no start``."""
+
+    io: ClassVar[bool] = True
+
+    def __init__(self, name: str, calls: list[tuple[str, str]]) -> None:
+        self.name = name
+        self.symbols = {f"{name.upper()}_SEEN": "started"}
+        self.calls = calls
+
+    async def check(self, msg: Message, ctx: Context) -> Sequence[Hit]:
+        return await self.start(msg, ctx)
+
+    def start(self, msg: Message, ctx: Context) -> asyncio.Future[Sequence[Hit]]:
+        self.calls.append((self.name, msg.subject))
+        if msg.subject == "no start":
+            raise RuntimeError("cannot start")
+        done: asyncio.Future[Sequence[Hit]] = asyncio.get_running_loop().create_future()
+        done.set_result((Hit(f"{self.name.upper()}_SEEN", options=(msg.subject,)),))
+        return done
+
+
+def test_a_cohort_starts_its_io_detectors_one_detector_at_a_time() -> None:
+    calls: list[tuple[str, str]] = []
+    eng = Engine(
+        scores=load_scores(),
+        detectors=[_Starts("first", calls), _Starts("second", calls)],
+        limits=ParseLimits(),
+    )
+    subjects = ["one", "no start", "three"]
+    raws = [b"From: a@b.example\r\nSubject: %s\r\n\r\nhello\r\n" % s.encode() for s in subjects]
+    try:
+        loop = eng.event_loop()
+        together = loop.run_until_complete(eng.scan_many(raws))
+        assert calls == [("first", s) for s in subjects] + [("second", s) for s in subjects]
+        calls.clear()
+        alone = [eng.scan_sync(Envelope(), raw).verdict for raw in raws]
+    finally:
+        eng.close()
+    assert calls == [(name, s) for s in subjects for name in ("first", "second")]
+    verdicts = [scan.verdict for scan in together if isinstance(scan, Scan)]
+    assert len(verdicts) == len(raws)
+    for verdict, one in zip(verdicts, alone, strict=True):
+        _same(verdict, one)
+    assert verdicts[0].symbols["FIRST_SEEN"].options == ("one",)
+    assert verdicts[2].symbols["SECOND_SEEN"].options == ("three",)
+    assert "DETECTOR_FAILED" in verdicts[1].symbols
+    assert not {"FIRST_SEEN", "SECOND_SEEN"} & set(verdicts[1].symbols)
+    assert all("DETECTOR_FAILED" not in v.symbols for v in (verdicts[0], verdicts[2]))

@@ -206,7 +206,7 @@ class Engine:
         ctx = self._context(scan, envelope, language, now)
         try:
             if self._io:
-                scan.io_deadline, scan.io = await self._start_io(scan.msg, ctx)
+                await self._start_io(scan, ctx)
             if scan.io:  # the I/O detectors' first step (their CPU work up to their first wait)
                 t2 = clock()
                 times.add("io start", t2 - t1)
@@ -255,12 +255,8 @@ class Engine:
         ]
         try:
             if self._io:
-                turn = False  # one turn of the loop for all their tasks (the campaigns' step)
-                for scan, ctx in zip(scans, contexts, strict=True):
-                    scan.io_deadline, scan.io, needs = self._start_all(scan.msg, ctx)
-                    turn = turn or needs
-                if turn:
-                    await asyncio.sleep(0)
+                if self._start_all(scans, contexts):
+                    await asyncio.sleep(0)  # one turn of the loop for all their tasks
                 t2 = clock()
                 times.add("io start", t2 - t1)
                 t1 = t2
@@ -372,9 +368,7 @@ class Engine:
         except TimeoutError as exc:
             _failed(current, exc, "after the verdict")
 
-    async def _start_io(
-        self, msg: Message, ctx: Context
-    ) -> tuple[float, list[tuple[Detector, Awaitable[Sequence[Hit]] | None]]]:
+    async def _start_io(self, scan: _Scanning, ctx: Context) -> None:
         """Start the network-bound detectors before the CPU ones, so their waits overlap.
 
         A task that was only created has not run yet, so a detector with a synchronous
@@ -383,31 +377,31 @@ class Engine:
         the others run as tasks and get one turn of the loop here to send theirs.  All of
         them share one deadline, ``io_timeout_s`` from now.
         """
-        deadline, started, turn = self._start_all(msg, ctx)
-        if turn:
+        if self._start_all((scan,), (ctx,)):
             await asyncio.sleep(0)
-        return deadline, started
 
-    def _start_all(self, msg: Message, ctx: Context) -> tuple[float, _Pending, bool]:
-        """:meth:`_start_io` up to the turn of the loop its tasks need (the third value:
-        whether they need one)."""
+    def _start_all(self, scans: Sequence[_Scanning], contexts: Sequence[Context]) -> bool:
+        """:meth:`_start_io` for messages scanned together, up to the turn of the loop their
+        tasks need (returned: whether they need one).  Detector by detector, as the CPU
+        stages: each one's ``start()`` over every message before the next detector's."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.io_timeout_s
-        started: _Pending = []
+        for scan in scans:
+            scan.io_deadline = loop.time() + self.io_timeout_s
         turn = False
         for detector, starts in self._io:
-            pending: Awaitable[Sequence[Hit]] | None
-            if starts is None:
-                turn = True
-                pending = loop.create_task(detector.check(msg, ctx))
-            else:
-                try:
-                    pending = starts.start(msg, ctx)
-                except Exception as exc:
-                    _failed(detector.name, exc)
-                    pending = None
-            started.append((detector, pending))
-        return deadline, started, turn
+            for scan, ctx in zip(scans, contexts, strict=True):
+                pending: Awaitable[Sequence[Hit]] | None
+                if starts is None:
+                    turn = True
+                    pending = loop.create_task(detector.check(scan.msg, ctx))
+                else:
+                    try:
+                        pending = starts.start(scan.msg, ctx)
+                    except Exception as exc:
+                        _failed(detector.name, exc)
+                        pending = None
+                scan.io.append((detector, pending))
+        return turn
 
     async def _collect_io(
         self,
