@@ -89,12 +89,50 @@ async def test_outlook_express_after_it_was_discontinued() -> None:
         **{
             "X-Mailer": "Microsoft Outlook Express 6.00.2900.2180",
             "Message-ID": OE_MID,
+            "X-MimeOLE": "Produced By Microsoft MimeOLE V6.00.2900.2180",
         }
     )
     assert await symbols(raw) == set()
     later = Context(now=parse_date("Mon, 03 Mar 2025 09:00:00 +0000") or 0.0)
     raw = raw.replace(b"Jul 2003", b"Mar 2025").replace(b"Tue, 01", b"Mon, 03")
     assert set(await scan(DETECTOR, msg(raw, RELAY), later)) == {"HDR_XMAILER_OUTDATED"}
+
+
+@pytest.mark.parametrize(
+    ("mailer", "mid"),
+    [
+        ("Microsoft Outlook Express 6.00.2800.1158", OE_MID),
+        ("Microsoft Outlook Express 5.50.4133.2400", OE_MID),
+        ("Microsoft Outlook IMO, Build 9.0.2416 (9.0.2910.0)", OE_MID),
+        ("Microsoft Outlook, Build 10.0.2627", OE_MID),
+        ("Microsoft Office Outlook, Build 11.0.5510", OE_MID),
+    ],
+)
+async def test_windows_outlook_without_its_mimeole(mailer: str, mid: str) -> None:
+    mimeole = "Produced By Microsoft MimeOLE V6.00.2800.1165"
+    raw = inline(**{"X-Mailer": mailer, "Message-ID": mid, "X-MimeOLE": mimeole})
+    assert await symbols(raw) == set()
+    raw = inline(**{"X-Mailer": mailer, "Message-ID": mid})
+    assert await symbols(raw) == {"HDR_XMAILER_NO_MIMEOLE"}
+
+
+@pytest.mark.parametrize(
+    "mailer",
+    [
+        # Outlook for the Macintosh and Outlook 2007 and later never wrote the field.
+        "Microsoft Outlook Express Macintosh Edition - 5.01 (1630)",
+        "Microsoft-Outlook-Express-Macintosh-Edition/5.02.2022",
+        "Microsoft Office Outlook 12.0",
+        "Microsoft Outlook 14.0",
+    ],
+)
+async def test_outlooks_that_never_wrote_mimeole(mailer: str) -> None:
+    assert "HDR_XMAILER_NO_MIMEOLE" not in await symbols(inline(**{"X-Mailer": mailer}))
+
+
+async def test_a_forged_outlook_spelling_is_not_also_missing_mimeole() -> None:
+    raw = inline(**{"X-Mailer": "Microsoft Outlook Express 6.00.2600.0000 DM"})
+    assert await symbols(raw) == {"HDR_XMAILER_FORGED_OUTLOOK"}
 
 
 @pytest.mark.parametrize(
@@ -109,17 +147,25 @@ async def test_outlook_express_after_it_was_discontinued() -> None:
         {"Date": "Tue, 1 Jul 03 04:52:37 EDT"},
         {"Message-ID": "<20030701.GA1234@example.org> (added by mx)"},
         {"Message-ID": "<abc@mail.gmail.com>", "To": "bob@gmail.com"},
-        {"X-Mailer": "Microsoft Outlook, Build 10.0.2627"},
+        {
+            "X-Mailer": "Microsoft Outlook, Build 10.0.2627",
+            "X-MimeOLE": "Produced By Microsoft MimeOLE V6.00.2600.0000",
+        },
         {
             "X-Mailer": "Microsoft Outlook 16.0",
             "Message-ID": "<000001d5a1b2$c3d4e5f6$a7b8c9d0@x.org>",
         },
         {"User-Agent": "Mutt/1.4i"},
         {"User-Agent": "Microsoft-Outlook-Express-Macintosh-Edition/5.02.2106"},
-        {"X-Mailer": "Microsoft Outlook Express 5.00.2615.200", "Message-ID": OE_MID},
+        {
+            "X-Mailer": "Microsoft Outlook Express 5.00.2615.200",
+            "Message-ID": OE_MID,
+            "X-MimeOLE": "Produced By Microsoft MimeOLE V6.00.2600.0000",
+        },
         {
             "X-Mailer": "Microsoft Outlook Express 6.00.2600.0000",
             "Message-ID": "<OE17Bc@hotmail.com>",
+            "X-MimeOLE": "Produced By Microsoft MimeOLE V6.00.2600.0000",
         },
         {"Precedence": "list"},
         {"Precedence": "bulk", "List-Id": "<talk.lists.example.org>"},

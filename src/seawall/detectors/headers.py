@@ -54,6 +54,16 @@ _OUTLOOK_GENUINE = re.compile(
 _OUTLOOK_DOLLAR_MID = re.compile(
     r"microsoft (?:outlook express \d|office outlook|outlook 1[4-6]\.0)", re.IGNORECASE
 )
+# The Windows Outlooks up to 2003, whose MIME engine always writes "X-MimeOLE: Produced By
+# Microsoft MimeOLE ...": Outlook Express 4-6 (not the Macintosh edition), Outlook 98
+# ("8.5"), 2000 and XP ("Build 9.0/10.0", IMO and CWS), Office Outlook 2003 ("Build 11.0").
+# Every genuine one of these in the shared corpora's ham carries the field (554 messages);
+# ratware copies the X-Mailer line and not the field (330 of their spam).
+_MIMEOLE_WRITERS = re.compile(
+    r"microsoft (?:outlook express [456]\.|outlook(?: imo| cws)?, build"
+    r"|outlook 8\.5, build|office outlook, build 11\.)",
+    re.IGNORECASE,
+)
 # Outlook Express ended with Windows XP; in mail dated after 2012 it is a bot's disguise.
 _OUTLOOK_EXPRESS_END = calendar.timegm((2012, 1, 1, 0, 0, 0))
 
@@ -94,6 +104,7 @@ class HeadersDetector:
         "HDR_XMAILER_PHP": "X-Mailer of a PHP script (compromised web sites)",
         "HDR_XMAILER_FORGED_OUTLOOK": "Outlook X-Mailer that real Outlook never sends",
         "HDR_XMAILER_OUTDATED": "Outlook Express years after it was discontinued",
+        "HDR_XMAILER_NO_MIMEOLE": "Windows Outlook X-Mailer without the X-MimeOLE it writes",
         "HDR_PRECEDENCE_BULK": "Precedence: bulk or junk",
         "HDR_BULK_NO_UNSUB": "Bulk mail without List-Unsubscribe",
     }
@@ -251,7 +262,8 @@ class HeadersDetector:
             elif low.startswith(("php/", "phpmailer")):
                 hits.append(Hit("HDR_XMAILER_PHP", options=(mailer[:60],)))
             if "outlook" in low and low.startswith("microsoft"):
-                self._outlook(mailer, mid, date, hits)
+                mimeole = bool(headers.get_all("X-MimeOLE"))
+                self._outlook(mailer, mid, date, mimeole, hits)
         elif _OUTLOOK_MID.match(mid):
             hits.append(Hit("HDR_MID_FORGED_OUTLOOK"))
         precedence = headers.get_all("Precedence")
@@ -261,10 +273,15 @@ class HeadersDetector:
         if bulk and not is_list_mail(headers):
             hits.append(Hit("HDR_BULK_NO_UNSUB"))
 
-    def _outlook(self, mailer: str, mid: str, date: float | None, hits: list[Hit]) -> None:
-        if not _OUTLOOK_GENUINE.match(mailer):
+    def _outlook(
+        self, mailer: str, mid: str, date: float | None, mimeole: bool, hits: list[Hit]
+    ) -> None:
+        genuine = _OUTLOOK_GENUINE.match(mailer) is not None
+        if not genuine:
             hits.append(Hit("HDR_XMAILER_FORGED_OUTLOOK", options=(mailer[:60],)))
-        elif (
+        elif not mimeole and _MIMEOLE_WRITERS.match(mailer):
+            hits.append(Hit("HDR_XMAILER_NO_MIMEOLE", options=(mailer[:60],)))
+        if genuine and (
             _OUTLOOK_DOLLAR_MID.match(mailer)
             and mid
             and not _OUTLOOK_MID.match(mid)
