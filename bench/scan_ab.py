@@ -10,8 +10,14 @@ of ``--state``, and reports:
   each other (what moves from run to run of one tree: in a scan that learns as it goes,
   campaigns and reputation depend on how the workers interleave);
 - the CPU of each run (user + sys of the scan and all its processes, per message), the
-  median per tree and the ratio new/base; the per-stage ms/msg of ``--profile``;
+  median per tree and the ratio new/base; the ratio within each round (its two runs ran
+  back to back) and their median; the wall time of each run; the per-stage ms/msg of
+  ``--profile``;
 - the load average before each run.
+
+The rounds alternate which tree goes first (base-new, new-base, ...), so that a load that
+rises or falls through the run does not favour one tree.  The scans run with their
+compiled modules kept (``PYTHONDONTWRITEBYTECODE`` unset), as an installed Seawall does.
 
     python -m bench.scan_ab --base /work/wt-base/src --new src --state STATE \\
         --mode frozen --workers 1 --rounds 1 /tmp/sa-test
@@ -33,6 +39,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +60,7 @@ class Run:
     records: dict[str, dict[str, Any]]
     stages: dict[str, float] = field(default_factory=dict)
     load: float = 0.0
+    wall_s: float = 0.0
 
     @property
     def cpu_ms_per_msg(self) -> float:
@@ -67,11 +75,14 @@ def scan(
         copy = Path(tmp) / "state"
         shutil.copytree(state, copy)
         env = dict(os.environ, PYTHONPATH=src)
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         command = [python, "-m", "seawall", "scan", "--json", "--profile", "--state", str(copy)]
         command += [*_MODES[mode], "--workers", str(workers), *paths]
         load = os.getloadavg()[0]
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
         done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        wall = time.perf_counter() - started
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"{label}: scan failed ({done.returncode}):\n{done.stderr[-2000:]}")
@@ -79,13 +90,13 @@ def scan(
     for line in done.stdout.splitlines():
         record = json.loads(line)
         records[record["path"]] = record
-    stages = {}
+    stages: dict[str, float] = {}
     for line in done.stderr.splitlines():
         found = _STAGE.match(line)
         if found:
             stages.setdefault(found.group(1), float(found.group(2)))
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return Run(label, cpu, len(records), records, stages, load)
+    return Run(label, cpu, len(records), records, stages, load, wall)
 
 
 def compare(base: Run, new: Run) -> dict[str, int]:
@@ -137,7 +148,16 @@ def report(label: str, runs: list[Run], base_name: str, new_name: str) -> None:
     for name, rs in by_tree.items():
         each = ", ".join(f"{r.cpu_ms_per_msg:.3f} (load {r.load:.2f})" for r in rs)
         print(f"  {name:5s} median {medians[name]:.3f}   runs: {each}")
+        walls = ", ".join(f"{r.wall_s:.2f}" for r in rs)
+        wall = statistics.median(r.wall_s for r in rs)
+        print(f"  {name:5s} wall s median {wall:.2f}   runs: {walls}")
     print(f"  new/base {medians[new_name] / medians[base_name]:.3f}")
+    pairs = [
+        new.cpu_ms_per_msg / base.cpu_ms_per_msg
+        for base, new in zip(by_tree[base_name], by_tree[new_name], strict=True)
+    ]
+    each = ", ".join(f"{ratio:.3f}" for ratio in pairs)
+    print(f"  new/base within each round: {each}; median {statistics.median(pairs):.3f}")
     stages = sorted({s for r in runs for s in r.stages})
     if stages:
         print("  stage ms/msg (median):  " + "  ".join(f"{s:>10s}" for s in ("base", "new")))
@@ -167,16 +187,18 @@ def main(argv: list[str] | None = None) -> int:
         differing = 0
         for label, paths in sets.items():
             runs: list[Run] = []
-            for _ in range(args.rounds):
-                for name, src in (("base", args.base), ("new", args.new)):
+            trees = [("base", args.base), ("new", args.new)]
+            for turn in range(args.rounds):
+                for name, src in trees if turn % 2 == 0 else trees[::-1]:
                     runs.append(
                         scan(src, paths, args.state, args.mode, args.workers, args.python, name)
                     )
-            counts = compare(runs[0], runs[1])
+            bases = [r for r in runs if r.tree == "base"]
+            counts = compare(bases[0], next(r for r in runs if r.tree == "new"))
             differing += sum(v for k, v in counts.items() if k != "messages")
             print(f"{label}: verdicts compared {json.dumps(counts)}")
             if args.rounds > 1:  # what moves between two runs of one tree, for scale
-                control = compare(runs[0], runs[2])
+                control = compare(bases[0], bases[1])
                 print(f"{label}: base against base (control) {json.dumps(control)}")
             report(label, runs, "base", "new")
     print("verdicts: the same" if not differing else f"verdicts: {differing} differences")

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import tempfile
 from collections import deque
 from collections.abc import Generator, Iterator, Sequence
@@ -50,6 +49,7 @@ from seawall.batch.core import (
     _overlay,
     cohorts,
     scan_cohort,
+    scan_gc,
     scan_unit,
     to_record,
 )
@@ -83,6 +83,7 @@ __all__ = [
     "_shared_counts",
     "cohorts",
     "scan_cohort",
+    "scan_gc",
     "scan_unit",
     "scan_units",
     "to_record",
@@ -210,11 +211,10 @@ def _scan_feeding(
 def _scan_here(engine: Engine, units: Sequence[Unit], times: StageTimes | None) -> Iterator[Record]:
     """In this process, a window at a time, yielding each record once it is next in order;
     the engine's stage times go into ``times`` at the end."""
-    gc.freeze()  # what start-up loaded: no collection walks it again during the scan
     try:
-        yield from _in_order(engine, units)
+        with scan_gc():
+            yield from _in_order(engine, units)
     finally:
-        gc.unfreeze()
         if times is not None:
             times.merge(engine.times)
 

@@ -6,6 +6,8 @@ processes (:mod:`seawall.batch.workers`).
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import logging
 from collections.abc import Iterator, Sequence
 
@@ -43,6 +45,12 @@ BATCH_IO_TIMEOUT_S = 30.0  # the engine's I/O budget in a batch scan, at least (
 # work of the WINDOW messages ahead of it is done: up to 1.7 s at p99 on a loaded 2-core
 # host, past the live default of 1 s (docs/benchmarks.md, "Verdicts and scan order").
 BATCH_HOLD_S = 10.0
+# Objects allocated, less those freed, between two young collections while a scan runs.
+# Nearly all of a message's objects go by reference count when it is done: collections
+# over whole scans of the SpamAssassin test half found no cycle at all, and at Python's 700
+# each worker ran 120-130 young collections (and 11 older ones) for 4% of its CPU; at this
+# threshold 4-5 young ones for a fifth of that (docs/benchmarks.md, "Throughput").
+SCAN_GC_YOUNG = 10_000
 
 
 class Record(msgspec.Struct, frozen=True, gc=False):
@@ -132,6 +140,21 @@ def cohorts(units: Sequence[Unit], sizes: Sequence[int]) -> Iterator[tuple[list[
         held += size
     if group:
         yield group, held
+
+
+@contextlib.contextmanager
+def scan_gc() -> Iterator[None]:
+    """For a scan in this process: what start-up loaded is frozen (no collection walks it
+    again, and a forked worker leaves its pages shared) and young collections run every
+    ``SCAN_GC_YOUNG`` objects; both undone at the end."""
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(max(threshold[0], SCAN_GC_YOUNG), *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
 
 
 def _record(unit: Unit, raw: bytes, verdict: Verdict) -> Record:

@@ -21,6 +21,7 @@ import msgspec
 from seawall.batch.core import (
     BATCH,
     DEPTH,
+    SCAN_GC_YOUNG,
     WINDOW,
     WINDOW_BYTES,
     Record,
@@ -28,6 +29,7 @@ from seawall.batch.core import (
     _overlay,
     cohorts,
     scan_cohort,
+    scan_gc,
 )
 from seawall.campaigns.client import TrackerClient
 from seawall.campaigns.remote import RemoteTracker
@@ -81,6 +83,7 @@ def _serve_tracker(tracker: Tracker, name: str, ready: Connection, parent: int) 
     import uvloop
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a ^C stops the scan, and the scan stops us
+    gc.freeze()  # the tracker as loaded and what the parent imported: never walked again
 
     async def serve() -> None:
         stop = asyncio.Event()
@@ -149,7 +152,9 @@ def _scan_forked(
     # and start in milliseconds; its pages stay shared until written.
     method = "fork" if hasattr(os, "fork") else "spawn"
     _engine = engine if method == "fork" else None
-    gc.freeze()  # the workers' collections skip the engine (and leave its pages shared)
+    # The workers inherit it: their collections skip the engine (its pages stay shared).
+    collecting = contextlib.ExitStack()
+    collecting.enter_context(scan_gc())
     pool: list[_Worker] = []
     try:
         context = multiprocessing.get_context(method)
@@ -182,7 +187,7 @@ def _scan_forked(
             worker.process.join(30.0)
     finally:
         _engine = None
-        gc.unfreeze()
+        collecting.close()
         for worker in pool:
             if worker.process.is_alive():
                 worker.process.terminate()
@@ -214,6 +219,8 @@ def _worker_main(
 ) -> None:
     """A worker: scan the batches that come down ``conn``, send each back when done."""
     engine = _engine
+    young, *older = gc.get_threshold()  # inherited from _scan_forked, unless spawned
+    gc.set_threshold(max(young, SCAN_GC_YOUNG), *older)
     if engine is None and frozen:  # spawn start method: load the state again
         engine = _frozen_engine(config)
     elif engine is None:  # spawn start method: nothing was inherited
