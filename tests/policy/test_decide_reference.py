@@ -37,7 +37,11 @@ def _reference(hits: list[Hit], scores: Scores) -> Verdict:
         definition = scores.symbols.get(name)
         score = definition.score * weight if definition else 0.0
         symbols[name] = SymbolResult(
-            name, round(score, 4), tuple(options), definition.description if definition else ""
+            name,
+            round(score, 4),
+            tuple(options),
+            definition.description if definition else "",
+            weight,
         )
         if definition and definition.group:
             groups.setdefault(definition.group, [0.0, 0.0])[0 if score > 0 else 1] += score

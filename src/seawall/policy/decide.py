@@ -54,11 +54,12 @@ def decide(
     for name, (weight, options) in merged.items():
         definition = definitions.get(name)
         if definition is None:
-            symbols[name] = SymbolResult(name, 0.0, tuple(options), "")  # scores 0: observe
+            # scores 0: observe
+            symbols[name] = SymbolResult(name, 0.0, tuple(options), "", weight)
             continue
         score = definition.score * weight
         rounded = round(score, 4)
-        symbols[name] = SymbolResult(name, rounded, tuple(options), definition.description)
+        symbols[name] = SymbolResult(name, rounded, tuple(options), definition.description, weight)
         group = definition.group
         if group:
             totals = group_totals.get(group)

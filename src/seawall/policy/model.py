@@ -47,6 +47,9 @@ class SymbolResult:
     score: float
     options: tuple[str, ...] = ()
     description: str = ""
+    # The detector's weight behind the score (score = the symbol's score x weight): what
+    # the learned scores record, even for a symbol that scores 0.
+    weight: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
