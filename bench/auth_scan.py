@@ -1,7 +1,7 @@
 """SPF, DKIM, DMARC and ARC together: cost per message, and `seawall scan` with them on and off.
 
     .venv/bin/python -m bench.auth_scan [--messages 2000] [--domains 100] [--delay-ms 50]
-        [--rounds 3] [--learned]
+        [--rounds 3] [--learned] [--base OTHER/src [--scans-only]]
 
 The mail: SpamAssassin public corpus messages (ham and spam) re-addressed as if each came
 from one of ``--domains`` sender domains, as a Maildir keeps it: a Return-Path, a Received
@@ -28,7 +28,11 @@ b) ``seawall scan --workers 2`` over the Maildir, in alternating rounds: authent
    after is recorded.  The scans run with Python's compiled modules kept, as installed
    (see :func:`installed_env`), after one unmeasured scan of each setting.  Their state
    is empty (no classifier learned: its stage does nothing), or with ``--learned`` the
-   SpamAssassin train half learned first, as a site runs it.
+   SpamAssassin train half learned first, as a site runs it.  With ``--base``, another
+   tree's ``src`` (a worktree of the commit before a change) runs the same scans in each
+   round, alternated with this tree's: each tree's ratios, and this tree's CPU per message
+   against the base's, side by side (``--scans-only``: these scans only, without the
+   in-process figures and the delayed DNS).
 
 Writes .cache/bench/auth_scan.json and prints it.
 """
@@ -213,19 +217,24 @@ def dkim_cpu(raws: list[bytes]) -> dict[str, float]:
 
 def engine_split(nameserver: str, raws: list[bytes], root: Path) -> dict[str, Any]:
     """Where a scan's CPU goes with authentication on, in one process: an Engine as a
-    scan's worker builds it (64 messages in flight), authentication off and on, three
-    passes each (the first from an empty DNS cache; the third with the objects of the
-    first two frozen out of the garbage collector's view, ``gc.freeze()``, as a server
-    could after start-up).  Per message: the main thread's CPU
-    for the whole scan, for the detector's own work (``start()``, with the checks when
-    every answer is cached, and the checks after a wait), and for the garbage collector."""
+    scan's worker builds and runs it (cohorts of ``batch.COHORT`` scanned stage by stage,
+    ``batch.WINDOW`` messages in flight, start-up frozen out of the collector's view and
+    its young threshold ``batch.SCAN_GC_YOUNG`` where the scan sets one),
+    authentication off and on, two passes each (the first from an empty DNS cache).  Per
+    message: the main thread's CPU for the whole scan (and the other threads': the
+    store's, the DNS client's), for the detector's own work
+    (``start()``, with the checks when every answer is cached, and the checks after a
+    wait), and for the garbage collector; and the engine's stage times of the warm pass
+    (those with no wait in them)."""
     import contextlib
     import gc
 
-    from seawall.batch import _overlay, _shared_counts
+    from seawall import batch
+    from seawall.batch import COHORT, WINDOW, _overlay, _shared_counts
     from seawall.config import load_config
-    from seawall.engine import build_engine
+    from seawall.engine import WAIT_STAGES, build_engine
 
+    young = getattr(batch, "SCAN_GC_YOUNG", 0)
     spent = {"detector": 0.0, "gc": 0.0}
     depth = [0]
 
@@ -256,13 +265,13 @@ def engine_split(nameserver: str, raws: list[bytes], root: Path) -> dict[str, An
     gc.callbacks.append(collecting)
 
     async def scan(engine: Any) -> None:
-        gate = asyncio.Semaphore(64)
+        gate = asyncio.Semaphore(WINDOW // COHORT)
 
-        async def one(raw: bytes) -> None:
+        async def cohort(at: int) -> None:
             async with gate:
-                await engine.scan_message(Envelope(), raw)
+                await engine.scan_many(raws[at : at + COHORT])
 
-        await asyncio.gather(*(one(raw) for raw in raws))
+        await asyncio.gather(*(cohort(at) for at in range(0, len(raws), COHORT)))
         await engine.flush()
 
     out: dict[str, Any] = {}
@@ -274,22 +283,31 @@ def engine_split(nameserver: str, raws: list[bytes], root: Path) -> dict[str, An
                 stack.callback(engine.close)
                 loop = asyncio.new_event_loop()
                 stack.callback(loop.close)
-                for when in ("cold", "warm", "warm_gc_frozen"):
-                    if when == "warm_gc_frozen":  # what gc.freeze() after start-up buys
-                        gc.collect()
-                        gc.freeze()
+                for when in ("cold", "warm"):
                     spent.update(detector=0.0, gc=0.0)
-                    c0 = time.thread_time()
+                    engine.times = type(engine.times)()
+                    threshold = gc.get_threshold()
+                    gc.freeze()
+                    gc.set_threshold(max(threshold[0], young), *threshold[1:])
                     try:
+                        c0, p0 = time.thread_time(), time.process_time()
                         loop.run_until_complete(scan(engine))
+                        c1, p1 = time.thread_time(), time.process_time()
                     finally:
+                        gc.set_threshold(*threshold)
                         gc.unfreeze()
                     n = len(raws)
                     out[f"{name}_{when}_us_per_message"] = {
-                        "scan": round((time.thread_time() - c0) / n * 1e6),
+                        "scan": round((c1 - c0) / n * 1e6),
+                        "other_threads": round(((p1 - p0) - (c1 - c0)) / n * 1e6),
                         "auth_detector": round(spent["detector"] / n * 1e6),
                         "gc": round(spent["gc"] / n * 1e6),
                     }
+                out[f"{name}_warm_stages_us_per_message"] = {
+                    stage: round(seconds / n * 1e6, 1)
+                    for stage, seconds in sorted(engine.times.seconds.items())
+                    if stage not in WAIT_STAGES
+                }
     finally:
         AuthDetector.start, AuthDetector._hits = saved  # type: ignore[method-assign]
         gc.callbacks.remove(collecting)
@@ -334,6 +352,32 @@ def scan_rate(
     return messages / wall, cpu / messages * 1000
 
 
+def scan_env(pycache: Path, src: Path) -> dict[str, str]:
+    """:func:`installed_env`, with the scans' ``seawall`` imported from ``src``."""
+    env = installed_env(pycache)
+    env["PYTHONPATH"] = os.pathsep.join([str(src.resolve()), env.get("PYTHONPATH", "")])
+    return env
+
+
+def ratios(
+    new: str, old: str, rates: dict[str, list[float]], cpu: dict[str, list[float]]
+) -> dict[str, Any]:
+    """Round by round, ``new``'s rate over ``old``'s (wall) and ``old``'s CPU per message
+    over ``new``'s (the throughput CPU alone allows), with their medians."""
+    walls = [n / o for n, o in zip(rates[new], rates[old], strict=True)]
+    by_cpu = [o / n for n, o in zip(cpu[new], cpu[old], strict=True)]
+    return {
+        f"ratio_{new}_to_{old}": {
+            "per_round": [round(r, 3) for r in walls],
+            "median": round(statistics.median(walls), 3),
+        },
+        f"cpu_ratio_{new}_to_{old}": {
+            "per_round": [round(r, 3) for r in by_cpu],
+            "median": round(statistics.median(by_cpu), 3),
+        },
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=2000)
@@ -344,6 +388,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--dkim-only", action="store_true", help="only the in-process DKIM figure (no DNS)"
     )
+    parser.add_argument("--base", help="another tree's src: its scans alternate with this one's")
+    parser.add_argument(
+        "--scans-only", action="store_true", help="only the scans on and off (NSD straight)"
+    )
     parser.add_argument(
         "--learned",
         action="store_true",
@@ -352,7 +400,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     report: dict[str, Any] = {
-        k: getattr(args, k) for k in ("messages", "domains", "delay_ms", "learned")
+        k: getattr(args, k) for k in ("messages", "domains", "delay_ms", "learned", "base")
     }
     report["load_average_before"] = [round(x, 2) for x in os.getloadavg()]
     with tempfile.TemporaryDirectory(prefix="seawall-bench-authscan-") as tmp:
@@ -373,11 +421,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             time.sleep(0.5)  # the proxy binds
             slow = f"127.0.0.1:{port}"
-            report["in_process_warm"] = asyncio.run(warm_cpu(nsd.address, raws))
-            report["engine_split"] = engine_split(nsd.address, raws, root)
-            report[f"in_process_cold_{args.delay_ms}ms"] = asyncio.run(
-                cold_wall(slow, raws[: args.cold_messages])
-            )
+            if not args.scans_only:
+                report["in_process_warm"] = asyncio.run(warm_cpu(nsd.address, raws))
+                report["engine_split"] = engine_split(nsd.address, raws, root)
+                report[f"in_process_cold_{args.delay_ms}ms"] = asyncio.run(
+                    cold_wall(slow, raws[: args.cold_messages])
+                )
             if args.learned:
                 from bench.serve import train
 
@@ -385,36 +434,40 @@ def main(argv: Sequence[str] | None = None) -> int:
             configs = {
                 "off": write_config(root / "off.toml", root / "state", None),
                 "on": write_config(root / "on.toml", root / "state", nsd.address),
-                f"on_{args.delay_ms}ms": write_config(root / "slow.toml", root / "state", slow),
             }
-            rates: dict[str, list[float]] = {name: [] for name in configs}
-            cpu: dict[str, list[float]] = {name: [] for name in configs}
-            env = installed_env(root / "pycache")
-            for config in configs.values():  # unmeasured: compiles the modules, reads the mail
+            if not args.scans_only:
+                configs[f"on_{args.delay_ms}ms"] = write_config(
+                    root / "slow.toml", root / "state", slow
+                )
+            trees = {"": scan_env(root / "pycache", ROOT / "src")}
+            if args.base:  # the base tree's scans first in each round
+                trees = {"base_": scan_env(root / "pycache", Path(args.base)), **trees}
+            runs = [
+                (tree + name, env, config)
+                for tree, env in trees.items()
+                for name, config in configs.items()
+            ]
+            for _, env, config in runs:  # unmeasured: compiles the modules, reads the mail
                 scan_rate(config, root / "maildir", args.messages, env)
+            rates: dict[str, list[float]] = {run: [] for run, _, _ in runs}
+            cpu: dict[str, list[float]] = {run: [] for run, _, _ in runs}
             for _ in range(args.rounds):
-                for name, config in configs.items():
+                for run, env, config in runs:
                     rate, cpu_ms = scan_rate(config, root / "maildir", args.messages, env)
-                    rates[name].append(rate)
-                    cpu[name].append(cpu_ms)
+                    rates[run].append(rate)
+                    cpu[run].append(cpu_ms)
             report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
             report["scan_msgs_per_s"] = {k: [round(r, 1) for r in v] for k, v in rates.items()}
             report["scan_cpu_ms_per_message"] = {
                 k: [round(c, 3) for c in v] for k, v in cpu.items()
             }
-            for name in configs:
-                if name != "off":
-                    ratios = [on / off for on, off in zip(rates[name], rates["off"], strict=True)]
-                    report[f"ratio_{name}_to_off"] = {
-                        "per_round": [round(r, 3) for r in ratios],
-                        "median": round(statistics.median(ratios), 3),
-                    }
-                    # The throughput CPU alone allows: off's CPU per message over on's.
-                    by_cpu = [off / on for on, off in zip(cpu[name], cpu["off"], strict=True)]
-                    report[f"cpu_ratio_{name}_to_off"] = {
-                        "per_round": [round(r, 3) for r in by_cpu],
-                        "median": round(statistics.median(by_cpu), 3),
-                    }
+            for tree in trees:
+                for name in configs:
+                    if name != "off":
+                        report |= ratios(f"{tree}{name}", f"{tree}off", rates, cpu)
+            if args.base:  # this tree's CPU per message against the base's, round by round
+                for name in configs:
+                    report |= ratios(name, f"base_{name}", rates, cpu)
         finally:
             proxy.terminate()
             proxy.wait(5)
