@@ -123,3 +123,36 @@ def test_pct_samples_deterministically() -> None:
         for _ in range(3)
     ]
     assert len(set(again)) == 1
+
+
+def test_the_pct_sample_key_is_made_only_when_a_sample_is_drawn() -> None:
+    made: list[int] = []
+
+    def key(i: int) -> bytes:
+        made.append(i)
+        return str(i).encode()
+
+    def run(text: str, i: int, spf: str | None = None) -> Disposition:
+        return evaluate(
+            "example.com",
+            [txt(text)],
+            spf_pass_domain=spf,
+            dkim_pass_domains=[],
+            sample_key=lambda: key(i),
+        ).disposition
+
+    assert run("v=DMARC1; p=reject", 1) is Disposition.REJECT
+    assert run("v=DMARC1; p=reject; pct=50", 2, spf="example.com") is Disposition.PASS
+    assert run("v=DMARC1; p=none; pct=50", 3) is Disposition.NONE
+    assert made == []
+    for i in range(50):  # the same draw as the bytes themselves
+        lazy = run("v=DMARC1; p=reject; pct=50", i)
+        given = evaluate(
+            "example.com",
+            [txt("v=DMARC1; p=reject; pct=50")],
+            spf_pass_domain=None,
+            dkim_pass_domains=[],
+            sample_key=str(i).encode(),
+        ).disposition
+        assert lazy is given
+    assert made == list(range(50))

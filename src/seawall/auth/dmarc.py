@@ -22,7 +22,7 @@ from __future__ import annotations
 import enum
 import functools
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from seawall.dnslists.answer import Answer
@@ -134,13 +134,14 @@ def evaluate(
     *,
     spf_pass_domain: str | None,
     dkim_pass_domains: Iterable[str],
-    sample_key: bytes = b"",
+    sample_key: bytes | Callable[[], bytes] = b"",
 ) -> DmarcResult:
     """The DMARC result for a message whose From domain is ``from_domain``.
 
     ``answers`` are those of :func:`policy_names`'s questions, in order (None: not back in
     time); ``spf_pass_domain`` the MAIL FROM domain when SPF passed; ``dkim_pass_domains``
-    the ``d=`` of each signature that passed over the whole body.
+    the ``d=`` of each signature that passed over the whole body; ``sample_key`` what the
+    ``pct`` sample hashes, or what makes it (called only for a failure under ``pct`` < 100).
     """
     domain = from_domain.lower().rstrip(".")
     if not domain or "." not in domain:
@@ -167,7 +168,8 @@ def evaluate(
         return DmarcResult(Disposition.PASS, domain, policy_domain, policy, tuple(passed))
     applied = policy
     if record.pct < 100 and policy != "none":
-        draw = int.from_bytes(hashlib.blake2b(sample_key, digest_size=2).digest(), "big") % 100
+        key = sample_key() if callable(sample_key) else sample_key
+        draw = int.from_bytes(hashlib.blake2b(key, digest_size=2).digest(), "big") % 100
         if draw >= record.pct:
             applied = _STEP_DOWN[policy]
     detail = f"pct={record.pct}: {applied}" if applied != policy else ""

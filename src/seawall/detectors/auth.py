@@ -27,6 +27,7 @@ import asyncio
 import email.utils
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from functools import partial
 from typing import ClassVar
 
 from seawall.auth import arc as arc_
@@ -392,7 +393,7 @@ class AuthDetector:
             [_answer(p) for p in policies],
             spf_pass_domain=spf_domain,
             dkim_pass_domains=[r.domain for r in results if r.counts],
-            sample_key=msg.headers.get("Message-ID", "").encode() or msg.raw[:4096],
+            sample_key=partial(_sample_key, msg),
         )
         disposition = result.disposition
         failed = disposition in (
@@ -416,6 +417,11 @@ class AuthDetector:
 
 _NO_CHAIN = arc_.ArcResult(arc_.ArcStatus.NONE)  # what arc_.verify says of mail without ARC
 _ARC_NONE = arc_hits(_NO_CHAIN)[0]
+
+
+def _sample_key(msg: Message) -> bytes:
+    """What DMARC's ``pct`` sample hashes: the Message-ID, else the head of the message."""
+    return msg.headers.get("Message-ID", "").encode() or msg.raw[:4096]
 
 
 def _ready(hits: Sequence[Hit]) -> Awaitable[Sequence[Hit]]:
