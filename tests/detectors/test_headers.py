@@ -130,6 +130,29 @@ async def test_outlooks_that_never_wrote_mimeole(mailer: str) -> None:
     assert "HDR_XMAILER_NO_MIMEOLE" not in await symbols(inline(**{"X-Mailer": mailer}))
 
 
+HTML = (
+    'Content-Type: multipart/alternative; boundary="b"\n\n--b\n'
+    "Content-Type: text/plain\n\nSee you at noon.\n--b\n"
+    "Content-Type: text/html\n\n<p>See you at <b>noon</b>.</p>\n--b--\n"
+)
+
+
+@pytest.mark.parametrize(
+    "mailer", ["Microsoft Outlook Express 6.00.2800.1158", "Microsoft Outlook 16.0"]
+)
+async def test_outlook_on_html_alone(mailer: str) -> None:
+    mimeole = "Produced By Microsoft MimeOLE V6.00.2800.1165"
+    fields = {"X-Mailer": mailer, "Message-ID": OE_MID, "X-MimeOLE": mimeole}
+    alternative = inline(**fields).replace(b"\n\nSee you at noon.\n", b"\n" + HTML.encode())
+    assert await symbols(alternative) == set()
+    html_only = inline(**fields, **{"Content-Type": "text/html"}).replace(
+        b"See you at noon.", b"<p>See you at <b>noon</b>.</p>"
+    )
+    assert await symbols(html_only) == {"HDR_XMAILER_OUTLOOK_HTML_ONLY"}
+    plain_mutt = inline(**{"User-Agent": "Mutt/1.4i", "Content-Type": "text/html"})
+    assert await symbols(plain_mutt) == set()
+
+
 async def test_a_forged_outlook_spelling_is_not_also_missing_mimeole() -> None:
     raw = inline(**{"X-Mailer": "Microsoft Outlook Express 6.00.2600.0000 DM"})
     assert await symbols(raw) == {"HDR_XMAILER_FORGED_OUTLOOK"}

@@ -105,6 +105,7 @@ class HeadersDetector:
         "HDR_XMAILER_FORGED_OUTLOOK": "Outlook X-Mailer that real Outlook never sends",
         "HDR_XMAILER_OUTDATED": "Outlook Express years after it was discontinued",
         "HDR_XMAILER_NO_MIMEOLE": "Windows Outlook X-Mailer without the X-MimeOLE it writes",
+        "HDR_XMAILER_OUTLOOK_HTML_ONLY": "Outlook X-Mailer on HTML without the text part it adds",
         "HDR_PRECEDENCE_BULK": "Precedence: bulk or junk",
         "HDR_BULK_NO_UNSUB": "Bulk mail without List-Unsubscribe",
     }
@@ -264,6 +265,8 @@ class HeadersDetector:
             if "outlook" in low and low.startswith("microsoft"):
                 mimeole = bool(headers.get_all("X-MimeOLE"))
                 self._outlook(mailer, mid, date, mimeole, hits)
+                if _html_only(msg):
+                    hits.append(Hit("HDR_XMAILER_OUTLOOK_HTML_ONLY", options=(mailer[:60],)))
         elif _OUTLOOK_MID.match(mid):
             hits.append(Hit("HDR_MID_FORGED_OUTLOOK"))
         precedence = headers.get_all("Precedence")
@@ -295,6 +298,19 @@ class HeadersDetector:
             and date > _OUTLOOK_EXPRESS_END
         ):
             hits.append(Hit("HDR_XMAILER_OUTDATED", options=(mailer[:60],)))
+
+
+def _html_only(msg: Message) -> bool:
+    """HTML without a plain-text alternative: every Outlook sends HTML mail as
+    multipart/alternative with a text/plain part, so its X-Mailer on HTML alone is a copy
+    (in the shared corpora: none of 22,175 ham, 313 spam)."""
+    html = False
+    for part in msg.parts:
+        if part.content_type == "text/html":
+            html = True
+        elif part.content_type == "text/plain" and part.text.strip():
+            return False
+    return html
 
 
 def _blank(found: re.Match[str]) -> str:
