@@ -12,7 +12,10 @@ that waits (a timer: a quiet worker does not hold a count until its next message
 sooner when many are pending; each count is written at the time of its message, to the
 second, not at the time of the flush.  Reads are cached for ``cache_s``.  Several workers
 thus share one picture, at most a second or two behind, for a few store calls per second
-instead of four per message.
+instead of four per message.  The reads that messages scanned together ask for in one turn
+of the event loop (a batch scan's cohort, or concurrent requests in ``seawall serve``) go
+to the store in one call: a call costs about 110 us of CPU for one or two records (a
+thread's round trip, twice through a scan's overlay) and 16 us a record for sixteen.
 
 A sender domain has a record of its own beside the addresses' (``rep:dom:``), fed only with
 mail that authenticated as that domain (a DKIM signature's d=, or SPF for a MAIL FROM aligned
@@ -28,7 +31,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from seawall.addresses import network_of, parse_ip
 from seawall.config import ReputationSettings
@@ -43,6 +46,15 @@ _quiet = QuietLog(log)
 _ZEROS = (0.0, 0.0, 0.0)
 _MAX_PENDING = 512  # keys waiting to be written before a flush is forced
 _MAX_CACHED = 100_000  # records cached per process; the oldest go first
+
+
+@dataclass(slots=True)
+class _Reads:
+    """The keys to read in one store call, as of ``now``, and the future its callers wait on."""
+
+    now: float
+    done: asyncio.Future[None]
+    keys: dict[str, None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +151,8 @@ class Reputation:
         self._flushed = clock()
         self._timer: asyncio.TimerHandle | None = None  # the flush due flush_s after a count
         self._flushing: set[asyncio.Task[None]] = set()
+        self._reads: _Reads | None = None  # the reads asked for in this turn of the loop
+        self._reading: set[asyncio.Task[None]] = set()
         self.store_errors = 0
 
     async def lookup(self, ip: str, now: float) -> tuple[Record | None, Record | None]:
@@ -303,14 +317,48 @@ class Reputation:
             return None
 
     async def _fetch(self, keys: list[str], now: float) -> None:
-        got = await self._decay(dict.fromkeys(keys, _ZEROS), now)
-        if got is None:
+        """Read ``keys`` into the cache, with the other reads asked for in this turn of the
+        loop: one store call for all, made once the callers ready in this turn have run.
+
+        The records are read as of the earliest ``now`` among them; each caller's
+        :meth:`_current` decays them on to its own, as it does any cached record.
+        """
+        reads = self._reads
+        if reads is None:
+            loop = asyncio.get_running_loop()
+            reads = self._reads = _Reads(now, loop.create_future())
+            loop.call_soon(self._read_soon, reads, loop)
+        reads.keys.update(dict.fromkeys(keys))
+        reads.now = min(reads.now, now)
+        # Shielded: a caller cancelled while waiting does not cancel the others' read.
+        await asyncio.shield(reads.done)
+
+    def _read_soon(self, reads: _Reads, loop: asyncio.AbstractEventLoop) -> None:
+        if self._reads is reads:
+            self._reads = None  # what is asked from now on is the next call's
+        task = loop.create_task(self._read(reads))
+        self._reading.add(task)
+        task.add_done_callback(self._reading.discard)
+
+    async def _read(self, reads: _Reads) -> None:
+        try:
+            keys = list(reads.keys)
+            got = await self._decay(dict.fromkeys(keys, _ZEROS), reads.now)
+            if got is not None:
+                for key in keys:
+                    if key not in got:
+                        self._cache[key] = None
+                        self._fetched[key] = self._clock()
+                self._remember(got, reads.now)
+        except asyncio.CancelledError:
+            reads.done.cancel()
+            raise
+        except Exception as exc:  # not a store error (those _decay logs): the callers' to see
+            if not reads.done.done():
+                reads.done.set_exception(exc)
             return
-        for key in keys:
-            if key not in got:
-                self._cache[key] = None
-                self._fetched[key] = self._clock()
-        self._remember(got, now)
+        if not reads.done.done():
+            reads.done.set_result(None)
 
     def _remember(self, got: dict[str, Decayed], now: float) -> None:
         fetched = self._clock()
