@@ -351,8 +351,8 @@ def test_the_private_campaign_tracker_of_a_scan_dies_with_it(tmp_path: Path) -> 
         from seawall.config import load_config
 
         config = load_config(state_dir={str(tmp_path)!r})
-        with _private_tracker(Tracker(config.detectors.campaigns)) as name:
-            print(name.encode().hex())
+        with _private_tracker(Tracker(config.detectors.campaigns)) as private:
+            print(private.wait().encode().hex())
             time.sleep(60)
         """
     with subprocess.Popen(

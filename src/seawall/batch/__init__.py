@@ -123,21 +123,22 @@ def scan_units(
         return
     with contextlib.ExitStack() as stack:
         client: TrackerClient | None = None
-        name = None
+        private = None
         if config.detectors.campaigns.enabled:
             tracker = campaign_tracker.load(config)
             tracker.events = None  # the state's event log is the live tracker's
             if here:
                 client = LocalTracker(tracker)
             else:
-                name = stack.enter_context(_private_tracker(tracker))
-                client = RemoteTracker(name)
+                private = stack.enter_context(_private_tracker(tracker))
+                client = RemoteTracker(private.name)
         counts = None
         if not here and config.detectors.reputation.enabled:
             counts = _shared_counts(stack)
         engine = build_engine(config, tracker=client, store=_overlay(config, counts))
         stack.callback(engine.close)
         if not here:
+            name = private.wait() if private is not None else None
             yield from _scan_forked(units, config, workers, times, engine, tracker=name)
             return
         yield from _scan_here(engine, units, times)

@@ -14,6 +14,7 @@ import secrets
 import signal
 from collections.abc import Iterator, Sequence
 from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 import msgspec
@@ -42,11 +43,41 @@ from seawall.serve import tracker as campaign_tracker
 from seawall.sources import Unit
 
 
+class PrivateTracker:
+    """A scan's own tracker process, as :func:`_private_tracker` started it: its socket
+    ``name``, and :meth:`wait` for it to serve."""
+
+    def __init__(self, name: str, ready: Connection, process: BaseProcess) -> None:
+        self.name = name
+        self._ready = ready
+        self._process = process
+        self._serving = False
+
+    def wait(self, timeout_s: float = 30.0) -> str:
+        """Block until the tracker serves its socket (at once when it does already); its
+        name.  :class:`TrackerError` when it exited or did not start in ``timeout_s``."""
+        if self._serving:
+            return self.name
+        try:
+            if not self._ready.poll(timeout_s):
+                raise TrackerError(f"the scan's campaign tracker did not start in {timeout_s:g} s")
+            self._ready.recv()
+        except EOFError:
+            self._process.join(1.0)
+            raise TrackerError(
+                f"the scan's campaign tracker exited with {self._process.exitcode}"
+            ) from None
+        self._serving = True
+        return self.name
+
+
 @contextlib.contextmanager
-def _private_tracker(tracker: Tracker) -> Iterator[str]:
+def _private_tracker(tracker: Tracker) -> Iterator[PrivateTracker]:
     """A tracker process of this scan's own for the length of the block: it serves
     ``tracker`` on a socket name nobody else uses, saves nothing, and stops with the block
-    (or when this process dies).  Yields the socket name."""
+    (or when this process dies).  Yields it at once: it starts while this process goes on
+    (the engine's load), and :meth:`PrivateTracker.wait` waits for it before the workers
+    that use it fork."""
     name = f"\0seawall-scan-{os.getpid()}-{secrets.token_hex(8)}"
     context = multiprocessing.get_context("fork")  # the tracker is inherited, not pickled
     ready, child = context.Pipe(duplex=False)
@@ -59,16 +90,7 @@ def _private_tracker(tracker: Tracker) -> Iterator[str]:
     process.start()
     child.close()
     try:
-        try:
-            if not ready.poll(30.0):
-                raise TrackerError("the scan's campaign tracker did not start in 30 s")
-            ready.recv()
-        except EOFError:
-            process.join(1.0)
-            raise TrackerError(
-                f"the scan's campaign tracker exited with {process.exitcode}"
-            ) from None
-        yield name
+        yield PrivateTracker(name, ready, process)
     finally:
         ready.close()
         process.terminate()
