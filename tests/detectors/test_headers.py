@@ -142,15 +142,34 @@ HTML = (
 )
 async def test_outlook_on_html_alone(mailer: str) -> None:
     mimeole = "Produced By Microsoft MimeOLE V6.00.2800.1165"
-    fields = {"X-Mailer": mailer, "Message-ID": OE_MID, "X-MimeOLE": mimeole}
+    fields = {"X-Mailer": mailer, "Message-ID": OE_MID, "X-MimeOLE": mimeole, "MIME-Version": "1.0"}
     alternative = inline(**fields).replace(b"\n\nSee you at noon.\n", b"\n" + HTML.encode())
     assert await symbols(alternative) == set()
     html_only = inline(**fields, **{"Content-Type": "text/html"}).replace(
         b"See you at noon.", b"<p>See you at <b>noon</b>.</p>"
     )
     assert await symbols(html_only) == {"HDR_XMAILER_OUTLOOK_HTML_ONLY"}
-    plain_mutt = inline(**{"User-Agent": "Mutt/1.4i", "Content-Type": "text/html"})
+    mutt = {"User-Agent": "Mutt/1.4i", "Content-Type": "text/html", "MIME-Version": "1.0"}
+    plain_mutt = inline(**mutt)
     assert await symbols(plain_mutt) == set()
+
+
+@pytest.mark.parametrize(
+    ("fields", "fires"),
+    [
+        ({"Content-Type": "text/html"}, True),
+        ({"Content-Type": 'multipart/alternative; boundary="b"'}, True),
+        ({"Content-Type": "text/plain", "Content-Transfer-Encoding": "base64"}, True),
+        ({"Content-Transfer-Encoding": "Quoted-Printable"}, True),
+        ({"Content-Type": "text/html", "MIME-Version": "1.0"}, False),
+        ({"Content-Type": "text/plain; charset=us-ascii"}, False),
+        ({"Content-Transfer-Encoding": "7bit"}, False),
+        ({}, False),
+    ],
+)
+async def test_mime_content_without_mime_version(fields: dict[str, str], fires: bool) -> None:
+    found = "HDR_MIME_NO_VERSION" in await symbols(inline(**fields))
+    assert found is fires
 
 
 async def test_a_forged_outlook_spelling_is_not_also_missing_mimeole() -> None:

@@ -16,7 +16,7 @@ from seawall.detectors.hostnames import Providers
 from seawall.message.dates import arrival_time, parse_date
 from seawall.message.headers import is_list_mail
 from seawall.message.hosts import registrable_domain, same_site
-from seawall.message.model import Message
+from seawall.message.model import Headers, Message
 
 # Values are cut to one RFC 5322 line (§2.1.1) before matching: stdlib re is then safe on
 # them, although a hostile 64 KB field would make some of these patterns quadratic.
@@ -106,6 +106,7 @@ class HeadersDetector:
         "HDR_XMAILER_OUTDATED": "Outlook Express years after it was discontinued",
         "HDR_XMAILER_NO_MIMEOLE": "Windows Outlook X-Mailer without the X-MimeOLE it writes",
         "HDR_XMAILER_OUTLOOK_HTML_ONLY": "Outlook X-Mailer on HTML without the text part it adds",
+        "HDR_MIME_NO_VERSION": "MIME content (multipart, HTML, base64 or QP) without MIME-Version",
         "HDR_PRECEDENCE_BULK": "Precedence: bulk or junk",
         "HDR_BULK_NO_UNSUB": "Bulk mail without List-Unsubscribe",
     }
@@ -138,6 +139,8 @@ class HeadersDetector:
             mid = _TRAILING_COMMENT.sub("", mid)
         self._message_id(mid, from_domain, msg, hits)
         self._mailer(msg, mid, date, hits)
+        if not headers.get_all("MIME-Version") and _needs_mime_version(headers):
+            hits.append(Hit("HDR_MIME_NO_VERSION"))
         return hits
 
     def _date(self, values: tuple[str, ...], now: float, hits: list[Hit]) -> float | None:
@@ -298,6 +301,19 @@ class HeadersDetector:
             and date > _OUTLOOK_EXPRESS_END
         ):
             hits.append(Hit("HDR_XMAILER_OUTDATED", options=(mailer[:60],)))
+
+
+def _needs_mime_version(headers: Headers) -> bool:
+    """Whether the top-level fields declare MIME content that a MIME writer always marks
+    with ``MIME-Version`` (RFC 2045 section 4): multipart, HTML, or an encoded body.  Mail
+    without the field is ratware's (in the shared corpora: 2 of 22,175 ham, 118 spam).
+    A bare ``text/plain`` is left alone: list software and old gateways add that alone."""
+    types = headers.get_all("Content-Type")
+    kind = types[0][:40].strip().lower() if types else ""
+    if kind.startswith(("multipart/", "text/html")):
+        return True
+    encodings = headers.get_all("Content-Transfer-Encoding")
+    return bool(encodings) and encodings[0].strip().lower() in ("base64", "quoted-printable")
 
 
 def _html_only(msg: Message) -> bool:
