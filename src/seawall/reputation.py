@@ -324,8 +324,8 @@ class Reputation:
         :meth:`_current` decays them on to its own, as it does any cached record.
         """
         reads = self._reads
-        if reads is None:
-            loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
+        if reads is None or reads.done.get_loop() is not loop:  # (a loop stopped early)
             reads = self._reads = _Reads(now, loop.create_future())
             loop.call_soon(self._read_soon, reads, loop)
         reads.keys.update(dict.fromkeys(keys))

@@ -127,3 +127,24 @@ async def test_a_failing_store_answers_every_caller_with_nothing_and_counts_once
     assert answers == [(None, None)] * 4
     assert len(store.calls) == 1
     assert rep.store_errors == 1
+
+
+def test_a_read_left_by_a_loop_that_stopped_does_not_hold_the_next_one() -> None:
+    inner = MemoryStore()
+    asyncio.run(_seed(inner))
+    rep = Reputation(inner, ReputationSettings())
+    first = asyncio.new_event_loop()
+    try:
+        task = first.create_task(rep.lookup(SOURCES[0], T0))
+        # The loop stops after the lookup asked for its read, before the read was made.
+        first.call_soon(first.stop)
+        first.run_forever()
+        assert not task.done()
+        own, net = asyncio.run(asyncio.wait_for(rep.lookup(SOURCES[6], T0), 30.0))
+        assert own is not None
+        assert net is not None
+        # The first loop, run again, still makes its own read.
+        own, _ = first.run_until_complete(task)
+        assert own is not None
+    finally:
+        first.close()
