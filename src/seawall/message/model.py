@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar, overload
 
 if TYPE_CHECKING:
     from seawall.message.parse import ParseLimits
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,18 @@ class Headers(Mapping[str, str]):
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name.lower() in self._by_name
+
+    # Mapping.get answers a missing field through a KeyError; most messages lack most of
+    # the fields detectors ask for, so the lookup is answered here without one.
+    @overload
+    def get(self, name: str, /) -> str | None: ...
+    @overload
+    def get(self, name: str, default: str, /) -> str: ...
+    @overload
+    def get(self, name: str, default: _T, /) -> str | _T: ...
+    def get(self, name: str, default: object = None, /) -> object:
+        values = self._by_name.get(name.lower())
+        return values[0] if values is not None else default
 
     def get_all(self, name: str) -> tuple[str, ...]:
         return self._by_name.get(name.lower(), ())
