@@ -44,12 +44,15 @@ class Unit:
     end: int | None = None
 
     def read(self) -> bytes:
-        with open(self.file, "rb") as fh:
+        fd = os.open(self.file, _OPEN_FLAGS)
+        try:
             if self.start:
-                fh.seek(self.start)
+                os.lseek(fd, self.start, os.SEEK_SET)
             if self.end is None:
-                return fh.read()
-            return fh.read(self.end - self.start)
+                return _read_from(fd, os.fstat(fd).st_size - self.start)
+            return _read_from(fd, self.end - self.start, exact=True)
+        finally:
+            os.close(fd)
 
     def size(self) -> int:
         """The message's size in bytes without reading it (0 when the file is gone)."""
@@ -62,6 +65,29 @@ class Unit:
 
 
 _READ_WHOLE = 1 << 20  # a file up to this size is read to see that it holds one message
+_HEAD = 1024  # the longest first line read for an mbox's From_ line
+# Plain os calls, not a Python file object: listing thousands of small files, the file
+# object's buffer and wrappers cost more than the reads (34 -> 19 us a file listed).
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+
+
+def _read_from(fd: int, size: int, *, exact: bool = False) -> bytes:
+    """From where ``fd`` stands: ``size`` bytes (``exact``; fewer at the end of the file),
+    or all to the end of the file, ``size`` being what its size said (it may have grown)."""
+    chunks: list[bytes] = []
+    want = size if exact else max(size, 0) + 1  # one more: a short read is the end
+    while want > 0:
+        chunk = os.read(fd, want)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        if exact:
+            want -= len(chunk)
+        elif len(chunk) < want:
+            break
+        else:
+            want = 1 << 16  # the file grew, or is no regular file: read on to its end
+    return b"".join(chunks)
 
 
 def _is_from_line(line: bytes) -> bool:
@@ -96,15 +122,25 @@ def _mbox_units(path: str) -> list[Unit]:
 
 
 def units_of_file(path: str) -> list[Unit]:
-    with open(path, "rb") as fh:
-        head = fh.readline(1024)
+    """The messages of one file: the file itself, unless it starts with an mbox's From_
+    line.  Only the first line of a message file (Maildir, .eml) is read; a file that
+    starts with a From_ line is read whole to find any other."""
+    fd = os.open(path, _OPEN_FLAGS)
+    try:
+        first = os.read(fd, _HEAD)
+        end = first.find(b"\n")
+        head = first[: end + 1] if end != -1 else first
         if not _is_from_line(head):
             return [Unit(path, path)]
         # One message after its From_ line (a file of a corpus): what _mbox_units finds,
-        # without mapping the file again.
-        small = head.endswith(b"\n") and os.fstat(fh.fileno()).st_size <= _READ_WHOLE
-        if small and b"\nFrom " not in b"\n" + fh.read():
-            return [Unit(path, path, len(head), None)]
+        # without mapping the file.
+        size = os.fstat(fd).st_size
+        if head.endswith(b"\n") and size <= _READ_WHOLE:
+            data = first + _read_from(fd, size - len(first))
+            if data.find(b"\nFrom ", len(head) - 1) == -1:  # from the head's own newline
+                return [Unit(path, path, len(head), None)]
+    finally:
+        os.close(fd)
     return _mbox_units(path)
 
 

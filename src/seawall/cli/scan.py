@@ -27,8 +27,11 @@ if TYPE_CHECKING:  # learn and eval import it when they run: a scan does not nee
 def _units(paths: Sequence[str]) -> list[Unit]:
     try:
         return list(iter_units(paths))
-    except FileNotFoundError as exc:
-        raise SeawallError(f"no such file or directory: {exc.args[0]}") from None
+    except FileNotFoundError as exc:  # a path given, or a dangling link in a tree
+        raise SeawallError(f"no such file or directory: {exc.filename or exc.args[0]}") from None
+    except OSError as exc:  # unreadable: a file without permission, a directory's entry
+        why = f"{exc.filename}: {exc.strerror}" if exc.filename else str(exc)
+        raise SeawallError(f"cannot read {why}") from None
 
 
 class _Progress:
