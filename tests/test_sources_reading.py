@@ -10,24 +10,38 @@ from pathlib import Path
 
 import pytest
 
-from seawall.sources import _HEAD, _READ_WHOLE, Unit, _mbox_units, iter_units, units_of_file
+from seawall.sources import (
+    _FIRST_READ,
+    _HEAD,
+    _READ_WHOLE,
+    Unit,
+    _mbox_units,
+    iter_units,
+    units_of_file,
+)
 
 MSG = b"From: a@example.com\nSubject: %d\n\nbody %d\n"
 FROM = b"From sender@example.com  Thu Aug 22 12:36:23 2002\n"
 
 
 def _cases() -> list[bytes]:
-    pad = b"x" * (_HEAD - len(FROM) - 1) + b"\n"  # the first read ends on this line
-    return [
-        FROM + pad + FROM + MSG % (2, 2),  # a second message right after the first read
+    pad = b"x" * (_HEAD - len(FROM) - 1) + b"\n"  # the first _HEAD bytes end on this line
+    cases = [
+        FROM + pad + FROM + MSG % (2, 2),  # a second message right after the first _HEAD
         FROM + pad[:-2] + b"\nFrom b@example.com Mon Jan  1 00:00:01 2024\n" + MSG % (2, 2),
         FROM + MSG % (1, 1) + b"\nFrom the desk of\n",  # "From " with too few words
         FROM.replace(b"\n", b"\r\n") + b"Subject: 1\r\n\r\nbody\r\n",  # CRLF
-        b"From " + b"a " * _HEAD + b"\n" + MSG % (1, 1),  # a From_ line past the first read
-        b"From a@b.c Thu Aug 22 12:36:23 2002\nFrom: x\n\nFrom here to there\n",  # a body line
+        b"From " + b"a " * _HEAD + b"\n" + MSG % (1, 1),  # a From_ line longer than _HEAD
+        b"From a@b.c Thu Aug 22 12:36:23 2002\nFrom: x\n\nFrom here to there\n",  # a body
         b"From\n",  # the word alone
         b"\n" + FROM + MSG % (1, 1),  # a message starting with an empty line
     ]
+    # Around the end of the first read: the file's size, and a second From_ line.
+    one = FROM + MSG % (1, 1)
+    cases += [one + b"z" * (_FIRST_READ - len(one) + k) for k in (-1, 0, 1)]
+    fill = [b"z" * (_FIRST_READ - len(FROM) + k) for k in (-7, -6, -5, 0, 1)]
+    cases += [FROM + z + b"\n" + FROM + MSG % (2, 2) for z in fill]
+    return cases
 
 
 @pytest.mark.parametrize("content", _cases())
