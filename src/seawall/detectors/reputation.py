@@ -9,9 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import ClassVar, NamedTuple
+from typing import ClassVar
 
 from seawall.config import Config, ReputationSettings
 from seawall.detectors.base import Context, Hit, Parts
@@ -60,11 +59,6 @@ class ReputationDetector:
         self.trusted = TrustedNetworks(
             config.trusted.networks, private_is_trusted=config.trusted.private_is_trusted
         )
-        # What judged() found for a message still being scanned, by id(): the start,
-        # a store read on a cache miss and after_verdict ask of the same message.  An
-        # entry goes when its message does (the weak reference's callback), or is used
-        # up by after_verdict.
-        self._noted: dict[int, _Noted] = {}
 
     @property
     def reputation(self) -> Reputation | None:
@@ -91,23 +85,12 @@ class ReputationDetector:
         scanned first gave their ham REP_IP_SPAM, ham scanned first gave their spam
         REP_IP_HAM.  The sender is the client the last of them recorded.
         """
-        return self._note(msg, ctx.authenticated).source
-
-    def _note(self, msg: Message, authenticated: bool) -> _Noted:
-        key = id(msg)
-        noted = self._noted.get(key)
-        if noted is not None and noted.ref() is msg and noted.authenticated == authenticated:
-            return noted
-        ip: str | None = None
-        if not authenticated:
-            ip = msg.envelope.client_ip or _sender(msg, self.trusted.contains)
-            if not ip or self.trusted.contains(ip):
-                ip = None
-        forget = self._noted.pop
-        ref = weakref.ref(msg, lambda _: forget(key, None))
-        noted = _Noted(ref, authenticated, ip, ip is not None and is_list_mail(msg.headers))
-        self._noted[key] = noted
-        return noted
+        if ctx.authenticated:
+            return None
+        ip = msg.envelope.client_ip or _sender(msg, self.trusted.contains)
+        if not ip or self.trusted.contains(ip):
+            return None
+        return ip
 
     def judged(self, msg: Message, ctx: Context) -> str | None:
         """The address whose record judges the message: its source, unless it came through
@@ -119,8 +102,7 @@ class ReputationDetector:
         header", and spam posted to a list got the list's REP_IP_HAM).  Its posts are still
         counted: a relay that carries list mail beside other mail is judged with all of it.
         """
-        noted = self._note(msg, ctx.authenticated)
-        return None if noted.list_mail else noted.source
+        return None if is_list_mail(msg.headers) else self.source(msg, ctx)
 
     def start(self, msg: Message, ctx: Context) -> Awaitable[Sequence[Hit]]:
         """The engine's early start: answered at once from this worker's cache, which holds
@@ -131,7 +113,7 @@ class ReputationDetector:
             return _ready(())
         records = reputation.cached(ip, ctx.now)
         if records is None:
-            return self.check(msg, ctx)
+            return self._lookup(reputation, ip, ctx.now)  # the address already worked out
         return _ready(self._judge(*records))
 
     async def check(self, msg: Message, ctx: Context) -> Sequence[Hit]:
@@ -139,7 +121,10 @@ class ReputationDetector:
         reputation = self.reputation
         if ip is None or reputation is None:
             return ()
-        return self._judge(*await reputation.lookup(ip, ctx.now))
+        return await self._lookup(reputation, ip, ctx.now)
+
+    async def _lookup(self, reputation: Reputation, ip: str, now: float) -> Sequence[Hit]:
+        return self._judge(*await reputation.lookup(ip, now))
 
     def _judge(self, own: Record | None, net: Record | None) -> list[Hit]:
         s = self.settings
@@ -166,14 +151,9 @@ class ReputationDetector:
         return hits
 
     async def after_verdict(self, msg: Message, verdict: Verdict, now: float) -> None:
-        noted = self._noted.pop(id(msg), None)
         if verdict.skipped:
             return
-        authenticated = msg.envelope.user is not None
-        if noted is None or noted.ref() is not msg or noted.authenticated != authenticated:
-            noted = self._note(msg, authenticated)
-            self._noted.pop(id(msg), None)
-        ip = noted.source
+        ip = self.source(msg, Context(now=now, authenticated=msg.envelope.user is not None))
         reputation = self.reputation
         if ip is None or reputation is None:
             return
@@ -188,13 +168,6 @@ class ReputationDetector:
         """Write the counts still pending (at most ``flush_s`` old) to the store."""
         if self._reputation is not None:
             await self._reputation.flush()
-
-
-class _Noted(NamedTuple):
-    ref: weakref.ref[Message]
-    authenticated: bool
-    source: str | None  # source(): the client, unless it is our own
-    list_mail: bool  # judged() lets it go: it came through a mailing list (asked with a source)
 
 
 # A Received field that records a download from a mailbox, not a delivery: fetchmail's

@@ -132,7 +132,7 @@ class Hop:
     raw: str = field(default="", repr=False)
 
 
-@dataclass(frozen=True, slots=True, weakref_slot=True)  # a detector may note facts of it
+@dataclass(frozen=True, slots=True)
 class Message:
     """A message parsed once, read by every detector.
 
