@@ -38,3 +38,24 @@ def test_get_on_a_parsed_message() -> None:
     assert msg.headers.get("subject") == "café"
     assert msg.headers.get("message-id") == "<a@b>"
     assert msg.headers.get("In-Reply-To", "none") == "none"
+
+
+def test_repeated_fields_keep_their_order_and_first_seen_names() -> None:
+    items = (
+        ("Received", "r1"),
+        ("To", "t"),
+        ("RECEIVED", "r2"),
+        ("X-A", "a1"),
+        ("received", "r3"),
+        ("x-a", "a2"),
+        ("Subject", "s"),
+    )
+    headers = Headers(items)
+    assert list(headers) == ["received", "to", "x-a", "subject"]  # as first seen
+    assert len(headers) == 4
+    assert headers.get_all("Received") == ("r1", "r2", "r3")
+    assert headers.get_all("X-A") == ("a1", "a2")
+    assert headers.get_all("to") == ("t",)
+    assert dict(headers) == {"received": "r1", "to": "t", "x-a": "a1", "subject": "s"}
+    assert headers.items_in_order() == items
+    assert headers.raw_items() == items

@@ -39,10 +39,20 @@ class Headers(Mapping[str, str]):
     ) -> None:
         self._items = items
         self._raw = raw or items
-        by_name: dict[str, list[str]] = {}
+        # Most names occur once: a tuple at once, and a list only for those that repeat.
+        by_name: dict[str, tuple[str, ...]] = {}
+        repeated: dict[str, list[str]] = {}
         for name, value in items:
-            by_name.setdefault(name.lower(), []).append(value)
-        self._by_name = {k: tuple(v) for k, v in by_name.items()}
+            key = name.lower()
+            if key not in by_name:
+                by_name[key] = (value,)
+            elif key in repeated:
+                repeated[key].append(value)
+            else:
+                repeated[key] = [*by_name[key], value]
+        for key, values in repeated.items():
+            by_name[key] = tuple(values)
+        self._by_name = by_name
 
     def __getitem__(self, name: str) -> str:
         return self._by_name[name.lower()][0]
