@@ -2,11 +2,9 @@
 
 Each learned message leaves its *symbol vector*: for every symbol the verdict had, the
 weight its detector gave the hit (1.0 for most, the classifier's confidence for
-``CLASSIFIER_SPAM``; kept for a symbol scored 0 too).  :func:`fit` finds scores ``s`` so
-that ``sigmoid((score(x, s) - T) / TAU)`` predicts the label, where ``T`` is the lowest
-spam action's threshold and ``score`` is the sum the verdict makes, each group's totals
-capped as ``policy.decide`` caps them (``capped.py``): a logistic regression in points,
-the way SpamAssassin's score sets were fitted to its corpora.
+``CLASSIFIER_SPAM``).  :func:`fit` finds scores ``s`` so that ``sigmoid((x . s - T) / TAU)``
+predicts the label, where ``T`` is the lowest spam action's threshold: a logistic
+regression in points, the way SpamAssassin's score sets were fitted to its corpora.
 
 - **Regularised**: an L2 pull towards the shipped score (``l2``), so a symbol seen on few
   messages keeps about its shipped score, and one never seen keeps it exactly.
@@ -26,9 +24,8 @@ the way SpamAssassin's score sets were fitted to its corpora.
   rejects), whose points enter the fit as given, as a pinned symbol's do.
 
 Ham weighs ``ham_weight`` times a spam message: a false positive costs more than a miss.
-The fit is projected gradient descent with Nesterov momentum (FISTA, restarted when the
-loss rises: the capped sum is only piecewise linear) on the bounded box, in numpy over
-the non-zero terms.
+The fit is projected gradient descent with Nesterov momentum (FISTA) on the bounded box,
+in numpy: a few hundred milliseconds for 50,000 messages of 150 symbols.
 """
 
 from __future__ import annotations
@@ -41,7 +38,6 @@ from dataclasses import dataclass, field, replace
 import msgspec
 import numpy as np
 
-from seawall.classifier.capped import Design
 from seawall.config import LearnedScoresSettings
 from seawall.policy.model import SymbolResult
 from seawall.policy.scores import Scores, SymbolDef
@@ -140,18 +136,16 @@ def fit(
     index = {name: i for i, name in enumerate(box.names)}
     rows: list[tuple[bool, Mapping[str, float]]] = list(vectors)
     x = np.zeros((len(rows), len(box.names)))
-    fixed: list[dict[str, float]] = []  # points from pinned symbols, not fitted
+    offset = np.zeros(len(rows))  # points from pinned symbols, not fitted
     y = np.zeros(len(rows))
     for r, (spam, vector) in enumerate(rows):
         y[r] = 1.0 if spam else 0.0
-        points: dict[str, float] = {}
         for name, weight in vector.items():
             column = index.get(name)
             if column is not None:
                 x[r, column] = weight
             elif name in box.pinned:
-                points[name] = box.pinned[name] * weight
-        fixed.append(points)
+                offset[r] += box.pinned[name] * weight
     spam_n = int(y.sum())
     ham_n = len(rows) - spam_n
     seen = {name: int(np.count_nonzero(x[:, i])) for i, name in enumerate(box.names)}
@@ -160,70 +154,41 @@ def fit(
     ham_events = np.count_nonzero(x[y == 0], axis=0)
     thin = (box.prior == 0) & (ham_events < MIN_HAM_EVENTS)
     box = replace(box, high=np.where(thin, 0.0, box.high))
-    # The margin the verdict computes: group caps included (capped.py).
-    signs = np.where(box.prior < 0, -1.0, 1.0)
-    design = Design.build(x, box.names, signs, _pinned_scores(base, box.pinned), fixed)
     # Each class sums to its share: spam 1, ham ham_weight, whatever the counts.
     c = np.where(y > 0, 1.0 / max(spam_n, 1), settings.ham_weight / max(ham_n, 1))
-    scores, loss = _solve(design, y, c, threshold(base), box, settings.l2)
+    scores, loss = _solve(x, y, c, offset - threshold(base), box, settings.l2)
     learned = {name: round(float(v), 3) for name, v in zip(box.names, scores, strict=True)}
     shipped = {name: float(v) for name, v in zip(box.names, box.prior, strict=True)}
     return Table(learned, shipped, seen, spam_n, ham_n, time.time(), round(loss, 6))
 
 
-def _pinned_scores(base: Scores, pinned: Mapping[str, float]) -> Scores:
-    """``base`` with the pinned scores in force (their groups decide their caps)."""
-    if not pinned:
-        return base
-    symbols = dict(base.symbols)
-    for name, score in pinned.items():
-        definition = symbols.get(name, SymbolDef(0.0))
-        symbols[name] = SymbolDef(score, definition.group, definition.description)
-    return replace(base, symbols=symbols)
-
-
-def _loss(design: Design, s: np.ndarray, y: np.ndarray, c: np.ndarray, t: float) -> float:
-    """The weighted log-loss of sigmoid((margin - t) / TAU) against the labels."""
-    margin = (design.margins(s) - t) / TAU
-    # log(1 + e^-m) for spam, log(1 + e^m) for ham, without overflow
-    signed = np.where(y > 0, -margin, margin)
-    return float((c * np.logaddexp(0.0, signed)).sum())
-
-
 def _solve(
-    design: Design, y: np.ndarray, c: np.ndarray, t: float, box: Bounds, l2: float
+    x: np.ndarray, y: np.ndarray, c: np.ndarray, offset: np.ndarray, box: Bounds, l2: float
 ) -> tuple[np.ndarray, float]:
-    """Minimise weighted log-loss of sigmoid((margin(s) - t) / TAU) + l2 |s - prior|^2
-    over the box, by FISTA; the step is 1 / (a bound on the gradient's Lipschitz
-    constant on each piece of the capped margin).  The capped margin is not convex, so
-    the best point seen is kept, and momentum restarts when the loss goes up."""
+    """Minimise weighted log-loss of sigmoid((x s + offset) / TAU) + l2 |s - prior|^2 over
+    the box, by FISTA; the step is 1 / (a bound on the gradient's Lipschitz constant)."""
     w = box.prior.clip(box.low, box.high)
-    if not len(y):
+    if not len(x):
         return w, 0.0
-    lipschitz = design.norm(np.sqrt(c)) ** 2 / (4 * TAU**2) + 2 * l2
+    # The log-loss Hessian is at most X^T diag(c) X / (4 TAU^2); its largest eigenvalue is
+    # at most its trace-free bound by the Frobenius norm.
+    scaled = x * np.sqrt(c)[:, None]
+    lipschitz = float(np.linalg.norm(scaled, 2)) ** 2 / (4 * TAU**2) + 2 * l2
     step = 1.0 / max(lipschitz, 1e-9)
-
-    def objective(s: np.ndarray) -> float:
-        return _loss(design, s, y, c, t) + l2 * float(((s - box.prior) ** 2).sum())
-
-    momentum, previous, t_k = w.copy(), w.copy(), 1.0
-    best, best_value = w.copy(), objective(w)
-    last = best_value
+    momentum, previous, t = w.copy(), w.copy(), 1.0
     for _ in range(_ITERATIONS):
-        margin = (design.margins(momentum) - t) / TAU
+        margin = (x @ momentum + offset) / TAU
         p = 1.0 / (1.0 + np.exp(-np.clip(margin, -35, 35)))
-        grad = design.gradient(momentum, c * (p - y)) / TAU + 2 * l2 * (momentum - box.prior)
+        grad = x.T @ (c * (p - y)) / TAU + 2 * l2 * (momentum - box.prior)
         current = (momentum - step * grad).clip(box.low, box.high)
-        value = objective(current)
-        if value < best_value:
-            best, best_value = current.copy(), value
-        if value > last:  # restart: momentum carried it uphill
-            momentum, previous, t_k, last = current.copy(), current.copy(), 1.0, value
-            continue
-        t_next = (1 + math.sqrt(1 + 4 * t_k * t_k)) / 2
-        momentum = current + ((t_k - 1) / t_next) * (current - previous)
-        previous, t_k, last = current, t_next, value
-    return best, _loss(design, best, y, c, t)
+        t_next = (1 + math.sqrt(1 + 4 * t * t)) / 2
+        momentum = current + ((t - 1) / t_next) * (current - previous)
+        previous, t = current, t_next
+    margin = (x @ previous + offset) / TAU
+    p = 1.0 / (1.0 + np.exp(-np.clip(margin, -35, 35)))
+    eps = 1e-12
+    loss = float(-(c * (y * np.log(p + eps) + (1 - y) * np.log(1 - p + eps))).sum())
+    return previous, loss
 
 
 def apply(base: Scores, table: Table | None, settings: LearnedScoresSettings) -> Scores:
