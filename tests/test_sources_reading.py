@@ -109,8 +109,31 @@ def test_a_dangling_link_in_a_tree_fails_with_its_path(tmp_path: Path) -> None:
 
 
 def test_a_directory_is_no_file_of_messages(tmp_path: Path) -> None:
-    with pytest.raises(IsADirectoryError):
+    with pytest.raises(IsADirectoryError) as info:
         units_of_file(str(tmp_path))
+    assert info.value.filename == str(tmp_path)  # as open() names it
+    with pytest.raises(IsADirectoryError) as info:
+        Unit("d", str(tmp_path)).read()
+    assert info.value.filename == str(tmp_path)
+    assert str(tmp_path) in str(info.value)
+
+
+def test_a_file_that_fails_to_read_is_named(tmp_path: Path) -> None:
+    # Reading a process's memory at offset 0 fails (EIO: nothing is mapped there; or
+    # EACCES where ptrace is restricted), for root too.
+    with pytest.raises(OSError, match="Input/output error|Permission denied") as info:
+        units_of_file("/proc/self/mem")
+    assert info.value.filename == "/proc/self/mem"
+    out = subprocess.run(
+        [sys.executable, "-m", "seawall", "scan", "/proc/self/mem", "--state", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode != 0
+    assert "cannot read /proc/self/mem: " in out.stderr
+    assert "Traceback" not in out.stderr
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file without permissions")

@@ -51,6 +51,8 @@ class Unit:
             if self.end is None:
                 return _read_from(fd, os.fstat(fd).st_size - self.start)
             return _read_from(fd, self.end - self.start, exact=True)
+        except OSError as exc:
+            raise _named(exc, self.file) from None
         finally:
             os.close(fd)
 
@@ -142,9 +144,19 @@ def units_of_file(path: str) -> list[Unit]:
                 first += _read_from(fd, size - len(first))
             if first.find(b"\nFrom ", len(head) - 1) == -1:  # from the head's own newline
                 return [Unit(path, path, len(head), None)]
+    except OSError as exc:
+        raise _named(exc, path) from None
     finally:
         os.close(fd)
     return _mbox_units(path)
+
+
+def _named(exc: OSError, path: str) -> OSError:
+    """``exc`` naming the file, as open() names it (the errors of os.read name none: a
+    directory's "Is a directory", a device's "Input/output error")."""
+    if exc.filename is None:
+        exc.filename = path
+    return exc
 
 
 def _walk(root: str) -> Iterator[str]:
