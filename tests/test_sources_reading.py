@@ -161,3 +161,14 @@ def test_scan_names_the_path_it_cannot_read(tmp_path: Path) -> None:
     assert out.returncode != 0
     assert f"no such file or directory: {tree / 'gone'}" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_a_file_gone_after_listing_fails_its_read_with_its_name(tmp_path: Path) -> None:
+    path = tmp_path / "m.eml"
+    path.write_bytes(MSG % (1, 1))
+    [unit] = list(iter_units([tmp_path]))
+    path.unlink()
+    with pytest.raises(FileNotFoundError) as info:  # the worker's READ_ERROR record
+        unit.read()
+    assert info.value.filename == str(path)
+    assert unit.size() == 0
