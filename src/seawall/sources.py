@@ -3,13 +3,15 @@
 A :class:`Unit` names one message by a byte range of a file, so a worker
 process can read it itself.  ``path`` is how the message is reported: the file
 name, or ``file#N`` for the Nth message (from 1) of an mbox; ``file#N`` given as a path
-names that message alone.
+names that message alone.  What cannot be read twice (a pipe: ``/dev/stdin``, a FIFO) is
+read once while listing, and its units carry their bytes.
 """
 
 from __future__ import annotations
 
 import mmap
 import os
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,8 +44,11 @@ class Unit:
     file: str
     start: int = 0
     end: int | None = None
+    data: bytes | None = None  # the message itself, read from a stream while listing
 
     def read(self) -> bytes:
+        if self.data is not None:
+            return self.data
         fd = os.open(self.file, _OPEN_FLAGS)
         try:
             if self.start:
@@ -58,6 +63,8 @@ class Unit:
 
     def size(self) -> int:
         """The message's size in bytes without reading it (0 when the file is gone)."""
+        if self.data is not None:
+            return len(self.data)
         if self.end is not None:
             return self.end - self.start
         try:
@@ -105,23 +112,50 @@ def _mbox_units(path: str) -> list[Unit]:
     if size == 0:
         return [Unit(path, path)]
     with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        starts: list[int] = [0]
-        pos = mm.find(b"\nFrom ", 0)
-        while pos != -1:
-            line_end = mm.find(b"\n", pos + 1)
-            line = mm[pos + 1 : line_end if line_end != -1 else size]
-            if _is_from_line(line):
-                starts.append(pos + 1)
-            pos = mm.find(b"\nFrom ", pos + 1)
-        units: list[Unit] = []
-        for index, start in enumerate(starts):
-            end = starts[index + 1] if index + 1 < len(starts) else size
-            body = mm.find(b"\n", start, end)
-            body = end if body == -1 else body + 1
-            units.append(Unit("", path, body, end))
-    if len(units) == 1:
-        return [Unit(path, path, units[0].start, None)]
-    return [Unit(f"{path}#{n}", path, u.start, u.end) for n, u in enumerate(units, 1)]
+        ranges = _mbox_ranges(mm, size)
+    if len(ranges) == 1:
+        return [Unit(path, path, ranges[0][0], None)]
+    return [Unit(f"{path}#{n}", path, start, end) for n, (start, end) in enumerate(ranges, 1)]
+
+
+def _mbox_ranges(buffer: bytes | mmap.mmap, size: int) -> list[tuple[int, int]]:
+    """Each message's (start, end) in an mbox's bytes: after its From_ line, to the next."""
+    starts: list[int] = [0]
+    pos = buffer.find(b"\nFrom ", 0)
+    while pos != -1:
+        line_end = buffer.find(b"\n", pos + 1)
+        line = buffer[pos + 1 : line_end if line_end != -1 else size]
+        if _is_from_line(line):
+            starts.append(pos + 1)
+        pos = buffer.find(b"\nFrom ", pos + 1)
+    ranges: list[tuple[int, int]] = []
+    for index, start in enumerate(starts):
+        end = starts[index + 1] if index + 1 < len(starts) else size
+        body = buffer.find(b"\n", start, end)
+        ranges.append((end if body == -1 else body + 1, end))
+    return ranges
+
+
+def _stream_units(path: str, fd: int) -> list[Unit]:
+    """The messages of a stream (a pipe, a FIFO, a terminal), read whole now: a worker
+    could not read it again.  An mbox on it is split as a file's is."""
+    chunks: list[bytes] = []
+    try:
+        while chunk := os.read(fd, 1 << 16):  # a short read is no end: only b"" is
+            chunks.append(chunk)
+    except OSError as exc:
+        raise _named(exc, path) from None
+    data = b"".join(chunks)
+    end = data.find(b"\n", 0, _HEAD)
+    if not _is_from_line(data[: end + 1] if end != -1 else data[:_HEAD]):
+        return [Unit(path, path, data=data)]
+    ranges = _mbox_ranges(data, len(data))
+    if len(ranges) == 1:
+        start, end = ranges[0]
+        return [Unit(path, path, data=data[start:end])]
+    return [
+        Unit(f"{path}#{n}", path, data=data[start:end]) for n, (start, end) in enumerate(ranges, 1)
+    ]
 
 
 def units_of_file(path: str) -> list[Unit]:
@@ -130,6 +164,8 @@ def units_of_file(path: str) -> list[Unit]:
     starts with a From_ line is read whole to find any other."""
     fd = os.open(path, _OPEN_FLAGS)
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return _stream_units(path, fd)
         first = os.read(fd, _FIRST_READ)
         end = first.find(b"\n", 0, _HEAD)
         head = first[: end + 1] if end != -1 else first[:_HEAD]
