@@ -181,6 +181,12 @@ class MarkupSettings(Section):
     enabled: bool = True
 
 
+class MimeShapeSettings(Section):
+    # MIME structure mail programs do not write (MIME_*): one-part multiparts, 8-bit text
+    # declared 7bit or without a charset, base64 for ASCII text (detectors/mimeshape.py).
+    enabled: bool = True
+
+
 class CampaignSettings(Section):
     enabled: bool = True
     # Copies of one message before it counts as a campaign (and gets CAMPAIGN).
@@ -468,6 +474,7 @@ class Detectors(Section):
     urls: UrlsSettings = UrlsSettings()
     phishing: PhishingSettings = PhishingSettings()
     markup: MarkupSettings = MarkupSettings()
+    mimeshape: MimeShapeSettings = MimeShapeSettings()
     campaigns: CampaignSettings = CampaignSettings()
     attachments: AttachmentsSettings = AttachmentsSettings()
     dnsbl: DnsblSettings = DnsblSettings()

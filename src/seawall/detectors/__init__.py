@@ -48,6 +48,7 @@ REGISTRY: tuple[Entry, ...] = (
     Entry("urls", "seawall.detectors.urls:UrlsDetector"),
     Entry("phishing", "seawall.detectors.phishing:PhishingDetector"),
     Entry("markup", "seawall.detectors.markup:MarkupDetector"),
+    Entry("mimeshape", "seawall.detectors.mimeshape:MimeShapeDetector"),
     Entry("attachments", "seawall.detectors.attachments:AttachmentsDetector"),
     Entry("language", "seawall.detectors.language:LanguageDetector"),
     Entry("campaigns", "seawall.detectors.campaign:CampaignDetector"),

@@ -174,7 +174,8 @@ class Walk:
         kind = entity.content_type
         readable = kind == "text/html" or kind in _PLAIN_TYPES
         if readable:
-            source = self.text(data, kind, entity.params.get("charset"), entity.filename is None)
+            charset = entity.params.get("charset")
+            source = self.text(data, kind, charset, entity.filename is None, entity.encoding)
             if kind == "text/html" and not self.sealed and len(self.html) < HTML_SOURCES:
                 if end - start <= 4 * HTML_SOURCE_CHARS:
                     self.html.append(source[:HTML_SOURCE_CHARS])
@@ -202,7 +203,9 @@ class Walk:
             data = data[:limit]
         return data
 
-    def text(self, data: bytes, kind: str, charset: str | None, inline: bool) -> str:
+    def text(
+        self, data: bytes, kind: str, charset: str | None, inline: bool, encoding: str = ""
+    ) -> str:
         """Add the text part of ``data``; returns its decoded source (HTML, for HTML)."""
         decoded = decode_text(data, charset)
         if decoded.unknown:
@@ -223,7 +226,10 @@ class Walk:
                 text = text.replace("\r\n", "\n").replace("\r", "\n")
         if not text.isascii() and _INVISIBLE.search(text) is not None:  # none is ASCII
             text = _INVISIBLE.sub("", text)
-        self.parts.append(TextPart(kind, text, decoded.charset, charset, len(data)))
+        eight_bit = not data.isascii()
+        self.parts.append(
+            TextPart(kind, text, decoded.charset, charset, len(data), encoding, eight_bit)
+        )
         self.shown.append(inline)
         self.links.append(links)
         return decoded.text

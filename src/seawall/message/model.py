@@ -100,6 +100,8 @@ class TextPart:
     charset: str  # the charset actually used to decode
     declared_charset: str | None  # what the part said, if anything
     size: int  # decoded size in bytes
+    encoding: str = ""  # Content-Transfer-Encoding as declared, lower-case ("" for none)
+    eight_bit: bool = False  # the decoded bytes are not all ASCII
 
 
 @dataclass(frozen=True, slots=True)
