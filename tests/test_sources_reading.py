@@ -136,14 +136,36 @@ def test_a_file_that_fails_to_read_is_named(tmp_path: Path) -> None:
     assert "Traceback" not in out.stderr
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file without permissions")
 def test_an_unreadable_file_fails_with_its_path(tmp_path: Path) -> None:
     path = tmp_path / "secret"
     path.write_bytes(MSG % (1, 1))
     path.chmod(0)
-    with pytest.raises(PermissionError) as info:
-        units_of_file(str(path))
-    assert info.value.filename == str(path)
+    if os.geteuid() != 0:
+        with pytest.raises(PermissionError) as info:
+            units_of_file(str(path))
+        assert info.value.filename == str(path)
+        return
+    # Root reads any file: the listing runs as nobody in a forked child, as when a scan
+    # meets another user's mail.
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover (the child's verdict is what the parent asserts)
+        answer = "read"
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            units_of_file(str(path))
+        except PermissionError as exc:
+            answer = str(exc.filename)
+        except BaseException as exc:
+            answer = repr(exc)
+        os.write(write, answer.encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as fh:
+        answer = fh.read().decode()
+    os.waitpid(child, 0)
+    assert answer == str(path)
 
 
 def test_scan_names_the_path_it_cannot_read(tmp_path: Path) -> None:
