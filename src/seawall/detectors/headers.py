@@ -268,7 +268,9 @@ class HeadersDetector:
             if "outlook" in low and low.startswith("microsoft"):
                 mimeole = bool(headers.get_all("X-MimeOLE"))
                 self._outlook(mailer, mid, date, mimeole, hits)
-                if _html_only(msg):
+                # Every Outlook sends HTML as multipart/alternative with a text part, so its
+                # X-Mailer on HTML alone is a copy (corpora: none of 22,175 ham, 313 spam).
+                if msg.html_only:
                     hits.append(Hit("HDR_XMAILER_OUTLOOK_HTML_ONLY", options=(mailer[:60],)))
         elif _OUTLOOK_MID.match(mid):
             hits.append(Hit("HDR_MID_FORGED_OUTLOOK"))
@@ -314,19 +316,6 @@ def _needs_mime_version(headers: Headers) -> bool:
         return True
     encodings = headers.get_all("Content-Transfer-Encoding")
     return bool(encodings) and encodings[0].strip().lower() in ("base64", "quoted-printable")
-
-
-def _html_only(msg: Message) -> bool:
-    """HTML without a plain-text alternative: every Outlook sends HTML mail as
-    multipart/alternative with a text/plain part, so its X-Mailer on HTML alone is a copy
-    (in the shared corpora: none of 22,175 ham, 313 spam)."""
-    html = False
-    for part in msg.parts:
-        if part.content_type == "text/html":
-            html = True
-        elif part.content_type == "text/plain" and part.text.strip():
-            return False
-    return html
 
 
 def _blank(found: re.Match[str]) -> str:

@@ -65,16 +65,10 @@ class MarkupDetector:
 
 def layout(msg: Message, limits: ParseLimits = DEFAULT_LIMITS) -> list[Hit]:
     """The layout symbols of ``msg`` (a plain-text message has none)."""
-    html = plain = False
-    for part in msg.parts:
-        if part.content_type == "text/html":
-            html = True
-        elif part.content_type == "text/plain" and part.text.strip():
-            plain = True
-    if not html:
+    if not msg.has_html:
         return []
     hits: list[Hit] = []
-    if not plain:
+    if msg.html_only:
         hits.append(Hit("MIME_HTML_ONLY"))
     large: str | None = None
     coloured = 0

@@ -178,3 +178,14 @@ class Message:
     @property
     def has_html(self) -> bool:
         return any(p.content_type == "text/html" for p in self.parts)
+
+    @property
+    def html_only(self) -> bool:
+        """HTML without a plain-text alternative (an empty text/plain part is none)."""
+        html = False
+        for part in self.parts:
+            if part.content_type == "text/html":
+                html = True
+            elif part.content_type == "text/plain" and part.text.strip():
+                return False
+        return html
