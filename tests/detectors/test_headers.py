@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import pytest
 
+from seawall import corpus
 from seawall.config import HeadersSettings
 from seawall.detectors.base import Context
-from seawall.detectors.headers import HeadersDetector
+from seawall.detectors.headers import _PADDED_TAIL, HeadersDetector
 from seawall.message import Envelope
 from seawall.message.dates import parse_date
+from seawall.sources import units_of_file
 
 from .conftest import msg, scan
 
@@ -262,3 +264,56 @@ def test_mid_added_by_receiving_relay_is_not_forged() -> None:
 
     assert "HDR_MID_RHS_MATCH_TO" not in symbols(raw)
     assert "HDR_MID_RHS_MATCH_TO" in symbols(forged)
+
+
+@pytest.mark.parametrize(
+    ("subject", "tag"),
+    [
+        ("Lowest life insurance rates available!                     moode", "moode"),
+        ("Join the Fastest Growing Singles Community\t\t\t\t\t\t\t14.51   ", "14.51"),
+        ("lunch", None),
+        ("lunch      ", None),  # trailing white space is no tag
+        ("lunch   at   noon", None),  # a short run
+        ("      lunch", None),  # nothing before the run
+    ],
+)
+async def test_padded_subject(subject: str, tag: str | None) -> None:
+    raw = inline(Subject=subject)
+    hit = (await scan(DETECTOR, msg(raw, RELAY), NOW)).get("HDR_SUBJ_PADDED")
+    assert (hit.options if hit is not None else None) == (None if tag is None else (tag,))
+
+
+async def test_a_folded_subject_is_not_padding() -> None:
+    # A mail program folds a long subject; unfolded, the next line's indent is a long run.
+    folded = "FW: OASIS Posting - FINAL PLAN FOR NO TAG/NO FLOW\n              POLICY"
+    raw = inline(Subject=folded)
+    assert "HDR_SUBJ_PADDED" not in await symbols(raw)
+    crlf = inline(Subject="Lowest rates!              qxbt").replace(b"\n", b"\r\n")
+    assert "HDR_SUBJ_PADDED" in await symbols(crlf)
+
+
+def _subject_units(source: str, label: str) -> list[bytes]:
+    return [
+        unit.read()
+        for item in corpus.items(source)
+        if item.label == label
+        for unit in units_of_file(str(item.path))
+    ]
+
+
+# Measured on all 22,175 ham of the shared corpora: one (an Enron forward whose subject
+# kept a wide gap inside a line, "NO FLOW              POLICY"); here the ham whose Subject
+# unfolds to a padded tail (most of them folded) and a sample of the rest.
+@pytest.mark.parametrize("source", [corpus.ENRON_HAM, corpus.SPAMASSASSIN])
+async def test_padded_subject_on_real_mail(source: str) -> None:
+    ham = _subject_units(source, "ham")
+    looks_padded = [raw for raw in ham if _PADDED_TAIL.search(msg(raw).subject)]
+    assert looks_padded  # the folded subjects the rule must tell apart
+    fired = [
+        raw for raw in looks_padded + ham[::8] if "HDR_SUBJ_PADDED" in await symbols(raw, None)
+    ]
+    assert len(fired) <= (1 if source == corpus.ENRON_HAM else 0), [raw[:300] for raw in fired]
+    if source == corpus.SPAMASSASSIN:
+        spam = _subject_units(source, "spam")
+        padded = [raw for raw in spam[::2] if "HDR_SUBJ_PADDED" in await symbols(raw, None)]
+        assert len(padded) > 100
