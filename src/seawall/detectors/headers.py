@@ -335,7 +335,10 @@ def _padded_subject(msg: Message) -> str | None:
     """The last token of a Subject padded out to it within one line as sent (see
     ``_PADDED_TAIL``), else None.  The raw header section is read only for the rare subject
     whose unfolded value ends that way."""
-    found = _PADDED_TAIL.search(msg.subject[:_MAX_FIELD])
+    subject = msg.subject[:_MAX_FIELD]
+    if "  " not in subject and "\t" not in subject:  # most subjects: 50 ns, not 900
+        return None
+    found = _PADDED_TAIL.search(subject)
     if found is None:
         return None
     head = msg.raw[:_MAX_HEAD].replace(b"\r\n", b"\n")
