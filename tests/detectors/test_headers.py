@@ -317,3 +317,52 @@ async def test_padded_subject_on_real_mail(source: str) -> None:
         spam = _subject_units(source, "spam")
         padded = [raw for raw in spam[::2] if "HDR_SUBJ_PADDED" in await symbols(raw, None)]
         assert len(padded) > 100
+
+
+@pytest.mark.parametrize(
+    ("subject", "to", "greeted"),
+    [
+        ("Enter now, hibody, 75% off", "hibody@example.net", "hibody"),
+        ("Special offer for hibody, 80% better price", "hibody@example.net", "hibody"),
+        ("Atencao, wbks4! Seus pontos estao prestes a expirar", "<wbks4@example.net>", "wbks4"),
+        ("ZZZZ: claim the money you never knew you had", "zzzz@example.net", "zzzz"),
+        ("hibody's offer", "hibody@example.net", None),  # not a salutation
+        ("Re: [hibody] minutes", "hibody@example.net", None),  # a list tag
+        ("mail for hibody.smith, today", "hibody@example.net", None),  # a longer name
+        ("Bob, lunch?", "bob@example.net", None),  # a local part under 4 characters
+        ("Lunch, everyone!", "hibody@example.net", None),
+    ],
+)
+async def test_subject_greets_the_mailbox(subject: str, to: str, greeted: str | None) -> None:
+    hit = (await scan(DETECTOR, msg(inline(Subject=subject, To=to), RELAY), NOW)).get(
+        "HDR_SUBJ_GREETS_MAILBOX"
+    )
+    assert (hit.options if hit is not None else None) == (None if greeted is None else (greeted,))
+
+
+async def test_the_envelope_recipient_is_greeted_too() -> None:
+    raw = inline(Subject="hibody, your card is approved", To="Undisclosed recipients:;")
+    envelope = Envelope(client_ip="198.51.100.7", rcpts=("hibody@example.net",))
+    hits = await scan(DETECTOR, msg(raw, envelope), NOW)
+    assert hits["HDR_SUBJ_GREETS_MAILBOX"].options == ("hibody",)
+
+
+async def test_list_mail_is_not_greeted() -> None:
+    raw = inline(
+        Subject="ilug, meeting on Tuesday!",
+        To="ilug@linux.example",
+        **{"List-Id": "<ilug.linux.example>"},
+    )
+    assert "HDR_SUBJ_GREETS_MAILBOX" not in await symbols(raw)
+
+
+# None of the 22,175 ham of the shared corpora (measured on all; here a sample), 133 spam.
+@pytest.mark.parametrize("source", [corpus.ENRON_HAM, corpus.CSDMC, corpus.SPAMASSASSIN])
+async def test_greets_mailbox_on_real_mail(source: str) -> None:
+    ham = _subject_units(source, "ham")
+    for raw in ham[::4]:
+        assert "HDR_SUBJ_GREETS_MAILBOX" not in await symbols(raw, None), raw[:300]
+    if source == corpus.CSDMC:
+        spam = _subject_units(source, "spam")
+        greeted = [raw for raw in spam if "HDR_SUBJ_GREETS_MAILBOX" in await symbols(raw, None)]
+        assert len(greeted) > 50

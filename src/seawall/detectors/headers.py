@@ -39,6 +39,9 @@ _NAME_HOST = re.compile(
 )
 _TOKEN_EDGES = "\"'()<>[]{},;:!?*."
 _TO_DOMAINS = re.compile(r"@([\w.-]+)")
+_TO_LOCALS = re.compile(r"([\w.%+-]{4,64})@[\w.-]+")
+_SALUTED = (",", ":", "!")  # "hibody, 75% off", "Atencao, wbks4! Seus pontos..."
+_NAME_EDGE = ".@[]-_"  # a local part inside a longer name, an address or a list tag
 _UNDISCLOSED = ("undisclosed", "unlisted-recipients", "recipient list not shown", "suppressed")
 # Genuine Outlook X-Mailer spellings; bots often get the wording or the version wrong.
 _OUTLOOK_GENUINE = re.compile(
@@ -117,6 +120,7 @@ class HeadersDetector:
         "HDR_XMAILER_OUTLOOK_HTML_ONLY": "Outlook X-Mailer on HTML without the text part it adds",
         "HDR_MIME_NO_VERSION": "MIME content (multipart, HTML, base64 or QP) without MIME-Version",
         "HDR_SUBJ_PADDED": "Subject padded with spaces before a last token (a per-copy tag)",
+        "HDR_SUBJ_GREETS_MAILBOX": "Subject greets the recipient by the mailbox's name",
         "HDR_PRECEDENCE_BULK": "Precedence: bulk or junk",
         "HDR_BULK_NO_UNSUB": "Bulk mail without List-Unsubscribe",
     }
@@ -154,6 +158,9 @@ class HeadersDetector:
         tag = _padded_subject(msg)
         if tag is not None:
             hits.append(Hit("HDR_SUBJ_PADDED", options=(tag,)))
+        greeted = _greets_mailbox(msg, to)
+        if greeted is not None:
+            hits.append(Hit("HDR_SUBJ_GREETS_MAILBOX", options=(greeted,)))
         return hits
 
     def _date(self, values: tuple[str, ...], now: float, hits: list[Hit]) -> float | None:
@@ -350,6 +357,38 @@ def _padded_subject(msg: Message) -> str | None:
         return None
     last = field.group(1).rsplit(b"\n", 1)[-1]
     return found.group(1) if _PADDED_LINE.search(last) else None
+
+
+def _greets_mailbox(msg: Message, to: tuple[str, ...]) -> str | None:
+    """The recipient's mailbox name (the address's local part, at least 4 characters) when
+    the Subject uses it as a salutation ("hibody, 75% off", "Friend, hibody!"): a merge of a
+    list that holds only addresses.  People greet by names, list software tags subjects
+    with its list's name, and this is neither (none of the shared corpora's 22,175 ham; 143
+    spam).  List mail is left alone."""
+    subject = msg.subject[:_MAX_FIELD].lower()
+    locals_ = [rcpt.rpartition("@")[0] for rcpt in msg.envelope.rcpts[:3]]
+    if to:
+        locals_ += _TO_LOCALS.findall(to[0][:_MAX_FIELD])[:3]
+    for local in {local.lower() for local in locals_ if len(local) >= 4}:
+        at = subject.find(local)
+        if at >= 0 and is_list_mail(msg.headers):
+            return None
+        while at >= 0:
+            end = at + len(local)
+            if not _joined(subject[at - 1 : at]) and not _joined(subject[end : end + 1]):
+                rest = subject[end:].lstrip()
+                if rest[:1] in _SALUTED and not _joined(rest[1:2]):
+                    return local
+                if subject[:at].rstrip().endswith((",", "!")):
+                    return local
+            at = subject.find(local, at + 1)
+    return None
+
+
+def _joined(char: str) -> bool:
+    """Whether ``char`` (one or none) makes a word go on: a letter, a digit, or a character
+    of names, addresses and list tags."""
+    return bool(char) and (char.isalnum() or char in _NAME_EDGE)
 
 
 def _blank(found: re.Match[str]) -> str:
