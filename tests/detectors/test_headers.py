@@ -76,6 +76,7 @@ async def test_clean_message_has_no_hits() -> None:
         ("HDR_TO_UNDISCLOSED", "To", "undisclosed-recipients:;"),
         ("HDR_XMAILER_BULK", "X-Mailer", "Advanced Mass Sender v 3.21b"),
         ("HDR_XMAILER_PHP", "X-Mailer", "PHP/5.2.17"),
+        ("HDR_XMAILER_CDO", "X-Mailer", "Microsoft CDO for Windows 2000"),
         ("HDR_XMAILER_FORGED_OUTLOOK", "X-Mailer", "Microsoft Outlook Express 6.00.2900.2180"),
         ("HDR_XMAILER_FORGED_OUTLOOK", "X-Mailer", "Microsoft Outlook Build 10.0.2627"),
         ("HDR_PRECEDENCE_BULK", "Precedence", "bulk"),
@@ -356,12 +357,14 @@ async def test_list_mail_is_not_greeted() -> None:
     assert "HDR_SUBJ_GREETS_MAILBOX" not in await symbols(raw)
 
 
-# None of the 22,175 ham of the shared corpora (measured on all; here a sample), 133 spam.
+# On none of the 22,175 ham of the shared corpora (measured on all; here a sample): the
+# greeting (133 spam) and the CDO mailer (130 spam).
 @pytest.mark.parametrize("source", [corpus.ENRON_HAM, corpus.CSDMC, corpus.SPAMASSASSIN])
 async def test_greets_mailbox_on_real_mail(source: str) -> None:
     ham = _subject_units(source, "ham")
     for raw in ham[::4]:
-        assert "HDR_SUBJ_GREETS_MAILBOX" not in await symbols(raw, None), raw[:300]
+        found = await symbols(raw, None)
+        assert not found & {"HDR_SUBJ_GREETS_MAILBOX", "HDR_XMAILER_CDO"}, raw[:300]
     if source == corpus.CSDMC:
         spam = _subject_units(source, "spam")
         greeted = [raw for raw in spam if "HDR_SUBJ_GREETS_MAILBOX" in await symbols(raw, None)]

@@ -114,6 +114,7 @@ class HeadersDetector:
         "HDR_TO_UNDISCLOSED": "To: undisclosed recipients",
         "HDR_XMAILER_BULK": "X-Mailer or User-Agent of a mass-mail program",
         "HDR_XMAILER_PHP": "X-Mailer of a PHP script (compromised web sites)",
+        "HDR_XMAILER_CDO": "X-Mailer of Windows' CDO library: a script, not a mail program",
         "HDR_XMAILER_FORGED_OUTLOOK": "Outlook X-Mailer that real Outlook never sends",
         "HDR_XMAILER_OUTDATED": "Outlook Express years after it was discontinued",
         "HDR_XMAILER_NO_MIMEOLE": "Windows Outlook X-Mailer without the X-MimeOLE it writes",
@@ -285,6 +286,8 @@ class HeadersDetector:
                 hits.append(Hit("HDR_XMAILER_BULK", options=(mailer[:60],)))
             elif low.startswith(("php/", "phpmailer")):
                 hits.append(Hit("HDR_XMAILER_PHP", options=(mailer[:60],)))
+            elif low.startswith("microsoft cdo for windows"):
+                hits.append(Hit("HDR_XMAILER_CDO", options=(mailer[:60],)))
             if "outlook" in low and low.startswith("microsoft"):
                 mimeole = bool(headers.get_all("X-MimeOLE"))
                 self._outlook(mailer, mid, date, mimeole, hits)
