@@ -6,8 +6,10 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
+from seawall import corpus
 from seawall.detectors.base import Context, Hit
 from seawall.message import Envelope, Message, parse_message
+from seawall.sources import units_of_file
 
 
 def msg(raw: bytes, envelope: Envelope | None = None, **changes: Any) -> Message:
@@ -24,3 +26,15 @@ async def scan(detector: Any, message: Message, ctx: Context | None = None) -> d
     unknown = set(by_symbol) - set(detector.symbols)
     assert not unknown, f"undeclared symbols {unknown}"
     return by_symbol
+
+
+def corpus_messages(source: str, label: str, step: int = 1) -> list[bytes]:
+    """Every ``step``-th message of ``label`` ("ham" or "spam") in a shared corpus, raw;
+    an mbox gives each of its messages."""
+    units = [
+        unit
+        for item in corpus.items(source)
+        if item.label == label
+        for unit in units_of_file(str(item.path))
+    ]
+    return [unit.read() for unit in units[::step]]

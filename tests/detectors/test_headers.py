@@ -8,9 +8,8 @@ from seawall.detectors.base import Context
 from seawall.detectors.headers import _PADDED_TAIL, HeadersDetector
 from seawall.message import Envelope
 from seawall.message.dates import parse_date
-from seawall.sources import units_of_file
 
-from .conftest import msg, scan
+from .conftest import corpus_messages, msg, scan
 
 DETECTOR = HeadersDetector(HeadersSettings())
 SENT = "Tue, 01 Jul 2003 10:52:37 +0200"
@@ -293,21 +292,12 @@ async def test_a_folded_subject_is_not_padding() -> None:
     assert "HDR_SUBJ_PADDED" in await symbols(crlf)
 
 
-def _subject_units(source: str, label: str) -> list[bytes]:
-    return [
-        unit.read()
-        for item in corpus.items(source)
-        if item.label == label
-        for unit in units_of_file(str(item.path))
-    ]
-
-
 # Measured on all 22,175 ham of the shared corpora: one (an Enron forward whose subject
 # kept a wide gap inside a line, "NO FLOW              POLICY"); here the ham whose Subject
 # unfolds to a padded tail (most of them folded) and a sample of the rest.
 @pytest.mark.parametrize("source", [corpus.ENRON_HAM, corpus.SPAMASSASSIN])
 async def test_padded_subject_on_real_mail(source: str) -> None:
-    ham = _subject_units(source, "ham")
+    ham = corpus_messages(source, "ham")
     looks_padded = [raw for raw in ham if _PADDED_TAIL.search(msg(raw).subject)]
     assert looks_padded  # the folded subjects the rule must tell apart
     fired = [
@@ -315,7 +305,7 @@ async def test_padded_subject_on_real_mail(source: str) -> None:
     ]
     assert len(fired) <= (1 if source == corpus.ENRON_HAM else 0), [raw[:300] for raw in fired]
     if source == corpus.SPAMASSASSIN:
-        spam = _subject_units(source, "spam")
+        spam = corpus_messages(source, "spam")
         padded = [raw for raw in spam[::2] if "HDR_SUBJ_PADDED" in await symbols(raw, None)]
         assert len(padded) > 100
 
@@ -361,11 +351,11 @@ async def test_list_mail_is_not_greeted() -> None:
 # greeting (133 spam) and the CDO mailer (130 spam).
 @pytest.mark.parametrize("source", [corpus.ENRON_HAM, corpus.CSDMC, corpus.SPAMASSASSIN])
 async def test_greets_mailbox_on_real_mail(source: str) -> None:
-    ham = _subject_units(source, "ham")
+    ham = corpus_messages(source, "ham")
     for raw in ham[::4]:
         found = await symbols(raw, None)
         assert not found & {"HDR_SUBJ_GREETS_MAILBOX", "HDR_XMAILER_CDO"}, raw[:300]
     if source == corpus.CSDMC:
-        spam = _subject_units(source, "spam")
+        spam = corpus_messages(source, "spam")
         greeted = [raw for raw in spam if "HDR_SUBJ_GREETS_MAILBOX" in await symbols(raw, None)]
         assert len(greeted) > 50

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from tests.detectors.conftest import msg, scan
+from tests.detectors.conftest import corpus_messages, msg, scan
 
 from seawall import corpus
 from seawall.config import load_config
@@ -12,7 +12,6 @@ from seawall.detectors.base import Parts
 from seawall.detectors.mimeshape import MimeShapeDetector, shape
 from seawall.message.parse import parse_message
 from seawall.policy.scores import load_scores
-from seawall.sources import units_of_file
 
 MV = b"MIME-Version: 1.0\n"
 ALTERNATIVE = (
@@ -179,21 +178,11 @@ def test_registered_scored_and_described() -> None:
     assert scores.groups["mime"].max_score == 2.0
 
 
-def _units(source: str, label: str, step: int) -> list[bytes]:
-    units = [
-        unit
-        for item in corpus.items(source)
-        if item.label == label
-        for unit in units_of_file(str(item.path))
-    ]
-    return [unit.read() for unit in units[::step]]
-
-
 # The scored symbols are on no ham of the shared corpora but one SpamAssassin newsletter
 # (measured on all 22,175; a sample here).
 @pytest.mark.parametrize("source", [corpus.ENRON_HAM, corpus.CSDMC, corpus.SPAMASSASSIN])
 def test_scored_symbols_are_absent_from_real_ham(source: str) -> None:
-    messages = _units(source, "ham", 4)
+    messages = corpus_messages(source, "ham", 4)
     assert len(messages) > 500
     for raw in messages:
         hits = {hit.symbol for hit in shape(parse_message(raw))}
@@ -201,6 +190,6 @@ def test_scored_symbols_are_absent_from_real_ham(source: str) -> None:
 
 
 def test_frequent_on_real_phishing() -> None:
-    messages = _units(corpus.PHISHING_POT, "spam", 4)
+    messages = corpus_messages(corpus.PHISHING_POT, "spam", 4)
     fired = sum(bool(shape(parse_message(raw))) for raw in messages)
     assert fired > 0.2 * len(messages)
