@@ -13,8 +13,9 @@ from seawall.config import Config
 from seawall.detectors.base import Context
 from seawall.detectors.reputation import ReputationDetector
 from seawall.message import Envelope, parse_message
-from seawall.policy.model import Action, SymbolResult, Verdict
 from seawall.store import MemoryStore
+
+from .verdicts import verdict
 
 T0 = 1_800_000_000.0
 MAILBOX = "193.0.2.219"  # the user's mailbox server, at its provider
@@ -33,17 +34,6 @@ def fetched(sender: str, body: str) -> bytes:
         "\tfor <jm@example.com>; Sat, 3 Aug 2002 05:04:03 +0100\n"
         f"Subject: x\n\n{body}\n"
     ).encode()
-
-
-def verdict(score: float) -> Verdict:
-    return Verdict(
-        score=score,
-        required=15.0,
-        action=Action.NO_ACTION,
-        symbols={"X": SymbolResult("X", score)},
-        language=None,
-        elapsed_ms=0.0,
-    )
 
 
 def detector(tmp_path: Path) -> ReputationDetector:

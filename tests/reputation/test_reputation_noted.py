@@ -14,8 +14,9 @@ from seawall.detectors import reputation as module
 from seawall.detectors.base import Context
 from seawall.detectors.reputation import ReputationDetector
 from seawall.message import Envelope, Message, parse_message
-from seawall.policy.model import Action, SymbolResult, Verdict
 from seawall.store import MemoryStore
+
+from .verdicts import verdict
 
 T0 = 1_800_000_000.0
 
@@ -27,17 +28,6 @@ def mail(ip: str, *, list_id: bool = False) -> bytes:
         + ("List-Id: <users.lists.example.org>\n" if list_id else "")
         + "Subject: x\n\nbody\n"
     ).encode()
-
-
-def verdict(score: float) -> Verdict:
-    return Verdict(
-        score=score,
-        required=15.0,
-        action=Action.NO_ACTION,
-        symbols={"X": SymbolResult("X", score)},
-        language=None,
-        elapsed_ms=0.0,
-    )
 
 
 def detector(tmp_path: Path, store: MemoryStore | None = None) -> ReputationDetector:
