@@ -83,7 +83,10 @@ def test_serve_finds_the_zombie(
             verdict = scan(sw, worm(n), "10.1.2.3", f"Q{n}")
             assert verdict["action"] == "reject"
         scan(sw, worm(9), "10.0.0.25", "QR")  # through our relay: never evidence
-        found = wait_for(lambda: cases(sw, capsys))
+        # The workers push evidence to the desk as it comes: the case may open on the first
+        # copy before the second's evidence is in, so wait for both before reading it.
+        wait_for(lambda: any(c.get("kinds") == {"worm": 2} for c in cases(sw, capsys)))
+        found = cases(sw, capsys)
         assert found, sw.log()
         (case,) = found
         assert case["account"] == "alice"  # from the accounting the desk reads
