@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from seawall import corpus
@@ -31,6 +33,7 @@ HOPS = (
 OE_MID = "<000801c5c9f2$8d3e0380$6400a8c0@ivory.example.org>"
 # What an MTA passes for a well-run sending server.
 RELAY = Envelope(client_ip="198.51.100.7", helo="mail.example.org", hostname="mail.example.org")
+_DOLLAR_MID = re.compile(rb"^Message-ID:[ \t]*<[0-9a-f]{12}\$", re.IGNORECASE | re.MULTILINE)
 
 
 def inline(hops: str = HOPS, **fields: str | None) -> bytes:
@@ -359,3 +362,52 @@ async def test_greets_mailbox_on_real_mail(source: str) -> None:
         spam = corpus_messages(source, "spam")
         greeted = [raw for raw in spam if "HDR_SUBJ_GREETS_MAILBOX" in await symbols(raw, None)]
         assert len(greeted) > 50
+
+
+@pytest.mark.parametrize(
+    "mailer",
+    [
+        "The Bat! (v1.52f) Business",
+        "AOL 7.0 for Windows US sub 118",
+        "QUALCOMM Windows Eudora Version 5.1",
+        "Internet Mail Service (5.5.2650.21)",
+        ": MIME-tools 5.503 (Entity 5.501)",
+    ],
+)
+async def test_outlook_message_id_under_another_mailer(mailer: str) -> None:
+    raw = inline(**{"X-Mailer": mailer, "Message-ID": OE_MID})
+    hits = await scan(DETECTOR, msg(raw, RELAY), NOW)
+    assert set(hits) == {"HDR_MID_FORGED_OUTLOOK"}
+    assert hits["HDR_MID_FORGED_OUTLOOK"].options == (mailer[:60],)
+    # Microsoft's MIME engine wrote the mail: a gateway may have changed the X-Mailer.
+    mimeole = "Produced By Microsoft MimeOLE V6.00.2800.1165"
+    raw = inline(**{"X-Mailer": mailer, "Message-ID": OE_MID, "X-MimeOLE": mimeole})
+    assert await symbols(raw) == set()
+    # Its own Message-ID form is the program's to write.
+    assert await symbols(inline(**{"X-Mailer": mailer})) == set()
+
+
+async def test_outlook_message_id_under_other_microsoft_programs() -> None:
+    raw = inline(**{"X-Mailer": "Microsoft CDO for Windows 2000", "Message-ID": OE_MID})
+    assert await symbols(raw) == {"HDR_XMAILER_CDO"}
+    raw = inline(**{"X-Mailer": "Microsoft Windows Mail 6.0.6000.16386", "Message-ID": OE_MID})
+    assert await symbols(raw) == set()
+
+
+# Measured on all 22,175 ham of the shared corpora: the Outlook Message-ID form is on 303,
+# each with a Microsoft X-Mailer and X-MimeOLE; on spam, 128 name another program.
+async def test_outlook_message_id_under_another_mailer_on_real_mail() -> None:
+    def with_mailer(raw: bytes) -> bool:
+        return _DOLLAR_MID.search(raw) is not None and b"\nX-Mailer:" in raw
+
+    ham = [raw for raw in corpus_messages(corpus.SPAMASSASSIN, "ham") if with_mailer(raw)]
+    assert len(ham) > 100
+    fired = [raw for raw in ham if "HDR_MID_FORGED_OUTLOOK" in await symbols(raw, None)]
+    assert fired == []
+    spam = [raw for raw in corpus_messages(corpus.SPAMASSASSIN, "spam") if with_mailer(raw)]
+    mailers = set()
+    for raw in spam:
+        hits = await scan(DETECTOR, msg(raw), NOW)
+        if "HDR_MID_FORGED_OUTLOOK" in hits:
+            mailers.update(hits["HDR_MID_FORGED_OUTLOOK"].options)
+    assert {"The Bat! (v1.52f) Business", "AOL 7.0 for Windows US sub 118"} <= mailers
