@@ -110,6 +110,7 @@ class HeadersDetector:
         "HDR_FROM_NO_ADDR": "The From header has no usable address",
         "HDR_FROM_NAME_ADDR": "The From display name holds an address of another domain",
         "HDR_FROM_NAME_DOMAIN": "The From display name names another domain",
+        "HDR_FROM_8BIT": "The From header has raw 8-bit text, not MIME-encoded words",
         "HDR_TO_MISSING": "No To header",
         "HDR_TO_UNDISCLOSED": "To: undisclosed recipients",
         "HDR_XMAILER_BULK": "X-Mailer or User-Agent of a mass-mail program",
@@ -140,7 +141,10 @@ class HeadersDetector:
         hits: list[Hit] = []
         headers = msg.headers
         date = self._date(headers.get_all("Date"), arrival_time(msg, ctx.now), hits)
-        from_domain = self._from(headers.get_all("From"), hits)
+        froms = headers.get_all("From")
+        from_domain = self._from(froms, hits)
+        if froms and not froms[0].isascii() and _raw_8bit(headers, "from"):
+            hits.append(Hit("HDR_FROM_8BIT"))
         to = headers.get_all("To")
         if not to:
             hits.append(Hit("HDR_TO_MISSING"))
@@ -335,6 +339,15 @@ class HeadersDetector:
             and date > _OUTLOOK_EXPRESS_END
         ):
             hits.append(Hit("HDR_XMAILER_OUTDATED", options=(mailer[:60],)))
+
+
+def _raw_8bit(headers: Headers, name: str) -> bool:
+    """Whether the first ``name`` field came with 8-bit text as sent (RFC 5322 allows
+    ASCII only; RFC 2047 words decode to other text, raw bytes do not need decoding)."""
+    for field, value in headers.raw_items():
+        if field.lower() == name:
+            return not value.isascii()
+    return False
 
 
 def _needs_mime_version(headers: Headers) -> bool:
