@@ -59,6 +59,11 @@ async def test_clean_message_has_no_hits() -> None:
         ("HDR_DATE_INVALID", "Date", "Tue, 01 Jul 2003 25:61:00 +0200"),
         ("HDR_DATE_FUTURE", "Date", "Wed, 02 Jul 2003 10:52:37 +0200"),
         ("HDR_DATE_PAST", "Date", "Wed, 01 Jan 2003 10:52:37 +0200"),
+        ("HDR_DATE_NO_ZONE", "Date", "Tue, 01 Jul 2003 08:52:37"),
+        ("HDR_DATE_NO_ZONE", "Date", "Tue Jul  1 08:52:37 2003"),
+        ("HDR_DATE_NO_ZONE", "Date", "01 Jul 03 8:52:37 AM"),
+        ("HDR_DATE_NO_ZONE", "Date", "Tue, 01 Jul 2003 10:52:37 +-0200"),
+        ("HDR_DATE_NO_ZONE", "Date", "Tue, 01 Jul 2003 14:22:37 0530"),
         ("HDR_MID_MISSING", "Message-ID", None),
         ("HDR_MID_MALFORMED", "Message-ID", "20030701.GA1234@example.org"),
         ("HDR_MID_MALFORMED", "Message-ID", "<a b@example.org>"),
@@ -198,6 +203,11 @@ async def test_a_forged_outlook_spelling_is_not_also_missing_mimeole() -> None:
         {"From": "Dr. J. R. Smith <alice@example.org>"},
         {"Date": "1 Jul 2003 10:52:37 +0200"},
         {"Date": "Tue, 1 Jul 03 04:52:37 EDT"},
+        {"Date": "Tue, 1 Jul 2003 8:52:37 GMT"},
+        {"Date": "Tue, 1 Jul 2003 8:52 UT"},
+        {"Date": "Tue, 01 Jul 2003 10:52:37 +0200 (CEST)"},
+        {"Date": "Tue, 01 Jul 2003 08:52:37 (GMT)"},
+        {"Date": "Tue, 01 Jul 2003 04:52:37 Eastern Daylight Time"},
         {"Message-ID": "<20030701.GA1234@example.org> (added by mx)"},
         {"Message-ID": "<abc@mail.gmail.com>", "To": "bob@gmail.com"},
         {
@@ -448,3 +458,33 @@ async def test_raw_8bit_from_on_real_mail() -> None:
     assert all(b"Sel\xe5sdal" in raw for raw in fired)
     spam = corpus_messages(corpus.PHISHING_POT, "spam", step=4)
     assert sum(["HDR_FROM_8BIT" in await symbols(raw, None) for raw in spam]) > 100
+
+
+@pytest.mark.parametrize(
+    ("date", "problem"),
+    [
+        ("Fri, 23 Aug 2002 19:27:52", "no zone"),
+        ("Sat Sep 21 08:18:08 2002", "no zone"),
+        ("27 Jun 01 3:36:25 AM", "12-hour clock"),
+        ("Tue, 17 Sep 2002 11:59:30 +-0500", "broken offset"),
+        ("Fri, 02 Aug 2002 23:37:59 0530 (IST)", "broken offset"),
+    ],
+)
+async def test_date_without_a_usable_zone(date: str, problem: str) -> None:
+    hits = await scan(DETECTOR, msg(inline(Date=date), RELAY), Context(now=1.1e9))
+    assert hits["HDR_DATE_NO_ZONE"].options == (problem,)
+
+
+# Measured on all 22,175 ham of the shared corpora: none; 157 spam.
+async def test_date_without_a_zone_on_real_mail() -> None:
+    ham = corpus_messages(corpus.SPAMASSASSIN, "ham")
+    assert not [raw for raw in ham if "HDR_DATE_NO_ZONE" in await symbols(raw, None)]
+    spam = corpus_messages(corpus.SPAMASSASSIN, "spam")
+    assert sum(["HDR_DATE_NO_ZONE" in await symbols(raw, None) for raw in spam]) > 80
+
+
+async def test_a_date_without_a_zone_is_still_dated() -> None:
+    raw = inline(Date="Wed, 01 Jan 2003 10:52:37")
+    assert await symbols(raw) == {"HDR_DATE_NO_ZONE", "HDR_DATE_PAST"}
+    raw = inline(Date="Wed, 02 Jul 2003 10:52:37")
+    assert await symbols(raw) == {"HDR_DATE_NO_ZONE", "HDR_DATE_FUTURE"}

@@ -26,6 +26,10 @@ _MID_NO_AT = re.compile(r"<[^<>@\s]+>")
 _TRAILING_COMMENT = re.compile(r"\s*\([^()]*\)\s*$")
 _OUTLOOK_MID = re.compile(r"<[0-9a-f]{12}\$[0-9a-f]{8}\$[0-9a-f]{8}@", re.IGNORECASE)
 _IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
+# A Date's time of day and what follows it: RFC 5322 §3.3 requires a zone there.
+_TIME = re.compile(r"\d{1,2}:\d{2}(?::\d{2})?")
+_TWELVE_HOUR = re.compile(r"[ap]\.?m\b", re.IGNORECASE)
+_BROKEN_OFFSET = re.compile(r"(?:[+-]{2}\d{4}|\d{4})(?:\s|$)")
 _QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
 _COMMENT = re.compile(r"\((?:[^()\\]|\\.)*\)")
 _ADDR_RUN = re.compile(r"[^\s<>()\[\],;:\"@]*")  # one side of a bare addr-spec's "@"
@@ -101,6 +105,7 @@ class HeadersDetector:
         "HDR_DATE_INVALID": "The Date header cannot be parsed",
         "HDR_DATE_FUTURE": "The Date is ahead of the scan by more than date_future_s",
         "HDR_DATE_PAST": "The Date is behind the scan by more than date_past_s",
+        "HDR_DATE_NO_ZONE": "The Date has no time zone, a broken one, or a 12-hour clock",
         "HDR_MID_MISSING": "No Message-ID header",
         "HDR_MID_MALFORMED": "The Message-ID is not <local@domain>",
         "HDR_MID_NO_DOMAIN": "The Message-ID has no @domain part",
@@ -179,7 +184,10 @@ class HeadersDetector:
         when = parse_date(values[0][:_MAX_FIELD])
         if when is None:
             hits.append(Hit("HDR_DATE_INVALID", options=(values[0][:60],)))
-        elif when - now > self.settings.date_future_s:
+            return None
+        if (problem := _zone_problem(values[0][:_MAX_FIELD])) is not None:
+            hits.append(Hit("HDR_DATE_NO_ZONE", options=(problem,)))
+        if when - now > self.settings.date_future_s:
             hits.append(Hit("HDR_DATE_FUTURE", options=(f"{(when - now) / 3600:.0f}h",)))
         elif now - when > self.settings.date_past_s:
             hits.append(Hit("HDR_DATE_PAST", options=(f"{(now - when) / 86400:.0f}d",)))
@@ -342,6 +350,24 @@ class HeadersDetector:
             and date > _OUTLOOK_EXPRESS_END
         ):
             hits.append(Hit("HDR_XMAILER_OUTDATED", options=(mailer[:60],)))
+
+
+def _zone_problem(value: str) -> str | None:
+    """What is wrong with the zone of a Date that parses, if anything: mail programs write
+    "10:52:37 +0200" (or an obsolete zone name); scripts and ratware leave it out ("Fri, 23
+    Aug 2002 19:27:52", asctime's "Sat Sep 21 08:18:08 2002"), use a 12-hour clock ("3:36:25
+    AM") or garble the offset ("+-0500", "0530")."""
+    time = _TIME.search(value)
+    if time is None:
+        return None
+    rest = value[time.end() :].strip()
+    if not rest or rest[:1].isdigit() and len(rest) == 4:
+        return "no zone"
+    if _TWELVE_HOUR.match(rest):
+        return "12-hour clock"
+    if _BROKEN_OFFSET.match(rest):
+        return "broken offset"
+    return None
 
 
 def _raw_8bit(headers: Headers, name: str) -> bool:
