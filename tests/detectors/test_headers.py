@@ -466,6 +466,7 @@ async def test_raw_8bit_from_on_real_mail() -> None:
         ("Fri, 23 Aug 2002 19:27:52", "no zone"),
         ("Sat Sep 21 08:18:08 2002", "no zone"),
         ("27 Jun 01 3:36:25 AM", "12-hour clock"),
+        ("Wed, 27 Jun 2001 3:36:25 PM -0400", "12-hour clock"),
         ("Tue, 17 Sep 2002 11:59:30 +-0500", "broken offset"),
         ("Fri, 02 Aug 2002 23:37:59 0530 (IST)", "broken offset"),
     ],

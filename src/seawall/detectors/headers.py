@@ -357,11 +357,19 @@ def _zone_problem(value: str) -> str | None:
     "10:52:37 +0200" (or an obsolete zone name); scripts and ratware leave it out ("Fri, 23
     Aug 2002 19:27:52", asctime's "Sat Sep 21 08:18:08 2002"), use a 12-hour clock ("3:36:25
     AM") or garble the offset ("+-0500", "0530")."""
+    end = value.rstrip()
+    if (
+        end[-6:-5] == " "
+        and end[-5:-4] in ("+", "-")
+        and end[-4:].isdigit()
+        and end[-7:-6].isdigit()
+    ):
+        return None  # "... 10:52:37 +0200", as nearly all mail has it
     time = _TIME.search(value)
     if time is None:
         return None
     rest = value[time.end() :].strip()
-    if not rest or rest[:1].isdigit() and len(rest) == 4:
+    if not rest or (len(rest) == 4 and rest.isdigit()):  # asctime ends with the year
         return "no zone"
     if _TWELVE_HOUR.match(rest):
         return "12-hour clock"
