@@ -489,3 +489,41 @@ async def test_a_date_without_a_zone_is_still_dated() -> None:
     assert await symbols(raw) == {"HDR_DATE_NO_ZONE", "HDR_DATE_PAST"}
     raw = inline(Date="Wed, 02 Jul 2003 10:52:37")
     assert await symbols(raw) == {"HDR_DATE_NO_ZONE", "HDR_DATE_FUTURE"}
+
+
+@pytest.mark.parametrize(
+    ("fields", "excess"),
+    [
+        ({"Subject": "=?UTF-8?B?WW91ciBhY2NvdW50IGlzIG9uIGhvbGQ=?="}, ("subject",)),
+        ({"From": "=?utf-8?b?UGF5UGFs?= <service@example.org>"}, ("from",)),
+        (
+            {
+                "Subject": "=?UTF-8?B?WW91ciBhY2NvdW50IGlzIG9uIGhvbGQ=?=",
+                "From": "=?UTF-8?B?UGF5UGFs?= <service@example.org>",
+            },
+            ("subject", "from"),
+        ),
+        # Base64 that carries what ASCII cannot, and quoted-printable, are what RFC 2047 is for.
+        ({"Subject": "=?UTF-8?B?R3LDvMOfZSBhdXMgTcO8bmNoZW4=?="}, None),
+        ({"From": "=?iso-8859-1?q?Nils_O=2E_Sel=E5sdal?= <nils@example.org>"}, None),
+        ({"Subject": "=?us-ascii?q?lunch?="}, None),
+        ({"Subject": "lunch =? b? maybe"}, None),
+    ],
+)
+async def test_base64_words_for_plain_ascii(
+    fields: dict[str, str], excess: tuple[str, ...] | None
+) -> None:
+    hits = await scan(DETECTOR, msg(inline(**fields), RELAY), NOW)
+    if excess is None:
+        assert "HDR_EXCESS_BASE64" not in hits
+    else:
+        assert hits["HDR_EXCESS_BASE64"].options == excess
+
+
+# Measured on all 22,175 ham of the shared corpora: none; 342 spam, 300 of them Phishing
+# Pot's.
+async def test_base64_words_for_plain_ascii_on_real_mail() -> None:
+    ham = corpus_messages(corpus.SPAMASSASSIN, "ham") + corpus_messages(corpus.CSDMC, "ham")
+    assert not [raw for raw in ham if "HDR_EXCESS_BASE64" in await symbols(raw, None)]
+    spam = corpus_messages(corpus.PHISHING_POT, "spam", step=4)
+    assert sum(["HDR_EXCESS_BASE64" in await symbols(raw, None) for raw in spam]) > 50

@@ -30,6 +30,7 @@ _IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
 _TIME = re.compile(r"\d{1,2}:\d{2}(?::\d{2})?")
 _TWELVE_HOUR = re.compile(r"[ap]\.?m\b", re.IGNORECASE)
 _BROKEN_OFFSET = re.compile(r"(?:[+-]{2}\d{4}|\d{4})(?:\s|$)")
+_BASE64_WORD = re.compile(r"=\?[^?\s]{1,40}\?b\?", re.IGNORECASE)  # RFC 2047 "B" encoding
 _QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
 _COMMENT = re.compile(r"\((?:[^()\\]|\\.)*\)")
 _ADDR_RUN = re.compile(r"[^\s<>()\[\],;:\"@]*")  # one side of a bare addr-spec's "@"
@@ -119,6 +120,7 @@ class HeadersDetector:
         "HDR_FROM_NAME_ADDR": "The From display name holds an address of another domain",
         "HDR_FROM_NAME_DOMAIN": "The From display name names another domain",
         "HDR_FROM_8BIT": "The From header has raw 8-bit text, not MIME-encoded words",
+        "HDR_EXCESS_BASE64": "Subject or From in base64 words that decode to plain ASCII",
         "HDR_TO_MISSING": "No To header",
         "HDR_TO_UNDISCLOSED": "To: undisclosed recipients",
         "HDR_XMAILER_BULK": "X-Mailer or User-Agent of a mass-mail program",
@@ -151,8 +153,7 @@ class HeadersDetector:
         date = self._date(headers.get_all("Date"), arrival_time(msg, ctx.now), hits)
         froms = headers.get_all("From")
         from_domain = self._from(froms, hits)
-        if froms and not froms[0].isascii() and _raw_8bit(headers, "from"):
-            hits.append(Hit("HDR_FROM_8BIT"))
+        self._as_sent(headers, froms, hits)
         to = headers.get_all("To")
         if not to:
             hits.append(Hit("HDR_TO_MISSING"))
@@ -328,6 +329,23 @@ class HeadersDetector:
         if bulk and not is_list_mail(headers):
             hits.append(Hit("HDR_BULK_NO_UNSUB"))
 
+    @staticmethod
+    def _as_sent(headers: Headers, froms: tuple[str, ...], hits: list[Hit]) -> None:
+        """From and Subject as they were sent, before RFC 2047 decoding."""
+        sender, subject = _raw_from_subject(headers)
+        if sender is not None and not sender.isascii():
+            hits.append(Hit("HDR_FROM_8BIT"))
+        excess = [
+            name
+            for name, raw, value in (
+                ("subject", subject, headers.get("Subject", "")),
+                ("from", sender, froms[0] if froms else ""),
+            )
+            if raw is not None and value.isascii() and _BASE64_WORD.search(raw[:_MAX_FIELD])
+        ]
+        if excess:
+            hits.append(Hit("HDR_EXCESS_BASE64", options=tuple(excess)))
+
     def _outlook(
         self, mailer: str, mid: str, date: float | None, mimeole: bool, hits: list[Hit]
     ) -> None:
@@ -378,13 +396,20 @@ def _zone_problem(value: str) -> str | None:
     return None
 
 
-def _raw_8bit(headers: Headers, name: str) -> bool:
-    """Whether the first ``name`` field came with 8-bit text as sent (RFC 5322 allows
-    ASCII only; RFC 2047 words decode to other text, raw bytes do not need decoding)."""
-    for field, value in headers.raw_items():
-        if field.lower() == name:
-            return not value.isascii()
-    return False
+def _raw_from_subject(headers: Headers) -> tuple[str | None, str | None]:
+    """The first From and Subject as sent: 8-bit text stays as it came (RFC 5322 allows
+    ASCII only), RFC 2047 words undecoded."""
+    sender = subject = None
+    for name, value in headers.raw_items():
+        if len(name) == 4 and sender is None and name.lower() == "from":
+            sender = value
+        elif len(name) == 7 and subject is None and name.lower() == "subject":
+            subject = value
+        else:
+            continue
+        if sender is not None and subject is not None:
+            break
+    return sender, subject
 
 
 def _needs_mime_version(headers: Headers) -> bool:
