@@ -81,6 +81,8 @@ async def test_clean_message_has_no_hits() -> None:
         ("HDR_FROM_NAME_DOMAIN", "From", "PayPal.com Security <alice@example.org>"),
         ("HDR_TO_MISSING", "To", None),
         ("HDR_TO_UNDISCLOSED", "To", "undisclosed-recipients:;"),
+        ("HDR_TO_UNDISCLOSED", "To", "Recipients <correo@example.org>"),
+        ("HDR_TO_UNDISCLOSED", "To", '"Recipients" <>'),
         ("HDR_XMAILER_BULK", "X-Mailer", "Advanced Mass Sender v 3.21b"),
         ("HDR_XMAILER_BULK", "X-Mailer", "QuickSender 1.05"),
         ("HDR_XMAILER_BULK", "X-Mailer", "Envex Developments"),
@@ -231,6 +233,8 @@ async def test_a_forged_outlook_spelling_is_not_also_missing_mimeole() -> None:
             "X-MimeOLE": "Produced By Microsoft MimeOLE V6.00.2600.0000",
         },
         {"Precedence": "list"},
+        {"To": "Recipients of the award <awards@example.net>"},
+        {"To": "recipients-list@example.net"},
         {"Precedence": "bulk", "List-Id": "<talk.lists.example.org>"},
     ],
 )

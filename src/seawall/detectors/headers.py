@@ -48,6 +48,9 @@ _TO_LOCALS = re.compile(r"([\w.%+-]{4,64})@[\w.-]+")
 _SALUTED = (",", ":", "!")  # "hibody, 75% off", "Atencao, wbks4! Seus pontos..."
 _NAME_EDGE = ".@[]-_"  # a local part inside a longer name, an address or a list tag
 _UNDISCLOSED = ("undisclosed", "unlisted-recipients", "recipient list not shown", "suppressed")
+# "To: Recipients <own@address>": the recipients are all in Bcc, under a name that says so
+# (corpora: 94 spam, all Phishing Pot's; no ham).
+_RECIPIENTS_NAME = re.compile(r'\s*"?recipients?"?\s*<')
 # Genuine Outlook X-Mailer spellings; bots often get the wording or the version wrong.
 _OUTLOOK_GENUINE = re.compile(
     r"microsoft(?: outlook express [456]\.\d{2}\.\d{4}\.\d{3,4}"
@@ -159,7 +162,7 @@ class HeadersDetector:
             hits.append(Hit("HDR_TO_MISSING"))
         else:
             head = to[0][:200].lower()  # MUAs write it first; a long To is a real list
-            if any(words in head for words in _UNDISCLOSED):
+            if any(words in head for words in _UNDISCLOSED) or _RECIPIENTS_NAME.match(head):
                 hits.append(Hit("HDR_TO_UNDISCLOSED"))
         mids = headers.get_all("Message-ID")
         mid = mids[0][:_MAX_FIELD].strip() if mids else ""
