@@ -79,8 +79,6 @@ class DnsServer:
         loop = self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         server = self
-        tcp = await asyncio.start_server(self._tcp, "127.0.0.1", 0)
-        self.port = tcp.sockets[0].getsockname()[1]
 
         class Udp(asyncio.DatagramProtocol):
             def connection_made(self, transport: Any) -> None:
@@ -102,7 +100,22 @@ class DnsServer:
                 else:
                     self.transport.sendto(reply, addr)
 
-        udp, _ = await loop.create_datagram_endpoint(Udp, local_addr=("127.0.0.1", self.port))
+        # TCP and UDP on one port number, as a resolver falls back to TCP where it asked by
+        # UDP.  The kernel picks a free TCP port; another test's UDP socket may hold the same
+        # number, so try again with another port until both bind.
+        for attempt in range(20):
+            tcp = await asyncio.start_server(self._tcp, "127.0.0.1", 0)
+            self.port = tcp.sockets[0].getsockname()[1]
+            try:
+                udp, _ = await loop.create_datagram_endpoint(
+                    Udp, local_addr=("127.0.0.1", self.port)
+                )
+                break
+            except OSError:
+                tcp.close()
+                await tcp.wait_closed()
+                if attempt == 19:
+                    raise
         self._ready.set()
         await self._stop.wait()
         udp.close()
