@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.detectors.conftest import msg, scan
+from tests.detectors.conftest import corpus_messages, msg, scan
 
+from seawall import corpus
 from seawall.config import PhishingSettings, load_config
-from seawall.detectors.base import Parts
+from seawall.detectors.base import Hit, Parts
 from seawall.detectors.phishing import PhishingDetector, load_lexicon
 from seawall.errors import ConfigError
 from seawall.message.parse import ParseLimits
@@ -124,6 +125,42 @@ async def test_hidden_text_beyond_a_preview_line(detector: PhishingDetector) -> 
     nested = HTML + b"\n<div style='font-size:0'><span style='display:none'>" + salad
     hits = await scan(detector, msg(nested + b"</span></div>"))
     assert hits["PHISH_HIDDEN_TEXT"].options == ("264 letters",)  # counted once
+
+
+async def test_text_in_the_background_colour(detector: PhishingDetector) -> None:
+    text = b"<p>Your account statement is ready, please read it today.</p>"
+    filler = b"<font color='#FFFFF1'>William yes sure Ford Halloween Sable</font>"
+    hits = await scan(detector, msg(HTML + b"\n" + text + filler))
+    assert hits["PHISH_HIDDEN_TEXT"].options == ("32 letters in the background's colour",)
+    # A preview line before the text, as newsletters write one, is not a trick...
+    preview = b"<font color=white>Our autumn sale starts today, see inside</font>"
+    assert "PHISH_HIDDEN_TEXT" not in await scan(detector, msg(HTML + b"\n" + preview + text))
+    # ... nor is light text on a dark cell, or too little of it.
+    dark = b"<table><tr><td bgcolor='#003366'>" + filler + b"</td></tr></table>"
+    assert "PHISH_HIDDEN_TEXT" not in await scan(detector, msg(HTML + b"\n" + text + dark))
+    few = b"<font color=white>a few words</font>"
+    assert "PHISH_HIDDEN_TEXT" not in await scan(detector, msg(HTML + b"\n" + text + few))
+    # A preview line longer than any: hidden text all the same.
+    long_lead = b"<font color=white>" + b"lorem ipsum dolor sit amet " * 10 + b"</font>"
+    hits = await scan(detector, msg(HTML + b"\n" + long_lead + text))
+    assert hits["PHISH_HIDDEN_TEXT"].options == ("220 letters in the background's colour",)
+
+
+# Measured on all 22,175 ham of the shared corpora: none has text in its background's
+# colour beyond a preview (Enron's has no HTML); 127 spam do and no hidden style besides
+# (Phishing Pot 65, Nazario 38, SpamAssassin 18, CSDMC 6).
+async def test_text_in_the_background_colour_on_real_mail(detector: PhishingDetector) -> None:
+    for source in (corpus.SPAMASSASSIN, corpus.CSDMC):
+        ham = corpus_messages(source, "ham")
+        fired = [raw[:300] for raw in ham if _camouflage(await scan(detector, msg(raw)))]
+        assert fired == []
+    spam = corpus_messages(corpus.NAZARIO, "spam")
+    assert sum([bool(_camouflage(await scan(detector, msg(raw)))) for raw in spam]) >= 30
+
+
+def _camouflage(hits: dict[str, Hit]) -> bool:
+    hit = hits.get("PHISH_HIDDEN_TEXT")
+    return hit is not None and "background" in hit.options[0]
 
 
 async def test_image_only_with_a_link(detector: PhishingDetector) -> None:

@@ -102,3 +102,73 @@ def test_render_flat() -> None:
         Link("http://i.example/x.png", "src", None),
         Link("/p", "action", None),
     ]
+
+
+TEXT = "<p>Dear customer, your statement is ready to read.</p>"  # 40 letters before
+
+
+@pytest.mark.parametrize(
+    ("html", "letters", "lead"),
+    [
+        # white-on-white filler after the text: its letters, none of them a preview
+        pytest.param(
+            TEXT + '<font color="#FFFFF1">William yes sure Ford</font>', 18, 0, id="filler"
+        ),
+        pytest.param(TEXT + "<FONT COLOR=white>hidden words</FONT>", 11, 0, id="upper-case"),
+        pytest.param(TEXT + "<p style='COLOR: #fff'>hidden words</p>", 11, 0, id="style"),
+        pytest.param(
+            '<body bgcolor="#FFFFFF">' + TEXT + "<span style='color:#eeeeee'>pale</span>",
+            4,
+            0,
+            id="light-on-light",
+        ),
+        # before the text: a preview line
+        pytest.param("<font color=white>Our sale starts</font>" + TEXT, 13, 13, id="preview"),
+        # what a reader sees
+        pytest.param(
+            '<table bgcolor="#003366"><tr><td><font color="#FFFFFF">On blue</font></td></tr>'
+            "</table>" + TEXT,
+            0,
+            0,
+            id="on-dark",
+        ),
+        pytest.param(
+            "<div style='background: #222'><p style='color:#fff'>On grey</p></div>",
+            0,
+            0,
+            id="style-background",
+        ),
+        pytest.param(
+            "<table><tr><td background='sky.jpg'><font color=white>On a picture</font></td>"
+            "</tr></table>",
+            0,
+            0,
+            id="image",
+        ),
+        pytest.param(
+            "<style>.top {background: navy}</style><div class=top>"
+            "<font color=white>Painted by the sheet</font></div>",
+            0,
+            0,
+            id="style-sheet",
+        ),
+        pytest.param(TEXT + '<font color="#FF0000">Red</font>', 0, 0, id="coloured"),
+        pytest.param(
+            TEXT + "<font color=white>in <font color=black>shown</font> it</font>",
+            4,
+            0,
+            id="own-colour-inside",
+        ),
+        pytest.param(TEXT + "<p bgcolor=white>white background only</p>", 0, 0, id="bgcolor"),
+    ],
+)
+def test_camouflaged_letters(html: str, letters: int, lead: int) -> None:
+    rendered = render_html(html)
+    assert (rendered.camouflaged, rendered.camouflaged_lead) == (letters, lead)
+    assert render_html(html.encode()) == rendered  # the UTF-8 bytes read the same
+
+
+def test_camouflaged_letters_reach_the_part() -> None:
+    raw = b"Content-Type: text/html\n\n" + (TEXT + "<font color=#fffff0>lorem</font>").encode()
+    (part,) = parse_message(raw).parts
+    assert (part.camouflaged, part.camouflaged_lead) == (5, 0)

@@ -26,7 +26,14 @@ def urls_in(text: str) -> list[Url]:
         ('"http://example.com/q"', "http://example.com/q", "text"),
         ("ftp://files.example.org/pub", "ftp://files.example.org/pub", "text"),
         ("http://www.example.com./", "http://www.example.com/", "text"),
+        # A host in percent-escapes is decoded (in a link's href it is marked as hidden).
         ("http://%77%77%77.example.com/", "http://www.example.com/", "text"),
+        (
+            "http://%31%39%35%2E%31%34%36%2E%39%39%2E%31%38%30:%38%37/%73%74/",
+            "http://195.146.99.180:87/%73%74/",
+            "text",
+        ),
+        ("http://user%40x@example.com/", "http://user%40x@example.com/", "text"),
         ("www.example.co.uk, then", "http://www.example.co.uk/", "bare"),
         ("WWW.EXAMPLE.COM", "http://www.example.com/", "bare"),
         ("go to example.com/login now", "http://example.com/login", "bare"),
@@ -150,6 +157,24 @@ def test_html_links_come_first_with_their_text() -> None:
         ("http://cdn.example/p.png", "src", None),
         ("https://post.example/", "action", None),
         ("http://www.bank.com/", "bare", None),
+    ]
+
+
+def test_escaped_hosts_in_html() -> None:
+    """An image map's area over a brand's link, its host in percent-escapes (as phishing
+    of 2004 sent it): the address is found and marked; a form keeps its kind."""
+    raw = (
+        b"Content-Type: text/html\n\n"
+        b'<a href="http://www.bank.example/login"><map name="m"><area shape="rect" '
+        b'href="http://%31%39%32%2E%30%2E%32%2E%37:%38%37/%73/"></map>'
+        b'<img src="cid:x" usemap="#m"></a>'
+        b'<form action="http://%70ost.example/"></form>'
+    )
+    msg = parse_message(raw)
+    assert [(u.url, u.source, u.is_ip) for u in msg.urls] == [
+        ("http://www.bank.example/login", "href", False),
+        ("http://192.0.2.7:87/%73/", "obfuscated", True),
+        ("http://post.example/", "action", False),
     ]
 
 

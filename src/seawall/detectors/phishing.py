@@ -196,7 +196,7 @@ class PhishingDetector:
         "than the sender's",
         "PHISH_SECRET_FIELD": "An HTML form asks for a password, card number, CVV or PIN",
         "PHISH_HIDDEN_TEXT": "Text hidden from the reader by inline styles (display:none, "
-        "font-size:0...), beyond a preview line",
+        "font-size:0...) or written in its background's colour, beyond a preview line",
         "PHISH_IMAGE_ONLY": "HTML with an image and a link but almost no text",
         "PHISH_MIXED_SCRIPT": "Words spelt with look-alike letters of another script "
         "(a Cyrillic a in 'wallet') or Latin small capitals, to read as one thing and "
@@ -261,7 +261,22 @@ class PhishingDetector:
             hits.append(Hit("PHISH_IMAGE_ONLY"))
         for html in html_sources(msg, self.limits):
             hits.extend(self._markup(html))
+        camouflaged = self._camouflaged(msg)
+        if camouflaged:
+            hits.append(Hit("PHISH_HIDDEN_TEXT", options=(camouflaged,)))
         return _unique(hits)
+
+    def _camouflaged(self, msg: Message) -> str:
+        """The letters an HTML part writes in its background's colour, when they are more
+        than a preview line or come after the text has begun (a hash-buster's filler)."""
+        for part in msg.parts:
+            total = part.camouflaged
+            if total and (
+                total >= self.settings.min_hidden_letters
+                or total - part.camouflaged_lead >= self.settings.min_camouflaged_letters
+            ):
+                return f"{total} letters in the background's colour"
+        return ""
 
     def _alert(self, text: str, words: frozenset[str], lowered: str) -> tuple[str, ...]:
         """The first action and object words, when the text has both."""

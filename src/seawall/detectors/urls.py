@@ -92,7 +92,8 @@ class UrlsDetector:
         "URL_SHORTENER": "A link through a URL shortener, which hides the destination",
         "URL_TEXT_MISMATCH": "Link text shows one domain, the link goes to another",
         "URL_MANY": "More links than the configured many_urls",
-        "URL_OBFUSCATED": "A link written to evade filters: hxxp://, example[.]com, [dot]",
+        "URL_OBFUSCATED": "A link written to evade filters: hxxp://, example[.]com, [dot], "
+        "a host in %-escapes",
         "URL_USERINFO": "A link with user@ before the host: 'https://bank.com@evil.example/'",
         "URL_PORT": "A web link on a non-standard port",
         "URL_HOMOGRAPH": "A link host that mixes scripts or spells a Latin name in look-alike "

@@ -8,11 +8,14 @@ C-speed passes, since HTML is most of what modern mail is.
 
 from __future__ import annotations
 
+import functools
 import html as entities
+import itertools
 import re
-from typing import NamedTuple
+import threading
+from typing import AnyStr, NamedTuple
 
-from selectolax.lexbor import LexborHTMLParser
+from selectolax.lexbor import LexborCSSSelector, LexborHTMLParser, LexborNode
 
 # A space before block-level tags, so "<p>end.</p><p>Start</p>" does not read as the host
 # "end.Start", while inline tags (F<span>a</span>cebook) stay joined.  Written as "<" and
@@ -83,6 +86,8 @@ class Rendered(NamedTuple):
     text: str
     links: list[Link]
     too_deep: bool = False  # rendered by the linear fallback (defect "html_too_deep")
+    camouflaged: int = 0  # letters written in (nearly) their background's colour
+    camouflaged_lead: int = 0  # of them, those before the text's first letters (a preview)
 
 
 def render_html(html: str | bytes) -> Rendered:
@@ -114,10 +119,217 @@ def render_html(html: str | bytes) -> Rendered:
             found = _REFRESH_URL.search(node.attrs.get("content") or "")
             if found:
                 links.append(Link(found.group(1), "href", None))
+    unseen = _camouflaged(tree) if _light_text(html) else []
     tree.strip_tags(["script", "style"])
     body = tree.body or tree.root
-    text = body.text(separator="") if body is not None else ""
-    return Rendered(" ".join(text.split()), links)
+    text = " ".join((body.text(separator="") if body is not None else "").split())
+    if not unseen:
+        return Rendered(text, links)
+    lead = sum(letters for letters, start in unseen if _is_lead(text, start))
+    return Rendered(text, links, camouflaged=sum(n for n, _ in unseen), camouflaged_lead=lead)
+
+
+# Text in the colour of its background: the hash-buster's white on white, which a reader
+# never sees and a filter reads.  Only light text is looked for (channels at 0xE0 and up,
+# on a background as light): a page is white unless it says otherwise, and a light
+# background is where such text hides.  The source is searched first, cheaply, for a light
+# text colour (a ``color`` attribute or property, not ``bgcolor`` or ``background-color``).
+_LIGHT_COLOR = r"(?:#?(?:[EFef][0-9A-Fa-f]){3}\b|#?[EFef]{3}\b|[Ww][Hh][Ii][Tt][Ee]\b)"
+# Each starts with a literal, which the regular expression engine scans for at C speed.
+_LIGHT_AT = tuple(
+    re.compile(word + r"""\s*(?:=\s*["']?\s*|:\s*)""" + _LIGHT_COLOR) for word in ("olor", "OLOR")
+)
+_LIGHT_AT_BYTES = tuple(re.compile(pattern.pattern.encode()) for pattern in _LIGHT_AT)
+_COLOR_NODES = 'font[color], [style*="olor" i]'  # "i": in any case
+_STYLE_COLOR = re.compile(r"(?:^|[;\s\"'])color\s*:\s*([#\w]+)", re.IGNORECASE)
+_STYLE_BACKGROUND = re.compile(r"background(?:-color)?\s*:\s*([^;]*)", re.IGNORECASE)
+_HEX_COLOR = re.compile(r"#?([0-9a-f]{6}|[0-9a-f]{3})")
+_NAMED_LIGHT = {"white": "ffffff", "snow": "fffafa", "ivory": "fffff0", "whitesmoke": "f5f5f5"}
+_LIGHT = 0xE0
+_UNKNOWN = (-1, -1, -1)  # a background image, or a colour not understood: maybe dark
+_WHITE = (255, 255, 255)
+_MAX_COLOURED = 500  # coloured elements looked at per document
+_ANCESTORS = 60  # levels searched for an element's background
+_LEAD_LETTERS = 20  # camouflaged text before this many letters of the text is a preview
+_LETTER = re.compile(r"[^\W\d_]")
+_selectors = threading.local()  # Lexbor's selector engine: one per thread, not per tree
+
+
+def _light_text(html: str | bytes) -> bool:
+    """Whether ``html`` sets a light text colour anywhere (before the tree is searched)."""
+    if isinstance(html, bytes):
+        return _sets_light(html, _LIGHT_AT_BYTES, b"cC", b"-")
+    return _sets_light(html, _LIGHT_AT, "cC", "-")
+
+
+def _sets_light(
+    html: AnyStr, patterns: tuple[re.Pattern[AnyStr], ...], c: AnyStr, dash: AnyStr
+) -> bool:
+    for pattern in patterns:
+        found = pattern.search(html, 2)
+        while found is not None:
+            # "color", not "bgcolor" nor "background-color": the letters before its "olor".
+            at = found.start()
+            prior = html[at - 2 : at - 1]
+            if html[at - 1 : at] in c and not prior.isalnum() and prior != dash:
+                return True
+            found = pattern.search(html, found.end())
+    return False
+
+
+@functools.lru_cache(maxsize=1024)
+def _colour(value: str | None) -> tuple[int, int, int] | None:
+    if not value:
+        return None
+    value = value.strip().strip("\"'").lower()
+    value = _NAMED_LIGHT.get(value, value)
+    found = _HEX_COLOR.fullmatch(value)
+    if found is None:
+        return None
+    digits = found.group(1)
+    if len(digits) == 3:
+        digits = "".join(c * 2 for c in digits)
+    return int(digits[0:2], 16), int(digits[2:4], 16), int(digits[4:6], 16)
+
+
+def _text_colour(node: LexborNode) -> tuple[int, int, int] | None:
+    """The colour ``node`` sets for its text; None when it sets none, _UNKNOWN when it
+    sets one that is not understood."""
+    attrs = node.attributes
+    if node.tag == "font":
+        value = attrs.get("color")
+        if value:
+            return _colour(value) or _UNKNOWN
+    style = attrs.get("style")
+    return _style_colour(style) if style else None
+
+
+@functools.lru_cache(maxsize=2048)
+def _style_colour(style: str) -> tuple[int, int, int] | None:
+    found = _STYLE_COLOR.search(style)
+    return None if found is None else _colour(found.group(1)) or _UNKNOWN
+
+
+@functools.lru_cache(maxsize=2048)
+def _style_background(style: str) -> tuple[int, int, int] | None:
+    found = _STYLE_BACKGROUND.search(style)
+    if found is None:
+        return None
+    value = found.group(1).strip()
+    if not value or "url(" in value.lower():
+        return _UNKNOWN
+    return _colour(value.split()[0]) or _UNKNOWN
+
+
+class _Page:
+    """One document's backgrounds, found once for the coloured elements that share them."""
+
+    __slots__ = ("_sheets", "grounds", "tree")
+
+    def __init__(self, tree: LexborHTMLParser) -> None:
+        self.tree = tree
+        self.grounds: dict[int, tuple[int, int, int]] = {}
+        self._sheets: bool | None = None
+
+    def sheets(self) -> bool:
+        """Whether a style sheet of the page paints backgrounds (by class or id)."""
+        if self._sheets is None:
+            self._sheets = any("background" in (s.text() or "") for s in self.tree.tags("style"))
+        return self._sheets
+
+    def background(self, node: LexborNode) -> tuple[int, int, int] | None:
+        """The background ``node`` sets, _UNKNOWN when it may be dark, None for none."""
+        attrs = node.attributes
+        if attrs.get("background"):
+            return _UNKNOWN
+        style = attrs.get("style")
+        if style:
+            own = _style_background(style)
+            if own is not None:
+                return own
+        value = attrs.get("bgcolor")
+        if value:
+            return _colour(value) or _UNKNOWN
+        if (attrs.get("class") or attrs.get("id")) and self.sheets():
+            return _UNKNOWN  # a style sheet may paint it
+        return None
+
+    def ground(self, node: LexborNode) -> tuple[int, int, int]:
+        """The background ``node`` is on: white when nothing sets one."""
+        passed: list[int] = []
+        ground = _WHITE
+        parent: LexborNode | None = node
+        for _ in range(_ANCESTORS):
+            if parent is None or not parent.is_element_node:
+                break
+            key = parent.mem_id
+            if key in self.grounds:
+                ground = self.grounds[key]
+                break
+            passed.append(key)
+            own = self.background(parent)
+            if own is not None:
+                ground = own
+                break
+            parent = parent.parent
+        for key in passed:
+            self.grounds[key] = ground
+        return ground
+
+
+def _camouflaged(tree: LexborHTMLParser) -> list[tuple[int, str]]:
+    """(letters, where its text starts) for each element whose own text is light on a light
+    background; text inside it that sets its own colour is that element's."""
+    selector = getattr(_selectors, "engine", None)
+    if selector is None:
+        # One engine a thread: building it costs more than a search (150 us a tree).
+        selector = _selectors.engine = LexborCSSSelector()  # type: ignore[no-untyped-call]
+    root = tree.root
+    if root is None:
+        return []
+    page = _Page(tree)
+    found: list[tuple[int, str]] = []
+    for node in itertools.islice(selector.find(_COLOR_NODES, root), _MAX_COLOURED):
+        colour = _text_colour(node)
+        if colour is None or min(colour) < _LIGHT or min(page.ground(node)) < _LIGHT:
+            continue
+        letters, start = _own_letters(node)
+        if letters:
+            found.append((letters, start))
+    return found
+
+
+def _own_letters(node: LexborNode) -> tuple[int, str]:
+    """Letters of the text under ``node`` that no element inside it colours otherwise, and
+    the start of that text."""
+    letters, start = 0, ""
+    own = node.mem_id
+    for child in node.traverse(include_text=True):
+        if not child.is_text_node:
+            continue
+        content = child.text_content or ""
+        count = len(_LETTER.findall(content))
+        if not count:
+            continue
+        parent = child.parent
+        while parent is not None and parent.mem_id != own:
+            if _text_colour(parent) is not None:
+                break
+            parent = parent.parent
+        if parent is not None and parent.mem_id == own:
+            letters += count
+            if not start:
+                start = " ".join(content.split())[:40]
+    return letters, start
+
+
+def _is_lead(text: str, start: str) -> bool:
+    """Whether ``start`` comes before the first _LEAD_LETTERS letters of ``text``."""
+    at = text.find(start) if start else -1
+    if at < 0:
+        return False
+    before = _LETTER.finditer(text, 0, at)
+    return sum(1 for _ in itertools.islice(before, _LEAD_LETTERS)) < _LEAD_LETTERS
 
 
 def too_deep(html: str) -> bool:

@@ -213,12 +213,14 @@ class Walk:
         links: list[Link] = []
         text = decoded.text
         limit = self.limits.max_text_chars
+        camouflaged = lead = 0
         if kind == "text/html":
             # Lexbor reads UTF-8: hand it the bytes when they already are, not a copy.
             rendered = render_html(self.html_source(data if decoded.utf8 else text))
             if rendered.too_deep:
                 self.defects.add(d.HTML_TOO_DEEP)
             text, links = rendered.text[:limit], rendered.links
+            camouflaged, lead = rendered.camouflaged, rendered.camouflaged_lead
         else:
             kind = "text/plain"
             text = text[:limit]
@@ -228,7 +230,17 @@ class Walk:
             text = _INVISIBLE.sub("", text)
         eight_bit = not data.isascii()
         self.parts.append(
-            TextPart(kind, text, decoded.charset, charset, len(data), encoding, eight_bit)
+            TextPart(
+                kind,
+                text,
+                decoded.charset,
+                charset,
+                len(data),
+                encoding,
+                eight_bit,
+                camouflaged,
+                lead,
+            )
         )
         self.shown.append(inline)
         self.links.append(links)

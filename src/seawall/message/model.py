@@ -102,6 +102,10 @@ class TextPart:
     size: int  # decoded size in bytes
     encoding: str = ""  # Content-Transfer-Encoding as declared, lower-case ("" for none)
     eight_bit: bool = False  # the decoded bytes are not all ASCII
+    # HTML: letters written in (nearly) their background's colour, and of them those before
+    # the text's first letters (a preview line)
+    camouflaged: int = 0
+    camouflaged_lead: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +118,7 @@ class Url:
     domain: str  # registrable domain from the Public Suffix List ("example.co.uk"); host if IP
     is_ip: bool  # host is an IPv4/IPv6 literal (or a decimal/hex encoded IPv4)
     source: str  # "text", "href", "src", "action" (a form's target), "bare" (a domain with
-    # no scheme) or "obfuscated" (hxxp://, example[.]com)
+    # no scheme) or "obfuscated" (hxxp://, example[.]com, an href host in %-escapes)
     link_text: str | None = None  # the visible text of an <a>, for "names another domain"
 
 

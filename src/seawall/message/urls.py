@@ -197,17 +197,21 @@ def _normalize(raw: str, source: str, link_text: str | None) -> Url | None:
     cut = _AUTHORITY_END.search(rest)
     authority, path = (rest[: cut.start()], rest[cut.start() :]) if cut else (rest, "")
     userinfo, _, hostport = authority.rpartition("@")
+    if "%" in hostport:
+        # A link's host (or port) in percent-escapes ("http://%31%39%35%2E...:%38%37/"): a
+        # browser follows it, and no mail program writes one; it is there to hide an
+        # address.  (Written out in text, it is more often quoted than clicked.)
+        try:
+            hostport = unquote(hostport, errors="strict")
+        except UnicodeDecodeError:
+            return None
+        source = "obfuscated" if source == "href" else source
     host, port = _split_port(hostport)
     if port is None:
         return None
     if ("[" in host or "(" in host or "{" in host) and _SEPARATORS.search(host):
         host = _SEPARATORS.sub(".", host)
         source = "obfuscated" if source in ("text", "bare") else source
-    if "%" in host:
-        try:
-            host = unquote(host, errors="strict")
-        except UnicodeDecodeError:
-            return None
     host = host.lower().rstrip(".")
     built = check_host(host)
     if built is None:
