@@ -35,6 +35,31 @@ async def test_display_name_of_a_brand_from_another_domain(detector: PhishingDet
     assert hits["PHISH_BRAND_SENDER"].options[:2] == ("paypal in name", "from secure-pp.example")
 
 
+@pytest.mark.parametrize(
+    ("sender", "brand"),
+    [
+        ("TrustedViagra Pfizer e-shop <byhaouvye2552@chello.example>", "pfizer"),
+        ("PfizerClassicViagra <panyqeie6375@fastweb.example>", "pfizer"),  # run together
+        ("VIAGRA \u00ae Reseller <hibody@csmining.example>", "pfizer"),
+        ("Cialis Store <shop@pills.example>", "lilly"),
+        ("TrustWallet Support <help@wallet-verify.example>", "trustwallet"),
+        ("eBay <member@ebay-notice.example>", "ebay"),  # the name as written still counts
+        ("Pfizer Medical Information <medinfo@pfizer.com>", None),  # the maker itself
+        ("Lockergnome Tech Specialist <subscriptions@lockergnome.example>", None),
+        ("JohnCialdini <john@example.org>", None),
+    ],
+)
+async def test_medicines_and_names_run_together(
+    detector: PhishingDetector, sender: str, brand: str | None
+) -> None:
+    raw = f"From: {sender}\nSubject: offer\n\nSee http://shop.example.net/x\n".encode()
+    hits = await scan(detector, msg(raw))
+    if brand is None:
+        assert "PHISH_BRAND_SENDER" not in hits
+    else:
+        assert hits["PHISH_BRAND_SENDER"].options[0] == f"{brand} in name"
+
+
 async def test_the_brand_writing_about_itself_is_quiet(detector: PhishingDetector) -> None:
     own = msg(
         b'From: "PayPal" <service@paypal.com>\nSubject: Verify your account\n\n'
@@ -148,14 +173,22 @@ async def test_text_in_the_background_colour(detector: PhishingDetector) -> None
 
 # Measured on all 22,175 ham of the shared corpora: none has text in its background's
 # colour beyond a preview (Enron's has no HTML); 127 spam do and no hidden style besides
-# (Phishing Pot 65, Nazario 38, SpamAssassin 18, CSDMC 6).
-async def test_text_in_the_background_colour_on_real_mail(detector: PhishingDetector) -> None:
-    for source in (corpus.SPAMASSASSIN, corpus.CSDMC):
-        ham = corpus_messages(source, "ham")
-        fired = [raw[:300] for raw in ham if _camouflage(await scan(detector, msg(raw)))]
-        assert fired == []
+# (Phishing Pot 65, Nazario 38, SpamAssassin 18, CSDMC 6).  No ham has a brand's name in
+# its From but not the brand's domain; 255 spam name Pfizer or Viagra there (CSDMC 217).
+async def test_hidden_text_and_brand_names_on_real_mail(detector: PhishingDetector) -> None:
+    for source, step in ((corpus.SPAMASSASSIN, 1), (corpus.CSDMC, 1), (corpus.ENRON_HAM, 4)):
+        for raw in corpus_messages(source, "ham", step=step):
+            hits = await scan(detector, msg(raw))
+            assert not _camouflage(hits), raw[:300]
+            assert "PHISH_BRAND_SENDER" not in hits, raw[:300]
     spam = corpus_messages(corpus.NAZARIO, "spam")
     assert sum([bool(_camouflage(await scan(detector, msg(raw)))) for raw in spam]) >= 30
+    pharmacy = [
+        hits["PHISH_BRAND_SENDER"].options[0]
+        for raw in corpus_messages(corpus.CSDMC, "spam", step=2)
+        if "PHISH_BRAND_SENDER" in (hits := await scan(detector, msg(raw)))
+    ]
+    assert pharmacy.count("pfizer in name") > 80
 
 
 def _camouflage(hits: dict[str, Hit]) -> bool:

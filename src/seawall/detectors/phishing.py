@@ -62,6 +62,7 @@ _HIDING_LOWER = re.compile(_HIDING.pattern)  # the same, on lower-case text
 _HIDING_WORDS = ("display", "visibility", "font-size", "opacity", "height")
 _MAX_STYLED = 2000  # styled elements looked at per part
 _LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
+_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")  # where words run together in camel case
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,6 +305,10 @@ class PhishingDetector:
         bank's pages, and one to the phisher's)."""
         lexicon = self.lexicon
         name = display[:_MAX_FIELD]
+        if _CAMEL.search(name) is not None:
+            # "TrustedViagra", "BiggestViagraStore": a shop's name run together, read as
+            # its words too (after the name as written, for "eBay" and "PayPal").
+            name = f"{name} \n {_CAMEL.sub(' ', name)}"
         for where, value, seen, symbol, weight in (
             ("name", name, words_of(name), "PHISH_BRAND_SENDER", 1.0),
             ("subject", subject if alert else "", words, "PHISH_BRAND_SENDER", 0.5),
