@@ -87,6 +87,37 @@ async def test_direct_to_mx_from_the_envelope() -> None:
     assert await symbols(inline(""), envelope) == {"RCVD_DIRECT_TO_MX"}
 
 
+@pytest.mark.parametrize(
+    ("hops", "sender", "to", "rcpts", "fires"),
+    [
+        ("", "Sawada Le <hibody@csmining.example>", "hibody@csmining.example", (), True),
+        ("", "BOB@Example.NET", "Bob <bob@example.net>", ("<bob@example.net>",), True),
+        # written to oneself through one's own provider: the path is a relay's
+        (HOPS, "Bob <bob@example.net>", "bob@example.net", (), False),
+        # another recipient, or more than one
+        ("", "bob@example.net", "alice@example.net", (), False),
+        ("", "bob@example.net", "bob@example.net, alice@example.net", (), False),
+        # the MTA delivers it to someone else than the To says
+        ("", "bob@example.net", "bob@example.net", ("carol@example.net",), False),
+    ],
+)
+async def test_direct_to_mx_from_the_reader_to_the_reader(
+    hops: str, sender: str, to: str, rcpts: tuple[str, ...], fires: bool
+) -> None:
+    envelope = Envelope(
+        client_ip=IP if not hops else "198.51.100.7",
+        helo="DESKTOP-7F3K2" if not hops else "mail.example.org",
+        hostname="unknown" if not hops else "mail.example.org",
+        rcpts=rcpts,
+    )
+    hits = await scan(DETECTOR, msg(inline(hops, From=sender, To=to), envelope), NOW)
+    assert ("RCVD_DIRECT_TO_MX_SELF" in hits) is fires
+    if fires:
+        assert hits["RCVD_DIRECT_TO_MX_SELF"].options == (
+            sender.rpartition("<")[2].strip(">").lower(),
+        )
+
+
 async def test_milter_sees_the_senders_relay_before_our_received() -> None:
     # Our MTA has not written its Received yet; the one field is the sender's own server.
     relay = HOPS.split("Received: ")[2]

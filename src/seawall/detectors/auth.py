@@ -24,8 +24,6 @@ after the verdict by what the content scored.
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import ClassVar
@@ -56,6 +54,7 @@ from seawall.dnslists.client import DnsClient, RecordResolver
 from seawall.dnslists.nameservers import parse_nameserver, system_nameservers
 from seawall.dnslists.wire import RdType
 from seawall.errors import ConfigError
+from seawall.message.headers import addresses_of
 from seawall.message.model import Message
 from seawall.message.received import trusted_networks
 from seawall.policy.model import Action, Verdict
@@ -64,23 +63,12 @@ from seawall.store import Store, open_store
 _Pending = Answer | asyncio.Future[Answer]
 
 
-# "Name <local@domain>" or "local@domain" with nothing to unquote: most From fields, read
-# without the email package's full address parser.
-_SIMPLE_FROM = re.compile(
-    r'^[^",()<>@;:\\\[\]]*<([^<>\s"@]+@[^<>\s"@]+)>\s*$|^\s*([^<>\s"@,]+@[^<>\s"@,]+)\s*$'
-)
-
-
 def from_domain(msg: Message) -> tuple[str, str]:
     """The From domain DMARC judges (RFC 7489 §6.6.1), or "" and why there is none."""
     fields = msg.headers.get_all("From")
     if len(fields) != 1:
         return "", f"{len(fields)} From fields"
-    simple = _SIMPLE_FROM.match(fields[0])
-    if simple is not None:
-        addresses = [simple.group(1) or simple.group(2)]
-    else:
-        addresses = [a for _, a in email.utils.getaddresses([fields[0]]) if a]
+    addresses = addresses_of(fields[0])
     if len(addresses) != 1:
         return "", f"{len(addresses)} From addresses"
     domain = addresses[0].rpartition("@")[2].strip().lower().rstrip(".")

@@ -17,6 +17,7 @@ from seawall.addresses import IspNetworks
 from seawall.config import IspSettings, ReceivedSettings
 from seawall.detectors.base import Context, Hit, Parts
 from seawall.detectors.hostnames import Providers, ip_in_name, is_ipv4, pool_word
+from seawall.message.headers import addresses_of
 from seawall.message.model import Hop, Message
 
 _RAW_HELO_ARGUMENT = re.compile(r"\((?:HELO|EHLO)[ =]([^\s()]+)|\bhelo=([^\s()]+)", re.I)
@@ -47,6 +48,8 @@ class ReceivedDetector:
         "RCVD_OWN_DYNAMIC": "The client is in one of our own dynamic pools ([isp] dynamic)",
         "RCVD_DIRECT_TO_MX": "Sent straight to our border from the client (one hop, no auth)",
         "RCVD_DIRECT_TO_MX_DYNAMIC": "Sent in one hop by a dynamic, nameless or bare-IP client",
+        "RCVD_DIRECT_TO_MX_SELF": "Sent straight to our border from the recipient's own "
+        "address to itself: a bot forging the reader as the sender",
     }
 
     @classmethod
@@ -100,6 +103,9 @@ class ReceivedDetector:
             hits.append(Hit("RCVD_DIRECT_TO_MX"))
             if any(hit.symbol in _ZOMBIE_SIGNS for hit in hits):
                 hits.append(Hit("RCVD_DIRECT_TO_MX_DYNAMIC"))
+            itself = _to_itself(msg)
+            if itself is not None:
+                hits.append(Hit("RCVD_DIRECT_TO_MX_SELF", options=(itself[:100],)))
         return hits
 
     def _helo(
@@ -139,6 +145,26 @@ def _literal_helo(received: str) -> str | None:
     if helo and (helo.startswith("[") or is_ipv4(helo) or ":" in helo):
         return helo
     return None
+
+
+def _to_itself(msg: Message) -> str | None:
+    """The address of a message from one address to itself alone (and, when the MTA says
+    who it is for, to that recipient).  A person who writes to themselves does it through
+    their own provider; sent in one hop from outside, it is a bot that took the reader's
+    address as its sender (shared corpora: 0 of 22,175 ham, 244 spam)."""
+    froms, tos = msg.headers.get_all("From"), msg.headers.get_all("To")
+    if len(froms) != 1 or len(tos) != 1:
+        return None
+    sender, recipients = addresses_of(froms[0]), addresses_of(tos[0])
+    if len(sender) != 1 or len(recipients) != 1:
+        return None
+    address = sender[0].strip().lower()
+    if "@" not in address or address != recipients[0].strip().lower():
+        return None
+    rcpts = msg.envelope.rcpts
+    if rcpts and address not in {rcpt.strip().strip("<>").lower() for rcpt in rcpts}:
+        return None
+    return address
 
 
 def _direct(hops: tuple[Hop, ...], first: Hop | None, client_ip: str | None) -> bool:

@@ -8,6 +8,7 @@ a 1 MB line), and no pattern that can backtrack over its own output.
 from __future__ import annotations
 
 import binascii
+import email.utils
 import re
 from typing import TYPE_CHECKING
 from urllib.parse import unquote_to_bytes
@@ -177,3 +178,18 @@ def is_list_mail(headers: Headers) -> bool:
     return any(
         name.startswith(("list-", "mailing-list", "x-mailing-list", "x-list")) for name in headers
     )
+
+
+# "Name <local@domain>" or "local@domain" with nothing to unquote: most address fields,
+# read without the email package's full address parser.
+_SIMPLE_ADDRESS = re.compile(
+    r'^[^",()<>@;:\\\[\]]*<([^<>\s"@]+@[^<>\s"@]+)>\s*$|^\s*([^<>\s"@,]+@[^<>\s"@,]+)\s*$'
+)
+
+
+def addresses_of(value: str) -> list[str]:
+    """The addresses an address field (From, To, Reply-To) names, as written."""
+    simple = _SIMPLE_ADDRESS.match(value)
+    if simple is not None:
+        return [simple.group(1) or simple.group(2)]
+    return [address for _, address in email.utils.getaddresses([value]) if address]
