@@ -43,6 +43,8 @@ async def test_display_name_of_a_brand_from_another_domain(detector: PhishingDet
         ("VIAGRA \u00ae Reseller <hibody@csmining.example>", "pfizer"),
         ("Cialis Store <shop@pills.example>", "lilly"),
         ("TrustWallet Support <help@wallet-verify.example>", "trustwallet"),
+        ('"Pay.Pal." <m0n1ca@isp-q.example>', "paypal"),  # joined by dots
+        ("Mercado.Pago <mpvalidesac@mail.example>", "mercadolivre"),
         ("eBay <member@ebay-notice.example>", "ebay"),  # the name as written still counts
         ("Pfizer Medical Information <medinfo@pfizer.com>", None),  # the maker itself
         ("Lockergnome Tech Specialist <subscriptions@lockergnome.example>", None),
@@ -174,7 +176,7 @@ async def test_text_in_the_background_colour(detector: PhishingDetector) -> None
 # Measured on all 22,175 ham of the shared corpora: none has text in its background's
 # colour beyond a preview (Enron's has no HTML); 127 spam do and no hidden style besides
 # (Phishing Pot 65, Nazario 38, SpamAssassin 18, CSDMC 6).  No ham has a brand's name in
-# its From but not the brand's domain; 255 spam name Pfizer or Viagra there (CSDMC 217).
+# its From but not the brand's domain; 257 spam name Pfizer or Viagra there (CSDMC 219).
 async def test_hidden_text_and_brand_names_on_real_mail(detector: PhishingDetector) -> None:
     for source, step in ((corpus.SPAMASSASSIN, 1), (corpus.CSDMC, 1), (corpus.ENRON_HAM, 4)):
         for raw in corpus_messages(source, "ham", step=step):

@@ -62,7 +62,9 @@ _HIDING_LOWER = re.compile(_HIDING.pattern)  # the same, on lower-case text
 _HIDING_WORDS = ("display", "visibility", "font-size", "opacity", "height")
 _MAX_STYLED = 2000  # styled elements looked at per part
 _LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
-_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")  # where words run together in camel case
+# Where a name's words run together in camel case ("TrustedViagra") or are joined by a
+# dot or an underscore ("Pay.Pal.", "Mercado.Pago").
+_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Za-z])[._](?=[A-Za-z])")
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,8 +308,8 @@ class PhishingDetector:
         lexicon = self.lexicon
         name = display[:_MAX_FIELD]
         if _CAMEL.search(name) is not None:
-            # "TrustedViagra", "BiggestViagraStore": a shop's name run together, read as
-            # its words too (after the name as written, for "eBay" and "PayPal").
+            # "TrustedViagra", "BiggestViagraStore", "Pay.Pal.": a name run together, read
+            # as its words too (after the name as written, for "eBay" and "PayPal").
             name = f"{name} \n {_CAMEL.sub(' ', name)}"
         for where, value, seen, symbol, weight in (
             ("name", name, words_of(name), "PHISH_BRAND_SENDER", 1.0),
