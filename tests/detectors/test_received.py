@@ -97,6 +97,7 @@ async def test_direct_to_mx_from_the_envelope() -> None:
         # another recipient, or more than one
         ("", "bob@example.net", "alice@example.net", (), False),
         ("", "bob@example.net", "bob@example.net, alice@example.net", (), False),
+        ("", "bob@example.net", "bob@example.net" + ", x@example.org" * 5000, (), False),
         # the MTA delivers it to someone else than the To says
         ("", "bob@example.net", "bob@example.net", ("carol@example.net",), False),
     ],
