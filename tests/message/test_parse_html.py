@@ -172,3 +172,14 @@ def test_camouflaged_letters_reach_the_part() -> None:
     raw = b"Content-Type: text/html\n\n" + (TEXT + "<font color=#fffff0>lorem</font>").encode()
     (part,) = parse_message(raw).parts
     assert (part.camouflaged, part.camouflaged_lead) == (5, 0)
+
+
+def test_camouflage_search_is_bounded() -> None:
+    """A page of thousands of light elements, or of light elements nested hundreds deep
+    around a long text, is read up to the bounds, not to its end."""
+    many = TEXT + "".join(f"<font color=white style='x:{i}'>abcde</font>" for i in range(600))
+    assert render_html(many).camouflaged == 500 * 5  # the first 500 coloured elements
+    nested = TEXT + "<font color=white>" * 50 + "abcde<br>" * 30_000 + "</font>" * 50
+    rendered = render_html(nested)
+    assert not rendered.too_deep
+    assert 0 < rendered.camouflaged < 30_000 * 5  # the node budget, not the whole text

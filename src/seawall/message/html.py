@@ -125,7 +125,11 @@ def render_html(html: str | bytes) -> Rendered:
     text = " ".join((body.text(separator="") if body is not None else "").split())
     if not unseen:
         return Rendered(text, links)
-    lead = sum(letters for letters, start in unseen if _is_lead(text, start))
+    lead = 0
+    for letters, start in unseen:  # in the page's order: a preview comes first
+        if not _is_lead(text, start):
+            break
+        lead += letters
     return Rendered(text, links, camouflaged=sum(n for n, _ in unseen), camouflaged_lead=lead)
 
 
@@ -149,6 +153,8 @@ _LIGHT = 0xE0
 _UNKNOWN = (-1, -1, -1)  # a background image, or a colour not understood: maybe dark
 _WHITE = (255, 255, 255)
 _MAX_COLOURED = 500  # coloured elements looked at per document
+_MAX_VISITS = 20_000  # nodes read for the letters of light elements, per document
+_CACHED = 256  # characters: longer colour and style values are read, not remembered
 _ANCESTORS = 60  # levels searched for an element's background
 _LEAD_LETTERS = 20  # camouflaged text before this many letters of the text is a preview
 _LETTER = re.compile(r"[^\W\d_]")
@@ -177,10 +183,13 @@ def _sets_light(
     return False
 
 
-@functools.lru_cache(maxsize=1024)
 def _colour(value: str | None) -> tuple[int, int, int] | None:
     if not value:
         return None
+    return _colour_cached(value) if len(value) <= _CACHED else _read_colour(value)
+
+
+def _read_colour(value: str) -> tuple[int, int, int] | None:
     value = value.strip().strip("\"'").lower()
     value = _NAMED_LIGHT.get(value, value)
     found = _HEX_COLOR.fullmatch(value)
@@ -192,6 +201,9 @@ def _colour(value: str | None) -> tuple[int, int, int] | None:
     return int(digits[0:2], 16), int(digits[2:4], 16), int(digits[4:6], 16)
 
 
+_colour_cached = functools.lru_cache(maxsize=1024)(_read_colour)
+
+
 def _text_colour(node: LexborNode) -> tuple[int, int, int] | None:
     """The colour ``node`` sets for its text; None when it sets none, _UNKNOWN when it
     sets one that is not understood."""
@@ -201,16 +213,16 @@ def _text_colour(node: LexborNode) -> tuple[int, int, int] | None:
         if value:
             return _colour(value) or _UNKNOWN
     style = attrs.get("style")
-    return _style_colour(style) if style else None
+    if not style:
+        return None
+    return _style_colour_cached(style) if len(style) <= _CACHED else _style_colour(style)
 
 
-@functools.lru_cache(maxsize=2048)
 def _style_colour(style: str) -> tuple[int, int, int] | None:
     found = _STYLE_COLOR.search(style)
     return None if found is None else _colour(found.group(1)) or _UNKNOWN
 
 
-@functools.lru_cache(maxsize=2048)
 def _style_background(style: str) -> tuple[int, int, int] | None:
     found = _STYLE_BACKGROUND.search(style)
     if found is None:
@@ -221,15 +233,21 @@ def _style_background(style: str) -> tuple[int, int, int] | None:
     return _colour(value.split()[0]) or _UNKNOWN
 
 
+# Newsletters repeat a few styles on every element; a page's own long ones are not kept.
+_style_colour_cached = functools.lru_cache(maxsize=2048)(_style_colour)
+_style_background_cached = functools.lru_cache(maxsize=2048)(_style_background)
+
+
 class _Page:
     """One document's backgrounds, found once for the coloured elements that share them."""
 
-    __slots__ = ("_sheets", "grounds", "tree")
+    __slots__ = ("_sheets", "grounds", "tree", "visits")
 
     def __init__(self, tree: LexborHTMLParser) -> None:
         self.tree = tree
         self.grounds: dict[int, tuple[int, int, int]] = {}
         self._sheets: bool | None = None
+        self.visits = 0  # nodes read for their letters
 
     def sheets(self) -> bool:
         """Whether a style sheet of the page paints backgrounds (by class or id)."""
@@ -244,7 +262,10 @@ class _Page:
             return _UNKNOWN
         style = attrs.get("style")
         if style:
-            own = _style_background(style)
+            if len(style) <= _CACHED:
+                own = _style_background_cached(style)
+            else:
+                own = _style_background(style)
             if own is not None:
                 return own
         value = attrs.get("bgcolor")
@@ -293,33 +314,32 @@ def _camouflaged(tree: LexborHTMLParser) -> list[tuple[int, str]]:
         colour = _text_colour(node)
         if colour is None or min(colour) < _LIGHT or min(page.ground(node)) < _LIGHT:
             continue
-        letters, start = _own_letters(node)
+        letters, start = _own_letters(node, page)
         if letters:
             found.append((letters, start))
     return found
 
 
-def _own_letters(node: LexborNode) -> tuple[int, str]:
+def _own_letters(node: LexborNode, page: _Page) -> tuple[int, str]:
     """Letters of the text under ``node`` that no element inside it colours otherwise, and
-    the start of that text."""
+    the start of that text.  An element that sets its own colour is not entered: each node
+    of a page is read for at most one coloured element, and at most _MAX_VISITS in all."""
     letters, start = 0, ""
-    own = node.mem_id
-    for child in node.traverse(include_text=True):
-        if not child.is_text_node:
+    pending: list[LexborNode | None] = [node.child]
+    while pending and page.visits < _MAX_VISITS:
+        current = pending.pop()
+        if current is None:
             continue
-        content = child.text_content or ""
-        count = len(_LETTER.findall(content))
-        if not count:
-            continue
-        parent = child.parent
-        while parent is not None and parent.mem_id != own:
-            if _text_colour(parent) is not None:
-                break
-            parent = parent.parent
-        if parent is not None and parent.mem_id == own:
-            letters += count
-            if not start:
-                start = " ".join(content.split())[:40]
+        page.visits += 1
+        pending.append(current.next)
+        if current.is_text_node:
+            content = current.text_content or ""
+            count = len(_LETTER.findall(content))
+            if count:
+                letters += count
+                start = start or " ".join(content.split())[:40]
+        elif current.is_element_node and _text_colour(current) is None:
+            pending.append(current.child)  # read before the siblings pushed above
     return letters, start
 
 
