@@ -238,8 +238,8 @@ class Walk:
                 len(data),
                 encoding,
                 eight_bit,
-                camouflaged,
-                lead,
+                camouflaged=camouflaged,
+                camouflaged_lead=lead,
             )
         )
         self.shown.append(inline)
