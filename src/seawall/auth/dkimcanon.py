@@ -154,8 +154,8 @@ def parse_tags(value: bytes) -> dict[bytes, bytes]:
     return tags
 
 
-_TRAILING_WSP = re.compile(rb"[\t ]+\r\n")
 _WSP = re.compile(rb"[\t ]+")
+_SPACES = re.compile(rb"  +")
 
 
 def _trailing_lines_to_one(body: bytes) -> bytes:
@@ -173,7 +173,15 @@ def canonical_body(body: bytes, relaxed: bool) -> bytes:
     """§3.4.3 (simple) or §3.4.4 (relaxed) over ``body``, its lines already CRLF."""
     if not relaxed:
         return _trailing_lines_to_one(body)
-    body = _trailing_lines_to_one(_WSP.sub(b" ", _TRAILING_WSP.sub(b"\r\n", body)))
+    # Each run of space and tab made one space, then a space before a line end dropped.
+    # Tabs made spaces first, so that the runs' pattern starts with a literal, which the
+    # regular expression engine seeks at C speed; "[\t ]+" tries every position of the
+    # body (six times slower on the corpora's mail).
+    if b"\t" in body:
+        body = body.replace(b"\t", b" ")
+    if b"  " in body:
+        body = _SPACES.sub(b" ", body)
+    body = _trailing_lines_to_one(body.replace(b" \r\n", b"\r\n"))
     return b"" if body == b"\r\n" else body
 
 
@@ -224,11 +232,14 @@ def tag_problem(tags: Mapping[bytes, bytes], now: float) -> str:
     makes before verifying, so that both refuse the same signatures."""
     if tags.get(b"a") not in (b"rsa-sha1", b"rsa-sha256", b"ed25519-sha256"):
         return "unknown signature algorithm"
+    b_is_base64: bool | None = None  # dkimpy checks b='s characters for both tags
     for name in (b"b", b"bh"):
         value = tags.get(name)
-        if value is not None and (
-            _BASE64.match(tags.get(b"b", b"")) is None or len(bare(value)) % 4
-        ):
+        if value is None:
+            continue
+        if b_is_base64 is None:
+            b_is_base64 = _BASE64.match(tags.get(b"b", b"")) is not None
+        if not b_is_base64 or len(bare(value)) % 4:
             return f"{name.decode()}= value is not valid base64"
     if b"cv" in tags and tags[b"cv"] not in (b"pass", b"fail", b"none"):
         return "cv= value is not valid"
