@@ -267,6 +267,27 @@ async def test_decay_reads_leave_missing_keys_missing(store: Store) -> None:
     assert back["yes"].values == (1.0, 0.0)
 
 
+async def test_decay_many_keys_in_one_call(store: Store) -> None:
+    """A flush or a cohort's reads: hundreds of keys in one call (more than one statement's
+    worth where the backend reads them by the batch), some known, some not, some twice."""
+    known = {f"k{i}": (float(i), 1.0) for i in range(0, 700, 2)}
+    await store.decay(known, half_life_s=HALF, now=T0, ttl_s=600)
+    wanted = {f"k{i}": (0.0, 0.0) for i in range(700)}
+    got = await store.decay(wanted, half_life_s=HALF, now=T0 + HALF, ttl_s=600)
+    assert set(got) == set(known)
+    assert got["k698"].values == pytest.approx((349.0, 0.5))
+    assert got["k0"].first == T0
+    more = {f"k{i}": (1.0, 0.0) for i in range(1, 700, 3)}  # known and new, written together
+    written = await store.decay(more, half_life_s=HALF, now=T0 + HALF, ttl_s=600)
+    assert set(written) == set(more)
+    assert written["k4"].values == pytest.approx((3.0, 0.5))  # 4 halved, then 1 added
+    assert written["k1"].values == (1.0, 0.0)
+    assert written["k1"].first == T0 + HALF
+    again = await store.decay(wanted, half_life_s=HALF, now=T0 + HALF, ttl_s=600)
+    assert set(again) == set(known) | set(more)
+    assert again["k4"].values == pytest.approx((3.0, 0.5))
+
+
 async def test_decay_expires_and_deletes(store: Store) -> None:
     await store.decay({"d": (1.0,)}, half_life_s=HALF, now=T0, ttl_s=0.05)
     await store.decay({"e": (1.0,)}, half_life_s=HALF, now=T0, ttl_s=600)

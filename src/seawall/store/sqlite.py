@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from seawall.errors import StoreError
 from seawall.store.base import ERRORS, Decayed, bucket_expiry, bucket_range, decayed
@@ -71,6 +71,28 @@ _PURGE_ROWS = 5000
 # Connections inherited across fork() are never used or closed in the child: closing one
 # would run SQLite's close path on the parent's file locks. They are only kept alive here.
 _INHERITED: list[sqlite3.Connection] = []
+
+
+_IN_CHUNK = 256  # keys a store_decay read asks for in one statement
+
+
+def _decay_rows(db: sqlite3.Connection, keys: list[str]) -> dict[str, tuple[Any, ...]]:
+    """The store_decay rows of ``keys``: (counters, since, first, last, expires) by key.
+
+    One statement for up to ``_IN_CHUNK`` keys: a reputation flush or a cohort's reads
+    ask for a hundred or more, and a statement a key cost 9 us of the store thread's CPU a
+    key against 3 us."""
+    rows: dict[str, tuple[Any, ...]] = {}
+    for at in range(0, len(keys), _IN_CHUNK):
+        chunk = keys[at : at + _IN_CHUNK]
+        marks = ",".join("?" * len(chunk))
+        for key, *row in db.execute(
+            "SELECT key, counters, since, first, last, expires FROM store_decay"
+            f" WHERE key IN ({marks})",
+            chunk,
+        ):
+            rows[key] = tuple(row)
+    return rows
 
 
 class SqliteStore:
@@ -265,11 +287,11 @@ class SqliteStore:
     ) -> dict[str, Decayed]:
         db = self._db()
         wall = time.time()
-        select = "SELECT counters, since, first, last, expires FROM store_decay WHERE key = ?"
         out: dict[str, Decayed] = {}
         if not any(any(amounts) for _, amounts in items):  # reads only: no write lock
+            rows = _decay_rows(db, [key for key, _ in items])
             for key, amounts in items:
-                row = db.execute(select, (key,)).fetchone()
+                row = rows.get(key)
                 if row is None or row[4] <= wall:
                     continue
                 counters = array.array("d", row[0])
@@ -278,8 +300,10 @@ class SqliteStore:
                     out[key] = Decayed(tuple(current), row[2], row[3])
             return out
         with immediate(db):
+            rows = _decay_rows(db, [key for key, _ in items])
+            writes: list[tuple[str, bytes, float, float, float, float]] = []
             for key, amounts in items:
-                row = db.execute(select, (key,)).fetchone()
+                row = rows.get(key)
                 stored = array.array("d", row[0]) if row is not None else None
                 if row is None or row[4] <= wall or len(stored or ()) != len(amounts):
                     if not any(amounts):
@@ -294,12 +318,15 @@ class SqliteStore:
                     continue
                 values = [v + a for v, a in zip(values, amounts, strict=True)]
                 last = max(last, now)
-                db.execute(
-                    "INSERT OR REPLACE INTO store_decay (key, counters, since, first, last,"
-                    " expires) VALUES (?, ?, ?, ?, ?, ?)",
-                    (key, array.array("d", values).tobytes(), since, first, last, wall + ttl_s),
-                )
+                blob = array.array("d", values).tobytes()
+                writes.append((key, blob, since, first, last, wall + ttl_s))
+                rows[key] = (blob, since, first, last, wall + ttl_s)  # a key given twice
                 out[key] = Decayed(tuple(values), first, last)
+            db.executemany(
+                "INSERT OR REPLACE INTO store_decay (key, counters, since, first, last, expires)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                writes,
+            )
         return out
 
     def _delete(self, key: str) -> None:
