@@ -162,6 +162,8 @@ class UrlsSettings(Section):
     shorteners: tuple[str, ...] = ()
     # Extra click-tracking domains exempt from the link-text check (your users' newsletters).
     redirectors: tuple[str, ...] = ()
+    # Extra free web hosts for URL_FREE_HOSTING (a link to a page under one of these names).
+    free_hosts: tuple[str, ...] = ()
 
 
 class PhishingSettings(Section):

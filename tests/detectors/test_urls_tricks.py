@@ -1,4 +1,5 @@
-"""URL_HOMOGRAPH and URL_REDIRECT: look-alike hosts and links through open redirectors."""
+"""URL_HOMOGRAPH, URL_REDIRECT and URL_FREE_HOSTING: look-alike hosts, links through open
+redirectors, pages on free hosts."""
 
 from __future__ import annotations
 
@@ -47,3 +48,49 @@ async def test_not_redirects(link: str) -> None:
     urls = UrlsDetector(UrlsSettings(redirectors=("mlsend.example",)))
     hits = await scan(urls, msg(f"From: a@b.example\n\n{link}\n".encode()))
     assert "URL_REDIRECT" not in hits
+
+
+_HTML = "From: a@b.example\nContent-Type: text/html\n\n<html><body>{}</body></html>\n"
+
+
+@pytest.mark.parametrize(
+    ("body", "host"),
+    [
+        ('<a href="https://storage.googleapis.com/x7/i.html">Sign in</a>', None),
+        ('<a href="https://secure-login.pages.dev/a">Verify</a>', "secure-login.pages.dev"),
+        ('<form action="https://kit.000webhostapp.com/p.php"></form>', None),
+        ("Visit transfer705.pages.dev/evas?flexchase now", "transfer705.pages.dev"),
+        ('<a href="https://bafy.ipfs.dweb.link/#x">Open</a>', "bafy.ipfs.dweb.link"),
+    ],
+)
+async def test_free_hosting_fires_for_pages_on_free_hosts(
+    urls: UrlsDetector, body: str, host: str | None
+) -> None:
+    hits = await scan(urls, msg(_HTML.format(body).encode()))
+    assert "URL_FREE_HOSTING" in hits
+    if host is not None:
+        assert hits["URL_FREE_HOSTING"].options == (host,)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '<img src="https://storage.googleapis.com/news/banner.png">',  # an image, not a page
+        '<a href="https://someone.blogspot.com/2024/post.html">my post</a>',  # blogs: left out
+        '<a href="https://evilpages.dev/x">x</a>',  # a name that only ends like one
+        '<a href="https://pages.dev.example.com/x">x</a>',
+        '<a href="https://www.example.com/">home</a>',
+    ],
+)
+async def test_free_hosting_not_for_images_blogs_or_look_alike_names(
+    urls: UrlsDetector, body: str
+) -> None:
+    hits = await scan(urls, msg(_HTML.format(body).encode()))
+    assert "URL_FREE_HOSTING" not in hits
+
+
+async def test_free_hosting_takes_a_site_list() -> None:
+    urls = UrlsDetector(UrlsSettings(free_hosts=("freesites.example.",)))
+    raw = _HTML.format('<a href="https://shop.FreeSites.example/x">x</a>').encode()
+    hits = await scan(urls, msg(raw))
+    assert hits["URL_FREE_HOSTING"].options == ("shop.freesites.example",)

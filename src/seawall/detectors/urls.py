@@ -1,4 +1,5 @@
-"""Links that hide where they go: IP hosts, shorteners, lying link text, link farms."""
+"""Links that hide where they go: IP hosts, shorteners, lying link text, link farms, and pages
+on free hosts."""
 
 from __future__ import annotations
 
@@ -26,6 +27,27 @@ SHORTENERS = frozenset(
         "u.to", "urlz.fr", "v.gd", "x.co", "y2u.be", "yourls.org", "zpr.io",
     }
 )  # fmt: skip
+
+# Where anyone can put a page up in minutes under the platform's name, and where phishing
+# kits are put: object stores serving HTML, static-site and serverless hosts, free web
+# hosts, IPFS gateways, a translation proxy that serves any site under Google's name.  A
+# link is to one when its host is the name or under it.  Left out on purpose: blogs
+# (blogspot.com, wordpress.com: honest mail quotes them), general CDNs (cloudfront.net,
+# amazonaws.com: newsletters' images and downloads), Google Docs, Forms and Sites (surveys
+# and shared documents), and code hosts (github.io).
+FREE_HOSTS = frozenset(
+    {
+        "storage.googleapis.com", "firebasestorage.googleapis.com", "appspot.com", "web.app",
+        "firebaseapp.com", "pages.dev", "workers.dev", "r2.dev", "netlify.app", "vercel.app",
+        "glitch.me", "000webhostapp.com", "weebly.com", "weeblysite.com", "wixsite.com",
+        "square.site", "godaddysites.com", "webflow.io", "web.core.windows.net",
+        "blob.core.windows.net", "ipfs.io", "dweb.link", "cloudflare-ipfs.com",
+        "translate.goog", "ngrok.io", "ngrok-free.app", "replit.app", "repl.co", "surge.sh",
+        "mystrikingly.com", "yolasite.com", "jimdosite.com", "carrd.co", "typedream.app",
+        "glideapp.io", "backblazeb2.com",
+    }
+)  # fmt: skip
+_VISITED = frozenset({"href", "action", "text", "bare", "obfuscated"})  # not images (src)
 
 # Click-tracking hosts of mail service providers: their hrefs never name the domain the
 # link text shows, so the link-text check would flag every honest newsletter.
@@ -100,6 +122,8 @@ class UrlsDetector:
         "letters (an IDN homograph such as 'pаypal.com' with a Cyrillic a)",
         "URL_REDIRECT": "A link through an open redirector: another site's address in its "
         "query or path",
+        "URL_FREE_HOSTING": "A link to a page on a free web host, static-site platform, object "
+        "store or IPFS gateway, where phishing pages are put up in minutes",
     }
 
     @classmethod
@@ -110,6 +134,7 @@ class UrlsDetector:
         self.settings = settings
         self.shorteners = SHORTENERS | {d.lower().strip(".") for d in settings.shorteners}
         self.redirectors = REDIRECTORS | {d.lower().strip(".") for d in settings.redirectors}
+        self.free_hosts = FREE_HOSTS | {d.lower().strip(".") for d in settings.free_hosts}
 
     async def check(self, msg: Message, ctx: Context) -> Sequence[Hit]:
         urls = msg.urls
@@ -126,6 +151,8 @@ class UrlsDetector:
                 found.setdefault("URL_SHORTENER", []).append(host)
             if url.source == "obfuscated":
                 found.setdefault("URL_OBFUSCATED", []).append(url.url[:100])
+            if url.source in _VISITED and not url.is_ip and _under(host, self.free_hosts):
+                found.setdefault("URL_FREE_HOSTING", []).append(host)
             if not host.isascii() and _homograph(host):
                 found.setdefault("URL_HOMOGRAPH", []).append(host[:100])
             if url.scheme not in _WEB:
@@ -187,6 +214,18 @@ class UrlsDetector:
         port = netloc.rpartition("]")[2] if netloc.startswith("[") else netloc
         _, colon, digits = port.rpartition(":")
         return bool(colon) and digits.isdigit() and digits not in ("80", "443")
+
+
+def _under(host: str, names: frozenset[str]) -> bool:
+    """Whether ``host`` is one of ``names`` or a name under one of them."""
+    if host in names:
+        return True
+    dot = host.find(".")
+    while dot >= 0:
+        if host[dot + 1 :] in names:
+            return True
+        dot = host.find(".", dot + 1)
+    return False
 
 
 def _homograph(host: str) -> bool:
