@@ -8,22 +8,42 @@ the message as it passes it on (``ARC-Message-Signature``) and seal the chain so
 results of the first set (what the first forwarder saw from the author) can stand in for
 the live ones.
 
-As for DKIM (``seawall.auth.dkim``), dkimpy resolves keys synchronously; so
-:func:`key_names` names every seal's and message signature's key record for the caller's
-asynchronous client, and :func:`verify` gives dkimpy a ``dnsfunc`` that answers only from
-those answers.
+As for DKIM (``seawall.auth.dkim``), :func:`key_names` names every seal's and message
+signature's key record for the caller's asynchronous client, and :func:`verify` checks
+the chain from those answers only.  The check is ours, on DKIM's machinery (the fields
+read once, the body canonicalised and hashed once per form, RSA in OpenSSL): dkimpy took
+1.8 ms for a chain of one set, most modern mail that carries ARC has two, and a fifth of
+the 2019-2025 mail in the shared corpora carries it.  It follows dkimpy's reading of RFC
+8617 §5.2 step by step (tests/auth/test_arc_reference.py holds the two to the same
+results): the ARC fields are read relaxed and ordered by instance; each instance, newest
+first, must have exactly one ARC-Authentication-Results, ARC-Message-Signature and
+ARC-Seal; the newest message signature must verify, and every seal, over the ARC fields
+of its instance and those before it; the first seal says ``cv=none`` and the others
+``cv=pass``, and a seal that says ``cv=fail`` ends the chain.
 """
 
 from __future__ import annotations
 
+import base64
 import enum
-import logging
+import hashlib
 import re
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from seawall.auth.dkim import header_fields
-from seawall.auth.dkimcanon import TagListError, parse_tags
+from seawall.auth import dkimkeys
+from seawall.auth.dkim import Message as SignedMessage
+from seawall.auth.dkim import header_fields, split_signed_names
+from seawall.auth.dkimcanon import (
+    HeaderFormatError,
+    TagListError,
+    bare,
+    canonical_field,
+    parse_tags,
+    tag_problem,
+    without_b,
+)
 from seawall.dnslists.answer import Answer
 
 __all__ = ["MAX_SETS", "ArcResult", "ArcStatus", "Recorded", "key_names", "verify"]
@@ -31,10 +51,11 @@ __all__ = ["MAX_SETS", "ArcResult", "ArcStatus", "Recorded", "key_names", "verif
 MAX_SETS = 8  # ARC sets checked per message; a longer chain is a fail (RFC 8617 allows 50)
 _NAME = re.compile(r"^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_.-]*[a-z0-9_])?$")
 _ARC = (b"arc-seal", b"arc-message-signature")
-
-_quiet = logging.getLogger("seawall.arc.dkimpy")
-_quiet.addHandler(logging.NullHandler())
-_quiet.propagate = False
+_SET = (b"arc-seal", b"arc-message-signature", b"arc-authentication-results")
+# An ARC field's instance, as dkimpy finds it in the field's relaxed value.
+_INSTANCE = re.compile(rb"[\s;]?i\s*=\s*(\d+)", re.MULTILINE | re.IGNORECASE)
+_AMS_TAGS = (b"i", b"a", b"b", b"bh", b"d", b"h", b"s")
+_AS_TAGS = (b"i", b"a", b"b", b"cv", b"d", b"s")
 
 
 class ArcStatus(enum.Enum):
@@ -73,7 +94,7 @@ def _arc_fields(raw: bytes) -> list[tuple[bytes, bytes]]:
 
 def _tags(value: bytes) -> dict[bytes, bytes]:
     try:
-        return {k: re.sub(rb"\s+", b"", v) for k, v in parse_tags(value).items()}
+        return {k: bare(v) for k, v in parse_tags(value).items()}
     except TagListError:
         return {}
 
@@ -116,16 +137,12 @@ def verify(raw: bytes, keys: Mapping[str, Answer | None], *, min_rsa_bits: int =
             return _with(found, status=ArcStatus.TEMPERROR, detail=f"{name}: {why}")
         if answer.records:
             records[name] = answer.records[0]
-    import dkim  # dkimpy (and the resolver it loads) only for mail that carries ARC
-
     try:
-        arc = dkim.ARC(raw, logger=_quiet, minkey=min_rsa_bits)
-        cv, data, comment = arc.verify(dnsfunc=_dnsfunc(records))
-    except (dkim.DKIMException, ValueError, KeyError, IndexError, TypeError) as exc:
+        passed, first, comment = _Chain(raw, records, min_rsa_bits).verify()
+    except (_ChainError, HeaderFormatError, ValueError, KeyError, IndexError) as exc:
         return _with(found, detail=str(exc)[:200] or type(exc).__name__)
-    if cv != dkim.CV_Pass:
-        return _with(found, detail=str(comment)[:200])
-    first = next((d["aar-value"] for d in data if d.get("instance") == 1), b"")
+    if not passed:
+        return _with(found, detail=comment[:200])
     return _with(found, status=ArcStatus.PASS, first=_parse_results(first))
 
 
@@ -141,13 +158,151 @@ def _with(result: ArcResult, **changes: object) -> ArcResult:
     return ArcResult(**values)  # type: ignore[arg-type]
 
 
-def _dnsfunc(records: Mapping[str, str]) -> Callable[..., bytes | None]:
-    def answer(asked: bytes | str, timeout: float = 5.0) -> bytes | None:
-        text = asked.decode("ascii", "replace") if isinstance(asked, bytes) else asked
-        record = records.get(text.lower().rstrip("."))
-        return record.encode() if record is not None else None
+class _ChainError(ValueError):
+    """The chain cannot be validated at all (a missing or repeated part of a set, a seal
+    with h=, tags that are no tag list): a fail."""
 
-    return answer
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    instance: int
+    aar: bytes  # the ARC-Authentication-Results value, relaxed
+    ams_valid: bool
+    as_valid: bool
+    cv: bytes
+
+
+class _Chain:
+    """One message's ARC sets, checked as dkimpy checks them."""
+
+    def __init__(self, raw: bytes, records: Mapping[str, str], min_rsa_bits: int) -> None:
+        self.message = SignedMessage(raw)
+        self.records = records
+        self.min_rsa_bits = min_rsa_bits
+        self.now = time.time()
+        found: list[tuple[int, tuple[bytes, bytes]]] = []
+        for name, value in self.message.fields:
+            if name[:4].lower() != b"arc-" or name.lower() not in _SET:
+                continue  # most fields: read relaxed only the ARC ones
+            lowered, _, text = canonical_field(name, value, True).partition(b":")
+            instance = _INSTANCE.search(text)
+            if instance is None:
+                continue
+            try:
+                found.append((int(instance.group(1)), (lowered, text)))
+            except ValueError:  # more digits than int() takes
+                continue
+        found.sort(key=lambda f: (f[0], f[1][0], f[1][1].lower()), reverse=True)
+        self.sets = found
+
+    def verify(self) -> tuple[bool, bytes, str]:
+        """(passed, the first set's ARC-Authentication-Results, why not: dkimpy's words,
+        which the verdicts' options have shown)."""
+        if not self.sets:
+            return False, b"", "Message is not ARC signed"
+        latest = self.sets[0][0]
+        checked = [self._instance(i) for i in range(latest, 0, -1)]
+        if not checked[0].ams_valid:
+            return False, b"", "Most recent ARC-Message-Signature did not validate"
+        for one in checked:
+            seal = f"ARC-Seal[{one.instance}]"
+            if one.cv == b"fail":
+                return False, b"", f"{seal} reported failure, the chain is terminated"
+            if not one.as_valid:
+                return False, b"", f"{seal} did not validate"
+            if (one.instance == 1) != (one.cv == b"none"):
+                status = one.cv.decode("ascii", "replace")
+                return False, b"", f"{seal} reported invalid status {status}"
+        return True, checked[-1].aar, ""
+
+    def _instance(self, instance: int) -> _Checked:
+        upto = [field for i, field in self.sets if i <= instance]
+        parts: dict[bytes, bytes] = {}
+        for i, (name, value) in self.sets:
+            if i == instance:
+                if name in parts:
+                    raise _ChainError(f"two {name.decode()} fields for instance {instance}")
+                parts[name] = value
+        if len(parts) != len(_SET):
+            raise _ChainError(f"incomplete ARC set for instance {instance}")
+        ams = self._tags(parts[b"arc-message-signature"], _AMS_TAGS)
+        include = split_signed_names(ams[b"h"])
+        if b"arc-seal" in include:
+            raise _ChainError("the ARC-Message-Signature must not sign ARC-Seal")
+        marker = b" i=" + ams[b"i"] + b";"
+        raw_ams = next(
+            (
+                (name, value)
+                for name, value in self.message.fields
+                if name.lower() == b"arc-message-signature" and marker in value.lower()
+            ),
+            None,
+        )
+        if raw_ams is None:
+            raise _ChainError(f"no ARC-Message-Signature with i={ams[b'i']!r}")
+        ams_valid = self._valid(ams, include, raw_ams)
+        seal = self._tags(parts[b"arc-seal"], _AS_TAGS)
+        if b"h" in seal:
+            raise _ChainError("h= is not allowed in ARC-Seal")
+        names = [name for name, _ in reversed(upto)][:-1]  # oldest first, not this seal
+        as_valid = self._valid(seal, names, (b"ARC-Seal", b" " + parts[b"arc-seal"]))
+        return _Checked(
+            instance, parts[b"arc-authentication-results"], ams_valid, as_valid, seal[b"cv"]
+        )
+
+    def _tags(self, value: bytes, required: tuple[bytes, ...]) -> dict[bytes, bytes]:
+        try:
+            tags = parse_tags(value)
+        except TagListError as exc:
+            raise _ChainError(str(exc)) from None
+        missing = [t.decode() for t in required if t not in tags]
+        if missing:
+            raise _ChainError(f"missing {missing[0]}=")
+        problem = tag_problem(tags, self.now, arc=True)
+        if problem:
+            raise _ChainError(problem)
+        return tags
+
+    def _valid(
+        self, tags: Mapping[bytes, bytes], include: list[bytes], field: tuple[bytes, bytes]
+    ) -> bool:
+        """Does the signature ``tags`` (in ``field``) verify over the fields ``include``
+        names (and the body, with bh=)?  False for any reason, as dkimpy's verify_sig."""
+        selector = tags[b"s"].decode("ascii", "replace").lower()
+        domain = tags[b"d"].decode("ascii", "replace").lower().rstrip(".")
+        name = f"{selector}._domainkey.{domain}"
+        record = self.records.get(name)
+        if record is None:
+            return False
+        key = dkimkeys.load(name, record)
+        if isinstance(key, str) or key.tlsrpt or not key.kind:
+            return False
+        forms = tags.get(b"c", b"relaxed/relaxed").split(b"/")
+        if len(forms) == 1:
+            forms.append(b"simple")
+        if len(forms) != 2 or not all(f in (b"simple", b"relaxed") for f in forms):
+            return False
+        relaxed_head = forms[0] == b"relaxed"
+        if b"bh" in tags:
+            length = int(tags[b"l"]) if b"l" in tags else None
+            digest, _ = self.message.body_hash(forms[1] == b"relaxed", length)
+            if digest != base64.b64decode(bare(tags[b"bh"])):
+                return False
+        if b"from" in include:
+            include = [*include, b"from"]
+        data = b"".join(
+            canonical_field(n, v, relaxed_head) for n, v in self.message.signed_fields(include)
+        )
+        data += canonical_field(field[0], without_b(field[1]), relaxed_head).rstrip()
+        signed = hashlib.sha256(data).digest()
+        signature = base64.b64decode(bare(tags[b"b"]))  # binascii.Error: the chain fails
+        if key.kind == "ed25519":
+            return dkimkeys.verify_ed25519(key, signed, signature)
+        try:
+            ok = dkimkeys.verify_rsa(key, signed, signature)
+        except dkimkeys.DigestTooLarge:
+            return False
+        return ok and key.bits >= self.min_rsa_bits
 
 
 _COMMENT = re.compile(r"\([^()]*\)")

@@ -58,11 +58,13 @@ __all__ = [
     "MAX_SIGNATURES",
     "DkimResult",
     "DkimStatus",
+    "Message",
     "Signature",
     "header_block",
     "header_fields",
     "key_name",
     "signatures",
+    "split_signed_names",
     "verify",
 ]
 
@@ -229,7 +231,7 @@ def verify(
     """Verify each of ``found`` (from :func:`signatures`), its key taken from ``keys``
     (the answer to :func:`key_name`'s TXT question; None: not back in time).  CPU only."""
     results: list[DkimResult] = []
-    message: _Message | None = None
+    message: Message | None = None
     for sig in found:
         if sig.problem:
             results.append(_result(sig, DkimStatus.PERMERROR, sig.problem))
@@ -249,7 +251,7 @@ def verify(
             continue
         if message is None:
             try:
-                message = _Message(raw)
+                message = Message(raw)
             except HeaderFormatError as exc:
                 results.append(_result(sig, DkimStatus.PERMERROR, str(exc)[:200]))
                 continue
@@ -260,11 +262,18 @@ def verify(
     return results
 
 
-class _Message:
-    """One message as its signatures see it: read once, canonicalised once per form."""
+def split_signed_names(h: bytes) -> list[bytes]:
+    """The field names an ``h=`` tag lists, lower-cased, in order."""
+    return [n.lower() for n in _H_SEPARATOR.split(h)]
+
+
+class Message:
+    """One message as its signatures see it: read once, canonicalised once per form
+    (DKIM's and ARC's checks; HeaderFormatError when the header section is none)."""
 
     def __init__(self, raw: bytes) -> None:
         head = header_block(raw)
+        self.fields = _fields(head)  # top first, as read
         self._by_name = _index(head)
         self.signature_fields = self._by_name.get(b"dkim-signature", ())
         self.body = crlf_body(raw, head)
@@ -316,7 +325,7 @@ class _Message:
             return _result(sig, DkimStatus.PERMERROR, f"bad bh=: {exc}")
         if digest != expected:
             return _result(sig, DkimStatus.FAIL, "body hash mismatch")
-        names = [n.lower() for n in _H_SEPARATOR.split(tags[b"h"])]
+        names = split_signed_names(tags[b"h"])
         if b"from" in names:  # any second From is signed too, so it cannot be added
             names.append(b"from")
         data = b"".join(canonical_field(n, v, relaxed_head) for n, v in self.signed_fields(names))

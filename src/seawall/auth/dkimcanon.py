@@ -227,10 +227,16 @@ def bare(value: bytes) -> bytes:
     return _SPACE.sub(b"", value)
 
 
-def tag_problem(tags: Mapping[bytes, bytes], now: float) -> str:
+_ALGORITHMS = (b"rsa-sha1", b"rsa-sha256", b"ed25519-sha256")
+_ARC_ALGORITHMS = (b"rsa-sha256",)  # RFC 8617 §4.1.3: ARC signs with rsa-sha256 only
+
+
+def tag_problem(tags: Mapping[bytes, bytes], now: float, *, arc: bool = False) -> str:
     """What is wrong with a signature's tags (§3.5), "" when nothing: each check dkimpy
-    makes before verifying, so that both refuse the same signatures."""
-    if tags.get(b"a") not in (b"rsa-sha1", b"rsa-sha256", b"ed25519-sha256"):
+    makes before verifying, so that both refuse the same signatures.  ``arc``: the tags
+    of an ARC-Message-Signature or ARC-Seal (RFC 8617), whose i= is the instance, not an
+    identity, and whose algorithm is rsa-sha256."""
+    if tags.get(b"a") not in (_ARC_ALGORITHMS if arc else _ALGORITHMS):
         return "unknown signature algorithm"
     b_is_base64: bool | None = None  # dkimpy checks b='s characters for both tags
     for name in (b"b", b"bh"):
@@ -246,7 +252,7 @@ def tag_problem(tags: Mapping[bytes, bytes], now: float) -> str:
     domain = tags.get(b"d", b"")
     if domain.isascii() and _SPECIALS.search(domain):
         return "d= value is not valid"
-    if b"i" in tags:
+    if b"i" in tags and not arc:
         identity = tags[b"i"]
         if not identity.lower().endswith(domain.lower()) or len(identity) <= len(domain):
             return "i= domain is not a subdomain of d="
