@@ -49,3 +49,12 @@ def test_unsealed_mail_is_none_and_a_seal_without_instance_fails() -> None:
     assert arc.verify(b"From: a@example.com\r\n\r\nhi\r\n", {}).status is arc.ArcStatus.NONE
     raw = b"ARC-Seal: cv=none; d=x.example; s=s; b=AA\r\nFrom: a@example.com\r\n\r\nhi\r\n"
     assert arc.verify(raw, {}).status is arc.ArcStatus.FAIL
+
+
+def test_a_seal_instance_of_thousands_of_digits_is_no_instance() -> None:
+    """int() refuses more than 4,300 digits: such an i= is a fail, not an exception."""
+    raw = b"ARC-Seal: i=" + b"9" * 5000 + b"; cv=none; d=x.example; s=s; b=AA\r\n"
+    raw += b"From: a@example.com\r\n\r\nhi\r\n"
+    result = arc.verify(raw, {})
+    assert result.status is arc.ArcStatus.FAIL
+    assert result.detail == "no ARC-Seal with an instance"

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import enum
+import functools
 import hashlib
 import re
 import time
@@ -33,8 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from seawall.auth import dkimkeys
-from seawall.auth.dkim import Message as SignedMessage
-from seawall.auth.dkim import header_fields, split_signed_names
+from seawall.auth.dkim import header_fields, message_of, split_signed_names
 from seawall.auth.dkimcanon import (
     HeaderFormatError,
     TagListError,
@@ -92,7 +92,10 @@ def _arc_fields(raw: bytes) -> list[tuple[bytes, bytes]]:
     return [(n.lower(), v) for n, v in header_fields(raw, b"arc-")]
 
 
-def _tags(value: bytes) -> dict[bytes, bytes]:
+@functools.lru_cache(maxsize=256)
+def _tags(value: bytes) -> Mapping[bytes, bytes]:
+    """A seal's or signature's tags, white space removed (read again by key_names and
+    verify for the same message: remembered)."""
     try:
         return {k: bare(v) for k, v in parse_tags(value).items()}
     except TagListError:
@@ -101,6 +104,12 @@ def _tags(value: bytes) -> dict[bytes, bytes]:
 
 def key_names(raw: bytes) -> list[str]:
     """Where the keys of every ARC-Seal and ARC-Message-Signature are published."""
+    return list(_key_names(raw))
+
+
+@functools.lru_cache(maxsize=64)
+def _key_names(raw: bytes) -> tuple[str, ...]:
+    # Remembered for the messages in flight: the detector's start() asks, verify() again.
     names: list[str] = []
     for name, value in _arc_fields(raw):
         if name not in _ARC:
@@ -111,17 +120,17 @@ def key_names(raw: bytes) -> list[str]:
         key = f"{selector}._domainkey.{domain}"
         if _NAME.match(domain) and _NAME.match(selector) and key not in names:
             names.append(key)
-    return names[: 2 * MAX_SETS]
+    return tuple(names[: 2 * MAX_SETS])
 
 
 def verify(raw: bytes, keys: Mapping[str, Answer | None], *, min_rsa_bits: int = 1024) -> ArcResult:
-    """Validate the message's ARC chain with dkimpy, keys only from ``keys`` (the answers
-    to :func:`key_names`' TXT questions; None: not back in time)."""
+    """Validate the message's ARC chain, keys only from ``keys`` (the answers to
+    :func:`key_names`' TXT questions; None: not back in time)."""
     fields = _arc_fields(raw)
     seals = [_tags(v) for n, v in fields if n == b"arc-seal"]
     if not fields:
         return ArcResult(ArcStatus.NONE)
-    instances = [int(t[b"i"]) for t in seals if t.get(b"i", b"").isdigit()]
+    instances = [int(t[b"i"]) for t in seals if _instance_number(t.get(b"i", b""))]
     if not instances:
         return ArcResult(ArcStatus.FAIL, detail="no ARC-Seal with an instance")
     latest = max(instances)
@@ -130,7 +139,7 @@ def verify(raw: bytes, keys: Mapping[str, Answer | None], *, min_rsa_bits: int =
     if latest > MAX_SETS:
         return _with(found, detail=f"{latest} ARC sets")
     records: dict[str, str] = {}
-    for name in key_names(raw):
+    for name in _key_names(raw):
         answer = keys.get(name)
         if answer is None or answer.status.failed:
             why = "no answer in time" if answer is None else f"key lookup {answer.status.value}"
@@ -144,6 +153,12 @@ def verify(raw: bytes, keys: Mapping[str, Answer | None], *, min_rsa_bits: int =
     if not passed:
         return _with(found, detail=comment[:200])
     return _with(found, status=ArcStatus.PASS, first=_parse_results(first))
+
+
+def _instance_number(text: bytes) -> bool:
+    """Whether an i= can be an instance: digits, few enough for int() (a hostile seal's
+    thousands of digits are no instance, not a ValueError)."""
+    return text.isdigit() and len(text) <= 9
 
 
 def _with(result: ArcResult, **changes: object) -> ArcResult:
@@ -176,7 +191,7 @@ class _Chain:
     """One message's ARC sets, checked as dkimpy checks them."""
 
     def __init__(self, raw: bytes, records: Mapping[str, str], min_rsa_bits: int) -> None:
-        self.message = SignedMessage(raw)
+        self.message = message_of(raw)
         self.records = records
         self.min_rsa_bits = min_rsa_bits
         self.now = time.time()
@@ -240,7 +255,9 @@ class _Chain:
         )
         if raw_ams is None:
             raise _ChainError(f"no ARC-Message-Signature with i={ams[b'i']!r}")
-        ams_valid = self._valid(ams, include, raw_ams)
+        # Only the newest message signature must verify (§5.2 step 4): an older one is
+        # read as far as what could end the whole check, not hashed and checked.
+        ams_valid = self._valid(ams, include, raw_ams, check=instance == self.sets[0][0])
         seal = self._tags(parts[b"arc-seal"], _AS_TAGS)
         if b"h" in seal:
             raise _ChainError("h= is not allowed in ARC-Seal")
@@ -264,10 +281,16 @@ class _Chain:
         return tags
 
     def _valid(
-        self, tags: Mapping[bytes, bytes], include: list[bytes], field: tuple[bytes, bytes]
+        self,
+        tags: Mapping[bytes, bytes],
+        include: list[bytes],
+        field: tuple[bytes, bytes],
+        *,
+        check: bool = True,
     ) -> bool:
         """Does the signature ``tags`` (in ``field``) verify over the fields ``include``
-        names (and the body, with bh=)?  False for any reason, as dkimpy's verify_sig."""
+        names (and the body, with bh=)?  False for any reason, as dkimpy's verify_sig.
+        ``check`` False: a result no one reads; stop before the header hash and RSA."""
         selector = tags[b"s"].decode("ascii", "replace").lower()
         domain = tags[b"d"].decode("ascii", "replace").lower().rstrip(".")
         name = f"{selector}._domainkey.{domain}"
@@ -288,6 +311,9 @@ class _Chain:
             digest, _ = self.message.body_hash(forms[1] == b"relaxed", length)
             if digest != base64.b64decode(bare(tags[b"bh"])):
                 return False
+        if not check:
+            base64.b64decode(bare(tags[b"b"]))  # binascii.Error: the chain fails, as dkimpy's
+            return False
         if b"from" in include:
             include = [*include, b"from"]
         data = b"".join(

@@ -63,6 +63,7 @@ __all__ = [
     "header_block",
     "header_fields",
     "key_name",
+    "message_of",
     "signatures",
     "split_signed_names",
     "verify",
@@ -251,7 +252,7 @@ def verify(
             continue
         if message is None:
             try:
-                message = Message(raw)
+                message = message_of(raw)
             except HeaderFormatError as exc:
                 results.append(_result(sig, DkimStatus.PERMERROR, str(exc)[:200]))
                 continue
@@ -260,6 +261,21 @@ def verify(
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             results.append(_result(sig, DkimStatus.PERMERROR, str(exc)[:200] or type(exc).__name__))
     return results
+
+
+_last: tuple[bytes, Message] | None = None  # the message read last, with its bodies hashed
+
+
+def message_of(raw: bytes) -> Message:
+    """``Message(raw)``, the same one for the same bytes object in a row: a message's DKIM
+    signatures and its ARC chain hash its body once per canonicalisation between them."""
+    global _last
+    last = _last
+    if last is not None and last[0] is raw:
+        return last[1]
+    message = Message(raw)
+    _last = (raw, message)
+    return message
 
 
 def split_signed_names(h: bytes) -> list[bytes]:
