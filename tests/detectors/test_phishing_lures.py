@@ -15,7 +15,12 @@ from seawall.detectors.phishing_lures import bitcoin_address, large_sum, mixed_s
 from seawall.message.parse import parse_message
 from seawall.sources import units_of_file
 
-LURES = {"PHISH_MIXED_SCRIPT", "PHISH_BITCOIN_ADDRESS", "PHISH_ADVANCE_FEE"}
+LURES = {
+    "PHISH_MIXED_SCRIPT",
+    "PHISH_BITCOIN_ADDRESS",
+    "PHISH_ADVANCE_FEE",
+    "PHISH_INVISIBLE_CHARS",
+}
 PLAIN = b"MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n"
 
 
@@ -72,6 +77,38 @@ async def test_mixed_script_in_the_display_name(detector: PhishingDetector) -> N
     raw = PLAIN + "From: \u039cetam\u0430sk <a@b.example>\nSubject: hi\n\nhello\n".encode()
     hits = await scan(detector, msg(raw))
     assert hits["PHISH_MIXED_SCRIPT"].options == ("\u039cetam\u0430sk",)
+
+
+async def test_invisible_characters_inside_the_senders_name_and_the_subject(
+    detector: PhishingDetector,
+) -> None:
+    raw = (
+        PLAIN
+        + (
+            "From: L\U000e0139ed\U000e0139ger <support@wallet-care.example>\n"
+            "Subject: Ve\u200brify your re\u2060covery phrase\n\n"
+            "Check it now: https://wallet-care.example/verify\n"
+        ).encode()
+    )
+    hits = await scan(detector, msg(raw))
+    assert hits["PHISH_INVISIBLE_CHARS"].options == ("Ledger", "Verify", "recovery")
+    assert "PHISH_ACCOUNT_ALERT" in hits  # the subject's words read as the reader reads them
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "From: Caf\u00e9 M\u00fcller <a@b.example>\nSubject: caf\u00e9 \u2615\ufe0f",  # emoji
+        "From: Team <a@b.example>\nSubject: \U0001f3f4\U000e0067\U000e0062\U000e007f go",  # flag
+        "From: \u200bNews <a@b.example>\nSubject: plain \u200b words",  # between words
+        "From: \u0633\u0644\u200c\u0627\u0645 <a@b.example>\nSubject: hi",  # Persian ZWNJ
+    ],
+)
+async def test_invisible_characters_outside_latin_words_stay_quiet(
+    detector: PhishingDetector, header: str
+) -> None:
+    raw = PLAIN + f"{header}\n\nhello\n".encode()
+    assert "PHISH_INVISIBLE_CHARS" not in await scan(detector, msg(raw))
 
 
 async def test_bitcoin_address_in_the_text(detector: PhishingDetector) -> None:
@@ -150,6 +187,8 @@ def _pot(name: str) -> bytes:
         ),
         ("sample-1796.eml", "PHISH_BITCOIN_ADDRESS", "bc1qe326j9z2ym3wfdn0kdqvk4pf5vdljl9fh0gz2l"),
         ("sample-1928.eml", "PHISH_BITCOIN_ADDRESS", "1BGg1sb9gL7cL76ScJATzY8Lh73kr4A87T"),
+        ("sample-6586.eml", "PHISH_INVISIBLE_CHARS", "warning"),  # zero-width spaces
+        ("sample-5393.eml", "PHISH_INVISIBLE_CHARS", "ALERTA"),  # joiners of four kinds
         ("sample-1023.eml", "PHISH_ADVANCE_FEE", "from gmail.com"),
         ("sample-1006.eml", "PHISH_ADVANCE_FEE", "replies to gmail.com"),
     ],

@@ -35,6 +35,7 @@ from seawall.detectors.phishing_lures import (
 from seawall.errors import ConfigError
 from seawall.message.hosts import domain_of
 from seawall.message.htmlsource import html_sources
+from seawall.message.invisible import broken_words, without_invisible
 from seawall.message.model import Message, Url
 from seawall.message.parse import ParseLimits
 
@@ -210,6 +211,8 @@ class PhishingDetector:
         "common language) beside a link to another site than the sender's",
         "PHISH_ADVANCE_FEE": "A large sum of money with the words of an inheritance, a "
         "donation or a prize, from a free mailbox or asking for replies elsewhere",
+        "PHISH_INVISIBLE_CHARS": "Invisible characters inside the words of the sender's name "
+        "or the subject ('Led\u200bger'), put there to slip past word filters",
     }
 
     @classmethod
@@ -227,9 +230,14 @@ class PhishingDetector:
     async def check(self, msg: Message, ctx: Context) -> Sequence[Hit]:
         hits: list[Hit] = []
         display, sender = _from(msg)
+        subject = msg.subject[:_MAX_FIELD]
+        broken = broken_words(display) + broken_words(subject)
+        if broken:  # then read as the reader reads them
+            hits.append(Hit("PHISH_INVISIBLE_CHARS", options=tuple(dict.fromkeys(broken))[:3]))
+            display, subject = without_invisible(display), without_invisible(subject)
         links = [u for u in msg.urls if u.source in _FOLLOWED]
         text = msg.text[:_BODY_CHARS]
-        subject = " ".join(msg.subject[:_MAX_FIELD].split())
+        subject = " ".join(subject.split())
         searched = subject + " \n " + text
         lowered = searched.lower()  # one lower-case copy for every word search
         words: frozenset[str] = frozenset()

@@ -16,6 +16,7 @@ from seawall.message.charset import decode_text
 from seawall.message.defects import Defects
 from seawall.message.headers import decode_words, parse_params, read_fields
 from seawall.message.html import Link, render_html
+from seawall.message.invisible import without_invisible
 from seawall.message.model import Attachment, TextPart
 from seawall.message.transfer import decode_transfer
 
@@ -24,8 +25,6 @@ if TYPE_CHECKING:
 
 _MAX_BOUNDARY = 200  # RFC 2046 §5.1.1 allows 70; longer ones are not boundaries
 _DELIMITER_TAIL = re.compile(rb"[ \t\r]*+(?:\n|\Z)")  # after "--boundary": blanks, EOL
-# Invisible characters spammers put inside words to defeat word matching.
-_INVISIBLE = re.compile("[\u00ad\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
 _PLAIN_TYPES = frozenset({"text/plain", "text/enriched", "text/richtext"})
 _ENCLOSED_TYPES = frozenset({"message/rfc822", "message/global"})
 _MIN_HTML_CHARS = 100_000  # HTML read even when max_text_chars is set very low
@@ -226,8 +225,7 @@ class Walk:
             text = text[:limit]
             if "\r" in text:
                 text = text.replace("\r\n", "\n").replace("\r", "\n")
-        if not text.isascii() and _INVISIBLE.search(text) is not None:  # none is ASCII
-            text = _INVISIBLE.sub("", text)
+        text = without_invisible(text)  # what spammers put inside words against filters
         eight_bit = not data.isascii()
         self.parts.append(
             TextPart(
