@@ -264,6 +264,7 @@ def verify(
 
 
 _last: tuple[bytes, Message] | None = None  # the message read last, with its bodies hashed
+_CACHED_MESSAGE = 1 << 20
 
 
 def message_of(raw: bytes) -> Message:
@@ -274,7 +275,8 @@ def message_of(raw: bytes) -> Message:
     if last is not None and last[0] is raw:
         return last[1]
     message = Message(raw)
-    _last = (raw, message)
+    if len(raw) <= _CACHED_MESSAGE:  # a hostile giant is not kept after its scan
+        _last = (raw, message)
     return message
 
 
