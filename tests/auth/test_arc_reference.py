@@ -144,11 +144,11 @@ def _swap_first_two_sets(raw: bytes) -> bytes:
 @pytest.fixture(scope="module")
 def sealed() -> list[bytes]:
     out = []
-    for turn, (_, raw) in enumerate(_corpus_messages()[::40]):
+    for turn, (_, raw) in enumerate(_corpus_messages()[::60]):
         one = seal(raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"), 1 + turn % 3)
         if one is not None:
             out.append(one)
-    assert len(out) > 40
+    assert len(out) > 30
     return out
 
 
@@ -173,7 +173,7 @@ def test_random_damage_as_dkimpy_says(sealed: list[bytes]) -> None:
     rng = random.Random(8617)
     pieces = [b" ", b"\t", b"\r\n", b"\n", b"\r\n ", b":", b";", b"=", b"A", b"i=2;", b""]
     seen = collections.Counter[str]()
-    for turn in range(400):
+    for turn in range(200):
         raw = sealed[turn % len(sealed)]
         head_end = raw.find(b"\r\n\r\n")
         for _ in range(2):
