@@ -202,8 +202,9 @@ def test_every_corpus_header_section_reads_as_dkimpy_reads_it() -> None:
 
 
 def test_every_signed_corpus_message_matches_dkimpy() -> None:
-    """The real signatures with the keys turning through every kind of answer, then each
-    message signed again here (one canonicalisation and alteration in turn)."""
+    """The real signatures with the keys turning through every kind of answer, then every
+    other message signed again here, its canonicalisation and alteration taken in turn
+    (dkimpy's signing took most of the test's time when every message was)."""
     messages = _corpus_messages()
     assert len(messages) >= 2500, len(messages)
     seen = collections.Counter[str]()
@@ -211,11 +212,11 @@ def test_every_signed_corpus_message_matches_dkimpy() -> None:
     for turn, (_, raw) in enumerate(messages):
         results = both(raw, keys_for(raw, turn))
         seen.update(r.status.value for r in results)
-        again = _signed_again(raw, turn)
+        again = None if turn % 2 else _signed_again(raw, turn // 2)
         if again is None:
             continue
-        altered = ALTERATIONS[names[turn % len(names)]](again)
-        results = both(altered, keys_for(altered, turn))
+        altered = ALTERATIONS[names[turn // 2 % len(names)]](again)
+        results = both(altered, keys_for(altered, turn // 2))
         seen.update(r.status.value + ("/partial" if r.partial else "") for r in results)
     print(dict(seen))
     for status in ("pass", "pass/partial", "fail", "permerror", "temperror"):
