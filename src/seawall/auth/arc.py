@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from seawall.auth import dkimkeys
-from seawall.auth.dkim import header_block, header_fields, message_of, split_signed_names
+from seawall.auth.dkim import Message, as_message, split_signed_names
 from seawall.auth.dkimcanon import (
     HeaderFormatError,
     TagListError,
@@ -56,7 +56,6 @@ _SET = (b"arc-seal", b"arc-message-signature", b"arc-authentication-results")
 _INSTANCE = re.compile(rb"[\s;]?i\s*=\s*(\d+)", re.MULTILINE | re.IGNORECASE)
 _AMS_TAGS = (b"i", b"a", b"b", b"bh", b"d", b"h", b"s")
 _AS_TAGS = (b"i", b"a", b"b", b"cv", b"d", b"s")
-_CACHED_HEAD = 64 * 1024
 
 
 class ArcStatus(enum.Enum):
@@ -89,8 +88,8 @@ class ArcResult:
         return [r for r in self.first if r.method == method]
 
 
-def _arc_fields(raw: bytes) -> list[tuple[bytes, bytes]]:
-    return [(n.lower(), v) for n, v in header_fields(raw, b"arc-")]
+def _arc_fields(message: Message) -> list[tuple[bytes, bytes]]:
+    return [(n.lower(), v) for n, v in message.named(b"arc-")]
 
 
 @functools.lru_cache(maxsize=256)
@@ -103,37 +102,32 @@ def _tags(value: bytes) -> Mapping[bytes, bytes]:
         return {}
 
 
-def key_names(raw: bytes) -> list[str]:
+def key_names(message: bytes | Message) -> list[str]:
     """Where the keys of every ARC-Seal and ARC-Message-Signature are published."""
-    return list(_key_names(raw))
+    return _names_of(as_message(message))
 
 
-def _key_names(raw: bytes) -> tuple[str, ...]:
-    head = header_block(raw)
-    return _names_of(head) if len(head) <= _CACHED_HEAD else _names_of.__wrapped__(head)
-
-
-@functools.lru_cache(maxsize=64)
-def _names_of(head: bytes) -> tuple[str, ...]:
-    # Remembered for the messages in flight (the detector's start() asks, verify() again),
-    # by their header section, of which only sizes of real mail are kept.
+def _names_of(message: Message) -> list[str]:
     names: list[str] = []
-    for name, value in _arc_fields(head):
+    for name, value in _arc_fields(message):
         if name not in _ARC:
             continue
-        tags = _tags(value)
+        tags = _tags(value)  # remembered by the value: verify() reads them again
         domain = tags.get(b"d", b"").decode("ascii", "replace").lower().rstrip(".")
         selector = tags.get(b"s", b"").decode("ascii", "replace").lower()
         key = f"{selector}._domainkey.{domain}"
         if _NAME.match(domain) and _NAME.match(selector) and key not in names:
             names.append(key)
-    return tuple(names[: 2 * MAX_SETS])
+    return names[: 2 * MAX_SETS]
 
 
-def verify(raw: bytes, keys: Mapping[str, Answer | None], *, min_rsa_bits: int = 1024) -> ArcResult:
+def verify(
+    raw: bytes | Message, keys: Mapping[str, Answer | None], *, min_rsa_bits: int = 1024
+) -> ArcResult:
     """Validate the message's ARC chain, keys only from ``keys`` (the answers to
     :func:`key_names`' TXT questions; None: not back in time)."""
-    fields = _arc_fields(raw)
+    message = as_message(raw)
+    fields = _arc_fields(message)
     seals = [_tags(v) for n, v in fields if n == b"arc-seal"]
     if not fields:
         return ArcResult(ArcStatus.NONE)
@@ -146,7 +140,7 @@ def verify(raw: bytes, keys: Mapping[str, Answer | None], *, min_rsa_bits: int =
     if latest > MAX_SETS:
         return _with(found, detail=f"{latest} ARC sets")
     records: dict[str, str] = {}
-    for name in _key_names(raw):
+    for name in _names_of(message):
         answer = keys.get(name)
         if answer is None or answer.status.failed:
             why = "no answer in time" if answer is None else f"key lookup {answer.status.value}"
@@ -154,7 +148,7 @@ def verify(raw: bytes, keys: Mapping[str, Answer | None], *, min_rsa_bits: int =
         if answer.records:
             records[name] = answer.records[0]
     try:
-        passed, first, comment = _Chain(raw, records, min_rsa_bits).verify()
+        passed, first, comment = _Chain(message, records, min_rsa_bits).verify()
     except (_ChainError, HeaderFormatError, ValueError, KeyError, IndexError) as exc:
         return _with(found, detail=str(exc)[:200] or type(exc).__name__)
     if not passed:
@@ -197,8 +191,8 @@ class _Checked:
 class _Chain:
     """One message's ARC sets, checked as dkimpy checks them."""
 
-    def __init__(self, raw: bytes, records: Mapping[str, str], min_rsa_bits: int) -> None:
-        self.message = message_of(raw)
+    def __init__(self, message: Message, records: Mapping[str, str], min_rsa_bits: int) -> None:
+        self.message = message
         self.records = records
         self.min_rsa_bits = min_rsa_bits
         self.now = time.time()

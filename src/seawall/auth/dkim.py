@@ -61,6 +61,7 @@ __all__ = [
     "Message",
     "Signature",
     "header_block",
+    "as_message",
     "header_fields",
     "key_name",
     "message_of",
@@ -112,71 +113,24 @@ class DkimResult:
         return self.status is DkimStatus.PASS and not self.partial
 
 
-_CACHED_HEAD = 64 * 1024  # larger header sections (hostile ones) are parsed, not kept
+def as_message(message: bytes | Message) -> Message:
+    """``message`` as read for its signatures: itself, or :func:`message_of` its bytes."""
+    return message if isinstance(message, Message) else message_of(message)
 
 
-def _fields(head: bytes) -> tuple[tuple[bytes, bytes], ...]:
-    """The fields of a header section (HeaderFormatError when it is none); remembered for
-    the messages in flight, since the signatures (in the detector's ``start()``), their
-    verification (after the DNS wait) and ARC all read the same message's."""
-    if len(head) > _CACHED_HEAD:
-        return tuple(parse_fields(head))
-    return _cached_fields(head)
-
-
-@functools.lru_cache(maxsize=256)
-def _cached_fields(head: bytes) -> tuple[tuple[bytes, bytes], ...]:
-    return tuple(parse_fields(head))
-
-
-_Index = Mapping[bytes, Sequence[tuple[bytes, bytes]]]
-
-
-def _index(head: bytes) -> _Index:
-    """The fields of a header section by lower-cased name, each name's top first."""
-    if len(head) > _CACHED_HEAD:
-        return _build_index(head)
-    return _cached_index(head)
-
-
-@functools.lru_cache(maxsize=256)
-def _cached_index(head: bytes) -> _Index:
-    return _build_index(head)
-
-
-def _build_index(head: bytes) -> _Index:
-    index: dict[bytes, list[tuple[bytes, bytes]]] = {}
-    for field in _fields(head):
-        index.setdefault(field[0].lower(), []).append(field)
-    return index
-
-
-def _parsed(raw: bytes) -> tuple[list[list[bytes]], bytes]:
-    """The message's fields as ``[name, value]`` pairs and its body made CRLF."""
-    head = header_block(raw)
-    return [[name, value] for name, value in _fields(head)], crlf_body(raw, head)
-
-
-def header_fields(raw: bytes, prefix: bytes) -> list[tuple[bytes, bytes]]:
+def header_fields(message: bytes | Message, prefix: bytes) -> list[tuple[bytes, bytes]]:
     """The header fields whose lower-cased names start with ``prefix``; only the header
     section is read, and none when the prefix is absent (most mail: no parse at all)."""
-    head = header_block(raw)
-    if prefix not in head.lower():
-        return []
-    try:
-        headers = _fields(head)
-    except HeaderFormatError:
-        return []
-    return [(name, value) for name, value in headers if name.lower().startswith(prefix)]
+    return as_message(message).named(prefix)
 
 
-def signatures(raw: bytes) -> list[Signature]:
+def signatures(message: bytes | Message) -> list[Signature]:
     """The message's DKIM-Signature fields, top first, at most :data:`MAX_SIGNATURES`."""
-    head = header_block(raw)
-    if b"dkim-signature" not in head.lower():
+    read = as_message(message)
+    if b"dkim-signature" not in read.lowered:
         return []  # most mail: no parse at all
     try:
-        found = _index(head).get(b"dkim-signature", ())
+        found = read.by_name.get(b"dkim-signature", ())
     except HeaderFormatError:
         return []
     return [_signature(i, value) for i, (_, value) in enumerate(found[:MAX_SIGNATURES])]
@@ -223,7 +177,7 @@ def key_name(signature: Signature) -> str:
 
 
 def verify(
-    raw: bytes,
+    raw: bytes | Message,
     found: Sequence[Signature],
     keys: Mapping[str, Answer | None],
     *,
@@ -251,12 +205,8 @@ def verify(
             results.append(_result(sig, DkimStatus.PERMERROR, key))
             continue
         if message is None:
-            try:
-                message = message_of(raw)
-            except HeaderFormatError as exc:
-                results.append(_result(sig, DkimStatus.PERMERROR, str(exc)[:200]))
-                continue
-        try:
+            message = as_message(raw)
+        try:  # a header section that is none: HeaderFormatError, a permerror
             results.append(message.check(sig, key, min_rsa_bits))
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             results.append(_result(sig, DkimStatus.PERMERROR, str(exc)[:200] or type(exc).__name__))
@@ -280,22 +230,76 @@ def message_of(raw: bytes) -> Message:
     return message
 
 
+def _parsed(raw: bytes) -> tuple[list[list[bytes]], bytes]:
+    """The message's fields as ``[name, value]`` pairs and its body made CRLF."""
+    message = Message(raw)
+    return [[name, value] for name, value in message.fields], message.body
+
+
 def split_signed_names(h: bytes) -> list[bytes]:
     """The field names an ``h=`` tag lists, lower-cased, in order."""
     return [n.lower() for n in _H_SEPARATOR.split(h)]
 
 
 class Message:
-    """One message as its signatures see it: read once, canonicalised once per form
-    (DKIM's and ARC's checks; HeaderFormatError when the header section is none)."""
+    """One message as its signatures see it, read once for all of them (DKIM's and ARC's
+    checks): the header section and its lower-cased copy at once; its fields and their
+    index by name when first asked for (HeaderFormatError when the section is none); the
+    body made CRLF, then canonicalised and hashed once per form, when a check needs it.
+    The detector reads each message once and hands the same object to :func:`signatures`,
+    :func:`verify` and ARC's :func:`~seawall.auth.arc.key_names` and
+    :func:`~seawall.auth.arc.verify`; callers with bytes get :func:`message_of`'s."""
+
+    __slots__ = ("_bodies", "_body", "_by_name", "_fields", "head", "lowered", "raw")
 
     def __init__(self, raw: bytes) -> None:
-        head = header_block(raw)
-        self.fields = _fields(head)  # top first, as read
-        self._by_name = _index(head)
-        self.signature_fields = self._by_name.get(b"dkim-signature", ())
-        self.body = crlf_body(raw, head)
+        self.raw = raw
+        self.head = header_block(raw)
+        self.lowered = self.head.lower()
+        self._fields: tuple[tuple[bytes, bytes], ...] | None = None
+        self._by_name: dict[bytes, list[tuple[bytes, bytes]]] | None = None
+        self._body: bytes | None = None
         self._bodies: dict[tuple[bool, int | None], tuple[bytes, int]] = {}
+
+    @property
+    def fields(self) -> tuple[tuple[bytes, bytes], ...]:
+        """The header fields, top first, as read: ``(name, value)``, the value's lines
+        ending in CRLF (HeaderFormatError when the section is none)."""
+        if self._fields is None:
+            self._fields = tuple(parse_fields(self.head))
+        return self._fields
+
+    @property
+    def by_name(self) -> Mapping[bytes, Sequence[tuple[bytes, bytes]]]:
+        """The fields by lower-cased name, each name's top first."""
+        if self._by_name is None:
+            index: dict[bytes, list[tuple[bytes, bytes]]] = {}
+            for field in self.fields:
+                index.setdefault(field[0].lower(), []).append(field)
+            self._by_name = index
+        return self._by_name
+
+    @property
+    def signature_fields(self) -> Sequence[tuple[bytes, bytes]]:
+        return self.by_name.get(b"dkim-signature", ())
+
+    @property
+    def body(self) -> bytes:
+        """What follows the header section, every line ending made CRLF."""
+        if self._body is None:
+            self._body = crlf_body(self.raw, self.head)
+        return self._body
+
+    def named(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
+        """The fields whose lower-cased names start with ``prefix`` (none when the section
+        is none, and no parse when the prefix is nowhere in it)."""
+        if prefix not in self.lowered:
+            return []
+        try:
+            fields = self.fields
+        except HeaderFormatError:
+            return []
+        return [(name, value) for name, value in fields if name.lower().startswith(prefix)]
 
     def body_hash(self, relaxed: bool, length: int | None) -> tuple[bytes, int]:
         """SHA-256 of the canonical body (its first ``length`` bytes), and its full size."""
@@ -309,9 +313,10 @@ class Message:
     def signed_fields(self, names: list[bytes]) -> list[tuple[bytes, bytes]]:
         """The fields ``names`` selects: for each name, the next one up from the bottom."""
         taken: dict[bytes, int] = {}
+        by_name = self.by_name
         out = []
         for name in names:
-            fields = self._by_name.get(name, ())
+            fields = by_name.get(name, ())
             used = taken.get(name, 0)
             if used < len(fields):
                 out.append(fields[-1 - used])

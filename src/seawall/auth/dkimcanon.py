@@ -19,7 +19,6 @@ Everything here is pure and works on the message bytes we already hold:
 from __future__ import annotations
 
 import functools
-import itertools
 import re
 from collections.abc import Mapping
 
@@ -66,9 +65,11 @@ def crlf_body(raw: bytes, head: bytes) -> bytes:
     return raw[len(head) :].replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
-# A field as dkimpy reads one, its lines ending in LF: the name up to the first colon
-# after its first character, then the value's lines (folds start with a space or tab).
-_FIELD = re.compile(rb"([\x21-\x7e][\x21-\x39\x3b-\x7e]*):([^\n]*\n(?:[ \t][^\n]*\n)*)")
+# Where a field ends, in a section made CRLF: a line end not followed by a fold.  The
+# pattern starts with a literal, which the regular expression engine seeks at C speed; a
+# pattern that walks each line's characters ("[^\n]*") took 20 ns a byte, 40 us for the
+# 1.8 KB header section of common mail.
+_FIELD_END = re.compile(rb"\r\n(?![ \t])")
 
 
 def parse_fields(head: bytes) -> list[tuple[bytes, bytes]]:
@@ -83,14 +84,20 @@ def parse_fields(head: bytes) -> list[tuple[bytes, bytes]]:
     block = text[:-1] if text.endswith(b"\n\n") else text
     if block == b"\n":
         return []
-    # Made CRLF before the match: a value's LF line ends come out CRLF (a CR before one
-    # is in the line, as [^\n] takes it either way), with no pass over each value.
+    # Made CRLF before the split: a value's LF line ends come out CRLF (a CR before one
+    # stays in the line), with no pass over each value.
     block = _without_mbox_lines(block).replace(b"\n", b"\r\n")
-    found: list[tuple[bytes, bytes]] = _FIELD.findall(block)
-    if len(found) + sum(map(len, itertools.chain.from_iterable(found))) == len(block):
-        # The fields tile the section (one C pass): no mbox line, no stray line.
-        return found
-    return _parse_lines(head)
+    if not block.endswith(b"\r\n"):
+        return _parse_lines(head)  # a last line without its LF
+    chunks = _FIELD_END.split(block)
+    chunks.pop()  # what follows the last line end: nothing
+    found: list[tuple[bytes, bytes]] = []
+    for chunk in chunks:  # one field each: "name:value", its folds inside
+        colon = chunk.find(b":", 1)
+        if colon < 0 or not _NAME.fullmatch(chunk, 0, colon):
+            return _parse_lines(head)  # a stray line or a folded first line: the errors
+        found.append((chunk[:colon], chunk[colon + 1 :] + b"\r\n"))
+    return found
 
 
 def _without_mbox_lines(block: bytes) -> bytes:

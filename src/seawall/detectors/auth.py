@@ -168,16 +168,18 @@ class AuthDetector:
         deadline = loop.time() + self.settings.budget_s
         timeout = self.settings.timeout_s
         resolve = self._resolve
-        # The header section read once: most mail has no DKIM or ARC field to parse.
-        lowered = dkim_.header_block(msg.raw).lower()
-        found = dkim_.signatures(msg.raw) if b"dkim-signature" in lowered else []
+        # The header section read once for DKIM and ARC (most mail has no field of either
+        # to parse): its fields, index and body are read when first needed, then kept.
+        read = dkim_.Message(msg.raw)
+        lowered = read.lowered
+        found = dkim_.signatures(read) if b"dkim-signature" in lowered else []
         keys: dict[str, _Pending] = {}
         for sig in found:
             name = dkim_.key_name(sig)
             if not sig.problem and name not in keys:
                 keys[name] = resolve(name, RdType.TXT, timeout)
         arc = b"arc-" in lowered  # as arc_.verify and key_names tell there is no chain
-        for name in arc_.key_names(msg.raw) if arc else ():  # ARC-Seal and -Message-Signature
+        for name in arc_.key_names(read) if arc else ():  # ARC-Seal and -Message-Signature
             if name not in keys:
                 keys[name] = resolve(name, RdType.TXT, timeout)
         domain, why = from_domain(msg)
@@ -199,7 +201,9 @@ class AuthDetector:
                 self._spf(spf, client_ip or "", mail_from or "", helo_name or "")
             )
         elif _all_done(keys.values()) and _all_done(policies):
-            hits, authenticated = self._hits(msg, found, keys, domain, why, policies, spf, arc)
+            hits, authenticated = self._hits(
+                msg, read, found, keys, domain, why, policies, spf, arc
+            )
             if self.standing is None or not authenticated:
                 return _ready(hits)
             judged = self.standing.cached_judge(authenticated, ctx.now)
@@ -207,7 +211,9 @@ class AuthDetector:
                 self._remember(msg, authenticated)
                 return _ready(hits + judged)
             return self._judge(msg, hits, authenticated, ctx.now)
-        return self._collect(msg, found, keys, domain, why, policies, spf, deadline, ctx.now, arc)
+        return self._collect(
+            msg, read, found, keys, domain, why, policies, spf, deadline, ctx.now, arc
+        )
 
     async def check(self, msg: Message, ctx: Context) -> Sequence[Hit]:
         return await self.start(msg, ctx)
@@ -233,6 +239,7 @@ class AuthDetector:
     async def _collect(
         self,
         msg: Message,
+        read: dkim_.Message,
         found: list[dkim_.Signature],
         keys: dict[str, _Pending],
         domain: str,
@@ -253,7 +260,7 @@ class AuthDetector:
             if remaining > 0:
                 await asyncio.wait(waiting, timeout=remaining)
         spf.end()
-        hits, authenticated = self._hits(msg, found, keys, domain, why, policies, spf, arc)
+        hits, authenticated = self._hits(msg, read, found, keys, domain, why, policies, spf, arc)
         if self.standing is None or not authenticated:
             return hits
         return await self._judge(msg, hits, authenticated, now)
@@ -274,6 +281,7 @@ class AuthDetector:
     def _hits(
         self,
         msg: Message,
+        read: dkim_.Message,
         found: list[dkim_.Signature],
         keys: dict[str, _Pending],
         domain: str,
@@ -292,13 +300,13 @@ class AuthDetector:
             hits.append(Hit("SPF_HELO_FAIL", options=(helo_result.domain,)))
         answers = {name: _answer(p) for name, p in keys.items()}
         results = (
-            dkim_.verify(msg.raw, found, answers, min_rsa_bits=self.settings.min_rsa_bits)
+            dkim_.verify(read, found, answers, min_rsa_bits=self.settings.min_rsa_bits)
             if found
             else []
         )
         hits += dkim_hits(results)
         if arc:
-            chain = arc_.verify(msg.raw, answers, min_rsa_bits=self.settings.min_rsa_bits)
+            chain = arc_.verify(read, answers, min_rsa_bits=self.settings.min_rsa_bits)
             hits += arc_hits(chain)
         else:
             chain = _NO_CHAIN
