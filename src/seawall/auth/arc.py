@@ -27,7 +27,6 @@ from __future__ import annotations
 import base64
 import enum
 import functools
-import hashlib
 import re
 import time
 from collections.abc import Mapping
@@ -40,9 +39,9 @@ from seawall.auth.dkimcanon import (
     TagListError,
     bare,
     canonical_field,
+    canonical_forms,
     parse_tags,
     tag_problem,
-    without_b,
 )
 from seawall.dnslists.answer import Answer
 
@@ -301,27 +300,19 @@ class _Chain:
         key = dkimkeys.load(name, record)
         if isinstance(key, str) or key.tlsrpt or not key.kind:
             return False
-        forms = tags.get(b"c", b"relaxed/relaxed").split(b"/")
-        if len(forms) == 1:
-            forms.append(b"simple")
-        if len(forms) != 2 or not all(f in (b"simple", b"relaxed") for f in forms):
+        forms = canonical_forms(tags.get(b"c", b"relaxed/relaxed"))
+        if forms is None:
             return False
-        relaxed_head = forms[0] == b"relaxed"
+        relaxed_head, relaxed_body = forms
         if b"bh" in tags:
             length = int(tags[b"l"]) if b"l" in tags else None
-            digest, _ = self.message.body_hash(forms[1] == b"relaxed", length)
+            digest, _ = self.message.body_hash(relaxed_body, length)
             if digest != base64.b64decode(bare(tags[b"bh"])):
                 return False
         if not check:
             base64.b64decode(bare(tags[b"b"]))  # binascii.Error: the chain fails, as dkimpy's
             return False
-        if b"from" in include:
-            include = [*include, b"from"]
-        data = b"".join(
-            canonical_field(n, v, relaxed_head) for n, v in self.message.signed_fields(include)
-        )
-        data += canonical_field(field[0], without_b(field[1]), relaxed_head).rstrip()
-        signed = hashlib.sha256(data).digest()
+        signed = self.message.header_hash(include, field, relaxed_head)
         signature = base64.b64decode(bare(tags[b"b"]))  # binascii.Error: the chain fails
         if key.kind == "ed25519":
             return dkimkeys.verify_ed25519(key, signed, signature)

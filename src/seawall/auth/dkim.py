@@ -45,6 +45,7 @@ from seawall.auth.dkimcanon import (
     bare,
     canonical_body,
     canonical_field,
+    canonical_forms,
     crlf_body,
     header_block,
     parse_fields,
@@ -323,6 +324,17 @@ class Message:
             taken[name] = used + 1
         return out
 
+    def header_hash(self, names: list[bytes], field: tuple[bytes, bytes], relaxed: bool) -> bytes:
+        """SHA-256 of what a signature in ``field`` signs of the header (§3.7): the fields
+        ``names`` selects, canonicalised, then ``field`` itself with its ``b=`` emptied
+        and no final CRLF.  Where From is signed, any second From is signed too, so that
+        one cannot be added."""
+        if b"from" in names:
+            names = [*names, b"from"]
+        data = b"".join(canonical_field(n, v, relaxed) for n, v in self.signed_fields(names))
+        data += canonical_field(field[0], without_b(field[1]), relaxed).rstrip()
+        return hashlib.sha256(data).digest()
+
     def check(self, sig: Signature, key: dkimkeys.Key, min_rsa_bits: int) -> DkimResult:
         field_name, value = self.signature_fields[sig.index]
         try:
@@ -334,12 +346,10 @@ class Message:
             return _result(sig, DkimStatus.PERMERROR, problem[:200])
         if key.tlsrpt:
             return _result(sig, DkimStatus.PERMERROR, "key is for TLS reports only (s=tlsrpt)")
-        forms = tags.get(b"c", b"simple/simple").split(b"/")
-        if len(forms) == 1:
-            forms.append(b"simple")
-        if len(forms) != 2 or not all(f in (b"simple", b"relaxed") for f in forms):
+        forms = canonical_forms(tags.get(b"c", b"simple/simple"))
+        if forms is None:
             return _result(sig, DkimStatus.PERMERROR, f"invalid c= value {tags[b'c']!r}"[:200])
-        relaxed_head, relaxed_body = forms[0] == b"relaxed", forms[1] == b"relaxed"
+        relaxed_head, relaxed_body = forms
         length = int(tags[b"l"]) if b"l" in tags else None
         digest, size = self.body_hash(relaxed_body, length)
         try:
@@ -348,12 +358,7 @@ class Message:
             return _result(sig, DkimStatus.PERMERROR, f"bad bh=: {exc}")
         if digest != expected:
             return _result(sig, DkimStatus.FAIL, "body hash mismatch")
-        names = split_signed_names(tags[b"h"])
-        if b"from" in names:  # any second From is signed too, so it cannot be added
-            names.append(b"from")
-        data = b"".join(canonical_field(n, v, relaxed_head) for n, v in self.signed_fields(names))
-        data += canonical_field(field_name, without_b(value), relaxed_head).rstrip()
-        signed = hashlib.sha256(data).digest()
+        signed = self.header_hash(split_signed_names(tags[b"h"]), (field_name, value), relaxed_head)
         signature = base64.b64decode(bare(tags[b"b"]))
         if key.kind == "rsa":
             ok = dkimkeys.verify_rsa(key, signed, signature)

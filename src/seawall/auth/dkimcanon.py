@@ -10,7 +10,8 @@ Everything here is pure and works on the message bytes we already hold:
 - :func:`parse_tags`: a ``tag=value`` list (§3.2): values stripped, inner folds kept, a
   duplicate tag or a tag name not starting with a letter is a :class:`TagListError`;
 - :func:`canonical_body` and :func:`canonical_field`: the simple and relaxed
-  canonicalisations of §3.4, over a body already made CRLF;
+  canonicalisations of §3.4, over a body already made CRLF (:func:`canonical_forms`
+  reads which a ``c=`` asks for);
 - :func:`without_b`: a signature field's value with its ``b=`` emptied (§3.5), as it is
   hashed;
 - :func:`tag_problem`: what is wrong with a signature's tags, each check dkimpy makes.
@@ -27,6 +28,7 @@ __all__ = [
     "TagListError",
     "canonical_body",
     "canonical_field",
+    "canonical_forms",
     "crlf_body",
     "header_block",
     "parse_fields",
@@ -190,6 +192,17 @@ def canonical_body(body: bytes, relaxed: bool) -> bytes:
         body = _SPACES.sub(b" ", body)
     body = _trailing_lines_to_one(body.replace(b" \r\n", b"\r\n"))
     return b"" if body == b"\r\n" else body
+
+
+def canonical_forms(c: bytes) -> tuple[bool, bool] | None:
+    """A ``c=`` value (§3.5): whether the header and the body are relaxed; a missing body
+    form is simple.  None when it names anything else."""
+    forms = c.split(b"/")
+    if len(forms) == 1:
+        forms.append(b"simple")
+    if len(forms) != 2 or not all(f in CANONICALISATIONS for f in forms):
+        return None
+    return forms[0] == b"relaxed", forms[1] == b"relaxed"
 
 
 def canonical_field(name: bytes, value: bytes, relaxed: bool) -> bytes:
