@@ -122,7 +122,7 @@ def as_message(message: bytes | Message) -> Message:
 def header_fields(message: bytes | Message, prefix: bytes) -> list[tuple[bytes, bytes]]:
     """The header fields whose lower-cased names start with ``prefix``; only the header
     section is read, and none when the prefix is absent (most mail: no parse at all)."""
-    return as_message(message).named(prefix)
+    return list(as_message(message).named(prefix))
 
 
 def signatures(message: bytes | Message) -> list[Signature]:
@@ -251,7 +251,7 @@ class Message:
     :func:`verify` and ARC's :func:`~seawall.auth.arc.key_names` and
     :func:`~seawall.auth.arc.verify`; callers with bytes get :func:`message_of`'s."""
 
-    __slots__ = ("_bodies", "_body", "_by_name", "_fields", "head", "lowered", "raw")
+    __slots__ = ("_bodies", "_body", "_by_name", "_fields", "_named", "head", "lowered", "raw")
 
     def __init__(self, raw: bytes) -> None:
         self.raw = raw
@@ -261,6 +261,7 @@ class Message:
         self._by_name: dict[bytes, list[tuple[bytes, bytes]]] | None = None
         self._body: bytes | None = None
         self._bodies: dict[tuple[bool, int | None], tuple[bytes, int]] = {}
+        self._named: dict[bytes, list[tuple[bytes, bytes]]] = {}
 
     @property
     def fields(self) -> tuple[tuple[bytes, bytes], ...]:
@@ -293,14 +294,19 @@ class Message:
 
     def named(self, prefix: bytes) -> list[tuple[bytes, bytes]]:
         """The fields whose lower-cased names start with ``prefix`` (none when the section
-        is none, and no parse when the prefix is nowhere in it)."""
+        is none, and no parse when the prefix is nowhere in it); ARC's key names and chain
+        ask for the same prefix."""
         if prefix not in self.lowered:
             return []
-        try:
-            fields = self.fields
-        except HeaderFormatError:
-            return []
-        return [(name, value) for name, value in fields if name.lower().startswith(prefix)]
+        found = self._named.get(prefix)
+        if found is None:
+            try:
+                fields = self.fields
+            except HeaderFormatError:
+                return []
+            found = [(name, value) for name, value in fields if name.lower().startswith(prefix)]
+            self._named[prefix] = found
+        return found
 
     def body_hash(self, relaxed: bool, length: int | None) -> tuple[bytes, int]:
         """SHA-256 of the canonical body (its first ``length`` bytes), and its full size."""
