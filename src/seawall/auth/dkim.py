@@ -63,7 +63,6 @@ __all__ = [
     "Signature",
     "header_block",
     "as_message",
-    "header_fields",
     "key_name",
     "message_of",
     "signatures",
@@ -117,12 +116,6 @@ class DkimResult:
 def as_message(message: bytes | Message) -> Message:
     """``message`` as read for its signatures: itself, or :func:`message_of` its bytes."""
     return message if isinstance(message, Message) else message_of(message)
-
-
-def header_fields(message: bytes | Message, prefix: bytes) -> list[tuple[bytes, bytes]]:
-    """The header fields whose lower-cased names start with ``prefix``; only the header
-    section is read, and none when the prefix is absent (most mail: no parse at all)."""
-    return list(as_message(message).named(prefix))
 
 
 def signatures(message: bytes | Message) -> list[Signature]:
