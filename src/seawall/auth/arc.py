@@ -1,4 +1,4 @@
-"""ARC (RFC 8617): a forwarder's record of the authentication it saw, checked with dkimpy.
+"""ARC (RFC 8617): a forwarder's record of the authentication it saw, and its check.
 
 A mailing list that tags the subject or appends a footer breaks the author's DKIM
 signature, and its own envelope breaks SPF alignment: DMARC then fails as for a forgery.

@@ -15,7 +15,7 @@ parsed once and cached, RSA through OpenSSL and ed25519 through libsodium
 (:mod:`seawall.auth.dkimkeys`).  dkimpy is the reference: the tests run every signed
 message of the shared corpora, the same re-signed and altered, random damage, key records
 and tag values through both and require the same results (dkimpy itself is loaded only
-for ARC, :mod:`seawall.auth.arc`).
+by the tests and the simulator, which signs with it).
 
 Results per signature (:class:`DkimResult`): ``pass``; ``fail`` (the body hash or the
 signature does not verify); ``temperror`` (the key's DNS question failed or is not back);

@@ -201,9 +201,7 @@ class AuthDetector:
                 self._spf(spf, client_ip or "", mail_from or "", helo_name or "")
             )
         elif _all_done(keys.values()) and _all_done(policies):
-            hits, authenticated = self._hits(
-                msg, read, found, keys, domain, why, policies, spf, arc
-            )
+            hits, authenticated = self._hits(msg, read, found, keys, domain, why, policies, spf)
             if self.standing is None or not authenticated:
                 return _ready(hits)
             judged = self.standing.cached_judge(authenticated, ctx.now)
@@ -211,9 +209,7 @@ class AuthDetector:
                 self._remember(msg, authenticated)
                 return _ready(hits + judged)
             return self._judge(msg, hits, authenticated, ctx.now)
-        return self._collect(
-            msg, read, found, keys, domain, why, policies, spf, deadline, ctx.now, arc
-        )
+        return self._collect(msg, read, found, keys, domain, why, policies, spf, deadline, ctx.now)
 
     async def check(self, msg: Message, ctx: Context) -> Sequence[Hit]:
         return await self.start(msg, ctx)
@@ -248,7 +244,6 @@ class AuthDetector:
         spf: _SpfChecks,
         deadline: float,
         now: float,
-        arc: bool = True,
     ) -> Sequence[Hit]:
         waiting: set[asyncio.Future[object]] = {
             p  # type: ignore[misc]
@@ -260,7 +255,7 @@ class AuthDetector:
             if remaining > 0:
                 await asyncio.wait(waiting, timeout=remaining)
         spf.end()
-        hits, authenticated = self._hits(msg, read, found, keys, domain, why, policies, spf, arc)
+        hits, authenticated = self._hits(msg, read, found, keys, domain, why, policies, spf)
         if self.standing is None or not authenticated:
             return hits
         return await self._judge(msg, hits, authenticated, now)
@@ -288,10 +283,9 @@ class AuthDetector:
         why: str,
         policies: Sequence[_Pending],
         spf: _SpfChecks,
-        arc: bool = True,
     ) -> tuple[list[Hit], tuple[str, ...]]:
         """The hits from the answers that came, and the domains the message authenticated
-        as (for the domain reputation); ``arc`` False: the message has no ARC field."""
+        as (for the domain reputation)."""
         hits: list[Hit] = []
         spf_result, helo_result = spf.mail_from, spf.helo
         if spf_result is not None:
@@ -305,7 +299,7 @@ class AuthDetector:
             else []
         )
         hits += dkim_hits(results)
-        if arc:
+        if b"arc-" in read.lowered:  # as arc_.verify would find no chain without
             chain = arc_.verify(read, answers, min_rsa_bits=self.settings.min_rsa_bits)
             hits += arc_hits(chain)
         else:
