@@ -79,7 +79,7 @@ def test_thousands_of_idle_connections_do_not_deny_service(
 
 
 def test_slowloris_requests_are_closed_by_their_deadline(serve: Callable[..., Seawall]) -> None:
-    sw = serve(header_timeout_s=2.0, body_timeout_s=3.0, milter={"idle_timeout_s": 4.0})
+    sw = serve(header_timeout_s=1.0, body_timeout_s=1.5, milter={"idle_timeout_s": 2.0})
     port = sw.ports["http"]
     body = socket.create_connection(("127.0.0.1", port), timeout=GUARD_S)
     body.sendall(b"POST /checkv2 HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n")
@@ -99,7 +99,7 @@ def test_slowloris_requests_are_closed_by_their_deadline(serve: Callable[..., Se
     trickled_s = time.monotonic() - t0
     assert closed or closed_by_peer(head, timeout=1)
     assert closed_by_peer(body, timeout=GUARD_S)
-    print(f"a trickled head was closed after {trickled_s:.1f}s (header_timeout_s = 2)")
+    print(f"a trickled head was closed after {trickled_s:.1f}s (header_timeout_s = 1)")
     # A milter packet begun and never finished; a connection that says nothing at all.
     packet = socket.create_connection(("127.0.0.1", sw.ports["milter"]), timeout=GUARD_S)
     packet.sendall(struct.pack(">I", 13) + b"O\x00\x00")
