@@ -6,6 +6,9 @@ from pathlib import Path
 import pytest
 
 from seawall import corpus, quietlog
+from seawall.config import load_config
+from seawall.evaluation import Labelled, learn_all
+from seawall.sources import iter_units
 
 
 @pytest.fixture(autouse=True)
@@ -48,3 +51,14 @@ def sa_subset(sa_items: list[corpus.Item]) -> dict[str, list[Path]]:
         if len(bucket) < (200 if part == "train" else 60):
             bucket.append(item.path)
     return out
+
+
+@pytest.fixture(scope="session")
+def sa_learned(sa_subset: dict[str, list[Path]], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A state dir whose classifier learned ``sa_subset``'s 200 spam and 200 ham, as
+    `seawall learn` does; learned once a session.  Copy it before a test changes it."""
+    root = tmp_path_factory.mktemp("sa-learned")
+    items = [Labelled(u, True) for u in iter_units(map(str, sa_subset["train_spam"]))]
+    items += [Labelled(u, False) for u in iter_units(map(str, sa_subset["train_ham"]))]
+    learn_all(items, load_config(state_dir=str(root)))
+    return root

@@ -88,15 +88,13 @@ from tests.dnslists.dnsserver import Behaviour, DnsServer
 from tests.integration.clamd import ClamdServer
 from tests.integration.rbldnsd import Rbldnsd
 
-from seawall.config import Config, DnsblSettings, load_config
+from seawall.config import Config, DnsblSettings
 from seawall.detectors import REGISTRY
 from seawall.engine import SYMBOLS as ENGINE_SYMBOLS
 from seawall.engine import Engine, build_engine
-from seawall.evaluation import Labelled, learn_all
 from seawall.message import Envelope, parse_message
 from seawall.message.defects import DESCRIPTIONS
 from seawall.policy.model import Verdict
-from seawall.sources import iter_units
 
 HERE = Path(__file__).parent
 EML = HERE / "eml"
@@ -325,16 +323,14 @@ def refused_address() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def classifier_state(
-    sa_subset: dict[str, list[Path]], tmp_path_factory: pytest.TempPathFactory
+    sa_subset: dict[str, list[Path]], sa_learned: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> str:
-    root = tmp_path_factory.mktemp("corpus-classifier")
+    root = tmp_path_factory.mktemp("corpus-classifier") / "state"
     learned = {path.read_bytes() for path in sa_subset["train_spam"] + sa_subset["train_ham"]}
     for name, spec in EXPECTED.items():
         if spec.get("setup") in ("classifier", "classifier_certain"):
             assert read_message(message_file(name)) not in learned, f"{name} is learned"
-    items = [Labelled(u, True) for u in iter_units(map(str, sa_subset["train_spam"]))]
-    items += [Labelled(u, False) for u in iter_units(map(str, sa_subset["train_ham"]))]
-    learn_all(items, load_config(state_dir=str(root)))
+    shutil.copytree(sa_learned, root)
     return str(root)
 
 

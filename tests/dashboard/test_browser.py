@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,9 +29,6 @@ from tests.dashboard.browser import assert_inert, chart, chromium, need_chromium
 from tests.dashboard.mail import HOSTILE_SUBJECT, hostile
 from tests.integration.seawall_proc import Seawall
 
-from seawall.config import load_config
-from seawall.evaluation import Labelled, learn_all
-from seawall.sources import iter_units
 from seawall.users import hash_password
 
 ADMIN = ("desk", "desk-password-1")
@@ -65,17 +63,12 @@ def shots() -> Path:
 
 
 @pytest.fixture(scope="module")
-def served(
-    tmp_path_factory: pytest.TempPathFactory, sa_subset: dict[str, list[Path]]
-) -> Iterator[Seawall]:
+def served(tmp_path_factory: pytest.TempPathFactory, sa_learned: Path) -> Iterator[Seawall]:
     """seawall serve (two workers) after the wave and a few hostile messages."""
     need_chromium()
     root = tmp_path_factory.mktemp("served")
     state = root / "state"
-    learned = load_config(state_dir=str(state))
-    items = [Labelled(u, True) for u in iter_units(map(str, sa_subset["train_spam"]))]
-    items += [Labelled(u, False) for u in iter_units(map(str, sa_subset["train_ham"]))]
-    learn_all(items, learned)
+    shutil.copytree(sa_learned, state)
     users = "".join(
         f'[users.{name}]\npassword = "{hash_password(password)}"\nroles = ["{role}"]\n'
         for (name, password), role in ((ADMIN, "admin"), (VIEWER, "view"))

@@ -15,10 +15,6 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from tests.integration.postfix import free_port
 
-from seawall.config import load_config
-from seawall.evaluation import Labelled, learn_all
-from seawall.sources import iter_units
-
 
 @dataclass
 class Sink:
@@ -36,15 +32,10 @@ class Sink:
 
 
 @pytest.fixture(scope="session")
-def trained_state(sa_subset: dict[str, list[Path]]) -> Iterator[Path]:
-    """A state dir whose classifier learned 200 spam and 200 ham of the SpamAssassin corpus."""
-    root = Path(tempfile.mkdtemp(prefix="seawall-state-"))
-    config = load_config(state_dir=str(root))
-    items = [Labelled(u, True) for u in iter_units(map(str, sa_subset["train_spam"]))]
-    items += [Labelled(u, False) for u in iter_units(map(str, sa_subset["train_ham"]))]
-    learn_all(items, config)
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
+def trained_state(sa_learned: Path) -> Path:
+    """A state dir whose classifier learned 200 spam and 200 ham of the SpamAssassin corpus
+    (each test copies it)."""
+    return sa_learned
 
 
 @pytest.fixture
