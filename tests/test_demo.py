@@ -45,7 +45,7 @@ def test_make_demo_serves_a_wave_for_demo_seconds_and_exits_0(tmp_path: Path) ->
     test keeps; the wave reached seawall serve, the printed login works, nothing is left."""
     state = tmp_path / "demo"
     dry = subprocess.run(
-        ["make", "-n", "demo", "DEMO_SECONDS=8", f"DEMO_ARGS=--learn-max 200 --state {state}"],
+        ["make", "-n", "demo", "DEMO_SECONDS=5", f"DEMO_ARGS=--learn-max 200 --state {state}"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -55,13 +55,13 @@ def test_make_demo_serves_a_wave_for_demo_seconds_and_exits_0(tmp_path: Path) ->
     lines = [line for line in dry.stdout.splitlines() if line and not line.startswith("make")]
     command = shlex.split(lines[-1])
     assert command[:2] == [".venv/bin/seawall", "demo"]
-    assert command[2:4] == ["--seconds", "8"]
+    assert command[2:4] == ["--seconds", "5"]
     done = subprocess.run(
         [sys.executable, "-m", "seawall", *command[1:]],
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        timeout=600,  # learning and starting on a busy machine; the wave itself is 8 s
+        timeout=600,  # learning and starting on a busy machine; the wave itself is 5 s
     )
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
