@@ -43,8 +43,18 @@ def inline(hops: str = HOPS, **fields: str | None) -> bytes:
     return (hops + "\n".join(lines) + "\n\nSee you at noon.\n").encode()
 
 
+# What the detector finds in a message scanned without an envelope, by its bytes: the
+# corpus-wide tests below read the same corpora, and each message is scanned once.
+_FOUND: dict[bytes, frozenset[str]] = {}
+
+
 async def symbols(raw: bytes, envelope: Envelope | None = RELAY) -> set[str]:
-    return set(await scan(DETECTOR, msg(raw, envelope), NOW))
+    if envelope is None and (found := _FOUND.get(raw)) is not None:
+        return set(found)
+    hits = set(await scan(DETECTOR, msg(raw, envelope), NOW))
+    if envelope is None:
+        _FOUND[raw] = frozenset(hits)
+    return hits
 
 
 async def test_clean_message_has_no_hits() -> None:
