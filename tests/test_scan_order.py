@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import random
 import re
+import shutil
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,12 +49,22 @@ def _pick(items: Sequence[corpus.Item], *, train: bool, per_label: int) -> list[
 
 
 @pytest.fixture(scope="module")
-def state(tmp_path_factory: pytest.TempPathFactory, sa_items: list[corpus.Item]) -> Config:
+def learned_once(tmp_path_factory: pytest.TempPathFactory, sa_items: list[corpus.Item]) -> Path:
+    """A state dir that learned the 200 + 200 train messages (copied by the fixtures)."""
+    root = tmp_path_factory.mktemp("order-learned-once")
+    learn_all(_pick(sa_items, train=True, per_label=200), load_config(None, state_dir=str(root)))
+    return root
+
+
+@pytest.fixture(scope="module")
+def state(
+    tmp_path_factory: pytest.TempPathFactory, sa_items: list[corpus.Item], learned_once: Path
+) -> Config:
     """A state that learned 200 + 200 train messages, then scanned them feeding the state."""
-    root = tmp_path_factory.mktemp("order-state")
+    root = tmp_path_factory.mktemp("order-state") / "state"
+    shutil.copytree(learned_once, root)
     config = load_config(None, state_dir=str(root))
     learned = _pick(sa_items, train=True, per_label=200)
-    learn_all(learned, config)
     # What serve would have seen: the same mail scanned into the state's campaigns, local
     # URI list and reputation.
     for _ in scan_units([i.unit for i in learned], config, workers=1, feed=True):
@@ -159,11 +170,11 @@ def test_frozen_and_feed_exclude_each_other(state: Config, test_items: list[Labe
 
 
 @pytest.fixture(scope="module")
-def learned(tmp_path_factory: pytest.TempPathFactory, sa_items: list[corpus.Item]) -> Config:
+def learned(tmp_path_factory: pytest.TempPathFactory, learned_once: Path) -> Config:
     """A state that learned the 200 + 200 train messages and scanned nothing yet."""
-    config = load_config(None, state_dir=str(tmp_path_factory.mktemp("order-learned")))
-    learn_all(_pick(sa_items, train=True, per_label=200), config)
-    return config
+    root = tmp_path_factory.mktemp("order-learned") / "state"
+    shutil.copytree(learned_once, root)
+    return load_config(None, state_dir=str(root))
 
 
 # What the run learns from the stream, each on the label it must never land on.
