@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import shutil
 from pathlib import Path
 
 import msgspec
@@ -12,11 +13,9 @@ from seawall.classifier import Classifier
 from seawall.classifier.scores import Table, apply, fit, symbol_vector
 from seawall.config import ClassifierSettings, LearnedScoresSettings, load_config
 from seawall.engine import build_engine
-from seawall.evaluation import Labelled, learn_all
 from seawall.message import Envelope
 from seawall.policy.model import SymbolResult
 from seawall.policy.scores import load_scores
-from seawall.sources import iter_units
 
 BASE = load_scores()
 SETTINGS = LearnedScoresSettings()
@@ -139,13 +138,12 @@ def test_vectors_kept_are_bounded(tmp_path: Path) -> None:
 
 
 def test_learn_records_and_the_engine_explains_the_learned_weight(
-    tmp_path: Path, sa_subset: dict[str, list[Path]]
+    tmp_path: Path, sa_subset: dict[str, list[Path]], sa_learned: Path
 ) -> None:
-    """`seawall learn` keeps the second stage current; the verdict names the learned score."""
-    config = load_config(None, state_dir=str(tmp_path))
-    items = [Labelled(u, True) for u in iter_units(map(str, sa_subset["train_spam"]))]
-    items += [Labelled(u, False) for u in iter_units(map(str, sa_subset["train_ham"]))]
-    learn_all(items, config)
+    """`seawall learn` keeps the second stage current; the verdict names the learned score.
+    (``sa_learned`` is ``learn_all`` over the subset's 200 spam and 200 ham.)"""
+    shutil.copytree(sa_learned, tmp_path / "state")
+    config = load_config(None, state_dir=str(tmp_path / "state"))
     clf = Classifier.from_config(config)
     try:
         table = clf.table
