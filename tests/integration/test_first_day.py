@@ -36,7 +36,7 @@ README = ROOT / "README.md"
 POSTFIX_DOC = ROOT / "docs" / "postfix.md"
 SERVE_DOC = ROOT / "docs" / "serve.md"
 
-SPEED = 240.0  # simulated seconds per real second: a retry after 40 simulated min is 10 s
+SPEED = 480.0  # simulated seconds per real second: a retry after 40 simulated min is 5 s
 HOURS = "0.04"  # 2.4 simulated minutes
 
 
