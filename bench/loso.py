@@ -46,7 +46,6 @@ from seawall import corpus
 from seawall.batch import scan_units
 from seawall.config import Config, load_config
 from seawall.evaluation import Labelled, learn_all
-from seawall.learning import interleaved
 from seawall.policy.model import Action
 from seawall.sources import Unit, units_of_file
 
@@ -211,12 +210,10 @@ class RspamdRunner:
 
         rb = self.rb
         rb.redis_call(self.redis_port, "FLUSHALL", "ASYNC")  # a large Bayes takes a while
-        # In the order Seawall's learn_all learns them (spam and ham mixed), not source by
-        # source: taught all the spam first, Rspamd's stock learn condition then declines
-        # most ham as already known, and its Bayes is left leaning to spam.
+        # rb.learn teaches them mixed, in learn_all's order (not source by source).
         samples = [
             Sample(item.unit.path, "spam" if item.spam else "ham", item.unit.read())
-            for item in (train[i] for i in interleaved([t.unit.path for t in train]))
+            for item in train
         ]
         started = time.monotonic()
         trained = rb.learn(self.instance, samples, self.redis_port)

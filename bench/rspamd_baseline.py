@@ -72,6 +72,7 @@ from bench.load import (
     parse_concurrency,
     run_load,
 )
+from seawall.learning import interleaved
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "rspamd"
@@ -552,7 +553,13 @@ def learn(instance: Rspamd, samples: Sequence[Sample], redis_port: int) -> dict[
     with high confidence (``lua_bayes_learn.can_learn``: "all learn conditions denied"),
     a Message-ID already learned (HTTP 208; the corpus has a few duplicates), and messages
     with fewer than 11 tokens.
+
+    The samples are taught in the order Seawall's ``learn_all`` learns them (spam and ham
+    mixed, :func:`seawall.learning.interleaved`), not as given: taught a corpus folder by
+    folder, all of one label first, that learn condition then declines most of the other
+    label as already known, and Bayes is left leaning to the first.
     """
+    samples = [samples[i] for i in interleaved([s.name for s in samples])]
     started = time.monotonic()
     result = run_load(
         instance.controller + "/learnspam",
