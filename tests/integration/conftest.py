@@ -31,13 +31,6 @@ class Sink:
         return [m for m in self.messages if m.get("Subject") == subject]
 
 
-@pytest.fixture(scope="session")
-def trained_state(sa_learned: Path) -> Path:
-    """A state dir whose classifier learned 200 spam and 200 ham of the SpamAssassin corpus
-    (each test copies it)."""
-    return sa_learned
-
-
 @pytest.fixture
 def sink() -> Iterator[tuple[Sink, int]]:
     handler = Sink()

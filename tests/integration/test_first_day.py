@@ -189,13 +189,13 @@ def our_processes(markers: list[str]) -> list[psutil.Process]:
 def test_first_day_on_a_test_mx(
     workdir: Path,
     sink: tuple[Sink, int],
-    trained_state: Path,
+    sa_learned: Path,
     sa_subset: dict[str, list[Path]],
 ) -> None:
     t0 = time.monotonic()
     sink_handler, sink_port = sink
     state = workdir / "state"
-    shutil.copytree(trained_state, state)
+    shutil.copytree(sa_learned, state)
 
     # seawall.toml: the doc's replay config for the simulator's world, this host's ports.
     doc_toml = tomllib.loads(block_with(SERVE_DOC, "replay_speed", "toml"))

@@ -124,10 +124,10 @@ def world_readable_dir(prefix: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def mta(trained_state: Path, sa_subset: dict[str, list[Path]]) -> Iterator[Mta]:
+def mta(sa_learned: Path, sa_subset: dict[str, list[Path]]) -> Iterator[Mta]:
     root = world_readable_dir("seawall-mta-")
     state = root / "state"
-    shutil.copytree(trained_state, state)
+    shutil.copytree(sa_learned, state)
     sw = Seawall(root=root / "sw", state=state, workers=2, scores=SCORES)
     sw.write_config(policy={"ip_max_connections": 5, "net_max_connections": 50})
     try:

@@ -13,12 +13,12 @@ from tests.integration.test_serve import HAM, post
 
 
 @pytest.fixture(scope="module")
-def served(trained_state: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seawall]:
+def served(sa_learned: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seawall]:
     if shutil.which("rspamc") is None:
         pytest.fail("rspamc is not installed; `make test` installs Debian's rspamd package")
     root = tmp_path_factory.mktemp("rspamc")
     state = root / "state"
-    shutil.copytree(trained_state, state)
+    shutil.copytree(sa_learned, state)
     sw = Seawall(root=root / "sw", state=state, extra=learner_users())
     sw.write_config(http={"allow_learn": True})
     sw.start()
