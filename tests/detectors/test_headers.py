@@ -31,6 +31,8 @@ HOPS = (
     "\tby mail.example.org (Postfix) with ESMTPSA id 9C3D2; Tue, 01 Jul 2003 10:52:38 +0200\n"
 )
 OE_MID = "<000801c5c9f2$8d3e0380$6400a8c0@ivory.example.org>"
+OUTLOOK_2007_MID = "<008801cad7e1$00327280$00975780$@example.org>"
+OUTLOOK_STORE_MID = "<!&!AAAAAAAAAAAYAAAAAAAAANgZQ03M4XJFtKmiKKICjALCgAAAEAAAAHBF==@example.org>"
 # What an MTA passes for a well-run sending server.
 RELAY = Envelope(client_ip="198.51.100.7", helo="mail.example.org", hostname="mail.example.org")
 _DOLLAR_MID = re.compile(rb"^Message-ID:[ \t]*<[0-9a-f]{12}\$", re.IGNORECASE | re.MULTILINE)
@@ -200,6 +202,34 @@ async def test_mime_content_without_mime_version(fields: dict[str, str], fires: 
     assert found is fires
 
 
+@pytest.mark.parametrize(
+    ("mailer", "mid"),
+    [
+        ("Microsoft Outlook 16.0", "<20030701085237.GA1234@mail.example.org>"),
+        ("Microsoft Office Outlook 12.0", "<4a1b2c3d.1234@example.org>"),
+        # The forms of Outlook 2007 and later under an older Outlook's name.
+        ("Microsoft Office Outlook, Build 11.0.5510", OUTLOOK_2007_MID),
+        ("Microsoft Outlook Express 6.00.2900.2180", OUTLOOK_STORE_MID),
+    ],
+)
+async def test_outlook_with_a_message_id_it_never_writes(mailer: str, mid: str) -> None:
+    mimeole = "Produced By Microsoft MimeOLE V6.00.2900.2180"
+    raw = inline(**{"X-Mailer": mailer, "Message-ID": mid, "X-MimeOLE": mimeole})
+    hits = await scan(DETECTOR, msg(raw, RELAY), NOW)
+    assert set(hits) == {"HDR_XMAILER_FORGED_OUTLOOK"}
+    assert hits["HDR_XMAILER_FORGED_OUTLOOK"].options == (mailer, "message-id")
+
+
+# Every ham of the shared corpora under Outlook 2007-2016 (CSDMC's, mail of 2010) carries
+# one of the Message-ID forms those versions write, or its webmail provider's.
+async def test_outlook_2007_and_later_on_real_mail() -> None:
+    later = re.compile(rb"^X-Mailer: Microsoft (?:Office Outlook 12|Outlook 1[4-6])", re.M)
+    ham = [raw for raw in corpus_messages(corpus.CSDMC, "ham") if later.search(raw)]
+    assert len(ham) >= 5
+    fired = [raw for raw in ham if "HDR_XMAILER_FORGED_OUTLOOK" in await symbols(raw, None)]
+    assert fired == [], [raw[:300] for raw in fired]
+
+
 async def test_a_forged_outlook_spelling_is_not_also_missing_mimeole() -> None:
     raw = inline(**{"X-Mailer": "Microsoft Outlook Express 6.00.2600.0000 DM"})
     assert await symbols(raw) == {"HDR_XMAILER_FORGED_OUTLOOK"}
@@ -230,6 +260,10 @@ async def test_a_forged_outlook_spelling_is_not_also_missing_mimeole() -> None:
             "X-Mailer": "Microsoft Outlook 16.0",
             "Message-ID": "<000001d5a1b2$c3d4e5f6$a7b8c9d0@x.org>",
         },
+        # Outlook 2007 and later over SMTP: a "$" before the "@", or "!&!" and a store key.
+        {"X-Mailer": "Microsoft Office Outlook 12.0", "Message-ID": OUTLOOK_2007_MID},
+        {"X-Mailer": "Microsoft Outlook 16.0", "Message-ID": OUTLOOK_2007_MID},
+        {"X-Mailer": "Microsoft Outlook 14.0", "Message-ID": OUTLOOK_STORE_MID},
         {"User-Agent": "Mutt/1.4i"},
         {"User-Agent": "Microsoft-Outlook-Express-Macintosh-Edition/5.02.2106"},
         {

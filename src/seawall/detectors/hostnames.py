@@ -17,7 +17,8 @@ PROVIDERS = (
     ("gmail.com", "google.com", "googlemail.com"),
     ("yahoo.com", "yahoo.co.uk", "yahoo.fr", "yahoo.de", "yahoo.co.jp", "ymail.com",
      "yahoodns.net", "aol.com", "aol.net", "aim.com", "netscape.net", "netscape.com"),
-    ("hotmail.com", "outlook.com", "live.com", "msn.com", "microsoft.com"),
+    # phx.gbl: the domain of the Message-IDs Hotmail's servers wrote (Windows Live, to 2012).
+    ("hotmail.com", "outlook.com", "live.com", "msn.com", "microsoft.com", "phx.gbl"),
     ("icloud.com", "me.com", "mac.com", "apple.com"),
     ("mail.ru", "bk.ru", "inbox.ru", "list.ru"),
     ("yandex.ru", "yandex.net", "yandex.com"),
