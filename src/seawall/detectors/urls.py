@@ -191,9 +191,15 @@ class UrlsDetector:
         if host in self.redirectors or (domain is not None and domain in self.redirectors):
             return True
         # A sender counting clicks on its own domain ("clickthru.online.com" in a newsletter
-        # from online.com) is not hiding where the link goes.
+        # from online.com) is not hiding where the link goes; nor is a mailing service
+        # counting them on the domain of the server that handed us the mail (its name as
+        # our side resolved it, which the sender cannot write: corpora, 2 of 3 ham
+        # mismatches and none of 201 spam ones in a leave-one-source-out run).
         sender = _FROM_DOMAIN.search(msg.headers.get("From", "")[-300:])
-        return sender is not None and same_site(sender.group(1).lower(), host)
+        if sender is not None and same_site(sender.group(1).lower(), host):
+            return True
+        client = _client_name(msg)
+        return client is not None and same_site(client, host)
 
     def _redirect(self, url: str, path_at: int, domain: str) -> str | None:
         """The host of another site that ``url`` carries in its path or query, unless the
@@ -214,6 +220,17 @@ class UrlsDetector:
         port = netloc.rpartition("]")[2] if netloc.startswith("[") else netloc
         _, colon, digits = port.rpartition(":")
         return bool(colon) and digits.isdigit() and digits not in ("80", "443")
+
+
+def _client_name(msg: Message) -> str | None:
+    """The name of the server that handed us the mail: the one our MTA gave, or the one the
+    first hop from outside our networks recorded (a receiver's lookup, not the client's
+    word, unlike its HELO)."""
+    name = msg.envelope.hostname
+    if name is None and msg.first_untrusted is not None:
+        name = msg.first_untrusted.rdns
+    name = name.lower().rstrip(".") if name else None
+    return name if name and name not in ("unknown", "[unknown]") else None
 
 
 def _under(host: str, names: frozenset[str]) -> bool:
