@@ -129,9 +129,9 @@ class ClassifierSettings(Section):
 
 class HeadersSettings(Section):
     enabled: bool = True
-    # A Date this far ahead of the scan is forged; raise if your users' clocks are badly off.
+    # A Date this far ahead of the arrival is forged; raise if your users' clocks are badly off.
     date_future_s: Annotated[float, NotNegative] = 2 * 3600.0
-    # A Date this far behind the scan is stale; raise where mail may sit in queues for days.
+    # A Date this far behind the arrival is stale; raise where mail may sit in queues for days.
     date_past_s: Annotated[float, NotNegative] = 7 * 86400.0
     # Extra X-Mailer / User-Agent substrings (lower-case) of mass mailers your users receive.
     bulk_mailers: tuple[str, ...] = ()

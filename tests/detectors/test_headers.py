@@ -575,3 +575,16 @@ async def test_base64_words_for_plain_ascii_on_real_mail() -> None:
     assert not [raw for raw in ham if "HDR_EXCESS_BASE64" in await symbols(raw, None)]
     spam = corpus_messages(corpus.PHISHING_POT, "spam", step=4)
     assert sum(["HDR_EXCESS_BASE64" in await symbols(raw, None) for raw in spam]) > 50
+
+
+async def test_the_age_of_a_date_needs_an_arrival() -> None:
+    old = "Wed, 01 Jan 2003 10:52:37 +0200"
+    # Dated by the top Received field, envelope or not.
+    assert "HDR_DATE_PAST" in await symbols(inline(Date=old), None)
+    # No Received field, and a front end named the client: it is arriving now.
+    assert "HDR_DATE_PAST" in await symbols(inline(hops="", Date=old), RELAY)
+    # A stored message with neither (an archive, a Sent folder): its arrival is unknown.
+    assert await symbols(inline(hops="", Date=old), None) == set()
+    ahead = "Wed, 02 Jul 2003 10:52:37 +0200"
+    assert await symbols(inline(hops="", Date=ahead), None) == set()
+    assert "HDR_DATE_FUTURE" in await symbols(inline(hops="", Date=ahead), RELAY)

@@ -116,8 +116,8 @@ class HeadersDetector:
     symbols: ClassVar[Mapping[str, str]] = {
         "HDR_DATE_MISSING": "No Date header",
         "HDR_DATE_INVALID": "The Date header cannot be parsed",
-        "HDR_DATE_FUTURE": "The Date is ahead of the scan by more than date_future_s",
-        "HDR_DATE_PAST": "The Date is behind the scan by more than date_past_s",
+        "HDR_DATE_FUTURE": "The Date is ahead of the arrival by more than date_future_s",
+        "HDR_DATE_PAST": "The Date is behind the arrival by more than date_past_s",
         "HDR_DATE_NO_ZONE": "The Date has no time zone, a broken one, or a 12-hour clock",
         "HDR_MID_MISSING": "No Message-ID header",
         "HDR_MID_MALFORMED": "The Message-ID is not <local@domain>",
@@ -189,8 +189,9 @@ class HeadersDetector:
             hits.append(Hit("HDR_SUBJ_GREETS_MAILBOX", options=(greeted,)))
         return hits
 
-    def _date(self, values: tuple[str, ...], now: float, hits: list[Hit]) -> float | None:
-        """Date sanity against ``now``: when the message reached us."""
+    def _date(self, values: tuple[str, ...], now: float | None, hits: list[Hit]) -> float | None:
+        """Date sanity against ``now``: when the message reached us (None: unknown, so the
+        Date's age is not judged)."""
         if not values or not values[0].strip():
             hits.append(Hit("HDR_DATE_MISSING"))
             return None
@@ -200,9 +201,9 @@ class HeadersDetector:
             return None
         if (problem := _zone_problem(values[0][:_MAX_FIELD])) is not None:
             hits.append(Hit("HDR_DATE_NO_ZONE", options=(problem,)))
-        if when - now > self.settings.date_future_s:
+        if now is not None and when - now > self.settings.date_future_s:
             hits.append(Hit("HDR_DATE_FUTURE", options=(f"{(when - now) / 3600:.0f}h",)))
-        elif now - when > self.settings.date_past_s:
+        elif now is not None and now - when > self.settings.date_past_s:
             hits.append(Hit("HDR_DATE_PAST", options=(f"{(now - when) / 86400:.0f}d",)))
         return when
 

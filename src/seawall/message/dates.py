@@ -63,11 +63,14 @@ def parse_date(value: str) -> float | None:
     return float(days * 86400 + h * 3600 + m * 60 + min(s, 59) - offset)
 
 
-def arrival_time(msg: Message, now: float) -> float:
-    """When the message reached us: the top Received header's date, else ``now``.
+def arrival_time(msg: Message, now: float) -> float | None:
+    """When the message reached us: the top Received header's date; else ``now`` when a
+    front end named the client (the mail is arriving as it is scanned); else None.
 
     A stored message (a Maildir scanned months later) is judged against its own
-    arrival, not the scan; live, our MTA's Received header is a moment old.
+    arrival, not the scan; live, our MTA's Received header is a moment old.  A stored
+    message without a dated Received header (an archive, a Sent folder, Enron's maildirs)
+    arrived when nothing says: its age is unknown, not the years since.
     """
     received = msg.headers.get_all("Received")
     if received:
@@ -77,4 +80,4 @@ def arrival_time(msg: Message, now: float) -> float:
             when = parse_date(stamp.strip())
             if when is not None:
                 return when
-    return now
+    return now if msg.envelope.client_ip else None
