@@ -143,6 +143,28 @@ async def test_a_newsletter_search_box_is_not_a_foreign_form(detector: PhishingD
     assert not {"PHISH_FORM_FOREIGN", "PHISH_SECRET_FIELD"} & set(hits)
 
 
+async def test_a_form_to_the_sending_services_own_site_beside_alert_words(
+    detector: PhishingDetector,
+) -> None:
+    # A newsletter sent by a mailing service whose subscribe form posts to that service,
+    # beside words an account alert uses.
+    body = (
+        b"From: editor@news.example.net\n\n<p>Your subscription is locked? Update your "
+        b"credit card.</p><form action='http://www.mailservice.example.com/subscribe'>"
+        b"<input name=email></form><a href='http://news.example.net/a'>more</a>"
+    )
+    hop = (
+        b"Received: from eng.mailservice.example.com (mta4.mailservice.example.com "
+        b"[192.0.2.17])\n\tby mx.example.org (Postfix); Tue, 01 Jul 2003 10:52:40 +0200\n"
+    )
+    assert "PHISH_ACCOUNT_ALERT" in await scan(detector, msg(hop + HTML + body))
+    assert "PHISH_FORM_FOREIGN" not in await scan(detector, msg(hop + HTML + body))
+    # Only the receiver's lookup names the service: an unnamed client's form is foreign.
+    unnamed = hop.replace(b"mta4.mailservice.example.com ", b"unknown ")
+    hits = await scan(detector, msg(unnamed + HTML + body))
+    assert hits["PHISH_FORM_FOREIGN"].options == ("www.mailservice.example.com",)
+
+
 async def test_hidden_text_beyond_a_preview_line(detector: PhishingDetector) -> None:
     salad = b"lorem ipsum dolor sit amet " * 12
     raw = HTML + b"\n<p>Hello</p><div style='display: none'>" + salad + b"</div>"

@@ -184,6 +184,15 @@ def _from(msg: Message) -> tuple[str, str | None]:
     return name, domain_of(host) if host else None
 
 
+def _own(url: Url, sender: str | None, msg: Message) -> bool:
+    """Whether ``url`` is on the sender's site or its mailing service's: the server that
+    handed us the mail, by its looked-up name."""
+    if url.domain == sender:
+        return True
+    source = msg.source_name
+    return source is not None and url.domain == domain_of(source)
+
+
 class PhishingDetector:
     """Brand impersonation, credential harvesting and HTML tricks."""
 
@@ -262,9 +271,11 @@ class PhishingDetector:
                 hits.append(Hit("PHISH_BITCOIN_ADDRESS", options=(wallet,)))
         hits.extend(self._advance_fee(msg, searched, words, sender, listed, lowered))
         # A search box posting to a partner site is common in newsletters: a form counts
-        # when it posts to an address, or beside account alert words.
+        # when it posts to an address, or beside account alert words to another site than
+        # the sender's or its mailing service's (the server that handed us the mail:
+        # corpora, 2 of 3 ham hits, none of 90 spam ones).
         forms = [u for u in msg.urls if u.source == "action"]
-        away = [u.host for u in forms if u.is_ip or (alert and u.domain != sender)]
+        away = [u.host for u in forms if u.is_ip or (alert and not _own(u, sender, msg))]
         if away:
             hits.append(Hit("PHISH_FORM_FOREIGN", options=tuple(dict.fromkeys(away))[:3]))
         images = any(u.source == "src" for u in msg.urls)

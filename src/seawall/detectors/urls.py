@@ -198,7 +198,7 @@ class UrlsDetector:
         sender = _FROM_DOMAIN.search(msg.headers.get("From", "")[-300:])
         if sender is not None and same_site(sender.group(1).lower(), host):
             return True
-        client = _client_name(msg)
+        client = msg.source_name
         return client is not None and same_site(client, host)
 
     def _redirect(self, url: str, path_at: int, domain: str) -> str | None:
@@ -220,17 +220,6 @@ class UrlsDetector:
         port = netloc.rpartition("]")[2] if netloc.startswith("[") else netloc
         _, colon, digits = port.rpartition(":")
         return bool(colon) and digits.isdigit() and digits not in ("80", "443")
-
-
-def _client_name(msg: Message) -> str | None:
-    """The name of the server that handed us the mail: the one our MTA gave, or the one the
-    first hop from outside our networks recorded (a receiver's lookup, not the client's
-    word, unlike its HELO)."""
-    name = msg.envelope.hostname
-    if name is None and msg.first_untrusted is not None:
-        name = msg.first_untrusted.rdns
-    name = name.lower().rstrip(".") if name else None
-    return name if name and name not in ("unknown", "[unknown]") else None
 
 
 def _under(host: str, names: frozenset[str]) -> bool:

@@ -180,6 +180,17 @@ class Message:
         return self.envelope.client_ip or (hop.ip if hop is not None else None)
 
     @property
+    def source_name(self) -> str | None:
+        """The looked-up name of the server the message came from, lower-case: the MTA's
+        for its client, else the one the first untrusted hop's receiver recorded (never the
+        client's own word, its HELO); None when none was found ("unknown")."""
+        name = self.envelope.hostname
+        if name is None and self.first_untrusted is not None:
+            name = self.first_untrusted.rdns
+        name = name.lower().rstrip(".") if name else None
+        return name if name and name not in ("unknown", "[unknown]") else None
+
+    @property
     def has_html(self) -> bool:
         return any(p.content_type == "text/html" for p in self.parts)
 
