@@ -4,8 +4,9 @@ redirectors, pages on free hosts."""
 from __future__ import annotations
 
 import pytest
-from tests.detectors.conftest import msg, scan
+from tests.detectors.conftest import corpus_messages, msg, scan
 
+from seawall import corpus
 from seawall.config import UrlsSettings
 from seawall.detectors.urls import UrlsDetector
 
@@ -34,6 +35,23 @@ async def test_open_redirector(urls: UrlsDetector) -> None:
     raw = b"From: a@b.example\n\nhttp://www.google.com/url?q=https%3A%2F%2Fevil.example%2Fx\n"
     hits = await scan(urls, msg(raw))
     assert hits["URL_REDIRECT"].options == ("www.google.com->evil.example",)
+
+
+async def test_a_mailing_services_own_click_counter(urls: UrlsDetector) -> None:
+    # The newsletter's links go through the service that sent it, to the publisher's site.
+    link = b"http://www.mailservice.example.com/t?url=http://news.example.org/story\n"
+    hop = (
+        b"Received: from eng.mailservice.example.com (mta4.mailservice.example.com "
+        b"[192.0.2.17])\n\tby mx.example.net (Postfix); Tue, 01 Jul 2003 10:52:40 +0200\n"
+    )
+    raw = hop + b"From: editor@news.example.org\n\n" + link
+    assert "URL_REDIRECT" not in await scan(urls, msg(raw))
+    # Through another site, or from a server no lookup named, it is an open redirector.
+    unnamed = raw.replace(b"mta4.mailservice.example.com ", b"unknown ")
+    hits = await scan(urls, msg(unnamed))
+    assert hits["URL_REDIRECT"].options == ("www.mailservice.example.com->news.example.org",)
+    other = raw.replace(b"mta4.mailservice.example.com", b"mta4.elsewhere.example.net")
+    assert "URL_REDIRECT" in await scan(urls, msg(other))
 
 
 @pytest.mark.parametrize(
@@ -94,3 +112,14 @@ async def test_free_hosting_takes_a_site_list() -> None:
     raw = _HTML.format('<a href="https://shop.FreeSites.example/x">x</a>').encode()
     hits = await scan(urls, msg(raw))
     assert hits["URL_FREE_HOSTING"].options == ("shop.freesites.example",)
+
+
+# Measured on all the shared corpora: 18 ham carried URL_REDIRECT before, 11 of them
+# newsletters through their sending service's own click counter (CNET's, iMakeNews'); 2
+# of the 292 spam hits were alike.
+async def test_redirects_on_real_mail(urls: UrlsDetector) -> None:
+    ham = corpus_messages(corpus.SPAMASSASSIN, "ham")
+    fired = [raw for raw in ham if "URL_REDIRECT" in await scan(urls, msg(raw))]
+    assert len(fired) <= 6, [raw[:300] for raw in fired]
+    phish = corpus_messages(corpus.PHISHING_POT, "spam", step=4)
+    assert sum(["URL_REDIRECT" in await scan(urls, msg(raw)) for raw in phish]) > 60
