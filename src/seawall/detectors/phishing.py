@@ -184,15 +184,6 @@ def _from(msg: Message) -> tuple[str, str | None]:
     return name, domain_of(host) if host else None
 
 
-def _own(url: Url, sender: str | None, msg: Message) -> bool:
-    """Whether ``url`` is on the sender's site or its mailing service's: the server that
-    handed us the mail, by its looked-up name."""
-    if url.domain == sender:
-        return True
-    source = msg.source_name
-    return source is not None and url.domain == domain_of(source)
-
-
 class PhishingDetector:
     """Brand impersonation, credential harvesting and HTML tricks."""
 
@@ -275,7 +266,11 @@ class PhishingDetector:
         # the sender's or its mailing service's (the server that handed us the mail:
         # corpora, 2 of 3 ham hits, none of 90 spam ones).
         forms = [u for u in msg.urls if u.source == "action"]
-        away = [u.host for u in forms if u.is_ip or (alert and not _own(u, sender, msg))]
+        away = [
+            u.host
+            for u in forms
+            if u.is_ip or (alert and u.domain != sender and not msg.on_source_site(u.host))
+        ]
         if away:
             hits.append(Hit("PHISH_FORM_FOREIGN", options=tuple(dict.fromkeys(away))[:3]))
         images = any(u.source == "src" for u in msg.urls)

@@ -6,6 +6,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar, overload
 
+from seawall.message.hosts import same_site
+
 if TYPE_CHECKING:
     from seawall.message.parse import ParseLimits
 
@@ -189,6 +191,12 @@ class Message:
             name = self.first_untrusted.rdns
         name = name.lower().rstrip(".") if name else None
         return name if name and name not in ("unknown", "[unknown]") else None
+
+    def on_source_site(self, host: str) -> bool:
+        """Whether ``host`` is on the site of the server the message came from
+        (:attr:`source_name`): a mailing service's own tracker, form or redirector."""
+        source = self.source_name
+        return source is not None and same_site(source, host)
 
     @property
     def has_html(self) -> bool:
