@@ -74,6 +74,8 @@ class Limits(Section):
 
 class Trusted(Section):
     # Relays we run ourselves: Received hops from these are not "the first untrusted hop".
+    # Nor is a mail reader's fetch from its own mailbox (fetchmail's "with POP3"/"with IMAP"
+    # line, in a Maildir it fills): the hop below it is where the mail entered.
     networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
     # Treat RFC 1918 / ULA addresses as our own relays (typical behind a load balancer).
     private_is_trusted: bool = True

@@ -105,6 +105,38 @@ def test_formats(value: str, hop: Hop) -> None:
     parsed = parse_received(value)
     assert (parsed.helo, parsed.rdns, parsed.ip, parsed.by) == (hop.helo, hop.rdns, hop.ip, hop.by)
     assert parsed.raw == value
+    assert parsed.retrieved is ("fetchmail" in value)
+
+
+@pytest.mark.parametrize(
+    ("value", "retrieved"),
+    [
+        (
+            "from mail.webnote.net [193.120.211.219]\n\tby localhost with POP3 (fetchmail-5.9.0)"
+            "\n\tfor zzzz@localhost (single-drop); Thu, 22 Aug 2002 13:17:21 +0100 (IST)",
+            True,
+        ),
+        (
+            "from gmail-pop.l.google.com [209.85.201.109] by odin.local with POP3"
+            " (fetchmail-6.3.8) for <v@localhost> (single-drop)",
+            True,
+        ),
+        (
+            "from imap.example (imap.example [192.0.2.7]) by pc.example with IMAP4"
+            " (fetchmail-6.4.37)",
+            True,
+        ),
+        ("from imap.example [192.0.2.7] by pc.example with imap (fetchmail-6.4.37)", True),
+        ("from helo.example (mail.example [192.0.2.1]) by mx.test (Postfix) with ESMTPS", False),
+        ("from pop.example [192.0.2.8] by mx.test with ESMTP id 123 (popular)", False),
+        ("from IMAP.example (IMAP.example [192.0.2.9]) by mx.test with SMTP", False),
+        ("by mx.test with LMTP id 17; Mon, 2 Sep 2002", False),
+    ],
+)
+def test_a_readers_fetch_from_its_mailbox(value: str, retrieved: bool) -> None:
+    """fetchmail's "with POP3" / "with IMAP" hop is a fetch, not SMTP; a server merely
+    named like one is not."""
+    assert parse_received(value).retrieved is retrieved
 
 
 CHAIN = (
@@ -176,3 +208,43 @@ def test_corpus_received_chains() -> None:
                 with_ip += hop.ip is not None
     assert hops > 3000
     assert with_ip / hops > 0.97, (with_ip, hops)
+
+
+FETCHED = (
+    b"Received: from localhost (localhost [127.0.0.1]) by pc.example (Postfix)\n"
+    b"Received: from pop.provider.example [203.0.113.110]\n"
+    b"\tby localhost with POP3 (fetchmail-6.4.37)\n"
+    b"\tfor reader@localhost (single-drop); Thu, 22 Aug 2002 13:17:21 +0100\n"
+    b"Received: from dd_it7 ([198.51.100.167]) by mx.provider.example (8.9.3/8.9.3)"
+    b" with ESMTP id NAA04623 for <reader@provider.example>\n"
+    b"Subject: hi\n\nbody\n"
+)
+
+
+def test_first_untrusted_passes_over_a_fetch_from_the_readers_mailbox() -> None:
+    """Mail a reader fetched from its provider's mailbox entered at the provider's MX: the
+    client there is the sender, not the provider's POP server."""
+    msg = parse_message(FETCHED)
+    assert [h.retrieved for h in msg.received] == [False, True, False]
+    assert msg.first_untrusted is not None
+    assert (msg.first_untrusted.ip, msg.first_untrusted.helo) == ("198.51.100.167", "dd_it7")
+    # Fetched, and nothing below the fetch names a client: no untrusted hop is known.
+    only_fetch = b"".join(FETCHED.splitlines(keepends=True)[:4]) + b"Subject: x\n\nbody\n"
+    assert parse_message(only_fetch).first_untrusted is None
+
+
+def test_corpus_fetches() -> None:
+    """The SpamAssassin corpus's spam trap was read by fetchmail from its provider's POP
+    server: the first untrusted hop of that mail is the sender's, below the fetch."""
+    fetched = 0
+    for item in corpus.items(corpus.SPAMASSASSIN)[:3000]:
+        msg = parse_message(item.path.read_bytes())
+        fetches = [h for h in msg.received if h.retrieved]
+        if not fetches or fetches[0].ip in (None, "127.0.0.1"):
+            continue
+        fetched += 1
+        first = msg.first_untrusted
+        assert first is None or (not first.retrieved and first.ip != fetches[0].ip), item.path
+        below = msg.received[msg.received.index(fetches[0]) + 1 :]
+        assert first is None or first in below, item.path
+    assert fetched > 50

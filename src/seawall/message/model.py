@@ -148,6 +148,9 @@ class Hop:
     ip: str | None  # client address
     by: str | None  # the receiving host
     raw: str = field(default="", repr=False)
+    # A mail reader's fetch from the reader's own mailbox (fetchmail's "with POP3" or
+    # "with IMAP"), not a hop of SMTP: the mailbox's server is the reader's own provider.
+    retrieved: bool = False
 
 
 @dataclass(frozen=True, slots=True)
