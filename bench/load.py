@@ -47,6 +47,7 @@ class Sample:
     name: str
     label: str  # "spam" or "ham"
     body: bytes
+    headers: tuple[str, ...] = ()  # request headers of this sample's own, after the run's
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,7 +276,7 @@ async def post_all(
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
     endpoint = Endpoint.parse(url)
-    heads: dict[tuple[str, int], bytes] = {}
+    heads: dict[tuple[str, int, tuple[str, ...]], bytes] = {}
     pending: Iterator[Sample] = iter(samples)
     latencies: list[float] = []
     actions: dict[str, Counter[str]] = {}
@@ -286,10 +287,11 @@ async def post_all(
     async def sender(conn: _Connection) -> None:
         for sample in pending:  # one shared iterator: each sample is sent exactly once
             path = path_for(sample) if path_for else endpoint.path
-            key = (path, len(sample.body))
+            key = (path, len(sample.body), sample.headers)
             head = heads.get(key)
             if head is None:
-                head = heads[key] = _request_head(endpoint, path, len(sample.body), headers)
+                every = (*headers, *sample.headers)
+                head = heads[key] = _request_head(endpoint, path, len(sample.body), every)
             started = time.perf_counter()
             try:
                 async with asyncio.timeout(timeout_s):

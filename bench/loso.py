@@ -46,6 +46,7 @@ from seawall import corpus
 from seawall.batch import scan_units
 from seawall.config import Config, load_config
 from seawall.evaluation import Labelled, learn_all
+from seawall.message import parse_message
 from seawall.policy.model import Action
 from seawall.sources import Unit, units_of_file
 
@@ -177,15 +178,39 @@ def learned_scores(config: Config) -> dict[str, list[float]]:
     }
 
 
+def client_headers(raw: bytes) -> tuple[str, ...]:
+    """Rspamd's ``IP``, ``Hostname`` and ``Helo`` request headers for a stored message: the
+    client of its first untrusted Received hop, with the reverse name and HELO its
+    receiving MTA recorded ("unknown" where it recorded none), as an MTA hands them to
+    Rspamd at delivery and as Seawall's scan reads them.  None when no hop names a client
+    (Rspamd then reads the Received chain itself)."""
+    hop = parse_message(raw).first_untrusted
+    if hop is None or not hop.ip:
+        return ()
+    facts = [f"IP: {hop.ip}", f"Hostname: {_header_safe(hop.rdns) or 'unknown'}"]
+    helo = _header_safe(hop.helo)
+    if helo:
+        facts.append(f"Helo: {helo}")
+    return tuple(facts)
+
+
+def _header_safe(value: str | None) -> str:
+    """``value`` fit for one HTTP header line: printable ASCII, no white space."""
+    if not value or not value.isascii() or not value.isprintable() or " " in value:
+        return ""
+    return value
+
+
 class RspamdRunner:
     """One rspamd with Bayes on a private Redis for every fold (emptied between folds)."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, *, mta_facts: bool = True) -> None:
         import contextlib
 
         from bench import rspamd_baseline as rb
 
         self.rb = rb
+        self.mta_facts = mta_facts
         self.stack = contextlib.ExitStack()
         self.tmp = Path(self.stack.enter_context(tempfile.TemporaryDirectory(prefix="loso-rs-")))
         layout = rb.Layout(self.tmp)
@@ -218,7 +243,11 @@ class RspamdRunner:
         started = time.monotonic()
         trained = rb.learn(self.instance, samples, self.redis_port)
         learn_s = time.monotonic() - started
-        probe = [Sample(u.path, label, u.read()) for u in test]
+        probe = [
+            Sample(u.path, label, body, client_headers(body) if self.mta_facts else ())
+            for u in test
+            for body in (u.read(),)
+        ]
         started = time.monotonic()
         result = run_load(self.instance.checkv2, probe, 8)
         scan_s = time.monotonic() - started
@@ -291,6 +320,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-test", type=int, default=None, help="held-out messages")
     parser.add_argument("--only", nargs="+", default=None, choices=[s.name for s in SOURCES])
     parser.add_argument("--skip-rspamd", action="store_true")
+    parser.add_argument(
+        "--rspamd-received-only",
+        action="store_true",
+        help="send Rspamd no IP, Hostname or Helo: it reads the Received chain itself and "
+        "asks DNS (offline: unanswered) for the client's name",
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--write-docs", action="store_true")
     parser.add_argument("--misses", type=Path, default=None, help="write Seawall's misses")
@@ -307,9 +342,14 @@ def main(argv: list[str] | None = None) -> int:
         "loadavg": [round(v, 1) for v in os.getloadavg()],
         "folds": {},
     }
-    runner = None if args.skip_rspamd else RspamdRunner(args.workers)
+    runner = (
+        None
+        if args.skip_rspamd
+        else RspamdRunner(args.workers, mta_facts=not args.rspamd_received_only)
+    )
     if runner is not None:
         results["rspamd_version"] = runner.version
+        results["rspamd_client"] = "received" if args.rspamd_received_only else "mta"
     out = ROOT / ".cache" / "bench" / "loso.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     if args.misses is not None:

@@ -1,0 +1,81 @@
+"""bench.loso: Rspamd is told the client an MTA would tell it, read as Seawall reads it."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bench.load import Sample, post_all
+from bench.loso import client_headers
+
+FETCHED = (
+    b"Received: from localhost (localhost [127.0.0.1]) by pc.example (Postfix)\n"
+    b"Received: from pop.provider.example [203.0.113.110]\n"
+    b"\tby localhost with POP3 (fetchmail-6.4.37)\n"
+    b"\tfor reader@localhost (single-drop); Thu, 22 Aug 2002 13:17:21 +0100\n"
+    b"Received: from dd_it7 (unknown [198.51.100.167]) by mx.provider.example (Postfix)\n"
+    b"Subject: hi\n\nbody\n"
+)
+
+
+def test_the_client_below_the_readers_fetch() -> None:
+    assert client_headers(FETCHED) == ("IP: 198.51.100.167", "Hostname: unknown", "Helo: dd_it7")
+
+
+def test_the_name_the_receiver_recorded() -> None:
+    raw = b"Received: from helo.example (mail.example [192.0.2.1]) by mx.test\n\nx\n"
+    assert client_headers(raw) == ("IP: 192.0.2.1", "Hostname: mail.example", "Helo: helo.example")
+
+
+def test_nothing_when_no_hop_names_a_client() -> None:
+    assert client_headers(b"Subject: no trace\n\nx\n") == ()
+    assert client_headers(b"Received: from a (a [127.0.0.1]) by b\n\nx\n") == ()
+
+
+def test_a_helo_unfit_for_a_header_line_is_left_out() -> None:
+    raw = "Received: from h\u00e9lo (mail.example [192.0.2.1]) by mx.test\n\nx\n".encode()
+    assert client_headers(raw) == ("IP: 192.0.2.1", "Hostname: mail.example")
+
+
+async def _post_recording(samples: list[Sample]) -> list[bytes]:
+    """POST ``samples`` to an HTTP server on loopback that records each request's head."""
+    heads: list[bytes] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    int(line.split(b":", 1)[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+                await reader.readexactly(length)
+                heads.append(head)
+                body = b'{"action": "no action"}'
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        result = await post_all(
+            f"http://127.0.0.1:{port}/checkv2", samples, 1, headers=("Pass: all",)
+        )
+    assert result.errors == 0
+    return heads
+
+
+def test_each_sample_sends_its_own_headers() -> None:
+    """Samples of one length share a cached request head only when their headers match."""
+    samples = [
+        Sample("a", "spam", b"same length", ("IP: 192.0.2.1",)),
+        Sample("b", "spam", b"same length", ("IP: 192.0.2.2",)),
+        Sample("c", "spam", b"same length"),
+    ]
+    heads = asyncio.run(_post_recording(samples))
+    assert len(heads) == 3
+    assert [b"IP: 192.0.2.1" in h for h in heads] == [True, False, False]
+    assert [b"IP: 192.0.2.2" in h for h in heads] == [False, True, False]
+    assert all(b"Pass: all" in h for h in heads)
