@@ -181,16 +181,20 @@ def learned_scores(config: Config) -> dict[str, list[float]]:
 def client_headers(raw: bytes) -> tuple[str, ...]:
     """Rspamd's ``IP``, ``Hostname`` and ``Helo`` request headers for a stored message: the
     client of its first untrusted Received hop, with the reverse name and HELO its
-    receiving MTA recorded ("unknown" where it recorded none), as an MTA hands them to
-    Rspamd at delivery and as Seawall's scan reads them.  None when no hop names a client
-    (Rspamd then reads the Received chain itself)."""
+    receiving MTA recorded, as an MTA hands them to Rspamd at delivery and as Seawall's
+    scan reads them.  Where the receiver recorded no name (it found none, or it writes
+    none, as Exchange), no ``Hostname``: Rspamd then asks DNS, which knows none here, as
+    a resolver with no PTR record would answer (an explicit ``Hostname: unknown`` is not
+    read as unknown by its rules).  Nothing when no hop names a client (Rspamd then reads
+    the Received chain itself)."""
     hop = parse_message(raw).first_untrusted
     if hop is None or not hop.ip:
         return ()
-    facts = [f"IP: {hop.ip}", f"Hostname: {_header_safe(hop.rdns) or 'unknown'}"]
-    helo = _header_safe(hop.helo)
-    if helo:
-        facts.append(f"Helo: {helo}")
+    facts = [f"IP: {hop.ip}"]
+    for name, value in (("Hostname", hop.rdns), ("Helo", hop.helo)):
+        value = _header_safe(value)
+        if value:
+            facts.append(f"{name}: {value}")
     return tuple(facts)
 
 
@@ -260,13 +264,22 @@ class RspamdRunner:
         self.stack.close()
 
 
+def _told(client: str | None) -> str:
+    """What Rspamd was told of each message's client, for the table's caption."""
+    if client == "mta":
+        return "; Rspamd told the client's address, HELO and recorded name, as an MTA tells it"
+    if client == "received":
+        return "; Rspamd told nothing of the client: it reads the Received chain itself"
+    return ""
+
+
 def table(results: dict[str, Any]) -> str:
     """The Markdown table of a run."""
     lines = [
         f"Leave one source out ({results['date']}, `python -m bench.loso "
         f"{results['argv']}`; at most {results['max_train'] or 'all'} messages of each "
         f"source learned, {results['max_test'] or 'all'} of the held-out one scanned; "
-        f"load average {results['loadavg']}):",
+        f"load average {results['loadavg']}{_told(results.get('rspamd_client'))}):",
         "",
         "| held out | messages | Seawall recall | Seawall reject | Rspamd recall "
         "| Rspamd reject | Seawall ham FPR | Rspamd ham FPR | ham rejected (S / R) |",
