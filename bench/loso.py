@@ -14,7 +14,9 @@ CSDMC messages that are also in the SpamAssassin corpus (same Message-ID) are le
   ``--workers``; rule detectors on, network lists off (as shipped).
 - **Rspamd 3.4** through ``bench/rspamd_baseline.py``'s harness: its stock rules with the
   network modules off, Bayes on a private Redis emptied before each fold and taught the
-  same training mail through the controller, then ``/checkv2`` on the held-out source.
+  same training mail through the controller, then ``/checkv2`` on the held-out source,
+  each message with the ``IP``, ``Helo`` and ``Hostname`` an MTA would give
+  (:func:`client_headers`; ``--rspamd-received-only``: none, as before).
 
 Reported per fold: default-action recall (spam at "add header" or worse), the reject
 share, and for ham folds the false-positive rate at the default action and the ham
