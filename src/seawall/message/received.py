@@ -13,7 +13,9 @@ fetchmail  ``from host [ip] by localhost with IMAP``           helo, ip
 =========  =================================================  ===========================
 
 IPv6 may be written ``[IPv6:2001:db8::1]``.  Names are kept as written; "unknown" and
-address literals in a name position become None.
+address literals in a name position become None.  A fetch ("with POP3", "with IMAP") is
+marked :attr:`Hop.retrieved`: a reader's download from its own mailbox, which the first
+untrusted hop is never.
 """
 
 from __future__ import annotations
