@@ -76,7 +76,7 @@ def parse_received(value: str) -> Hop:
     """One Received field as a :class:`Hop`.
 
     >>> parse_received("from helo.test (mail.test [192.0.2.1]) by mx.test with ESMTP")
-    Hop(helo='helo.test', rdns='mail.test', ip='192.0.2.1', by='mx.test')
+    Hop(helo='helo.test', rdns='mail.test', ip='192.0.2.1', by='mx.test', retrieved=False)
     """
     s = " ".join(value[:_MAX_CHARS].split())
     common = _COMMON.match(s)
