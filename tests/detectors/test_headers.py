@@ -588,3 +588,23 @@ async def test_the_age_of_a_date_needs_an_arrival() -> None:
     ahead = "Wed, 02 Jul 2003 10:52:37 +0200"
     assert await symbols(inline(hops="", Date=ahead), None) == set()
     assert "HDR_DATE_FUTURE" in await symbols(inline(hops="", Date=ahead), RELAY)
+
+
+# A reader's fetch from its mailbox ten days after our border took the mail in.
+FETCHED_LATE = (
+    "Received: from pop.example.net [203.0.113.110]\n"
+    "\tby localhost with POP3 (fetchmail-6.4.37)\n"
+    "\tfor bob@localhost (single-drop); Fri, 11 Jul 2003 10:52:40 +0200\n"
+    "Received: from mail.example.org (mail.example.org [198.51.100.7])\n"
+    "\tby mx.example.net (Postfix) with ESMTPS id 4F2A1; Tue, 01 Jul 2003 10:52:40 +0200\n"
+)
+
+
+async def test_a_stored_message_arrived_when_our_border_took_it_in() -> None:
+    """Our side's delay after the border (a reader fetching days later, a queue) is not
+    the sender's: the Date is judged against the border's Received field."""
+    assert await symbols(inline(FETCHED_LATE), None) == set()
+    three_hours_on = "Tue, 01 Jul 2003 13:52:37 +0200"
+    assert "HDR_DATE_FUTURE" in await symbols(inline(FETCHED_LATE, Date=three_hours_on), None)
+    nine_days_before = "Sun, 22 Jun 2003 10:52:37 +0200"
+    assert "HDR_DATE_PAST" in await symbols(inline(FETCHED_LATE, Date=nine_days_before), None)

@@ -64,20 +64,31 @@ def parse_date(value: str) -> float | None:
 
 
 def arrival_time(msg: Message, now: float) -> float | None:
-    """When the message reached us: the top Received header's date; else ``now`` when a
-    front end named the client (the mail is arriving as it is scanned); else None.
+    """When the message reached us: the date our border wrote in the Received field of the
+    first untrusted hop, else the top Received field's date; else ``now`` when a front
+    end named the client (the mail is arriving as it is scanned); else None.
 
     A stored message (a Maildir scanned months later) is judged against its own
-    arrival, not the scan; live, our MTA's Received header is a moment old.  A stored
-    message without a dated Received header (an archive, a Sent folder, Enron's maildirs)
-    arrived when nothing says: its age is unknown, not the years since.
+    arrival, not the scan; live, our MTA's Received field is a moment old.  Our border's
+    field, not the top one: what came after it (a reader fetching from its mailbox hours
+    later, a relay's queue) is our side's delay, not the sender's.  A stored message
+    without a dated Received field (an archive, a Sent folder, Enron's maildirs) arrived
+    when nothing says: its age is unknown, not the years since.
     """
+    first = msg.first_untrusted
+    if first is not None and first.raw and not msg.envelope.client_ip:
+        when = _stamp(first.raw)
+        if when is not None:
+            return when
     received = msg.headers.get_all("Received")
     if received:
-        head = received[0][:_MAX_FIELD]
-        _, sep, stamp = head.rpartition(";")
-        if sep:
-            when = parse_date(stamp.strip())
-            if when is not None:
-                return when
+        when = _stamp(received[0])
+        if when is not None:
+            return when
     return now if msg.envelope.client_ip else None
+
+
+def _stamp(field: str) -> float | None:
+    """The date after the last ";" of a Received field, if it parses."""
+    _, sep, stamp = field[:_MAX_FIELD].rpartition(";")
+    return parse_date(stamp.strip()) if sep else None
