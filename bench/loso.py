@@ -249,11 +249,11 @@ class RspamdRunner:
         started = time.monotonic()
         trained = rb.learn(self.instance, samples, self.redis_port)
         learn_s = time.monotonic() - started
-        probe = [
-            Sample(u.path, label, body, client_headers(body) if self.mta_facts else ())
-            for u in test
-            for body in (u.read(),)
-        ]
+        probe = []
+        for unit in test:
+            body = unit.read()
+            facts = client_headers(body) if self.mta_facts else ()
+            probe.append(Sample(unit.path, label, body, facts))
         started = time.monotonic()
         result = run_load(self.instance.checkv2, probe, 8)
         scan_s = time.monotonic() - started
