@@ -18,6 +18,11 @@ CSDMC messages that are also in the SpamAssassin corpus (same Message-ID) are le
   each message with the ``IP``, ``Helo`` and ``Hostname`` an MTA would give
   (:func:`client_headers`; ``--rspamd-received-only``: none, as before).
 
+Both read a stored message's path as the site that received it would: its own relays are
+trusted (:data:`SITE_RELAYS`, in ``[trusted] networks`` of every fold's configuration and
+in :func:`client_headers`), so the client is the one that handed the mail to that site's
+border, not a relay inside it.
+
 Reported per fold: default-action recall (spam at "add header" or worse), the reject
 share, and for ham folds the false-positive rate at the default action and the ham
 rejected.  ``--max-train`` and ``--max-test`` take that many messages of each source,
@@ -44,11 +49,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from seawall import corpus
 from seawall.batch import scan_units
 from seawall.config import Config, load_config
 from seawall.evaluation import Labelled, learn_all
 from seawall.message import parse_message
+from seawall.message.parse import ParseLimits
 from seawall.policy.model import Action
 from seawall.sources import Unit, units_of_file
 
@@ -121,6 +129,26 @@ def is_miss(action: str, label: str) -> bool:
     return Action(action).is_spam != (label == "spam")
 
 
+# The receiving sites' own relays, as each site lists them in ``[trusted] networks``, beyond
+# the defaults (loopback, private addresses).  Phishing Pot's mailbox is at Exchange Online:
+# its mail passes five to eight hops inside Microsoft's datacentres (2603:1000::/24, written
+# "from BN8PR... (2603:10b6:...)") after Microsoft's border took it in from the sender
+# ("from helo (ip) by ....mail.protection.outlook.com").  Without them trusted, the first
+# untrusted hop is Microsoft's own relay on 6,324 of its 6,497 messages; with them, 6,301 of
+# those have the sender's client instead.  No other corpus has an address in that network.
+SITE_RELAYS = ("2603:1000::/24",)
+LIMITS = ParseLimits(trusted_networks=(*ParseLimits().trusted_networks, *SITE_RELAYS))
+
+
+def fold_config(state: str) -> Config:
+    """A fold's configuration: the defaults, its own state, the sites' relays trusted."""
+    config = load_config(None, state_dir=state)
+    trusted = msgspec.structs.replace(
+        config.trusted, networks=(*config.trusted.networks, *SITE_RELAYS)
+    )
+    return msgspec.structs.replace(config, trusted=trusted)
+
+
 def seawall_fold(
     train: list[Labelled],
     test: list[Unit],
@@ -131,7 +159,7 @@ def seawall_fold(
     every: bool = False,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(dir=tmp, prefix="fold-") as state:
-        config = load_config(None, state_dir=state)
+        config = fold_config(state)
         started = time.monotonic()
         learned = learn_all(train, config)
         learn_s = time.monotonic() - started
@@ -189,7 +217,7 @@ def client_headers(raw: bytes) -> tuple[str, ...]:
     a resolver with no PTR record would answer (an explicit ``Hostname: unknown`` is not
     read as unknown by its rules).  Nothing when no hop names a client (Rspamd then reads
     the Received chain itself)."""
-    hop = parse_message(raw).first_untrusted
+    hop = parse_message(raw, limits=LIMITS).first_untrusted
     if hop is None or not hop.ip:
         return ()
     facts = [f"IP: {hop.ip}"]

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from bench.load import Sample, post_all
-from bench.loso import client_headers
+from bench.loso import LIMITS, client_headers, fold_config
+
+from seawall.message import parse_message
 
 FETCHED = (
     b"Received: from localhost (localhost [127.0.0.1]) by pc.example (Postfix)\n"
@@ -19,6 +22,43 @@ FETCHED = (
 
 def test_the_client_below_the_readers_fetch() -> None:
     assert client_headers(FETCHED) == ("IP: 198.51.100.167", "Helo: dd_it7")
+
+
+# A mailbox at Exchange Online, as Phishing Pot's: the sender's client handed the mail to
+# Microsoft's border, then relays inside Microsoft's datacentres passed it on.
+AT_EXCHANGE_ONLINE = (
+    b"Received: from MN2PR19MB3966.namprd19.prod.outlook.com (::1) by\n"
+    b" MN0PR19MB6312.namprd19.prod.outlook.com with HTTPS; Thu, 3 Nov 2022 04:56:17 +0000\n"
+    b"Received: from AM7PR02CA0005.eurprd02.prod.outlook.com (2603:10a6:20b:100::15)\n"
+    b" by MN2PR19MB3966.namprd19.prod.outlook.com (2603:10b6:208:1e8::10) with\n"
+    b" Microsoft SMTP Server; Thu, 3 Nov 2022 04:56:16 +0000\n"
+    b"Received: from VI1EUR05FT048.eop-eur05.prod.protection.outlook.com\n"
+    b" (2603:10a6:20b:100::4) by AM7PR02CA0005.outlook.office365.com\n"
+    b" (2603:10a6:20b:100::15) with Microsoft SMTP Server; Thu, 3 Nov 2022 04:56:16 +0000\n"
+    b"Received: from dturm.example (198.51.100.202) by\n"
+    b" VI1EUR05FT048.mail.protection.outlook.com (10.233.243.188) with Microsoft\n"
+    b" SMTP Server id 15.20.5791.20 via Frontend Transport; Thu, 3 Nov 2022 04:56:15 +0000\n"
+    b"Subject: hi\n\nbody\n"
+)
+
+
+def test_the_client_that_reached_the_sites_border() -> None:
+    """Microsoft's own relays are the receiving site's: the client is the one below them."""
+    assert client_headers(AT_EXCHANGE_ONLINE) == ("IP: 198.51.100.202", "Helo: dturm.example")
+    # Without the site's relays trusted, the first untrusted hop is Microsoft's relay.
+    relay = parse_message(AT_EXCHANGE_ONLINE).first_untrusted
+    assert relay is not None
+    assert relay.ip == "2603:10a6:20b:100::15"
+
+
+def test_a_fold_trusts_what_the_harness_trusts(tmp_path: Path) -> None:
+    """Seawall's folds read the path as the harness tells Rspamd it: the same relays."""
+    config = fold_config(str(tmp_path))
+    assert set(LIMITS.trusted_networks) <= set(config.trusted.networks)
+    assert config.trusted.private_is_trusted == LIMITS.private_is_trusted
+    hop = parse_message(AT_EXCHANGE_ONLINE, limits=LIMITS).first_untrusted
+    assert hop is not None
+    assert hop.ip == "198.51.100.202"
 
 
 def test_the_name_the_receiver_recorded() -> None:
