@@ -294,6 +294,11 @@ class RspamdRunner:
         self.stack.close()
 
 
+def _relays(relays: list[str] | None) -> str:
+    """Which relays beside the defaults were the receiving sites' own, for the caption."""
+    return f"; the sites' own relays trusted: {', '.join(relays)}" if relays else ""
+
+
 def _told(client: str | None) -> str:
     """What Rspamd was told of each message's client, for the table's caption."""
     if client == "mta":
@@ -309,7 +314,8 @@ def table(results: dict[str, Any]) -> str:
         f"Leave one source out ({results['date']}, `python -m bench.loso "
         f"{results['argv']}`; at most {results['max_train'] or 'all'} messages of each "
         f"source learned, {results['max_test'] or 'all'} of the held-out one scanned; "
-        f"load average {results['loadavg']}{_told(results.get('rspamd_client'))}):",
+        f"load average {results['loadavg']}{_relays(results.get('site_relays'))}"
+        f"{_told(results.get('rspamd_client'))}):",
         "",
         "| held out | messages | Seawall recall | Seawall reject | Rspamd recall "
         "| Rspamd reject | Seawall ham FPR | Rspamd ham FPR | ham rejected (S / R) |",
@@ -381,6 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": time.strftime("%Y-%m-%d"),
         "argv": " ".join(sys.argv[1:] if argv is None else argv),
         "max_train": args.max_train,
+        "site_relays": list(SITE_RELAYS),
         "max_test": args.max_test,
         "loadavg": [round(v, 1) for v in os.getloadavg()],
         "folds": {},

@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 from bench.load import Sample, post_all
-from bench.loso import LIMITS, client_headers, fold_config
+from bench.loso import LIMITS, client_headers, fold_config, table
 
 from seawall.message import parse_message
 
@@ -119,3 +119,11 @@ def test_each_sample_sends_its_own_headers() -> None:
     assert [b"IP: 192.0.2.1" in h for h in heads] == [True, False, False]
     assert [b"IP: 192.0.2.2" in h for h in heads] == [False, True, False]
     assert all(b"Pass: all" in h for h in heads)
+
+
+def test_the_table_names_the_relays_a_run_trusted() -> None:
+    run = {"date": "d", "argv": "", "max_train": 1, "max_test": 1, "loadavg": [0.0], "folds": {}}
+    assert "trusted" not in table(run)
+    assert "the sites' own relays trusted: 2603:1000::/24" in table(
+        {**run, "site_relays": ["2603:1000::/24"]}
+    )
