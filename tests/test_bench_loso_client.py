@@ -51,6 +51,35 @@ def test_the_client_that_reached_the_sites_border() -> None:
     assert relay.ip == "2603:10a6:20b:100::15"
 
 
+# A SpamAssassin message: the collector's own hosts passed it on before the fetch.
+COLLECTED = (
+    b"Received: from localhost (localhost [127.0.0.1])\n"
+    b"\tby phobos.labs.netnoteinc.com (Postfix) with ESMTP id 1A2B3C4D5E\n"
+    b"Received: from mail.webnote.net [193.120.211.219]\n"
+    b"\tby localhost with POP3 (fetchmail-5.9.0)\n"
+    b"Received: from mandark.labs.netnoteinc.com ([213.105.180.140]) by\n"
+    b"    dogma.slashnull.org (8.11.6/8.11.6) with ESMTP id g4D3kCe15097\n"
+    b"Received: from mail.webnote.net (mail.webnote.net [193.120.211.219]) by\n"
+    b"    mandark.labs.netnoteinc.com (8.11.2/8.11.2) with ESMTP id g4D3k2D12605\n"
+    b"Received: from dd_it7 ([198.51.100.167]) by webnote.net (8.9.3/8.9.3)\n"
+    b"    with ESMTP id EAA04212\n"
+    b"Subject: hi\n\nbody\n"
+)
+
+
+def test_the_client_that_reached_the_collectors_hosts() -> None:
+    assert client_headers(COLLECTED) == ("IP: 198.51.100.167", "Helo: dd_it7")
+    relay = parse_message(COLLECTED).first_untrusted
+    assert relay is not None
+    assert relay.ip == "213.105.180.140"
+
+
+def test_a_relay_is_trusted_by_its_address_not_its_name() -> None:
+    """A spammer's HELO that names the collector's host is still the sender."""
+    forged = b"Received: from mail.webnote.net ([203.0.113.9]) by webnote.net (8.9.3)\n\nx\n"
+    assert client_headers(forged) == ("IP: 203.0.113.9", "Helo: mail.webnote.net")
+
+
 def test_a_fold_trusts_what_the_harness_trusts(tmp_path: Path) -> None:
     """Seawall's folds read the path as the harness tells Rspamd it: the same relays."""
     config = fold_config(str(tmp_path))
