@@ -149,3 +149,40 @@ def test_a_store_of_an_earlier_release_gets_the_content_coefficient(tmp_path: Pa
         assert found.coef == (2.5, 0.0)
     finally:
         clf.close()
+
+
+def _hits(clf: Classifier, msg: Message) -> dict[str, Any]:
+    import asyncio
+
+    from seawall.config import load_config
+    from seawall.detectors.base import Context, Parts
+    from seawall.detectors.classifier import ClassifierDetector
+
+    detector = ClassifierDetector.build(Parts(load_config(None), classifier=clf))
+    assert detector is not None
+    return {hit.symbol: hit for hit in asyncio.run(detector.check(msg, Context(0.0)))}
+
+
+def test_certain_only_where_the_text_agrees(open_classifier: Any) -> None:
+    """Ham text in the headers of learned spam: the full model alone is past the reject
+    margin, and the classifier is not certain; spam text there is."""
+    clf = open_classifier(min_learns=5, calibration_min_ham=20, calibration_min_spam=0)
+    clf.learn_many(stream())
+    reject = clf.reject_margin
+    assert reject is not None
+    ham_in_spam_headers = message(NEW_RELAY, "re: notes", HAM_TEXT[3] + " (late)", 7777)
+    margin, content = clf.margins(ham_in_spam_headers)
+    assert margin >= reject.margin  # the headers alone would make it certain
+    assert content is not None
+    assert content <= 0  # what the sender wrote reads as ham
+    hits = _hits(clf, ham_in_spam_headers)
+    assert "CLASSIFIER_CERTAIN" not in hits
+    held = hits["CLASSIFIER_SPAM"]
+    assert held.weight < 15.0 / 16.0  # under the reject threshold's share of its 16 points
+    assert any("held under the calibrated reject margin" in o for o in held.options)
+    spam = message(NEW_RELAY, "offer 9", SPAM_TEXT[0] + " #9999", 9999)
+    margin, content = clf.margins(spam)
+    assert margin >= reject.margin
+    assert content is not None
+    assert content > 0
+    assert "CLASSIFIER_CERTAIN" in _hits(clf, spam)

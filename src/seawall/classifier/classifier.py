@@ -127,6 +127,12 @@ class Classifier:
         self._maybe_reload()
         return pair.margin(self.model, features(msg, bits=self.bits), bits=self.bits)
 
+    def margins(self, msg: Message) -> tuple[float, float | None]:
+        """The margin (:meth:`margin`) and the content model's own (None without content)."""
+        self._maybe_reload()
+        full, content = pair.margins(self.model, features(msg, bits=self.bits), bits=self.bits)
+        return pair.combine(full, content), content
+
     @property
     def calibration(self) -> Calibration:
         """The histograms of unseen margins, as of the last reload."""
