@@ -163,14 +163,34 @@ def _hits(clf: Classifier, msg: Message) -> dict[str, Any]:
     return {hit.symbol: hit for hit in asyncio.run(detector.check(msg, Context(0.0)))}
 
 
+BULK_RELAY = NEW_RELAY + "".join(
+    f"X-Bulk-{name}: {value}\n"
+    for name, value in (
+        ("Campaign", "spring-offer-7731"),
+        ("Queue", "mx-out-17.bulk-sender.example"),
+        ("Tracking", "a9f3c2e1-77b0-4d1e-9c3a-5be0d4f1c2aa"),
+        ("Sender-Id", "bulk-sender-42"),
+        ("Feedback", "fbl.bulk-sender.example"),
+        ("Priority", "bulk-high"),
+    )
+)
+
+
 def test_certain_only_where_the_text_agrees(open_classifier: Any) -> None:
     """Ham text in the headers of learned spam: the full model alone is past the reject
     margin, and the classifier is not certain; spam text there is."""
     clf = open_classifier(min_learns=5, calibration_min_ham=20, calibration_min_spam=0)
-    clf.learn_many(stream())
+    pairs = []
+    for n in range(150):
+        ham = f"From: a{n}@example.com\nSubject: re: notes {n}\n{OLD_RELAY}Message-ID: <h{n}@x>"
+        spam = f"From: s{n}@example.com\nSubject: offer {n}\n{BULK_RELAY}Message-ID: <s{n}@x>"
+        pairs.append((parse_message(f"{ham}\n\n{HAM_TEXT[n % 4]} ({n})\n".encode()), False))
+        pairs.append((parse_message(f"{spam}\n\n{SPAM_TEXT[n % 4]} #{n}\n".encode()), True))
+    clf.learn_many(pairs)
     reject = clf.reject_margin
     assert reject is not None
-    ham_in_spam_headers = message(NEW_RELAY, "re: notes", HAM_TEXT[3] + " (late)", 7777)
+    head = f"From: p@example.com\nSubject: re: notes\n{BULK_RELAY}Message-ID: <p1@x>"
+    ham_in_spam_headers = parse_message(f"{head}\n\n{HAM_TEXT[3]} (late)\n".encode())
     margin, content = clf.margins(ham_in_spam_headers)
     assert margin >= reject.margin  # the headers alone would make it certain
     assert content is not None
@@ -180,7 +200,8 @@ def test_certain_only_where_the_text_agrees(open_classifier: Any) -> None:
     held = hits["CLASSIFIER_SPAM"]
     assert held.weight < 15.0 / 16.0  # under the reject threshold's share of its 16 points
     assert any("held under the calibrated reject margin" in o for o in held.options)
-    spam = message(NEW_RELAY, "offer 9", SPAM_TEXT[0] + " #9999", 9999)
+    head = f"From: q@example.com\nSubject: offer\n{BULK_RELAY}Message-ID: <p2@x>"
+    spam = parse_message(f"{head}\n\n{SPAM_TEXT[0]} #9999\n".encode())
     margin, content = clf.margins(spam)
     assert margin >= reject.margin
     assert content is not None

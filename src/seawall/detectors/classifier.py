@@ -19,9 +19,9 @@ from seawall.policy.scores import Scores
 
 log = logging.getLogger("seawall.classifier")
 
-# Certain only where the sender's text agrees: a margin at or beyond the reject margin
-# whose content model (the text and links alone, classifier/pair.py) does not say spam is
-# held this many log-odds under the reject margin.  The calibration measured the reject
+# Certain only where the sender's text agrees: where the content model (the text and links
+# alone, classifier/pair.py) does not say spam, the margin counts only up to this many
+# log-odds under the reject margin.  The calibration measured the reject
 # margin on the ham of the learning stream; a style of ham it never learned can carry the
 # headers of learned spam (an era's relays and mailers) and text that reads as ham, and the
 # full model alone then reached the reject margin: held out in full, 117 of 4,150
@@ -74,9 +74,10 @@ class ClassifierDetector:
     file, so the points mean the same with a site's own thresholds.  The weight never falls
     as the margin grows and rises everywhere but for a jump up at the graded margin, so
     the verdict score keeps the classifier's ranking.  Certain needs the sender's text to
-    agree: a margin at or beyond the reject margin whose content model does not say spam
-    (the headers alone put it there) is scored as if :data:`HOLD` under it, and its
-    options say so.
+    agree: where the content model does not say spam, the margin counts only up to
+    :data:`HOLD` under the reject margin (the headers alone cannot make it certain), and a
+    margin held so says it in its options.  For either answer of the text, the points never
+    fall as the margin grows.
 
     Without a calibration (before it has scored ``calibration_min_ham`` unseen ham and
     ``calibration_min_spam`` unseen spam, said once at build in the log, at info) the
@@ -145,21 +146,27 @@ class ClassifierDetector:
         if margin == 0.0:  # no feature it has weights for: no opinion, not a 0-point hit
             return ()
         reject = self.classifier.reject_margin if margin > 0 else None
-        if reject is not None and margin >= reject.margin and content is not None and content <= 0:
-            weight = spam_weight(
-                reject.margin - HOLD, reject, self.settings.margin_scale, self.grading
-            )
-            held = (
+        text_disagrees = content is not None and content <= 0
+        if reject is not None and text_disagrees and margin > held_margin(reject):
+            held = held_margin(reject)
+            weight = spam_weight(held, reject, self.settings.margin_scale, self.grading)
+            note = (
                 f"margin {margin:.1f}, held under the {reject.describe()}: "
                 f"the text alone says {content:.1f}"
             )
             return (
-                Hit("CLASSIFIER_SPAM", weight=weight, options=(f"p={sigmoid(margin):.4f}", held)),
+                Hit("CLASSIFIER_SPAM", weight=weight, options=(f"p={sigmoid(margin):.4f}", note)),
             )
         return classifier_hits(margin, reject, self.settings.margin_scale, self.grading)
 
     def close(self) -> None:
         self.classifier.close()
+
+
+def held_margin(reject: RejectMargin) -> float:
+    """Where a margin whose text does not say spam stops counting: :data:`HOLD` under the
+    reject margin, and never under half of it."""
+    return max(reject.margin - HOLD, reject.margin / 2)
 
 
 def classifier_hits(
