@@ -324,11 +324,17 @@ def _told(client: str | None) -> str:
 
 def table(results: dict[str, Any]) -> str:
     """The Markdown table of a run."""
+    command = f"python -m bench.loso {results['argv']}".strip()
+    learned = (
+        f"at most {results['max_train']} messages of each source learned"
+        if results["max_train"]
+        else "every message of each source learned"
+    )
+    scanned = results["max_test"] or "all"
     lines = [
-        f"Leave one source out ({results['date']}, `python -m bench.loso "
-        f"{results['argv']}`; at most {results['max_train'] or 'all'} messages of each "
-        f"source learned, {results['max_test'] or 'all'} of the held-out one scanned; "
-        f"load average {results['loadavg']}{_relays(results.get('site_relays'))}"
+        f"Leave one source out ({results['date']}, `{command}`; {learned}, {scanned} of the "
+        f"held-out one scanned; load average {results['loadavg']}"
+        f"{_relays(results.get('site_relays'))}"
         f"{_told(results.get('rspamd_client'))}):",
         "",
         "| held out | messages | Seawall recall | Seawall reject | Rspamd recall "
