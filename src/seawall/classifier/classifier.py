@@ -124,8 +124,7 @@ class Classifier:
     def margin(self, msg: Message) -> float:
         """Log-odds that ``msg`` is spam: positive for spam, 0.0 knows nothing (the
         larger of the full and the content model's, pair.py)."""
-        self._maybe_reload()
-        return pair.margin(self.model, features(msg, bits=self.bits), bits=self.bits)
+        return self.margins(msg)[0]
 
     def margins(self, msg: Message) -> tuple[float, float | None]:
         """The margin (:meth:`margin`) and the content model's own (None without content)."""
